@@ -1,0 +1,54 @@
+"""shardkit: pack audio into tar shards once; stream int16 batches to the GPU without the CPU.
+
+The pipeline, one subpackage per stage: ``ingest`` (find, decode, resample, segment) → ``encode``
+(wav16/msgpack members) → ``write`` (tar shards, indexes, pack) → ``read`` (shard set, order,
+split, ShardDataset) → ``device`` (mel on the batch's device) → ``versions`` (manifest, hashes).
+
+Heavy modules (torch) load on first use of the names that need them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from shardkit.errors import ShardkitError
+from shardkit.format import FORMAT_VERSION
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "pack": "shardkit.write.pack",
+    "PackOptions": "shardkit.write.pack",
+    "PackResult": "shardkit.write.pack",
+    "PackProgress": "shardkit.write.pack",
+    "ShardSet": "shardkit.read.shardset",
+    "ShardDataset": "shardkit.read.dataset",
+    "MelConfig": "shardkit.device.config",
+    "LogMel": "shardkit.device.frontend",
+    "info": "shardkit.read.inspect",
+    "list_samples": "shardkit.read.inspect",
+    "read_sample": "shardkit.read.inspect",
+    "verify": "shardkit.versions.verify",
+}
+
+__all__ = ["FORMAT_VERSION", "ShardkitError", "__version__", *sorted(_LAZY)]
+
+if TYPE_CHECKING:
+    from shardkit.device.config import MelConfig
+    from shardkit.device.frontend import LogMel
+    from shardkit.read.dataset import ShardDataset
+    from shardkit.read.inspect import info, list_samples, read_sample
+    from shardkit.read.shardset import ShardSet
+    from shardkit.versions.verify import verify
+    from shardkit.write.pack import PackOptions, PackProgress, PackResult, pack
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'shardkit' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

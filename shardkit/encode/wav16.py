@@ -1,0 +1,66 @@
+"""The ``wav16`` codec: canonical 44-byte RIFF/WAVE header + int16 little-endian PCM (format §3.1)."""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+import numpy as np
+
+from shardkit.errors import FormatError
+from shardkit.format import WAV_HEADER_BYTES
+
+CODEC_ID = "wav16"
+_HEADER = struct.Struct("<4sI4s4sIHHIIHH4sI")
+
+
+def codec_config(sample_rate: int, channels: int) -> dict[str, Any]:
+    """The self-describing codec config written into every shard index."""
+    return {
+        "codec_id": CODEC_ID,
+        "sample_rate": int(sample_rate),
+        "channels": int(channels),
+        "sample_width": 2,
+        "header_bytes": WAV_HEADER_BYTES,
+    }
+
+
+def wav_header(frames: int, sample_rate: int, channels: int) -> bytes:
+    """The 44-byte header for ``frames`` frames of int16 PCM at ``sample_rate`` Hz."""
+    data_bytes = frames * channels * 2
+    if data_bytes + 36 > 0xFFFFFFFF:
+        raise FormatError(f"a WAV member cannot hold {frames} frames (4 GB limit); lower --max-seconds")
+    return _HEADER.pack(
+        b"RIFF", 36 + data_bytes, b"WAVE", b"fmt ", 16, 1, channels, sample_rate,
+        sample_rate * channels * 2, channels * 2, 16, b"data", data_bytes,
+    )
+
+
+def encode(pcm: np.ndarray, sample_rate: int) -> bytes:
+    """int16 PCM ``(frames,)`` or ``(frames, channels)`` → WAV member bytes."""
+    if pcm.dtype != np.int16:
+        raise TypeError(f"wav16 encodes int16 PCM, got {pcm.dtype}")
+    channels = 1 if pcm.ndim == 1 else pcm.shape[1]
+    body = np.ascontiguousarray(pcm, dtype="<i2").tobytes()
+    return wav_header(pcm.shape[0], sample_rate, channels) + body
+
+
+def parse_header(header: bytes) -> tuple[int, int, int]:
+    """Check a canonical header; return ``(frames, sample_rate, channels)``."""
+    if len(header) < WAV_HEADER_BYTES:
+        raise FormatError(f"WAV member is {len(header)} bytes, shorter than its 44-byte header")
+    riff, _size, wave, fmt, fmt_len, tag, channels, rate, _brate, align, bits, data, nbytes = _HEADER.unpack(
+        header[:WAV_HEADER_BYTES]
+    )
+    if (riff, wave, fmt, data) != (b"RIFF", b"WAVE", b"fmt ", b"data") or fmt_len != 16 or tag != 1:
+        raise FormatError("not a canonical 44-byte PCM WAV header")
+    if bits != 16 or align != channels * 2 or channels < 1:
+        raise FormatError(f"WAV header says {bits}-bit, {channels} channels; wav16 needs 16-bit PCM")
+    return nbytes // align, rate, channels
+
+
+def decode(data: bytes | memoryview) -> tuple[np.ndarray, int]:
+    """WAV member bytes → ``(int16 array (frames, channels), sample_rate)`` (zero-copy view)."""
+    frames, rate, channels = parse_header(bytes(data[:WAV_HEADER_BYTES]))
+    pcm = np.frombuffer(data, dtype="<i2", count=frames * channels, offset=WAV_HEADER_BYTES)
+    return pcm.reshape(frames, channels), rate

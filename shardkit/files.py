@@ -1,0 +1,29 @@
+"""Crash-safe file writes shared by the stages that write (shards, indexes, manifest, pack state)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from shardkit.format import TMP_SUFFIX
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via ``path.tmp`` + fsync + rename (+ fsync of the folder), so a
+    crash leaves either the old file or the new one, never a torn one."""
+    tmp = path.with_name(path.name + TMP_SUFFIX)
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a rename inside ``folder`` durable."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,139 @@
+"""Where a source's bytes become int16 PCM: decode (libsndfile via soundfile), downmix, resample
+(soxr), quantise. Every failure becomes a :class:`DecodeError` naming the file and the reason.
+
+soundfile was chosen over torchcodec for pack: it decodes Ogg Vorbis at ~700–790× realtime per
+core here with no FFmpeg, reads ogg/flac/mp3/opus/wav from its wheel, and its partial reads by
+seek are ~8× cheaper (7 ms vs 56 ms per 5 s window), which the benchmarks reuse.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from shardkit.errors import DecodeError
+
+#: soxr quality used for every resample (format §3.1).
+RESAMPLE_QUALITY = "HQ"
+#: mp3 headers only estimate the length (VBR/Xing tables are often off by a fraction of a percent):
+#: a stream counts as truncated when it decodes more than 1 % (and two MPEG frames) short of it.
+_MP3_SLACK_FRAMES = 2 * 1152
+_MP3_SLACK_FRACTION = 0.01
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """Decoded audio ready to segment: ``pcm`` is int16 ``(frames, channels)`` at ``sample_rate`` Hz."""
+
+    pcm: np.ndarray
+    sample_rate: int
+    source_sample_rate: int
+    source_channels: int
+    source_frames: int
+    source_format: str
+
+
+def to_int16(x: np.ndarray) -> np.ndarray:
+    """float audio in [-1, 1) → int16: ``clip(rint(x · 32768), -32768, 32767)`` (round half to even)."""
+    y = np.rint(np.nan_to_num(x, nan=0.0, posinf=1.0, neginf=-1.0) * 32768.0)
+    return np.clip(y, -32768, 32767).astype(np.int16)
+
+
+def convert(
+    audio: np.ndarray, source_rate: int, sample_rate: int, *, mono: bool = True
+) -> np.ndarray:
+    """float32 ``(frames, channels)`` at ``source_rate`` Hz → int16 ``(frames', channels')`` at
+    ``sample_rate`` Hz: mean of channels when ``mono``, soxr HQ resampling, :func:`to_int16`."""
+    x = audio
+    if mono and x.shape[1] > 1:
+        x = x.mean(axis=1, dtype=np.float32, keepdims=True)
+    if source_rate != sample_rate and x.shape[0] > 0:
+        x = soxr.resample(x, source_rate, sample_rate, quality=RESAMPLE_QUALITY)
+        if x.ndim == 1:
+            x = x[:, None]
+    return to_int16(x)
+
+
+def decode_file(path: str | os.PathLike[str], *, sample_rate: int, mono: bool = True,
+                name: str | None = None) -> Decoded:
+    """Decode one audio file completely and convert it (see :func:`convert`).
+
+    ``name`` is how errors name the file (default: the path). Raises :class:`DecodeError` for a
+    missing, empty, unreadable, non-audio, truncated or silent-length (0 frames) file.
+    """
+    label = name or str(path)
+    try:
+        size = os.path.getsize(path)
+    except OSError as exc:
+        raise DecodeError(label, f"missing or unreadable: {exc.strerror}") from None
+    if size == 0:
+        raise DecodeError(label, "empty: the file has 0 bytes")
+    try:
+        with sf.SoundFile(path) as f:
+            rate, channels, frames = f.samplerate, f.channels, f.frames
+            fmt = f"{f.format}/{f.subtype}"
+            extra = f.extra_info
+            audio = f.read(dtype="float32", always_2d=True)
+    except sf.LibsndfileError as exc:
+        msg = str(exc.error_string if hasattr(exc, "error_string") else exc).strip()
+        if "not recognised" in msg.lower():
+            raise DecodeError(label, f"not audio: libsndfile does not recognise the format ({msg})") from None
+        raise DecodeError(label, f"unreadable: {msg} (truncated or corrupt file?)") from None
+    except (RuntimeError, OSError, MemoryError) as exc:
+        raise DecodeError(label, f"unreadable: {exc}") from None
+    decoded = audio.shape[0]
+    if decoded == 0:
+        raise DecodeError(label, "empty: the file holds no audio frames")
+    reason = _truncation(path, fmt, frames, decoded, extra)
+    if reason:
+        raise DecodeError(label, f"truncated: {reason}")
+    pcm = convert(audio, rate, sample_rate, mono=mono)
+    return Decoded(pcm, sample_rate, rate, channels, decoded, fmt)
+
+
+_DATA_SHOULD_BE = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
+
+
+def _truncation(path: str | os.PathLike[str], fmt: str, frames: int, decoded: int, extra: str) -> str | None:
+    """Why the file looks cut short, or None. libsndfile decodes what is there without error, so
+    each container is checked by its own evidence."""
+    container = fmt.split("/")[0]
+    if container in ("WAV", "WAVEX", "RF64", "W64", "AIFF"):
+        m = _DATA_SHOULD_BE.search(extra)
+        if m:
+            return f"the header declares {m.group(1)} data bytes but the file holds {m.group(2)}"
+    elif container == "MP3":
+        if decoded + max(_MP3_SLACK_FRAMES, _MP3_SLACK_FRACTION * frames) < frames:
+            return f"the stream header announces {frames} frames but only {decoded} decode"
+    elif container == "OGG":
+        return _ogg_truncation(path)
+    if decoded < frames:
+        return f"the header announces {frames} frames but only {decoded} decode"
+    return None
+
+
+def _ogg_truncation(path: str | os.PathLike[str]) -> str | None:
+    """An Ogg stream must end with a complete page flagged end-of-stream."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as fh:
+        fh.seek(max(0, size - 70_000))
+        tail = fh.read()
+    pos = tail.rfind(b"OggS")
+    if pos < 0 or len(tail) - pos < 27:
+        return "no complete Ogg page at the end of the file"
+    header_type = tail[pos + 5]
+    nseg = tail[pos + 26]
+    if len(tail) - pos < 27 + nseg:
+        return "the last Ogg page is cut off"
+    body = sum(struct.unpack_from(f"{nseg}B", tail, pos + 27))
+    if pos + 27 + nseg + body > len(tail):
+        return "the last Ogg page is cut off"
+    if not header_type & 0x04:
+        return "the Ogg stream has no end-of-stream page"
+    return None

@@ -1,0 +1,231 @@
+"""Find the recordings to pack: a folder scan and/or a BirdCLEF-style metadata CSV.
+
+Nothing here decodes audio; it lists :class:`SourceItem` s (file, labels, extra columns) and
+:class:`Reject` s (rows that name a missing file, rows with unreadable labels).
+"""
+
+from __future__ import annotations
+
+import ast
+import csv
+import hashlib
+import logging
+import os
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from shardkit.errors import MetadataError, SourceError
+from shardkit.format import MAX_KEY_LEN
+
+logger = logging.getLogger(__name__)
+
+#: File extensions found by a folder scan (lower case).
+AUDIO_EXTENSIONS = (".ogg", ".oga", ".flac", ".mp3", ".wav", ".opus")
+#: Columns with a meaning of their own; every other CSV column is kept as per-sample ``extra``.
+FILENAME_COL, PRIMARY_COL, SECONDARY_COL = "filename", "primary_label", "secondary_labels"
+
+Order = Literal["shuffled", "sorted"]
+
+
+@dataclass(frozen=True)
+class Reject:
+    """A source that was not packed: the file (relative to SRC), its CSV row (1-based) and why."""
+
+    file: str
+    row: int | None
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "row": self.row, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class SourceItem:
+    """One recording to pack."""
+
+    path: str                      #: absolute path of the audio file
+    rel: str                       #: path relative to SRC, '/'-separated
+    stem: str                      #: the key stem (unique in the pack); keys are f"{stem}-{segment:04d}"
+    row: int | None                #: 1-based data row of the metadata CSV, None from a folder scan
+    primary_label: str | None
+    secondary_labels: tuple[str, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def discover(
+    src: str | os.PathLike[str],
+    metadata: str | os.PathLike[str] | None = None,
+    *,
+    order: Order = "shuffled",
+    extensions: Sequence[str] = AUDIO_EXTENSIONS,
+) -> tuple[list[SourceItem], list[Reject]]:
+    """List the recordings under ``src`` (recursively) or those a metadata CSV names.
+
+    Without ``metadata`` every file with an audio extension is a source, labelled with its parent
+    folder's name (none for files directly in ``src``). With ``metadata`` the CSV decides: one
+    source per row, ``filename`` relative to ``src``. Returns the items in pack order (``order``:
+    ``"shuffled"`` by a keyed hash of the path so shards mix labels, or ``"sorted"`` by path) and
+    the rows that cannot be packed.
+    """
+    root = Path(src)
+    if not root.is_dir():
+        raise SourceError(f"{root}: source folder not found (give the folder holding the audio files)")
+    if metadata is not None:
+        items, rejects = _from_csv(root, Path(metadata))
+    else:
+        items, rejects = _from_folder(root, extensions), []
+        if not items:
+            raise SourceError(
+                f"{root}: no audio files ({', '.join(extensions)}) found; pass --metadata CSV or another folder"
+            )
+    items = _assign_stems(items)
+    if order == "sorted":
+        items.sort(key=lambda it: it.rel)
+    elif order == "shuffled":
+        items.sort(key=lambda it: (hashlib.blake2b(it.rel.encode(), digest_size=8, person=b"skorder").digest(), it.rel))
+    else:
+        raise SourceError(f"order must be 'shuffled' or 'sorted', got {order!r}")
+    return items, rejects
+
+
+def vocabulary_of(items: Iterable[SourceItem]) -> list[str]:
+    """Sorted set of every primary and secondary label."""
+    labels: set[str] = set()
+    for it in items:
+        if it.primary_label:
+            labels.add(it.primary_label)
+        labels.update(it.secondary_labels)
+    return sorted(labels)
+
+
+def _from_folder(root: Path, extensions: Sequence[str]) -> list[SourceItem]:
+    exts = {e.lower() for e in extensions}
+    items = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(filenames):
+            if os.path.splitext(name)[1].lower() not in exts:
+                continue
+            path = Path(dirpath) / name
+            rel = path.relative_to(root).as_posix()
+            parent = path.parent.name if path.parent != root else None
+            items.append(SourceItem(str(path), rel, "", None, parent, (), {}))
+    return items
+
+
+def _from_csv(root: Path, metadata: Path) -> tuple[list[SourceItem], list[Reject]]:
+    try:
+        fh = open(metadata, newline="", encoding="utf-8-sig")
+    except FileNotFoundError as exc:
+        raise MetadataError(f"{metadata}: metadata CSV not found") from exc
+    with fh:
+        try:
+            reader = csv.DictReader(fh)
+            header = reader.fieldnames or []
+            if FILENAME_COL not in header:
+                raise MetadataError(
+                    f"{metadata}: no '{FILENAME_COL}' column (found: {', '.join(header) or 'none'}); "
+                    "the CSV needs a filename column relative to SRC, as in BirdCLEF's train_metadata.csv"
+                )
+            rows = list(reader)
+        except csv.Error as exc:
+            raise MetadataError(f"{metadata}: cannot parse CSV: {exc}") from exc
+    items: list[SourceItem] = []
+    rejects: list[Reject] = []
+    seen: set[str] = set()
+    for rowno, row in enumerate(rows, start=1):
+        fname = (row.get(FILENAME_COL) or "").strip().replace("\\", "/")
+        if not fname:
+            rejects.append(Reject("", rowno, "bad metadata: empty filename"))
+            continue
+        rel = Path(fname).as_posix()
+        if rel in seen:
+            rejects.append(Reject(rel, rowno, "duplicate: the same filename is listed in an earlier row"))
+            continue
+        seen.add(rel)
+        path = root / rel
+        if not path.is_file():
+            rejects.append(Reject(rel, rowno, f"missing: listed in the CSV but not found under {root}"))
+            continue
+        try:
+            secondary = _parse_label_list(row.get(SECONDARY_COL))
+        except ValueError as exc:
+            rejects.append(Reject(rel, rowno, f"bad metadata: {SECONDARY_COL} {exc}"))
+            continue
+        primary = (row.get(PRIMARY_COL) or "").strip() or None
+        if PRIMARY_COL not in row and path.parent != root:
+            primary = path.parent.name
+        extra = {
+            k: _typed(v) for k, v in row.items()
+            if k not in (FILENAME_COL, PRIMARY_COL, SECONDARY_COL) and k is not None
+        }
+        items.append(SourceItem(str(path), rel, "", rowno, primary, tuple(secondary), extra))
+    if not items and not rejects:
+        raise MetadataError(f"{metadata}: the CSV has no data rows")
+    return items, rejects
+
+
+def _parse_label_list(value: str | None) -> list[str]:
+    text = (value or "").strip()
+    if not text or text.lower() in ("nan", "none"):
+        return []
+    try:
+        parsed = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        raise ValueError(f"{text!r} is not a Python list of strings like \"['barswa', 'grewar3']\"") from None
+    if isinstance(parsed, str):
+        parsed = [parsed]
+    if not isinstance(parsed, (list, tuple)) or not all(isinstance(x, str) for x in parsed):
+        raise ValueError(f"{text!r} is not a list of strings")
+    return [x.strip() for x in parsed if x.strip()]
+
+
+_INT_RE = re.compile(r"^[+-]?\d+$")
+
+
+def _typed(value: str | None) -> Any:
+    """CSV text → int, float, None (empty) or the string itself."""
+    if value is None:
+        return None
+    text = value.strip()
+    if text == "":
+        return None
+    if _INT_RE.match(text):
+        return int(text)
+    try:
+        f = float(text)
+    except ValueError:
+        return value
+    return None if f != f else f  # NaN → None
+
+
+_KEY_BAD = re.compile(r"[^A-Za-z0-9_\-/]")
+_SUFFIX_LEN = len("-0000")
+
+
+def _assign_stems(items: list[SourceItem]) -> list[SourceItem]:
+    """Give each item a unique key stem derived from its path (format §2)."""
+    def base(rel: str) -> str:
+        stem = os.path.splitext(rel)[0]
+        stem = _KEY_BAD.sub("_", stem)
+        stem = "/".join(part or "_" for part in stem.split("/"))
+        return stem
+
+    def hashed(stem: str, rel: str) -> str:
+        tag = hashlib.blake2b(rel.encode(), digest_size=4).hexdigest()
+        keep = MAX_KEY_LEN - _SUFFIX_LEN - 9
+        return f"{stem[:keep].rstrip('/')}-{tag}"
+
+    stems = [base(it.rel) for it in items]
+    counts: dict[str, int] = {}
+    for s in stems:
+        counts[s] = counts.get(s, 0) + 1
+    out = []
+    for it, stem in zip(items, stems):
+        if counts[stem] > 1 or len(stem) + _SUFFIX_LEN > MAX_KEY_LEN:
+            stem = hashed(stem, it.rel)
+        out.append(SourceItem(it.path, it.rel, stem, it.row, it.primary_label, it.secondary_labels, it.extra))
+    return out

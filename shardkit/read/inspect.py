@@ -1,0 +1,112 @@
+"""Look into a shard set without training on it: ``info`` (manifest summary), ``list_samples``
+(index rows) and ``read_sample`` (one sample's WAV bytes and metadata, by key)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from shardkit.format import ShardIndex, load_manifest, manifest_root
+
+
+@dataclass(frozen=True)
+class ShardSetInfo:
+    """Summary of a shard set, from its manifest."""
+
+    root: Path
+    version_id: str
+    format_version: int
+    complete: bool
+    codec: str
+    sample_rate: int          #: Hz
+    channels: int
+    layout: dict[str, Any]
+    samples: int
+    seconds: float            #: audio seconds stored
+    shards: int
+    bytes: int                #: shard + index bytes
+    classes: int
+    label_counts: dict[str, int]
+    sources: int
+    sources_packed: int
+    rejects: list[dict[str, Any]]
+    more_bytes_needed: int
+
+    @property
+    def hours(self) -> float:
+        return self.seconds / 3600
+
+    def top_classes(self, n: int = 10) -> list[tuple[str, int]]:
+        """The ``n`` primary labels with most samples, most first."""
+        return sorted(self.label_counts.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
+
+
+def info(path: str | os.PathLike[str]) -> ShardSetInfo:
+    """Summarise the shard set at ``path`` (folder or manifest.json)."""
+    doc = load_manifest(path)
+    t = doc["totals"]
+    return ShardSetInfo(
+        root=manifest_root(path), version_id=doc["version_id"], format_version=doc["format_version"],
+        complete=doc["complete"], codec=doc["audio"]["codec"], sample_rate=doc["audio"]["sample_rate"],
+        channels=doc["audio"]["channels"], layout=doc["layout"], samples=t["samples"], seconds=t["seconds"],
+        shards=len(doc["shards"]), bytes=t["bytes"], classes=len(doc["vocabulary"]),
+        label_counts=dict(doc.get("label_counts", {})), sources=t["sources"],
+        sources_packed=t["sources_packed"], rejects=list(doc.get("rejects", [])),
+        more_bytes_needed=(doc.get("budget") or {}).get("more_bytes_needed", 0),
+    )
+
+
+@dataclass(frozen=True)
+class SampleEntry:
+    """One row of a shard index."""
+
+    key: str
+    shard: str
+    frames: int
+    seconds: float
+    primary_label: str | None
+    secondary_labels: tuple[str, ...]
+    source: str
+    start_seconds: float
+
+
+def list_samples(path: str | os.PathLike[str]) -> Iterator[SampleEntry]:
+    """Every sample of the shard set, shard by shard, in tar order (reads indexes only)."""
+    doc = load_manifest(path)
+    root = manifest_root(path)
+    rate = doc["audio"]["sample_rate"]
+    for rec in doc["shards"]:
+        idx = ShardIndex.load(root / rec["index"])
+        vocab = idx.vocabulary
+        c = idx.columns
+        for i, key in enumerate(c["key"]):
+            label = c["label"][i]
+            yield SampleEntry(
+                key=key, shard=rec["name"], frames=c["frames"][i], seconds=c["frames"][i] / rate,
+                primary_label=vocab[label] if label >= 0 else None,
+                secondary_labels=tuple(vocab[j] for j in c["secondary"][i]), source=c["source"][i],
+                start_seconds=c["start"][i] / rate,
+            )
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One stored sample: its WAV member bytes (a complete .wav file) and metadata map."""
+
+    key: str
+    shard: str
+    wav: bytes
+    meta: dict[str, Any]
+
+
+def read_sample(path: str | os.PathLike[str], key: str) -> Sample:
+    """The sample ``key`` of the shard set at ``path``; :class:`SampleNotFoundError` if absent."""
+    from shardkit.read.shardset import ShardSet
+
+    with ShardSet.open(path) as ss:
+        i = ss.find(key)
+        return Sample(key=key, shard=ss.shard_names[int(ss.shard_id[i])], wav=ss.read_wav_bytes(i),
+                      meta=ss.read_meta(i))

@@ -1,0 +1,134 @@
+"""One shard on disk: append samples to ``shard-NNNNN.tar.tmp``, then finish it crash-safely
+(fsync, rename, index written the same way). A shard appears under its final name only when whole.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from shardkit.files import atomic_write
+from shardkit.format import (
+    AUDIO_EXT,
+    INDEX_COLUMNS,
+    META_EXT,
+    TMP_SUFFIX,
+    ShardIndex,
+    index_name,
+    shard_name,
+)
+from shardkit.write.tar import END_OF_ARCHIVE, member_bytes, member_header, padding
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EncodedSample:
+    """A sample ready to write: member bytes and the index columns that describe it."""
+
+    key: str
+    wav: bytes
+    meta: bytes
+    frames: int
+    label: int
+    secondary: tuple[int, ...]
+    source: str
+    start: int
+    wav_crc32: int
+    meta_crc32: int
+
+    @property
+    def tar_bytes(self) -> int:
+        return member_bytes(len(self.wav)) + member_bytes(len(self.meta))
+
+
+class ShardWriter:
+    """Writes shard ``number`` of a shard set into ``out``."""
+
+    def __init__(self, out: Path, number: int, codec: dict[str, Any], vocabulary: list[str]) -> None:
+        self.out = out
+        self.number = number
+        self.name = shard_name(number)
+        self.codec = codec
+        self.vocabulary = vocabulary
+        self.path = out / self.name
+        self.tmp = out / (self.name + TMP_SUFFIX)
+        self._fh = open(self.tmp, "wb")  # closed in finish()/abort()
+        self._sha = hashlib.sha256()
+        self.bytes = 0
+        self.frames = 0
+        self.columns: dict[str, list[Any]] = {c: [] for c in INDEX_COLUMNS}
+
+    def __len__(self) -> int:
+        return len(self.columns["key"])
+
+    def projected(self, sample: EncodedSample) -> int:
+        """Shard size if ``sample`` were added and the shard then closed."""
+        return self.bytes + sample.tar_bytes + len(END_OF_ARCHIVE)
+
+    def add(self, s: EncodedSample) -> None:
+        wav_off = self._member(f"{s.key}.{AUDIO_EXT}", s.wav)
+        meta_off = self._member(f"{s.key}.{META_EXT}", s.meta)
+        c = self.columns
+        c["key"].append(s.key)
+        c["wav_offset"].append(wav_off)
+        c["wav_size"].append(len(s.wav))
+        c["meta_offset"].append(meta_off)
+        c["meta_size"].append(len(s.meta))
+        c["frames"].append(s.frames)
+        c["label"].append(s.label)
+        c["secondary"].append(list(s.secondary))
+        c["source"].append(s.source)
+        c["start"].append(s.start)
+        c["wav_crc32"].append(s.wav_crc32)
+        c["meta_crc32"].append(s.meta_crc32)
+        self.frames += s.frames
+
+    def _member(self, name: str, data: bytes) -> int:
+        header = member_header(name, len(data))
+        self._write(header)
+        offset = self.bytes
+        self._write(data)
+        self._write(padding(len(data)))
+        return offset
+
+    def _write(self, data: bytes) -> None:
+        self._fh.write(data)
+        self._sha.update(data)
+        self.bytes += len(data)
+
+    def finish(self) -> dict[str, Any]:
+        """Close the archive, make it durable under its final name, write its index; return the
+        manifest's record of this shard."""
+        self._write(END_OF_ARCHIVE)
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+        self._fh.close()
+        os.replace(self.tmp, self.path)
+        index = ShardIndex(
+            shard=self.name, shard_bytes=self.bytes, shard_sha256=self._sha.hexdigest(),
+            codec=self.codec, vocabulary=self.vocabulary, columns=self.columns,
+        )
+        data = index.to_bytes()
+        atomic_write(self.out / index_name(self.name), data)
+        logger.info("wrote %s: %d samples, %d bytes", self.name, len(self), self.bytes)
+        return {
+            "name": self.name,
+            "index": index_name(self.name),
+            "samples": len(self),
+            "frames": self.frames,
+            "bytes": self.bytes,
+            "sha256": index.shard_sha256,
+            "index_bytes": len(data),
+            "index_sha256": hashlib.sha256(data).hexdigest(),
+        }
+
+    def abort(self) -> None:
+        """Drop the unfinished shard (its temp file)."""
+        if not self._fh.closed:
+            self._fh.close()
+        self.tmp.unlink(missing_ok=True)
