@@ -40,19 +40,36 @@ class Decoded:
 
 
 def to_int16(x: np.ndarray) -> np.ndarray:
-    """float audio in [-1, 1) → int16: ``clip(rint(x · 32768), -32768, 32767)`` (round half to even)."""
-    y = np.rint(np.nan_to_num(x, nan=0.0, posinf=1.0, neginf=-1.0) * 32768.0)
-    return np.clip(y, -32768, 32767).astype(np.int16)
+    """float audio in [-1, 1) → int16: ``clip(rint(x · 32768), -32768, 32767)`` (round half to even).
+
+    NaN becomes 0 and ±inf clips. Works in place on a float32 copy, in as few passes as numpy allows.
+    """
+    y = np.multiply(x, np.float32(32768.0), dtype=np.float32)
+    if not np.isfinite(y).all():
+        np.nan_to_num(y, copy=False, nan=0.0)
+    np.rint(y, out=y)
+    np.clip(y, -32768.0, 32767.0, out=y)
+    return y.astype(np.int16)
+
+
+def downmix(x: np.ndarray) -> np.ndarray:
+    """float32 ``(frames, channels)`` → ``(frames, 1)``: the channels summed in order, then divided
+    by their number (for stereo, exactly ``(left + right) / 2``)."""
+    acc = x[:, 0].astype(np.float32, copy=True)
+    for c in range(1, x.shape[1]):
+        acc += x[:, c]
+    acc /= np.float32(x.shape[1])
+    return acc[:, None]
 
 
 def convert(
     audio: np.ndarray, source_rate: int, sample_rate: int, *, mono: bool = True
 ) -> np.ndarray:
     """float32 ``(frames, channels)`` at ``source_rate`` Hz → int16 ``(frames', channels')`` at
-    ``sample_rate`` Hz: mean of channels when ``mono``, soxr HQ resampling, :func:`to_int16`."""
+    ``sample_rate`` Hz: :func:`downmix` when ``mono``, soxr HQ resampling, :func:`to_int16`."""
     x = audio
     if mono and x.shape[1] > 1:
-        x = x.mean(axis=1, dtype=np.float32, keepdims=True)
+        x = downmix(x)
     if source_rate != sample_rate and x.shape[0] > 0:
         x = soxr.resample(x, source_rate, sample_rate, quality=RESAMPLE_QUALITY)
         if x.ndim == 1:
@@ -79,6 +96,8 @@ def decode_file(path: str | os.PathLike[str], *, sample_rate: int, mono: bool = 
             rate, channels, frames = f.samplerate, f.channels, f.frames
             fmt = f"{f.format}/{f.subtype}"
             extra = f.extra_info
+            if f.seekable():
+                f.seek(0)  # as soundfile.read does: mpg123's first frames differ by an ulp without it
             audio = f.read(dtype="float32", always_2d=True)
     except sf.LibsndfileError as exc:
         msg = str(exc.error_string if hasattr(exc, "error_string") else exc).strip()
@@ -108,10 +127,11 @@ def _truncation(path: str | os.PathLike[str], fmt: str, frames: int, decoded: in
         m = _DATA_SHOULD_BE.search(extra)
         if m:
             return f"the header declares {m.group(1)} data bytes but the file holds {m.group(2)}"
-    elif container == "MP3":
+    if container == "MP3":
         if decoded + max(_MP3_SLACK_FRAMES, _MP3_SLACK_FRACTION * frames) < frames:
             return f"the stream header announces {frames} frames but only {decoded} decode"
-    elif container == "OGG":
+        return None
+    if container == "OGG":
         return _ogg_truncation(path)
     if decoded < frames:
         return f"the header announces {frames} frames but only {decoded} decode"

@@ -1,0 +1,179 @@
+"""``shardkit`` commands. Each parses its options, calls one public library function and prints;
+a :class:`shardkit.ShardkitError` becomes a one-line message and its exit code in :func:`main`."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+from shardkit_cli.progress import pack_progress
+
+import shardkit
+from shardkit.errors import ShardkitError
+from shardkit.units import format_duration, format_size
+
+console = Console()
+err = Console(stderr=True)
+
+#: exit code when pack stopped at its budget, or verify found problems
+EXIT_INCOMPLETE, EXIT_PROBLEMS = 3, 4
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(shardkit.__version__, prog_name="shardkit")
+@click.option("-v", "--verbose", is_flag=True, help="Log what the library does.")
+def cli(verbose: bool) -> None:
+    """Pack audio into tar shards once; stream int16 batches to the GPU."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s")
+
+
+@cli.command()
+@click.argument("src", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--metadata", type=click.Path(dir_okay=False, path_type=Path), help="BirdCLEF-style CSV.")
+@click.option("--sample-rate", default=32000, show_default=True, help="Hz of the stored audio.")
+@click.option("--mode", type=click.Choice(["recordings", "segments"]), default="recordings", show_default=True)
+@click.option("--segment-seconds", default=5.0, show_default=True)
+@click.option("--hop-seconds", type=float, help="Default: --segment-seconds.")
+@click.option("--tail", type=click.Choice(["pad", "keep", "drop"]), default="pad", show_default=True,
+              help="Segments mode: the last partial window.")
+@click.option("--max-seconds", default=300.0, show_default=True, help="Recordings mode: longer ones are cut.")
+@click.option("--channels", type=click.IntRange(1, 2), default=1, show_default=True)
+@click.option("--shard-size", default="1GB", show_default=True)
+@click.option("--budget", help="Stop cleanly before OUT holds more than this (e.g. 100GB).")
+@click.option("--order", type=click.Choice(["shuffled", "sorted"]), default="shuffled", show_default=True)
+@click.option("--workers", default=1, show_default=True, help="Decoding processes.")
+@click.option("--strict", is_flag=True, help="Fail at the first bad source instead of recording it.")
+@click.option("--resume", is_flag=True, help="Require an interrupted pack in OUT (re-running resumes anyway).")
+@click.option("--overwrite", is_flag=True, help="Delete the shard set in OUT first.")
+def pack(src, out, metadata, sample_rate, mode, segment_seconds, hop_seconds, tail, max_seconds, channels,
+         shard_size, budget, order, workers, strict, resume, overwrite) -> None:
+    """Pack the audio in SRC (and/or listed by --metadata) into a shard set in OUT."""
+    options = shardkit.PackOptions(
+        sample_rate=sample_rate, mode=mode, segment_seconds=segment_seconds, hop_seconds=hop_seconds,
+        tail=tail, max_seconds=max_seconds, channels=channels, shard_size=shard_size, order=order)
+    with pack_progress(err) as progress:
+        r = shardkit.pack(src, out, metadata=metadata, options=options, workers=workers, budget=budget,
+                          strict=strict, resume=resume or None, overwrite=overwrite, progress=progress)
+    rate = r.seconds_this_run / 3600 / max(r.elapsed / 60, 1e-9)
+    state = "already complete" if r.already_complete else ("complete" if r.complete else "INCOMPLETE")
+    console.print(f"{state}: {r.samples} samples, {r.hours:.2f} h of audio, {r.shards} shards, {format_size(r.bytes)} "
+              f"in {r.out}  ({r.version_id})")
+    if not r.already_complete:
+        console.print(f"packed {r.seconds_this_run / 3600:.2f} h in {format_duration(r.elapsed)} ({rate:.1f} audio h/min)")
+    if r.rejects:
+        console.print(f"[yellow]{len(r.rejects)} sources rejected[/yellow] (listed in manifest.json):")
+        for rej in r.rejects[:20]:
+            console.print(f"  {rej.file or '-'}{f' (row {rej.row})' if rej.row else ''}: {rej.reason}")
+    if not r.complete:
+        console.print(f"[red]budget reached[/red]: about {format_size(r.more_bytes_needed)} more are needed; "
+                  "re-run with a larger --budget to continue")
+        sys.exit(EXIT_INCOMPLETE)
+
+
+@cli.command()
+@click.argument("shards", type=click.Path(path_type=Path))
+@click.option("--top", default=10, show_default=True, help="How many classes to list.")
+def info(shards: Path, top: int) -> None:
+    """Summarise a shard set: samples, hours, classes, shards, bytes, parameters."""
+    i = shardkit.info(shards)
+    t = Table(show_header=False, box=None)
+    for k, v in [("shard set", str(i.root)), ("version", i.version_id), ("format", str(i.format_version)),
+                 ("complete", "yes" if i.complete else f"no (about {format_size(i.more_bytes_needed)} more needed)"),
+                 ("audio", f"{i.codec}, {i.sample_rate} Hz, {i.channels} ch"),
+                 ("layout", ", ".join(f"{k}={v}" for k, v in i.layout.items())),
+                 ("samples", f"{i.samples}"), ("audio", f"{i.hours:.3f} h ({format_duration(i.seconds)})"),
+                 ("shards", f"{i.shards}, {format_size(i.bytes)}"), ("classes", str(i.classes)),
+                 ("sources", f"{i.sources_packed} packed of {i.sources}, {len(i.rejects)} rejected")]:
+        t.add_row(f"[bold]{k}[/bold]", v)
+    console.print(t)
+    if i.label_counts:
+        console.print("top classes: " + ", ".join(f"{k} {v}" for k, v in i.top_classes(top)))
+
+
+@cli.command(name="ls")
+@click.argument("shards", type=click.Path(path_type=Path))
+def ls_(shards: Path) -> None:
+    """List samples: key, shard, seconds, labels, source."""
+    for s in shardkit.list_samples(shards):
+        labels = ",".join(x for x in (s.primary_label, *s.secondary_labels) if x)
+        click.echo(f"{s.key}\t{s.shard}\t{s.seconds:.3f}\t{labels}\t{s.source}")
+
+
+@cli.command()
+@click.argument("shards", type=click.Path(path_type=Path))
+@click.argument("key")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the .wav here.")
+@click.option("--meta", is_flag=True, help="Print the sample's metadata instead.")
+def cat(shards: Path, key: str, output: Path | None, meta: bool) -> None:
+    """Extract one sample by KEY as a .wav file (to -o, or stdout when it is not a terminal)."""
+    s = shardkit.read_sample(shards, key)
+    if meta:
+        console.print_json(data=s.meta)
+    elif output is not None:
+        output.write_bytes(s.wav)
+        err.print(f"wrote {output} ({format_size(len(s.wav))}, from {s.shard})")
+    elif sys.stdout.isatty():
+        raise click.UsageError("refusing to write WAV bytes to a terminal; use -o FILE or a pipe")
+    else:
+        sys.stdout.buffer.write(s.wav)
+
+
+@cli.command()
+@click.argument("shards", type=click.Path(path_type=Path))
+def verify(shards: Path) -> None:
+    """Check every shard and index against the manifest's sizes and sha256; name damaged samples."""
+    from rich.progress import Progress
+
+    total = shardkit.info(shards).bytes
+    with Progress(console=err, transient=True) as bar:
+        task = bar.add_task("hashing", total=total)
+        report = shardkit.verify(shards, progress=lambda n: bar.advance(task, n))
+    if report.ok:
+        console.print(f"OK: {report.shards} shards, {report.samples} samples, {format_size(report.bytes_checked)} checked")
+        return
+    for p in report.problems:
+        console.print(f"[red]BAD[/red] {p}")
+    console.print(f"{len(report.problems)} problems in {report.shards} shards")
+    sys.exit(EXIT_PROBLEMS)
+
+
+@cli.command()
+@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=Path("shardkit-demo"),
+              show_default=True, help="Where the corpus and shards go.")
+@click.option("--workers", default=2, show_default=True)
+@click.option("--epochs", default=1, show_default=True)
+def demo(workdir: Path, workers: int, epochs: int) -> None:
+    """Make a small labelled corpus of real ogg/flac/mp3/wav files, pack it, stream it through
+    DataLoader workers and the mel stage, and print throughput."""
+    from shardkit.demo import run_demo
+
+    with pack_progress(err) as progress:
+        r = run_demo(workdir, workers=workers, epochs=epochs, progress=progress)
+    console.print(r.summary())
+
+
+def main() -> None:
+    """Console-script entry point: run the CLI, turning shardkit errors into one line + exit code."""
+    try:
+        cli(standalone_mode=False)
+    except click.exceptions.Abort:
+        err.print("aborted")
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except ShardkitError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err.print("interrupted; re-run the same command to continue where it stopped")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,29 @@
+"""The pack progress bar: files, audio hours, MB written, ETA (rich)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+from shardkit.write.pack import PackProgress
+
+
+@contextmanager
+def pack_progress(console: Console) -> Iterator[Callable[[PackProgress], None]]:
+    """A ``progress=`` callback for :func:`shardkit.pack` drawing one live bar on ``console``."""
+    columns = (
+        TextColumn("[bold]pack[/bold]"), BarColumn(), TextColumn("{task.completed:.0f}/{task.total:.0f} files"),
+        TextColumn("{task.fields[hours]:.2f} h audio"), TextColumn("{task.fields[mb]:.0f} MB"),
+        TextColumn("{task.fields[rejects]} rejects"), TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as bar:
+        task = bar.add_task("pack", total=None, hours=0.0, mb=0.0, rejects=0)
+
+        def update(p: PackProgress) -> None:
+            bar.update(task, total=p.files_total, completed=p.files_done, hours=p.seconds_done / 3600,
+                       mb=p.bytes_written / 1e6, rejects=p.rejects)
+
+        yield update
