@@ -64,7 +64,8 @@ def pack(src, out, metadata, sample_rate, mode, segment_seconds, hop_seconds, ta
     console.print(f"{state}: {r.samples} samples, {r.hours:.2f} h of audio, {r.shards} shards, {format_size(r.bytes)} "
               f"in {r.out}  ({r.version_id})")
     if not r.already_complete:
-        console.print(f"packed {r.seconds_this_run / 3600:.2f} h in {format_duration(r.elapsed)} ({rate:.1f} audio h/min)")
+        console.print(f"packed {r.seconds_this_run / 3600:.2f} h in {format_duration(r.elapsed)} "
+                      f"({rate:.1f} audio h/min)")
     if r.rejects:
         console.print(f"[yellow]{len(r.rejects)} sources rejected[/yellow] (listed in manifest.json):")
         for rej in r.rejects[:20]:
@@ -134,7 +135,8 @@ def verify(shards: Path) -> None:
         task = bar.add_task("hashing", total=total)
         report = shardkit.verify(shards, progress=lambda n: bar.advance(task, n))
     if report.ok:
-        console.print(f"OK: {report.shards} shards, {report.samples} samples, {format_size(report.bytes_checked)} checked")
+        console.print(f"OK: {report.shards} shards, {report.samples} samples, "
+                      f"{format_size(report.bytes_checked)} checked")
         return
     for p in report.problems:
         console.print(f"[red]BAD[/red] {p}")
@@ -154,7 +156,8 @@ def demo(workdir: Path, workers: int, epochs: int) -> None:
 
     with pack_progress(err) as progress:
         r = run_demo(workdir, workers=workers, epochs=epochs, progress=progress)
-    console.print(r.summary())
+    for line in r.lines():
+        console.print(line)
 
 
 def main() -> None:

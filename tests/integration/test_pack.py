@@ -46,7 +46,7 @@ def grid_pack(tmp_path_factory):
 
 
 def test_round_trip_equals_independent_decode(grid_pack):
-    src, out, files, result = grid_pack
+    _src, out, files, result = grid_pack
     assert result.complete and not result.rejects and result.sources_packed == len(GRID)
     by_source = {s.source: s for s in shardkit.list_samples(out)}
     for rel, path in files.items():
@@ -54,7 +54,8 @@ def test_round_trip_equals_independent_decode(grid_pack):
         got, rate = sf.read(io.BytesIO(sample.wav), dtype="int16")
         assert rate == 32000
         np.testing.assert_array_equal(got, independent_reference(path, 32000), err_msg=rel)
-        assert sample.meta["source"] == rel and sample.meta["source_sample_rate"] == int(rel.split("/r")[1].split("_")[0])
+        assert sample.meta["source"] == rel
+        assert sample.meta["source_sample_rate"] == int(rel.split("/r")[1].split("_")[0])
 
 
 def test_16bit_mono_wav_at_target_rate_is_bit_exact(tmp_path):

@@ -1,0 +1,113 @@
+"""The log-mel front end: int16 PCM batches → float32 log-mel spectrograms, on the GPU or the CPU.
+
+Moving this step onto the accelerator is the point of the device stage: on a 2-core Kaggle machine
+the CPU workers only slice int16 PCM out of shards, and the STFT runs where the model runs::
+
+    frontend = LogMel(MelConfig(sample_rate=32000)).to(device)
+    for batch in loader:                                   # batch["audio"]: int16 (B, T)
+        audio = batch["audio"].to(device, non_blocking=True)
+        mel = frontend(audio)                              # float32 (B, n_mels, frames)
+"""
+
+from __future__ import annotations
+
+import torch
+import torchaudio
+
+from shardkit.device.config import MelConfig
+from shardkit.errors import UsageError
+
+#: int16 full scale: int16 PCM ``x`` becomes ``x / 32768`` in [-1, 1).
+INT16_SCALE = 32768.0
+_EPS = 1e-6
+
+
+class LogMel(torch.nn.Module):
+    """Log-mel spectrogram of a batch of clips, computed on the device of the module and the input.
+
+    ``torchaudio.transforms.MelSpectrogram`` → ``torchaudio.transforms.AmplitudeToDB`` → optional
+    per-example normalisation (see :class:`MelConfig`). The module has no parameters, only buffers
+    (window and mel filterbank), so ``.to(device)`` moves it.
+
+    The ``top_db`` floor is taken per example: each clip is clamped to ``its own peak - top_db``.
+    (Called on a 3-D ``(B, n_mels, frames)`` tensor, torchaudio's ``AmplitudeToDB`` would clamp the
+    whole batch to the loudest clip's peak, so a clip's features would depend on its batch mates.)
+
+    The computation runs in float32 even inside ``torch.autocast``: a power spectrogram of
+    full-scale audio reaches ~1e6, past float16's range.
+    """
+
+    def __init__(self, config: MelConfig | None = None) -> None:
+        super().__init__()
+        self.config = config if config is not None else MelConfig()
+        c = self.config
+        self.melspec = torchaudio.transforms.MelSpectrogram(
+            sample_rate=c.sample_rate,
+            n_fft=c.n_fft,
+            win_length=c.resolved_win_length,
+            hop_length=c.hop_length,
+            f_min=c.f_min,
+            f_max=c.resolved_f_max,
+            n_mels=c.n_mels,
+            power=c.power,
+        )
+        self.to_db = torchaudio.transforms.AmplitudeToDB(
+            stype="power" if c.power == 2.0 else "magnitude", top_db=c.top_db
+        )
+
+    def frames_for(self, num_samples: int) -> int:
+        """Output frames for clips of ``num_samples`` samples: ``1 + num_samples // hop_length``."""
+        return self.config.frames_for(num_samples)
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        """Log-mel spectrograms of a batch.
+
+        Args:
+            audio: ``(B, T)`` or ``(B, C, T)`` samples at ``config.sample_rate`` Hz, on the module's
+                device. int16 PCM is scaled to float32 as ``x / 32768`` (on that device); floating
+                input is taken as already in [-1, 1]. ``C > 1`` channels are downmixed by their mean.
+
+        Returns:
+            float32 ``(B, n_mels, frames)`` in dB (relative to 1.0 full scale), with
+            ``frames = 1 + T // hop_length``; mean 0 / std 1 per example when
+            ``config.normalize == "per_example"``.
+        """
+        x = self._as_float_mono(audio)
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            mel = self.melspec(x)                              # (B, n_mels, frames)
+            # (B, 1, n_mels, frames): torchaudio takes the top_db floor per leading index
+            db = self.to_db(mel.unsqueeze(1)).squeeze(1)
+            if self.config.normalize == "per_example":
+                std, mean = torch.std_mean(db, dim=(1, 2), keepdim=True, correction=0)
+                db = (db - mean) / (std + _EPS)
+        return db
+
+    def _as_float_mono(self, audio: torch.Tensor) -> torch.Tensor:
+        if not isinstance(audio, torch.Tensor):
+            raise TypeError(f"LogMel expects a torch.Tensor, got {type(audio).__name__}")
+        if audio.dim() not in (2, 3):
+            raise UsageError(
+                f"LogMel expects audio of shape (batch, samples) or (batch, channels, samples), "
+                f"got {tuple(audio.shape)}"
+            )
+        module_device = self.melspec.mel_scale.fb.device
+        if audio.device != module_device:
+            raise UsageError(
+                f"LogMel is on {module_device} but the audio is on {audio.device}; move the batch with "
+                f"audio.to({str(module_device)!r}, non_blocking=True) or the module with .to(device)"
+            )
+        if audio.dtype == torch.int16:
+            x = audio.to(torch.float32) * (1.0 / INT16_SCALE)  # exact: a power of two
+        elif audio.is_floating_point():
+            x = audio.to(torch.float32)
+        else:
+            raise TypeError(f"LogMel expects int16 PCM or floating-point audio, got {audio.dtype}")
+        if x.dim() == 3:
+            x = x.mean(dim=1) if x.shape[1] > 1 else x.squeeze(1)
+        return x
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{k}={v!r}" for k, v in self.config.to_dict().items())
+
+
+__all__ = ["INT16_SCALE", "LogMel"]
