@@ -6,7 +6,7 @@ from hypothesis import HealthCheck, settings
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from audio_factory import make_corpus  # noqa: E402
+from audio_factory import make_corpus
 
 # CI machines have 2 busy cores: no per-example deadlines; a moderate number of examples.
 settings.register_profile("shardkit", deadline=None, max_examples=60,
