@@ -16,8 +16,8 @@ import shardkit
 from shardkit.errors import ShardkitError
 from shardkit.units import format_duration, format_size
 
-console = Console()
-err = Console(stderr=True)
+console = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 #: exit code when pack stopped at its budget, or verify found problems
 EXIT_INCOMPLETE, EXIT_PROBLEMS = 3, 4
@@ -142,6 +142,30 @@ def verify(shards: Path) -> None:
         console.print(f"[red]BAD[/red] {p}")
     console.print(f"{len(report.problems)} problems in {report.shards} shards")
     sys.exit(EXIT_PROBLEMS)
+
+
+@cli.command(name="plan")
+@click.argument("shards", type=click.Path(path_type=Path))
+@click.option("--world-size", default=1, show_default=True, help="DDP ranks.")
+@click.option("--workers", default=2, show_default=True, help="DataLoader workers per rank.")
+@click.option("--batch-size", default=64, show_default=True)
+@click.option("--crops-per-recording", default=1, show_default=True)
+@click.option("--epoch", default=0, show_default=True, help="Counts are the same for every epoch.")
+@click.option("--validation", is_flag=True, help="shuffle=False: every sample once (partial=keep).")
+@click.option("--partial", type=click.Choice(["pad", "drop", "keep"]), help="Default: pad, keep with --validation.")
+def plan_(shards: Path, world_size: int, workers: int, batch_size: int, crops_per_recording: int, epoch: int,
+          validation: bool, partial: str | None) -> None:
+    """Dry run: per-rank samples and batches of an epoch; warns about imbalance or empty ranks."""
+    p = shardkit.plan_split(shards, world_size=world_size, workers=workers, batch_size=batch_size,
+                            crops_per_recording=crops_per_recording, shuffle=not validation, partial=partial)
+    t = Table("rank", "samples", "batches", "padded", "batches per worker", box=None)
+    for r in p.ranks:
+        t.add_row(str(r["rank"]), str(r["samples"]), str(r["batches"]), str(r["padded"]),
+                  " ".join(map(str, r["worker_batches"])))
+    console.print(f"epoch {epoch}: {p.items} items, partial={p.partial}, batch {batch_size}")
+    console.print(t)
+    for w in p.warnings:
+        console.print(f"[yellow]warning:[/yellow] {w}")
 
 
 @cli.command()

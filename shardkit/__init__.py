@@ -28,6 +28,7 @@ _LAZY = {
     "info": "shardkit.read.inspect",
     "list_samples": "shardkit.read.inspect",
     "read_sample": "shardkit.read.inspect",
+    "plan_split": "shardkit.read.inspect",
     "verify": "shardkit.versions.verify",
 }
 
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
     from shardkit.device.config import MelConfig
     from shardkit.device.frontend import LogMel
     from shardkit.read.dataset import ShardDataset
-    from shardkit.read.inspect import info, list_samples, read_sample
+    from shardkit.read.inspect import info, list_samples, plan_split, read_sample
     from shardkit.read.shardset import ShardSet
     from shardkit.versions.verify import verify
     from shardkit.write.pack import PackOptions, PackProgress, PackResult, pack

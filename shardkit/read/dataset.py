@@ -29,6 +29,8 @@ from shardkit.units import parse_size
 log = logging.getLogger(__name__)
 
 ON_ERROR = ("raise", "skip")
+#: Version of the :meth:`ShardDataset.state_dict` layout.
+STATE_FORMAT = 1
 
 
 class SharedEpoch:
@@ -182,6 +184,14 @@ class ShardDataset(IterableDataset):
         self.rank, self.world_size = topo.rank, topo.world_size
         self.classes, self._class_of = self._map_classes(classes)
         self._epoch = SharedEpoch(0)
+        # a restored position (load_state_dict): start ``_resume_start`` in epoch ``_resume_epoch``;
+        # ``_resume_gen`` counts restores, so each process applies a restore to one iteration only
+        self._resume_start = SharedEpoch(0)
+        self._resume_epoch = SharedEpoch(-1)
+        self._resume_gen = SharedEpoch(0)
+        self._used_gen = 0            # process-local: the last restore this process has iterated
+        self._iter_start = 0          # process-local: start of this process's current iteration
+        self._iter_yielded = 0        # process-local: batches yielded by it (num_workers=0)
         self.stats: dict[str, int] = {"batches": 0, "items": 0, "skipped": 0}
         self._order_cache: tuple[int, np.ndarray] | None = None
         self._scratch_buf: np.ndarray | None = None
@@ -212,8 +222,15 @@ class ShardDataset(IterableDataset):
     # -- epoch and plan --------------------------------------------------------------------------
 
     def set_epoch(self, epoch: int) -> None:
-        """Select the epoch whose order the next iteration uses (also in persistent workers)."""
+        """Select the epoch whose order the next iteration uses (also in persistent workers).
+
+        A position restored by :meth:`load_state_dict` is kept for its own epoch and dropped for any
+        other one.
+        """
         self._epoch.value = int(epoch)
+        if int(epoch) != self._resume_epoch.value:
+            self._resume_epoch.value = -1
+        self._iter_start, self._iter_yielded = 0, 0
 
     @property
     def epoch(self) -> int:
@@ -240,12 +257,92 @@ class ShardDataset(IterableDataset):
         return self._order_cache[1]
 
     def __len__(self) -> int:
-        """Batches this rank yields per epoch (over all of its DataLoader workers)."""
-        return len(self.plan())
+        """Batches this rank yields in the next iteration (over all of its DataLoader workers):
+        the whole epoch, or its remainder after :meth:`load_state_dict`."""
+        return len(self.plan(self._pending_start()))
+
+    def _pending_start(self) -> int:
+        """Where the next iteration of this process starts in ``G``: a restored position, or 0."""
+        epoch = self.epoch
+        if self._resume_epoch.value == epoch and self._resume_gen.value != self._used_gen:
+            return min(self._resume_start.value, self.num_items)
+        return 0
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         topo = detect_topology(self.rank, self.world_size)
-        return self._iter_batches(self.epoch, 0, topo.worker, topo.num_workers)
+        epoch, start = self.epoch, self._pending_start()
+        self._used_gen = self._resume_gen.value  # a restore applies to one iteration (per process)
+        self._iter_start, self._iter_yielded = start, 0
+        return self._counted(self._iter_batches(epoch, start, topo.worker, topo.num_workers))
+
+    def _counted(self, batches: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        for batch in batches:
+            self._iter_yielded += 1
+            yield batch
+
+    # -- checkpoint state --------------------------------------------------------------------------
+
+    def state_dict(self, batches_done: int | None = None) -> dict[str, Any]:
+        """The position in the epoch, for a checkpoint: small (a few ints), independent of W and K.
+
+        ``batches_done``: the batches this rank's training loop has taken from the DataLoader in the
+        current epoch (since the last ``set_epoch`` or restore). The loader yields a rank's batches
+        in order 0, 1, 2, … whatever its ``num_workers``, so the loop knows this number. Every rank
+        has taken the same number in a synchronous DDP step, so the global position is
+        ``consumed = start + batches_done × world_size × batch_size`` (capped at the epoch's items).
+        Default: the batches this process's own iterator has yielded (right with ``num_workers=0``;
+        with DataLoader workers pass the count, the main process does not see the workers' reads).
+        """
+        if batches_done is None:
+            start, done = self._iter_start, self._iter_yielded
+            if done == 0:
+                start = self._pending_start() or start
+        else:
+            if isinstance(batches_done, bool) or int(batches_done) < 0:
+                raise UsageError(f"batches_done must be a non-negative integer, got {batches_done!r}")
+            start, done = self._iter_start, int(batches_done)
+            if self._resume_epoch.value == self.epoch and self._resume_gen.value != self._used_gen:
+                start = self._pending_start()  # restored, not iterated yet in this process
+        consumed = min(start + done * self.world_size * self.batch_size, self.num_items)
+        return {"format": STATE_FORMAT, "seed": self.seed, "epoch": self.epoch, "consumed": int(consumed),
+                "num_items": self.num_items, "version_id": self.shards.version_id,
+                "shuffle": self.shuffle, "window_bytes": self.window_bytes}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from ``state`` (:meth:`state_dict`): the next iteration of ``state["epoch"]``
+        starts at item ``consumed`` of its order ``G``; later epochs start at 0 again.
+
+        Costs no reads. The world size, number of workers and batch size may differ from the run that
+        saved it: the remaining items ``G[consumed:]`` are split among the ranks as usual. Reaches
+        DataLoader workers, persistent ones too (call it before the next iteration starts).
+        """
+        if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+            raise UsageError(f"not a ShardDataset state (format {STATE_FORMAT}): {state!r:.200}")
+        for key in ("seed", "epoch", "consumed", "num_items", "version_id"):
+            if key not in state:
+                raise UsageError(f"ShardDataset state lacks {key!r}")
+        if int(state["seed"]) != self.seed:
+            raise UsageError(f"the checkpoint was saved with seed={state['seed']}, this dataset has "
+                             f"seed={self.seed}: the epoch order would differ; pass seed={state['seed']}")
+        if str(state["version_id"]) != self.shards.version_id:
+            raise UsageError(f"the checkpoint was saved on shard set version {state['version_id']}, "
+                             f"{self.shards.root} is version {self.shards.version_id}: a different set "
+                             "of samples has a different order; resume on the same shard set")
+        if int(state["num_items"]) != self.num_items:
+            raise UsageError(f"the checkpoint's epoch has {state['num_items']} items, this dataset "
+                             f"{self.num_items} (crops_per_recording differs?)")
+        for key, mine in (("shuffle", self.shuffle), ("window_bytes", self.window_bytes)):
+            if key in state and state[key] != mine:
+                raise UsageError(f"the checkpoint was saved with {key}={state[key]!r}, this dataset "
+                                 f"has {mine!r}: the epoch order would differ")
+        consumed = int(state["consumed"])
+        if not 0 <= consumed <= self.num_items:
+            raise UsageError(f"consumed={consumed} is outside 0..{self.num_items}")
+        self._epoch.value = int(state["epoch"])
+        self._resume_start.value = consumed
+        self._resume_epoch.value = int(state["epoch"])
+        self._resume_gen.value = self._resume_gen.value + 1
+        self._iter_start, self._iter_yielded = consumed, 0
 
     def _iter_batches(self, epoch: int, start: int, worker: int, num_workers: int
                       ) -> Iterator[dict[str, Any]]:

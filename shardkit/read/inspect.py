@@ -110,3 +110,35 @@ def read_sample(path: str | os.PathLike[str], key: str) -> Sample:
         i = ss.find(key)
         return Sample(key=key, shard=ss.shard_names[int(ss.shard_id[i])], wav=ss.read_wav_bytes(i),
                       meta=ss.read_meta(i))
+
+
+@dataclass(frozen=True)
+class SplitPlan:
+    """A dry run of how one epoch splits across ranks and DataLoader workers."""
+
+    items: int                       #: items per epoch (samples × crops per recording)
+    partial: str
+    ranks: list[dict[str, Any]]      #: per rank: samples, batches, padded, worker_batches, warnings
+    warnings: list[str]
+
+
+def plan_split(
+    path: str | os.PathLike[str],
+    *,
+    world_size: int = 1,
+    workers: int = 0,
+    batch_size: int = 64,
+    crops_per_recording: int = 1,
+    shuffle: bool = True,
+    partial: str | None = None,
+) -> SplitPlan:
+    """Per-rank sample and batch counts of an epoch of the shard set at ``path``, as
+    :class:`ShardDataset` would split it (the counts are the same for every epoch and seed)."""
+    from shardkit.read.plan import describe_plan, plan_warnings
+
+    doc = load_manifest(path)
+    items = doc["totals"]["samples"] * int(crops_per_recording)
+    policy = partial or ("pad" if shuffle else "keep")
+    rows = describe_plan(items, world_size=world_size, workers=max(1, workers), batch_size=batch_size,
+                         partial=policy)
+    return SplitPlan(items=items, partial=policy, ranks=rows, warnings=plan_warnings(rows))

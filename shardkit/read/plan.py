@@ -240,3 +240,66 @@ def plan_rank(
     if not 0 <= start <= n:
         raise UsageError(f"start must be within 0..{n} (items in the epoch), got {start}")
     return RankPlan(int(n), int(start), int(world_size), int(rank), int(batch_size), partial)
+
+
+def describe_plan(
+    n_items: int,
+    *,
+    world_size: int,
+    workers: int,
+    batch_size: int,
+    partial: str,
+    start: int = 0,
+) -> list[dict]:
+    """Per-rank summary of the split of ``G[start:]`` of an epoch of ``n_items`` items (a dry run).
+
+    One dict per rank: ``rank``, ``samples`` (valid items it reads), ``batches``, ``padded`` (filler
+    items, ``partial="pad"``), ``worker_batches`` (list: batches of each of the ``workers``
+    DataLoader workers; 0 workers counts as one, the main process) and ``warnings`` (list[str]:
+    an empty rank, ranks with different batch counts, idle workers, items left out by ``drop``).
+    :func:`plan_warnings` collects the warnings of all ranks.
+    """
+    if workers < 0:
+        raise UsageError(f"workers must be >= 0, got {workers}")
+    k = max(int(workers), 1)
+    rows: list[dict] = []
+    for rank in range(int(world_size)):
+        rp = plan_rank(n_items, world_size=world_size, rank=rank, batch_size=batch_size,
+                       partial=partial, start=start)
+        batches = len(rp)
+        valid = 0
+        for t in range(batches):
+            q0, length = rp.batch(t)
+            valid += max(0, min(q0 + length, rp.remaining) - q0)
+        padded = sum(rp.batch(t)[1] for t in range(batches)) - valid
+        rows.append({"rank": rank, "samples": valid, "batches": batches, "padded": padded,
+                     "worker_batches": [len(rp.worker_batches(w, k)) for w in range(k)], "warnings": []})
+    counts = [r["batches"] for r in rows]
+    total_valid = sum(r["samples"] for r in rows)
+    for r in rows:
+        w = r["warnings"]
+        if r["batches"] == 0:
+            w.append(f"rank {r['rank']} gets no batch ({n_items - start} items for {world_size} ranks of "
+                     f"batch_size {batch_size}): lower batch_size or world_size")
+        if max(counts) != min(counts):
+            w.append(f"ranks get {min(counts)} to {max(counts)} batches (partial={partial!r}): DDP training "
+                     "would hang on the last step; use partial='pad' or 'drop' for training")
+        elif r["samples"] == 0:
+            w.append(f"rank {r['rank']} reads only padding ({r['batches']} batch(es) of filler items)")
+        idle = sum(1 for b in r["worker_batches"] if b == 0)
+        if idle and r["batches"]:
+            w.append(f"rank {r['rank']}: {idle} of {k} DataLoader workers get no batch")
+    lost = (n_items - start) - total_valid
+    if lost > 0 and rows:
+        rows[0]["warnings"].append(f"partial='drop' leaves {lost} of {n_items - start} items out of this epoch")
+    return rows
+
+
+def plan_warnings(rows: list[dict]) -> list[str]:
+    """All warnings of a :func:`describe_plan` result, each once, in order."""
+    out: list[str] = []
+    for r in rows:
+        for w in r["warnings"]:
+            if w not in out:
+                out.append(w)
+    return out

@@ -7,7 +7,8 @@ import shardkit
 def test_exported_names():
     assert set(shardkit.__all__) == {
         "FORMAT_VERSION", "ShardkitError", "__version__", "LogMel", "MelConfig", "PackOptions", "PackProgress",
-        "PackResult", "ShardDataset", "ShardSet", "info", "list_samples", "pack", "read_sample", "verify",
+        "PackResult", "ShardDataset", "ShardSet", "info", "list_samples", "pack", "plan_split", "read_sample",
+        "verify",
     }
     for name in shardkit.__all__:
         assert getattr(shardkit, name) is not None

@@ -1,0 +1,59 @@
+"""The `shardkit` command line on real encoded audio: each command, its output and exit codes."""
+
+import subprocess
+import sys
+
+import soundfile as sf
+
+
+def run(*args, ok=True):
+    proc = subprocess.run([sys.executable, "-m", "shardkit_cli.main", *map(str, args)], capture_output=True,
+                          text=True)
+    if ok:
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
+def test_pack_info_ls_cat_verify_plan(corpus, tmp_path):
+    src, csv = corpus
+    out = tmp_path / "shards"
+    p = run("pack", src, out, "--metadata", csv, "--shard-size", "300KB", "--workers", "2")
+    assert "complete: 12 samples" in p.stdout
+    assert "already complete" in run("pack", src, out, "--metadata", csv, "--shard-size", "300KB").stdout
+    info = run("info", out).stdout
+    assert "32000 Hz" in info and "samples" in info and "amecro" in info
+    rows = [line.split("\t") for line in run("ls", out).stdout.splitlines()]
+    assert len(rows) == 12 and all(len(r) == 5 for r in rows)
+    key = rows[0][0]
+    run("cat", out, key, "-o", tmp_path / "clip.wav")
+    data, rate = sf.read(tmp_path / "clip.wav", dtype="int16")
+    assert rate == 32000 and abs(len(data) - float(rows[0][2]) * 32000) <= 16  # ls prints 3 decimals
+    assert '"source"' in run("cat", out, key, "--meta").stdout
+    assert run("verify", out).stdout.startswith("OK")
+    plan = run("plan", out, "--world-size", "3", "--batch-size", "2")
+    assert "partial=pad" in plan.stdout
+    shard = sorted(out.glob("shard-*.tar"))[0]
+    raw = bytearray(shard.read_bytes())
+    raw[1000] ^= 0xFF
+    shard.write_bytes(bytes(raw))
+    bad = run("verify", out, ok=False)
+    assert bad.returncode == 4 and "BAD" in bad.stdout and shard.name in bad.stdout
+
+
+def test_errors_are_one_line_with_exit_codes(corpus, tmp_path):
+    src, csv = corpus
+    p = run("pack", tmp_path / "nope", tmp_path / "o", ok=False)
+    assert p.returncode == 1 and "source folder not found" in p.stderr and "Traceback" not in p.stderr
+    p = run("pack", src, tmp_path / "o", "--shard-size", "lots", ok=False)
+    assert p.returncode == 2 and "shard_size" in p.stderr and "Traceback" not in p.stderr
+    p = run("info", tmp_path, ok=False)
+    assert p.returncode == 1 and "no manifest" in p.stderr
+    run("pack", src, tmp_path / "o2", "--metadata", csv)
+    p = run("cat", tmp_path / "o2", "no/such-key", "-o", tmp_path / "x.wav", ok=False)
+    assert p.returncode == 1 and "no sample with key" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_budget_exit_code(corpus, tmp_path):
+    src, csv = corpus
+    p = run("pack", src, tmp_path / "b", "--metadata", csv, "--shard-size", "200KB", "--budget", "500KB", ok=False)
+    assert p.returncode == 3 and "budget reached" in p.stdout and "more are needed" in p.stdout
