@@ -100,7 +100,7 @@ class PackOptions:
         if self.max_seconds is not None and self.max_seconds <= 0:
             raise UsageError(f"max_seconds must be positive (or None for whole recordings), got {self.max_seconds!r}")
         size = parse_size(self.shard_size, name="shard_size")
-        if size < 64 * 1024:
+        if size < 64_000:
             raise UsageError(f"shard_size {self.shard_size!r} is too small; use at least 64KB (1GB is typical)")
         return replace(self, hop_seconds=float(hop), shard_size=size,
                        segment_seconds=float(self.segment_seconds))
