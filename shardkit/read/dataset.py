@@ -364,7 +364,7 @@ class ShardDataset(IterableDataset):
         samples = items // c if c > 1 else items
         frames = ss.frames[samples]
         t_len, channels = self.crop_frames, ss.channels
-        if self._random_crop:
+        if self._random_crop and int(frames.max(initial=0)) > t_len:  # else every offset is 0
             offsets = plan.crop_offsets(ss.key_hash[samples], items % c, frames, t_len, seed=self.seed,
                                         epoch=epoch, shuffle=self.shuffle, crops_per_recording=c)
             nread = np.clip(frames - offsets, 0, t_len)
@@ -397,7 +397,10 @@ class ShardDataset(IterableDataset):
                 if sh != fd_shard:
                     fd_shard, fd = -1, ss.fd(sh)
                     fd_shard = sh
-                got = _read_into(fd, flat[row:row + nb], off)
+                view = flat[row:row + nb]
+                got = os.preadv(fd, [view], off) if _HAS_PREADV else 0  # one call, nearly always
+                if got != nb:
+                    got = _read_into(fd, view, off)  # finish a short read, or find EOF
                 if got != nb:
                     raise ss.read_error(int(samples[j]), f"short read: {got} of {nb} bytes at offset {off}")
             except OSError as exc:

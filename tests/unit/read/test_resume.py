@@ -137,8 +137,9 @@ def test_restore_reads_nothing_but_the_next_batch(small_set, monkeypatch):
     ref.set_epoch(1)
     full = list(ref)
     calls = []
-    real = dataset_mod._read_into
-    monkeypatch.setattr(dataset_mod, "_read_into", lambda fd, view, off: calls.append(len(view)) or real(fd, view, off))
+    real = dataset_mod.os.preadv
+    monkeypatch.setattr(dataset_mod.os, "preadv",
+                        lambda fd, views, off: calls.append(len(views[0])) or real(fd, views, off))
     ds = _ds(path, batch_size=3)
     ds.load_state_dict({**ref.state_dict(4), "epoch": 1})
     assert calls == [] and ds.stats["items"] == 0 and len(ds) == len(full) - 4
