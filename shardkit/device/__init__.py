@@ -3,9 +3,13 @@
 * :class:`MelConfig` — settings of the log-mel front end (plain dataclass, no torch import).
 * :class:`LogMel` — ``torch.nn.Module``: int16 ``(B, T)`` / ``(B, C, T)`` → float32 log-mel
   ``(B, n_mels, frames)`` on CPU or CUDA.
+* ``augment.py`` — batched, seeded augmentations: :class:`RandomGain`, :class:`RandomShift`,
+  :class:`NoiseBank` + :class:`AddNoise`, :class:`Mixup`, :class:`SpecAugment`.
+* ``pipeline.py`` — :class:`AugmentConfig` (plain dataclass) and :class:`DevicePipeline`: int16 batch →
+  augmented log-mel + mixed labels, augmentation on in ``train()``, off in ``eval()``.
 
-Augmentations (mixup, gain, time/frequency masking) will live beside these in ``augment.py``.
-``LogMel`` is imported on first use, so ``from shardkit.device import MelConfig`` does not load torch.
+The torch modules are imported on first use, so ``from shardkit.device import MelConfig`` does not
+load torch.
 """
 
 from __future__ import annotations
@@ -15,14 +19,39 @@ from typing import TYPE_CHECKING, Any
 from shardkit.device.config import MelConfig
 
 if TYPE_CHECKING:
+    from shardkit.device.augment import AddNoise, Mixup, NoiseBank, RandomGain, RandomShift, SpecAugment
     from shardkit.device.frontend import LogMel
+    from shardkit.device.pipeline import AugmentConfig, DevicePipeline
 
-__all__ = ["LogMel", "MelConfig"]
+__all__ = [
+    "AddNoise",
+    "AugmentConfig",
+    "DevicePipeline",
+    "LogMel",
+    "MelConfig",
+    "Mixup",
+    "NoiseBank",
+    "RandomGain",
+    "RandomShift",
+    "SpecAugment",
+]
+
+_LAZY = {
+    "LogMel": "shardkit.device.frontend",
+    "AddNoise": "shardkit.device.augment",
+    "Mixup": "shardkit.device.augment",
+    "NoiseBank": "shardkit.device.augment",
+    "RandomGain": "shardkit.device.augment",
+    "RandomShift": "shardkit.device.augment",
+    "SpecAugment": "shardkit.device.augment",
+    "AugmentConfig": "shardkit.device.pipeline",
+    "DevicePipeline": "shardkit.device.pipeline",
+}
 
 
 def __getattr__(name: str) -> Any:
-    if name == "LogMel":
-        from shardkit.device.frontend import LogMel
+    if name in _LAZY:
+        import importlib
 
-        return LogMel
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,177 @@
+"""The device stage as one module: int16 audio batch → augmented float log-mel + (mixed) labels.
+
+::
+
+    pipe = DevicePipeline(MelConfig(), AugmentConfig(gain_p=0.5, mixup_p=0.5, spec_p=0.5),
+                          noise_bank=None, seed=0).to(device)
+    for batch in loader:
+        audio = batch["audio"].to(device, non_blocking=True)      # int16 (B, T)
+        mel, y = pipe(audio, batch["labels"].to(device))           # float32 (B, n_mels, frames), (B, C)
+    pipe.eval()                                                    # validation: front end only
+
+Order: int16 → float32 in [-1, 1) (downmix of ``(B, C, T)``) → gain → shift → noise → mixup →
+:class:`LogMel` → SpecAugment. All random draws come from one ``torch.Generator`` on the module's
+device, seeded with ``seed`` (re-created from the same seed when ``.to()`` changes the device).
+
+GPU memory (estimate, float32, batch ``B`` of ``T`` samples): the waveform ops hold a few
+``B·T·4``-byte copies, and the STFT ``B·(n_fft/2+1)·frames`` complex64 plus its power; for
+64 × 5 s at 32 kHz with the default MelConfig that is ≈ 40 MB per waveform copy and ≈ 250 MB for
+the STFT, so plan ≈ 0.5 GB of activations (plus the noise bank: 4 bytes per sample held).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from shardkit.device.augment import LABEL_MODES, AddNoise, Mixup, NoiseBank, RandomGain, RandomShift, SpecAugment
+from shardkit.device.config import MelConfig
+from shardkit.device.frontend import LogMel
+from shardkit.errors import UsageError
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Settings of the device-stage augmentations. Every probability defaults to 0 (off).
+
+    Attributes:
+        gain_p, gain_min_db, gain_max_db: :class:`RandomGain` probability and range in dB.
+        shift_p, shift_max_frac: :class:`RandomShift` probability and largest roll as a fraction of
+            the clip length.
+        noise_p, noise_snr_db: :class:`AddNoise` probability and (min, max) SNR in dB; needs a
+            :class:`NoiseBank` passed to :class:`DevicePipeline`.
+        mixup_p, mixup_alpha, mixup_label_mode: :class:`Mixup` probability, Beta(alpha, alpha)
+            parameter and label mode (``"weighted"`` or ``"max"``).
+        spec_p, freq_masks, freq_width, time_masks, time_width, spec_fill: :class:`SpecAugment`
+            probability, mask counts, largest widths (mel bins, frames) and fill value.
+    """
+
+    gain_p: float = 0.0
+    gain_min_db: float = -6.0
+    gain_max_db: float = 6.0
+    shift_p: float = 0.0
+    shift_max_frac: float = 0.5
+    noise_p: float = 0.0
+    noise_snr_db: tuple[float, float] = (3.0, 30.0)
+    mixup_p: float = 0.0
+    mixup_alpha: float = 0.4
+    mixup_label_mode: str = "weighted"
+    spec_p: float = 0.0
+    freq_masks: int = 2
+    freq_width: int = 16
+    time_masks: int = 2
+    time_width: int = 32
+    spec_fill: float | str = "mean"
+
+    def __post_init__(self) -> None:
+        for name in ("gain_p", "shift_p", "noise_p", "mixup_p", "spec_p"):
+            v = getattr(self, name)
+            if not 0.0 <= v <= 1.0:
+                raise UsageError(f"AugmentConfig.{name} must be in [0, 1], got {v!r}")
+        if self.mixup_label_mode not in LABEL_MODES:
+            raise UsageError(
+                f"AugmentConfig.mixup_label_mode must be one of {LABEL_MODES}, got {self.mixup_label_mode!r}"
+            )
+        object.__setattr__(self, "noise_snr_db", tuple(float(v) for v in self.noise_snr_db))
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict of every field."""
+        d = dataclasses.asdict(self)
+        d["noise_snr_db"] = list(self.noise_snr_db)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AugmentConfig:
+        """The inverse of :meth:`to_dict`; unknown keys raise :class:`UsageError`."""
+        unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise UsageError(f"AugmentConfig does not know {unknown}")
+        return cls(**data)
+
+
+class DevicePipeline(torch.nn.Module):
+    """Front end plus augmentations from one :class:`MelConfig` and one :class:`AugmentConfig`.
+
+    ``forward(audio, labels=None) -> (logmel, labels)``:
+
+    * ``audio``: int16 PCM or float in [-1, 1], ``(B, T)`` or ``(B, C, T)``, at ``mel.sample_rate`` Hz,
+      on the module's device.
+    * ``labels``: optional ``(B, C)`` targets (cast to float32 when mixup is on), or ``None``.
+    * returns float32 ``(B, n_mels, 1 + T // hop_length)`` and the labels (mixed in training when
+      mixup is on, else unchanged).
+
+    ``train()`` (the default) applies the augmentations; ``eval()`` runs the front end only.
+    """
+
+    def __init__(
+        self,
+        mel: MelConfig | None = None,
+        augment: AugmentConfig | None = None,
+        *,
+        noise_bank: NoiseBank | None = None,
+        seed: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.mel_config = mel if mel is not None else MelConfig()
+        self.augment_config = a = augment if augment is not None else AugmentConfig()
+        if a.noise_p > 0 and noise_bank is None:
+            raise UsageError(
+                "AugmentConfig.noise_p > 0 needs a noise bank: DevicePipeline(..., noise_bank=NoiseBank(...))"
+            )
+        if noise_bank is not None and noise_bank.sample_rate != self.mel_config.sample_rate:
+            raise UsageError(
+                f"the noise bank is at {noise_bank.sample_rate} Hz but the audio at {self.mel_config.sample_rate} Hz"
+            )
+        self.gain = RandomGain(a.gain_min_db, a.gain_max_db, p=a.gain_p)
+        self.shift = RandomShift(max_frac=a.shift_max_frac, p=a.shift_p)
+        self.noise = AddNoise(noise_bank, a.noise_snr_db, p=a.noise_p) if noise_bank is not None else None
+        self.mixup = Mixup(a.mixup_alpha, p=a.mixup_p, label_mode=a.mixup_label_mode)
+        self.frontend = LogMel(self.mel_config)
+        self.specaug = SpecAugment(a.freq_masks, a.freq_width, a.time_masks, a.time_width, p=a.spec_p,
+                                   fill=a.spec_fill)
+        self.seed = seed
+        self.generator = self._make_generator()
+
+    @property
+    def device(self) -> torch.device:
+        return self.frontend.melspec.mel_scale.fb.device
+
+    def _make_generator(self) -> torch.Generator | None:
+        if self.seed is None:
+            return None
+        return torch.Generator(device=self.device).manual_seed(int(self.seed))
+
+    def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> DevicePipeline:
+        before = self.device
+        out = super()._apply(fn, *args, **kwargs)
+        if self.device != before:
+            self.generator = self._make_generator()
+        return out
+
+    def reseed(self, seed: int | None = None) -> None:
+        """Restart the random stream (from ``seed``, or the constructor's seed)."""
+        if seed is not None:
+            self.seed = seed
+        self.generator = self._make_generator()
+
+    def forward(
+        self, audio: torch.Tensor, labels: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        x = self.frontend._as_float_mono(audio)                    # float32 (B, T), checks the device
+        g = self.generator
+        if self.training:
+            x = self.gain(x, g)
+            x = self.shift(x, g)
+            if self.noise is not None:
+                x = self.noise(x, g)
+            x, labels = self.mixup(x, labels, g)
+        mel = self.frontend(x)
+        if self.training:
+            mel = self.specaug(mel, g)
+        return mel, labels
+
+
+__all__ = ["AugmentConfig", "DevicePipeline"]
