@@ -18,9 +18,12 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from shardkit.errors import SourceError
+from shardkit.ingest.sources import AUDIO_EXTENSIONS, discover
+
 #: libsndfile's Vorbis encoder crashes on one huge write: write in blocks of at most this many frames.
 BLOCK_FRAMES = 32768
-AUDIO_EXTENSIONS = (".ogg", ".oga", ".flac", ".mp3", ".wav", ".opus")
+
 _RATES = (32000, 44100, 48000, 32000, 22050, 32000, 44100, 48000)
 _LABELS = ("amecro", "barswa", "eurrob1", "grewar3", "houspa", "comcha", "eurbla", "grtit1")
 
@@ -170,21 +173,20 @@ def _info(path: Path, rel: str) -> AudioFile:
 def from_source(src: str | os.PathLike[str], log=print) -> Corpus:
     """Every audio file under ``src`` that libsndfile can open (the others are listed and left out)."""
     src = Path(src)
+    try:
+        items, _ = discover(src, order="sorted")  # the same folder scan pack uses
+    except SourceError as exc:
+        raise SystemExit(str(exc)) from None
     files: list[AudioFile] = []
     bad: list[str] = []
-    for dirpath, dirnames, names in os.walk(src):
-        dirnames.sort()
-        for name in sorted(names):
-            if os.path.splitext(name)[1].lower() not in AUDIO_EXTENSIONS:
-                continue
-            path = Path(dirpath) / name
-            try:
-                f = _info(path, path.relative_to(src).as_posix())
-            except Exception as exc:
-                bad.append(f"{path}: {exc}")
-                continue
-            if f.frames > 0:
-                files.append(f)
+    for item in items:
+        try:
+            f = _info(Path(item.path), item.rel)
+        except Exception as exc:
+            bad.append(f"{item.path}: {exc}")
+            continue
+        if f.frames > 0:
+            files.append(f)
     for b in bad:
         log(f"corpus: leaving out {b}")
     if not files:
