@@ -50,15 +50,30 @@ def cli(verbose: bool) -> None:
 @click.option("--strict", is_flag=True, help="Fail at the first bad source instead of recording it.")
 @click.option("--resume", is_flag=True, help="Require an interrupted pack in OUT (re-running resumes anyway).")
 @click.option("--overwrite", is_flag=True, help="Delete the shard set in OUT first.")
+@click.option("--format", "codec", type=click.Choice(["wav16", "mel-u8"]), default="wav16", show_default=True,
+              help="int16 PCM .wav members, or uint8 log-mel .npy members.")
+@click.option("--n-mels", type=int, help="mel-u8: mel bands [128].")
+@click.option("--n-fft", type=int, help="mel-u8: FFT size in samples [2048].")
+@click.option("--hop-length", type=int, help="mel-u8: samples between frames [512].")
+@click.option("--f-min", type=float, help="mel-u8: lowest frequency, Hz [50].")
+@click.option("--f-max", type=float, help="mel-u8: highest frequency, Hz [14000].")
+@click.option("--top-db", type=float, help="mel-u8: dynamic range kept below each sample's peak, dB [80].")
+@click.option("--device", default="cpu", show_default=True, help="mel-u8: where spectrograms are computed (cuda).")
 def pack(src, out, metadata, sample_rate, mode, segment_seconds, hop_seconds, tail, max_seconds, channels,
-         shard_size, budget, order, workers, strict, resume, overwrite) -> None:
+         shard_size, budget, order, workers, strict, resume, overwrite, codec, n_mels, n_fft, hop_length,
+         f_min, f_max, top_db, device) -> None:
     """Pack the audio in SRC (and/or listed by --metadata) into a shard set in OUT."""
+    given = {k: v for k, v in dict(n_mels=n_mels, n_fft=n_fft, hop_length=hop_length, f_min=f_min, f_max=f_max,
+                                   top_db=top_db).items() if v is not None}
+    mel = shardkit.MelConfig.for_rate(sample_rate, **given) if codec == "mel-u8" or given else None
     options = shardkit.PackOptions(
         sample_rate=sample_rate, mode=mode, segment_seconds=segment_seconds, hop_seconds=hop_seconds,
-        tail=tail, max_seconds=max_seconds, channels=channels, shard_size=shard_size, order=order)
+        tail=tail, max_seconds=max_seconds, channels=channels, shard_size=shard_size, order=order,
+        codec=codec, mel=mel)
     with pack_progress(err) as progress:
         r = shardkit.pack(src, out, metadata=metadata, options=options, workers=workers, budget=budget,
-                          strict=strict, resume=resume or None, overwrite=overwrite, progress=progress)
+                          strict=strict, resume=resume or None, overwrite=overwrite, progress=progress,
+                          device=device)
     rate = r.seconds_this_run / 3600 / max(r.elapsed / 60, 1e-9)
     state = "already complete" if r.already_complete else ("complete" if r.complete else "INCOMPLETE")
     console.print(f"{state}: {r.samples} samples, {r.hours:.2f} h of audio, {r.shards} shards, {format_size(r.bytes)} "
@@ -108,10 +123,12 @@ def ls_(shards: Path) -> None:
 @cli.command()
 @click.argument("shards", type=click.Path(path_type=Path))
 @click.argument("key")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the .wav here.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the .wav (.npy for mel-u8 sets) here.")
 @click.option("--meta", is_flag=True, help="Print the sample's metadata instead.")
 def cat(shards: Path, key: str, output: Path | None, meta: bool) -> None:
-    """Extract one sample by KEY as a .wav file (to -o, or stdout when it is not a terminal)."""
+    """Extract one sample by KEY as a .wav file, or .npy for mel-u8 sets (to -o, or stdout when it is
+    not a terminal)."""
     s = shardkit.read_sample(shards, key)
     if meta:
         console.print_json(data=s.meta)
@@ -119,7 +136,7 @@ def cat(shards: Path, key: str, output: Path | None, meta: bool) -> None:
         output.write_bytes(s.wav)
         err.print(f"wrote {output} ({format_size(len(s.wav))}, from {s.shard})")
     elif sys.stdout.isatty():
-        raise click.UsageError("refusing to write WAV bytes to a terminal; use -o FILE or a pipe")
+        raise click.UsageError(f"refusing to write .{s.ext} bytes to a terminal; use -o FILE or a pipe")
     else:
         sys.stdout.buffer.write(s.wav)
 

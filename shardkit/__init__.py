@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from shardkit.errors import ShardkitError
 from shardkit.format import FORMAT_VERSION
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 _LAZY = {
     "pack": "shardkit.write.pack",

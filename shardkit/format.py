@@ -20,9 +20,9 @@ import zstandard
 from shardkit.errors import IndexError_, ManifestError, UnsupportedVersionError
 
 #: Version of the shard/index/manifest layout described in docs/format.md.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 #: Versions this code reads. Every version ever released stays here (golden fixtures test it).
-READABLE_VERSIONS = frozenset({1})
+READABLE_VERSIONS = frozenset({1, 2})
 
 MANIFEST_NAME = "manifest.json"
 PACK_STATE_NAME = "pack-state.json"
@@ -35,28 +35,50 @@ SHARD_DIGITS = 5
 TAR_BLOCK = 512
 WAV_HEADER_BYTES = 44
 AUDIO_EXT = "wav"
+NPY_EXT = "npy"  # mel-u8 samples (format v2); webdataset and numpy decode .npy members
 META_EXT = "mp"  # webdataset decodes .mp members with msgpack
+NPY_HEADER_BYTES = 128
+
+#: Codecs of the sample's data member: codec id → (member extension, header bytes before the payload).
+CODECS = {"wav16": (AUDIO_EXT, WAV_HEADER_BYTES), "mel-u8": (NPY_EXT, NPY_HEADER_BYTES)}
+#: Index columns a codec adds to :data:`INDEX_COLUMNS` (format v2).
+CODEC_COLUMNS = {"wav16": (), "mel-u8": ("q_lo", "q_hi")}
 
 #: Keys are the sample's name inside the tar: ``KEY.wav`` + ``KEY.mp`` (msgpack). No dots (webdataset
 #: splits the extension at the first dot of the basename), bounded length (ustar name field).
 KEY_RE = re.compile(r"^[A-Za-z0-9_\-]+(?:/[A-Za-z0-9_\-]+)*$")
 MAX_KEY_LEN = 90
 
-#: Columns every index carries, one entry per sample, in tar order.
+#: Columns every index carries, one entry per sample, in tar order. (The ``wav_*`` names date from
+#: version 1; since version 2 they describe the sample's data member whatever its codec.)
 INDEX_COLUMNS = (
     "key",          # str
-    "wav_offset",   # int: byte offset of the .wav member's data (its RIFF header) in the tar
-    "wav_size",     # int: bytes of the .wav member (44-byte header + PCM)
+    "wav_offset",   # int: byte offset of the data member (.wav: its RIFF header; .npy: its header)
+    "wav_size",     # int: bytes of the data member (header + payload)
     "meta_offset",  # int: byte offset of the .mp (msgpack) member's data
     "meta_size",    # int
-    "frames",       # int: audio frames (samples per channel) in the .wav member
+    "frames",       # int: frames in the data member (wav16: samples per channel; mel-u8: spectrogram frames)
     "label",        # int: index of the primary label in the vocabulary, -1 if none
     "secondary",    # list[int]: indices of secondary labels
     "source",       # str: source file, relative to the pack's SRC
     "start",        # int: first frame of this sample in the resampled source recording
-    "wav_crc32",    # int: zlib.crc32 of the whole .wav member
+    "wav_crc32",    # int: zlib.crc32 of the whole data member
     "meta_crc32",   # int: zlib.crc32 of the .mp (msgpack) member
 )
+
+
+def codec_of(audio: dict[str, Any]) -> str:
+    """The codec id of a manifest's ``audio`` map (version 1 sets are all ``wav16``)."""
+    return str(audio.get("codec", "wav16"))
+
+
+def seconds_per_frame(audio: dict[str, Any]) -> float:
+    """Seconds of audio one stored frame stands for: ``1 / sample_rate`` for wav16, ``hop / sample_rate``
+    for mel-u8 (a spectrogram frame every ``hop_length`` samples)."""
+    rate = float(audio["sample_rate"])
+    if codec_of(audio) == "mel-u8":
+        return float(audio["mel"]["hop_length"]) / rate
+    return 1.0 / rate
 
 
 def shard_name(number: int) -> str:
@@ -87,7 +109,8 @@ def check_version(found: Any, what: str, where: str | os.PathLike[str]) -> int:
 class ShardIndex:
     """The sidecar index of one shard (``shard-NNNNN.index``): zstd-compressed msgpack.
 
-    ``columns`` maps each name of :data:`INDEX_COLUMNS` to a list with one entry per sample.
+    ``columns`` maps each name of :data:`INDEX_COLUMNS` (plus the codec's :data:`CODEC_COLUMNS`) to a
+    list with one entry per sample.
     """
 
     shard: str
@@ -111,11 +134,16 @@ class ShardIndex:
             "shard_sha256": self.shard_sha256,
             "codec": self.codec,
             "vocabulary": self.vocabulary,
-            "samples": {name: self.columns[name] for name in INDEX_COLUMNS},
+            "samples": {name: self.columns[name] for name in self.column_names(self.codec)},
             "extra": self.extra,
         }
         raw = msgpack.packb(doc, use_bin_type=True)
         return zstandard.ZstdCompressor(level=10, write_checksum=True).compress(raw)
+
+    @staticmethod
+    def column_names(codec: dict[str, Any]) -> tuple[str, ...]:
+        """The columns an index with ``codec`` carries: the common ones, then the codec's own."""
+        return INDEX_COLUMNS + CODEC_COLUMNS.get(str(codec.get("codec_id", "wav16")), ())
 
     @classmethod
     def from_bytes(cls, data: bytes, where: str | os.PathLike[str] = "<index>") -> ShardIndex:
@@ -130,13 +158,17 @@ class ShardIndex:
         version = check_version(doc.get("format_version"), "shard index", where)
         samples = doc.get("samples")
         try:
-            columns = {name: samples[name] for name in INDEX_COLUMNS}
+            codec = doc["codec"]
+            if str(codec.get("codec_id")) not in CODECS:
+                raise IndexError_(f"{where}: shard index has codec {codec.get('codec_id')!r}, this shardkit "
+                                  f"reads {sorted(CODECS)}; upgrade shardkit (pip install -U shardkit)")
+            columns = {name: samples[name] for name in cls.column_names(codec)}
             n = len(columns["key"])
             if any(len(v) != n for v in columns.values()):
                 raise ValueError("columns differ in length")
             return cls(
                 shard=doc["shard"], shard_bytes=doc["shard_bytes"], shard_sha256=doc["shard_sha256"],
-                codec=doc["codec"], vocabulary=list(doc["vocabulary"]), columns=columns,
+                codec=codec, vocabulary=list(doc["vocabulary"]), columns=columns,
                 format_version=version, extra=doc.get("extra") or {},
             )
         except (KeyError, TypeError, ValueError) as exc:

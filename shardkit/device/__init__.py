@@ -2,7 +2,7 @@
 
 * :class:`MelConfig` — settings of the log-mel front end (plain dataclass, no torch import).
 * :class:`LogMel` — ``torch.nn.Module``: int16 ``(B, T)`` / ``(B, C, T)`` → float32 log-mel
-  ``(B, n_mels, frames)`` on CPU or CUDA.
+  ``(B, n_mels, frames)`` on CPU or CUDA; :func:`dequantize`: a mel-u8 batch → float32 dB.
 * ``augment.py`` — batched, seeded augmentations: :class:`RandomGain`, :class:`RandomShift`,
   :class:`NoiseBank` + :class:`AddNoise`, :class:`Mixup`, :class:`SpecAugment`.
 * ``pipeline.py`` — :class:`AugmentConfig` (plain dataclass) and :class:`DevicePipeline`: int16 batch →
@@ -20,7 +20,7 @@ from shardkit.device.config import MelConfig
 
 if TYPE_CHECKING:
     from shardkit.device.augment import AddNoise, Mixup, NoiseBank, RandomGain, RandomShift, SpecAugment
-    from shardkit.device.frontend import LogMel
+    from shardkit.device.frontend import LogMel, dequantize
     from shardkit.device.pipeline import AugmentConfig, DevicePipeline
 
 __all__ = [
@@ -34,10 +34,12 @@ __all__ = [
     "RandomGain",
     "RandomShift",
     "SpecAugment",
+    "dequantize",
 ]
 
 _LAZY = {
     "LogMel": "shardkit.device.frontend",
+    "dequantize": "shardkit.device.frontend",
     "AddNoise": "shardkit.device.augment",
     "Mixup": "shardkit.device.augment",
     "NoiseBank": "shardkit.device.augment",

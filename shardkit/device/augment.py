@@ -105,7 +105,10 @@ class RandomGain(_Augmentation):
         self.min_db, self.max_db = float(min_db), float(max_db)
         self.last_gain_db: torch.Tensor | None = None
 
-    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None, *, log_db: bool = False
+                ) -> torch.Tensor:
+        """``log_db=True``: ``x`` is a log-mel in dB (``(B, n_mels, frames)``) and the gain is added to it,
+        which is exactly what the same gain on the waveform does to its (power or magnitude) dB."""
         if not self._active():
             return x
         g = self._generator(x, generator)
@@ -113,6 +116,8 @@ class RandomGain(_Augmentation):
         db = self.min_db + (self.max_db - self.min_db) * torch.rand(x.shape[0], generator=g, device=x.device)
         db = torch.where(applied, db, torch.zeros_like(db))
         self.last_gain_db = db
+        if log_db:
+            return x + _per_example(db, x)
         return x * _per_example(torch.pow(10.0, db / 20.0), x)
 
     def extra_repr(self) -> str:
@@ -372,8 +377,12 @@ class Mixup(_Augmentation):
 
     ``forward(x, labels)`` returns ``(x', labels')`` (``labels'`` is ``None`` when ``labels`` is); the
     draws are kept in ``last_perm`` (int64 ``(B,)``), ``last_lam`` (float32 ``(B,)``) and
-    ``last_applied``. Works on waveforms ``(B, T)`` or spectrograms ``(B, n_mels, frames)`` (mixing
-    log-mels is not mixing audio; prefer waveforms).
+    ``last_applied``. Works on waveforms ``(B, T)`` or spectrograms ``(B, n_mels, frames)``.
+
+    Mixing audio is not summing log-mels: with ``log_db=True`` (``x`` in dB, e.g. dequantised mel-u8)
+    the mix is done in the power domain, ``10·log10(lam²·10^(x/10) + (1-lam)²·10^(x[perm]/10))`` — the
+    expected power of the waveform mix ``lam·a + (1-lam)·b`` of two uncorrelated clips (their cross
+    term averages to zero over a frame; a single frame can differ).
     """
 
     def __init__(
@@ -389,7 +398,8 @@ class Mixup(_Augmentation):
         self.last_lam: torch.Tensor | None = None
 
     def forward(
-        self, x: torch.Tensor, labels: torch.Tensor | None = None, generator: torch.Generator | None = None
+        self, x: torch.Tensor, labels: torch.Tensor | None = None, generator: torch.Generator | None = None,
+        *, log_db: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         if labels is not None and labels.shape[0] != x.shape[0]:
             raise UsageError(f"Mixup: {labels.shape[0]} labels for a batch of {x.shape[0]}")
@@ -405,7 +415,11 @@ class Mixup(_Augmentation):
         lam = torch.where(applied, lam, torch.ones_like(lam))
         self.last_perm, self.last_lam = perm, lam
         lx = _per_example(lam, x)
-        mixed = lx * x + (1.0 - lx) * x[perm]
+        if log_db:
+            power = lx.square() * torch.pow(10.0, x / 10.0) + (1.0 - lx).square() * torch.pow(10.0, x[perm] / 10.0)
+            mixed = 10.0 * torch.log10(power.clamp_min(1e-10))
+        else:
+            mixed = lx * x + (1.0 - lx) * x[perm]
         if labels is None:
             return mixed, None
         other = labels[perm]

@@ -72,6 +72,15 @@ class MelConfig:
         if self.normalize not in NORMALIZE_MODES:
             raise UsageError(f"MelConfig.normalize must be one of {NORMALIZE_MODES}, got {self.normalize!r}")
 
+    @classmethod
+    def for_rate(cls, sample_rate: int, **overrides: Any) -> MelConfig:
+        """The defaults for audio at ``sample_rate`` Hz, with ``overrides``; the default ``f_max``
+        (14 kHz) is lowered to the Nyquist frequency ``sample_rate / 2`` when that is below it."""
+        if "f_max" not in overrides:
+            default = next(f.default for f in dataclasses.fields(cls) if f.name == "f_max")
+            overrides["f_max"] = min(float(default), sample_rate / 2) if isinstance(sample_rate, int) else default
+        return cls(sample_rate=sample_rate, **overrides)
+
     @property
     def resolved_f_max(self) -> float:
         """``f_max`` in Hz, with ``None`` resolved to the Nyquist frequency ``sample_rate / 2``."""

@@ -77,9 +77,14 @@ class LogMel(torch.nn.Module):
             mel = self.melspec(x)                              # (B, n_mels, frames)
             # (B, 1, n_mels, frames): torchaudio takes the top_db floor per leading index
             db = self.to_db(mel.unsqueeze(1)).squeeze(1)
-            if self.config.normalize == "per_example":
-                std, mean = torch.std_mean(db, dim=(1, 2), keepdim=True, correction=0)
-                db = (db - mean) / (std + _EPS)
+            return self.normalize(db)
+
+    def normalize(self, db: torch.Tensor) -> torch.Tensor:
+        """The configured per-example normalisation of a dB log-mel ``(B, n_mels, frames)`` (identity
+        for ``normalize="none"``)."""
+        if self.config.normalize == "per_example":
+            std, mean = torch.std_mean(db, dim=(1, 2), keepdim=True, correction=0)
+            db = (db - mean) / (std + _EPS)
         return db
 
     def _as_float_mono(self, audio: torch.Tensor) -> torch.Tensor:
@@ -110,4 +115,29 @@ class LogMel(torch.nn.Module):
         return ", ".join(f"{k}={v!r}" for k, v in self.config.to_dict().items())
 
 
-__all__ = ["INT16_SCALE", "LogMel"]
+def dequantize(mel: torch.Tensor, mel_range: torch.Tensor) -> torch.Tensor:
+    """A mel-u8 batch back to float32 dB, on its device (format v2 §3.3, scheme ``minmax``).
+
+    Args:
+        mel: uint8 ``(B, n_mels, frames)``, as :class:`shardkit.ShardDataset` yields it for mel-u8 sets.
+        mel_range: float32 ``(B, 2)``: each row's ``[q_lo, q_hi]`` in dB (the batch's ``mel_range``).
+
+    Returns:
+        float32 ``(B, n_mels, frames)``: ``q_lo + q · (q_hi - q_lo) / 255``, within ``(q_hi - q_lo) / 510``
+        dB of the log-mel that pack quantised.
+    """
+    if mel.dtype != torch.uint8 or mel.dim() != 3:
+        raise UsageError(f"dequantize expects a uint8 (batch, n_mels, frames) tensor, got {mel.dtype} "
+                         f"{tuple(mel.shape)}")
+    if mel_range.shape != (mel.shape[0], 2):
+        raise UsageError(f"mel_range must have shape ({mel.shape[0]}, 2) (the batch's 'mel_range'), "
+                         f"got {tuple(mel_range.shape)}")
+    if mel_range.device != mel.device:
+        raise UsageError(f"mel is on {mel.device} but mel_range on {mel_range.device}; move both")
+    rng = mel_range.to(torch.float32)
+    lo = rng[:, 0, None, None]
+    step = (rng[:, 1, None, None] - lo) / 255.0
+    return lo + mel.to(torch.float32) * step
+
+
+__all__ = ["INT16_SCALE", "LogMel", "dequantize"]

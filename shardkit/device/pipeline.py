@@ -10,7 +10,15 @@
     pipe.eval()                                                    # validation: front end only
 
 Order: int16 → float32 in [-1, 1) (downmix of ``(B, C, T)``) → gain → shift → noise → mixup →
-:class:`LogMel` → SpecAugment. All random draws come from one ``torch.Generator`` on the module's
+:class:`LogMel` → SpecAugment.
+
+A mel-u8 batch (``pack --format mel-u8``) goes in as ``pipe(batch["mel"], labels, mel_range=batch["mel_range"])``:
+dequantise → gain (added in dB: exact) → shift (roll of whole frames) → mixup (in the power domain, see
+:class:`Mixup`) → per-example normalisation → SpecAugment. Not available on mel-u8: background noise
+(an SNR is defined on waveforms, and a stored log-mel has no phase to add noise to; mix it in before
+packing or pack wav16), and anything else that needs the waveform (pitch/time stretch, filters). The
+pipeline's :class:`MelConfig` must be the shard set's (``MelConfig.from_dict(ShardSet.mel)``; only
+``normalize`` may differ). All random draws come from one ``torch.Generator`` on the module's
 device, seeded with ``seed`` (re-created from the same seed when ``.to()`` changes the device).
 
 GPU memory (estimate, float32, batch ``B`` of ``T`` samples): the waveform ops hold a few
@@ -29,7 +37,7 @@ import torch
 
 from shardkit.device.augment import LABEL_MODES, AddNoise, Mixup, NoiseBank, RandomGain, RandomShift, SpecAugment
 from shardkit.device.config import MelConfig
-from shardkit.device.frontend import LogMel
+from shardkit.device.frontend import LogMel, dequantize
 from shardkit.errors import UsageError
 
 
@@ -98,7 +106,8 @@ class DevicePipeline(torch.nn.Module):
     ``forward(audio, labels=None) -> (logmel, labels)``:
 
     * ``audio``: int16 PCM or float in [-1, 1], ``(B, T)`` or ``(B, C, T)``, at ``mel.sample_rate`` Hz,
-      on the module's device.
+      on the module's device; or a uint8 mel-u8 batch ``(B, n_mels, frames)`` with ``mel_range``
+      float32 ``(B, 2)`` (see the module docstring for what changes).
     * ``labels``: optional ``(B, C)`` targets (cast to float32 when mixup is on), or ``None``.
     * returns float32 ``(B, n_mels, 1 + T // hop_length)`` and the labels (mixed in training when
       mixup is on, else unchanged).
@@ -158,8 +167,12 @@ class DevicePipeline(torch.nn.Module):
         self.generator = self._make_generator()
 
     def forward(
-        self, audio: torch.Tensor, labels: torch.Tensor | None = None
+        self, audio: torch.Tensor, labels: torch.Tensor | None = None, *, mel_range: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if isinstance(audio, torch.Tensor) and audio.dtype == torch.uint8:
+            return self._forward_mel_u8(audio, labels, mel_range)
+        if mel_range is not None:
+            raise UsageError("mel_range is for uint8 mel-u8 batches; this batch is audio")
         x = self.frontend._as_float_mono(audio)                    # float32 (B, T), checks the device
         g = self.generator
         if self.training:
@@ -172,6 +185,32 @@ class DevicePipeline(torch.nn.Module):
         if self.training:
             mel = self.specaug(mel, g)
         return mel, labels
+
+    def _forward_mel_u8(self, mel_u8: torch.Tensor, labels: torch.Tensor | None, mel_range: torch.Tensor | None
+                        ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if mel_range is None:
+            raise UsageError("a uint8 mel batch needs its dB ranges: pipe(batch['mel'], labels, "
+                             "mel_range=batch['mel_range'])")
+        n_mels = self.mel_config.n_mels
+        if mel_u8.dim() != 3 or mel_u8.shape[1] != n_mels:
+            raise UsageError(f"the pipeline computes {n_mels} mel bands but the batch has shape "
+                             f"{tuple(mel_u8.shape)}; build it with MelConfig.from_dict(shards.mel)")
+        if mel_u8.device != self.device:
+            raise UsageError(f"DevicePipeline is on {self.device} but the batch is on {mel_u8.device}; move it with "
+                             f".to({str(self.device)!r}, non_blocking=True)")
+        db = dequantize(mel_u8, mel_range)
+        g = self.generator
+        if self.training:
+            if self.noise is not None and self.noise.p > 0:
+                raise UsageError("background noise needs waveforms: a mel-u8 batch has no phase to mix noise "
+                                 "into at a given SNR. Set noise_p=0 for mel-u8 sets, or pack wav16")
+            db = self.gain(db, g, log_db=True)
+            db = self.shift(db, g)
+            db, labels = self.mixup(db, labels, g, log_db=True)
+        db = self.frontend.normalize(db)
+        if self.training:
+            db = self.specaug(db, g)
+        return db, labels
 
 
 __all__ = ["AugmentConfig", "DevicePipeline"]

@@ -84,22 +84,22 @@ def _read_into(fd: int, view: memoryview, offset: int) -> int:
     return done
 
 
-def _new_batch(b: int, audio_shape: tuple[int, ...], n_classes: int, in_worker: bool
-               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Uninitialised (audio int16 (B, ...), labels float32 (B, n_classes), valid bool (B,),
-    index int64 (B,)) tensors to fill.
+def _new_batch(b: int, audio_shape: tuple[int, ...], n_classes: int, in_worker: bool,
+               dtype: type = np.int16, with_range: bool = False) -> list[torch.Tensor]:
+    """Uninitialised [audio ``dtype`` (B, ...), labels float32 (B, n_classes), valid bool (B,),
+    index int64 (B,)] tensors to fill, plus a float32 (B, 2) quantisation range with ``with_range``.
 
     In a DataLoader worker they live in one reusable shared-memory slot (:mod:`.transport`), so
     sending the batch to the main process copies nothing; elsewhere they are plain memory.
     """
-    parts = [((b, *audio_shape), np.int16), ((b, n_classes), np.float32), ((b,), np.bool_),
-             ((b,), np.int64)]
+    parts = [((b, *audio_shape), dtype), ((b, n_classes), np.float32), ((b,), np.bool_), ((b,), np.int64)]
+    if with_range:
+        parts.append(((b, 2), np.float32))
     pool = transport.worker_pool() if in_worker else None
     tensors = pool.batch(parts) if pool is not None else None
     if tensors is None:
         tensors = [torch.from_numpy(np.empty(shape, dtype=dtype)) for shape, dtype in parts]
-    audio, labels, valid, index = tensors
-    return audio, labels, valid, index
+    return list(tensors)
 
 
 class ShardDataset(IterableDataset):
@@ -111,6 +111,10 @@ class ShardDataset(IterableDataset):
     - ``audio`` torch.int16 (B, T) for mono sets, (B, C, T) otherwise; T = ``crop_seconds`` ×
       sample rate frames (or the longest segment when ``crop_seconds`` is None, segments mode).
       Short samples are zero-padded at the end.
+    - mel-u8 sets (``pack --format mel-u8``) yield ``mel`` torch.uint8 (B, n_mels, T) instead, T =
+      ``1 + crop_samples // hop_length`` spectrogram frames (random crops in frames), and ``mel_range``
+      float32 (B, 2): each row's dB range ``[q_lo, q_hi]``; dequantise on the device with
+      :class:`shardkit.device.DevicePipeline` (or :func:`shardkit.device.dequantize`). Padding frames are 0.
     - ``labels`` torch.float32 (B, n_classes): 1.0 for the primary label, ``secondary_weight`` for
       secondary labels; classes are ``classes`` if given, else the shard set's vocabulary.
     - ``valid`` torch.bool (B,): False for padding entries (``partial="pad"``) and skipped reads.
@@ -179,6 +183,8 @@ class ShardDataset(IterableDataset):
             if self.crop_frames < 1:
                 raise UsageError(f"crop_seconds={crop_seconds} is less than one frame at "
                                  f"{ss.sample_rate} Hz")
+            if ss.mel is not None:  # spectrogram frames of a crop_seconds clip, as LogMel computes them
+                self.crop_frames = 1 + self.crop_frames // int(ss.mel["hop_length"])
             self._random_crop = True
         topo = detect_topology(rank, world_size)
         self.rank, self.world_size = topo.rank, topo.world_size
@@ -371,7 +377,10 @@ class ShardDataset(IterableDataset):
         else:
             offsets = np.zeros_like(frames)
             nread = np.minimum(frames, t_len)
-        frame_bytes = 2 * channels
+        mel = ss.mel is not None
+        if mel:  # a frame is n_mels uint8 values: read (B, T·n_mels), transpose into (B, n_mels, T)
+            channels = ss.frame_bytes
+        frame_bytes = ss.frame_bytes
         file_off = ss.pcm_offset[samples] + offsets * frame_bytes
         nbytes = nread * frame_bytes
         shard = ss.shard_id[samples]
@@ -380,11 +389,13 @@ class ShardDataset(IterableDataset):
         b = len(items)
         row_bytes = t_len * frame_bytes
         audio_shape = (t_len,) if channels == 1 else (channels, t_len)
-        audio, labels_t, valid_t, index_t = _new_batch(b, audio_shape, len(self.classes), in_worker)
+        dtype = np.uint8 if mel else np.int16
+        audio, labels_t, valid_t, index_t, *range_t = _new_batch(b, audio_shape, len(self.classes), in_worker,
+                                                                 dtype, with_range=mel)
         if channels == 1:
             buf = audio.numpy()
         else:  # read interleaved (B, T·C) into a reused buffer, then transpose into (B, C, T)
-            buf = self._scratch(b * t_len * channels).reshape(b, t_len * channels)
+            buf = self._scratch(b * t_len * channels, dtype).reshape(b, t_len * channels)
         flat = memoryview(buf.reshape(-1).view(np.uint8))
         valid_np = valid_t.numpy()
         valid_np[:] = valid
@@ -423,22 +434,28 @@ class ShardDataset(IterableDataset):
         index_t.numpy()[:] = samples
         self.stats["batches"] += 1
         self.stats["items"] += b
-        out: dict[str, Any] = {
-            "audio": audio,
+        out: dict[str, Any] = {"mel": audio} if mel else {"audio": audio}
+        if mel:
+            rng = range_t[0].numpy()
+            rng[:] = ss.q_range[samples]
+            if failed:
+                rng[failed] = 0.0
+            out["mel_range"] = range_t[0]
+        out.update({
             "labels": labels_t,
             "valid": valid_t,
             "keys": [ss.keys[i] for i in samples.tolist()],
             "index": index_t,
-        }
+        })
         if self.with_metadata:
             bad = set(failed)
             out["meta"] = [self._meta(i, j in bad) for j, i in enumerate(samples.tolist())]
         return out
 
-    def _scratch(self, n: int) -> np.ndarray:
-        """A reused int16 buffer of at least ``n`` elements (multi-channel reads only)."""
-        if self._scratch_buf is None or self._scratch_buf.size < n:
-            self._scratch_buf = np.empty(n, dtype=np.int16)
+    def _scratch(self, n: int, dtype: type = np.int16) -> np.ndarray:
+        """A reused buffer of at least ``n`` elements of ``dtype`` (multi-channel and mel reads only)."""
+        if self._scratch_buf is None or self._scratch_buf.size < n or self._scratch_buf.dtype != dtype:
+            self._scratch_buf = np.empty(n, dtype=dtype)
         return self._scratch_buf[:n]
 
     def _labels(self, samples: np.ndarray, out: np.ndarray) -> None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shardkit.format import ShardIndex, load_manifest, manifest_root
+from shardkit.format import CODECS, ShardIndex, codec_of, load_manifest, manifest_root, seconds_per_frame
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,7 @@ def list_samples(path: str | os.PathLike[str]) -> Iterator[SampleEntry]:
     doc = load_manifest(path)
     root = manifest_root(path)
     rate = doc["audio"]["sample_rate"]
+    per_frame = seconds_per_frame(doc["audio"])
     for rec in doc["shards"]:
         idx = ShardIndex.load(root / rec["index"])
         vocab = idx.vocabulary
@@ -85,7 +86,7 @@ def list_samples(path: str | os.PathLike[str]) -> Iterator[SampleEntry]:
         for i, key in enumerate(c["key"]):
             label = c["label"][i]
             yield SampleEntry(
-                key=key, shard=rec["name"], frames=c["frames"][i], seconds=c["frames"][i] / rate,
+                key=key, shard=rec["name"], frames=c["frames"][i], seconds=c["frames"][i] * per_frame,
                 primary_label=vocab[label] if label >= 0 else None,
                 secondary_labels=tuple(vocab[j] for j in c["secondary"][i]), source=c["source"][i],
                 start_seconds=c["start"][i] / rate,
@@ -94,12 +95,14 @@ def list_samples(path: str | os.PathLike[str]) -> Iterator[SampleEntry]:
 
 @dataclass(frozen=True)
 class Sample:
-    """One stored sample: its WAV member bytes (a complete .wav file) and metadata map."""
+    """One stored sample: its data member's bytes (a complete ``.wav`` file, or for mel-u8 sets an
+    ``.npy`` file) and its metadata map."""
 
     key: str
     shard: str
     wav: bytes
     meta: dict[str, Any]
+    ext: str = "wav"        #: extension of the data member: "wav" or "npy"
 
 
 def read_sample(path: str | os.PathLike[str], key: str) -> Sample:
@@ -109,7 +112,7 @@ def read_sample(path: str | os.PathLike[str], key: str) -> Sample:
     with ShardSet.open(path) as ss:
         i = ss.find(key)
         return Sample(key=key, shard=ss.shard_names[int(ss.shard_id[i])], wav=ss.read_wav_bytes(i),
-                      meta=ss.read_meta(i))
+                      meta=ss.read_meta(i), ext=CODECS[codec_of(ss.manifest["audio"])][0])
 
 
 @dataclass(frozen=True)

@@ -65,10 +65,11 @@ class ShardSet:
 
     - ``shard_id`` int32 (N,): shard number of each sample; ``shard_ptr`` int64 (S+1,): first row of
       each shard (rows of shard s are ``shard_ptr[s]:shard_ptr[s+1]``)
-    - ``wav_offset`` int64 (N,): byte offset of the ``.wav`` member in its shard; ``pcm_offset`` =
-      ``wav_offset + 44``; ``sample_bytes`` int64: bytes of the ``.wav`` member (header + PCM)
+    - ``wav_offset`` int64 (N,): byte offset of the data member (``.wav``, or ``.npy`` for mel-u8) in its
+      shard; ``pcm_offset`` = ``wav_offset`` + header bytes (44 or 128); ``sample_bytes`` int64: bytes
+      of the data member (header + payload)
     - ``meta_offset``, ``meta_size`` int64 (N,): the ``.mp`` member (msgpack)
-    - ``frames`` int64 (N,): audio frames (samples per channel)
+    - ``frames`` int64 (N,): stored frames (audio samples per channel; spectrogram frames for mel-u8)
     - ``label`` int32 (N,): primary label, an index into ``vocabulary``, −1 for none
     - ``sec_ptr`` int64 (N+1,), ``sec_idx`` int32: secondary labels in CSR form (sample i has
       ``sec_idx[sec_ptr[i]:sec_ptr[i+1]]``)
@@ -84,6 +85,14 @@ class ShardSet:
         audio = manifest["audio"]
         self.sample_rate: int = int(audio["sample_rate"])
         self.channels: int = int(audio["channels"])
+        #: ``"wav16"`` or ``"mel-u8"`` (format v2); see :attr:`frame_bytes` and :attr:`mel`.
+        self.codec: str = fmt.codec_of(audio)
+        #: bytes of one stored frame: ``2 × channels`` (wav16) or ``n_mels`` (mel-u8, frame-major)
+        self.frame_bytes: int = 2 * self.channels if self.codec == "wav16" else int(audio["mel"]["n_mels"])
+        #: the front-end settings of a mel-u8 set (``MelConfig.to_dict()``), ``None`` for wav16
+        self.mel: dict[str, Any] | None = dict(audio["mel"]) if self.codec == "mel-u8" else None
+        #: seconds of audio per stored frame (``1/sample_rate``, or ``hop_length/sample_rate`` for mel-u8)
+        self.seconds_per_frame: float = fmt.seconds_per_frame(audio)
         self.mode: str = str((manifest.get("layout") or {}).get("mode", "segments"))
         self.version_id: str = str(manifest.get("version_id", ""))
         self.shard_names: list[str] = [e["name"] for e in manifest["shards"]]
@@ -91,7 +100,8 @@ class ShardSet:
         self.shard_id: np.ndarray = columns["shard_id"]
         self.shard_ptr: np.ndarray = columns["shard_ptr"]
         self.wav_offset: np.ndarray = columns["wav_offset"]
-        self.pcm_offset: np.ndarray = self.wav_offset + fmt.WAV_HEADER_BYTES
+        #: byte offset of each sample's payload (PCM, or the frame-major uint8 spectrogram)
+        self.pcm_offset: np.ndarray = self.wav_offset + fmt.CODECS[self.codec][1]
         self.sample_bytes: np.ndarray = columns["sample_bytes"]
         self.meta_offset: np.ndarray = columns["meta_offset"]
         self.meta_size: np.ndarray = columns["meta_size"]
@@ -99,6 +109,8 @@ class ShardSet:
         self.label: np.ndarray = columns["label"]
         self.sec_ptr: np.ndarray = columns["sec_ptr"]
         self.sec_idx: np.ndarray = columns["sec_idx"]
+        #: mel-u8 only: float32 (N, 2) dB range ``[q_lo, q_hi]`` of each sample's quantisation
+        self.q_range: np.ndarray | None = columns.get("q_range")
         self.key_hash: np.ndarray = key_hashes(self.keys)
         self._reset_handles()
 
@@ -119,12 +131,16 @@ class ShardSet:
         where = root / fmt.MANIFEST_NAME
         vocab = list(manifest["vocabulary"])
         audio = manifest["audio"]
-        if audio.get("codec", "wav16") != "wav16" or int(audio.get("sample_width", 2)) != 2:
-            raise ManifestError(f"{where}: this reader reads codec wav16 with 2-byte samples, "
-                                f"the manifest says {audio}")
-        channels = int(audio["channels"])
+        codec = fmt.codec_of(audio)
+        if codec not in fmt.CODECS:
+            raise ManifestError(f"{where}: codec {codec!r} is not one this shardkit reads ({sorted(fmt.CODECS)}); "
+                                "upgrade shardkit (pip install -U shardkit)")
+        if (codec == "wav16" and int(audio.get("sample_width", 2)) != 2) or (
+                codec == "mel-u8" and not isinstance(audio.get("mel"), dict)):
+            raise ManifestError(f"{where}: the manifest's audio map is not valid for codec {codec}: {audio}")
+        frame_bytes = 2 * int(audio["channels"]) if codec == "wav16" else int(audio["mel"]["n_mels"])
         cols: dict[str, list[Any]] = {c: [] for c in (
-            "wav_offset", "wav_size", "meta_offset", "meta_size", "frames", "label")}
+            "wav_offset", "wav_size", "meta_offset", "meta_size", "frames", "label", "q_lo", "q_hi")}
         keys: list[str] = []
         secondary: list[list[int]] = []
         counts: list[int] = []
@@ -155,10 +171,13 @@ class ShardSet:
                              ("meta_offset", "meta_offset"), ("meta_size", "meta_size"),
                              ("frames", "frames"), ("label", "label")):
                 cols[col].extend(c[src])
+            if codec == "mel-u8":
+                cols["q_lo"].extend(c["q_lo"])
+                cols["q_hi"].extend(c["q_hi"])
             keys.extend(c["key"])
             secondary.extend(c["secondary"])
             counts.append(len(index))
-            _check_extents(c, size, channels, files.path(name))
+            _check_extents(c, size, frame_bytes, fmt.CODECS[codec][1], files.path(name))
 
         n = len(keys)
         sec_len = np.fromiter((len(x) for x in secondary), dtype=np.int64, count=n)
@@ -186,6 +205,9 @@ class ShardSet:
             "sec_ptr": sec_ptr,
             "sec_idx": sec_idx,
         }
+        if codec == "mel-u8":
+            columns["q_range"] = np.stack([np.asarray(cols["q_lo"], dtype=np.float32).reshape(n),
+                                           np.asarray(cols["q_hi"], dtype=np.float32).reshape(n)], axis=1)
         out = cls(root, manifest, columns, files)
         if len(set(keys)) != n:
             raise IndexError_(f"{root}: sample keys are not unique across the shard set; "
@@ -265,7 +287,8 @@ class ShardSet:
             "re-pack the shard set (or pass on_error='skip' to skip such samples)")
 
     def read_wav_bytes(self, i: int) -> bytes:
-        """The whole ``.wav`` member of sample ``i`` (44-byte header + int16 PCM)."""
+        """The whole data member of sample ``i``: a ``.wav`` file (44-byte header + int16 PCM), or for
+        mel-u8 sets an ``.npy`` file (``numpy.load`` gives uint8 ``(n_mels, frames)``)."""
         return self._pread(i, int(self.wav_offset[i]), int(self.sample_bytes[i]))
 
     def read_meta(self, i: int) -> dict[str, Any]:
@@ -276,13 +299,16 @@ class ShardSet:
     def read_pcm(self, i: int, start: int = 0, stop: int | None = None) -> np.ndarray:
         """Frames ``[start, stop)`` of sample ``i`` (clipped to the sample) as int16.
 
-        Shape (frames,) for mono sets, (frames, channels) otherwise; no header is parsed.
+        Shape (frames,) for mono sets, (frames, channels) otherwise; no header is parsed. For a mel-u8
+        set: uint8 ``(n_mels, frames)`` of the quantised spectrogram (dequantise with :attr:`q_range`).
         """
         frames = int(self.frames[i])
         stop = frames if stop is None else min(max(int(stop), 0), frames)
         start = min(max(int(start), 0), stop)
-        step = 2 * self.channels
+        step = self.frame_bytes
         data = self._pread(i, int(self.pcm_offset[i]) + start * step, (stop - start) * step)
+        if self.codec == "mel-u8":
+            return np.frombuffer(data, dtype=np.uint8).reshape(stop - start, step).T
         pcm = np.frombuffer(data, dtype="<i2").astype(np.int16, copy=False)
         return pcm if self.channels == 1 else pcm.reshape(-1, self.channels)
 
@@ -334,20 +360,25 @@ def _check_index(index: fmt.ShardIndex, name: str, vocab: list[str], audio: dict
         raise IndexError_(f"{where}: index vocabulary differs from the manifest's; the shard set mixes "
                           "files of different packs. Re-pack or re-download it")
     codec = index.codec
-    if (codec.get("codec_id") != "wav16" or int(codec.get("sample_rate", -1)) != int(audio["sample_rate"])
-            or int(codec.get("channels", -1)) != int(audio["channels"])
-            or int(codec.get("header_bytes", fmt.WAV_HEADER_BYTES)) != fmt.WAV_HEADER_BYTES):
+    codec_id = fmt.codec_of(audio)
+    header = fmt.CODECS[codec_id][1]
+    same = (codec.get("codec_id") == codec_id and int(codec.get("sample_rate", -1)) == int(audio["sample_rate"])
+            and int(codec.get("channels", -1)) == int(audio["channels"])
+            and int(codec.get("header_bytes", header)) == header)
+    if codec_id == "mel-u8":
+        same = same and codec.get("mel") == audio.get("mel")
+    if not same:
         raise IndexError_(f"{where}: index codec {codec} does not match the manifest's audio {audio}")
 
 
-def _check_extents(c: dict[str, list[Any]], size: int, channels: int, where: Path) -> None:
+def _check_extents(c: dict[str, list[Any]], size: int, frame_bytes: int, header: int, where: Path) -> None:
     wav_off = np.asarray(c["wav_offset"], dtype=np.int64)
     wav_size = np.asarray(c["wav_size"], dtype=np.int64)
     frames = np.asarray(c["frames"], dtype=np.int64)
     meta_end = np.asarray(c["meta_offset"], dtype=np.int64) + np.asarray(c["meta_size"], dtype=np.int64)
     if len(wav_off) and (
-        np.any(wav_size != fmt.WAV_HEADER_BYTES + frames * channels * 2)
+        np.any(wav_size != header + frames * frame_bytes)
         or np.any(wav_off < 0) or np.any(wav_off + wav_size > size) or np.any(meta_end > size)
     ):
         raise IndexError_(f"{where}: index offsets or sizes do not fit the shard "
-                          f"({size} bytes, {channels} channel(s) of int16); run 'shardkit verify'")
+                          f"({size} bytes, {frame_bytes} bytes per frame); run 'shardkit verify'")

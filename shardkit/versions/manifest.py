@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from shardkit.files import atomic_write
-from shardkit.format import FORMAT_VERSION, MANIFEST_NAME, dumps_json
+from shardkit.format import FORMAT_VERSION, MANIFEST_NAME, dumps_json, seconds_per_frame
 
 
 def version_id(audio: dict[str, Any], layout: dict[str, Any], vocabulary: list[str],
@@ -40,7 +40,7 @@ def build_manifest(
     from shardkit import __version__
 
     frames = sum(s["frames"] for s in shards)
-    seconds = frames / audio["sample_rate"]
+    seconds = frames * seconds_per_frame(audio)
     return {
         "format": "shardkit.manifest",
         "format_version": FORMAT_VERSION,

@@ -15,6 +15,7 @@ from pathlib import Path
 from shardkit.errors import FormatError
 from shardkit.format import (
     AUDIO_EXT,
+    CODECS,
     META_EXT,
     SHARD_PREFIX,
     SHARD_SUFFIX,
@@ -120,10 +121,11 @@ def _locate(shard: Path, idx: ShardIndex) -> list[Problem]:
     """Name the samples whose members fail their CRC-32 or whose tar headers are damaged."""
     found = []
     c = idx.columns
+    data_ext = CODECS.get(str(idx.codec.get("codec_id")), (AUDIO_EXT,))[0]
     with open(shard, "rb") as fh:
         for i, key in enumerate(c["key"]):
             for ext, off_col, size_col, crc_col in (
-                (AUDIO_EXT, "wav_offset", "wav_size", "wav_crc32"),
+                (data_ext, "wav_offset", "wav_size", "wav_crc32"),
                 (META_EXT, "meta_offset", "meta_size", "meta_crc32"),
             ):
                 off, size = c[off_col][i], c[size_col][i]

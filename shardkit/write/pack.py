@@ -28,19 +28,24 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from shardkit.device.config import MelConfig
+from shardkit.encode import mel_u8, wav16
 from shardkit.encode import meta as meta_codec
-from shardkit.encode import wav16
 from shardkit.errors import DecodeError, OutputConflictError, PackError, UsageError
 from shardkit.files import atomic_write
 from shardkit.format import (
+    AUDIO_EXT,
     FORMAT_VERSION,
     INDEX_SUFFIX,
     MANIFEST_NAME,
+    NPY_EXT,
+    NPY_HEADER_BYTES,
     PACK_STATE_NAME,
     SHARD_PREFIX,
     SHARD_SUFFIX,
     TMP_SUFFIX,
     dumps_json,
+    seconds_per_frame,
 )
 from shardkit.ingest.decode import decode_file
 from shardkit.ingest.segment import Piece, Tail, plan_chunks, plan_segments
@@ -53,6 +58,7 @@ from shardkit.write.tar import END_OF_ARCHIVE, member_bytes
 logger = logging.getLogger(__name__)
 
 Mode = Literal["recordings", "segments"]
+Codec = Literal["wav16", "mel-u8"]
 _INDEX_BYTES_PER_SAMPLE = 160  # budget reserve for a shard's index, per sample (+ 4 KiB)
 
 
@@ -68,6 +74,10 @@ class PackOptions:
       with other channel counts are rejected).
     - ``shard_size``: a shard rolls before a sample would take it past this many bytes.
     - ``order``: ``"shuffled"`` (by a keyed hash of the path: every shard mixes labels) or ``"sorted"``.
+    - ``codec``: ``"wav16"`` (int16 PCM in ``.wav`` members) or ``"mel-u8"`` (the log-mel of each
+      sample, computed by :class:`shardkit.device.LogMel` with ``mel`` and quantised to uint8, in
+      ``.npy`` members; see :mod:`shardkit.encode.mel_u8`). ``mel`` defaults to
+      ``MelConfig.for_rate(sample_rate)``; its ``normalize`` must be ``"none"`` (normalise on the device).
     """
 
     sample_rate: int = 32000
@@ -79,6 +89,8 @@ class PackOptions:
     channels: int = 1
     shard_size: int | str = "1GB"
     order: Order = "shuffled"
+    codec: Codec = "wav16"
+    mel: MelConfig | None = None
 
     def validated(self) -> PackOptions:
         """Check every option (raising :class:`UsageError`) and return a normalised copy."""
@@ -102,8 +114,42 @@ class PackOptions:
         size = parse_size(self.shard_size, name="shard_size")
         if size < 64_000:
             raise UsageError(f"shard_size {self.shard_size!r} is too small; use at least 64KB (1GB is typical)")
+        mel = self.mel
+        if self.codec == "wav16":
+            if mel is not None:
+                raise UsageError("mel settings only apply to codec 'mel-u8' (pack --format mel-u8)")
+        elif self.codec == "mel-u8":
+            if self.channels != 1:
+                raise UsageError("codec mel-u8 stores the mono log-mel: use channels=1")
+            mel = mel if mel is not None else MelConfig.for_rate(self.sample_rate)
+            if not isinstance(mel, MelConfig):
+                raise UsageError(f"mel must be a shardkit.MelConfig, got {type(mel).__name__}")
+            if mel.sample_rate != self.sample_rate:
+                raise UsageError(f"the mel front end is set for {mel.sample_rate} Hz but the pack resamples to "
+                                 f"{self.sample_rate} Hz; make them equal")
+            if mel.normalize != "none":
+                raise UsageError("mel-u8 stores dB values: use MelConfig(normalize='none') for the pack and "
+                                 "normalise on the device (DevicePipeline with MelConfig(normalize='per_example'))")
+        else:
+            raise UsageError(f"codec must be 'wav16' or 'mel-u8', got {self.codec!r}")
         return replace(self, hop_seconds=float(hop), shard_size=size,
-                       segment_seconds=float(self.segment_seconds))
+                       segment_seconds=float(self.segment_seconds), mel=mel)
+
+    def codec_config(self) -> dict[str, Any]:
+        """The codec config written into every shard index (a validated copy's)."""
+        if self.codec == "mel-u8":
+            assert self.mel is not None
+            return mel_u8.codec_config(self.sample_rate, self.mel.to_dict())
+        return wav16.codec_config(self.sample_rate, self.channels)
+
+    def audio_doc(self) -> dict[str, Any]:
+        """The manifest's ``audio`` map."""
+        if self.codec == "mel-u8":
+            c = self.codec_config()
+            return {"codec": mel_u8.CODEC_ID, "sample_rate": self.sample_rate, "channels": 1, "sample_width": 1,
+                    "mel": c["mel"], "quantization": c["quantization"]}
+        return {"codec": wav16.CODEC_ID, "sample_rate": self.sample_rate, "channels": self.channels,
+                "sample_width": 2}
 
     @property
     def layout(self) -> dict[str, Any]:
@@ -168,14 +214,38 @@ class PackResult:
 class _Context:
     options: PackOptions
     label_index: dict[str, int]
+    device: str = "cpu"
 
 
 _CTX: _Context | None = None
+_FRONTEND: Any = None  # the mel-u8 front end of this process (LogMel), made on first use
 
 
 def _init_worker(ctx: _Context) -> None:
     global _CTX
     _CTX = ctx
+    if ctx.options.codec == "mel-u8":
+        import torch
+
+        torch.set_num_threads(1)  # one decoding process per core: no thread pools fighting over them
+
+
+def _mel_u8(chunk: Any, ctx: _Context) -> tuple[bytes, int, tuple[tuple[str, Any], ...], dict[str, Any]]:
+    """int16 ``(frames, 1)`` → (``.npy`` bytes, spectrogram frames, index columns, metadata fields)."""
+    global _FRONTEND
+    import torch
+
+    from shardkit.device.frontend import LogMel
+
+    if _FRONTEND is None or _FRONTEND[0] != (ctx.options.mel, ctx.device):
+        _FRONTEND = ((ctx.options.mel, ctx.device), LogMel(ctx.options.mel).to(ctx.device))
+    frontend = _FRONTEND[1]
+    with torch.inference_mode():
+        audio = torch.from_numpy(chunk[:, 0].copy()).to(ctx.device)[None]
+        db = frontend(audio)[0].cpu().numpy()                       # float32 (n_mels, frames)
+    q, lo, hi = mel_u8.quantize(db)
+    return (mel_u8.encode(q), q.shape[1], (("q_lo", lo), ("q_hi", hi)),
+            {"mel_frames": q.shape[1], "q_lo": lo, "q_hi": hi})
 
 
 def _work(item: SourceItem) -> list[EncodedSample] | Reject:
@@ -215,7 +285,12 @@ def _process(item: SourceItem, ctx: _Context) -> list[EncodedSample] | Reject:
 
             chunk = np.concatenate([chunk, np.zeros((piece.pad, pcm.shape[1]), np.int16)])
         frames = chunk.shape[0]
-        wav = wav16.encode(chunk if chunk.shape[1] > 1 else chunk[:, 0], opts.sample_rate)
+        if opts.codec == "mel-u8":
+            wav, data_frames, codec_columns, codec_meta = _mel_u8(chunk, ctx)
+            ext = NPY_EXT
+        else:
+            wav = wav16.encode(chunk if chunk.shape[1] > 1 else chunk[:, 0], opts.sample_rate)
+            data_frames, codec_columns, codec_meta, ext = frames, (), {}, AUDIO_EXT
         meta = meta_codec.encode({
             "key": key, "source": item.rel, "row": item.row,
             "primary_label": item.primary_label, "secondary_labels": list(item.secondary_labels),
@@ -226,11 +301,12 @@ def _process(item: SourceItem, ctx: _Context) -> list[EncodedSample] | Reject:
             "segment": n, "segments": len(pieces),
             "source_sample_rate": dec.source_sample_rate, "source_channels": dec.source_channels,
             "source_frames": dec.source_frames, "source_format": dec.source_format,
-            "extra": item.extra,
+            "extra": item.extra, **codec_meta,
         })
         samples.append(EncodedSample(
-            key=key, wav=wav, meta=meta, frames=frames, label=label, secondary=secondary,
+            key=key, wav=wav, meta=meta, frames=data_frames, label=label, secondary=secondary,
             source=item.rel, start=piece.start, wav_crc32=zlib.crc32(wav), meta_crc32=zlib.crc32(meta),
+            ext=ext, codec_columns=codec_columns,
         ))
     return samples
 
@@ -278,6 +354,7 @@ def pack(
     resume: bool | None = None,
     overwrite: bool = False,
     progress: Callable[[PackProgress], None] | None = None,
+    device: str = "cpu",
 ) -> PackResult:
     """Pack the audio under ``src`` (and/or listed by ``metadata``) into a shard set in ``out``.
 
@@ -290,6 +367,9 @@ def pack(
     - ``resume``: None continues an interrupted pack in ``out`` if there is one; True requires one.
     - ``overwrite``: delete a previous shard set in ``out`` first.
     - ``progress``: called with a :class:`PackProgress` after every source.
+    - ``device``: where codec ``mel-u8`` computes spectrograms (``"cpu"``, ``"cuda"``, ``"cuda:1"``); a GPU
+      and the CPU can differ in the last float bits, so a value near a rounding boundary may land one
+      quantisation step apart.
     """
     t0 = time.monotonic()
     opts = (options or PackOptions()).validated()
@@ -322,8 +402,13 @@ def pack(
         r = state["rejects"][0]
         raise PackError(f"{r['file'] or '(row ' + str(r['row']) + ')'}: {r['reason']} (--strict)")
 
-    codec = wav16.codec_config(opts.sample_rate, opts.channels)
-    ctx = _Context(opts, {label: i for i, label in enumerate(vocabulary)})
+    if opts.codec == "mel-u8" and str(device) != "cpu":
+        import torch
+
+        if str(device).startswith("cuda") and not torch.cuda.is_available():
+            raise UsageError(f"device {device!r}: torch sees no CUDA GPU here; use device='cpu'")
+    codec = opts.codec_config()
+    ctx = _Context(opts, {label: i for i, label in enumerate(vocabulary)}, str(device))
     shards: list[dict[str, Any]] = state["shards"]
     label_counts: dict[str, int] = state["label_counts"]
     rejects: list[dict[str, Any]] = state["rejects"]
@@ -354,6 +439,7 @@ def pack(
         state.update(next_item=next_item, next_piece=next_piece, sources_packed=sources_packed)
         _save_state(out_dir, state)
 
+    per_frame = seconds_per_frame(opts.audio_doc())
     report()
     try:
         for i, result in _ordered_results(items, state["next_item"], ctx, workers):
@@ -384,7 +470,7 @@ def pack(
                     writer = ShardWriter(out_dir, len(shards), codec, vocabulary)
                 writer.add(sample)
                 samples_total += 1
-                seconds_run += sample.frames / opts.sample_rate
+                seconds_run += sample.frames * per_frame
                 if item.primary_label:
                     label_counts[item.primary_label] = label_counts.get(item.primary_label, 0) + 1
             if stopped_at is not None:
@@ -408,8 +494,7 @@ def pack(
     complete = stopped_at is None
     state["complete"] = complete
     doc = build_manifest(
-        audio={"codec": wav16.CODEC_ID, "sample_rate": opts.sample_rate, "channels": opts.channels,
-               "sample_width": 2},
+        audio=opts.audio_doc(),
         layout=opts.layout, vocabulary=vocabulary, label_counts=label_counts, shards=shards,
         pack=pack_doc, rejects=rejects, sources=len(items) + len(csv_rejects),
         sources_packed=sources_packed, complete=complete,
@@ -536,7 +621,12 @@ def _estimate_remaining(items: list[SourceItem], at: tuple[int, int], opts: Pack
         if it is items[at[0]]:
             pieces = pieces[at[1]:]
         for p in pieces:
-            total += member_bytes(44 + (p.length + p.pad) * 2 * opts.channels) + member_bytes(900)
+            if opts.codec == "mel-u8":
+                assert opts.mel is not None
+                data = NPY_HEADER_BYTES + opts.mel.frames_for(p.length + p.pad) * opts.mel.n_mels
+            else:
+                data = 44 + (p.length + p.pad) * 2 * opts.channels
+            total += member_bytes(data) + member_bytes(900)
             total += _INDEX_BYTES_PER_SAMPLE
     return total
 

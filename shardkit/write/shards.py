@@ -14,7 +14,6 @@ from typing import Any
 from shardkit.files import atomic_write
 from shardkit.format import (
     AUDIO_EXT,
-    INDEX_COLUMNS,
     META_EXT,
     TMP_SUFFIX,
     ShardIndex,
@@ -40,6 +39,8 @@ class EncodedSample:
     start: int
     wav_crc32: int
     meta_crc32: int
+    ext: str = AUDIO_EXT                            #: the data member's extension (wav, npy)
+    codec_columns: tuple[tuple[str, Any], ...] = ()  #: the codec's own index columns (name, value)
 
     @property
     def tar_bytes(self) -> int:
@@ -61,7 +62,7 @@ class ShardWriter:
         self._sha = hashlib.sha256()
         self.bytes = 0
         self.frames = 0
-        self.columns: dict[str, list[Any]] = {c: [] for c in INDEX_COLUMNS}
+        self.columns: dict[str, list[Any]] = {c: [] for c in ShardIndex.column_names(codec)}
 
     def __len__(self) -> int:
         return len(self.columns["key"])
@@ -71,7 +72,7 @@ class ShardWriter:
         return self.bytes + sample.tar_bytes + len(END_OF_ARCHIVE)
 
     def add(self, s: EncodedSample) -> None:
-        wav_off = self._member(f"{s.key}.{AUDIO_EXT}", s.wav)
+        wav_off = self._member(f"{s.key}.{s.ext}", s.wav)
         meta_off = self._member(f"{s.key}.{META_EXT}", s.meta)
         c = self.columns
         c["key"].append(s.key)
@@ -86,6 +87,8 @@ class ShardWriter:
         c["start"].append(s.start)
         c["wav_crc32"].append(s.wav_crc32)
         c["meta_crc32"].append(s.meta_crc32)
+        for name, value in s.codec_columns:
+            c[name].append(value)
         self.frames += s.frames
 
     def _member(self, name: str, data: bytes) -> int:

@@ -164,3 +164,38 @@ def test_cuda_matches_cpu() -> None:
     assert out.shape == cpu.shape
     # cuFFT vs pocketfft: equal to float32 rounding, in dB
     assert torch.allclose(out.cpu(), cpu, atol=1e-2, rtol=0)
+
+
+# -- mel-u8: dequantisation on the device ------------------------------------------------------------
+
+
+def test_dequantize_matches_the_codec_and_the_float_log_mel() -> None:
+    import numpy as np
+
+    from shardkit.device import dequantize
+    from shardkit.encode import mel_u8
+
+    cfg = MelConfig(sample_rate=SR)
+    db = LogMel(cfg)(_clips(3))
+    qs, ranges = [], []
+    for row in db.numpy():
+        q, lo, hi = mel_u8.quantize(row)
+        qs.append(q)
+        ranges.append((lo, hi))
+    q = torch.from_numpy(np.stack(qs))
+    rng = torch.tensor(ranges, dtype=torch.float32)
+    out = dequantize(q, rng)
+    assert out.dtype == torch.float32 and out.shape == db.shape
+    for i, (lo, hi) in enumerate(ranges):
+        np.testing.assert_array_equal(out[i].numpy(), mel_u8.dequantize(qs[i], lo, hi))
+        assert float((out[i] - db[i]).abs().max()) <= mel_u8.max_error_db(lo, hi) + 1e-4
+        assert hi - lo <= cfg.top_db + 1e-3  # the top_db floor bounds the range, so the error
+
+
+def test_dequantize_refuses_mismatched_inputs() -> None:
+    from shardkit.device import dequantize
+
+    with pytest.raises(UsageError, match="uint8"):
+        dequantize(torch.zeros(2, 4, 5), torch.zeros(2, 2))
+    with pytest.raises(UsageError, match="mel_range"):
+        dequantize(torch.zeros(2, 4, 5, dtype=torch.uint8), torch.zeros(3, 2))

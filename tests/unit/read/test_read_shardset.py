@@ -112,7 +112,7 @@ def test_unknown_index_version_is_refused(small):
     path = small[0]
     idx = path / "shard-00002.index"
     doc = msgpack.unpackb(zstandard.ZstdDecompressor().decompress(idx.read_bytes()))
-    doc["format_version"] = 2
+    doc["format_version"] = 99
     idx.write_bytes(zstandard.ZstdCompressor().compress(msgpack.packb(doc)))
     with pytest.raises(UnsupportedVersionError, match=r"shard-00002\.index"):
         ShardSet.open(path)

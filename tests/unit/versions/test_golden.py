@@ -1,4 +1,8 @@
-"""Shard sets written by every released format version stay readable (tests/golden/vN/)."""
+"""Shard sets written by every released format version stay readable (tests/golden/vN/).
+
+v1: one wav16 recordings set (``expected.json``). v2 (made by ``tests/golden/make_v2.py``): a wav16
+segments set and a mel-u8 recordings set, each with ``expected-<set>.json``.
+"""
 
 import hashlib
 import io
@@ -8,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 import shardkit
 from shardkit.format import READABLE_VERSIONS
@@ -16,22 +21,43 @@ GOLDEN = Path(__file__).resolve().parents[2] / "golden"
 SETS = sorted(p for p in GOLDEN.glob("v*/*") if (p / "manifest.json").exists())
 
 
+def _expected(path: Path) -> dict:
+    own = path.parent / f"expected-{path.name}.json"
+    return json.loads((own if own.exists() else path.parent / "expected.json").read_text())
+
+
 def test_every_readable_version_has_a_fixture():
     assert {int(p.parent.name[1:]) for p in SETS} == set(READABLE_VERSIONS)
 
 
 @pytest.mark.parametrize("path", SETS, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_golden_set_reads(path):
-    expected = json.loads((path.parent / "expected.json").read_text())
+    expected = _expected(path)
     assert shardkit.verify(path).ok
     entries = {e.key: e for e in shardkit.list_samples(path)}
     assert set(entries) == set(expected)
     for key, exp in expected.items():
         s = shardkit.read_sample(path, key)
-        assert hashlib.sha256(s.wav).hexdigest() == exp["wav_sha256"]
+        assert hashlib.sha256(s.wav).hexdigest() == exp.get("data_sha256", exp.get("wav_sha256"))
+        assert s.ext == exp.get("ext", "wav")
         assert entries[key].frames == exp["frames"] and entries[key].primary_label == exp["label"]
     ds = shardkit.ShardDataset(path, batch_size=len(expected), crop_seconds=0.25, shuffle=False)
     (batch,) = list(ds)
+    mel = ds.shards.codec == "mel-u8"
     for row, key in enumerate(batch["keys"]):
-        ref, _ = sf.read(io.BytesIO(shardkit.read_sample(path, key).wav), dtype="int16")
-        np.testing.assert_array_equal(batch["audio"][row].numpy(), ref[: batch["audio"].shape[1]])
+        data = shardkit.read_sample(path, key)
+        if mel:
+            ref = np.load(io.BytesIO(data.wav))               # uint8 (n_mels, frames)
+            got = batch["mel"][row].numpy()
+            n = min(ref.shape[1], got.shape[1])
+            np.testing.assert_array_equal(got[:, :n], ref[:, :n])
+            np.testing.assert_allclose(batch["mel_range"][row].numpy(), [data.meta["q_lo"], data.meta["q_hi"]])
+        else:
+            ref, _ = sf.read(io.BytesIO(data.wav), dtype="int16")
+            np.testing.assert_array_equal(batch["audio"][row].numpy(), ref[: batch["audio"].shape[1]])
+    if mel:  # the device stage takes the batch as it comes
+        cfg = shardkit.MelConfig.from_dict(ds.shards.mel)
+        from shardkit.device import DevicePipeline
+
+        out, _ = DevicePipeline(cfg).eval()(batch["mel"], mel_range=batch["mel_range"])
+        assert out.shape == batch["mel"].shape and torch.isfinite(out).all()
