@@ -1,7 +1,10 @@
 """Train a tiny bird-call classifier from a shardkit shard set: the whole input pipeline in one file.
 
     CPU workers:  read int16 crops out of the shards (no decoding, no resampling, no STFT)
-    device:       .to(device, non_blocking=True) → LogMel → CNN → BCEWithLogits
+    device:       .to(device, non_blocking=True) → DevicePipeline (augment + log-mel) → CNN → BCEWithLogits
+
+It also trains on a mel-u8 shard set (``shardkit pack ... --format mel-u8``): the workers then read uint8
+log-mel crops and the device stage dequantises them and augments in the dB domain.
 
 Make a shard set first, e.g. the built-in synthetic demo (about 15 minutes of audio)::
 
@@ -21,7 +24,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from shardkit.device import LogMel, MelConfig
+from shardkit.device import AugmentConfig, DevicePipeline, MelConfig
 from shardkit.read import ShardDataset
 
 
@@ -53,20 +56,25 @@ def loader(ds: ShardDataset, workers: int, device: torch.device) -> DataLoader:
                       persistent_workers=workers > 0)
 
 
-def run_epoch(model: nn.Module, frontend: LogMel, batches: DataLoader, device: torch.device,
+def run_epoch(model: nn.Module, frontend: DevicePipeline, batches: DataLoader, device: torch.device,
               optimizer: torch.optim.Optimizer | None = None) -> tuple[float, float, int, float]:
     """One pass; trains when ``optimizer`` is given. Returns (mean loss, top-1 hit rate, clips, seconds)."""
     model.train(optimizer is not None)
+    frontend.train(optimizer is not None)        # augmentations only while training
     loss_fn = nn.BCEWithLogitsLoss(reduction="none")
     total_loss = hits = clips = 0.0
     t0 = time.perf_counter()
     with torch.set_grad_enabled(optimizer is not None):
         for batch in batches:
-            audio = batch["audio"].to(device, non_blocking=True)     # int16 (B, T)
             labels = batch["labels"].to(device, non_blocking=True)   # float32 (B, n_classes)
             valid = batch["valid"].to(device, non_blocking=True)     # bool (B,): False = padding
+            if "mel" in batch:                                       # mel-u8 set: uint8 (B, n_mels, frames)
+                mel, labels = frontend(batch["mel"].to(device, non_blocking=True), labels,
+                                       mel_range=batch["mel_range"].to(device, non_blocking=True))
+            else:                                                    # wav16 set: int16 (B, T)
+                mel, labels = frontend(batch["audio"].to(device, non_blocking=True), labels)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                logits = model(frontend(audio)).float()              # LogMel itself stays float32
+                logits = model(mel).float()
             per_clip = loss_fn(logits, labels).mean(dim=1)
             loss = (per_clip * valid).sum() / valid.sum().clamp(min=1)
             if optimizer is not None:
@@ -107,7 +115,11 @@ def main() -> None:
     val_batches = loader(val_ds, args.workers, device)
 
     sample_rate = train_ds.shards.sample_rate
-    frontend = LogMel(MelConfig(sample_rate=sample_rate, f_max=min(14000.0, sample_rate / 2))).to(device)
+    # a mel-u8 set fixes the front end it was packed with; a wav16 set can use any
+    mel_config = (MelConfig.from_dict(train_ds.shards.mel) if train_ds.shards.mel is not None
+                  else MelConfig.for_rate(sample_rate))
+    augment = AugmentConfig(gain_p=0.5, shift_p=0.3, mixup_p=0.5, mixup_label_mode="max", spec_p=0.5)
+    frontend = DevicePipeline(mel_config, augment, seed=0).to(device)
     model = TinyCNN(n_classes=len(train_ds.classes)).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr)
     print(f"{len(train_ds.shards)} samples, {len(train_ds.classes)} classes, {len(train_ds)} batches/epoch, "
