@@ -300,18 +300,18 @@ def _segment_clips(segments: str | os.PathLike[str]) -> Iterator[tuple[np.ndarra
         ss.close()
 
 
+def _litdata_item(clip: tuple[np.ndarray, int]) -> dict[str, Any]:
+    """One LitData sample (module level: litdata pickles ``fn`` for its worker processes)."""
+    return {"audio": clip[0], "label": clip[1]}
+
+
 def _litdata_prepare(segments: Path, workdir: Path) -> Path:
     import litdata
 
     out = workdir / "litdata"
     if not (out / "index.json").exists():
-        clips = list(_segment_clips(segments))
-
-        def item(i: int) -> dict[str, Any]:
-            return {"audio": clips[i][0], "label": clips[i][1]}
-
-        litdata.optimize(fn=item, inputs=list(range(len(clips))), output_dir=str(out), chunk_bytes="64MB",
-                         num_workers=1)
+        litdata.optimize(fn=_litdata_item, inputs=list(_segment_clips(segments)), output_dir=str(out),
+                         chunk_bytes="64MB", num_workers=1)
     return out
 
 
