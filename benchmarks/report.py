@@ -648,6 +648,11 @@ def device_markdown(docs: list[dict]) -> str:
         "a `DataLoader` in-process (`1 proc`) or with 2 workers (`DL×2`); on CUDA the batch is then copied to the "
         "GPU. Both sides take their clips from memory, so only the transform is timed (no reading, no decoding); "
         "the baseline does no mixup, so it does slightly less work. Same output shape: (batch, 128, 313) for 5 s.",
+        "- Reading the CPU figures: the whole-batch ops work on tensors far larger than the CPU's caches (the STFT "
+        "of 64 × 5 s alone is ~164 MB of complex64, the shift and noise gathers build (B, T) int64 indices), so per "
+        "clip they run slower than the same work one clip at a time: the device stage is made for the GPU. On a "
+        "shared machine a second torch thread can be many times slower than one (OpenMP threads wait on busy "
+        "cores), so the CPU run times both and every round is listed.",
         "",
     ]
     if not docs:
