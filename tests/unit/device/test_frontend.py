@@ -37,11 +37,17 @@ def _torchaudio_reference(x: torch.Tensor, c: MelConfig) -> torch.Tensor:
     return torch.cat([to_db(mel(clip[None])) for clip in x])
 
 
+def _same_numbers(a: torch.Tensor, b: torch.Tensor) -> None:
+    """Equal up to float32 rounding (dB values): a batched FFT and one clip at a time may round differently
+    (MKL on an Intel host and torch 2.11 did, by ~1e-5 dB); a wrong top_db floor is off by whole dB."""
+    torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-4)
+
+
 def test_equals_torchaudio_on_float_input() -> None:
     cfg = MelConfig()
     x = _clips()
     got = LogMel(cfg)(x)
-    assert torch.equal(got, _torchaudio_reference(x, cfg))
+    _same_numbers(got, _torchaudio_reference(x, cfg))
 
 
 def test_top_db_floor_is_per_example_not_per_batch() -> None:
@@ -51,12 +57,12 @@ def test_top_db_floor_is_per_example_not_per_batch() -> None:
     batch = frontend(x)
     for i in range(len(x)):
         alone = frontend(x[i : i + 1])[0]
-        assert torch.equal(batch[i], alone)
+        _same_numbers(batch[i], alone)
         assert batch[i].min() >= batch[i].max() - 80.0 - 1e-4
     # what a plain 3-D torchaudio call would do: one floor for the batch, set by the loudest clip
     mel = frontend.melspec(x)
     batch_floor = torchaudio.transforms.AmplitudeToDB(top_db=80.0)(mel)
-    assert not torch.equal(batch_floor[2], batch[2])
+    assert (batch[2] - batch_floor[2]).abs().max() > 1.0
 
 
 def test_int16_is_scaled_by_32768() -> None:

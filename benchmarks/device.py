@@ -1,0 +1,530 @@
+"""The device stage against the per-example baseline, in one run on the same synthetic batch.
+
+    python -m benchmarks.device [--quick] [--device cpu|cuda|auto] [--out DIR] [--threads 1,2] [--save]
+    python -m benchmarks.device --render      # only re-render docs/benchmarks-device.md
+
+What is timed (clips/s and ms per batch of ``--batch`` clips of 5 s, mono int16 at 32 kHz):
+
+* ``device-train``: :class:`shardkit.device.DevicePipeline` with the default :class:`MelConfig` and a typical
+  training :class:`AugmentConfig` (gain, shift, noise from a :class:`NoiseBank` of synthetic noise, mixup,
+  SpecAugment, each at p = 0.5), on the whole int16 batch at once. On CUDA every step first copies the int16
+  batch from pinned host memory with ``non_blocking=True`` (as a training loop does), and the clock stops
+  after ``torch.cuda.synchronize()``.
+* ``device-eval``: the same module in ``eval()`` — the log-mel front end only.
+* on CUDA also ``device-train-resident`` (the batch already on the GPU) and ``h2d`` (the copy alone).
+* ``baseline``: what a typical Kaggle notebook does — a ``torch.utils.data.Dataset`` whose ``__getitem__`` takes
+  one clip, applies gain, ``torch.roll`` shift, noise added at a random SNR and a per-example torchaudio
+  ``MelSpectrogram`` + ``AmplitudeToDB`` + ``FrequencyMasking``/``TimeMasking``, batched by a ``DataLoader`` with
+  ``num_workers`` 0 (in-process) and 2; on CUDA the batch is then copied to the GPU (``pin_memory=True``). The
+  clips come from memory for both sides, so neither pays for reading or decoding: only the transform is timed.
+  The baseline does no mixup (notebooks mix batches in the training loop), so it does a little less work.
+
+Every method gets warm-up steps first (CUDA: cuFFT plans, allocator), then runs for ``--seconds``; methods run
+round-robin for ``--repeats`` rounds and the best run is reported (on a shared machine other processes only ever
+take time away). On CUDA the peak GPU memory of one forward (``torch.cuda.max_memory_allocated`` /
+``max_memory_reserved``) is recorded at batch 64, 128 and 256.
+
+Writes OUT/device-<device>.json and OUT/device-<device>.md (default OUT = bench-out/) and prints the table;
+``--save`` also copies the JSON to benchmarks/results/ and re-renders docs/benchmarks-device.md from every
+JSON there. Nothing here asserts a speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import gc
+import json
+import math
+import os
+import random
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torchaudio
+
+from benchmarks import report
+from benchmarks.harness import load1
+from shardkit.device import AugmentConfig, DevicePipeline, MelConfig, NoiseBank
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS_DIR = ROOT / "benchmarks" / "results"
+DOCS_PAGE = ROOT / "docs" / "benchmarks-device.md"
+SCHEMA = 1
+
+#: A typical training configuration: every augmentation on, each at p = 0.5.
+TRAIN_AUGMENT = AugmentConfig(gain_p=0.5, shift_p=0.5, noise_p=0.5, mixup_p=0.5, spec_p=0.5)
+CLASSES = 182           #: multi-hot label width (BirdCLEF-sized)
+NOISE_RECORDINGS = 8
+NOISE_SECONDS = 10.0
+MEMORY_BATCHES = (64, 128, 256)
+
+
+def _log(msg: str) -> None:
+    print(msg, flush=True)
+
+
+# --------------------------------------------------------------------------------------------- data
+
+
+def synth_clips(n: int, samples: int, sample_rate: int, seed: int = 0) -> np.ndarray:
+    """int16 ``(n, samples)``: per clip a pulsed, sweeping tone with a harmonic over white noise, its own loudness."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(samples, dtype=np.float64) / sample_rate
+    out = np.empty((n, samples), np.int16)
+    for i in range(n):
+        f0 = rng.uniform(500.0, 6000.0)
+        sweep = rng.uniform(-300.0, 300.0)
+        env = (0.5 * (1.0 + np.sin(2 * np.pi * rng.uniform(0.5, 6.0) * t + rng.uniform(0, 2 * np.pi)))) ** 4
+        phase = 2 * np.pi * (f0 * t + sweep * t * t)
+        x = env * (np.sin(phase) + 0.3 * np.sin(2 * phase)) + rng.uniform(0.005, 0.05) * rng.standard_normal(samples)
+        x *= rng.uniform(0.05, 0.6) / max(np.abs(x).max(), 1e-9)
+        out[i] = np.clip(np.round(x * 32767.0), -32768, 32767).astype(np.int16)
+    return out
+
+
+def synth_noise(n: int, samples: int, seed: int = 1) -> list[np.ndarray]:
+    """``n`` float32 ``(samples,)`` background recordings: pink-ish noise (white noise shaped by 1/sqrt(f))."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        spec = np.fft.rfft(rng.standard_normal(samples))
+        spec /= np.sqrt(np.maximum(np.arange(spec.shape[0]), 1.0))
+        x = np.fft.irfft(spec, samples)
+        out.append((0.2 * x / np.abs(x).max()).astype(np.float32))
+    return out
+
+
+def synth_labels(n: int, classes: int, seed: int = 2) -> np.ndarray:
+    """float32 ``(n, classes)`` multi-hot: one primary label per clip, a secondary one for every third."""
+    rng = np.random.default_rng(seed)
+    y = np.zeros((n, classes), np.float32)
+    y[np.arange(n), rng.integers(0, classes, n)] = 1.0
+    y[np.arange(0, n, 3), rng.integers(0, classes, len(range(0, n, 3)))] = 1.0
+    return y
+
+
+# ----------------------------------------------------------------------------------------- baseline
+
+
+class KaggleStyleDataset(torch.utils.data.Dataset):
+    """The common baseline, written the way a typical notebook does it: one clip per ``__getitem__``.
+
+    Gain, shift (``torch.roll``), noise at a random SNR and SpecAugment-style masks each with p = 0.5, drawn from
+    Python's ``random`` (the DataLoader seeds it per worker); torchaudio ``MelSpectrogram`` + ``AmplitudeToDB`` with
+    the same settings as :class:`MelConfig`. Returns float32 ``(n_mels, frames)`` and the clip's labels.
+    """
+
+    def __init__(self, clips: np.ndarray, labels: np.ndarray, noise: np.ndarray, mel: MelConfig,
+                 aug: AugmentConfig, length: int) -> None:
+        self.clips, self.labels, self.noise, self.aug, self.length = clips, labels, noise, aug, length
+        self.melspec = torchaudio.transforms.MelSpectrogram(
+            sample_rate=mel.sample_rate, n_fft=mel.n_fft, win_length=mel.resolved_win_length,
+            hop_length=mel.hop_length, f_min=mel.f_min, f_max=mel.resolved_f_max, n_mels=mel.n_mels, power=mel.power)
+        self.to_db = torchaudio.transforms.AmplitudeToDB(top_db=mel.top_db)
+        self.freq_mask = torchaudio.transforms.FrequencyMasking(freq_mask_param=aug.freq_width)
+        self.time_mask = torchaudio.transforms.TimeMasking(time_mask_param=aug.time_width)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        k = i % len(self.clips)
+        wav = torch.from_numpy(self.clips[k].astype(np.float32) / 32768.0)
+        n = wav.shape[0]
+        if random.random() < 0.5:
+            wav = wav * 10 ** (random.uniform(self.aug.gain_min_db, self.aug.gain_max_db) / 20)
+        if random.random() < 0.5:
+            wav = torch.roll(wav, random.randint(-n // 2, n // 2))
+        if random.random() < 0.5:
+            start = random.randint(0, len(self.noise) - n)
+            noise = torch.from_numpy(self.noise[start:start + n])
+            snr = random.uniform(*self.aug.noise_snr_db)
+            scale = torch.sqrt(wav.pow(2).mean() / (noise.pow(2).mean() * 10 ** (snr / 10) + 1e-12))
+            wav = wav + scale * noise
+        mel = self.to_db(self.melspec(wav))
+        if random.random() < 0.5:
+            for _ in range(self.aug.freq_masks):
+                mel = self.freq_mask(mel)
+            for _ in range(self.aug.time_masks):
+                mel = self.time_mask(mel)
+        return mel, torch.from_numpy(self.labels[k])
+
+
+# ------------------------------------------------------------------------------------------- timing
+
+
+class Bench:
+    """What the run measures with: the device, the synthetic data, the modules."""
+
+    def __init__(self, device: torch.device, batch: int, samples: int, mel: MelConfig, seed: int = 0) -> None:
+        self.device, self.batch, self.samples, self.mel = device, batch, samples, mel
+        self.clips = synth_clips(batch, samples, mel.sample_rate, seed)
+        self.labels = synth_labels(batch, CLASSES, seed + 2)
+        noise = synth_noise(NOISE_RECORDINGS, int(NOISE_SECONDS * mel.sample_rate), seed + 1)
+        self.noise_flat = np.concatenate(noise)
+        cuda = device.type == "cuda"
+        self.host_audio = torch.from_numpy(self.clips)
+        self.host_labels = torch.from_numpy(self.labels)
+        if cuda:
+            self.host_audio = self.host_audio.pin_memory()
+            self.host_labels = self.host_labels.pin_memory()
+        self.noise, self.seed = noise, seed
+        self.pipe = self.make_pipe().to(device)
+        self.resident_audio = self.host_audio.to(device)
+        self.resident_labels = self.host_labels.to(device)
+
+    def make_pipe(self) -> DevicePipeline:
+        """The measured module, on the CPU: default MelConfig, TRAIN_AUGMENT, a NoiseBank of the synthetic noise."""
+        bank = NoiseBank(self.noise, self.mel.sample_rate, max_seconds=NOISE_RECORDINGS * NOISE_SECONDS)
+        return DevicePipeline(self.mel, TRAIN_AUGMENT, noise_bank=bank, seed=self.seed)
+
+    def sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    # one step each; every step returns the output so nothing is optimised away
+    def step_h2d(self) -> Any:
+        return self.host_audio.to(self.device, non_blocking=True), self.host_labels.to(self.device, non_blocking=True)
+
+    def step_pipe(self, train: bool, *, h2d: bool) -> Callable[[], Any]:
+        def step() -> Any:
+            self.pipe.train(train)
+            if h2d and self.device.type == "cuda":
+                audio, labels = self.step_h2d()
+            else:
+                audio, labels = self.resident_audio, self.resident_labels
+            return self.pipe(audio, labels)
+        return step
+
+
+def time_steps(step: Callable[[], Any], sync: Callable[[], None], *, seconds: float, warmup: int, cuda: bool,
+               min_steps: int = 2) -> dict[str, float]:
+    """Warm up, guess how many steps fill ``seconds``, run exactly that many between two synchronisations."""
+    with torch.no_grad():
+        for _ in range(warmup):
+            step()
+        sync()
+        t0 = time.perf_counter()
+        step()
+        sync()
+        one = max(time.perf_counter() - t0, 1e-6)
+        steps = max(min_steps, int(math.ceil(seconds / one)))
+        start = end = None
+        if cuda:
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        sync()
+        t0 = time.perf_counter()
+        if start is not None:
+            start.record()
+        for _ in range(steps):
+            step()
+        if end is not None:
+            end.record()
+        sync()
+        wall = time.perf_counter() - t0
+    out = {"steps": steps, "seconds": wall}
+    if start is not None and end is not None:
+        out["gpu_seconds"] = start.elapsed_time(end) / 1e3
+    return out
+
+
+def time_loader(bench: Bench, workers: int, *, seconds: float, warmup: int) -> dict[str, float]:
+    """The baseline through a DataLoader: the first ``1 + warmup`` batches are untimed (workers starting)."""
+    cuda = bench.device.type == "cuda"
+    ds = KaggleStyleDataset(bench.clips, bench.labels, bench.noise_flat, bench.mel, TRAIN_AUGMENT, length=10**9)
+    loader = torch.utils.data.DataLoader(ds, batch_size=bench.batch, shuffle=False, num_workers=workers,
+                                         pin_memory=cuda, drop_last=True,
+                                         prefetch_factor=2 if workers else None, persistent_workers=False)
+    it = iter(loader)
+    # untimed: the first batch (workers starting), the warm-up batches, and as many again as the workers prefetch
+    # (2 per worker), so the timed span does not start with a full prefetch queue
+    untimed = 1 + warmup + 2 * workers
+    try:
+        t_start = time.perf_counter()
+        for _ in range(untimed):
+            mel, y = next(it)
+        startup = time.perf_counter() - t_start
+        bench.sync()
+        t0 = time.perf_counter()
+        steps = 0
+        while True:
+            mel, y = next(it)
+            if cuda:
+                mel, y = mel.to(bench.device, non_blocking=True), y.to(bench.device, non_blocking=True)
+            steps += 1
+            if steps >= 2 and time.perf_counter() - t0 >= seconds:
+                break
+        bench.sync()
+        wall = time.perf_counter() - t0
+        shape = list(mel.shape)
+    finally:
+        shutdown = getattr(it, "_shutdown_workers", None)
+        if shutdown is not None:
+            shutdown()
+        del it, loader
+    return {"steps": steps, "seconds": wall, "startup_s": startup, "shape": shape}
+
+
+# ------------------------------------------------------------------------------------------- memory
+
+
+def gpu_memory(bench: Bench, batches: tuple[int, ...]) -> list[dict[str, Any]]:
+    """Peak GPU memory of one forward per (mode, batch size), in the steady state of a training loop.
+
+    The timing run's module and resident batch are freed first. Per (mode, batch): a fresh pipeline (its buffers
+    and the noise bank are ``static``), one untimed forward (cuFFT plans; in train mode the augmentations then hold
+    their ``last_*`` tensors, as they do between steps), then the peak counters are reset and one more forward is
+    measured, the int16 batch and labels copied in from pinned memory inside the measured span.
+    """
+    rows = []
+    dev = bench.device
+    bench.pipe = bench.resident_audio = bench.resident_labels = None  # type: ignore[assignment]
+    for mode in ("train", "eval"):
+        for b in batches:
+            reps = -(-b // bench.batch)
+            host = bench.host_audio.repeat(reps, 1)[:b].pin_memory()
+            host_y = bench.host_labels.repeat(reps, 1)[:b].pin_memory()
+            gc.collect()
+            torch.cuda.synchronize(dev)
+            torch.cuda.empty_cache()
+            before = torch.cuda.memory_allocated(dev)
+            pipe = bench.make_pipe().to(dev).train(mode == "train")
+            static = torch.cuda.memory_allocated(dev) - before
+            try:
+                with torch.no_grad():
+                    pipe(host.to(dev, non_blocking=True), host_y.to(dev, non_blocking=True))
+                    torch.cuda.synchronize(dev)
+                    torch.cuda.reset_peak_memory_stats(dev)
+                    audio, y = host.to(dev, non_blocking=True), host_y.to(dev, non_blocking=True)
+                    mel, y = pipe(audio, y)
+                torch.cuda.synchronize(dev)
+                peak = torch.cuda.max_memory_allocated(dev) - before
+                rows.append({
+                    "mode": mode, "batch": b,
+                    "peak_allocated_mb": round(peak / 2**20, 1),
+                    "peak_reserved_mb": round(torch.cuda.max_memory_reserved(dev) / 2**20, 1),
+                    "static_mb": round(static / 2**20, 1),
+                    "peak_over_static_mb": round((peak - static) / 2**20, 1),
+                    "input_mb": round(audio.numel() * 2 / 2**20, 1),
+                    "output_mb": round(mel.numel() * 4 / 2**20, 1),
+                })
+                del audio, y, mel
+            except torch.cuda.OutOfMemoryError as exc:
+                rows.append({"mode": mode, "batch": b, "error": f"OutOfMemoryError: {str(exc)[:200]}"})
+            del pipe
+    torch.cuda.empty_cache()
+    return rows
+
+
+# --------------------------------------------------------------------------------------------- run
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: torch.cuda.is_available() is False here (CPU-only torch build or no GPU)")
+    return torch.device(name)
+
+
+def device_info(device: torch.device) -> dict[str, Any]:
+    info: dict[str, Any] = {"type": device.type, "name": report.machine()["cpu_model"]}
+    if device.type == "cuda":
+        p = torch.cuda.get_device_properties(device)
+        info.update(name=p.name, memory_gib=round(p.total_memory / 2**30, 1), multiprocessors=p.multi_processor_count,
+                    capability=f"{p.major}.{p.minor}", cuda=torch.version.cuda)
+    return info
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    device = resolve_device(args.device)
+    cuda = device.type == "cuda"
+    usable = len(os.sched_getaffinity(0))
+    if args.threads:
+        thread_counts = [int(t) for t in args.threads.split(",")]
+    else:   # CPU: 1 and every core (a busy shared machine can make >1 thread far slower); CUDA: every core
+        thread_counts = sorted({1, usable}) if device.type == "cpu" else [usable]
+    torch.set_num_threads(max(thread_counts))
+    quick = args.quick
+    batch = args.batch or (8 if quick else 64)
+    clip_seconds = args.clip_seconds or (1.0 if quick else 5.0)
+    seconds = args.seconds if args.seconds is not None else (0.2 if quick else 3.0)
+    repeats = args.repeats if args.repeats is not None else (1 if quick else 3)
+    warmup = 1 if quick else 3
+    workers = [int(w) for w in args.workers.split(",")]
+    mel = MelConfig()
+    samples = int(round(clip_seconds * mel.sample_rate))
+    doc: dict[str, Any] = {
+        "schema": SCHEMA, "kind": "device-stage",
+        "created": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": "python -m benchmarks.device " + " ".join(args.argv),
+        "config": {"quick": quick, "device": device.type, "batch": batch, "clip_seconds": clip_seconds,
+                   "samples": samples, "classes": CLASSES, "seconds": seconds, "repeats": repeats, "warmup": warmup,
+                   "threads": thread_counts, "interop_threads": torch.get_num_interop_threads(),
+                   "baseline_workers": workers, "noise_bank_seconds": NOISE_RECORDINGS * NOISE_SECONDS,
+                   "mel": mel.to_dict(), "augment": TRAIN_AUGMENT.to_dict()},
+        "machine": report.machine(), "device": device_info(device), "load": {"start": load1()},
+    }
+    m, d = doc["machine"], doc["device"]
+    _log(f"device: {d['name']}; host {m['cpu_model']}, {m['cpus_usable']} usable cores, torch "
+         f"{m['versions']['torch']} (torchaudio {m['versions']['torchaudio']}), torch threads {thread_counts}; "
+         f"load {doc['load']['start']}")
+    _log(f"batch {batch} × {clip_seconds:g} s at {mel.sample_rate} Hz; {repeats} round(s) of ≥{seconds:g} s per method")
+    bench = Bench(device, batch, samples, mel)
+
+    # (name, label, DataLoader workers, torch threads of this process, one timed run)
+    methods: list[tuple[str, str, int, int, Callable[[], dict[str, float]]]] = []
+    h2d_note = " (H2D copy from pinned memory in every step)" if cuda else ""
+
+    def timed(train: bool, h2d: bool) -> Callable[[], dict[str, float]]:
+        return lambda: time_steps(bench.step_pipe(train, h2d=h2d), bench.sync, seconds=seconds, warmup=warmup,
+                                  cuda=cuda)
+
+    for th in thread_counts:
+        methods.append(("device-train", "DevicePipeline.train(): gain, shift, noise, mixup → LogMel → SpecAugment, "
+                        "whole batch" + h2d_note, 0, th, timed(True, True)))
+        methods.append(("device-eval", "DevicePipeline.eval(): LogMel only" + h2d_note, 0, th, timed(False, True)))
+    th_max = max(thread_counts)
+    if cuda:
+        methods.append(("device-train-resident", "DevicePipeline.train(), the batch already on the GPU (no copy)", 0,
+                        th_max, timed(True, False)))
+        methods.append(("h2d", "the int16 batch + labels copied from pinned memory, non_blocking, alone", 0, th_max,
+                        lambda: time_steps(bench.step_h2d, bench.sync, seconds=seconds, warmup=warmup, cuda=cuda)))
+    label = ("per-example Dataset: gain, roll, noise at a random SNR, torchaudio MelSpectrogram + AmplitudeToDB, "
+             "Frequency/TimeMasking; DataLoader")
+    if cuda:
+        label += ", then .to(cuda, non_blocking) from pinned memory"
+    for w in workers:
+        # workers run with 1 torch thread each (torch's default in DataLoader workers): one entry for them
+        for th in thread_counts if w == 0 else [th_max]:
+            methods.append(("baseline", label, w, th, lambda w=w: time_loader(bench, w, seconds=seconds,
+                                                                               warmup=warmup)))
+
+    results = [{"method": n, "label": lab, "workers": w, "threads": th, "runs": [], "load": []}
+               for n, lab, w, th, _ in methods]
+    best: list[dict[str, Any] | None] = [None] * len(methods)
+    for rnd in range(repeats):
+        if repeats > 1:
+            _log(f"  round {rnd + 1} of {repeats}")
+        for k, (name, _lab, w, th, fn) in enumerate(methods):
+            gc.collect()
+            torch.set_num_threads(th)
+            results[k]["load"].append(load1())
+            try:
+                r = fn()
+            except Exception as exc:  # one broken method must not lose the others
+                results[k]["error"] = f"{type(exc).__name__}: {exc}"
+                _log(f"  {name:<22} {_procs(w):<6} {th:>2} thr ERROR {results[k]['error']}")
+                continue
+            rate = r["steps"] * batch / r["seconds"]
+            results[k]["runs"].append(round(rate, 2))
+            if best[k] is None or rate > best[k]["steps"] * batch / best[k]["seconds"]:  # type: ignore[index]
+                best[k] = r
+            ms = 1e3 * r["seconds"] / r["steps"]
+            _log(f"  {name:<22} {_procs(w):<6} {th:>2} thr {rate:>10.1f} clips/s {ms:>9.2f} ms/batch  "
+                 f"({r['steps']} batches, load {results[k]['load'][-1]})")
+    for res, b in zip(results, best):
+        if b is None:
+            res.setdefault("error", "no run finished")
+            continue
+        res.update(steps=b["steps"], seconds=round(b["seconds"], 4),
+                   clips_per_s=round(b["steps"] * batch / b["seconds"], 2),
+                   ms_per_batch=round(1e3 * b["seconds"] / b["steps"], 3))
+        if "gpu_seconds" in b:
+            res["gpu_ms_per_batch"] = round(1e3 * b["gpu_seconds"] / b["steps"], 3)
+        if "startup_s" in b:
+            res["startup_s"] = round(b["startup_s"], 3)
+            res["shape"] = b["shape"]
+    torch.set_num_threads(th_max)
+    doc["results"] = results
+    doc["ratios"] = ratios(results)
+    if cuda:
+        mem_batches = tuple(b for b in MEMORY_BATCHES if b <= 4 * batch) if quick else MEMORY_BATCHES
+        _log("gpu memory: one forward per batch size ...")
+        doc["gpu_memory"] = gpu_memory(bench, mem_batches)
+    doc["load"]["end"] = load1()
+    return doc
+
+
+def _procs(workers: int) -> str:
+    return "1 proc" if workers == 0 else f"DL×{workers}"
+
+
+def ratios(results: list[dict]) -> dict[str, float | None]:
+    """device-train and device-eval clips/s over each baseline's clips/s (same run, same batch shape), each side at
+    its best thread count."""
+    out: dict[str, float | None] = {}
+    for name in ("device-train", "device-eval"):
+        mine = report.best_device_result(results, name)
+        for w in sorted({r["workers"] for r in results if r["method"] == "baseline"}):
+            base = report.best_device_result(results, "baseline", w)
+            key = f"{name}/baseline-{_procs(w).replace('×', 'x').replace(' ', '')}"
+            ok = mine is not None and base is not None and base["clips_per_s"] > 0
+            out[key] = round(mine["clips_per_s"] / base["clips_per_s"], 2) if ok else None  # type: ignore[index]
+    return out
+
+
+def save(doc: dict, out: Path) -> tuple[Path, Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    dev = doc["config"]["device"]
+    jpath = out / f"device-{dev}.json"
+    jpath.write_text(json.dumps(doc, indent=1) + "\n")
+    mpath = out / f"device-{dev}.md"
+    mpath.write_text(report.device_markdown([doc]))
+    return jpath, mpath
+
+
+def render_docs(results_dir: Path = RESULTS_DIR, page: Path = DOCS_PAGE) -> Path:
+    """Re-render the docs page from every committed ``benchmarks/results/device-*.json``."""
+    docs = report.load_device_results(results_dir)
+    page.write_text(report.device_markdown(docs))
+    return page
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.device", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--device", default="auto", choices=("cpu", "cuda", "auto"), help="default auto (cuda if there)")
+    ap.add_argument("--quick", action="store_true", help="tiny batch (8 × 1 s), short timings: a smoke run")
+    ap.add_argument("--out", type=Path, default=Path("bench-out"), help="output folder (default bench-out/)")
+    ap.add_argument("--threads", help="torch.set_num_threads values for the in-process methods, comma separated "
+                    "(default on CPU: 1 and every usable core; on CUDA: every usable core)")
+    ap.add_argument("--batch", type=int, help="clips per batch (default 64; quick 8)")
+    ap.add_argument("--clip-seconds", type=float, help="seconds per clip (default 5; quick 1)")
+    ap.add_argument("--seconds", type=float, help="timed seconds per run of a method (default 3; quick 0.2)")
+    ap.add_argument("--repeats", type=int, help="rounds, best run reported (default 3; quick 1)")
+    ap.add_argument("--workers", default="0,2", help="baseline DataLoader num_workers, comma separated (default 0,2)")
+    ap.add_argument("--save", action="store_true", help="also write benchmarks/results/device-<device>.json and "
+                    "re-render docs/benchmarks-device.md")
+    ap.add_argument("--render", action="store_true", help="measure nothing: re-render docs/benchmarks-device.md "
+                    "from benchmarks/results/")
+    args = ap.parse_args(argv)
+    args.argv = argv
+    if args.render:
+        _log(f"rendered {render_docs()}")
+        return 0
+    doc = run(args)
+    jpath, mpath = save(doc, args.out)
+    _log("")
+    _log(report.device_text(doc))
+    _log("")
+    _log(f"results: {jpath}; table: {mpath}")
+    if args.save:
+        if doc["config"]["quick"]:
+            _log("--save ignored for --quick runs (their figures are not meaningful)")
+        else:
+            RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+            (RESULTS_DIR / jpath.name).write_text(jpath.read_text())
+            _log(f"saved {RESULTS_DIR / jpath.name}; rendered {render_docs()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
