@@ -205,3 +205,17 @@ def test_dequantize_refuses_mismatched_inputs() -> None:
         dequantize(torch.zeros(2, 4, 5), torch.zeros(2, 2))
     with pytest.raises(UsageError, match="mel_range"):
         dequantize(torch.zeros(2, 4, 5, dtype=torch.uint8), torch.zeros(3, 2))
+
+
+def test_cpu_batches_are_computed_in_chunks_with_the_same_result(monkeypatch) -> None:
+    import shardkit.device.frontend as fe
+
+    assert fe.CPU_CHUNK < 10
+    x = _clips(10, SR // 2)
+    front = LogMel(MelConfig(sample_rate=SR, normalize="per_example"))
+    chunked = front(x)                                   # 10 clips > CPU_CHUNK: several STFT calls
+    monkeypatch.setattr(fe, "CPU_CHUNK", 1000)
+    whole = front(x)
+    torch.testing.assert_close(chunked, whole, rtol=1e-5, atol=1e-4)
+    for i in range(10):                                  # and each clip is its own: floor, normalisation
+        torch.testing.assert_close(chunked[i:i + 1], front(x[i:i + 1]), rtol=1e-5, atol=1e-4)
