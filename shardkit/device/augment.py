@@ -317,7 +317,6 @@ class AddNoise(_Augmentation):
         self.bank = bank
         self.snr_db = (lo, hi)
         self.last_snr_db: torch.Tensor | None = None
-        self.last_noise: torch.Tensor | None = None
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         if not self._active():
@@ -337,7 +336,7 @@ class AddNoise(_Augmentation):
         scale = torch.sqrt(p_x / (p_n.clamp_min(_EPS) * torch.pow(10.0, snr / 10.0)))
         scale = torch.where(applied, scale, torch.zeros_like(scale)).to(x.dtype)
         added = noise * scale[:, None]
-        self.last_snr_db, self.last_noise = snr, added
+        self.last_snr_db = snr  # (B,) only: keeping the noise itself would hold a batch of memory between steps
         return x + added
 
     def extra_repr(self) -> str:
