@@ -602,8 +602,8 @@ def _device_run_section(doc: dict) -> list[str]:
             "GPU memory of one forward in the steady state of a loop (a fresh module per row, one untimed forward, "
             "then `reset_peak_memory_stats` and one measured forward with the int16 batch copied in inside the "
             "span; `torch.cuda.max_memory_allocated` / `max_memory_reserved`, counted from before the module was "
-            "made; static = its buffers and the noise bank; in train mode the peak includes the tensors the "
-            "augmentations keep in `last_*` from the step before, e.g. `AddNoise.last_noise`, B·T·4 bytes):", "",
+            "made; static = its buffers and the noise bank; runs before the commit that stopped `AddNoise` "
+            "keeping its batch of noise (`last_noise`, B·T·4 bytes) include it in train mode):", "",
             _md_table(["mode", "batch", "peak allocated MB", "peak reserved MB", "static MB", "peak − static MB",
                        "int16 input MB", "log-mel output MB"],
                       [[r["mode"], str(r["batch"]), f"{r['peak_allocated_mb']:,.1f}", f"{r['peak_reserved_mb']:,.1f}",
