@@ -12,6 +12,9 @@ What is timed (clips/s and ms per batch of ``--batch`` clips of 5 s, mono int16 
   after ``torch.cuda.synchronize()``.
 * ``device-eval``: the same module in ``eval()`` — the log-mel front end only.
 * on CUDA also ``device-train-resident`` (the batch already on the GPU) and ``h2d`` (the copy alone).
+* ``mel-u8-train`` / ``mel-u8-eval``: the same for a mel-u8 batch (uint8 ``(B, 128, 313)`` + ``mel_range``, the
+  quantised log-mels of the same clips): dequantise → gain, shift, mixup (power domain) → SpecAugment, no noise
+  (a stored log-mel cannot take it); eval = dequantise only. On CUDA the uint8 batch is what is copied.
 * ``baseline``: what a typical Kaggle notebook does — a ``torch.utils.data.Dataset`` whose ``__getitem__`` takes
   one clip, applies gain, ``torch.roll`` shift, noise added at a random SNR and a per-example torchaudio
   ``MelSpectrogram`` + ``AmplitudeToDB`` + ``FrequencyMasking``/``TimeMasking``, batched by a ``DataLoader`` with
@@ -59,6 +62,7 @@ SCHEMA = 1
 
 #: A typical training configuration: every augmentation on, each at p = 0.5.
 TRAIN_AUGMENT = AugmentConfig(gain_p=0.5, shift_p=0.5, noise_p=0.5, mixup_p=0.5, spec_p=0.5)
+MEL_U8_AUGMENT = AugmentConfig(gain_p=0.5, shift_p=0.5, mixup_p=0.5, spec_p=0.5)  #: no noise on mel-u8
 CLASSES = 182           #: multi-hot label width (BirdCLEF-sized)
 NOISE_RECORDINGS = 8
 NOISE_SECONDS = 10.0
@@ -178,6 +182,18 @@ class Bench:
         self.pipe = self.make_pipe().to(device)
         self.resident_audio = self.host_audio.to(device)
         self.resident_labels = self.host_labels.to(device)
+        # the same clips as a mel-u8 set stores them: LogMel on the CPU, quantised per clip
+        from shardkit.device import LogMel
+        from shardkit.encode import mel_u8
+
+        with torch.no_grad():
+            db = LogMel(mel)(torch.from_numpy(self.clips)).numpy()
+        quantised = [mel_u8.quantize(row) for row in db]
+        self.host_mel = torch.from_numpy(np.stack([q for q, _, _ in quantised]))
+        self.host_range = torch.tensor([[lo, hi] for _, lo, hi in quantised], dtype=torch.float32)
+        if cuda:
+            self.host_mel, self.host_range = self.host_mel.pin_memory(), self.host_range.pin_memory()
+        self.pipe_mel = DevicePipeline(mel, MEL_U8_AUGMENT, seed=seed).to(device)
 
     def make_pipe(self) -> DevicePipeline:
         """The measured module, on the CPU: default MelConfig, TRAIN_AUGMENT, a NoiseBank of the synthetic noise."""
@@ -191,6 +207,15 @@ class Bench:
     # one step each; every step returns the output so nothing is optimised away
     def step_h2d(self) -> Any:
         return self.host_audio.to(self.device, non_blocking=True), self.host_labels.to(self.device, non_blocking=True)
+
+    def step_mel_u8(self, train: bool) -> Callable[[], Any]:
+        def step() -> Any:
+            self.pipe_mel.train(train)
+            nb = self.device.type == "cuda"
+            return self.pipe_mel(self.host_mel.to(self.device, non_blocking=nb),
+                                 self.host_labels.to(self.device, non_blocking=nb),
+                                 mel_range=self.host_range.to(self.device, non_blocking=nb))
+        return step
 
     def step_pipe(self, train: bool, *, h2d: bool) -> Callable[[], Any]:
         def step() -> Any:
@@ -390,6 +415,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         methods.append(("device-train", "DevicePipeline.train(): gain, shift, noise, mixup → LogMel → SpecAugment, "
                         "whole batch" + h2d_note, 0, th, timed(True, True)))
         methods.append(("device-eval", "DevicePipeline.eval(): LogMel only" + h2d_note, 0, th, timed(False, True)))
+    for th in thread_counts:
+        for train, name in ((True, "mel-u8-train"), (False, "mel-u8-eval")):
+            what = ("DevicePipeline.train() on a mel-u8 batch: dequantise, gain, shift, mixup (power domain) → "
+                    "SpecAugment" if train else "DevicePipeline.eval() on a mel-u8 batch: dequantise only")
+            methods.append((name, what + (" (H2D copy of the uint8 batch in every step)" if cuda else ""),
+                            0, th, lambda train=train: time_steps(bench.step_mel_u8(train), bench.sync,
+                                                                  seconds=seconds, warmup=warmup, cuda=cuda)))
     th_max = max(thread_counts)
     if cuda:
         methods.append(("device-train-resident", "DevicePipeline.train(), the batch already on the GPU (no copy)", 0,

@@ -122,3 +122,19 @@ def test_webdataset_reads_the_npy_members(sets):
         count += 1
     assert count == len(ss)
     np.testing.assert_array_equal(np.load(io.BytesIO(ss.read_wav_bytes(0))), ss.read_pcm(0))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_pack_on_the_gpu_matches_the_cpu_within_one_step(corpus, sets, tmp_path):
+    src, csv = corpus
+    _, mel, _ = sets
+    gpu = tmp_path / "gpu"
+    shardkit.pack(src, gpu, metadata=csv, device="cuda", workers=2, options=shardkit.PackOptions(
+        codec="mel-u8", mode="segments", segment_seconds=1.5, tail="keep", shard_size="200KB",
+        mel=MelConfig(n_mels=64, hop_length=320, f_max=15000.0)))
+    a, b = shardkit.ShardSet.open(mel), shardkit.ShardSet.open(gpu)
+    assert a.keys == b.keys
+    for i in range(len(a)):
+        qa, qb = a.read_pcm(i).astype(int), b.read_pcm(i).astype(int)
+        assert np.abs(qa - qb).max() <= 1, a.keys[i]           # float rounding may cross one boundary
+        np.testing.assert_allclose(a.q_range[i], b.q_range[i], atol=1e-3)
