@@ -25,7 +25,8 @@ def test_quick_device_benchmark_writes_its_results(tmp_path):
     doc = json.loads((out / "device-cpu.json").read_text())
     assert doc["config"]["device"] == "cpu" and doc["config"]["threads"] == [1]
     got = {(r["method"], r["workers"]) for r in doc["results"]}
-    assert got == {("device-train", 0), ("device-eval", 0), ("baseline", 0), ("baseline", 2)}
+    assert got == {("device-train", 0), ("device-eval", 0), ("mel-u8-train", 0), ("mel-u8-eval", 0), ("baseline", 0),
+                   ("baseline", 2)}
     for r in doc["results"]:
         assert "error" not in r, r
         assert r["clips_per_s"] > 0 and r["ms_per_batch"] > 0
