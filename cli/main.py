@@ -100,7 +100,8 @@ def info(shards: Path, top: int) -> None:
     t = Table(show_header=False, box=None)
     for k, v in [("shard set", str(i.root)), ("version", i.version_id), ("format", str(i.format_version)),
                  ("complete", "yes" if i.complete else f"no (about {format_size(i.more_bytes_needed)} more needed)"),
-                 ("audio", f"{i.codec}, {i.sample_rate} Hz, {i.channels} ch"),
+                 ("audio", f"{i.codec}, {i.sample_rate} Hz, {i.channels} ch"
+                  + (", log-mel " + ", ".join(f"{k}={v}" for k, v in (i.mel or {}).items()) if i.mel else "")),
                  ("layout", ", ".join(f"{k}={v}" for k, v in i.layout.items())),
                  ("samples", f"{i.samples}"), ("audio", f"{i.hours:.3f} h ({format_duration(i.seconds)})"),
                  ("shards", f"{i.shards}, {format_size(i.bytes)}"), ("classes", str(i.classes)),

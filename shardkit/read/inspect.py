@@ -34,6 +34,7 @@ class ShardSetInfo:
     sources_packed: int
     rejects: list[dict[str, Any]]
     more_bytes_needed: int
+    mel: dict[str, Any] | None = None  #: mel-u8 sets: the front-end settings (``MelConfig.to_dict()``)
 
     @property
     def hours(self) -> float:
@@ -56,6 +57,7 @@ def info(path: str | os.PathLike[str]) -> ShardSetInfo:
         label_counts=dict(doc.get("label_counts", {})), sources=t["sources"],
         sources_packed=t["sources_packed"], rejects=list(doc.get("rejects", [])),
         more_bytes_needed=(doc.get("budget") or {}).get("more_bytes_needed", 0),
+        mel=doc["audio"].get("mel"),
     )
 
 

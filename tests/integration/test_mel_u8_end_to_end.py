@@ -42,7 +42,7 @@ def sets(corpus, tmp_path_factory):
 
 def test_info_ls_cat_verify(sets, tmp_path):
     _, mel, _ = sets
-    assert "mel-u8" in cli("info", mel)
+    assert "mel-u8" in cli("info", mel) and "n_mels=64" in cli("info", mel)
     assert cli("verify", mel).startswith("OK")
     key = cli("ls", mel).splitlines()[0].split("\t")[0]
     cli("cat", mel, key, "-o", tmp_path / "x.npy")
