@@ -10,7 +10,8 @@
     pipe.eval()                                                    # validation: front end only
 
 Order: int16 → float32 in [-1, 1) (downmix of ``(B, C, T)``) → gain → shift → noise → mixup →
-:class:`LogMel` → SpecAugment.
+:class:`LogMel` → SpecAugment. All random draws come from one ``torch.Generator`` on the module's
+device, seeded with ``seed`` (re-created from the same seed when ``.to()`` changes the device).
 
 A mel-u8 batch (``pack --format mel-u8``) goes in as ``pipe(batch["mel"], labels, mel_range=batch["mel_range"])``:
 dequantise → gain (added in dB: exact) → shift (roll of whole frames) → mixup (in the power domain, see
@@ -18,18 +19,16 @@ dequantise → gain (added in dB: exact) → shift (roll of whole frames) → mi
 (an SNR is defined on waveforms, and a stored log-mel has no phase to add noise to; mix it in before
 packing or pack wav16), and anything else that needs the waveform (pitch/time stretch, filters). The
 pipeline's :class:`MelConfig` must be the shard set's (``MelConfig.from_dict(ShardSet.mel)``; only
-``normalize`` may differ). All random draws come from one ``torch.Generator`` on the module's
-device, seeded with ``seed`` (re-created from the same seed when ``.to()`` changes the device).
+``normalize`` may differ).
 
 GPU memory (measured with ``python -m benchmarks.device --device cuda`` on an NVIDIA H100 80GB,
 torch 2.11, default MelConfig, 5 s clips at 32 kHz, every augmentation on): the peak
-``torch.cuda.max_memory_allocated`` of one training forward, int16 input included, is 0.50 GB at
-batch 64, 0.99 GB at 128 and 1.97 GB at 256 — about 7.7 MB per clip, most of it the STFT
-(``B·(n_fft/2+1)·frames`` complex64) and its power; the caching allocator reserves 0.64 / 1.52 /
-3.13 GB. ``eval()`` (front end only) peaks at 0.46 / 0.91 / 1.81 GB. Add the noise bank, 4 bytes per
-sample held (600 s at 32 kHz ≈ 77 MB); in training :class:`AddNoise` keeps its last noise
-(``B·T·4`` bytes) between steps, which the figures above include. Full tables:
-docs/benchmarks-device.md.
+``torch.cuda.max_memory_allocated`` of one training forward, int16 input included, is 0.46 GB at
+batch 64, 0.91 GB at 128 and 1.81 GB at 256 — about 7 MB per clip, most of it the STFT
+(``B·(n_fft/2+1)·frames`` complex64) and its power; the caching allocator reserves 0.64 / 1.21 /
+2.97 GB. ``eval()`` (front end only) peaks at the same 0.46 / 0.91 / 1.81 GB. Add the noise bank,
+4 bytes per sample held (600 s at 32 kHz ≈ 77 MB). A mel-u8 batch needs no STFT: 40 KB of uint8
+plus 160 KB of float32 per clip (≈ 13 MB at batch 64). Full tables: docs/benchmarks-device.md.
 """
 
 from __future__ import annotations
