@@ -31,7 +31,7 @@ class EncodedSample:
     """A sample ready to write: member bytes and the index columns that describe it."""
 
     key: str
-    wav: bytes
+    wav: bytes | memoryview
     meta: bytes
     frames: int
     label: int
@@ -88,7 +88,7 @@ class ShardWriter:
         c["meta_crc32"].append(s.meta_crc32)
         self.frames += s.frames
 
-    def _member(self, name: str, data: bytes) -> int:
+    def _member(self, name: str, data: bytes | memoryview) -> int:
         header = member_header(name, len(data))
         self._write(header)
         offset = self.bytes
@@ -96,7 +96,7 @@ class ShardWriter:
         self._write(padding(len(data)))
         return offset
 
-    def _write(self, data: bytes) -> None:
+    def _write(self, data: bytes | memoryview) -> None:
         self._fh.write(data)
         self._sha.update(data)
         self.bytes += len(data)
