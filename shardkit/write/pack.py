@@ -54,6 +54,9 @@ logger = logging.getLogger(__name__)
 
 Mode = Literal["recordings", "segments"]
 _INDEX_BYTES_PER_SAMPLE = 160  # budget reserve for a shard's index, per sample (+ 4 KiB)
+#: sources in flight per worker: with 3, a long recording at the head of the order kept the other
+#: worker idle (results are consumed in order) and workers waited ~5 ms per source for their next one
+_IN_FLIGHT = 8
 
 
 @dataclass(frozen=True)
@@ -275,9 +278,9 @@ def _process(item: SourceItem, ctx: _Context) -> list[EncodedSample] | Reject:
 def _ordered_results(
     items: list[SourceItem], start: int, ctx: _Context, workers: int, out: Path
 ) -> Iterator[tuple[int, list[EncodedSample] | Reject]]:
-    """Process ``items[start:]`` and yield results in item order, at most ~3×workers in flight.
-    Workers hand their WAV bytes over in spill files in ``out`` (``*.tmp``: a crash leaves nothing
-    that a re-run does not clean up)."""
+    """Process ``items[start:]`` and yield results in item order, at most ``_IN_FLIGHT``×workers at a
+    time. Workers hand their WAV bytes over in spill files in ``out`` (``*.tmp``: a crash leaves nothing
+    that a re-run does not clean up), so what waits in flight is on disk, not in memory."""
     if workers <= 1:
         for i in range(start, len(items)):
             yield i, _process(items[i], ctx)
@@ -293,7 +296,7 @@ def _ordered_results(
         todo = iter(range(start, len(items)))
         for i in todo:
             pending.append((i, pool.submit(_work, items[i], spill(i))))
-            if len(pending) >= 3 * workers:
+            if len(pending) >= _IN_FLIGHT * workers:
                 break
         while pending:
             i, fut = pending[0]
