@@ -32,6 +32,9 @@ logger = logging.getLogger(__name__)
 
 #: members queued for the writing thread at most (each holds a reference to its bytes, not a copy)
 _QUEUE_DEPTH = 32
+#: the writing thread fsyncs after this many bytes, so that the disk writes overlap the pack and the
+#: fsync in finish() has little left to wait for (0.3 s for a 750 MB shard here)
+_SYNC_EVERY = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -115,12 +118,18 @@ class ShardWriter:
     def _drain(self) -> None:
         """The writing thread: write and hash queued parts in order until ``None``; after an error
         keep taking parts (so that ``_write`` never blocks) and leave the error for ``_join``."""
+        unsynced = 0
         while (parts := self._queue.get()) is not None:
             if self._error is None:
                 try:
                     for p in parts:
                         self._fh.write(p)
                         self._sha.update(p)
+                        unsynced += len(p)
+                    if unsynced >= _SYNC_EVERY:
+                        self._fh.flush()
+                        os.fsync(self._fh.fileno())
+                        unsynced = 0
                 except BaseException as exc:  # re-raised in the caller's thread by _write/_join
                     self._error = exc
 
