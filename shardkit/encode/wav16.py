@@ -41,8 +41,8 @@ def encode(pcm: np.ndarray, sample_rate: int) -> bytes:
     if pcm.dtype != np.int16:
         raise TypeError(f"wav16 encodes int16 PCM, got {pcm.dtype}")
     channels = 1 if pcm.ndim == 1 else pcm.shape[1]
-    body = np.ascontiguousarray(pcm, dtype="<i2").tobytes()
-    return wav_header(pcm.shape[0], sample_rate, channels) + body
+    body = np.ascontiguousarray(pcm, dtype="<i2")
+    return b"".join((wav_header(pcm.shape[0], sample_rate, channels), body))  # one copy of the PCM, not two
 
 
 def parse_header(header: bytes) -> tuple[int, int, int]:
