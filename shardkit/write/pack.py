@@ -31,7 +31,7 @@ from typing import Any, Literal
 from shardkit.device.config import MelConfig
 from shardkit.encode import mel_u8, wav16
 from shardkit.encode import meta as meta_codec
-from shardkit.errors import DecodeError, OutputConflictError, PackError, UsageError
+from shardkit.errors import DecodeError, OutputConflictError, PackError, ShardkitError, UsageError
 from shardkit.files import atomic_write
 from shardkit.format import (
     AUDIO_EXT,
@@ -254,7 +254,14 @@ def _mel_u8(chunk: Any, ctx: _Context) -> tuple[bytes, int, tuple[tuple[str, Any
 def _work(item: SourceItem, spill: str) -> _Spilled | Reject:
     assert _CTX is not None
     result = _process(item, _CTX)
-    return result if isinstance(result, Reject) else _Spilled.write(spill, result)
+    if isinstance(result, Reject):
+        return result
+    try:
+        return _Spilled.write(spill, result)
+    except OSError as exc:  # ENOSPC and friends: say where and what to do, keep what is written
+        Path(spill).unlink(missing_ok=True)
+        raise PackError(f"{spill}: cannot hand {item.rel}'s samples to the writer ({exc.strerror or exc}); free "
+                        "space in the output folder and re-run the same command to continue") from None
 
 
 @dataclass(frozen=True)
@@ -529,9 +536,13 @@ def pack(
             report()
         if writer is not None and len(writer):
             close_shard(len(items), 0)
-    except BaseException:
+    except BaseException as exc:
         if writer is not None:
             writer.abort()
+        if isinstance(exc, OSError) and not isinstance(exc, ShardkitError):  # disk full, permissions, ...
+            raise PackError(f"{out_dir}: writing the shard set failed ({exc.strerror or exc}); the {len(shards)} "
+                            "finished shards are kept: fix the cause (free space?) and re-run the same command "
+                            "to continue") from exc
         raise
 
     more = 0

@@ -254,3 +254,29 @@ def test_verify_finds_a_flipped_byte_and_names_the_sample(packed, tmp_path):
     whats = [str(p) for p in report.problems]
     assert any(entry.shard in w and "sha256" in w for w in whats)
     assert any(p.key == entry.key and "CRC-32" in p.what for p in report.problems)
+
+
+def test_disk_full_is_a_clear_error_and_a_rerun_finishes_with_the_same_bytes(corpus, tmp_path, monkeypatch):
+    import errno
+
+    from shardkit.errors import PackError
+    from shardkit.write import shards as shards_mod
+
+    src, csv = corpus
+    clean = tmp_path / "clean"
+    pack(src, clean, metadata=csv, options=PackOptions(shard_size="300KB"))
+    real_fsync, calls = os.fsync, []
+
+    def fsync(fd):
+        calls.append(fd)
+        if len(calls) == 3:  # the third shard's durability step: the disk is full
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_fsync(fd)
+
+    monkeypatch.setattr(shards_mod.os, "fsync", fsync)
+    out = tmp_path / "full"
+    with pytest.raises(PackError, match="No space left on device.*finished shards are kept"):
+        pack(src, out, metadata=csv, options=PackOptions(shard_size="300KB"))
+    monkeypatch.setattr(shards_mod.os, "fsync", real_fsync)
+    pack(src, out, metadata=csv, options=PackOptions(shard_size="300KB"))
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == {p.name: p.read_bytes() for p in clean.iterdir()}
