@@ -42,33 +42,24 @@ def _log(msg: str) -> None:
 
 
 def pack_both(src: Path, out: Path, workers: int, shard_size: str) -> dict[str, Any]:
-    from shardkit import PackOptions, pack
+    from shardkit.read.shardset import ShardSet
 
     result: dict[str, Any] = {}
     for codec in ("wav16", "mel-u8"):
-        opts = PackOptions(mode="segments", segment_seconds=CLIP_SECONDS, tail="pad", shard_size=shard_size,
-                           codec=codec)
         packbench.warm(packbench.pack_order(src))
-        t0 = time.perf_counter()
-        res = pack(src, out / codec, options=opts, workers=workers, overwrite=True)
-        elapsed = time.perf_counter() - t0
-        doc = json.loads((out / codec / "manifest.json").read_text())
-        shard_bytes = sum(s["bytes"] for s in doc["shards"])
-        index_bytes = sum(s["index_bytes"] for s in doc["shards"])
-        from shardkit.read.shardset import ShardSet
-
+        p = packbench.run_pack(src, out / codec, "segments", workers, shard_size, codec)
         ss = ShardSet.open(out / codec)
         result[codec] = {
-            "samples": res.samples, "shards": res.shards, "elapsed_s": round(elapsed, 3),
-            "audio_hours": round(res.seconds_this_run / 3600, 4),
-            "hours_per_min": round(res.seconds_this_run / 3600 / (elapsed / 60), 3),
-            "shard_bytes": shard_bytes, "index_bytes": index_bytes,
+            "samples": p["samples"], "shards": p["shards"], "elapsed_s": p["elapsed_s"],
+            "audio_hours": round(p["audio_seconds_packed"] / 3600, 4),
+            "hours_per_min": round(p["audio_seconds_packed"] / 3600 / (p["elapsed_s"] / 60), 3),
+            "shard_bytes": p["shard_bytes"], "index_bytes": p["index_bytes"],
             "data_member_bytes": int(ss.sample_bytes[0]) if len(ss) else 0,
-            "tar_bytes_per_clip": round(shard_bytes / max(1, res.samples), 1),
-            "index_bytes_per_clip": round(index_bytes / max(1, res.samples), 1),
+            "tar_bytes_per_clip": round(p["shard_bytes"] / max(1, p["samples"]), 1),
+            "index_bytes_per_clip": round(p["index_bytes"] / max(1, p["samples"]), 1),
         }
         ss.close()
-        _log(f"pack {codec:<6}: {res.samples} clips, {result[codec]['hours_per_min']:.2f} audio h/min, "
+        _log(f"pack {codec:<6}: {p['samples']} clips, {result[codec]['hours_per_min']:.2f} audio h/min, "
              f"{result[codec]['tar_bytes_per_clip']:,.0f} tar bytes per clip (load {load1()})")
     return result
 

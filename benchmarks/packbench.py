@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 import multiprocessing
 import resource
+import subprocess
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -73,12 +75,25 @@ def decode_floor(paths: list[str], workers: int) -> dict[str, Any]:
             "main_cpu_s": round(cpu1[0] - cpu0[0], 3), "workers_cpu_s": round(cpu1[1] - cpu0[1], 3)}
 
 
-def run_pack(src: Path, out: Path, mode: str, workers: int, shard_size: str) -> dict[str, Any]:
-    """Pack ``src`` into ``out`` from scratch and describe the result."""
+def run_pack(src: Path, out: Path, mode: str, workers: int, shard_size: str, codec: str = "wav16") -> dict[str, Any]:
+    """Pack ``src`` into ``out`` from scratch, the way ``shardkit pack`` runs it, and describe the result.
+
+    The pack runs in a fresh ``python -m benchmarks.packbench`` process: pack's workers are started with
+    ``spawn``, which re-imports the parent's main module in every worker, and the benchmark's own main
+    module imports torch (~1.7 s of CPU per worker) where ``shardkit pack`` does not.
+    """
+    cmd = [sys.executable, "-m", "benchmarks.packbench", str(src), str(out), mode, str(workers), shard_size, codec]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
+    if proc.returncode != 0:
+        raise RuntimeError(f"pack failed: {proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _pack_here(src: Path, out: Path, mode: str, workers: int, shard_size: str, codec: str) -> dict[str, Any]:
     from shardkit import PackOptions, pack
 
     opts = PackOptions(sample_rate=SAMPLE_RATE, mode=mode, segment_seconds=5.0, max_seconds=300.0,
-                       shard_size=shard_size)
+                       shard_size=shard_size, codec=codec)
     cpu0 = _cpu()
     t0 = time.perf_counter()
     res = pack(src, out, options=opts, workers=workers, overwrite=True)
@@ -88,13 +103,19 @@ def run_pack(src: Path, out: Path, mode: str, workers: int, shard_size: str) -> 
     shard_bytes = sum(s["bytes"] for s in doc["shards"])
     index_bytes = sum(s["index_bytes"] for s in doc["shards"])
     frames = int(doc["totals"]["frames"])
-    pcm = frames * 2 * int(doc["audio"]["channels"])
+    pcm = frames * 2 * int(doc["audio"]["channels"]) if codec == "wav16" else 0  # mel-u8: no PCM
     return {
-        "mode": mode, "workers": workers, "shard_size": shard_size, "elapsed_s": round(elapsed, 3),
+        "mode": mode, "codec": codec, "workers": workers, "shard_size": shard_size, "elapsed_s": round(elapsed, 3),
         "main_cpu_s": round(cpu1[0] - cpu0[0], 3), "workers_cpu_s": round(cpu1[1] - cpu0[1], 3),
         "samples": res.samples, "shards": res.shards, "rejects": len(res.rejects),
-        "stored_seconds": round(res.seconds, 3), "shard_bytes": shard_bytes, "index_bytes": index_bytes,
-        "pcm_bytes": pcm, "tar_overhead": round(shard_bytes / pcm - 1, 6),
-        "tar_index_overhead": round((shard_bytes + index_bytes) / pcm - 1, 6),
+        "stored_seconds": round(res.seconds, 3), "audio_seconds_packed": round(res.seconds_this_run, 3),
+        "shard_bytes": shard_bytes, "index_bytes": index_bytes,
+        "pcm_bytes": pcm, "tar_overhead": round(shard_bytes / pcm - 1, 6) if pcm else None,
+        "tar_index_overhead": round((shard_bytes + index_bytes) / pcm - 1, 6) if pcm else None,
         "shard_files": [str(out / s["name"]) for s in doc["shards"]],
     }
+
+
+if __name__ == "__main__":  # python -m benchmarks.packbench SRC OUT MODE WORKERS SHARD_SIZE CODEC → one JSON line
+    a = sys.argv[1:]
+    print(json.dumps(_pack_here(Path(a[0]), Path(a[1]), a[2], int(a[3]), a[4], a[5])))
