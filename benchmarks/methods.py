@@ -51,8 +51,19 @@ class Method:
 # ----------------------------------------------------------------------------------------- helpers
 
 
-def _loader(dataset: Any, workers: int, **kw: Any) -> Any:
+def _loader(dataset: Any, workers: int, *, peer: bool = False, **kw: Any) -> Any:
+    if peer and workers and _threaded_peers_loaded():
+        # LitData and MosaicML streaming start threads when imported; a DataLoader worker forked after
+        # that can abort in C++ ("terminate called without an active exception"). Fresh workers from a
+        # forkserver only change the start-up time, which is reported apart from the throughput.
+        kw.setdefault("multiprocessing_context", "forkserver")
     return DataLoader(dataset, batch_size=None, num_workers=workers, **kw)
+
+
+def _threaded_peers_loaded() -> bool:
+    import sys
+
+    return any(name in sys.modules for name in ("litdata", "streaming"))
 
 
 def _shutdown(it: Any) -> None:
@@ -154,7 +165,7 @@ def webdataset_pipeline(urls: Sequence[str], decode: str = "soundfile", shuffle:
 def webdataset_stream(urls: Sequence[str], workers: int, decode: str = "soundfile", *, shuffle: int = 1000,
                       batch: int = BATCH) -> Iterator[float]:
     pipe = webdataset_pipeline(urls, decode, shuffle, batch)
-    source = pipe if workers == 0 else _loader(pipe, workers)
+    source = pipe if workers == 0 else _loader(pipe, workers, peer=True)
     yield from _epochs(source, None, lambda b: float(b[0].shape[0]))
 
 
@@ -263,7 +274,7 @@ class PerFileClips(IterableDataset):
 
 def per_file_stream(files: Sequence[AudioFile], decoder: str, path: str, workers: int) -> Iterator[float]:
     ds = PerFileClips(files, decoder, path)
-    source = ds if workers == 0 else _loader(ds, workers)
+    source = ds if workers == 0 else _loader(ds, workers, peer=True)
     yield from _epochs(source, None, lambda b: float(b.shape[0]))
 
 
