@@ -361,10 +361,14 @@ class OptionalPeer:
     pip: str                   #: what to install
     prepare: Callable[[Path, Path], Path]   #: (segment shard set, work dir) → its own copy of the clips
     stream: Callable[[Path, int, int], Iterator[float]]   #: (its data, workers, batch) → clips per step
+    layout: str = ""           #: how the clips are stored and read, for the report
 
 
 #: Peers kept out of shardkit's dependencies (both pull a different torch); they run when installed.
 OPTIONAL_PEERS = (
-    OptionalPeer("litdata", "litdata", "litdata", _litdata_prepare, _litdata_stream),
-    OptionalPeer("mosaicml-streaming", "streaming", "mosaicml-streaming", _mosaic_prepare, _mosaic_stream),
+    OptionalPeer("litdata", "litdata", "litdata", _litdata_prepare, _litdata_stream,
+                 "litdata.optimize of {audio: int16 ndarray, label: int}, 64MB chunks; StreamingDataset(shuffle) + "
+                 "StreamingDataLoader(batch 64)"),
+    OptionalPeer("mosaicml-streaming", "streaming", "mosaicml-streaming", _mosaic_prepare, _mosaic_stream,
+                 "MDSWriter ndarray:int16 + int, 64mb shards; StreamingDataset(shuffle) + DataLoader(batch 64)"),
 )

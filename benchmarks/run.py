@@ -99,8 +99,8 @@ def build_methods(*, seg: Path, rec: Path, seg_shards: list[str], rec_shards: li
         for peer in OPTIONAL_PEERS:
             data = peer_data.get(peer.name)
             if isinstance(data, Path):
-                methods.append(Method(peer.name, f"{peer.name} over the same 5 s clips (converted once)", w, "peer",
-                                      make=functools.partial(peer.stream, data, w, batch)))
+                what = f"{peer.name} over the same 5 s clips (converted once: {peer.layout})"
+                methods.append(Method(peer.name, what, w, "peer", make=functools.partial(peer.stream, data, w, batch)))
             elif w == 0:
                 methods.append(Method(peer.name, peer.name, w, "peer", skip=str(data)))
         for dec in ("soundfile", "torchaudio", "torchcodec"):
