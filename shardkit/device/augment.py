@@ -172,9 +172,14 @@ class RandomShift(_Augmentation):
         shift = torch.randint(-m, m + 1, (batch,), generator=g, device=x.device)
         shift = torch.where(applied, shift, torch.zeros_like(shift))
         self.last_shift = shift
-        idx = (torch.arange(length, device=x.device) - shift[:, None]) % length       # (B, T)
-        idx = idx.reshape(batch, *([1] * (x.dim() - 2)), length).expand_as(x)
-        return torch.gather(x, -1, idx)
+        # y[..., t] = x[..., (t - shift) mod T] is the window [(-shift) mod T, +T) of x twice over: one
+        # copy of the rows through an unfold view, no (B, T) index tensor (which cost ~5× more on a CPU)
+        rows = x.reshape(batch, -1, length)                                          # (B, R, T)
+        start = torch.remainder(-shift, length)
+        windows = torch.cat([rows, rows], dim=-1).unfold(-1, length, 1)              # (B, R, T + 1, T)
+        b_idx = torch.arange(batch, device=x.device)[:, None]
+        r_idx = torch.arange(rows.shape[1], device=x.device)[None, :]
+        return windows[b_idx, r_idx, start[:, None]].reshape(x.shape)
 
     def extra_repr(self) -> str:
         bound = f"max_frac={self.max_frac}" if self.max_frac is not None else f"max_seconds={self.max_seconds}"
@@ -186,7 +191,8 @@ class NoiseBank(torch.nn.Module):
 
     The recordings are concatenated into the buffer ``bank`` ``(total,)``, with buffers ``starts`` and
     ``lengths`` (int64 ``(n,)``, samples). Memory is bounded: at most ``max_seconds * sample_rate``
-    samples (4 bytes each) are kept; recordings past the budget are cut or dropped (logged).
+    samples (4 bytes each) are kept; recordings past the budget are cut or dropped (logged). Crops
+    of a given length may add a cached looped copy of at most the same size (see :meth:`crop`).
     Silent (all-zero) and empty recordings are dropped. ``.to(device)`` moves the bank.
 
     Args:
@@ -292,8 +298,32 @@ class NoiseBank(torch.nn.Module):
         rec = torch.randint(0, self.num_recordings, (batch,), generator=generator, device=dev)
         lens = self.lengths[rec]                                                   # (B,)
         offset = (torch.rand(batch, generator=generator, device=dev) * lens).long().clamp_max(lens - 1)
-        pos = (offset[:, None] + torch.arange(length, device=dev)) % lens[:, None]  # (B, length)
-        return self.bank[self.starts[rec][:, None] + pos]
+        if self.num_recordings * (length - 1) > self.bank.numel():  # many short recordings: gather
+            pos = (offset[:, None] + torch.arange(length, device=dev)) % lens[:, None]  # (B, length)
+            return self.bank[self.starts[rec][:, None] + pos]
+        looped, starts = self._looped(length)
+        # row b is looped[starts[rec_b] + offset_b :][:length]: one copy through an unfold view
+        return looped.unfold(0, length, 1)[starts[rec] + offset]
+
+    def _looped(self, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each recording followed by its own start again, ``length - 1`` samples more (looping as often
+        as a short one needs), so that a crop of ``length`` from any offset is contiguous; cached per
+        length and device. Used only while the ``n_recordings × (length - 1)`` extra samples are no
+        more than the bank itself (so memory stays within twice the bank's budget)."""
+        key = (int(length), self.bank.device)
+        cached = getattr(self, "_looped_cache", None)
+        if cached is not None and cached[0] == key:
+            return cached[1], cached[2]
+        pieces = []
+        for start, n in zip(self.starts.tolist(), self.lengths.tolist()):
+            rec = self.bank[start:start + n]
+            reps = -(-(n + length - 1) // n)
+            pieces.append(rec.repeat(reps)[: n + length - 1])
+        ext_lengths = self.lengths + (length - 1)
+        looped = torch.cat(pieces)
+        starts = torch.cumsum(ext_lengths, 0) - ext_lengths
+        self._looped_cache = (key, looped, starts)
+        return looped, starts
 
     def extra_repr(self) -> str:
         return f"recordings={self.num_recordings}, seconds={self.seconds:.1f}, sample_rate={self.sample_rate}"

@@ -275,7 +275,7 @@ def test_disk_full_is_a_clear_error_and_a_rerun_finishes_with_the_same_bytes(cor
 
     monkeypatch.setattr(shards_mod.os, "fsync", fsync)
     out = tmp_path / "full"
-    with pytest.raises(PackError, match="No space left on device.*finished shards are kept"):
+    with pytest.raises(PackError, match=r"No space left on device.*finished shards are kept"):
         pack(src, out, metadata=csv, options=PackOptions(shard_size="300KB"))
     monkeypatch.setattr(shards_mod.os, "fsync", real_fsync)
     pack(src, out, metadata=csv, options=PackOptions(shard_size="300KB"))

@@ -295,3 +295,25 @@ def test_pipeline_on_cuda() -> None:
     pipe.eval()
     mel_e, _ = pipe(audio, labels)
     assert math.isfinite(float(mel_e.sum()))
+
+
+@pytest.mark.parametrize("lengths", [(3000, 9000, 500), (50,) * 40])     # looped cache / plain gather
+def test_noise_crops_loop_short_recordings_the_same_on_both_paths(lengths: tuple[int, ...]) -> None:
+    rng = np.random.default_rng(7)
+    bank = NoiseBank([rng.standard_normal(n).astype(np.float32) for n in lengths], SR)
+    for length in (10, 700, 5000):
+        got = bank.crop(12, length, _gen(4))
+        g = _gen(4)
+        rec = torch.randint(0, bank.num_recordings, (12,), generator=g)
+        lens = bank.lengths[rec]
+        off = (torch.rand(12, generator=g) * lens).long().clamp_max(lens - 1)
+        pos = (off[:, None] + torch.arange(length)) % lens[:, None]
+        assert torch.equal(got, bank.bank[bank.starts[rec][:, None] + pos]), (lengths, length)
+
+
+def test_shift_of_multichannel_audio_rolls_every_channel_alike() -> None:
+    x = torch.randn(5, 3, 400)
+    op = RandomShift(max_frac=1.0, p=1.0)
+    y = op(x, _gen(2))
+    for b, s in enumerate(op.last_shift.tolist()):
+        assert torch.equal(y[b], torch.roll(x[b], s, dims=-1))
