@@ -23,11 +23,12 @@ pipeline's :class:`MelConfig` must be the shard set's (``MelConfig.from_dict(Sha
 
 GPU memory (measured with ``python -m benchmarks.device --device cuda`` on an NVIDIA H100 80GB,
 torch 2.11, default MelConfig, 5 s clips at 32 kHz, every augmentation on): the peak
-``torch.cuda.max_memory_allocated`` of one training forward, int16 input included, is 0.46 GB at
-batch 64, 0.91 GB at 128 and 1.81 GB at 256 — about 7 MB per clip, most of it the STFT
-(``B·(n_fft/2+1)·frames`` complex64) and its power; the caching allocator reserves 0.64 / 1.21 /
-2.97 GB. ``eval()`` (front end only) peaks at the same 0.46 / 0.91 / 1.81 GB. Add the noise bank,
-4 bytes per sample held (600 s at 32 kHz ≈ 77 MB). A mel-u8 batch needs no STFT: 40 KB of uint8
+``torch.cuda.max_memory_allocated`` of one training forward, int16 input included, is 0.48 GB at
+batch 64, 0.93 GB at 128 and 1.83 GB at 256 — about 7 MB per clip, most of it the STFT
+(``B·(n_fft/2+1)·frames`` complex64) and its power; the caching allocator reserves 0.76 / 1.44 /
+2.97 GB. ``eval()`` (front end only) peaks at 0.46 / 0.91 / 1.81 GB. Add the noise bank, 4 bytes
+per sample held (600 s at 32 kHz ≈ 77 MB), and up to as much again for its looped-crop cache
+(:meth:`NoiseBank.crop`). A mel-u8 batch needs no STFT: 40 KB of uint8
 plus 160 KB of float32 per clip (≈ 13 MB at batch 64). Full tables: docs/benchmarks-device.md.
 """
 
