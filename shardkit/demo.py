@@ -471,8 +471,8 @@ class DemoReport:
             f"{self.shards} shards, {self.shard_bytes / 1e6:.1f} MB, {self.rejects} rejects",
             f"reader     {self.reader_clips_per_s:.0f} clips/s ({self.clips_streamed} clips, "
             f"{self.epochs} epoch(s), batch {self.batch_size})",
-            f"+ log-mel  {self.mel_clips_per_s:.0f} clips/s end to end on {self.device}; "
-            f"mel alone {self.mel_compute_clips_per_s:.0f} clips/s, output {tuple(self.mel_shape)}",
+            f"+ device stage (augment + log-mel) {self.mel_clips_per_s:.0f} clips/s end to end on {self.device}; "
+            f"stage alone {self.mel_compute_clips_per_s:.0f} clips/s, output {tuple(self.mel_shape)}",
             *self.notes,
         ]
 
@@ -485,7 +485,8 @@ def run_demo(
     batch_size: int = 32,
     progress: Callable[..., Any] | None = None,
 ) -> DemoReport:
-    """Make the demo corpus (if absent), pack it, and stream it into a log-mel front end.
+    """Make the demo corpus (if absent), pack it, and stream it into the device stage (augmentations +
+    log-mel, :class:`shardkit.device.DevicePipeline`).
 
     Layout: ``workdir/corpus`` (made once, reused) and ``workdir/shards`` (re-packed on every call
     with ``overwrite=True``, so the pack time is real; pack refuses a folder holding other files).
@@ -493,7 +494,7 @@ def run_demo(
     Args:
         workdir: folder for the corpus and the shard set.
         workers: pack processes (at least 1) and DataLoader workers (0 = read in this process).
-        epochs: epochs streamed, once with the loader alone and once with LogMel.
+        epochs: epochs streamed, once with the loader alone and once through the device stage.
         batch_size: clips per batch (5 s crops at 32000 Hz, int16).
         progress: passed to :func:`shardkit.write.pack.pack`.
 
@@ -502,7 +503,7 @@ def run_demo(
     """
     import torch
 
-    from shardkit.device import LogMel, MelConfig
+    from shardkit.device import AugmentConfig, DevicePipeline, MelConfig
     from shardkit.read import ShardDataset
     from shardkit.write.pack import PackOptions, pack
 
@@ -526,7 +527,8 @@ def run_demo(
     log.info("packed %.2f h of audio into %d shards in %.1fs", result.seconds / 3600, result.shards, pack_seconds)
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    frontend = LogMel(MelConfig(sample_rate=32000)).to(device)
+    augment = AugmentConfig(gain_p=0.5, shift_p=0.5, mixup_p=0.5, mixup_label_mode="max", spec_p=0.5)
+    frontend = DevicePipeline(MelConfig(sample_rate=32000), augment, seed=0).to(device)
     dataset = ShardDataset(out, batch_size=batch_size, crop_seconds=5.0, shuffle=True, seed=0)
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=None, num_workers=workers, pin_memory=device.type == "cuda"
@@ -539,8 +541,8 @@ def run_demo(
             dataset.set_epoch(epoch)      # workers are re-created each epoch and see the new epoch
             for batch in loader:
                 audio = batch["audio"].to(device, non_blocking=True)
-                batch["labels"].to(device, non_blocking=True)  # the targets travel too
-                last = frontend(audio) if with_mel else audio
+                labels = batch["labels"].to(device, non_blocking=True)  # the targets travel too (and mix)
+                last = frontend(audio, labels)[0] if with_mel else audio
                 clips += int(batch["valid"].sum())        # padding rows of the last step do not count
         if device.type == "cuda":
             torch.cuda.synchronize()
@@ -587,7 +589,7 @@ def _time_mel(frontend: Any, audio: Any, device: Any, repeats: int = 5) -> float
         torch.cuda.synchronize()
     t0 = time.perf_counter()
     for _ in range(repeats):
-        frontend(audio)
+        frontend(audio)                   # labels are optional: the stage returns (mel, None)
     if device.type == "cuda":
         torch.cuda.synchronize()
     elapsed = time.perf_counter() - t0
