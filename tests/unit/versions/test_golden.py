@@ -61,3 +61,20 @@ def test_golden_set_reads(path):
 
         out, _ = DevicePipeline(cfg).eval()(batch["mel"], mel_range=batch["mel_range"])
         assert out.shape == batch["mel"].shape and torch.isfinite(out).all()
+
+
+def test_verify_names_a_damaged_npy_member(tmp_path):
+    import shutil
+
+    path = tmp_path / "mel"
+    shutil.copytree(GOLDEN / "v2" / "mel-u8", path)
+    ss = shardkit.ShardSet.open(path)
+    key, offset = ss.keys[1], int(ss.pcm_offset[1]) + 5
+    ss.close()
+    shard = path / "shard-00000.tar"
+    raw = bytearray(shard.read_bytes())
+    raw[offset] ^= 0xFF
+    shard.write_bytes(bytes(raw))
+    report = shardkit.verify(path)
+    assert not report.ok
+    assert any(p.key == key and f"{key}.npy" in p.what for p in report.problems), report.problems
