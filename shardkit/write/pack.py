@@ -417,7 +417,10 @@ def pack(
     - ``workers``: decoding processes (output bytes are identical for any number).
     - ``budget``: cap on shard + index bytes in ``out``; when the next sample would pass it the
       pack finishes the current shard, writes a valid (incomplete) manifest and reports
-      ``more_bytes_needed``. Re-run with a larger budget to continue.
+      ``more_bytes_needed``. Re-run with a larger budget to continue. With ``workers > 1`` the
+      decoded samples of up to 8 sources per worker also pass through ``*.tmp`` spill files in ``out``
+      on their way to the shards (deleted as they are consumed; at most ~8 × workers × the longest
+      recording's PCM): leave that much room beyond the budget.
     - ``strict``: raise :class:`PackError` at the first bad source instead of recording a reject
       (shards already finished stay valid and resumable).
     - ``resume``: None continues an interrupted pack in ``out`` if there is one; True requires one.
