@@ -435,6 +435,11 @@ def pack(
     budget_bytes = parse_size(budget, name="budget") if budget is not None else None
     if workers < 1:
         raise UsageError(f"workers must be at least 1, got {workers}")
+    if opts.codec == "mel-u8" and str(device) != "cpu":  # checked before anything is written
+        import torch
+
+        if str(device).startswith("cuda") and not torch.cuda.is_available():
+            raise UsageError(f"device {device!r}: torch sees no CUDA GPU here; use device 'cpu' (--device cpu)")
     out_dir = Path(out)
     items, csv_rejects = discover(src, metadata, order=opts.order)
     vocabulary = vocabulary_of(items)
@@ -461,11 +466,6 @@ def pack(
         r = state["rejects"][0]
         raise PackError(f"{r['file'] or '(row ' + str(r['row']) + ')'}: {r['reason']} (--strict)")
 
-    if opts.codec == "mel-u8" and str(device) != "cpu":
-        import torch
-
-        if str(device).startswith("cuda") and not torch.cuda.is_available():
-            raise UsageError(f"device {device!r}: torch sees no CUDA GPU here; use device='cpu'")
     codec = opts.codec_config()
     ctx = _Context(opts, {label: i for i, label in enumerate(vocabulary)}, str(device))
     shards: list[dict[str, Any]] = state["shards"]

@@ -138,3 +138,14 @@ def test_pack_on_the_gpu_matches_the_cpu_within_one_step(corpus, sets, tmp_path)
         qa, qb = a.read_pcm(i).astype(int), b.read_pcm(i).astype(int)
         assert np.abs(qa - qb).max() <= 1, a.keys[i]           # float rounding may cross one boundary
         np.testing.assert_allclose(a.q_range[i], b.q_range[i], atol=1e-3)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without a GPU")
+def test_asking_for_a_missing_gpu_writes_nothing(corpus, tmp_path):
+    from shardkit.errors import UsageError
+
+    out = tmp_path / "never"
+    with pytest.raises(UsageError, match="no CUDA GPU"):
+        shardkit.pack(corpus[0], out, metadata=corpus[1], device="cuda",
+                      options=shardkit.PackOptions(codec="mel-u8"))
+    assert not out.exists()
