@@ -78,3 +78,26 @@ def test_verify_names_a_damaged_npy_member(tmp_path):
     report = shardkit.verify(path)
     assert not report.ok
     assert any(p.key == key and f"{key}.npy" in p.what for p in report.problems), report.problems
+
+
+def test_an_unknown_codec_is_refused_with_a_named_error(tmp_path):
+    import shutil
+
+    import msgpack
+    import zstandard
+
+    from shardkit.errors import IndexError_, ManifestError
+
+    path = tmp_path / "mel"
+    shutil.copytree(GOLDEN / "v2" / "mel-u8", path)
+    idx = path / "shard-00000.index"
+    doc = msgpack.unpackb(zstandard.ZstdDecompressor().decompress(idx.read_bytes()))
+    doc["codec"]["codec_id"] = "flac24"
+    idx.write_bytes(zstandard.ZstdCompressor().compress(msgpack.packb(doc)))
+    with pytest.raises(IndexError_, match=r"shard-00000\.index.*flac24.*upgrade shardkit"):
+        shardkit.ShardSet.open(path)
+    manifest = json.loads((path / "manifest.json").read_text())
+    manifest["audio"]["codec"] = "flac24"
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ManifestError, match="flac24"):
+        shardkit.ShardSet.open(path)
