@@ -13,6 +13,7 @@ import logging
 import multiprocessing
 import os
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.context import get_spawning_popen
 from typing import Any
 
@@ -22,6 +23,7 @@ from torch.utils.data import IterableDataset
 
 from shardkit.errors import ShardReadError, UsageError
 from shardkit.read import plan, transport
+from shardkit.read import shardset as shardset_mod
 from shardkit.read.env import detect_topology
 from shardkit.read.shardset import ShardSet
 from shardkit.units import parse_size
@@ -84,6 +86,38 @@ def _read_into(fd: int, view: memoryview, offset: int) -> int:
     return done
 
 
+def _read_rows(ss: ShardSet, flat: memoryview, row_bytes: int, samples: np.ndarray,
+               reads: list[tuple[int, int, int, int]], fds: dict[int, int | OSError] | None
+               ) -> list[tuple[int, ShardReadError, BaseException | None]]:
+    """``preadv`` each ``(row j, shard, file offset, bytes)`` of ``reads`` into row j of ``flat``.
+
+    Returns the reads that failed as ``(j, error naming shard and sample, cause)``; never raises, so
+    that it can run in a reading thread. ``fds``: descriptors opened beforehand (threads), or None to
+    open them here through the shard set.
+    """
+    errors = []
+    fd_shard, fd = -1, -1  # reads are sorted by shard: a shard's descriptor is needed in one run
+    for j, sh, off, nb in reads:
+        row = j * row_bytes
+        try:
+            if sh != fd_shard:
+                fd_shard = -1
+                got_fd = ss.fd(sh) if fds is None else fds[sh]
+                if isinstance(got_fd, OSError):
+                    raise got_fd
+                fd, fd_shard = got_fd, sh
+            view = flat[row:row + nb]
+            got = os.preadv(fd, [view], off) if _HAS_PREADV else 0  # one call, nearly always
+            if got != nb:
+                got = _read_into(fd, view, off)  # finish a short read, or find EOF
+            if got != nb:
+                raise ss.read_error(int(samples[j]), f"short read: {got} of {nb} bytes at offset {off}")
+        except OSError as exc:
+            err = exc if isinstance(exc, ShardReadError) else ss.read_error(int(samples[j]), f"read failed ({exc})")
+            errors.append((j, err, None if err is exc else exc))
+    return errors
+
+
 def _new_batch(b: int, audio_shape: tuple[int, ...], n_classes: int, in_worker: bool,
                dtype: type = np.int16, with_range: bool = False) -> list[torch.Tensor]:
     """Uninitialised [audio ``dtype`` (B, ...), labels float32 (B, n_classes), valid bool (B,),
@@ -126,7 +160,9 @@ class ShardDataset(IterableDataset):
     exact number of batches this rank yields per epoch. ``partial`` decides the last, incomplete
     global step: ``"pad"`` (default when shuffling; every rank the same count), ``"drop"``, or
     ``"keep"`` (default otherwise; every item exactly once, a rank may have one extra short batch).
-    ``rank``/``world_size`` default to :func:`detect_topology` at construction.
+    ``rank``/``world_size`` default to :func:`detect_topology` at construction. ``read_threads``: threads
+    that copy a batch's items out of the page cache (default 2 in the training process on a 2+-core
+    machine, 1 in DataLoader workers); the batch is the same for any number.
     """
 
     def __init__(
@@ -146,6 +182,7 @@ class ShardDataset(IterableDataset):
         rank: int | None = None,
         world_size: int | None = None,
         on_error: str = "raise",
+        read_threads: int | None = None,
     ) -> None:
         super().__init__()
         self.shards = source if isinstance(source, ShardSet) else ShardSet.open(source)
@@ -154,6 +191,8 @@ class ShardDataset(IterableDataset):
             raise UsageError(f"batch_size must be a positive integer, got {batch_size!r}")
         if on_error not in ON_ERROR:
             raise UsageError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
+        if read_threads is not None and (isinstance(read_threads, bool) or int(read_threads) < 1):
+            raise UsageError(f"read_threads must be a positive integer or None, got {read_threads!r}")
         partial = partial if partial is not None else ("pad" if shuffle else "keep")
         if partial not in plan.PARTIAL_POLICIES:
             raise UsageError(f"partial must be one of {plan.PARTIAL_POLICIES}, got {partial!r}")
@@ -201,6 +240,8 @@ class ShardDataset(IterableDataset):
         self.stats: dict[str, int] = {"batches": 0, "items": 0, "skipped": 0}
         self._order_cache: tuple[int, np.ndarray] | None = None
         self._scratch_buf: np.ndarray | None = None
+        self.read_threads = None if read_threads is None else int(read_threads)
+        self._thread_pool: tuple[int, ThreadPoolExecutor] | None = None  # (pid, pool), made on first use
         if len(self) == 0:
             log.warning("%s: rank %d of %d gets no batch (%d items, batch_size %d, partial=%r)",
                         ss.root, self.rank, self.world_size, self.num_items, self.batch_size, partial)
@@ -399,28 +440,32 @@ class ShardDataset(IterableDataset):
         flat = memoryview(buf.reshape(-1).view(np.uint8))
         valid_np = valid_t.numpy()
         valid_np[:] = valid
+        reads = list(zip(order.tolist(), shard[order].tolist(), file_off[order].tolist(), nbytes[order].tolist()))
+        threads = self._threads(in_worker, len(reads))
+        distinct = list(dict.fromkeys(r[1] for r in reads)) if threads > 1 else []
+        if len(distinct) > shardset_mod.MAX_OPEN_SHARDS:  # the descriptors would not all stay open
+            threads = 1
+        if threads > 1:
+            # descriptors are opened here, in this thread (the shard set's table is not thread-safe);
+            # each reading thread takes every threads-th read, still in (shard, offset) order
+            fds: dict[int, int | OSError] = {}
+            for sh in distinct:
+                try:
+                    fds[sh] = ss.fd(sh)
+                except OSError as exc:
+                    fds[sh] = exc
+            parts = [reads[k::threads] for k in range(threads)]
+            outcome = list(self._pool().map(lambda part: _read_rows(ss, flat, row_bytes, samples, part, fds),
+                                            parts))
+            errors = sorted((e for part in outcome for e in part), key=lambda e: e[0])
+        else:
+            errors = _read_rows(ss, flat, row_bytes, samples, reads, None)
         failed: list[int] = []
-        fd_shard, fd = -1, -1  # reads are sorted by shard: a shard's descriptor is needed in one run
-        for j, sh, off, nb in zip(order.tolist(), shard[order].tolist(), file_off[order].tolist(),
-                                  nbytes[order].tolist()):
-            row = j * row_bytes
-            try:
-                if sh != fd_shard:
-                    fd_shard, fd = -1, ss.fd(sh)
-                    fd_shard = sh
-                view = flat[row:row + nb]
-                got = os.preadv(fd, [view], off) if _HAS_PREADV else 0  # one call, nearly always
-                if got != nb:
-                    got = _read_into(fd, view, off)  # finish a short read, or find EOF
-                if got != nb:
-                    raise ss.read_error(int(samples[j]), f"short read: {got} of {nb} bytes at offset {off}")
-            except OSError as exc:
-                err = exc if isinstance(exc, ShardReadError) else ss.read_error(
-                    int(samples[j]), f"read failed ({exc})")
-                if self.on_error == "raise":
-                    raise err from (None if err is exc else exc)
-                self._skip(err)
-                failed.append(j)
+        for j, err, cause in errors:
+            if self.on_error == "raise":
+                raise err from cause
+            self._skip(err)
+            failed.append(j)
         for j in np.flatnonzero(nread < t_len).tolist():
             buf[j, int(nread[j]) * channels:] = 0
         labels = labels_t.numpy()
@@ -451,6 +496,22 @@ class ShardDataset(IterableDataset):
             bad = set(failed)
             out["meta"] = [self._meta(i, j in bad) for j, i in enumerate(samples.tolist())]
         return out
+
+    def _threads(self, in_worker: bool, reads: int) -> int:
+        """Reading threads for a batch of ``reads`` reads: ``read_threads``, or by default 2 in the training
+        process itself (``num_workers=0``) on a machine with 2+ cores and 1 in DataLoader workers (they
+        already read in parallel). The page-cache copies run without the GIL, so two threads copy ~1.5×
+        as fast as one on 2 cores (docs/benchmarks.md)."""
+        n = self.read_threads if self.read_threads is not None else (
+            1 if in_worker or (os.cpu_count() or 1) < 2 else 2)
+        return max(1, min(n, reads // 4))
+
+    def _pool(self) -> ThreadPoolExecutor:
+        """This process's reading threads (a process forked from one that had them makes its own)."""
+        if self._thread_pool is None or self._thread_pool[0] != os.getpid():
+            n = self.read_threads if self.read_threads is not None else 2
+            self._thread_pool = (os.getpid(), ThreadPoolExecutor(n, thread_name_prefix="shardkit-read"))
+        return self._thread_pool[1]
 
     def _scratch(self, n: int, dtype: type = np.int16) -> np.ndarray:
         """A reused buffer of at least ``n`` elements of ``dtype`` (multi-channel and mel reads only)."""
@@ -505,6 +566,7 @@ class ShardDataset(IterableDataset):
         state = self.__dict__.copy()
         state["_order_cache"] = None
         state["_scratch_buf"] = None
+        state["_thread_pool"] = None
         return state
 
     def __repr__(self) -> str:
