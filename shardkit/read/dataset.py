@@ -67,6 +67,8 @@ class SharedEpoch:
 
 
 _HAS_PREADV = hasattr(os, "preadv")
+#: by default a batch gets a second reading thread only if each thread then copies at least this much
+_THREAD_MIN_BYTES = 4 << 20
 
 
 def _read_into(fd: int, view: memoryview, offset: int) -> int:
@@ -441,7 +443,7 @@ class ShardDataset(IterableDataset):
         valid_np = valid_t.numpy()
         valid_np[:] = valid
         reads = list(zip(order.tolist(), shard[order].tolist(), file_off[order].tolist(), nbytes[order].tolist()))
-        threads = self._threads(in_worker, len(reads))
+        threads = self._threads(in_worker, len(reads), int(nbytes.sum()))
         distinct = list(dict.fromkeys(r[1] for r in reads)) if threads > 1 else []
         if len(distinct) > shardset_mod.MAX_OPEN_SHARDS:  # the descriptors would not all stay open
             threads = 1
@@ -497,14 +499,17 @@ class ShardDataset(IterableDataset):
             out["meta"] = [self._meta(i, j in bad) for j, i in enumerate(samples.tolist())]
         return out
 
-    def _threads(self, in_worker: bool, reads: int) -> int:
-        """Reading threads for a batch of ``reads`` reads: ``read_threads``, or by default 2 in the training
-        process itself (``num_workers=0``) on a machine with 2+ cores and 1 in DataLoader workers (they
-        already read in parallel). The page-cache copies run without the GIL, so two threads copy ~1.5×
-        as fast as one on 2 cores (docs/benchmarks.md)."""
-        n = self.read_threads if self.read_threads is not None else (
-            1 if in_worker or (os.cpu_count() or 1) < 2 else 2)
-        return max(1, min(n, reads // 4))
+    def _threads(self, in_worker: bool, reads: int, nbytes: int) -> int:
+        """Reading threads for a batch of ``reads`` reads of ``nbytes`` bytes: ``read_threads``, or by
+        default 2 in the training process itself (``num_workers=0``) on a machine with 2+ cores and 1 in
+        DataLoader workers (they already read in parallel). The page-cache copies run without the GIL, so
+        two threads copy a 64 × 5 s wav16 batch (20 MB) ~1.3× as fast as one here (docs/benchmarks.md);
+        a batch under 4 MB per thread (mel-u8: 2.6 MB) is faster read by one thread than handed out."""
+        if self.read_threads is not None:
+            return max(1, min(self.read_threads, reads))
+        if in_worker or (os.cpu_count() or 1) < 2:
+            return 1
+        return max(1, min(2, reads // 4, nbytes // _THREAD_MIN_BYTES))
 
     def _pool(self) -> ThreadPoolExecutor:
         """This process's reading threads (a process forked from one that had them makes its own)."""
