@@ -166,3 +166,7 @@ def make_set(
         shards.append(samples)
     path = write_shard_set(root, shards, sample_rate=sample_rate, channels=channels, layout=layout)
     return path, by_key
+
+
+#: the layout of a recordings-mode set, for make_set(..., layout=RECORDINGS)
+RECORDINGS = {"mode": "recordings", "max_seconds": 60.0}

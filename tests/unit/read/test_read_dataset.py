@@ -6,20 +6,11 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from read_fixtures import Sample, make_set, write_shard_set
+from read_fixtures import RECORDINGS, Sample, make_set, write_shard_set
 
 from shardkit.errors import ShardReadError, UsageError
 from shardkit.read import ShardDataset, ShardSet
 from shardkit.read.dataset import SharedEpoch
-
-RECORDINGS = {"mode": "recordings", "max_seconds": 60.0}
-
-
-@pytest.fixture
-def segs(tmp_path):
-    # 22 samples of 160 frames (tail=keep: two short ones), 4 shards
-    lengths = [[160] * 6, [160] * 5 + [90], [160] * 7, [160, 160, 40]]
-    return make_set(tmp_path / "segs", lengths, labels=("a", "b", "c"))
 
 
 def _all(ds):

@@ -5,18 +5,10 @@ import os
 import numpy as np
 import pytest
 import torch
-from read_fixtures import make_set
+from read_fixtures import RECORDINGS, make_set
 
 from shardkit.errors import ShardReadError, UsageError
 from shardkit.read import ShardDataset, ShardSet
-
-RECORDINGS = {"mode": "recordings", "max_seconds": 60.0}
-
-
-@pytest.fixture
-def segs(tmp_path):
-    lengths = [[160] * 6, [160] * 5 + [90], [160] * 7, [160, 160, 40]]
-    return make_set(tmp_path / "segs", lengths, labels=("a", "b", "c"))
 
 
 def _batches(ds):
