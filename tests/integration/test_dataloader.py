@@ -10,11 +10,9 @@ import torch
 from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for read_fixtures
-from read_fixtures import make_set
+from read_fixtures import RECORDINGS, make_set
 
 from shardkit.read import ShardDataset
-
-RECORDINGS = {"mode": "recordings", "max_seconds": 60.0}
 
 
 @pytest.fixture(scope="module")
