@@ -23,7 +23,7 @@ _LAZY = {
     "PackProgress": "shardkit.write.pack",
     "ShardSet": "shardkit.read.shardset",
     "ShardDataset": "shardkit.read.dataset",
-    "MelConfig": "shardkit.device.config",
+    "MelConfig": "shardkit.encode.mel_config",
     "LogMel": "shardkit.device.frontend",
     "info": "shardkit.read.inspect",
     "list_samples": "shardkit.read.inspect",
@@ -35,8 +35,8 @@ _LAZY = {
 __all__ = ["FORMAT_VERSION", "ShardkitError", "__version__", *sorted(_LAZY)]
 
 if TYPE_CHECKING:
-    from shardkit.device.config import MelConfig
     from shardkit.device.frontend import LogMel
+    from shardkit.encode.mel_config import MelConfig
     from shardkit.read.dataset import ShardDataset
     from shardkit.read.inspect import info, list_samples, plan_split, read_sample
     from shardkit.read.shardset import ShardSet

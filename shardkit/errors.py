@@ -13,8 +13,9 @@ what happened, names the file (and the sample, where there is one) and what to d
     │   └── BudgetExceededError         --strict and the disk budget ran out
     ├── FormatError                     a shard set on disk is not what the format spec says
     │   ├── UnsupportedVersionError     written by a newer format version than this shardkit reads
+    │   ├── UnknownCodecError(ValueError) a codec id this shardkit does not know
     │   ├── ManifestError               manifest.json is missing or malformed
-    │   └── IndexError_                 a shard index is missing or malformed
+    │   └── ShardIndexError             a shard index is missing or malformed (0.2 name: IndexError_)
     ├── IntegrityError                  a hash or size check failed (a corrupt shard)
     ├── SampleNotFoundError(KeyError)   no sample with that key in the shard set
     └── ShardReadError(OSError)         reading a shard failed while streaming
@@ -74,12 +75,20 @@ class UnsupportedVersionError(FormatError):
     """The files were written by a format version this shardkit cannot read."""
 
 
+class UnknownCodecError(FormatError, ValueError):
+    """A codec id this shardkit does not know: a newer shardkit wrote the set (upgrade), or a typo."""
+
+
 class ManifestError(FormatError):
     """manifest.json is missing or malformed."""
 
 
-class IndexError_(FormatError):  # the builtin name IndexError is taken
+class ShardIndexError(FormatError):
     """A shard index file is missing or malformed."""
+
+
+#: The 0.2 name of :class:`ShardIndexError` (kept so that old ``except`` clauses still catch it).
+IndexError_ = ShardIndexError
 
 
 class IntegrityError(ShardkitError):
@@ -108,9 +117,11 @@ __all__ = [
     "OutputConflictError",
     "PackError",
     "SampleNotFoundError",
+    "ShardIndexError",
     "ShardReadError",
     "ShardkitError",
     "SourceError",
+    "UnknownCodecError",
     "UnsupportedVersionError",
     "UsageError",
 ]

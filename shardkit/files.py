@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from shardkit.format import TMP_SUFFIX
+#: Suffix of a file being written; it gets its final name by rename only when complete (format §7).
+TMP_SUFFIX = ".tmp"
 
 
 def atomic_write(path: Path, data: bytes) -> None:

@@ -22,6 +22,10 @@ import numpy as np
 
 from shardkit import format as fmt
 
+# the wav16 data member as docs/format.md §3.1 states it (written here, not taken from the codec)
+WAV_HEADER_BYTES = 44
+AUDIO_EXT = "wav"
+
 
 @dataclass
 class Sample:
@@ -44,7 +48,7 @@ def wav_bytes(pcm: np.ndarray, sample_rate: int) -> bytes:
         "<4sI4s4sIHHIIHH4sI", b"RIFF", 36 + len(data), b"WAVE", b"fmt ", 16, 1, channels,
         sample_rate, sample_rate * channels * 2, channels * 2, 16, b"data", len(data),
     )
-    assert len(header) == fmt.WAV_HEADER_BYTES
+    assert len(header) == WAV_HEADER_BYTES
     return header + data
 
 
@@ -77,7 +81,7 @@ def write_shard_set(
                    {x for sh in shards for s in sh for x in s.secondary})
     where = {name: i for i, name in enumerate(vocab)}
     codec = {"codec_id": "wav16", "sample_rate": sample_rate, "channels": channels,
-             "sample_width": 2, "header_bytes": fmt.WAV_HEADER_BYTES}
+             "sample_width": 2, "header_bytes": WAV_HEADER_BYTES}
     entries, label_counts, total_frames, total_bytes = [], {}, 0, 0
     for number, samples in enumerate(shards):
         name = fmt.shard_name(number)
@@ -95,7 +99,7 @@ def write_shard_set(
                 "source_sample_rate": sample_rate, "source_channels": channels,
                 "source_frames": frames, "source_format": "WAV/PCM_16", "extra": {},
             }, use_bin_type=True)
-            wav_off = _member(out, f"{s.key}.{fmt.AUDIO_EXT}", wav)
+            wav_off = _member(out, f"{s.key}.{AUDIO_EXT}", wav)
             meta_off = _member(out, f"{s.key}.{fmt.META_EXT}", meta)
             for col, value in (
                 ("key", s.key), ("wav_offset", wav_off), ("wav_size", len(wav)),

@@ -16,20 +16,27 @@ and shape ``(n_mels, frames)``: numpy and webdataset load it as ``(n_mels, frame
 frame by frame, so a crop of frames ``[a, b)`` is one contiguous byte range ``[a·n_mels, b·n_mels)``
 after the header.
 
-This module needs numpy only; computing the log-mel itself is :class:`shardkit.device.LogMel`'s job.
+:class:`MelU8` is the codec object (:class:`shardkit.encode.Codec`). This module needs numpy only;
+computing the log-mel itself is :class:`shardkit.device.LogMel`'s job, imported (with torch) by
+:meth:`MelU8.encode` on first use.
 """
 
 from __future__ import annotations
 
 import ast
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 
-from shardkit.errors import FormatError
-from shardkit.format import NPY_HEADER_BYTES
+from shardkit.encode.base import Codec, Encoded
+from shardkit.encode.mel_config import MelConfig
+from shardkit.errors import FormatError, UsageError
 
 CODEC_ID = "mel-u8"
+EXT = "npy"  # numpy and webdataset decode .npy members
+NPY_HEADER_BYTES = 128
 SCHEME = "minmax"
 LEVELS = 255
 _MAGIC = b"\x93NUMPY\x01\x00"
@@ -123,5 +130,117 @@ def decode(data: bytes | memoryview) -> np.ndarray:
     return flat.reshape(frames, n_mels).T
 
 
-__all__ = ["CODEC_ID", "LEVELS", "SCHEME", "codec_config", "decode", "dequantize", "encode", "max_error_db",
+__all__ = ["CODEC_ID", "LEVELS", "SCHEME", "MelU8", "codec_config", "decode", "dequantize", "encode", "max_error_db",
            "npy_header", "parse_header", "quantize"]
+
+
+#: the front end of this process, made on first use: ((MelConfig, device), LogMel)
+_FRONTEND: tuple[tuple[MelConfig, str], Any] | None = None
+
+
+def _log_mel(config: MelConfig, pcm: np.ndarray, device: str) -> np.ndarray:
+    """int16 ``(frames,)`` → float32 dB log-mel ``(n_mels, 1 + frames // hop_length)`` by the device
+    stage's :class:`~shardkit.device.LogMel` (torch is imported here, on first use)."""
+    global _FRONTEND
+    import torch
+
+    from shardkit.device.frontend import LogMel
+
+    if _FRONTEND is None or _FRONTEND[0] != (config, device):
+        _FRONTEND = ((config, device), LogMel(config).to(device))
+    with torch.inference_mode():
+        audio = torch.from_numpy(np.ascontiguousarray(pcm)).to(device)[None]
+        return _FRONTEND[1](audio)[0].cpu().numpy()
+
+
+@dataclass(frozen=True)
+class MelU8(Codec):
+    """uint8 log-mel frames (``n_mels`` values each) of mono audio, in a standard ``.npy`` member."""
+
+    codec_id: ClassVar[str] = CODEC_ID
+    ext: ClassVar[str] = EXT
+    header_bytes: ClassVar[int] = NPY_HEADER_BYTES
+    dtype: ClassVar[np.dtype] = np.dtype(np.uint8)
+    batch_key: ClassVar[str] = "mel"
+    index_columns: ClassVar[dict[str, str]] = {"q_lo": "float32", "q_hi": "float32"}
+
+    sample_rate: int
+    front_end: MelConfig
+    channels: int = 1
+
+    @classmethod
+    def for_pack(cls, sample_rate: int, channels: int, mel: MelConfig | None) -> MelU8:
+        if channels != 1:
+            raise UsageError("codec mel-u8 stores the mono log-mel: use channels=1")
+        mel = mel if mel is not None else MelConfig.for_rate(sample_rate)
+        if not isinstance(mel, MelConfig):
+            raise UsageError(f"mel must be a shardkit.MelConfig, got {type(mel).__name__}")
+        if mel.sample_rate != sample_rate:
+            raise UsageError(f"the mel front end is set for {mel.sample_rate} Hz but the pack resamples to "
+                             f"{sample_rate} Hz; make them equal")
+        if mel.normalize != "none":
+            raise UsageError("mel-u8 stores dB values: use MelConfig(normalize='none') for the pack and "
+                             "normalise on the device (DevicePipeline with MelConfig(normalize='per_example'))")
+        return cls(int(sample_rate), mel)
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> MelU8:
+        mel = config["mel"]
+        if not isinstance(mel, dict):
+            raise TypeError(f"'mel' must be a map of front-end settings, got {mel!r}")
+        if int(config.get("channels", 1)) != 1 or int(config.get("header_bytes", NPY_HEADER_BYTES)) != NPY_HEADER_BYTES:
+            raise ValueError(f"{CODEC_ID} is mono with a {NPY_HEADER_BYTES}-byte header, the map says {dict(config)}")
+        return cls(int(config["sample_rate"]), MelConfig.from_dict(mel))
+
+    def config(self) -> dict[str, Any]:
+        return codec_config(self.sample_rate, self.front_end.to_dict())
+
+    def audio_doc(self) -> dict[str, Any]:
+        c = self.config()
+        return {"codec": CODEC_ID, "sample_rate": self.sample_rate, "channels": 1, "sample_width": 1,
+                "mel": c["mel"], "quantization": c["quantization"]}
+
+    @property
+    def mel(self) -> MelConfig:
+        return self.front_end
+
+    @property
+    def lanes(self) -> int:
+        return self.front_end.n_mels
+
+    @property
+    def seconds_per_frame(self) -> float:
+        return self.front_end.hop_length / self.sample_rate
+
+    def frames_for_samples(self, samples: int) -> int:
+        return self.front_end.frames_for(int(samples))
+
+    def encode(self, pcm: np.ndarray, *, device: str = "cpu") -> Encoded:
+        """int16 ``(frames, 1)`` → the quantised log-mel as an ``.npy`` member, its ``q_lo``/``q_hi``."""
+        q, lo, hi = quantize(_log_mel(self.front_end, pcm[:, 0], str(device)))
+        return Encoded(encode(q), q.shape[1], (("q_lo", lo), ("q_hi", hi)),
+                       (("mel_frames", q.shape[1]), ("q_lo", lo), ("q_hi", hi)))
+
+    def payload(self, data: bytes | memoryview, frames: int) -> np.ndarray:
+        """Payload bytes → uint8 ``(n_mels, frames)``, the shape numpy loads the member in."""
+        return super().payload(data, frames).T
+
+    def batch_fields(self, columns: Mapping[str, np.ndarray], rows: np.ndarray) -> dict[str, np.ndarray]:
+        """``mel_range``: float32 ``(B, 2)``, each row's dB range ``[q_lo, q_hi]`` for dequantising."""
+        return {"mel_range": np.stack([columns["q_lo"][rows], columns["q_hi"][rows]], axis=1)}
+
+    def batch_field_specs(self) -> dict[str, tuple[tuple[int, ...], type]]:
+        return {"mel_range": ((2,), np.float32)}
+
+    def check_device(self, device: str) -> None:
+        if str(device) == "cpu":
+            return
+        import torch
+
+        if str(device).startswith("cuda") and not torch.cuda.is_available():
+            raise UsageError(f"device {device!r}: torch sees no CUDA GPU here; use device 'cpu' (--device cpu)")
+
+    def prepare_worker(self) -> None:
+        import torch
+
+        torch.set_num_threads(1)  # one decoding process per core: no thread pools fighting over them

@@ -1,16 +1,25 @@
-"""The ``wav16`` codec: canonical 44-byte RIFF/WAVE header + int16 little-endian PCM (format §3.1)."""
+"""The ``wav16`` codec: canonical 44-byte RIFF/WAVE header + int16 little-endian PCM (format §3.1).
+
+:class:`Wav16` is the codec object (:class:`shardkit.encode.Codec`); the functions below are the
+byte-level pieces it uses, public for tools that read or write members on their own.
+"""
 
 from __future__ import annotations
 
 import struct
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 
-from shardkit.errors import FormatError
-from shardkit.format import WAV_HEADER_BYTES
+from shardkit.encode.base import Codec, Encoded
+from shardkit.encode.mel_config import MelConfig
+from shardkit.errors import FormatError, UsageError
 
 CODEC_ID = "wav16"
+EXT = "wav"
+WAV_HEADER_BYTES = 44
 _HEADER = struct.Struct("<4sI4s4sIHHIIHH4sI")
 
 
@@ -64,3 +73,54 @@ def decode(data: bytes | memoryview) -> tuple[np.ndarray, int]:
     frames, rate, channels = parse_header(bytes(data[:WAV_HEADER_BYTES]))
     pcm = np.frombuffer(data, dtype="<i2", count=frames * channels, offset=WAV_HEADER_BYTES)
     return pcm.reshape(frames, channels), rate
+
+
+@dataclass(frozen=True)
+class Wav16(Codec):
+    """int16 PCM, ``channels`` interleaved values per frame, in a standard ``.wav`` member."""
+
+    codec_id: ClassVar[str] = CODEC_ID
+    ext: ClassVar[str] = EXT
+    header_bytes: ClassVar[int] = WAV_HEADER_BYTES
+    dtype: ClassVar[np.dtype] = np.dtype("<i2")
+    batch_key: ClassVar[str] = "audio"
+
+    sample_rate: int
+    channels: int = 1
+
+    @classmethod
+    def for_pack(cls, sample_rate: int, channels: int, mel: MelConfig | None) -> Wav16:
+        if mel is not None:
+            raise UsageError("mel settings only apply to codec 'mel-u8' (pack --format mel-u8)")
+        return cls(int(sample_rate), int(channels))
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> Wav16:
+        header = int(config.get("header_bytes", WAV_HEADER_BYTES))
+        if int(config.get("sample_width", 2)) != 2 or header != WAV_HEADER_BYTES:
+            raise ValueError(f"{CODEC_ID} stores 2-byte samples after a 44-byte header, the map says {dict(config)}")
+        channels = int(config["channels"])
+        if channels < 1:
+            raise ValueError(f"channels must be positive, got {channels}")
+        return cls(int(config["sample_rate"]), channels)
+
+    def config(self) -> dict[str, Any]:
+        return codec_config(self.sample_rate, self.channels)
+
+    def audio_doc(self) -> dict[str, Any]:
+        return {"codec": CODEC_ID, "sample_rate": self.sample_rate, "channels": self.channels, "sample_width": 2}
+
+    @property
+    def lanes(self) -> int:
+        return self.channels
+
+    @property
+    def seconds_per_frame(self) -> float:
+        return 1.0 / self.sample_rate
+
+    def frames_for_samples(self, samples: int) -> int:
+        return int(samples)
+
+    def encode(self, pcm: np.ndarray, *, device: str = "cpu") -> Encoded:
+        """int16 ``(frames, channels)`` → a ``.wav`` member of ``frames`` frames."""
+        return Encoded(encode(pcm if pcm.shape[1] > 1 else pcm[:, 0], self.sample_rate), int(pcm.shape[0]))

@@ -121,16 +121,16 @@ def _read_rows(ss: ShardSet, flat: memoryview, row_bytes: int, samples: np.ndarr
 
 
 def _new_batch(b: int, audio_shape: tuple[int, ...], n_classes: int, in_worker: bool,
-               dtype: type = np.int16, with_range: bool = False) -> list[torch.Tensor]:
+               dtype: Any = np.int16, fields: Sequence[tuple[tuple[int, ...], Any]] = ()) -> list[torch.Tensor]:
     """Uninitialised [audio ``dtype`` (B, ...), labels float32 (B, n_classes), valid bool (B,),
-    index int64 (B,)] tensors to fill, plus a float32 (B, 2) quantisation range with ``with_range``.
+    index int64 (B,)] tensors to fill, then one per ``fields`` entry (shape without B, dtype): the
+    codec's own batch fields.
 
     In a DataLoader worker they live in one reusable shared-memory slot (:mod:`.transport`), so
     sending the batch to the main process copies nothing; elsewhere they are plain memory.
     """
     parts = [((b, *audio_shape), dtype), ((b, n_classes), np.float32), ((b,), np.bool_), ((b,), np.int64)]
-    if with_range:
-        parts.append(((b, 2), np.float32))
+    parts += [((b, *shape), field_dtype) for shape, field_dtype in fields]
     pool = transport.worker_pool() if in_worker else None
     tensors = pool.batch(parts) if pool is not None else None
     if tensors is None:
@@ -220,12 +220,11 @@ class ShardDataset(IterableDataset):
             self.crop_frames = int(ss.frames.max()) if len(ss) else 0
             self._random_crop = False
         else:
-            self.crop_frames = round(float(crop_seconds) * ss.sample_rate)
-            if self.crop_frames < 1:
-                raise UsageError(f"crop_seconds={crop_seconds} is less than one frame at "
+            samples = round(float(crop_seconds) * ss.sample_rate)
+            if samples < 1:
+                raise UsageError(f"crop_seconds={crop_seconds} is less than one sample at "
                                  f"{ss.sample_rate} Hz")
-            if ss.mel is not None:  # spectrogram frames of a crop_seconds clip, as LogMel computes them
-                self.crop_frames = 1 + self.crop_frames // int(ss.mel["hop_length"])
+            self.crop_frames = ss.codec.frames_for_samples(samples)  # stored frames of a crop_seconds clip
             self._random_crop = True
         topo = detect_topology(rank, world_size)
         self.rank, self.world_size = topo.rank, topo.world_size
@@ -412,7 +411,7 @@ class ShardDataset(IterableDataset):
         c = self.crops_per_recording
         samples = items // c if c > 1 else items
         frames = ss.frames[samples]
-        t_len, channels = self.crop_frames, ss.channels
+        t_len = self.crop_frames
         if self._random_crop and int(frames.max(initial=0)) > t_len:  # else every offset is 0
             offsets = plan.crop_offsets(ss.key_hash[samples], items % c, frames, t_len, seed=self.seed,
                                         epoch=epoch, shuffle=self.shuffle, crops_per_recording=c)
@@ -420,25 +419,25 @@ class ShardDataset(IterableDataset):
         else:
             offsets = np.zeros_like(frames)
             nread = np.minimum(frames, t_len)
-        mel = ss.mel is not None
-        if mel:  # a frame is n_mels uint8 values: read (B, T·n_mels), transpose into (B, n_mels, T)
-            channels = ss.frame_bytes
+        codec = ss.codec
+        lanes = codec.lanes  # values per frame: read (B, T·lanes) frame-major, transpose into (B, lanes, T)
         frame_bytes = ss.frame_bytes
-        file_off = ss.pcm_offset[samples] + offsets * frame_bytes
+        file_off = ss.payload_offset[samples] + offsets * frame_bytes
         nbytes = nread * frame_bytes
         shard = ss.shard_id[samples]
         order = np.lexsort((file_off, shard))
 
         b = len(items)
         row_bytes = t_len * frame_bytes
-        audio_shape = (t_len,) if channels == 1 else (channels, t_len)
-        dtype = np.uint8 if mel else np.int16
-        audio, labels_t, valid_t, index_t, *range_t = _new_batch(b, audio_shape, len(self.classes), in_worker,
-                                                                 dtype, with_range=mel)
-        if channels == 1:
+        audio_shape = (t_len,) if lanes == 1 else (lanes, t_len)
+        dtype = codec.dtype
+        specs = codec.batch_field_specs()
+        audio, labels_t, valid_t, index_t, *field_t = _new_batch(b, audio_shape, len(self.classes), in_worker,
+                                                                 dtype, list(specs.values()))
+        if lanes == 1:
             buf = audio.numpy()
-        else:  # read interleaved (B, T·C) into a reused buffer, then transpose into (B, C, T)
-            buf = self._scratch(b * t_len * channels, dtype).reshape(b, t_len * channels)
+        else:  # read interleaved (B, T·lanes) into a reused buffer, then transpose into (B, lanes, T)
+            buf = self._scratch(b * t_len * lanes, dtype).reshape(b, t_len * lanes)
         flat = memoryview(buf.reshape(-1).view(np.uint8))
         valid_np = valid_t.numpy()
         valid_np[:] = valid
@@ -469,25 +468,25 @@ class ShardDataset(IterableDataset):
             self._skip(err)
             failed.append(j)
         for j in np.flatnonzero(nread < t_len).tolist():
-            buf[j, int(nread[j]) * channels:] = 0
+            buf[j, int(nread[j]) * lanes:] = 0
         labels = labels_t.numpy()
         self._labels(samples, labels)
         if failed:
             buf[failed] = 0
             labels[failed] = 0.0
             valid_np[failed] = False
-        if channels > 1:
-            np.copyto(audio.numpy(), buf.reshape(b, t_len, channels).transpose(0, 2, 1))
+        if lanes > 1:
+            np.copyto(audio.numpy(), buf.reshape(b, t_len, lanes).transpose(0, 2, 1))
         index_t.numpy()[:] = samples
         self.stats["batches"] += 1
         self.stats["items"] += b
-        out: dict[str, Any] = {"mel": audio} if mel else {"audio": audio}
-        if mel:
-            rng = range_t[0].numpy()
-            rng[:] = ss.q_range[samples]
+        out: dict[str, Any] = {codec.batch_key: audio}
+        for (name, values), tensor in zip(codec.batch_fields(ss.codec_columns, samples).items(), field_t):
+            arr = tensor.numpy()
+            arr[:] = values
             if failed:
-                rng[failed] = 0.0
-            out["mel_range"] = range_t[0]
+                arr[failed] = 0
+            out[name] = tensor
         out.update({
             "labels": labels_t,
             "valid": valid_t,

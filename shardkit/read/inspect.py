@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shardkit.format import CODECS, ShardIndex, codec_of, load_manifest, manifest_root, seconds_per_frame
+from shardkit.format import Manifest, ShardIndex, manifest_root
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,8 @@ class ShardSetInfo:
     sources_packed: int
     rejects: list[dict[str, Any]]
     more_bytes_needed: int
-    mel: dict[str, Any] | None = None  #: mel-u8 sets: the front-end settings (``MelConfig.to_dict()``)
+    mel: dict[str, Any] | None = None  #: sets of spectrograms: the front-end settings (``MelConfig.to_dict()``)
+    shard_bytes: int = 0      #: bytes of the shard files alone (what :func:`shardkit.verify` hashes with progress)
 
     @property
     def hours(self) -> float:
@@ -47,17 +48,18 @@ class ShardSetInfo:
 
 def info(path: str | os.PathLike[str]) -> ShardSetInfo:
     """Summarise the shard set at ``path`` (folder or manifest.json)."""
-    doc = load_manifest(path)
-    t = doc["totals"]
+    doc = Manifest.load(path)
+    t, codec = doc.totals, doc.codec
     return ShardSetInfo(
-        root=manifest_root(path), version_id=doc["version_id"], format_version=doc["format_version"],
-        complete=doc["complete"], codec=doc["audio"]["codec"], sample_rate=doc["audio"]["sample_rate"],
-        channels=doc["audio"]["channels"], layout=doc["layout"], samples=t["samples"], seconds=t["seconds"],
-        shards=len(doc["shards"]), bytes=t["bytes"], classes=len(doc["vocabulary"]),
-        label_counts=dict(doc.get("label_counts", {})), sources=t["sources"],
-        sources_packed=t["sources_packed"], rejects=list(doc.get("rejects", [])),
-        more_bytes_needed=(doc.get("budget") or {}).get("more_bytes_needed", 0),
-        mel=doc["audio"].get("mel"),
+        root=manifest_root(path), version_id=doc.version_id, format_version=doc.format_version,
+        complete=doc.complete, codec=codec.codec_id, sample_rate=codec.sample_rate,
+        channels=codec.channels, layout=doc.layout, samples=t.get("samples", doc.samples),
+        seconds=t.get("seconds", 0.0), shards=len(doc.shards), bytes=t.get("bytes", 0),
+        classes=len(doc.vocabulary), label_counts=dict(doc.label_counts), sources=t.get("sources", 0),
+        sources_packed=t.get("sources_packed", 0), rejects=list(doc.rejects),
+        more_bytes_needed=doc.budget.get("more_bytes_needed", 0),
+        mel=codec.mel.to_dict() if codec.mel is not None else None,
+        shard_bytes=sum(s.bytes for s in doc.shards),
     )
 
 
@@ -77,18 +79,18 @@ class SampleEntry:
 
 def list_samples(path: str | os.PathLike[str]) -> Iterator[SampleEntry]:
     """Every sample of the shard set, shard by shard, in tar order (reads indexes only)."""
-    doc = load_manifest(path)
+    doc = Manifest.load(path)
     root = manifest_root(path)
-    rate = doc["audio"]["sample_rate"]
-    per_frame = seconds_per_frame(doc["audio"])
-    for rec in doc["shards"]:
-        idx = ShardIndex.load(root / rec["index"])
+    codec = doc.codec
+    rate, per_frame = codec.sample_rate, codec.seconds_per_frame
+    for rec in doc.shards:
+        idx = ShardIndex.load(root / rec.index)
         vocab = idx.vocabulary
         c = idx.columns
         for i, key in enumerate(c["key"]):
             label = c["label"][i]
             yield SampleEntry(
-                key=key, shard=rec["name"], frames=c["frames"][i], seconds=c["frames"][i] * per_frame,
+                key=key, shard=rec.name, frames=c["frames"][i], seconds=c["frames"][i] * per_frame,
                 primary_label=vocab[label] if label >= 0 else None,
                 secondary_labels=tuple(vocab[j] for j in c["secondary"][i]), source=c["source"][i],
                 start_seconds=c["start"][i] / rate,
@@ -97,14 +99,19 @@ def list_samples(path: str | os.PathLike[str]) -> Iterator[SampleEntry]:
 
 @dataclass(frozen=True)
 class Sample:
-    """One stored sample: its data member's bytes (a complete ``.wav`` file, or for mel-u8 sets an
-    ``.npy`` file) and its metadata map."""
+    """One stored sample: its data member's bytes (a complete file of the codec's format: ``.wav`` for
+    wav16, ``.npy`` for mel-u8) and its metadata map."""
 
     key: str
     shard: str
-    wav: bytes
+    data: bytes
     meta: dict[str, Any]
-    ext: str = "wav"        #: extension of the data member: "wav" or "npy"
+    ext: str                #: extension of the data member (the codec's), e.g. "wav" or "npy"
+
+    @property
+    def wav(self) -> bytes:
+        """The 0.2 name of :attr:`data`."""
+        return self.data
 
 
 def read_sample(path: str | os.PathLike[str], key: str) -> Sample:
@@ -113,8 +120,8 @@ def read_sample(path: str | os.PathLike[str], key: str) -> Sample:
 
     with ShardSet.open(path) as ss:
         i = ss.find(key)
-        return Sample(key=key, shard=ss.shard_names[int(ss.shard_id[i])], wav=ss.read_wav_bytes(i),
-                      meta=ss.read_meta(i), ext=CODECS[codec_of(ss.manifest["audio"])][0])
+        return Sample(key=key, shard=ss.shard_names[int(ss.shard_id[i])], data=ss.read_data_member(i),
+                      meta=ss.read_meta(i), ext=ss.codec.ext)
 
 
 @dataclass(frozen=True)
@@ -141,8 +148,7 @@ def plan_split(
     :class:`ShardDataset` would split it (the counts are the same for every epoch and seed)."""
     from shardkit.read.plan import describe_plan, plan_warnings
 
-    doc = load_manifest(path)
-    items = doc["totals"]["samples"] * int(crops_per_recording)
+    items = Manifest.load(path).samples * int(crops_per_recording)
     policy = partial or ("pad" if shuffle else "keep")
     rows = describe_plan(items, world_size=world_size, workers=max(1, workers), batch_size=batch_size,
                          partial=policy)

@@ -16,11 +16,14 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
-import msgpack
 import numpy as np
 
 from shardkit import format as fmt
-from shardkit.errors import IndexError_, IntegrityError, ManifestError, SampleNotFoundError, ShardReadError
+from shardkit.encode import meta as meta_codec
+from shardkit.encode.base import Codec
+from shardkit.encode.registry import get_codec
+from shardkit.errors import FormatError, IntegrityError, SampleNotFoundError, ShardIndexError, ShardReadError
+from shardkit.format import Manifest
 
 log = logging.getLogger(__name__)
 
@@ -65,43 +68,44 @@ class ShardSet:
 
     - ``shard_id`` int32 (N,): shard number of each sample; ``shard_ptr`` int64 (S+1,): first row of
       each shard (rows of shard s are ``shard_ptr[s]:shard_ptr[s+1]``)
-    - ``wav_offset`` int64 (N,): byte offset of the data member (``.wav``, or ``.npy`` for mel-u8) in its
-      shard; ``pcm_offset`` = ``wav_offset`` + header bytes (44 or 128); ``sample_bytes`` int64: bytes
-      of the data member (header + payload)
+    - ``wav_offset`` int64 (N,): byte offset of the data member (whatever its codec) in its shard;
+      ``payload_offset`` = ``wav_offset`` + the codec's header bytes; ``sample_bytes`` int64: bytes of
+      the data member (header + payload)
     - ``meta_offset``, ``meta_size`` int64 (N,): the ``.mp`` member (msgpack)
-    - ``frames`` int64 (N,): stored frames (audio samples per channel; spectrogram frames for mel-u8)
+    - ``frames`` int64 (N,): stored frames (see :attr:`codec`: audio samples per channel for wav16,
+      spectrogram frames for mel-u8)
     - ``label`` int32 (N,): primary label, an index into ``vocabulary``, −1 for none
     - ``sec_ptr`` int64 (N+1,), ``sec_idx`` int32: secondary labels in CSR form (sample i has
       ``sec_idx[sec_ptr[i]:sec_ptr[i+1]]``)
+    - ``codec_columns``: the codec's own index columns (:attr:`Codec.index_columns`), name → (N,) array
     - ``keys`` list[str]; ``key_hash`` uint64 (N,): see :func:`key_hashes`
     """
 
-    def __init__(self, root: Path, manifest: dict[str, Any], columns: dict[str, Any],
+    def __init__(self, root: Path, manifest: Manifest, columns: dict[str, Any],
                  files: LocalFiles | None = None) -> None:
         self.root = Path(root)
         self.manifest = manifest
         self.files = files or LocalFiles(self.root)
-        self.vocabulary: list[str] = list(manifest["vocabulary"])
-        audio = manifest["audio"]
-        self.sample_rate: int = int(audio["sample_rate"])
-        self.channels: int = int(audio["channels"])
-        #: ``"wav16"`` or ``"mel-u8"`` (format v2); see :attr:`frame_bytes` and :attr:`mel`.
-        self.codec: str = fmt.codec_of(audio)
-        #: bytes of one stored frame: ``2 × channels`` (wav16) or ``n_mels`` (mel-u8, frame-major)
-        self.frame_bytes: int = 2 * self.channels if self.codec == "wav16" else int(audio["mel"]["n_mels"])
-        #: the front-end settings of a mel-u8 set (``MelConfig.to_dict()``), ``None`` for wav16
-        self.mel: dict[str, Any] | None = dict(audio["mel"]) if self.codec == "mel-u8" else None
-        #: seconds of audio per stored frame (``1/sample_rate``, or ``hop_length/sample_rate`` for mel-u8)
-        self.seconds_per_frame: float = fmt.seconds_per_frame(audio)
-        self.mode: str = str((manifest.get("layout") or {}).get("mode", "segments"))
-        self.version_id: str = str(manifest.get("version_id", ""))
-        self.shard_names: list[str] = [e["name"] for e in manifest["shards"]]
+        self.vocabulary: list[str] = list(manifest.vocabulary)
+        #: the codec of the data members (:class:`shardkit.encode.Codec`)
+        self.codec: Codec = manifest.codec
+        self.sample_rate: int = self.codec.sample_rate
+        self.channels: int = self.codec.channels
+        #: bytes of one stored frame (the codec's :attr:`~shardkit.encode.Codec.frame_bytes`)
+        self.frame_bytes: int = self.codec.frame_bytes
+        #: the log-mel front end's settings (``MelConfig.to_dict()``) of a set that stores spectrograms
+        self.mel: dict[str, Any] | None = self.codec.mel.to_dict() if self.codec.mel is not None else None
+        #: seconds of audio per stored frame
+        self.seconds_per_frame: float = self.codec.seconds_per_frame
+        self.mode: str = manifest.mode
+        self.version_id: str = manifest.version_id
+        self.shard_names: list[str] = [e.name for e in manifest.shards]
         self.keys: list[str] = columns["keys"]
         self.shard_id: np.ndarray = columns["shard_id"]
         self.shard_ptr: np.ndarray = columns["shard_ptr"]
         self.wav_offset: np.ndarray = columns["wav_offset"]
-        #: byte offset of each sample's payload (PCM, or the frame-major uint8 spectrogram)
-        self.pcm_offset: np.ndarray = self.wav_offset + fmt.CODECS[self.codec][1]
+        #: byte offset of each sample's payload (its first frame)
+        self.payload_offset: np.ndarray = self.wav_offset + self.codec.header_bytes
         self.sample_bytes: np.ndarray = columns["sample_bytes"]
         self.meta_offset: np.ndarray = columns["meta_offset"]
         self.meta_size: np.ndarray = columns["meta_size"]
@@ -109,10 +113,21 @@ class ShardSet:
         self.label: np.ndarray = columns["label"]
         self.sec_ptr: np.ndarray = columns["sec_ptr"]
         self.sec_idx: np.ndarray = columns["sec_idx"]
-        #: mel-u8 only: float32 (N, 2) dB range ``[q_lo, q_hi]`` of each sample's quantisation
-        self.q_range: np.ndarray | None = columns.get("q_range")
+        self.codec_columns: dict[str, np.ndarray] = columns["codec"]
         self.key_hash: np.ndarray = key_hashes(self.keys)
         self._reset_handles()
+
+    @property
+    def pcm_offset(self) -> np.ndarray:
+        """The 0.2 name of :attr:`payload_offset`."""
+        return self.payload_offset
+
+    @property
+    def q_range(self) -> np.ndarray | None:
+        """float32 (N, 2): each sample's quantisation range ``[q_lo, q_hi]`` in dB for sets whose codec
+        quantises (mel-u8; the batches' ``mel_range``), else None."""
+        fields = self.codec.batch_fields(self.codec_columns, np.arange(len(self)))
+        return next(iter(fields.values()), None)
 
     # -- opening ---------------------------------------------------------------------------------
 
@@ -122,97 +137,21 @@ class ShardSet:
 
         Checks the manifest's and every index's format version, that each index belongs to the
         manifest (vocabulary, codec, sample count) and that each shard's size is what its index
-        says. Raises :class:`ManifestError`, :class:`UnsupportedVersionError`, :class:`IndexError_`,
+        says. Raises :class:`ManifestError`, :class:`UnsupportedVersionError`, :class:`ShardIndexError`,
         :class:`ShardReadError` (a shard file is missing) or :class:`IntegrityError` (size mismatch).
         """
         root = fmt.manifest_root(path)
-        manifest = fmt.load_manifest(path)
+        manifest = fmt.Manifest.load(path)
         files = LocalFiles(root)
-        where = root / fmt.MANIFEST_NAME
-        vocab = list(manifest["vocabulary"])
-        audio = manifest["audio"]
-        codec = fmt.codec_of(audio)
-        if codec not in fmt.CODECS:
-            raise ManifestError(f"{where}: codec {codec!r} is not one this shardkit reads ({sorted(fmt.CODECS)}); "
-                                "upgrade shardkit (pip install -U shardkit)")
-        if (codec == "wav16" and int(audio.get("sample_width", 2)) != 2) or (
-                codec == "mel-u8" and not isinstance(audio.get("mel"), dict)):
-            raise ManifestError(f"{where}: the manifest's audio map is not valid for codec {codec}: {audio}")
-        frame_bytes = 2 * int(audio["channels"]) if codec == "wav16" else int(audio["mel"]["n_mels"])
-        cols: dict[str, list[Any]] = {c: [] for c in (
-            "wav_offset", "wav_size", "meta_offset", "meta_size", "frames", "label", "q_lo", "q_hi")}
-        keys: list[str] = []
-        secondary: list[list[int]] = []
-        counts: list[int] = []
-        for entry in manifest["shards"]:
-            name = entry["name"]
-            index_path = entry.get("index") or fmt.index_name(name)
-            try:
-                data = files.read_bytes(index_path)
-            except FileNotFoundError as exc:
-                raise IndexError_(f"{files.path(index_path)}: shard index is missing; "
-                                  f"run 'shardkit verify {root}' on the shard set") from exc
-            index = fmt.ShardIndex.from_bytes(data, files.path(index_path))
-            _check_index(index, name, vocab, audio, files.path(index_path))
-            try:
-                size = files.size(name)
-            except FileNotFoundError as exc:
-                raise ShardReadError(f"{files.path(name)}: shard is missing (listed in {where}); "
-                                     "re-download or re-pack the shard set") from exc
-            if size != index.shard_bytes:
-                raise IntegrityError(f"{files.path(name)}: shard has {size} bytes, its index says "
-                                     f"{index.shard_bytes}; the shard is truncated or was replaced. "
-                                     f"Run 'shardkit verify {root}' and re-download or re-pack it")
-            if "samples" in entry and int(entry["samples"]) != len(index):
-                raise IntegrityError(f"{files.path(index_path)}: index lists {len(index)} samples, "
-                                     f"the manifest says {entry['samples']} for {name}")
-            c = index.columns
-            for col, src in (("wav_offset", "wav_offset"), ("wav_size", "wav_size"),
-                             ("meta_offset", "meta_offset"), ("meta_size", "meta_size"),
-                             ("frames", "frames"), ("label", "label")):
-                cols[col].extend(c[src])
-            if codec == "mel-u8":
-                cols["q_lo"].extend(c["q_lo"])
-                cols["q_hi"].extend(c["q_hi"])
-            keys.extend(c["key"])
-            secondary.extend(c["secondary"])
-            counts.append(len(index))
-            _check_extents(c, size, frame_bytes, fmt.CODECS[codec][1], files.path(name))
-
-        n = len(keys)
-        sec_len = np.fromiter((len(x) for x in secondary), dtype=np.int64, count=n)
-        sec_ptr = np.zeros(n + 1, dtype=np.int64)
-        np.cumsum(sec_len, out=sec_ptr[1:])
-        sec_idx = np.fromiter((j for x in secondary for j in x), dtype=np.int32, count=int(sec_ptr[-1]))
-        label = np.asarray(cols["label"], dtype=np.int32).reshape(n)
-        bad_primary = n > 0 and (label.min() < -1 or label.max() >= len(vocab))
-        bad_secondary = sec_idx.size > 0 and (sec_idx.min() < 0 or sec_idx.max() >= len(vocab))
-        if bad_primary or bad_secondary:
-            raise IndexError_(f"{root}: a shard index holds a label outside the vocabulary "
-                              f"({len(vocab)} labels); run 'shardkit verify {root}'")
-        shard_ptr = np.zeros(len(counts) + 1, dtype=np.int64)
-        np.cumsum(np.asarray(counts, dtype=np.int64), out=shard_ptr[1:])
-        columns = {
-            "keys": keys,
-            "shard_id": np.repeat(np.arange(len(counts), dtype=np.int32), counts),
-            "shard_ptr": shard_ptr,
-            "wav_offset": np.asarray(cols["wav_offset"], dtype=np.int64).reshape(n),
-            "sample_bytes": np.asarray(cols["wav_size"], dtype=np.int64).reshape(n),
-            "meta_offset": np.asarray(cols["meta_offset"], dtype=np.int64).reshape(n),
-            "meta_size": np.asarray(cols["meta_size"], dtype=np.int64).reshape(n),
-            "frames": np.asarray(cols["frames"], dtype=np.int64).reshape(n),
-            "label": label,
-            "sec_ptr": sec_ptr,
-            "sec_idx": sec_idx,
-        }
-        if codec == "mel-u8":
-            columns["q_range"] = np.stack([np.asarray(cols["q_lo"], dtype=np.float32).reshape(n),
-                                           np.asarray(cols["q_hi"], dtype=np.float32).reshape(n)], axis=1)
-        out = cls(root, manifest, columns, files)
-        if len(set(keys)) != n:
-            raise IndexError_(f"{root}: sample keys are not unique across the shard set; "
-                              f"run 'shardkit verify {root}'")
-        log.debug("opened %s: %d samples in %d shards", root, n, len(counts))
+        codec = manifest.codec
+        indexes = []
+        for entry in manifest.shards:
+            index = _load_index(files, entry, root)
+            _check_index(index, entry, manifest.vocabulary, codec, files.path(entry.index))
+            _check_shard(files, entry, index, codec, root)
+            indexes.append(index)
+        out = cls(root, manifest, _concat_columns(indexes, codec, len(manifest.vocabulary), root), files)
+        log.debug("opened %s: %d samples in %d shards", root, len(out), len(indexes))
         return out
 
     # -- lookup ----------------------------------------------------------------------------------
@@ -286,31 +225,40 @@ class ShardSet:
             f"changed since it was indexed. Run 'shardkit verify {self.root}', then re-download or "
             "re-pack the shard set (or pass on_error='skip' to skip such samples)")
 
-    def read_wav_bytes(self, i: int) -> bytes:
-        """The whole data member of sample ``i``: a ``.wav`` file (44-byte header + int16 PCM), or for
-        mel-u8 sets an ``.npy`` file (``numpy.load`` gives uint8 ``(n_mels, frames)``)."""
+    def read_data_member(self, i: int) -> bytes:
+        """The whole data member of sample ``i`` (``KEY.<codec ext>``): a ``.wav`` file for wav16 sets,
+        an ``.npy`` file for mel-u8 sets (``numpy.load`` gives uint8 ``(n_mels, frames)``)."""
         return self._pread(i, int(self.wav_offset[i]), int(self.sample_bytes[i]))
 
     def read_meta(self, i: int) -> dict[str, Any]:
-        """The decoded ``.mp`` member (msgpack) of sample ``i`` (docs/format.md §3.2)."""
-        return msgpack.unpackb(self._pread(i, int(self.meta_offset[i]), int(self.meta_size[i])),
-                               raw=False, strict_map_key=False)
+        """The decoded ``.mp`` member (msgpack) of sample ``i`` (docs/format.md §3.2); a damaged one
+        raises :class:`ShardReadError` naming the shard and the sample."""
+        data = self._pread(i, int(self.meta_offset[i]), int(self.meta_size[i]))
+        try:
+            return meta_codec.decode(data)
+        except FormatError as exc:
+            raise self.read_error(i, str(exc)) from None
 
-    def read_pcm(self, i: int, start: int = 0, stop: int | None = None) -> np.ndarray:
-        """Frames ``[start, stop)`` of sample ``i`` (clipped to the sample) as int16.
+    #: 0.2 names of :meth:`read_data_member` and :meth:`read_frames`
+    read_wav_bytes = read_data_member
 
-        Shape (frames,) for mono sets, (frames, channels) otherwise; no header is parsed. For a mel-u8
-        set: uint8 ``(n_mels, frames)`` of the quantised spectrogram (dequantise with :attr:`q_range`).
+    def read_frames(self, i: int, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """Frames ``[start, stop)`` of sample ``i`` (clipped to the sample), as the codec's
+        :meth:`~shardkit.encode.Codec.payload` gives them; no header is parsed.
+
+        wav16: int16 (frames,) for mono sets, (frames, channels) otherwise. mel-u8: uint8
+        ``(n_mels, frames)`` of the quantised spectrogram (dequantise with :attr:`q_range`).
         """
         frames = int(self.frames[i])
         stop = frames if stop is None else min(max(int(stop), 0), frames)
         start = min(max(int(start), 0), stop)
         step = self.frame_bytes
-        data = self._pread(i, int(self.pcm_offset[i]) + start * step, (stop - start) * step)
-        if self.codec == "mel-u8":
-            return np.frombuffer(data, dtype=np.uint8).reshape(stop - start, step).T
-        pcm = np.frombuffer(data, dtype="<i2").astype(np.int16, copy=False)
-        return pcm if self.channels == 1 else pcm.reshape(-1, self.channels)
+        data = self._pread(i, int(self.payload_offset[i]) + start * step, (stop - start) * step)
+        return self.codec.payload(data, stop - start)
+
+    def read_pcm(self, i: int, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """The 0.2 name of :meth:`read_frames`."""
+        return self.read_frames(i, start, stop)
 
     # -- lifetime --------------------------------------------------------------------------------
 
@@ -352,33 +300,97 @@ class ShardSet:
         self._reset_handles()
 
 
-def _check_index(index: fmt.ShardIndex, name: str, vocab: list[str], audio: dict[str, Any],
-                 where: Path) -> None:
-    if index.shard != name:
-        raise IndexError_(f"{where}: index is for shard {index.shard!r}, the manifest lists it for {name!r}")
+def _load_index(files: LocalFiles, entry: fmt.ShardEntry, root: Path) -> fmt.ShardIndex:
+    try:
+        data = files.read_bytes(entry.index)
+    except FileNotFoundError as exc:
+        raise ShardIndexError(f"{files.path(entry.index)}: shard index is missing; "
+                              f"run 'shardkit verify {root}' on the shard set") from exc
+    return fmt.ShardIndex.from_bytes(data, files.path(entry.index))
+
+
+def _check_index(index: fmt.ShardIndex, entry: fmt.ShardEntry, vocab: list[str], codec: Codec, where: Path) -> None:
+    """The index belongs to this manifest entry: shard name, vocabulary, codec and sample count."""
+    if index.shard != entry.name:
+        raise ShardIndexError(f"{where}: index is for shard {index.shard!r}, the manifest lists it for {entry.name!r}")
     if index.vocabulary != vocab:
-        raise IndexError_(f"{where}: index vocabulary differs from the manifest's; the shard set mixes "
-                          "files of different packs. Re-pack or re-download it")
-    codec = index.codec
-    codec_id = fmt.codec_of(audio)
-    header = fmt.CODECS[codec_id][1]
-    same = (codec.get("codec_id") == codec_id and int(codec.get("sample_rate", -1)) == int(audio["sample_rate"])
-            and int(codec.get("channels", -1)) == int(audio["channels"])
-            and int(codec.get("header_bytes", header)) == header)
-    if codec_id == "mel-u8":
-        same = same and codec.get("mel") == audio.get("mel")
+        raise ShardIndexError(f"{where}: index vocabulary differs from the manifest's; the shard set mixes "
+                              "files of different packs. Re-pack or re-download it")
+    try:
+        same = get_codec(index.codec) == codec
+    except FormatError as exc:
+        raise ShardIndexError(f"{where}: {exc}") from None
     if not same:
-        raise IndexError_(f"{where}: index codec {codec} does not match the manifest's audio {audio}")
+        raise ShardIndexError(f"{where}: index codec {index.codec} does not match the manifest's audio "
+                              f"{codec.audio_doc()}")
+    if entry.samples != len(index):
+        raise IntegrityError(f"{where}: index lists {len(index)} samples, the manifest says {entry.samples} "
+                             f"for {entry.name}")
 
 
-def _check_extents(c: dict[str, list[Any]], size: int, frame_bytes: int, header: int, where: Path) -> None:
+def _check_shard(files: LocalFiles, entry: fmt.ShardEntry, index: fmt.ShardIndex, codec: Codec, root: Path) -> None:
+    """The shard exists, has the size its index says, and every member lies inside it."""
+    try:
+        size = files.size(entry.name)
+    except FileNotFoundError as exc:
+        raise ShardReadError(f"{files.path(entry.name)}: shard is missing (listed in {root / fmt.MANIFEST_NAME}); "
+                             "re-download or re-pack the shard set") from exc
+    if size != index.shard_bytes:
+        raise IntegrityError(f"{files.path(entry.name)}: shard has {size} bytes, its index says "
+                             f"{index.shard_bytes}; the shard is truncated or was replaced. "
+                             f"Run 'shardkit verify {root}' and re-download or re-pack it")
+    _check_extents(index.columns, size, codec, files.path(entry.name))
+
+
+def _check_extents(c: dict[str, list[Any]], size: int, codec: Codec, where: Path) -> None:
     wav_off = np.asarray(c["wav_offset"], dtype=np.int64)
     wav_size = np.asarray(c["wav_size"], dtype=np.int64)
     frames = np.asarray(c["frames"], dtype=np.int64)
     meta_end = np.asarray(c["meta_offset"], dtype=np.int64) + np.asarray(c["meta_size"], dtype=np.int64)
     if len(wav_off) and (
-        np.any(wav_size != header + frames * frame_bytes)
+        np.any(wav_size != codec.header_bytes + frames * codec.frame_bytes)
         or np.any(wav_off < 0) or np.any(wav_off + wav_size > size) or np.any(meta_end > size)
     ):
-        raise IndexError_(f"{where}: index offsets or sizes do not fit the shard "
-                          f"({size} bytes, {frame_bytes} bytes per frame); run 'shardkit verify'")
+        raise ShardIndexError(f"{where}: index offsets or sizes do not fit the shard "
+                              f"({size} bytes, {codec.frame_bytes} bytes per frame); run 'shardkit verify'")
+
+
+def _int64(indexes: list[fmt.ShardIndex], name: str, dtype: Any = np.int64) -> np.ndarray:
+    """One index column over all shards, as a flat array."""
+    n = sum(len(ix) for ix in indexes)
+    return np.fromiter((v for ix in indexes for v in ix.columns[name]), dtype=dtype, count=n)
+
+
+def _concat_columns(indexes: list[fmt.ShardIndex], codec: Codec, n_labels: int, root: Path) -> dict[str, Any]:
+    """The columns of :class:`ShardSet` from its shards' indexes, checked: labels inside the
+    vocabulary and keys unique across the set."""
+    keys = [k for ix in indexes for k in ix.columns["key"]]
+    counts = np.asarray([len(ix) for ix in indexes], dtype=np.int64)
+    shard_ptr = np.zeros(len(indexes) + 1, dtype=np.int64)
+    np.cumsum(counts, out=shard_ptr[1:])
+    sec_ptr, sec_idx = _csr([s for ix in indexes for s in ix.columns["secondary"]])
+    label = _int64(indexes, "label", np.int32)
+    if (label.size and (label.min() < -1 or label.max() >= n_labels)) or (
+            sec_idx.size and (sec_idx.min() < 0 or sec_idx.max() >= n_labels)):
+        raise ShardIndexError(f"{root}: a shard index holds a label outside the vocabulary "
+                              f"({n_labels} labels); run 'shardkit verify {root}'")
+    if len(set(keys)) != len(keys):
+        raise ShardIndexError(f"{root}: sample keys are not unique across the shard set; "
+                              f"run 'shardkit verify {root}'")
+    return {
+        "keys": keys, "shard_ptr": shard_ptr, "label": label, "sec_ptr": sec_ptr, "sec_idx": sec_idx,
+        "shard_id": np.repeat(np.arange(len(indexes), dtype=np.int32), counts),
+        "wav_offset": _int64(indexes, "wav_offset"), "sample_bytes": _int64(indexes, "wav_size"),
+        "meta_offset": _int64(indexes, "meta_offset"), "meta_size": _int64(indexes, "meta_size"),
+        "frames": _int64(indexes, "frames"),
+        "codec": {name: _int64(indexes, name, dtype) for name, dtype in codec.index_columns.items()},
+    }
+
+
+def _csr(secondary: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Lists of label indices → (``sec_ptr`` int64 (N+1,), ``sec_idx`` int32)."""
+    lengths = np.fromiter((len(x) for x in secondary), dtype=np.int64, count=len(secondary))
+    ptr = np.zeros(len(secondary) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=ptr[1:])
+    idx = np.fromiter((j for x in secondary for j in x), dtype=np.int32, count=int(ptr[-1]))
+    return ptr, idx

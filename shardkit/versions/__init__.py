@@ -1,5 +1,6 @@
-"""Stage 6 — versions: the manifest, content hashes and version ids of a shard set."""
+"""Stage 6 — versions: check a shard set against its manifest (:func:`verify`); the manifest itself
+is part of the format (:class:`shardkit.format.Manifest`)."""
 
-from shardkit.versions.manifest import build_manifest, version_id, write_manifest
+from shardkit.versions.verify import Problem, VerifyReport, verify
 
-__all__ = ["build_manifest", "version_id", "write_manifest"]
+__all__ = ["Problem", "VerifyReport", "verify"]

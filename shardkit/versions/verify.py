@@ -12,18 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from shardkit.encode.registry import get_codec
 from shardkit.errors import FormatError
-from shardkit.format import (
-    AUDIO_EXT,
-    CODECS,
-    META_EXT,
-    SHARD_PREFIX,
-    SHARD_SUFFIX,
-    TAR_BLOCK,
-    ShardIndex,
-    load_manifest,
-    manifest_root,
-)
+from shardkit.format import META_EXT, SHARD_PREFIX, SHARD_SUFFIX, TAR_BLOCK, Manifest, ShardIndex, manifest_root
 
 logger = logging.getLogger(__name__)
 _CHUNK = 8 * 1024 * 1024
@@ -74,39 +65,39 @@ def verify(path: str | os.PathLike[str], *, progress: Callable[[int], None] | No
     ``progress`` is called with the number of bytes hashed after each chunk. Returns a report
     listing every problem found; raises only when the manifest itself is unusable.
     """
-    doc = load_manifest(path)
+    doc = Manifest.load(path)
     root = manifest_root(path)
     report = VerifyReport(root)
     listed = set()
-    for rec in doc["shards"]:
+    for rec in doc.shards:
         report.shards += 1
-        report.samples += rec["samples"]
-        shard, index = root / rec["name"], root / rec["index"]
-        listed.add(rec["name"])
+        report.samples += rec.samples
+        shard, index = root / rec.name, root / rec.index
+        listed.add(rec.name)
         # index first: it tells where the samples are, to name the damaged ones
         idx = None
         if not index.is_file():
-            report.problems.append(Problem(rec["index"], None, "index file is missing"))
+            report.problems.append(Problem(rec.index, None, "index file is missing"))
         else:
             digest, _ = _sha256(index, None)
-            if digest != rec["index_sha256"]:
-                report.problems.append(Problem(rec["index"], None, "sha256 differs from the manifest"))
+            if digest != rec.index_sha256:
+                report.problems.append(Problem(rec.index, None, "sha256 differs from the manifest"))
             try:
                 idx = ShardIndex.load(index)
             except FormatError as exc:
-                report.problems.append(Problem(rec["index"], None, f"unreadable: {exc}"))
+                report.problems.append(Problem(rec.index, None, f"unreadable: {exc}"))
         if not shard.is_file():
-            report.problems.append(Problem(rec["name"], None, "shard file is missing"))
+            report.problems.append(Problem(rec.name, None, "shard file is missing"))
             continue
         size = shard.stat().st_size
-        if size != rec["bytes"]:
-            report.problems.append(Problem(rec["name"], None,
-                                           f"size is {size} bytes, the manifest says {rec['bytes']} (truncated?)"))
+        if size != rec.bytes:
+            report.problems.append(Problem(rec.name, None,
+                                           f"size is {size} bytes, the manifest says {rec.bytes} (truncated?)"))
         digest, n = _sha256(shard, progress)
         report.bytes_checked += n
-        if digest == rec["sha256"]:
+        if digest == rec.sha256:
             continue
-        report.problems.append(Problem(rec["name"], None, "sha256 differs from the manifest"))
+        report.problems.append(Problem(rec.name, None, "sha256 differs from the manifest"))
         if idx is not None:
             report.problems.extend(_locate(shard, idx))
     for name in sorted(os.listdir(root)):
@@ -121,7 +112,7 @@ def _locate(shard: Path, idx: ShardIndex) -> list[Problem]:
     """Name the samples whose members fail their CRC-32 or whose tar headers are damaged."""
     found = []
     c = idx.columns
-    data_ext = CODECS.get(str(idx.codec.get("codec_id")), (AUDIO_EXT,))[0]
+    data_ext = get_codec(idx.codec).ext
     with open(shard, "rb") as fh:
         for i, key in enumerate(c["key"]):
             for ext, off_col, size_col, crc_col in (

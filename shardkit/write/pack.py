@@ -3,8 +3,8 @@
 The pipeline of one run::
 
     discover (ingest.sources) → decode + resample (ingest.decode, in worker processes)
-    → cut (ingest.segment) → encode members (encode.wav16/meta) → ShardWriter (write.shards)
-    → manifest (versions.manifest), written last
+    → cut (ingest.segment) → encode members (the codec, encode.meta) → ShardWriter (write.shards)
+    → manifest (format.Manifest), written last
 
 Determinism: sources are processed in one fixed order and results are consumed in that order
 whatever the number of workers, so the bytes depend only on the inputs and options. Crash safety:
@@ -28,37 +28,42 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from shardkit.device.config import MelConfig
-from shardkit.encode import mel_u8, wav16
 from shardkit.encode import meta as meta_codec
-from shardkit.errors import DecodeError, OutputConflictError, PackError, ShardkitError, UsageError
+from shardkit.encode.base import Codec
+from shardkit.encode.mel_config import MelConfig
+from shardkit.encode.registry import DEFAULT_CODEC, codec_class, codec_ids
+from shardkit.errors import (
+    DecodeError,
+    FormatError,
+    OutputConflictError,
+    PackError,
+    ShardkitError,
+    UnknownCodecError,
+    UsageError,
+)
 from shardkit.files import atomic_write
 from shardkit.format import (
-    AUDIO_EXT,
     FORMAT_VERSION,
     INDEX_SUFFIX,
     MANIFEST_NAME,
-    NPY_EXT,
-    NPY_HEADER_BYTES,
     PACK_STATE_NAME,
     SHARD_PREFIX,
     SHARD_SUFFIX,
     TMP_SUFFIX,
+    Manifest,
+    ShardEntry,
     dumps_json,
-    seconds_per_frame,
 )
 from shardkit.ingest.decode import decode_file
 from shardkit.ingest.segment import Piece, Tail, plan_chunks, plan_segments
 from shardkit.ingest.sources import Order, Reject, SourceItem, discover, vocabulary_of
 from shardkit.units import parse_size
-from shardkit.versions.manifest import build_manifest, write_manifest
 from shardkit.write.shards import EncodedSample, ShardWriter
 from shardkit.write.tar import END_OF_ARCHIVE, member_bytes
 
 logger = logging.getLogger(__name__)
 
 Mode = Literal["recordings", "segments"]
-Codec = Literal["wav16", "mel-u8"]
 _INDEX_BYTES_PER_SAMPLE = 160  # budget reserve for a shard's index, per sample (+ 4 KiB)
 #: sources in flight per worker: with 3, a long recording at the head of the order kept the other
 #: worker idle (results are consumed in order) and workers waited ~5 ms per source for their next one
@@ -77,10 +82,11 @@ class PackOptions:
       with other channel counts are rejected).
     - ``shard_size``: a shard rolls before a sample would take it past this many bytes.
     - ``order``: ``"shuffled"`` (by a keyed hash of the path: every shard mixes labels) or ``"sorted"``.
-    - ``codec``: ``"wav16"`` (int16 PCM in ``.wav`` members) or ``"mel-u8"`` (the log-mel of each
-      sample, computed by :class:`shardkit.device.LogMel` with ``mel`` and quantised to uint8, in
-      ``.npy`` members; see :mod:`shardkit.encode.mel_u8`). ``mel`` defaults to
-      ``MelConfig.for_rate(sample_rate)``; its ``normalize`` must be ``"none"`` (normalise on the device).
+    - ``codec``: the id of a codec of :mod:`shardkit.encode` (:func:`shardkit.encode.codec_ids`):
+      ``wav16`` (int16 PCM in ``.wav`` members, the default) or ``mel-u8`` (the log-mel of each sample,
+      computed by :class:`shardkit.device.LogMel` with ``mel`` and quantised to uint8, in ``.npy``
+      members; see :mod:`shardkit.encode.mel_u8`). ``mel`` defaults to ``MelConfig.for_rate(sample_rate)``
+      for codecs that store spectrograms; its ``normalize`` must be ``"none"`` (normalise on the device).
     """
 
     sample_rate: int = 32000
@@ -92,7 +98,7 @@ class PackOptions:
     channels: int = 1
     shard_size: int | str = "1GB"
     order: Order = "shuffled"
-    codec: Codec = "wav16"
+    codec: str = DEFAULT_CODEC
     mel: MelConfig | None = None
 
     def validated(self) -> PackOptions:
@@ -117,42 +123,25 @@ class PackOptions:
         size = parse_size(self.shard_size, name="shard_size")
         if size < 64_000:
             raise UsageError(f"shard_size {self.shard_size!r} is too small; use at least 64KB (1GB is typical)")
-        mel = self.mel
-        if self.codec == "wav16":
-            if mel is not None:
-                raise UsageError("mel settings only apply to codec 'mel-u8' (pack --format mel-u8)")
-        elif self.codec == "mel-u8":
-            if self.channels != 1:
-                raise UsageError("codec mel-u8 stores the mono log-mel: use channels=1")
-            mel = mel if mel is not None else MelConfig.for_rate(self.sample_rate)
-            if not isinstance(mel, MelConfig):
-                raise UsageError(f"mel must be a shardkit.MelConfig, got {type(mel).__name__}")
-            if mel.sample_rate != self.sample_rate:
-                raise UsageError(f"the mel front end is set for {mel.sample_rate} Hz but the pack resamples to "
-                                 f"{self.sample_rate} Hz; make them equal")
-            if mel.normalize != "none":
-                raise UsageError("mel-u8 stores dB values: use MelConfig(normalize='none') for the pack and "
-                                 "normalise on the device (DevicePipeline with MelConfig(normalize='per_example'))")
-        else:
-            raise UsageError(f"codec must be 'wav16' or 'mel-u8', got {self.codec!r}")
+        codec = self.make_codec()
         return replace(self, hop_seconds=float(hop), shard_size=size,
-                       segment_seconds=float(self.segment_seconds), mel=mel)
+                       segment_seconds=float(self.segment_seconds), mel=codec.mel)
+
+    def make_codec(self) -> Codec:
+        """The codec object these options describe; :class:`UsageError` when they do not fit it."""
+        try:
+            cls = codec_class(self.codec)
+        except UnknownCodecError:
+            raise UsageError(f"codec must be one of {codec_ids()}, got {self.codec!r}") from None
+        return cls.for_pack(self.sample_rate, self.channels, self.mel)
 
     def codec_config(self) -> dict[str, Any]:
-        """The codec config written into every shard index (a validated copy's)."""
-        if self.codec == "mel-u8":
-            assert self.mel is not None
-            return mel_u8.codec_config(self.sample_rate, self.mel.to_dict())
-        return wav16.codec_config(self.sample_rate, self.channels)
+        """The codec config written into every shard index."""
+        return self.make_codec().config()
 
     def audio_doc(self) -> dict[str, Any]:
         """The manifest's ``audio`` map."""
-        if self.codec == "mel-u8":
-            c = self.codec_config()
-            return {"codec": mel_u8.CODEC_ID, "sample_rate": self.sample_rate, "channels": 1, "sample_width": 1,
-                    "mel": c["mel"], "quantization": c["quantization"]}
-        return {"codec": wav16.CODEC_ID, "sample_rate": self.sample_rate, "channels": self.channels,
-                "sample_width": 2}
+        return self.make_codec().audio_doc()
 
     @property
     def layout(self) -> dict[str, Any]:
@@ -216,39 +205,18 @@ class PackResult:
 @dataclass(frozen=True)
 class _Context:
     options: PackOptions
+    codec: Codec
     label_index: dict[str, int]
     device: str = "cpu"
 
 
 _CTX: _Context | None = None
-_FRONTEND: Any = None  # the mel-u8 front end of this process (LogMel), made on first use
 
 
 def _init_worker(ctx: _Context) -> None:
     global _CTX
     _CTX = ctx
-    if ctx.options.codec == "mel-u8":
-        import torch
-
-        torch.set_num_threads(1)  # one decoding process per core: no thread pools fighting over them
-
-
-def _mel_u8(chunk: Any, ctx: _Context) -> tuple[bytes, int, tuple[tuple[str, Any], ...], dict[str, Any]]:
-    """int16 ``(frames, 1)`` → (``.npy`` bytes, spectrogram frames, index columns, metadata fields)."""
-    global _FRONTEND
-    import torch
-
-    from shardkit.device.frontend import LogMel
-
-    if _FRONTEND is None or _FRONTEND[0] != (ctx.options.mel, ctx.device):
-        _FRONTEND = ((ctx.options.mel, ctx.device), LogMel(ctx.options.mel).to(ctx.device))
-    frontend = _FRONTEND[1]
-    with torch.inference_mode():
-        audio = torch.from_numpy(chunk[:, 0].copy()).to(ctx.device)[None]
-        db = frontend(audio)[0].cpu().numpy()                       # float32 (n_mels, frames)
-    q, lo, hi = mel_u8.quantize(db)
-    return (mel_u8.encode(q), q.shape[1], (("q_lo", lo), ("q_hi", hi)),
-            {"mel_frames": q.shape[1], "q_lo": lo, "q_hi": hi})
+    ctx.codec.prepare_worker()
 
 
 def _work(item: SourceItem, spill: str) -> _Spilled | Reject:
@@ -332,12 +300,7 @@ def _process(item: SourceItem, ctx: _Context) -> list[EncodedSample] | Reject:
 
             chunk = np.concatenate([chunk, np.zeros((piece.pad, pcm.shape[1]), np.int16)])
         frames = chunk.shape[0]
-        if opts.codec == "mel-u8":
-            wav, data_frames, codec_columns, codec_meta = _mel_u8(chunk, ctx)
-            ext = NPY_EXT
-        else:
-            wav = wav16.encode(chunk if chunk.shape[1] > 1 else chunk[:, 0], opts.sample_rate)
-            data_frames, codec_columns, codec_meta, ext = frames, (), {}, AUDIO_EXT
+        enc = ctx.codec.encode(chunk, device=ctx.device)
         meta = meta_codec.encode({
             "key": key, "source": item.rel, "row": item.row,
             "primary_label": item.primary_label, "secondary_labels": list(item.secondary_labels),
@@ -348,12 +311,12 @@ def _process(item: SourceItem, ctx: _Context) -> list[EncodedSample] | Reject:
             "segment": n, "segments": len(pieces),
             "source_sample_rate": dec.source_sample_rate, "source_channels": dec.source_channels,
             "source_frames": dec.source_frames, "source_format": dec.source_format,
-            "extra": item.extra, **codec_meta,
+            "extra": item.extra, **dict(enc.meta),
         })
         samples.append(EncodedSample(
-            key=key, wav=wav, meta=meta, frames=data_frames, label=label, secondary=secondary,
-            source=item.rel, start=piece.start, wav_crc32=zlib.crc32(wav), meta_crc32=zlib.crc32(meta),
-            ext=ext, codec_columns=codec_columns,
+            key=key, wav=enc.data, meta=meta, frames=enc.frames, label=label, secondary=secondary,
+            source=item.rel, start=piece.start, wav_crc32=zlib.crc32(enc.data), meta_crc32=zlib.crc32(meta),
+            ext=ctx.codec.ext, codec_columns=enc.columns,
         ))
     return samples
 
@@ -435,11 +398,8 @@ def pack(
     budget_bytes = parse_size(budget, name="budget") if budget is not None else None
     if workers < 1:
         raise UsageError(f"workers must be at least 1, got {workers}")
-    if opts.codec == "mel-u8" and str(device) != "cpu":  # checked before anything is written
-        import torch
-
-        if str(device).startswith("cuda") and not torch.cuda.is_available():
-            raise UsageError(f"device {device!r}: torch sees no CUDA GPU here; use device 'cpu' (--device cpu)")
+    codec = opts.make_codec()
+    codec.check_device(str(device))  # before anything is written
     out_dir = Path(out)
     items, csv_rejects = discover(src, metadata, order=opts.order)
     vocabulary = vocabulary_of(items)
@@ -466,8 +426,7 @@ def pack(
         r = state["rejects"][0]
         raise PackError(f"{r['file'] or '(row ' + str(r['row']) + ')'}: {r['reason']} (--strict)")
 
-    codec = opts.codec_config()
-    ctx = _Context(opts, {label: i for i, label in enumerate(vocabulary)}, str(device))
+    ctx = _Context(opts, codec, {label: i for i, label in enumerate(vocabulary)}, str(device))
     shards: list[dict[str, Any]] = state["shards"]
     label_counts: dict[str, int] = state["label_counts"]
     rejects: list[dict[str, Any]] = state["rejects"]
@@ -498,7 +457,7 @@ def pack(
         state.update(next_item=next_item, next_piece=next_piece, sources_packed=sources_packed)
         _save_state(out_dir, state)
 
-    per_frame = seconds_per_frame(opts.audio_doc())
+    per_frame = codec.seconds_per_frame
     report()
     try:
         for i, result in _ordered_results(items, state["next_item"], ctx, workers, out_dir):
@@ -526,7 +485,7 @@ def pack(
                     stopped_at = (i, n)
                     break
                 if writer is None:
-                    writer = ShardWriter(out_dir, len(shards), codec, vocabulary)
+                    writer = ShardWriter(out_dir, len(shards), codec.config(), vocabulary)
                 writer.add(sample)
                 samples_total += 1
                 seconds_run += sample.frames * per_frame
@@ -556,14 +515,12 @@ def pack(
                        budget_bytes, len(shards), more)
     complete = stopped_at is None
     state["complete"] = complete
-    doc = build_manifest(
-        audio=opts.audio_doc(),
-        layout=opts.layout, vocabulary=vocabulary, label_counts=label_counts, shards=shards,
-        pack=pack_doc, rejects=rejects, sources=len(items) + len(csv_rejects),
-        sources_packed=sources_packed, complete=complete,
+    Manifest.build(
+        codec=codec, layout=opts.layout, vocabulary=vocabulary, label_counts=label_counts,
+        shards=[ShardEntry.from_dict(s) for s in shards], pack=pack_doc, rejects=rejects,
+        sources=len(items) + len(csv_rejects), sources_packed=sources_packed, complete=complete,
         budget={"limit_bytes": budget_bytes, "exhausted": not complete, "more_bytes_needed": more},
-    )
-    write_manifest(out_dir, doc)
+    ).save(out_dir)
     if complete:
         (out_dir / PACK_STATE_NAME).unlink(missing_ok=True)
     else:
@@ -641,8 +598,11 @@ def _prepare_out(out: Path, fingerprint: str, *, overwrite: bool, resume: bool |
         state["complete"] = False
         return state
     if (out / MANIFEST_NAME).exists():
-        doc = json.loads((out / MANIFEST_NAME).read_bytes())
-        if doc.get("pack", {}).get("source_fingerprint") != fingerprint:
+        try:
+            doc = Manifest.load(out)
+        except FormatError as exc:
+            raise OutputConflictError(f"{exc}; re-run with --overwrite to start over") from None
+        if doc.pack.get("source_fingerprint") != fingerprint:
             raise OutputConflictError(
                 f"{out}: holds a shard set packed from other sources or options; choose another folder "
                 "or add --overwrite to replace it")
@@ -674,6 +634,7 @@ def _estimate_remaining(items: list[SourceItem], at: tuple[int, int], opts: Pack
     import soundfile as sf
 
     total = 0
+    codec = opts.make_codec()
     for it in items[at[0]:]:
         try:
             info = sf.info(it.path)
@@ -684,26 +645,21 @@ def _estimate_remaining(items: list[SourceItem], at: tuple[int, int], opts: Pack
         if it is items[at[0]]:
             pieces = pieces[at[1]:]
         for p in pieces:
-            if opts.codec == "mel-u8":
-                assert opts.mel is not None
-                data = NPY_HEADER_BYTES + opts.mel.frames_for(p.length + p.pad) * opts.mel.n_mels
-            else:
-                data = 44 + (p.length + p.pad) * 2 * opts.channels
-            total += member_bytes(data) + member_bytes(900)
+            total += member_bytes(codec.member_bytes(p.length + p.pad)) + member_bytes(900)
             total += _INDEX_BYTES_PER_SAMPLE
     return total
 
 
 def _result_from_manifest(out: Path, t0: float, *, resumed: bool = False,
                           already_complete: bool = False) -> PackResult:
-    doc = json.loads((out / MANIFEST_NAME).read_bytes())
-    totals = doc["totals"]
+    doc = Manifest.load(out)
+    totals = doc.totals
     return PackResult(
-        out=out, manifest=out / MANIFEST_NAME, version_id=doc["version_id"], complete=doc["complete"],
-        shards=len(doc["shards"]), samples=totals["samples"], bytes=totals["bytes"],
+        out=out, manifest=out / MANIFEST_NAME, version_id=doc.version_id, complete=doc.complete,
+        shards=len(doc.shards), samples=totals["samples"], bytes=totals["bytes"],
         seconds=totals["seconds"], sources=totals["sources"], sources_packed=totals["sources_packed"],
-        rejects=[Reject(r["file"], r["row"], r["reason"]) for r in doc["rejects"]],
+        rejects=[Reject(r["file"], r["row"], r["reason"]) for r in doc.rejects],
         elapsed=time.monotonic() - t0, seconds_this_run=0.0, resumed=resumed,
-        already_complete=already_complete, more_bytes_needed=doc["budget"]["more_bytes_needed"],
-        label_counts=doc["label_counts"],
+        already_complete=already_complete, more_bytes_needed=doc.budget.get("more_bytes_needed", 0),
+        label_counts=doc.label_counts,
     )

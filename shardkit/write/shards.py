@@ -18,7 +18,6 @@ from typing import Any
 
 from shardkit.files import atomic_write
 from shardkit.format import (
-    AUDIO_EXT,
     META_EXT,
     TMP_SUFFIX,
     ShardIndex,
@@ -50,7 +49,7 @@ class EncodedSample:
     start: int
     wav_crc32: int
     meta_crc32: int
-    ext: str = AUDIO_EXT                            #: the data member's extension (wav, npy)
+    ext: str                                        #: the data member's extension (the codec's)
     codec_columns: tuple[tuple[str, Any], ...] = ()  #: the codec's own index columns (name, value)
 
     @property

@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from shardkit.encode import mel_u8
+from shardkit.encode.mel_u8 import NPY_HEADER_BYTES
 from shardkit.errors import FormatError
-from shardkit.format import NPY_HEADER_BYTES
 
 
 @given(n_mels=st.integers(1, 160), frames=st.integers(1, 400), scale=st.floats(0.01, 60.0),

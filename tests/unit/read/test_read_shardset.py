@@ -16,10 +16,10 @@ from read_fixtures import Sample, make_set, wav_bytes, write_shard_set
 
 from shardkit import format as fmt
 from shardkit.errors import (
-    IndexError_,
     IntegrityError,
     ManifestError,
     SampleNotFoundError,
+    ShardIndexError,
     ShardReadError,
     UnsupportedVersionError,
 )
@@ -132,7 +132,7 @@ def test_missing_shard_and_index(small):
     with pytest.raises(ShardReadError, match=r"shard-00002\.tar"):
         ShardSet.open(path)
     os.remove(path / "shard-00000.index")
-    with pytest.raises(IndexError_, match=r"shard-00000\.index"):
+    with pytest.raises(ShardIndexError, match=r"shard-00000\.index"):
         ShardSet.open(path)
 
 
@@ -146,7 +146,7 @@ def test_index_from_another_pack_is_refused(tmp_path):
     b, _ = make_set(tmp_path / "b", [[10]], labels=("y",))
     os.replace(b / "shard-00000.index", a / "shard-00000.index")
     os.replace(b / "shard-00000.tar", a / "shard-00000.tar")
-    with pytest.raises(IndexError_, match="vocabulary"):
+    with pytest.raises(ShardIndexError, match="vocabulary"):
         ShardSet.open(a)
 
 

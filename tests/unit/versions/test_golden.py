@@ -43,7 +43,7 @@ def test_golden_set_reads(path):
         assert entries[key].frames == exp["frames"] and entries[key].primary_label == exp["label"]
     ds = shardkit.ShardDataset(path, batch_size=len(expected), crop_seconds=0.25, shuffle=False)
     (batch,) = list(ds)
-    mel = ds.shards.codec == "mel-u8"
+    mel = ds.shards.codec.codec_id == "mel-u8"
     for row, key in enumerate(batch["keys"]):
         data = shardkit.read_sample(path, key)
         if mel:
@@ -86,7 +86,7 @@ def test_an_unknown_codec_is_refused_with_a_named_error(tmp_path):
     import msgpack
     import zstandard
 
-    from shardkit.errors import IndexError_, ManifestError
+    from shardkit.errors import ManifestError, ShardIndexError
 
     path = tmp_path / "mel"
     shutil.copytree(GOLDEN / "v2" / "mel-u8", path)
@@ -94,7 +94,7 @@ def test_an_unknown_codec_is_refused_with_a_named_error(tmp_path):
     doc = msgpack.unpackb(zstandard.ZstdDecompressor().decompress(idx.read_bytes()))
     doc["codec"]["codec_id"] = "flac24"
     idx.write_bytes(zstandard.ZstdCompressor().compress(msgpack.packb(doc)))
-    with pytest.raises(IndexError_, match=r"shard-00000\.index.*flac24.*upgrade shardkit"):
+    with pytest.raises(ShardIndexError, match=r"shard-00000\.index.*flac24.*upgrade shardkit"):
         shardkit.ShardSet.open(path)
     manifest = json.loads((path / "manifest.json").read_text())
     manifest["audio"]["codec"] = "flac24"

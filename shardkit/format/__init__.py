@@ -1,0 +1,103 @@
+"""The on-disk format, in code: names, the version constant, the per-shard index
+(:class:`ShardIndex`, ``index.py``) and the dataset manifest (:class:`Manifest`, ``manifest.py``).
+``docs/format.md`` is the contract this package implements; the data members' codecs are in
+:mod:`shardkit.encode`.
+
+``FORMAT_VERSION`` is defined here and nowhere else; it is written into every shard index and every
+manifest, and readers refuse versions they do not know with :class:`UnsupportedVersionError`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from shardkit.errors import ManifestError, ShardIndexError, UnsupportedVersionError
+from shardkit.files import TMP_SUFFIX
+
+#: Version of the shard/index/manifest layout described in docs/format.md.
+FORMAT_VERSION = 2
+#: Versions this code reads. Every version ever released stays here (golden fixtures test it).
+READABLE_VERSIONS = frozenset({1, 2})
+
+MANIFEST_NAME = "manifest.json"
+PACK_STATE_NAME = "pack-state.json"
+SHARD_PREFIX = "shard-"
+SHARD_SUFFIX = ".tar"
+INDEX_SUFFIX = ".index"
+SHARD_DIGITS = 5
+
+TAR_BLOCK = 512
+META_EXT = "mp"  # webdataset decodes .mp members with msgpack
+
+#: Keys are the sample's name inside the tar: ``KEY.<data ext>`` + ``KEY.mp`` (msgpack). No dots
+#: (webdataset splits the extension at the first dot of the basename), bounded length (ustar name field).
+KEY_RE = re.compile(r"^[A-Za-z0-9_\-]+(?:/[A-Za-z0-9_\-]+)*$")
+MAX_KEY_LEN = 90
+
+#: Columns every index carries, one entry per sample, in tar order. (The ``wav_*`` names date from
+#: version 1; since version 2 they describe the sample's data member whatever its codec.)
+INDEX_COLUMNS = (
+    "key",          # str
+    "wav_offset",   # int: byte offset of the data member (its header)
+    "wav_size",     # int: bytes of the data member (header + payload)
+    "meta_offset",  # int: byte offset of the .mp (msgpack) member's data
+    "meta_size",    # int
+    "frames",       # int: frames in the data member (see the codec: samples per channel, spectrogram frames)
+    "label",        # int: index of the primary label in the vocabulary, -1 if none
+    "secondary",    # list[int]: indices of secondary labels
+    "source",       # str: source file, relative to the pack's SRC
+    "start",        # int: first frame of this sample in the resampled source recording
+    "wav_crc32",    # int: zlib.crc32 of the whole data member
+    "meta_crc32",   # int: zlib.crc32 of the .mp (msgpack) member
+)
+
+
+def shard_name(number: int) -> str:
+    """``shard-00042.tar`` for shard number 42."""
+    return f"{SHARD_PREFIX}{number:0{SHARD_DIGITS}d}{SHARD_SUFFIX}"
+
+
+def index_name(shard: str) -> str:
+    """``shard-00042.index`` for ``shard-00042.tar``."""
+    return shard[: -len(SHARD_SUFFIX)] + INDEX_SUFFIX if shard.endswith(SHARD_SUFFIX) else shard + INDEX_SUFFIX
+
+
+def check_version(found: Any, what: str, where: str | os.PathLike[str]) -> int:
+    """Raise a named error unless ``found`` is a format version this code reads."""
+    if not isinstance(found, int) or isinstance(found, bool):
+        raise (ManifestError if what == "manifest" else ShardIndexError)(
+            f"{where}: {what} has no integer 'format_version'; it was not written by shardkit"
+        )
+    if found not in READABLE_VERSIONS:
+        raise UnsupportedVersionError(
+            f"{where}: {what} has format_version {found}, this shardkit reads "
+            f"{sorted(READABLE_VERSIONS)}; upgrade shardkit (pip install -U shardkit)"
+        )
+    return found
+
+
+def dumps_json(doc: Any) -> bytes:
+    """Deterministic JSON bytes (sorted keys, fixed separators, trailing newline)."""
+    return (json.dumps(doc, sort_keys=True, indent=1, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def manifest_root(path: str | os.PathLike[str]) -> Path:
+    """The shard-set folder for a folder or a manifest path."""
+    p = Path(path)
+    return p if p.is_dir() or p.suffix != ".json" else p.parent
+
+
+# re-exported: the two documents of the format (imported last: they use the names above)
+from shardkit.format.index import ShardIndex  # noqa: E402
+from shardkit.format.manifest import Manifest, ShardEntry, load_manifest, version_id  # noqa: E402
+
+__all__ = [
+    "FORMAT_VERSION", "INDEX_COLUMNS", "INDEX_SUFFIX", "KEY_RE", "MANIFEST_NAME", "MAX_KEY_LEN", "META_EXT",
+    "PACK_STATE_NAME", "READABLE_VERSIONS", "SHARD_DIGITS", "SHARD_PREFIX", "SHARD_SUFFIX", "TAR_BLOCK",
+    "TMP_SUFFIX", "Manifest", "ShardEntry", "ShardIndex", "check_version", "dumps_json", "index_name",
+    "load_manifest", "manifest_root", "shard_name", "version_id",
+]
