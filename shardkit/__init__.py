@@ -18,9 +18,10 @@ __version__ = "0.2.0"
 
 _LAZY = {
     "pack": "shardkit.write.pack",
-    "PackOptions": "shardkit.write.pack",
+    "PackOptions": "shardkit.write.options",
     "PackResult": "shardkit.write.pack",
     "PackProgress": "shardkit.write.pack",
+    "ShardSetWriter": "shardkit.write.shardset_writer",
     "ShardSet": "shardkit.read.shardset",
     "ShardDataset": "shardkit.read.dataset",
     "MelConfig": "shardkit.encode.mel_config",
@@ -41,7 +42,9 @@ if TYPE_CHECKING:
     from shardkit.read.inspect import info, list_samples, plan_split, read_sample
     from shardkit.read.shardset import ShardSet
     from shardkit.versions.verify import verify
-    from shardkit.write.pack import PackOptions, PackProgress, PackResult, pack
+    from shardkit.write.options import PackOptions
+    from shardkit.write.pack import PackProgress, PackResult, pack
+    from shardkit.write.shardset_writer import ShardSetWriter
 
 
 def __getattr__(name: str) -> Any:

@@ -149,7 +149,7 @@ def _log_mel(config: MelConfig, pcm: np.ndarray, device: str) -> np.ndarray:
     if _FRONTEND is None or _FRONTEND[0] != (config, device):
         _FRONTEND = ((config, device), LogMel(config).to(device))
     with torch.inference_mode():
-        audio = torch.from_numpy(np.ascontiguousarray(pcm)).to(device)[None]
+        audio = torch.from_numpy(np.array(pcm, dtype=np.int16)).to(device)[None]  # a writable copy
         return _FRONTEND[1](audio)[0].cpu().numpy()
 
 

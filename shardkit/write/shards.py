@@ -12,10 +12,15 @@ import logging
 import os
 import queue
 import threading
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from shardkit.encode import meta as meta_codec
+from shardkit.encode.base import Codec
 from shardkit.files import atomic_write
 from shardkit.format import (
     META_EXT,
@@ -55,6 +60,20 @@ class EncodedSample:
     @property
     def tar_bytes(self) -> int:
         return member_bytes(len(self.wav)) + member_bytes(len(self.meta))
+
+
+def encode_sample(codec: Codec, pcm: np.ndarray, *, key: str, label: int, secondary: tuple[int, ...],
+                  meta: dict[str, Any], source: str, start: int, device: str = "cpu") -> EncodedSample:
+    """Encode int16 ``(frames, channels)`` audio with ``codec`` into a sample ready to write.
+
+    ``meta`` is the sample's metadata map (format §3.2) without the codec's own keys, which are added
+    here; ``label``/``secondary`` are label numbers in the vocabulary (-1: no primary label).
+    """
+    enc = codec.encode(pcm, device=device)
+    data = meta_codec.encode({**meta, **dict(enc.meta)})
+    return EncodedSample(key=key, wav=enc.data, meta=data, frames=enc.frames, label=label, secondary=secondary,
+                         source=source, start=start, wav_crc32=zlib.crc32(enc.data), meta_crc32=zlib.crc32(data),
+                         ext=codec.ext, codec_columns=enc.columns)
 
 
 class ShardWriter:
