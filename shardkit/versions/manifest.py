@@ -37,7 +37,7 @@ def build_manifest(
     budget: dict[str, Any],
 ) -> dict[str, Any]:
     """The manifest document; totals are derived from ``shards``."""
-    from shardkit import __version__
+    from shardkit._version import __version__
 
     frames = sum(s["frames"] for s in shards)
     seconds = frames * seconds_per_frame(audio)
