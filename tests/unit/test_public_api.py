@@ -27,6 +27,15 @@ def test_import_is_light_and_needs_no_cli_extras():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+def test_library_works_without_cli_extras():
+    # as after `pip install shardkit` without [cli]: every exported name still resolves
+    code = ("import sys; sys.modules['click'] = sys.modules['rich'] = None\n"
+            "import shardkit\n"
+            "for name in shardkit.__all__: getattr(shardkit, name)\n"
+            "assert shardkit.pack.__module__ == 'shardkit.write.pack'")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 def _installed_from_this_checkout(dist: importlib.metadata.Distribution) -> bool:
     here = Path(shardkit.__file__).resolve().parent
     direct = json.loads(dist.read_text("direct_url.json") or "{}")
