@@ -1,12 +1,15 @@
 """The `shardkit` command line on real encoded audio: each command, its output and exit codes; the console
-script without the [cli] extra."""
+script without the [cli] extra; the verify progress bar."""
 
+import io
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import soundfile as sf
+from rich.console import Console
+from shardkit_cli.progress import verify_progress, verify_total
 
 import shardkit
 
@@ -89,3 +92,13 @@ def test_console_script_with_cli_extra_runs_the_commands():
     assert p.returncode == 0, p.stderr
     assert p.stdout == f"shardkit, version {shardkit.__version__}\n"
 
+
+def test_verify_bar_total_is_the_bytes_verify_reports(packed):
+    # the total used to be the manifest's bytes, which count the indexes that verify hashes unreported
+    screen = io.StringIO()
+    reported = []
+    with verify_progress(Console(file=screen, force_terminal=True, width=100), packed) as progress:
+        report = shardkit.verify(packed, progress=lambda n: (reported.append(n), progress(n)))
+    assert report.ok
+    assert sum(reported) == verify_total(packed) < shardkit.info(packed).bytes
+    assert "100%" in screen.getvalue()
