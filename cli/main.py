@@ -3,14 +3,17 @@ a :class:`shardkit.ShardkitError` becomes a one-line message and its exit code i
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.console import Console
 from rich.table import Table
-from shardkit_cli.progress import pack_progress
+from shardkit_cli.progress import pack_progress, verify_progress
 
 import shardkit
 from shardkit.errors import ShardkitError
@@ -29,6 +32,31 @@ EXIT_INCOMPLETE, EXIT_PROBLEMS = 3, 4
 def cli(verbose: bool) -> None:
     """Pack audio into tar shards once; stream int16 batches to the GPU."""
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s")
+
+
+#: the mel-u8 front end: option name → (type, help); defaults come from :meth:`shardkit.MelConfig.for_rate`
+MEL_OPTIONS: dict[str, tuple[type, str]] = {
+    "n_mels": (int, "mel-u8: mel bands [128]."),
+    "n_fft": (int, "mel-u8: FFT size in samples [2048]."),
+    "hop_length": (int, "mel-u8: samples between frames [512]."),
+    "f_min": (float, "mel-u8: lowest frequency, Hz [50]."),
+    "f_max": (float, "mel-u8: highest frequency, Hz [14000]."),
+    "top_db": (float, "mel-u8: dynamic range kept below each sample's peak, dB [80]."),
+}
+
+
+def mel_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Add ``--n-mels --n-fft --hop-length --f-min --f-max --top-db``; the command receives the ones
+    given as one ``mel`` dict (``MelConfig`` field → value), empty when none is."""
+
+    @functools.wraps(command)
+    def with_mel(**kwargs: Any) -> Any:
+        mel = {name: value for name in MEL_OPTIONS if (value := kwargs.pop(name)) is not None}
+        return command(mel=mel, **kwargs)
+
+    for name, (kind, text) in reversed(MEL_OPTIONS.items()):
+        with_mel = click.option(f"--{name.replace('_', '-')}", name, type=kind, help=text)(with_mel)
+    return with_mel
 
 
 @cli.command()
@@ -52,32 +80,31 @@ def cli(verbose: bool) -> None:
 @click.option("--overwrite", is_flag=True, help="Delete the shard set in OUT first.")
 @click.option("--format", "codec", type=click.Choice(["wav16", "mel-u8"]), default="wav16", show_default=True,
               help="int16 PCM .wav members, or uint8 log-mel .npy members.")
-@click.option("--n-mels", type=int, help="mel-u8: mel bands [128].")
-@click.option("--n-fft", type=int, help="mel-u8: FFT size in samples [2048].")
-@click.option("--hop-length", type=int, help="mel-u8: samples between frames [512].")
-@click.option("--f-min", type=float, help="mel-u8: lowest frequency, Hz [50].")
-@click.option("--f-max", type=float, help="mel-u8: highest frequency, Hz [14000].")
-@click.option("--top-db", type=float, help="mel-u8: dynamic range kept below each sample's peak, dB [80].")
+@mel_options
 @click.option("--device", default="cpu", show_default=True, help="mel-u8: where spectrograms are computed (cuda).")
-def pack(src, out, metadata, sample_rate, mode, segment_seconds, hop_seconds, tail, max_seconds, channels,
-         shard_size, budget, order, workers, strict, resume, overwrite, codec, n_mels, n_fft, hop_length,
-         f_min, f_max, top_db, device) -> None:
+def pack(src: Path, out: Path, metadata: Path | None, sample_rate: int, mode: str, segment_seconds: float,
+         hop_seconds: float | None, tail: str, max_seconds: float, channels: int, shard_size: str,
+         budget: str | None, order: str, workers: int, strict: bool, resume: bool, overwrite: bool, codec: str,
+         mel: dict[str, float], device: str) -> None:
     """Pack the audio in SRC (and/or listed by --metadata) into a shard set in OUT."""
-    given = {k: v for k, v in dict(n_mels=n_mels, n_fft=n_fft, hop_length=hop_length, f_min=f_min, f_max=f_max,
-                                   top_db=top_db).items() if v is not None}
-    mel = shardkit.MelConfig.for_rate(sample_rate, **given) if codec == "mel-u8" or given else None
     options = shardkit.PackOptions(
         sample_rate=sample_rate, mode=mode, segment_seconds=segment_seconds, hop_seconds=hop_seconds,
-        tail=tail, max_seconds=max_seconds, channels=channels, shard_size=shard_size, order=order,
-        codec=codec, mel=mel)
+        tail=tail, max_seconds=max_seconds, channels=channels, shard_size=shard_size, order=order, codec=codec,
+        mel=shardkit.MelConfig.for_rate(sample_rate, **mel) if codec == "mel-u8" or mel else None)
     with pack_progress(err) as progress:
         r = shardkit.pack(src, out, metadata=metadata, options=options, workers=workers, budget=budget,
                           strict=strict, resume=resume or None, overwrite=overwrite, progress=progress,
                           device=device)
+    _print_pack_result(r)
+    if not r.complete:
+        sys.exit(EXIT_INCOMPLETE)
+
+
+def _print_pack_result(r: shardkit.PackResult) -> None:
     rate = r.seconds_this_run / 3600 / max(r.elapsed / 60, 1e-9)
     state = "already complete" if r.already_complete else ("complete" if r.complete else "INCOMPLETE")
     console.print(f"{state}: {r.samples} samples, {r.hours:.2f} h of audio, {r.shards} shards, {format_size(r.bytes)} "
-              f"in {r.out}  ({r.version_id})")
+                  f"in {r.out}  ({r.version_id})")
     if not r.already_complete:
         console.print(f"packed {r.seconds_this_run / 3600:.2f} h in {format_duration(r.elapsed)} "
                       f"({rate:.1f} audio h/min)")
@@ -87,8 +114,7 @@ def pack(src, out, metadata, sample_rate, mode, segment_seconds, hop_seconds, ta
             console.print(f"  {rej.file or '-'}{f' (row {rej.row})' if rej.row else ''}: {rej.reason}")
     if not r.complete:
         console.print(f"[red]budget reached[/red]: about {format_size(r.more_bytes_needed)} more are needed; "
-                  "re-run with a larger --budget to continue")
-        sys.exit(EXIT_INCOMPLETE)
+                      "re-run with a larger --budget to continue")
 
 
 @cli.command()
@@ -146,12 +172,8 @@ def cat(shards: Path, key: str, output: Path | None, meta: bool) -> None:
 @click.argument("shards", type=click.Path(path_type=Path))
 def verify(shards: Path) -> None:
     """Check every shard and index against the manifest's sizes and sha256; name damaged samples."""
-    from rich.progress import Progress
-
-    total = shardkit.info(shards).bytes
-    with Progress(console=err, transient=True) as bar:
-        task = bar.add_task("hashing", total=total)
-        report = shardkit.verify(shards, progress=lambda n: bar.advance(task, n))
+    with verify_progress(err, shards) as progress:
+        report = shardkit.verify(shards, progress=progress)
     if report.ok:
         console.print(f"OK: {report.shards} shards, {report.samples} samples, "
                       f"{format_size(report.bytes_checked)} checked")
@@ -168,19 +190,20 @@ def verify(shards: Path) -> None:
 @click.option("--workers", default=2, show_default=True, help="DataLoader workers per rank.")
 @click.option("--batch-size", default=64, show_default=True)
 @click.option("--crops-per-recording", default=1, show_default=True)
-@click.option("--epoch", default=0, show_default=True, help="Counts are the same for every epoch.")
 @click.option("--validation", is_flag=True, help="shuffle=False: every sample once (partial=keep).")
 @click.option("--partial", type=click.Choice(["pad", "drop", "keep"]), help="Default: pad, keep with --validation.")
-def plan_(shards: Path, world_size: int, workers: int, batch_size: int, crops_per_recording: int, epoch: int,
+def plan_(shards: Path, world_size: int, workers: int, batch_size: int, crops_per_recording: int,
           validation: bool, partial: str | None) -> None:
-    """Dry run: per-rank samples and batches of an epoch; warns about imbalance or empty ranks."""
+    """Dry run: per-rank samples and batches of an epoch; warns about imbalance or empty ranks.
+
+    The counts are the same for every epoch and seed, so there is no --epoch option."""
     p = shardkit.plan_split(shards, world_size=world_size, workers=workers, batch_size=batch_size,
                             crops_per_recording=crops_per_recording, shuffle=not validation, partial=partial)
     t = Table("rank", "samples", "batches", "padded", "batches per worker", box=None)
     for r in p.ranks:
         t.add_row(str(r["rank"]), str(r["samples"]), str(r["batches"]), str(r["padded"]),
                   " ".join(map(str, r["worker_batches"])))
-    console.print(f"epoch {epoch}: {p.items} items, partial={p.partial}, batch {batch_size}")
+    console.print(f"every epoch: {p.items} items, partial={p.partial}, batch {batch_size}")
     console.print(t)
     for w in p.warnings:
         console.print(f"[yellow]warning:[/yellow] {w}")
@@ -205,7 +228,7 @@ def demo(workdir: Path, workers: int, epochs: int) -> None:
 def main() -> None:
     """Console-script entry point: run the CLI, turning shardkit errors into one line + exit code."""
     try:
-        cli(standalone_mode=False)
+        cli(standalone_mode=False, prog_name="shardkit")
     except click.exceptions.Abort:
         err.print("aborted")
         sys.exit(130)

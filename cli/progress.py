@@ -1,13 +1,15 @@
-"""The pack progress bar: files, audio hours, MB written, ETA (rich)."""
+"""Progress bars (rich): pack (files, audio hours, MB written, ETA) and verify (shard bytes hashed)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+from shardkit.format import load_manifest
 from shardkit.write.pack import PackProgress
 
 
@@ -27,3 +29,18 @@ def pack_progress(console: Console) -> Iterator[Callable[[PackProgress], None]]:
                        mb=p.bytes_written / 1e6, rejects=p.rejects)
 
         yield update
+
+
+def verify_total(shards: str | os.PathLike[str]) -> int:
+    """The bytes :func:`shardkit.verify` reports to its ``progress`` callback for the set at ``shards``:
+    the shards' sizes in the manifest. (It hashes the indexes too, without reporting them, so the
+    manifest's total bytes, which include them, would leave the bar short of 100 %.)"""
+    return sum(rec["bytes"] for rec in load_manifest(shards)["shards"])
+
+
+@contextmanager
+def verify_progress(console: Console, shards: str | os.PathLike[str]) -> Iterator[Callable[[int], None]]:
+    """A ``progress=`` callback for :func:`shardkit.verify` drawing one bar of shard bytes hashed."""
+    with Progress(console=console, transient=True, disable=not console.is_terminal) as bar:
+        task = bar.add_task("hashing", total=verify_total(shards))
+        yield lambda n: bar.advance(task, n)

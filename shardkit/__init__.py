@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from shardkit._version import __version__
 from shardkit.errors import ShardkitError
 from shardkit.format import FORMAT_VERSION
-
-__version__ = "0.2.0"
 
 _LAZY = {
     "pack": "shardkit.write.pack",

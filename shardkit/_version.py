@@ -1,3 +1,4 @@
-"""The version of shardkit, defined here and nowhere else (pyproject.toml reads it)."""
+"""The package version, defined once: pyproject.toml reads it, ``shardkit.__version__`` and the manifest's
+``shardkit_version`` import it."""
 
 __version__ = "0.2.0"

@@ -1,12 +1,8 @@
-import sys
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, settings
-
-sys.path.insert(0, str(Path(__file__).parent))
-
 from audio_factory import make_corpus
+from hypothesis import HealthCheck, settings
 
 # CI machines have 2 busy cores: no per-example deadlines; a moderate number of examples.
 settings.register_profile("shardkit", deadline=None, max_examples=60,

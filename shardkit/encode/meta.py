@@ -1,4 +1,4 @@
-"""The per-sample ``.msgpack`` member (format §3.2)."""
+"""The per-sample ``KEY.mp`` member: a msgpack map (format §3.2)."""
 
 from __future__ import annotations
 

@@ -10,6 +10,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_quick_mel_u8_benchmark(tmp_path):
     out = tmp_path / "bench"

@@ -20,6 +20,7 @@ ALWAYS_RUN = {"cat", "shardkit-segments", "shardkit-recordings", "webdataset", "
               "baseline-whole-soundfile", "baseline-seek-soundfile"}
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_quick_benchmark_writes_its_results(tmp_path):
     out = tmp_path / "bench"

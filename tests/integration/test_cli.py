@@ -1,14 +1,25 @@
-"""The `shardkit` command line on real encoded audio: each command, its output and exit codes."""
+"""The `shardkit` command line on real encoded audio: each command, its output and exit codes; the console
+script without the [cli] extra; the verify progress bar."""
 
+import io
 import subprocess
 import sys
+from pathlib import Path
 
+import pytest
 import soundfile as sf
+from rich.console import Console
+from shardkit_cli.progress import verify_progress, verify_total
+
+import shardkit
+
+ROOT = Path(__file__).resolve().parents[2]
+HINT = "shardkit: the command line needs click and rich: pip install 'shardkit[cli]'\n"
 
 
 def run(*args, ok=True):
-    proc = subprocess.run([sys.executable, "-m", "shardkit_cli.main", *map(str, args)], capture_output=True,
-                          text=True)
+    """``python -m shardkit_cli ARGS``: through the launcher, as the console script runs."""
+    proc = subprocess.run([sys.executable, "-m", "shardkit_cli", *map(str, args)], capture_output=True, text=True)
     if ok:
         assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc
@@ -57,3 +68,37 @@ def test_budget_exit_code(corpus, tmp_path):
     src, csv = corpus
     p = run("pack", src, tmp_path / "b", "--metadata", csv, "--shard-size", "200KB", "--budget", "500KB", ok=False)
     assert p.returncode == 3 and "budget reached" in p.stdout and "more are needed" in p.stdout
+
+
+def console_script(*args, missing=()):
+    """Run the ``shardkit`` entry point named in pyproject.toml, with the modules in ``missing`` made
+    unimportable (``None`` in ``sys.modules``, as if the [cli] extra were not installed)."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    target = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]["shardkit"]
+    module, func = target.split(":")
+    code = "import sys\n" + "".join(f"sys.modules[{m!r}] = None\n" for m in missing)
+    code += f"from {module} import {func}\n{func}()\n"
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("missing", [("click",), ("rich",), ("click", "rich")])
+def test_console_script_without_cli_extra_prints_install_hint(missing, tmp_path):
+    p = console_script("info", tmp_path, missing=missing)
+    assert (p.returncode, p.stdout, p.stderr) == (1, "", HINT)
+
+
+def test_console_script_with_cli_extra_runs_the_commands():
+    p = console_script("--version")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == f"shardkit, version {shardkit.__version__}\n"
+
+
+def test_verify_bar_total_is_the_bytes_verify_reports(packed):
+    # the total used to be the manifest's bytes, which count the indexes that verify hashes unreported
+    screen = io.StringIO()
+    reported = []
+    with verify_progress(Console(file=screen, force_terminal=True, width=100), packed) as progress:
+        report = shardkit.verify(packed, progress=lambda n: (reported.append(n), progress(n)))
+    assert report.ok
+    assert sum(reported) == verify_total(packed) < shardkit.info(packed).bytes
+    assert "100%" in screen.getvalue()

@@ -1,16 +1,12 @@
 """ShardDataset through a real torch DataLoader with worker processes and simulated ranks."""
 
-import sys
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from torch.utils.data import DataLoader
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for read_fixtures
 from read_fixtures import RECORDINGS, make_set
+from torch.utils.data import DataLoader
 
 from shardkit.read import ShardDataset
 

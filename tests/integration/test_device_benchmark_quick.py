@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks import report
+
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
-
-from benchmarks import report  # noqa: E402
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_quick_device_benchmark_writes_its_results(tmp_path):
     out = tmp_path / "bench"

@@ -7,7 +7,6 @@ rank through ``torch.distributed``.
 import json
 import os
 import socket
-import sys
 from datetime import timedelta
 from itertools import islice
 from pathlib import Path
@@ -16,10 +15,8 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as tmp
-from torch.utils.data import DataLoader
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for read_fixtures
 from read_fixtures import make_set
+from torch.utils.data import DataLoader
 
 from shardkit.read import ShardDataset
 

@@ -1,5 +1,11 @@
+import importlib.metadata
+import json
 import subprocess
 import sys
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import pytest
 
 import shardkit
 
@@ -19,3 +25,31 @@ def test_import_is_light_and_needs_no_cli_extras():
     code = ("import sys, shardkit, shardkit.write.pack, shardkit.versions.verify;"
             "bad=[m for m in ('torch','click','rich') if m in sys.modules]; assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_library_works_without_cli_extras():
+    # as after `pip install shardkit` without [cli]: every exported name still resolves
+    code = ("import sys; sys.modules['click'] = sys.modules['rich'] = None\n"
+            "import shardkit\n"
+            "for name in shardkit.__all__: getattr(shardkit, name)\n"
+            "assert shardkit.pack.__module__ == 'shardkit.write.pack'")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def _installed_from_this_checkout(dist: importlib.metadata.Distribution) -> bool:
+    here = Path(shardkit.__file__).resolve().parent
+    direct = json.loads(dist.read_text("direct_url.json") or "{}")
+    if direct.get("dir_info", {}).get("editable"):  # pip install -e DIR
+        return Path(unquote(urlparse(direct["url"]).path)).resolve() == here.parent
+    return Path(str(dist.locate_file("shardkit/__init__.py"))).resolve().parent == here
+
+
+def test_version_is_the_installed_metadata_version():
+    # pyproject.toml reads the version from shardkit/_version.py, so the two cannot drift
+    try:
+        dist = importlib.metadata.distribution("shardkit")
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip("shardkit is not installed (pip install -e '.[test]')")
+    if not _installed_from_this_checkout(dist):
+        pytest.skip(f"the installed shardkit is another copy ({dist.read_text('direct_url.json')})")
+    assert dist.version == shardkit.__version__

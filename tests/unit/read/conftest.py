@@ -1,16 +1,7 @@
-"""Make ``tests/read_fixtures.py`` importable as ``read_fixtures`` (tests/ has no __init__.py); the shard
-sets the read tests share."""
-
-import sys
-from pathlib import Path
+"""The shard sets the read tests share (``read_fixtures`` is importable through pytest's ``pythonpath``)."""
 
 import pytest
-
-_TESTS = str(Path(__file__).resolve().parents[2])
-if _TESTS not in sys.path:
-    sys.path.insert(0, _TESTS)
-
-from read_fixtures import make_set  # noqa: E402  (importable only after the path above)
+from read_fixtures import make_set
 
 
 @pytest.fixture
