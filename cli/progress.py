@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-from shardkit.format import load_manifest
+import shardkit
 from shardkit.write.pack import PackProgress
 
 
@@ -33,9 +33,9 @@ def pack_progress(console: Console) -> Iterator[Callable[[PackProgress], None]]:
 
 def verify_total(shards: str | os.PathLike[str]) -> int:
     """The bytes :func:`shardkit.verify` reports to its ``progress`` callback for the set at ``shards``:
-    the shards' sizes in the manifest. (It hashes the indexes too, without reporting them, so the
-    manifest's total bytes, which include them, would leave the bar short of 100 %.)"""
-    return sum(rec["bytes"] for rec in load_manifest(shards)["shards"])
+    the shards' sizes (:attr:`ShardSetInfo.shard_bytes`). (It hashes the indexes too, without reporting
+    them, so the total with them, ``info().bytes``, would leave the bar short of 100 %.)"""
+    return shardkit.info(shards).shard_bytes
 
 
 @contextmanager

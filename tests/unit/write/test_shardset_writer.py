@@ -62,7 +62,7 @@ def test_a_written_set_streams(tmp_path):
             if batch["valid"][row]:
                 seen[key] = batch["audio"][row].numpy()
     assert set(seen) == set(clips)
-    for key, (audio, label) in clips.items():
+    for key, (audio, _) in clips.items():
         np.testing.assert_array_equal(seen[key][: len(audio)], audio)
     assert shardkit.info(tmp_path / "set").label_counts == {"a": 5, "b": 5}
 
