@@ -11,7 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks import report  # noqa: E402
+from benchmarks import report_device  # noqa: E402
 
 
 @pytest.mark.timeout(240)
@@ -38,9 +38,9 @@ def test_quick_device_benchmark_writes_its_results(tmp_path):
 
 
 def test_committed_device_results_match_the_docs_page():
-    docs = report.load_device_results()
+    docs = report_device.load_device_results()
     page = ROOT / "docs" / "benchmarks-device.md"
-    assert page.read_text() == report.device_markdown(docs), (
+    assert page.read_text() == report_device.device_markdown(docs), (
         "docs/benchmarks-device.md is stale: run `python -m benchmarks.device --render`")
     for doc in docs:
         assert not doc["config"]["quick"]
