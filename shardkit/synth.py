@@ -259,11 +259,16 @@ def write_audio(
         raise UsageError(f"{path}: audio must be (frames, channels) or (frames,), got shape {data.shape}")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    with sf.SoundFile(tmp, "w", samplerate=sample_rate, channels=data.shape[1], format=fmt, subtype=subtype) as out:
-        for start in range(0, data.shape[0], BLOCK_FRAMES):
-            out.write(data[start : start + BLOCK_FRAMES])
-    if ogg_serial is not None:
-        _fix_ogg_serial(tmp, serial=ogg_serial)
+    try:
+        with sf.SoundFile(tmp, "w", samplerate=sample_rate, channels=data.shape[1], format=fmt,
+                          subtype=subtype) as out:
+            for start in range(0, data.shape[0], BLOCK_FRAMES):
+                out.write(data[start : start + BLOCK_FRAMES])
+        if ogg_serial is not None:
+            _fix_ogg_serial(tmp, serial=ogg_serial)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, path)
     return path
 

@@ -133,3 +133,14 @@ def test_ogg_crc_matches_libsndfile(tmp_path: Path) -> None:
     stored = int.from_bytes(page[22:26], "little")
     page[22:26] = b"\0\0\0\0"
     assert _ogg_crc(bytes(page)) == stored
+
+
+def test_demo_package_keeps_its_public_names() -> None:
+    import shardkit.demo
+    import shardkit.synth
+
+    assert set(shardkit.demo.__all__) == {
+        "CSV_COLUMNS", "SPECIES", "DemoFile", "DemoReport", "label_names", "make_demo_corpus", "plan_demo_corpus",
+        "read_demo_metadata", "run_demo", "synth_recording",
+    }
+    assert shardkit.demo.synth_recording is shardkit.synth.synth_recording

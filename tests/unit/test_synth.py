@@ -109,4 +109,6 @@ def test_write_audio_refuses_what_it_cannot_write(tmp_path: Path) -> None:
         write_audio(tmp_path / "x.wav", audio, 16000, ogg_serial=1)
     with pytest.raises(UsageError, match="shape"):
         write_audio(tmp_path / "x.wav", np.zeros((2, 3, 4), np.float32), 16000)
+    with pytest.raises((ValueError, RuntimeError)):               # libsndfile refuses the combination
+        write_audio(tmp_path / "x.wav", audio, 16000, subtype="VORBIS")
     assert not list(tmp_path.iterdir())                    # nothing written, not even a temporary file
