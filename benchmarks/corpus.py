@@ -2,7 +2,7 @@
 
 Either synthesised here (:func:`build`, cached under ``OUT/corpus`` and reused while its spec is
 unchanged) or taken from a folder of audio files (:func:`from_source`). Synthesis uses
-:func:`shardkit.demo.synth_recording` (per-label bird-like calls over background noise), so the
+:func:`shardkit.synth.synth_recording` (per-label bird-like calls over background noise), so the
 Vorbis encoder and decoder work on realistic, not silent or white-noise, signals.
 """
 
@@ -20,9 +20,7 @@ import soundfile as sf
 
 from shardkit.errors import SourceError
 from shardkit.ingest.sources import AUDIO_EXTENSIONS, discover
-
-#: libsndfile's Vorbis encoder crashes on one huge write: write in blocks of at most this many frames.
-BLOCK_FRAMES = 32768
+from shardkit.synth import synth_recording, write_audio
 
 _RATES = (32000, 44100, 48000, 32000, 22050, 32000, 44100, 48000)
 _LABELS = ("amecro", "barswa", "eurrob1", "grewar3", "houspa", "comcha", "eurbla", "grtit1")
@@ -123,17 +121,8 @@ def plan(spec: CorpusSpec) -> list[_Planned]:
 
 
 def _write(root: str, p: _Planned) -> None:
-    from shardkit.demo import synth_recording
-
     audio = synth_recording(p.seconds, p.sample_rate, p.label_id, p.seed, p.channels)
-    path = Path(root) / p.rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with sf.SoundFile(tmp, "w", samplerate=p.sample_rate, channels=p.channels, format="OGG",
-                      subtype="VORBIS") as out:
-        for start in range(0, audio.shape[0], BLOCK_FRAMES):
-            out.write(audio[start:start + BLOCK_FRAMES])
-    os.replace(tmp, path)
+    write_audio(Path(root) / p.rel, audio, p.sample_rate)  # .ogg: Ogg Vorbis
 
 
 def build(root: str | os.PathLike[str], spec: CorpusSpec, *, workers: int = 2,
@@ -161,7 +150,7 @@ def build(root: str | os.PathLike[str], spec: CorpusSpec, *, workers: int = 2,
         marker.write_text(json.dumps(want))
     files = [_info(audio / p.rel, p.rel) for p in planned]
     return Corpus(audio, files, True, f"synthetic BirdCLEF-like Ogg Vorbis recordings "
-                                      f"(shardkit.demo.synth_recording, seed {spec.seed})")
+                                      f"(shardkit.synth.synth_recording, seed {spec.seed})")
 
 
 def _info(path: Path, rel: str) -> AudioFile:

@@ -40,7 +40,6 @@ import gc
 import json
 import math
 import os
-import random
 import sys
 import time
 from collections.abc import Callable
@@ -49,13 +48,13 @@ from typing import Any
 
 import numpy as np
 import torch
-import torchaudio
 
-from benchmarks import report
+from benchmarks.common import ROOT, _log, _procs, machine
+from benchmarks.device_baseline import KaggleStyleDataset, synth_clips, synth_labels, synth_noise
 from benchmarks.harness import load1
+from benchmarks.report_device import device_markdown, device_text, load_device_results, ratios
 from shardkit.device import AugmentConfig, DevicePipeline, MelConfig, NoiseBank
 
-ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = ROOT / "benchmarks" / "results"
 DOCS_PAGE = ROOT / "docs" / "benchmarks-device.md"
 SCHEMA = 1
@@ -67,97 +66,6 @@ CLASSES = 182           #: multi-hot label width (BirdCLEF-sized)
 NOISE_RECORDINGS = 8
 NOISE_SECONDS = 10.0
 MEMORY_BATCHES = (64, 128, 256)
-
-
-def _log(msg: str) -> None:
-    print(msg, flush=True)
-
-
-# --------------------------------------------------------------------------------------------- data
-
-
-def synth_clips(n: int, samples: int, sample_rate: int, seed: int = 0) -> np.ndarray:
-    """int16 ``(n, samples)``: per clip a pulsed, sweeping tone with a harmonic over white noise, its own loudness."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(samples, dtype=np.float64) / sample_rate
-    out = np.empty((n, samples), np.int16)
-    for i in range(n):
-        f0 = rng.uniform(500.0, 6000.0)
-        sweep = rng.uniform(-300.0, 300.0)
-        env = (0.5 * (1.0 + np.sin(2 * np.pi * rng.uniform(0.5, 6.0) * t + rng.uniform(0, 2 * np.pi)))) ** 4
-        phase = 2 * np.pi * (f0 * t + sweep * t * t)
-        x = env * (np.sin(phase) + 0.3 * np.sin(2 * phase)) + rng.uniform(0.005, 0.05) * rng.standard_normal(samples)
-        x *= rng.uniform(0.05, 0.6) / max(np.abs(x).max(), 1e-9)
-        out[i] = np.clip(np.round(x * 32767.0), -32768, 32767).astype(np.int16)
-    return out
-
-
-def synth_noise(n: int, samples: int, seed: int = 1) -> list[np.ndarray]:
-    """``n`` float32 ``(samples,)`` background recordings: pink-ish noise (white noise shaped by 1/sqrt(f))."""
-    rng = np.random.default_rng(seed)
-    out = []
-    for _ in range(n):
-        spec = np.fft.rfft(rng.standard_normal(samples))
-        spec /= np.sqrt(np.maximum(np.arange(spec.shape[0]), 1.0))
-        x = np.fft.irfft(spec, samples)
-        out.append((0.2 * x / np.abs(x).max()).astype(np.float32))
-    return out
-
-
-def synth_labels(n: int, classes: int, seed: int = 2) -> np.ndarray:
-    """float32 ``(n, classes)`` multi-hot: one primary label per clip, a secondary one for every third."""
-    rng = np.random.default_rng(seed)
-    y = np.zeros((n, classes), np.float32)
-    y[np.arange(n), rng.integers(0, classes, n)] = 1.0
-    y[np.arange(0, n, 3), rng.integers(0, classes, len(range(0, n, 3)))] = 1.0
-    return y
-
-
-# ----------------------------------------------------------------------------------------- baseline
-
-
-class KaggleStyleDataset(torch.utils.data.Dataset):
-    """The common baseline, written the way a typical notebook does it: one clip per ``__getitem__``.
-
-    Gain, shift (``torch.roll``), noise at a random SNR and SpecAugment-style masks each with p = 0.5, drawn from
-    Python's ``random`` (the DataLoader seeds it per worker); torchaudio ``MelSpectrogram`` + ``AmplitudeToDB`` with
-    the same settings as :class:`MelConfig`. Returns float32 ``(n_mels, frames)`` and the clip's labels.
-    """
-
-    def __init__(self, clips: np.ndarray, labels: np.ndarray, noise: np.ndarray, mel: MelConfig,
-                 aug: AugmentConfig, length: int) -> None:
-        self.clips, self.labels, self.noise, self.aug, self.length = clips, labels, noise, aug, length
-        self.melspec = torchaudio.transforms.MelSpectrogram(
-            sample_rate=mel.sample_rate, n_fft=mel.n_fft, win_length=mel.resolved_win_length,
-            hop_length=mel.hop_length, f_min=mel.f_min, f_max=mel.resolved_f_max, n_mels=mel.n_mels, power=mel.power)
-        self.to_db = torchaudio.transforms.AmplitudeToDB(top_db=mel.top_db)
-        self.freq_mask = torchaudio.transforms.FrequencyMasking(freq_mask_param=aug.freq_width)
-        self.time_mask = torchaudio.transforms.TimeMasking(time_mask_param=aug.time_width)
-
-    def __len__(self) -> int:
-        return self.length
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        k = i % len(self.clips)
-        wav = torch.from_numpy(self.clips[k].astype(np.float32) / 32768.0)
-        n = wav.shape[0]
-        if random.random() < 0.5:
-            wav = wav * 10 ** (random.uniform(self.aug.gain_min_db, self.aug.gain_max_db) / 20)
-        if random.random() < 0.5:
-            wav = torch.roll(wav, random.randint(-n // 2, n // 2))
-        if random.random() < 0.5:
-            start = random.randint(0, len(self.noise) - n)
-            noise = torch.from_numpy(self.noise[start:start + n])
-            snr = random.uniform(*self.aug.noise_snr_db)
-            scale = torch.sqrt(wav.pow(2).mean() / (noise.pow(2).mean() * 10 ** (snr / 10) + 1e-12))
-            wav = wav + scale * noise
-        mel = self.to_db(self.melspec(wav))
-        if random.random() < 0.5:
-            for _ in range(self.aug.freq_masks):
-                mel = self.freq_mask(mel)
-            for _ in range(self.aug.time_masks):
-                mel = self.time_mask(mel)
-        return mel, torch.from_numpy(self.labels[k])
 
 
 # ------------------------------------------------------------------------------------------- timing
@@ -359,7 +267,7 @@ def resolve_device(name: str) -> torch.device:
 
 
 def device_info(device: torch.device) -> dict[str, Any]:
-    info: dict[str, Any] = {"type": device.type, "name": report.machine()["cpu_model"]}
+    info: dict[str, Any] = {"type": device.type, "name": machine()["cpu_model"]}
     if device.type == "cuda":
         p = torch.cuda.get_device_properties(device)
         info.update(name=p.name, memory_gib=round(p.total_memory / 2**30, 1), multiprocessors=p.multi_processor_count,
@@ -367,9 +275,8 @@ def device_info(device: torch.device) -> dict[str, Any]:
     return info
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    device = resolve_device(args.device)
-    cuda = device.type == "cuda"
+def _config(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
+    """The run's settings from the command line, with the full or quick defaults filled in."""
     usable = len(os.sched_getaffinity(0))
     if args.threads:
         thread_counts = [int(t) for t in args.threads.split(",")]
@@ -377,67 +284,62 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         thread_counts = sorted({1, usable}) if device.type == "cpu" else [usable]
     torch.set_num_threads(max(thread_counts))
     quick = args.quick
-    batch = args.batch or (8 if quick else 64)
     clip_seconds = args.clip_seconds or (1.0 if quick else 5.0)
-    seconds = args.seconds if args.seconds is not None else (0.2 if quick else 3.0)
-    repeats = args.repeats if args.repeats is not None else (1 if quick else 3)
-    warmup = 1 if quick else 3
-    workers = [int(w) for w in args.workers.split(",")]
     mel = MelConfig()
-    samples = int(round(clip_seconds * mel.sample_rate))
-    doc: dict[str, Any] = {
-        "schema": SCHEMA, "kind": "device-stage",
-        "created": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "command": "python -m benchmarks.device " + " ".join(args.argv),
-        "config": {"quick": quick, "device": device.type, "batch": batch, "clip_seconds": clip_seconds,
-                   "samples": samples, "classes": CLASSES, "seconds": seconds, "repeats": repeats, "warmup": warmup,
-                   "threads": thread_counts, "interop_threads": torch.get_num_interop_threads(),
-                   "baseline_workers": workers, "noise_bank_seconds": NOISE_RECORDINGS * NOISE_SECONDS,
-                   "mel": mel.to_dict(), "augment": TRAIN_AUGMENT.to_dict()},
-        "machine": report.machine(), "device": device_info(device), "load": {"start": load1()},
-    }
-    m, d = doc["machine"], doc["device"]
-    _log(f"device: {d['name']}; host {m['cpu_model']}, {m['cpus_usable']} usable cores, torch "
-         f"{m['versions']['torch']} (torchaudio {m['versions']['torchaudio']}), torch threads {thread_counts}; "
-         f"load {doc['load']['start']}")
-    _log(f"batch {batch} × {clip_seconds:g} s at {mel.sample_rate} Hz; {repeats} round(s) of ≥{seconds:g} s per method")
-    bench = Bench(device, batch, samples, mel)
+    return {"quick": quick, "device": device.type, "batch": args.batch or (8 if quick else 64),
+            "clip_seconds": clip_seconds, "samples": int(round(clip_seconds * mel.sample_rate)), "classes": CLASSES,
+            "seconds": args.seconds if args.seconds is not None else (0.2 if quick else 3.0),
+            "repeats": args.repeats if args.repeats is not None else (1 if quick else 3),
+            "warmup": 1 if quick else 3, "threads": thread_counts,
+            "interop_threads": torch.get_num_interop_threads(),
+            "baseline_workers": [int(w) for w in args.workers.split(",")],
+            "noise_bank_seconds": NOISE_RECORDINGS * NOISE_SECONDS, "mel": mel.to_dict(),
+            "augment": TRAIN_AUGMENT.to_dict()}
 
-    # (name, label, DataLoader workers, torch threads of this process, one timed run)
-    methods: list[tuple[str, str, int, int, Callable[[], dict[str, float]]]] = []
+
+#: One measured entry: (name, label, DataLoader workers, torch threads of this process, one timed run).
+_Method = tuple[str, str, int, int, Callable[[], dict[str, float]]]
+
+
+def _methods(bench: Bench, cfg: dict[str, Any]) -> list[_Method]:
+    """Every entry of the run, in the order the rounds take them."""
+    cuda, threads, th_max = bench.device.type == "cuda", cfg["threads"], max(cfg["threads"])
+    timing = {"seconds": cfg["seconds"], "warmup": cfg["warmup"]}
+
+    def steps(step: Callable[[], Any]) -> Callable[[], dict[str, float]]:
+        return lambda: time_steps(step, bench.sync, cuda=cuda, **timing)
+
     h2d_note = " (H2D copy from pinned memory in every step)" if cuda else ""
-
-    def timed(train: bool, h2d: bool) -> Callable[[], dict[str, float]]:
-        return lambda: time_steps(bench.step_pipe(train, h2d=h2d), bench.sync, seconds=seconds, warmup=warmup,
-                                  cuda=cuda)
-
-    for th in thread_counts:
+    methods: list[_Method] = []
+    for th in threads:
         methods.append(("device-train", "DevicePipeline.train(): gain, shift, noise, mixup → LogMel → SpecAugment, "
-                        "whole batch" + h2d_note, 0, th, timed(True, True)))
-        methods.append(("device-eval", "DevicePipeline.eval(): LogMel only" + h2d_note, 0, th, timed(False, True)))
-    for th in thread_counts:
+                        "whole batch" + h2d_note, 0, th, steps(bench.step_pipe(True, h2d=True))))
+        methods.append(("device-eval", "DevicePipeline.eval(): LogMel only" + h2d_note, 0, th,
+                        steps(bench.step_pipe(False, h2d=True))))
+    for th in threads:
         for train, name in ((True, "mel-u8-train"), (False, "mel-u8-eval")):
             what = ("DevicePipeline.train() on a mel-u8 batch: dequantise, gain, shift, mixup (power domain) → "
                     "SpecAugment" if train else "DevicePipeline.eval() on a mel-u8 batch: dequantise only")
             methods.append((name, what + (" (H2D copy of the uint8 batch in every step)" if cuda else ""),
-                            0, th, lambda train=train: time_steps(bench.step_mel_u8(train), bench.sync,
-                                                                  seconds=seconds, warmup=warmup, cuda=cuda)))
-    th_max = max(thread_counts)
+                            0, th, steps(bench.step_mel_u8(train))))
     if cuda:
         methods.append(("device-train-resident", "DevicePipeline.train(), the batch already on the GPU (no copy)", 0,
-                        th_max, timed(True, False)))
+                        th_max, steps(bench.step_pipe(True, h2d=False))))
         methods.append(("h2d", "the int16 batch + labels copied from pinned memory, non_blocking, alone", 0, th_max,
-                        lambda: time_steps(bench.step_h2d, bench.sync, seconds=seconds, warmup=warmup, cuda=cuda)))
+                        steps(bench.step_h2d)))
     label = ("per-example Dataset: gain, roll, noise at a random SNR, torchaudio MelSpectrogram + AmplitudeToDB, "
              "Frequency/TimeMasking; DataLoader")
     if cuda:
         label += ", then .to(cuda, non_blocking) from pinned memory"
-    for w in workers:
+    for w in cfg["baseline_workers"]:
         # workers run with 1 torch thread each (torch's default in DataLoader workers): one entry for them
-        for th in thread_counts if w == 0 else [th_max]:
-            methods.append(("baseline", label, w, th, lambda w=w: time_loader(bench, w, seconds=seconds,
-                                                                               warmup=warmup)))
+        for th in threads if w == 0 else [th_max]:
+            methods.append(("baseline", label, w, th, lambda w=w: time_loader(bench, w, **timing)))
+    return methods
 
+
+def _measure(methods: list[_Method], repeats: int, batch: int) -> tuple[list[dict[str, Any]], list[dict | None]]:
+    """Run the methods round-robin for ``repeats`` rounds: (one result per method, its best run or None)."""
     results = [{"method": n, "label": lab, "workers": w, "threads": th, "runs": [], "load": []}
                for n, lab, w, th, _ in methods]
     best: list[dict[str, Any] | None] = [None] * len(methods)
@@ -461,6 +363,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             ms = 1e3 * r["seconds"] / r["steps"]
             _log(f"  {name:<22} {_procs(w):<6} {th:>2} thr {rate:>10.1f} clips/s {ms:>9.2f} ms/batch  "
                  f"({r['steps']} batches, load {results[k]['load'][-1]})")
+    return results, best
+
+
+def _summarise(results: list[dict[str, Any]], best: list[dict | None], batch: int) -> None:
+    """Write each method's best run (clips/s, ms per batch, GPU time, start-up) into its result."""
     for res, b in zip(results, best):
         if b is None:
             res.setdefault("error", "no run finished")
@@ -473,33 +380,36 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if "startup_s" in b:
             res["startup_s"] = round(b["startup_s"], 3)
             res["shape"] = b["shape"]
-    torch.set_num_threads(th_max)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Measure every method on one synthetic batch; the results document (``device-<device>.json``)."""
+    device = resolve_device(args.device)
+    cfg = _config(args, device)
+    doc: dict[str, Any] = {
+        "schema": SCHEMA, "kind": "device-stage",
+        "created": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": "python -m benchmarks.device " + " ".join(args.argv),
+        "config": cfg, "machine": machine(), "device": device_info(device), "load": {"start": load1()},
+    }
+    m, d = doc["machine"], doc["device"]
+    _log(f"device: {d['name']}; host {m['cpu_model']}, {m['cpus_usable']} usable cores, torch "
+         f"{m['versions']['torch']} (torchaudio {m['versions']['torchaudio']}), torch threads {cfg['threads']}; "
+         f"load {doc['load']['start']}")
+    _log(f"batch {cfg['batch']} × {cfg['clip_seconds']:g} s at {cfg['mel']['sample_rate']} Hz; {cfg['repeats']} "
+         f"round(s) of ≥{cfg['seconds']:g} s per method")
+    bench = Bench(device, cfg["batch"], cfg["samples"], MelConfig())
+    results, best = _measure(_methods(bench, cfg), cfg["repeats"], cfg["batch"])
+    _summarise(results, best, cfg["batch"])
+    torch.set_num_threads(max(cfg["threads"]))
     doc["results"] = results
     doc["ratios"] = ratios(results)
-    if cuda:
-        mem_batches = tuple(b for b in MEMORY_BATCHES if b <= 4 * batch) if quick else MEMORY_BATCHES
+    if device.type == "cuda":
+        mem_batches = tuple(b for b in MEMORY_BATCHES if b <= 4 * cfg["batch"]) if cfg["quick"] else MEMORY_BATCHES
         _log("gpu memory: one forward per batch size ...")
         doc["gpu_memory"] = gpu_memory(bench, mem_batches)
     doc["load"]["end"] = load1()
     return doc
-
-
-def _procs(workers: int) -> str:
-    return "1 proc" if workers == 0 else f"DL×{workers}"
-
-
-def ratios(results: list[dict]) -> dict[str, float | None]:
-    """device-train and device-eval clips/s over each baseline's clips/s (same run, same batch shape), each side at
-    its best thread count."""
-    out: dict[str, float | None] = {}
-    for name in ("device-train", "device-eval"):
-        mine = report.best_device_result(results, name)
-        for w in sorted({r["workers"] for r in results if r["method"] == "baseline"}):
-            base = report.best_device_result(results, "baseline", w)
-            key = f"{name}/baseline-{_procs(w).replace('×', 'x').replace(' ', '')}"
-            ok = mine is not None and base is not None and base["clips_per_s"] > 0
-            out[key] = round(mine["clips_per_s"] / base["clips_per_s"], 2) if ok else None  # type: ignore[index]
-    return out
 
 
 def save(doc: dict, out: Path) -> tuple[Path, Path]:
@@ -508,14 +418,14 @@ def save(doc: dict, out: Path) -> tuple[Path, Path]:
     jpath = out / f"device-{dev}.json"
     jpath.write_text(json.dumps(doc, indent=1) + "\n")
     mpath = out / f"device-{dev}.md"
-    mpath.write_text(report.device_markdown([doc]))
+    mpath.write_text(device_markdown([doc]))
     return jpath, mpath
 
 
 def render_docs(results_dir: Path = RESULTS_DIR, page: Path = DOCS_PAGE) -> Path:
     """Re-render the docs page from every committed ``benchmarks/results/device-*.json``."""
-    docs = report.load_device_results(results_dir)
-    page.write_text(report.device_markdown(docs))
+    docs = load_device_results(results_dir)
+    page.write_text(device_markdown(docs))
     return page
 
 
@@ -545,7 +455,7 @@ def main(argv: list[str] | None = None) -> int:
     doc = run(args)
     jpath, mpath = save(doc, args.out)
     _log("")
-    _log(report.device_text(doc))
+    _log(device_text(doc))
     _log("")
     _log(f"results: {jpath}; table: {mpath}")
     if args.save:

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from benchmarks.common import _procs
 from benchmarks.methods import CLIP_BYTES, Method
 
 
@@ -120,7 +121,3 @@ def measure_all(methods: Sequence[Method], *, seconds: float, max_clips: float, 
         r.user_share = round(b["user"] / b["seconds"], 3) if b["seconds"] > 0 else 0.0
         r.sys_share = round(b["sys"] / b["seconds"], 3) if b["seconds"] > 0 else 0.0
     return results
-
-
-def _procs(workers: int) -> str:
-    return "1 proc" if workers == 0 else f"DL×{workers}"

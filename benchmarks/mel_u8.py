@@ -30,7 +30,8 @@ from typing import Any
 import numpy as np
 
 from benchmarks import corpus as corpus_mod
-from benchmarks import packbench, report
+from benchmarks import packbench
+from benchmarks.common import machine
 from benchmarks.harness import load1
 
 CLIP_SECONDS = 5.0
@@ -255,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     quick = args.quick
     doc: dict[str, Any] = {"config": {"quick": quick, "workers": args.workers, "clip_seconds": CLIP_SECONDS,
                                       "batch": BATCH},
-                           "machine": report.machine(), "load": {"start": load1()}}
+                           "machine": machine(), "load": {"start": load1()}}
     if args.source:
         corpus = corpus_mod.from_source(args.source, log=_log)
     else:

@@ -15,7 +15,7 @@
 5. A table on stdout, OUT/results.json, OUT/benchmarks.md (+ docs/benchmarks.md for full runs),
    and OUT/clips_per_s.png when matplotlib is importable.
 
-Nothing here asserts a speed; the issue-5 targets are reported as met or missed.
+Nothing here asserts a speed; the targets are reported as met or missed.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import functools
 import importlib.util
 import json
 import pstats
+import shutil
 import subprocess
 import sys
 import time
@@ -33,7 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import corpus as corpus_mod
-from benchmarks import packbench, report
+from benchmarks import packbench
+from benchmarks.common import ROOT, _log, machine
 from benchmarks.harness import load1, measure_all
 from benchmarks.methods import (
     BASELINE_BATCH,
@@ -47,8 +49,8 @@ from benchmarks.methods import (
     shardkit_stream,
     webdataset_stream,
 )
+from benchmarks.report_read import bounds, hand_written, markdown, plot, ratios, reader_time, targets, text_table
 
-ROOT = Path(__file__).resolve().parents[1]
 #: every method the JSON lists (skipped ones included, with the reason)
 METHOD_NAMES = (
     "cat", "shardkit-segments", "shardkit-recordings", "webdataset", "webdataset-frombuffer",
@@ -56,10 +58,6 @@ METHOD_NAMES = (
     "baseline-whole-soundfile", "baseline-seek-soundfile", "baseline-whole-torchaudio",
     "baseline-seek-torchaudio", "baseline-whole-torchcodec", "baseline-seek-torchcodec",
 )
-
-
-def _log(msg: str) -> None:
-    print(msg, flush=True)
 
 
 # ------------------------------------------------------------------------------------------ methods
@@ -175,7 +173,7 @@ def profile_reader(path: Path, *, batch: int, seconds: float, partial: str | Non
 # ------------------------------------------------------------------------------------------------ main
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parse(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--source", type=Path, help="a folder of audio files to use instead of the synthetic corpus")
@@ -187,55 +185,51 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--docs", type=Path, help="also render the report here (default docs/benchmarks.md for full "
                     "runs with the synthetic corpus; none for --quick)")
     ap.add_argument("--no-profile", action="store_true", help="skip the cProfile pass over the shardkit reader")
-    args = ap.parse_args(argv)
+    return ap.parse_args(argv)
 
+
+def _config(args: argparse.Namespace) -> dict[str, Any]:
+    """The run's settings, with the full or quick defaults filled in."""
     quick = args.quick
-    seconds = args.seconds if args.seconds is not None else (0.3 if quick else 3.0)
-    repeats = args.repeats if args.repeats is not None else (1 if quick else 3)
-    max_clips = 2_000 if quick else 1_000_000
-    pack_repeats = 1 if quick else 2
-    batch = 8 if quick else BATCH
-    shard_size = "1MB" if quick else "128MB"
-    workers = max(1, args.workers)
-    out = args.out.resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    t_run = time.perf_counter()
-    doc: dict[str, Any] = {
-        "config": {"quick": quick, "seconds": seconds, "repeats": repeats, "pack_repeats": pack_repeats,
-                   "max_clips": max_clips, "batch": batch,
-                   "baseline_batch": BASELINE_BATCH, "workers": workers, "shard_size": shard_size,
-                   "clip_bytes": CLIP_BYTES, "source": str(args.source) if args.source else None},
-        "machine": report.machine(), "load": {"start": load1()},
-    }
-    m = doc["machine"]
-    _log(f"machine: {m['cpu_model']}, {m['cpus_usable']} cores, {m['mem_total_gib']} GiB; python {m['python']}, "
-         f"torch {m['versions']['torch']}; load {doc['load']['start']}")
+    return {"quick": quick, "seconds": args.seconds if args.seconds is not None else (0.3 if quick else 3.0),
+            "repeats": args.repeats if args.repeats is not None else (1 if quick else 3),
+            "pack_repeats": 1 if quick else 2, "max_clips": 2_000 if quick else 1_000_000,
+            "batch": 8 if quick else BATCH, "baseline_batch": BASELINE_BATCH, "workers": max(1, args.workers),
+            "shard_size": "1MB" if quick else "128MB", "clip_bytes": CLIP_BYTES,
+            "source": str(args.source) if args.source else None}
 
-    # 1. corpus
+
+def _corpus(args: argparse.Namespace, out: Path, doc: dict[str, Any]) -> corpus_mod.Corpus:
+    """Step 1: the synthetic corpus (built once, cached under OUT/corpus) or the files under ``--source``."""
     if args.source:
         corpus = corpus_mod.from_source(args.source, log=_log)
     else:
-        corpus = corpus_mod.build(out / "corpus", corpus_mod.QUICK if quick else corpus_mod.FULL,
-                                  workers=workers, log=_log)
+        corpus = corpus_mod.build(out / "corpus", corpus_mod.QUICK if args.quick else corpus_mod.FULL,
+                                  workers=doc["config"]["workers"], log=_log)
     doc["corpus"] = corpus.summary()
     c = doc["corpus"]
     _log(f"corpus: {c['files']} files, {c['hours']:.2f} h, {c['encoded_bytes'] / 1e6:.0f} MB encoded, "
          f"{c['seconds_min']:.0f}–{c['seconds_max']:.0f} s (median {c['seconds_median']:.0f} s)")
+    return corpus
 
-    # 2. pack vs decode floor (interleaved, best of `pack_repeats`)
+
+def _pack_step(corpus: corpus_mod.Corpus, out: Path, doc: dict[str, Any]) -> dict[str, Path]:
+    """Step 2: the decode floor and pack in both modes, interleaved, best of ``pack_repeats``; the two sets."""
+    cfg = doc["config"]
+    workers, rounds = cfg["workers"], cfg["pack_repeats"]
     order = packbench.pack_order(corpus.src)
     sets = {mode: out / f"shards-{mode}" for mode in ("recordings", "segments")}
     floors: list[dict] = []
     packs: dict[str, list[dict]] = {mode: [] for mode in sets}
-    for k in range(pack_repeats):
-        _log(f"pack: round {k + 1} of {pack_repeats}: decode floor, then pack in both modes, {workers} processes ...")
+    for k in range(rounds):
+        _log(f"pack: round {k + 1} of {rounds}: decode floor, then pack in both modes, {workers} processes ...")
         packbench.warm(order)
         floors.append(packbench.decode_floor(order, workers))
         _log(f"  decode + resample   : {floors[-1]['hours_per_min']:.3f} audio h/min ({floors[-1]['elapsed_s']:.1f} s,"
              f" load {load1()})")
         for mode in sets:
             packbench.warm(order)
-            packs[mode].append(packbench.run_pack(corpus.src, sets[mode], mode, workers, shard_size))
+            packs[mode].append(packbench.run_pack(corpus.src, sets[mode], mode, workers, cfg["shard_size"]))
             p = packs[mode][-1]
             _log(f"  pack {mode:<15}: {floors[-1]['seconds_audio'] / 3600 / (p['elapsed_s'] / 60):.3f} audio h/min "
                  f"({p['elapsed_s']:.1f} s, load {load1()})")
@@ -243,36 +237,46 @@ def main(argv: list[str] | None = None) -> int:
     floor["runs_s"] = [f["elapsed_s"] for f in floors]
     doc["pack"] = {"decode_floor": floor}
     for mode in sets:
-        p = min(packs[mode], key=lambda q: q["elapsed_s"])
-        p["runs_s"] = [q["elapsed_s"] for q in packs[mode]]
-        p["hours_per_min"] = round(floor["seconds_audio"] / 3600 / (p["elapsed_s"] / 60), 4)
-        p["rate_vs_decode"] = round(p["hours_per_min"] / floor["hours_per_min"], 4)
-        doc["pack"][mode] = p
-        _log(f"  pack {mode:<10}: best {p['hours_per_min']:.3f} audio h/min = {p['rate_vs_decode']:.0%} of the decode "
-             f"floor's best ({floor['hours_per_min']:.3f}); {p['samples']} samples in {p['shards']} shards; "
-             f"tar+index overhead {p['tar_index_overhead']:.3%} over {p['pcm_bytes'] / 1e6:.0f} MB PCM")
+        doc["pack"][mode] = _best_pack(packs[mode], floor)
     doc["pack"]["padding_bytes"] = doc["pack"]["segments"]["pcm_bytes"] - doc["pack"]["recordings"]["pcm_bytes"]
-    seg_shards = doc["pack"]["segments"]["shard_files"]
-    rec_shards = doc["pack"]["recordings"]["shard_files"]
+    return sets
 
-    # 3. read throughput
+
+def _best_pack(runs: list[dict], floor: dict) -> dict:
+    """The fastest of one mode's pack runs, with its rate in audio h/min and against the decode floor."""
+    p = min(runs, key=lambda q: q["elapsed_s"])
+    p["runs_s"] = [q["elapsed_s"] for q in runs]
+    p["hours_per_min"] = round(floor["seconds_audio"] / 3600 / (p["elapsed_s"] / 60), 4)
+    p["rate_vs_decode"] = round(p["hours_per_min"] / floor["hours_per_min"], 4)
+    _log(f"  pack {p['mode']:<10}: best {p['hours_per_min']:.3f} audio h/min = "
+         f"{p['rate_vs_decode']:.0%} of the decode floor's best ({floor['hours_per_min']:.3f}); {p['samples']} "
+         f"samples in {p['shards']} shards; tar+index overhead {p['tar_index_overhead']:.3%} over "
+         f"{p['pcm_bytes'] / 1e6:.0f} MB PCM")
+    return p
+
+
+def _read_step(corpus: corpus_mod.Corpus, sets: dict[str, Path], out: Path, doc: dict[str, Any]) -> None:
+    """Step 3: clips/s of every method, round-robin from a warm page cache; the ratios."""
+    cfg = doc["config"]
     peer_data = prepare_peers(sets["segments"], out / "peers")
-    methods = build_methods(seg=sets["segments"], rec=sets["recordings"], seg_shards=seg_shards,
-                            rec_shards=rec_shards, rec_samples=doc["pack"]["recordings"]["samples"],
-                            files=corpus.files, workers=workers, batch=batch,
-                            peer_data=peer_data)
-    _log(f"read: {len(methods)} methods, {repeats} round(s) of ≤{seconds:g} s each, warm page cache ...")
-    results = measure_all(methods, seconds=seconds, max_clips=max_clips, repeats=repeats,
+    methods = build_methods(seg=sets["segments"], rec=sets["recordings"],
+                            seg_shards=doc["pack"]["segments"]["shard_files"],
+                            rec_shards=doc["pack"]["recordings"]["shard_files"],
+                            rec_samples=doc["pack"]["recordings"]["samples"], files=corpus.files,
+                            workers=cfg["workers"], batch=cfg["batch"], peer_data=peer_data)
+    _log(f"read: {len(methods)} methods, {cfg['repeats']} round(s) of ≤{cfg['seconds']:g} s each, warm page cache ...")
+    results = measure_all(methods, seconds=cfg["seconds"], max_clips=cfg["max_clips"], repeats=cfg["repeats"],
                           before=lambda meth: packbench.warm(list(meth.files)), log=_log)
     doc["results"] = [r.to_dict() for r in results]
-    results = doc["results"]
-    doc["ratios"] = report.ratios(results)
+    doc["ratios"] = ratios(doc["results"])
 
-    # 4. memory
+
+def _rss_step(sets: dict[str, Path], out: Path, doc: dict[str, Any]) -> None:
+    """Step 4: peak RSS of each reader in a fresh process."""
     _log("memory: peak RSS of the reader in a fresh process ...")
-    rss_seconds = "1" if quick else "4"
+    rss_seconds = "1" if doc["config"]["quick"] else "4"
     urls = out / "segment-shards.txt"
-    urls.write_text("\n".join(seg_shards) + "\n")
+    urls.write_text("\n".join(doc["pack"]["segments"]["shard_files"]) + "\n")
     probes = {
         "shardkit-segments-64MB": ["--reader", "shardkit", "--path", str(sets["segments"]), "--window", "64MB"],
         "shardkit-segments-256MB": ["--reader", "shardkit", "--path", str(sets["segments"]), "--window", "256MB"],
@@ -282,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     doc["rss"] = {}
     for name, a in probes.items():
-        r = rss_probe([*a, "--seconds", rss_seconds, "--batch", str(batch)])
+        r = rss_probe([*a, "--seconds", rss_seconds, "--batch", str(doc["config"]["batch"])])
         doc["rss"][name] = r
         if "peak_kb" in r:
             _log(f"  {name:<28} peak {r['peak_kb'] / 1024:6.0f} MB, after imports {r['rss_imports_kb'] / 1024:6.0f}"
@@ -290,45 +294,49 @@ def main(argv: list[str] | None = None) -> int:
         else:
             _log(f"  {name}: ERROR {r['error']}")
 
-    # 5. profile
-    doc["profile"] = {}
-    if not args.no_profile:
-        _log("profile: cProfile of the in-process shardkit reader ...")
-        crops = rec_crops(doc["pack"]["recordings"]["samples"], batch)
-        for name, path, partial, k in (("shardkit-segments", sets["segments"], None, 1),
-                                       ("shardkit-recordings", sets["recordings"], "drop", crops)):
-            prof = profile_reader(path, batch=batch, seconds=min(seconds, 2.0), partial=partial, crops=k)
-            doc["profile"][name] = prof
-            (out / f"profile-{name}.txt").write_text("\n".join(
-                f"{f['share']:7.1%} {f['tottime']:8.3f}s {f['calls']:>8} {f['function']}" for f in prof["top"]) + "\n")
-            _log(f"  {name}: " + "; ".join(f"{f['function']} {f['share']:.0%}" for f in prof["top"][:4]))
 
-    # 6. report
-    doc["load"]["end"] = load1()
-    doc["targets"] = report.targets(doc)
-    doc["bounds"] = report.bounds(doc)
-    doc["reader_time"] = report.reader_time(doc)
-    doc["elapsed_s"] = round(time.perf_counter() - t_run, 1)
+def _profile_step(sets: dict[str, Path], out: Path, doc: dict[str, Any]) -> None:
+    """Step 5: cProfile of the in-process shardkit reader in both modes (listings in OUT/profile-*.txt)."""
+    _log("profile: cProfile of the in-process shardkit reader ...")
+    cfg = doc["config"]
+    crops = rec_crops(doc["pack"]["recordings"]["samples"], cfg["batch"])
+    for name, path, partial, k in (("shardkit-segments", sets["segments"], None, 1),
+                                   ("shardkit-recordings", sets["recordings"], "drop", crops)):
+        prof = profile_reader(path, batch=cfg["batch"], seconds=min(cfg["seconds"], 2.0), partial=partial, crops=k)
+        doc["profile"][name] = prof
+        (out / f"profile-{name}.txt").write_text("\n".join(
+            f"{f['share']:7.1%} {f['tottime']:8.3f}s {f['calls']:>8} {f['function']}" for f in prof["top"]) + "\n")
+        _log(f"  {name}: " + "; ".join(f"{f['function']} {f['share']:.0%}" for f in prof["top"][:4]))
+
+
+def _write_report(args: argparse.Namespace, out: Path, doc: dict[str, Any]) -> tuple[Path, Path | None]:
+    """Step 6: targets, bounds, the plot, OUT/results.json, OUT/benchmarks.md and the docs page (which keeps its
+    hand-written section); (the JSON's path, the docs page or None)."""
+    doc["targets"] = targets(doc)
+    doc["bounds"] = bounds(doc)
+    doc["reader_time"] = reader_time(doc)
     plot_path = out / "clips_per_s.png"
-    why_not = report.plot(doc, plot_path)
+    why_not = plot(doc, plot_path)
     if why_not:
         doc["plot_note"] = why_not
         _log(f"plot: skipped ({why_not})")
     json_path = out / "results.json"
     json_path.write_text(json.dumps(doc, indent=1, default=str) + "\n")
-    md = report.markdown(doc, json_path.name, None if why_not else plot_path.name)
-    (out / "benchmarks.md").write_text(md)
+    plot_name = None if why_not else plot_path.name
+    (out / "benchmarks.md").write_text(markdown(doc, json_path.name, plot_name))
     docs = args.docs if args.docs is not None else (
-        ROOT / "docs" / "benchmarks.md" if not quick and not args.source else None)
+        ROOT / "docs" / "benchmarks.md" if not args.quick and not args.source else None)
     if docs is not None:
         if not why_not and docs.parent != out:
-            import shutil
-
             shutil.copyfile(plot_path, docs.parent / plot_path.name)
-        docs.write_text(md)
+        notes = hand_written(docs.read_text()) if docs.exists() else None
+        docs.write_text(markdown(doc, json_path.name, plot_name, notes))
+    return json_path, docs
 
+
+def _print_summary(doc: dict[str, Any], json_path: Path, docs: Path | None, out: Path) -> None:
     _log("")
-    _log(report.text_table(doc))
+    _log(text_table(doc))
     _log("")
     for t in doc["targets"]:
         _log(f"  [{ {True: 'met', False: 'MISSED', None: 'n/a'}[t['met']]:>6}] {t['target']}: {t['shown']}"
@@ -337,6 +345,28 @@ def main(argv: list[str] | None = None) -> int:
     _log(f"load average (1 min): start {doc['load']['start']}, end {doc['load']['end']}; "
          f"run took {doc['elapsed_s']:.0f} s")
     _log(f"results: {json_path}" + (f"; report: {docs}" if docs else f"; report: {out / 'benchmarks.md'}"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
+    out = args.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    t_run = time.perf_counter()
+    doc: dict[str, Any] = {"config": _config(args), "machine": machine(), "load": {"start": load1()}}
+    m = doc["machine"]
+    _log(f"machine: {m['cpu_model']}, {m['cpus_usable']} cores, {m['mem_total_gib']} GiB; python {m['python']}, "
+         f"torch {m['versions']['torch']}; load {doc['load']['start']}")
+    corpus = _corpus(args, out, doc)
+    sets = _pack_step(corpus, out, doc)
+    _read_step(corpus, sets, out, doc)
+    _rss_step(sets, out, doc)
+    doc["profile"] = {}
+    if not args.no_profile:
+        _profile_step(sets, out, doc)
+    doc["load"]["end"] = load1()
+    doc["elapsed_s"] = round(time.perf_counter() - t_run, 1)
+    json_path, docs = _write_report(args, out, doc)
+    _print_summary(doc, json_path, docs, out)
     return 0
 
 

@@ -1,6 +1,6 @@
-"""Real encoded audio for tests: ogg (Vorbis), opus, flac, mp3 and wav files written with
-soundfile/libsndfile, deterministic in their seed. (The tests make their own files; users of the
-project do not have the recordings in ../shared.)"""
+"""Real encoded audio for tests: ogg (Vorbis), opus, flac, mp3 and wav files of :func:`shardkit.synth.chirp`
+written with :func:`shardkit.synth.write_audio` (libsndfile), their samples deterministic in their seed.
+(The tests make their own files; users of the project do not have the recordings in ../shared.)"""
 
 from __future__ import annotations
 
@@ -8,43 +8,14 @@ import csv
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 
-FORMATS = {
-    ".ogg": ("OGG", "VORBIS"),
-    ".opus": ("OGG", "OPUS"),
-    ".flac": ("FLAC", "PCM_16"),
-    ".mp3": ("MP3", "MPEG_LAYER_III"),
-    ".wav": ("WAV", "PCM_16"),
-}
-BLOCK = 16384  # libsndfile's Vorbis encoder crashes on one huge write: write in blocks
-
-
-def signal(seconds: float, sample_rate: int, channels: int = 1, seed: int = 0) -> np.ndarray:
-    """float32 (frames, channels): chirps over noise, in [-0.8, 0.8]."""
-    rng = np.random.default_rng(seed)
-    n = int(round(seconds * sample_rate))
-    t = np.arange(n) / sample_rate
-    base = 600 + 200 * (seed % 7)
-    x = 0.35 * np.sin(2 * np.pi * (base * t + 300 * t * t)) * (0.6 + 0.4 * np.sin(2 * np.pi * 1.5 * t))
-    out = np.empty((n, channels), np.float32)
-    for c in range(channels):
-        out[:, c] = x * (1.0 - 0.3 * c) + 0.05 * rng.standard_normal(n)
-    return out
-
-
-def write_audio(path: Path, data: np.ndarray, sample_rate: int) -> Path:
-    """Encode ``data`` (frames, channels) float32 to ``path``; the extension picks the codec."""
-    fmt, subtype = FORMATS[path.suffix]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with sf.SoundFile(path, "w", sample_rate, data.shape[1], format=fmt, subtype=subtype) as f:
-        for i in range(0, len(data), BLOCK):
-            f.write(data[i:i + BLOCK])
-    return path
+from shardkit.synth import chirp, write_audio
 
 
 def make_file(path: Path, seconds: float = 2.0, sample_rate: int = 44100, channels: int = 1, seed: int = 0) -> Path:
-    return write_audio(path, signal(seconds, sample_rate, channels, seed), sample_rate)
+    """A :func:`shardkit.synth.chirp` encoded to ``path`` (the extension picks the codec, see
+    :data:`shardkit.synth.FORMATS`)."""
+    return write_audio(path, chirp(seconds, sample_rate, channels, seed), sample_rate)
 
 
 def make_corpus(root: Path, n_files: int = 12, labels: tuple[str, ...] = ("amecro", "barswa", "grewar3"),

@@ -42,3 +42,27 @@ def test_quick_benchmark_writes_its_results(tmp_path):
     assert {"decode_floor", "recordings", "segments"} <= set(doc["pack"])
     assert "shardkit-segments-256MB" in doc["rss"]
     assert doc["targets"] and (out / "benchmarks.md").exists()
+    md = (out / "benchmarks.md").read_text()
+    assert "## Targets" in md and "Issue-5" not in md
+    assert "0.92–0.97" not in md and "Tried on this machine" not in md   # no conclusions typed into the code
+
+
+def test_rendering_the_docs_page_keeps_its_hand_written_section():
+    from benchmarks.report_read import HAND_WRITTEN_BEGIN, HAND_WRITTEN_END, hand_written, markdown
+
+    page = (ROOT / "docs" / "benchmarks.md").read_text()
+    notes = hand_written(page)
+    assert notes and notes.startswith(HAND_WRITTEN_BEGIN) and notes.endswith(HAND_WRITTEN_END)
+    assert "hand-written, not generated" in notes
+    assert hand_written("# a page without notes\n") is None
+    doc = {"machine": {"cpu_model": "x", "cpus_usable": 2, "cpu_count": 2, "mem_total_gib": 1, "os": "y",
+                       "python": "3", "versions": {}},
+           "corpus": {"description": "d", "files": 1, "hours": 0.1, "encoded_bytes": 1, "seconds_min": 1,
+                      "seconds_max": 2, "seconds_median": 1, "formats": {}, "sample_rates": {}, "stereo_files": 0},
+           "config": {"quick": True, "repeats": 1, "seconds": 1, "batch": 8, "baseline_batch": 8, "pack_repeats": 1},
+           "load": {"start": 0, "end": 0}, "results": [], "ratios": {}, "rss": {}, "targets": [],
+           "pack": {"decode_floor": {"workers": 2, "hours_per_min": 1, "elapsed_s": 1, "workers_cpu_s": 1}}}
+    rendered = markdown(doc, "results.json", None, notes)
+    assert hand_written(rendered) == notes
+    assert rendered.index("## Targets") < rendered.index(HAND_WRITTEN_BEGIN)
+    assert notes not in markdown(doc, "results.json", None)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import report
+from benchmarks import report_device
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -38,9 +38,9 @@ def test_quick_device_benchmark_writes_its_results(tmp_path):
 
 
 def test_committed_device_results_match_the_docs_page():
-    docs = report.load_device_results()
+    docs = report_device.load_device_results()
     page = ROOT / "docs" / "benchmarks-device.md"
-    assert page.read_text() == report.device_markdown(docs), (
+    assert page.read_text() == report_device.device_markdown(docs), (
         "docs/benchmarks-device.md is stale: run `python -m benchmarks.device --render`")
     for doc in docs:
         assert not doc["config"]["quick"]

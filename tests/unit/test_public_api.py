@@ -21,8 +21,8 @@ def test_exported_names():
 
 
 def test_import_is_light_and_needs_no_cli_extras():
-    # importing the package and the pack side must not pull in torch, click or rich
-    code = ("import sys, shardkit, shardkit.write.pack, shardkit.versions.verify;"
+    # importing the package, the pack side, the synthesis and the demo must not pull in torch, click or rich
+    code = ("import sys, shardkit, shardkit.write.pack, shardkit.versions.verify, shardkit.synth, shardkit.demo;"
             "bad=[m for m in ('torch','click','rich') if m in sys.modules]; assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
 
