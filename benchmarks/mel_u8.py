@@ -162,10 +162,14 @@ def device_cpu_cost(mel_set: Path, repeats: int) -> dict[str, Any]:
 
 
 def render(doc: dict[str, Any]) -> str:
-    p, q, r, d = doc["pack"], doc["error"], doc["read"], doc["device_cpu"]
+    """The docs page for one run's results ``doc``."""
+    return "\n".join([*_render_size(doc), *_render_error(doc["error"]), *_render_speed(doc)])
+
+
+def _render_size(doc: dict[str, Any]) -> list[str]:
     m, c = doc["machine"], doc["corpus"]
-    w, u = p["wav16"], p["mel-u8"]
-    lines = [
+    w, u = doc["pack"]["wav16"], doc["pack"]["mel-u8"]
+    return [
         "# mel-u8 against wav16: what the uint8 log-mel costs and saves",
         "",
         "<!-- Rendered by `python -m benchmarks.mel_u8`; do not edit by hand (re-run it). -->",
@@ -193,6 +197,11 @@ def render(doc: dict[str, Any]) -> str:
         f"{(u['shard_bytes'] + u['index_bytes']) / 1e6:,.1f} MB | "
         f"{(u['shard_bytes'] + u['index_bytes']) / (w['shard_bytes'] + w['index_bytes']):.3f} |",
         "",
+    ]
+
+
+def _render_error(q: dict[str, Any]) -> list[str]:
+    return [
         "## Quantisation error",
         "",
         f"Against the float32 log-mel of the same int16 audio, over {q['samples']:,} clips "
@@ -213,6 +222,13 @@ def render(doc: dict[str, Any]) -> str:
         "(`tests/integration/test_mel_u8_end_to_end.py`). For scale: 0.16 dB is about 1/500 of the 80 dB",
         "range a clip keeps, far below the differences a SpecAugment mask or a ±6 dB gain makes.",
         "",
+    ]
+
+
+def _render_speed(doc: dict[str, Any]) -> list[str]:
+    w, u = doc["pack"]["wav16"], doc["pack"]["mel-u8"]
+    r, d = doc["read"], doc["device_cpu"]
+    return [
         "## Speed",
         "",
         "| | wav16 | mel-u8 |",
@@ -238,7 +254,6 @@ def render(doc: dict[str, Any]) -> str:
         "the waveform augmentations or front-end experiments matter.",
         "",
     ]
-    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -197,7 +197,8 @@ def _timed_pack(csv_path: Path, out: Path, workers: int,
 
     Recordings mode at 32000 Hz, recordings cut into pieces of at most 60 s, 16 MB shards.
     """
-    from shardkit.write.pack import PackOptions, pack
+    from shardkit.write.options import PackOptions
+    from shardkit.write.pack import pack
 
     options = PackOptions(sample_rate=_RATE, mode="recordings", max_seconds=60, shard_size="16MB")
     t0 = time.perf_counter()

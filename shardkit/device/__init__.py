@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Any
 from shardkit.device.config import MelConfig
 
 if TYPE_CHECKING:
-    from shardkit.device.augment import AddNoise, Mixup, NoiseBank, RandomGain, RandomShift, SpecAugment
+    from shardkit.device.augment import Mixup, RandomGain, RandomShift, SpecAugment
     from shardkit.device.frontend import LogMel, dequantize
+    from shardkit.device.noise import AddNoise, NoiseBank
     from shardkit.device.pipeline import AugmentConfig, DevicePipeline
 
 __all__ = [
@@ -40,9 +41,9 @@ __all__ = [
 _LAZY = {
     "LogMel": "shardkit.device.frontend",
     "dequantize": "shardkit.device.frontend",
-    "AddNoise": "shardkit.device.augment",
+    "AddNoise": "shardkit.device.noise",
     "Mixup": "shardkit.device.augment",
-    "NoiseBank": "shardkit.device.augment",
+    "NoiseBank": "shardkit.device.noise",
     "RandomGain": "shardkit.device.augment",
     "RandomShift": "shardkit.device.augment",
     "SpecAugment": "shardkit.device.augment",
