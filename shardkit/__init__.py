@@ -1,10 +1,12 @@
 """shardkit: pack audio into tar shards once; stream int16 batches to the GPU without the CPU.
 
 The pipeline, one subpackage per stage: ``ingest`` (find, decode, resample, segment) → ``encode``
-(wav16/msgpack members) → ``write`` (tar shards, indexes, pack) → ``read`` (shard set, order,
-split, ShardDataset) → ``device`` (mel on the batch's device) → ``versions`` (manifest, hashes).
+(codecs: wav16, mel-u8; msgpack metadata) → ``write`` (tar shards, indexes, ShardSetWriter, pack) →
+``read`` (storage, shard set, order, split, ShardDataset) → ``device`` (mel and augmentations on the
+batch's device) → ``versions`` (verify). ``format`` holds the on-disk documents (index, manifest).
 
-Heavy modules (torch) load on first use of the names that need them.
+Every public name is importable from here (one flat ``__all__``); the device stage's modules from
+:mod:`shardkit.device`. Heavy modules (torch) load on first use of the names that need them.
 """
 
 from __future__ import annotations
@@ -12,35 +14,65 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from shardkit._version import __version__
-from shardkit.errors import ShardkitError
+from shardkit.errors import (
+    BudgetExceededError,
+    DecodeError,
+    FormatError,
+    IntegrityError,
+    ManifestError,
+    MetadataError,
+    OutputConflictError,
+    PackError,
+    SampleNotFoundError,
+    ShardIndexError,
+    ShardkitError,
+    ShardReadError,
+    SourceError,
+    UnknownCodecError,
+    UnsupportedVersionError,
+    UsageError,
+)
 from shardkit.format import FORMAT_VERSION
 
-_LAZY = {
-    "pack": "shardkit.write.pack",
-    "PackOptions": "shardkit.write.options",
-    "PackResult": "shardkit.write.pack",
-    "PackProgress": "shardkit.write.pack",
-    "ShardSetWriter": "shardkit.write.shardset_writer",
-    "ShardSet": "shardkit.read.shardset",
-    "ShardDataset": "shardkit.read.dataset",
-    "MelConfig": "shardkit.encode.mel_config",
-    "LogMel": "shardkit.device.frontend",
-    "info": "shardkit.read.inspect",
-    "list_samples": "shardkit.read.inspect",
-    "read_sample": "shardkit.read.inspect",
-    "plan_split": "shardkit.read.inspect",
-    "verify": "shardkit.versions.verify",
+_LAZY_MODULES = {
+    "shardkit.write.pack": ("pack", "PackResult", "PackProgress"),
+    "shardkit.write.options": ("PackOptions",),
+    "shardkit.write.shardset_writer": ("ShardSetWriter",),
+    "shardkit.read.shardset": ("ShardSet",),
+    "shardkit.read.dataset": ("ShardDataset",),
+    "shardkit.read.inspect": ("info", "list_samples", "read_sample", "plan_split", "ShardSetInfo", "SampleEntry",
+                              "Sample", "SplitPlan"),
+    "shardkit.versions.verify": ("verify", "VerifyReport", "Problem"),
+    "shardkit.format": ("Manifest", "ShardEntry", "ShardIndex"),
+    "shardkit.encode": ("Codec", "Wav16", "MelU8", "MelConfig", "get_codec", "codec_ids"),
+    "shardkit.device.frontend": ("LogMel",),
 }
+_LAZY = {name: module for module, names in _LAZY_MODULES.items() for name in names}
+_ERRORS = [
+    "BudgetExceededError", "DecodeError", "FormatError", "IntegrityError", "ManifestError", "MetadataError",
+    "OutputConflictError", "PackError", "SampleNotFoundError", "ShardIndexError", "ShardReadError", "ShardkitError",
+    "SourceError", "UnknownCodecError", "UnsupportedVersionError", "UsageError",
+]
 
-__all__ = ["FORMAT_VERSION", "ShardkitError", "__version__", *sorted(_LAZY)]
+__all__ = sorted(["FORMAT_VERSION", "__version__", *_ERRORS, *_LAZY])
 
 if TYPE_CHECKING:
     from shardkit.device.frontend import LogMel
-    from shardkit.encode.mel_config import MelConfig
+    from shardkit.encode import Codec, MelConfig, MelU8, Wav16, codec_ids, get_codec
+    from shardkit.format import Manifest, ShardEntry, ShardIndex
     from shardkit.read.dataset import ShardDataset
-    from shardkit.read.inspect import info, list_samples, plan_split, read_sample
+    from shardkit.read.inspect import (
+        Sample,
+        SampleEntry,
+        ShardSetInfo,
+        SplitPlan,
+        info,
+        list_samples,
+        plan_split,
+        read_sample,
+    )
     from shardkit.read.shardset import ShardSet
-    from shardkit.versions.verify import verify
+    from shardkit.versions.verify import Problem, VerifyReport, verify
     from shardkit.write.options import PackOptions
     from shardkit.write.pack import PackProgress, PackResult, pack
     from shardkit.write.shardset_writer import ShardSetWriter

@@ -13,11 +13,28 @@ import shardkit
 def test_exported_names():
     assert set(shardkit.__all__) == {
         "FORMAT_VERSION", "ShardkitError", "__version__", "LogMel", "MelConfig", "PackOptions", "PackProgress",
-        "PackResult", "ShardDataset", "ShardSet", "info", "list_samples", "pack", "plan_split", "read_sample",
-        "verify",
+        "PackResult", "ShardDataset", "ShardSet", "ShardSetWriter", "info", "list_samples", "pack", "plan_split",
+        "read_sample", "verify",
+        # result types
+        "ShardSetInfo", "SampleEntry", "Sample", "SplitPlan", "VerifyReport", "Problem",
+        # the format's documents and the codecs
+        "Manifest", "ShardEntry", "ShardIndex", "Codec", "Wav16", "MelU8", "get_codec", "codec_ids",
+        # the whole exception tree
+        "BudgetExceededError", "DecodeError", "FormatError", "IntegrityError", "ManifestError", "MetadataError",
+        "OutputConflictError", "PackError", "SampleNotFoundError", "ShardIndexError", "ShardReadError",
+        "SourceError", "UnknownCodecError", "UnsupportedVersionError", "UsageError",
     }
+    assert shardkit.__all__ == sorted(shardkit.__all__)
     for name in shardkit.__all__:
         assert getattr(shardkit, name) is not None
+
+
+def test_every_exception_of_the_tree_is_exported():
+    import shardkit.errors as errors
+
+    tree = {n for n in dir(errors) if isinstance(getattr(errors, n), type)
+            and issubclass(getattr(errors, n), errors.ShardkitError) and not n.endswith("_")}
+    assert tree <= set(shardkit.__all__)
 
 
 def test_import_is_light_and_needs_no_cli_extras():
