@@ -1,0 +1,63 @@
+"""Codec objects: the registry, configs that round trip, and geometry every reader relies on."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from shardkit.encode import CODECS, MelConfig, MelU8, Wav16, codec_class, codec_ids, get_codec, wav16
+from shardkit.errors import FormatError, UnknownCodecError, UsageError
+
+CODEC_OBJECTS = [Wav16(16000, 1), Wav16(44100, 2), MelU8(16000, MelConfig.for_rate(16000, n_mels=32))]
+
+
+def test_the_registry_knows_every_codec_by_its_id():
+    assert codec_ids() == sorted(CODECS) and len(CODECS) >= 2
+    for cid, cls in CODECS.items():
+        assert cls.codec_id == cid and codec_class(cid) is cls
+    with pytest.raises(UnknownCodecError, match=r"'flac24'.*upgrade shardkit"):
+        codec_class("flac24")
+
+
+@pytest.mark.parametrize("codec", CODEC_OBJECTS, ids=repr)
+def test_index_and_manifest_maps_rebuild_the_same_codec(codec):
+    assert get_codec(codec.config()) == codec
+    assert get_codec(codec.audio_doc()) == codec
+
+
+@pytest.mark.parametrize("codec", CODEC_OBJECTS, ids=repr)
+def test_a_crop_of_frames_is_one_byte_range_of_the_member(codec):
+    rng = np.random.default_rng(0)
+    pcm = rng.integers(-2000, 2000, size=(4000, codec.channels)).astype(np.int16)
+    enc = codec.encode(pcm)
+    assert len(enc.data) == codec.header_bytes + enc.frames * codec.frame_bytes == codec.member_bytes(4000)
+    assert enc.frames == codec.frames_for_samples(4000)
+    whole = codec.payload(enc.data[codec.header_bytes:], enc.frames)
+    a, b = 2, 6
+    part = codec.payload(enc.data[codec.header_bytes + a * codec.frame_bytes:
+                                  codec.header_bytes + b * codec.frame_bytes], b - a)
+    if codec.lanes == 1 or isinstance(codec, Wav16):
+        np.testing.assert_array_equal(part, whole[a:b])
+    else:  # spectrograms come out (lanes, frames)
+        np.testing.assert_array_equal(part, whole[:, a:b])
+    assert codec.frames_for_seconds(0.25) == codec.frames_for_samples(round(0.25 * codec.sample_rate))
+
+
+def test_wav16_member_is_a_standard_wav():
+    pcm = np.arange(-50, 50, dtype=np.int16)[:, None]
+    data = Wav16(16000).encode(pcm).data
+    got, rate = wav16.decode(data)
+    assert rate == 16000 and np.array_equal(got[:, 0], pcm[:, 0])
+
+
+def test_mel_u8_batch_fields_and_pack_checks():
+    codec = MelU8(16000, MelConfig.for_rate(16000, n_mels=32))
+    cols = {"q_lo": np.array([-80.0, -70.0], np.float32), "q_hi": np.array([0.0, -5.0], np.float32)}
+    np.testing.assert_array_equal(codec.batch_fields(cols, np.array([1]))["mel_range"], [[-70.0, -5.0]])
+    assert codec.batch_field_specs() == {"mel_range": ((2,), np.float32)}
+    with pytest.raises(UsageError, match="mono"):
+        MelU8.for_pack(16000, 2, None)
+    with pytest.raises(UsageError, match="mel-u8"):
+        Wav16.for_pack(16000, 1, MelConfig.for_rate(16000))
+    with pytest.raises(FormatError, match="not valid"):
+        get_codec({"codec": "wav16", "sample_rate": 16000, "channels": 1, "sample_width": 3})
