@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from shardkit.read.env import Topology, detect_topology
 from shardkit.read.shardset import ShardSet
+from shardkit.read.topology import Topology, detect_topology
 
 if TYPE_CHECKING:
     from shardkit.read.dataset import ShardDataset
