@@ -128,14 +128,17 @@ class LocalStorage:
         self._fds: OrderedDict[str, _Handle] = OrderedDict()
         self._pid = os.getpid()
 
-    def _table(self) -> OrderedDict[str, _Handle]:
-        """This process's descriptor table: one inherited through fork is closed and replaced."""
-        if self._pid != os.getpid():
-            inherited = self._fds
-            self._reset()
-            for handle in inherited.values():
-                _close(handle.fd)
-        return self._fds
+    def _check_pid(self) -> None:
+        """In a process forked from the one that filled the table: close the inherited descriptors and
+        start an empty table with a new lock (the inherited one may be held by a thread that is gone)."""
+        if self._pid == os.getpid():
+            return
+        with _fork_lock():
+            if self._pid != os.getpid():
+                inherited = self._fds
+                self._reset()
+                for handle in inherited.values():
+                    _close(handle.fd)
 
     # -- the interface ---------------------------------------------------------------------------
 
@@ -177,13 +180,13 @@ class LocalStorage:
         return errors
 
     def close(self) -> None:
+        self._check_pid()
         with self._lock:
-            if self._pid == os.getpid():
-                for handle in self._fds.values():
-                    if handle.users:
-                        handle.orphan = True  # a read in another thread uses it: closed after that read
-                    else:
-                        _close(handle.fd)
+            for handle in self._fds.values():
+                if handle.users:
+                    handle.orphan = True  # a read in another thread uses it: closed after that read
+                else:
+                    _close(handle.fd)
             self._fds = OrderedDict()
 
     # -- descriptors -----------------------------------------------------------------------------
@@ -198,35 +201,44 @@ class LocalStorage:
     @property
     def open_files(self) -> int:
         """Descriptors this process holds open now."""
+        self._check_pid()
         with self._lock:
-            return len(self._table())
+            return len(self._fds)
 
     def _acquire(self, name: str) -> _Handle:
+        """The handle of ``name``, opened if needed, marked in use until :meth:`_release`."""
+        self._check_pid()
         with self._lock:
-            table = self._table()
+            table = self._fds
             handle = table.get(name)
             if handle is None:
                 handle = _Handle(os.open(self.root / name, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)))
                 table[name] = handle
+                handle.users += 1  # before evicting: a handle in use is never closed under its user
+                self._evict(table)
             else:
                 table.move_to_end(name)
-            handle.users += 1
-            self._evict(table)
+                handle.users += 1
             return handle
 
     def _release(self, handle: _Handle) -> None:
         with self._lock:
             handle.users -= 1
-            if handle.orphan and handle.users == 0:
-                _close(handle.fd)
-            self._evict(self._table())
+            if handle.users == 0:
+                if handle.orphan:
+                    _close(handle.fd)
+                elif len(self._fds) > self._cap():  # everything was in use when it was opened
+                    self._evict(self._fds)
+
+    def _cap(self) -> int:
+        return self.max_open if self.max_open is not None else MAX_OPEN_SHARDS
 
     def _evict(self, table: OrderedDict[str, _Handle]) -> None:
         """Close least recently used idle descriptors beyond the cap (called with the lock held)."""
-        cap = self.max_open if self.max_open is not None else MAX_OPEN_SHARDS
-        if len(table) <= cap:
+        excess = len(table) - self._cap()
+        if excess <= 0:
             return
-        for name in [n for n, h in table.items() if h.users == 0][:len(table) - cap]:
+        for name in [n for n, h in table.items() if h.users == 0][:excess]:
             _close(table.pop(name).fd)
 
     # -- lifetime --------------------------------------------------------------------------------
@@ -250,6 +262,15 @@ class LocalStorage:
 
 #: The 0.2 name of :class:`LocalStorage`.
 LocalFiles = LocalStorage
+
+
+_FORK_LOCK = [threading.Lock()]
+if hasattr(os, "register_at_fork"):  # a child must not inherit it held by one of the parent's threads
+    os.register_at_fork(after_in_child=lambda: _FORK_LOCK.__setitem__(0, threading.Lock()))
+
+
+def _fork_lock() -> threading.Lock:
+    return _FORK_LOCK[0]
 
 
 def _close(fd: int) -> None:
