@@ -33,6 +33,16 @@ log = logging.getLogger(__name__)
 _THREAD_MIN_BYTES = 4 << 20
 
 
+_CPU_COUNT: list[int] = []
+
+
+def _cpus() -> int:
+    """``os.cpu_count()``, asked once per process (it reads /proc or sysfs: ~3 % of a small batch)."""
+    if not _CPU_COUNT:
+        _CPU_COUNT.append(os.cpu_count() or 1)
+    return _CPU_COUNT[0]
+
+
 class Read(NamedTuple):
     """One item's read: ``nbytes`` bytes at ``offset`` of shard number ``shard`` into batch row ``row``."""
 
@@ -144,7 +154,7 @@ class BatchReader:
         Uses :meth:`_threads` threads, each taking every n-th read (still in (shard, offset) order);
         the batch is the same for any number.
         """
-        threads = self._threads(in_worker, len(reads), sum(r.nbytes for r in reads))
+        threads = self._threads(in_worker, reads)
         if threads > 1:
             parts = [reads[k::threads] for k in range(threads)]
             outcome = self._pool().map(lambda part: self._fill_part(part, flat, row_bytes), parts)
@@ -156,19 +166,18 @@ class BatchReader:
 
     def _fill_part(self, reads: list[Read], flat: memoryview, row_bytes: int) -> list[RangeError]:
         """:meth:`fill` in one thread: one :meth:`Storage.read_into` call per run of one shard's reads."""
-        storage, names = self.ss.storage, self.ss.shard_names
+        read_into, names = self.ss.storage.read_into, self.ss.shard_names
         errors: list[RangeError] = []
-        i, n = 0, len(reads)
-        while i < n:
-            shard, ranges = reads[i].shard, []
-            j = i
-            while j < n and reads[j].shard == shard:
-                r = reads[j]
-                row = r.row * row_bytes
-                ranges.append((r.offset, r.nbytes, flat[row:row + r.nbytes]))
-                j += 1
-            errors += [(reads[i + k].row, err) for k, err in storage.read_into(names[shard], ranges)]
-            i = j
+        first, shard, ranges = 0, -1, []
+        for i, (row, sh, offset, nbytes) in enumerate(reads):
+            if sh != shard:  # reads are sorted by shard: one call per shard's run of reads
+                if ranges:
+                    errors += [(reads[first + k].row, e) for k, e in read_into(names[shard], ranges)]
+                first, shard, ranges = i, sh, []
+            start = row * row_bytes
+            ranges.append((offset, nbytes, flat[start:start + nbytes]))
+        if ranges:
+            errors += [(reads[first + k].row, e) for k, e in read_into(names[shard], ranges)]
         return errors
 
     def _apply_read_errors(self, errors: list[RangeError], samples: np.ndarray) -> list[int]:
@@ -233,17 +242,17 @@ class BatchReader:
 
     # -- threads and buffers ---------------------------------------------------------------------
 
-    def _threads(self, in_worker: bool, reads: int, nbytes: int) -> int:
-        """Reading threads for a batch of ``reads`` reads of ``nbytes`` bytes: ``read_threads``, or by
+    def _threads(self, in_worker: bool, reads: list[Read]) -> int:
+        """Reading threads for a batch of ``reads``: ``read_threads``, or by
         default 2 in the training process itself (``num_workers=0``) on a machine with 2+ cores and 1 in
         DataLoader workers (they already read in parallel). The page-cache copies run without the GIL, so
         two threads copy a 64 × 5 s wav16 batch (20 MB) ~1.3× as fast as one here (docs/benchmarks.md);
         a batch under 4 MB per thread (mel-u8: 2.6 MB) is faster read by one thread than handed out."""
         if self.opts.read_threads is not None:
-            return max(1, min(self.opts.read_threads, reads))
-        if in_worker or (os.cpu_count() or 1) < 2:
+            return max(1, min(self.opts.read_threads, len(reads)))
+        if in_worker or _cpus() < 2:
             return 1
-        return max(1, min(2, reads // 4, nbytes // _THREAD_MIN_BYTES))
+        return max(1, min(2, len(reads) // 4, sum(r.nbytes for r in reads) // _THREAD_MIN_BYTES))
 
     def _pool(self) -> ThreadPoolExecutor:
         """This process's reading threads (a process forked from one that had them makes its own)."""

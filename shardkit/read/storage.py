@@ -163,12 +163,12 @@ class LocalStorage:
             err = OpenFailed(self.describe(name), exc.strerror or str(exc), exc.errno)
             return [(k, err) for k in range(len(ranges))]
         errors: list[RangeError] = []
+        fd, preadv = handle.fd, os.preadv if _HAS_PREADV else None
         try:
-            fd = handle.fd
             for k, (offset, length, dest) in enumerate(ranges):
                 try:
-                    view = dest[:length] if len(dest) != length else dest
-                    got = os.preadv(fd, [view], offset) if _HAS_PREADV else 0  # one call, nearly always
+                    view = dest if len(dest) == length else dest[:length]
+                    got = preadv(fd, [view], offset) if preadv else 0  # one call, nearly always
                     if got != length:
                         got = _read_fully(fd, view, offset)  # finish a short read, or find EOF
                     if got != length:
