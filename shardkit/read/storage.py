@@ -19,7 +19,6 @@ The interface is shaped for both:
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 from collections import OrderedDict
@@ -27,7 +26,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
-log = logging.getLogger(__name__)
+__all__ = ["MAX_OPEN_SHARDS", "ByteRange", "LocalFiles", "LocalStorage", "OpenFailed", "RangeError", "ShortRead",
+           "Storage"]
 
 #: Shard files a :class:`LocalStorage` keeps open per process; the least recently used idle one is
 #: closed beyond this.
