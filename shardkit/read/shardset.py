@@ -2,9 +2,10 @@
 
 :class:`ShardSet` reads ``manifest.json`` and every shard index once (docs/format.md §4–§6) and
 keeps one row per sample in shard order. Sample ``i`` of the set is row ``i`` of every column.
-Audio is then read by byte offset with ``os.pread``; no tar header is parsed.
+Audio is then read by byte offset; no tar header is parsed.
 
-File access goes through :class:`LocalFiles` (the one seam a remote store would replace).
+Every byte is read through a :class:`~shardkit.read.storage.Storage` (by default
+:class:`~shardkit.read.storage.LocalStorage` on the set's folder): the one seam a remote store replaces.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -22,37 +22,20 @@ from shardkit import format as fmt
 from shardkit.encode import meta as meta_codec
 from shardkit.encode.base import Codec
 from shardkit.encode.registry import get_codec
-from shardkit.errors import FormatError, IntegrityError, SampleNotFoundError, ShardIndexError, ShardReadError
+from shardkit.errors import (
+    FormatError,
+    IntegrityError,
+    ManifestError,
+    SampleNotFoundError,
+    ShardIndexError,
+    ShardReadError,
+)
 from shardkit.format import Manifest
+from shardkit.read.storage import MAX_OPEN_SHARDS, LocalFiles, LocalStorage, OpenFailed, ShortRead, Storage
 
 log = logging.getLogger(__name__)
 
-#: Shard files kept open per process; the least recently used one is closed beyond this.
-MAX_OPEN_SHARDS = 128
-
-
-class LocalFiles:
-    """Access to the files of one shard-set folder on the local file system.
-
-    A remote backend (fsspec) would implement the same four methods.
-    """
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    def path(self, name: str) -> Path:
-        return self.root / name
-
-    def read_bytes(self, name: str) -> bytes:
-        return (self.root / name).read_bytes()
-
-    def size(self, name: str) -> int:
-        """Bytes of ``name``; raises FileNotFoundError when it is missing."""
-        return os.stat(self.root / name).st_size
-
-    def open_fd(self, name: str) -> int:
-        """A read-only OS file descriptor for positional reads (``os.pread``/``os.preadv``)."""
-        return os.open(self.root / name, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+__all__ = ["MAX_OPEN_SHARDS", "LocalFiles", "LocalStorage", "ShardSet", "key_hashes"]
 
 
 def key_hashes(keys: list[str]) -> np.ndarray:
@@ -82,10 +65,11 @@ class ShardSet:
     """
 
     def __init__(self, root: Path, manifest: Manifest, columns: dict[str, Any],
-                 files: LocalFiles | None = None) -> None:
+                 storage: Storage | None = None) -> None:
         self.root = Path(root)
         self.manifest = manifest
-        self.files = files or LocalFiles(self.root)
+        #: where the bytes come from (:class:`~shardkit.read.storage.Storage`)
+        self.storage: Storage = storage if storage is not None else LocalStorage(self.root)
         self.vocabulary: list[str] = list(manifest.vocabulary)
         #: the codec of the data members (:class:`shardkit.encode.Codec`)
         self.codec: Codec = manifest.codec
@@ -115,7 +99,12 @@ class ShardSet:
         self.sec_idx: np.ndarray = columns["sec_idx"]
         self.codec_columns: dict[str, np.ndarray] = columns["codec"]
         self.key_hash: np.ndarray = key_hashes(self.keys)
-        self._reset_handles()
+        self._key_rows: dict[str, int] | None = None
+
+    @property
+    def files(self) -> Storage:
+        """The 0.2 name of :attr:`storage`."""
+        return self.storage
 
     @property
     def pcm_offset(self) -> np.ndarray:
@@ -132,25 +121,27 @@ class ShardSet:
     # -- opening ---------------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str]) -> ShardSet:
+    def open(cls, path: str | os.PathLike[str], *, storage: Storage | None = None) -> ShardSet:
         """Open the shard set at ``path`` (its folder or its ``manifest.json``).
 
-        Checks the manifest's and every index's format version, that each index belongs to the
-        manifest (vocabulary, codec, sample count) and that each shard's size is what its index
-        says. Raises :class:`ManifestError`, :class:`UnsupportedVersionError`, :class:`ShardIndexError`,
-        :class:`ShardReadError` (a shard file is missing) or :class:`IntegrityError` (size mismatch).
+        ``storage``: where to read its files (default :class:`LocalStorage` of the folder); ``path``
+        then names the set in messages and the manifest's name. Checks the manifest's and every
+        index's format version, that each index belongs to the manifest (vocabulary, codec, sample
+        count) and that each shard's size is what its index says. Raises :class:`ManifestError`,
+        :class:`UnsupportedVersionError`, :class:`ShardIndexError`, :class:`ShardReadError` (a shard
+        file is missing) or :class:`IntegrityError` (size mismatch).
         """
         root = fmt.manifest_root(path)
-        manifest = fmt.Manifest.load(path)
-        files = LocalFiles(root)
+        storage = storage if storage is not None else LocalStorage(root)
+        manifest = _load_manifest(storage, _manifest_name(path))
         codec = manifest.codec
         indexes = []
         for entry in manifest.shards:
-            index = _load_index(files, entry, root)
-            _check_index(index, entry, manifest.vocabulary, codec, files.path(entry.index))
-            _check_shard(files, entry, index, codec, root)
+            index = _load_index(storage, entry, root)
+            _check_index(index, entry, manifest.vocabulary, codec, storage.describe(entry.index))
+            _check_shard(storage, entry, index, codec, root)
             indexes.append(index)
-        out = cls(root, manifest, _concat_columns(indexes, codec, len(manifest.vocabulary), root), files)
+        out = cls(root, manifest, _concat_columns(indexes, codec, len(manifest.vocabulary), root), storage)
         log.debug("opened %s: %d samples in %d shards", root, len(out), len(indexes))
         return out
 
@@ -182,60 +173,58 @@ class ShardSet:
     # -- reading ---------------------------------------------------------------------------------
 
     def fd(self, shard: int) -> int:
-        """An open read-only descriptor of shard ``shard`` in this process (kept open, LRU-capped).
+        """An open read-only descriptor of shard ``shard`` (local storage only; kept open, LRU-capped).
 
-        Raises :class:`ShardReadError` when the file cannot be opened.
+        For callers that ``os.pread`` themselves; the reader does not use it. Raises
+        :class:`ShardReadError` when the file cannot be opened, ``TypeError`` for a non-local storage.
         """
-        if self._pid != os.getpid():  # inherited through fork: the parent's table is not ours
-            self._reset_handles()
-        fd = self._fds.get(shard)
-        if fd is not None:
-            self._fds.move_to_end(shard)
-            return fd
+        if not isinstance(self.storage, LocalStorage):
+            raise TypeError(f"{self.storage!r} has no file descriptors; read through ShardSet.storage")
         name = self.shard_names[shard]
         try:
-            fd = self.files.open_fd(name)
+            return self.storage.fd(name)
         except OSError as exc:
-            raise ShardReadError(f"{self.files.path(name)}: cannot open shard ({exc.strerror or exc}); "
-                                 f"re-download or re-pack the shard set, or run 'shardkit verify "
-                                 f"{self.root}'") from exc
-        self._fds[shard] = fd
-        while len(self._fds) > MAX_OPEN_SHARDS:
-            _, old = self._fds.popitem(last=False)
-            os.close(old)
-        return fd
+            raise self.range_error(-1, OpenFailed(self.storage.describe(name), exc.strerror or str(exc))) from exc
 
-    def _pread(self, i: int, offset: int, size: int) -> bytes:
-        shard = int(self.shard_id[i])
-        try:
-            data = os.pread(self.fd(shard), size, offset)
-        except OSError as exc:
-            if isinstance(exc, ShardReadError):
-                raise
-            raise self.read_error(i, f"read failed ({exc})") from exc
-        if len(data) != size:
-            raise self.read_error(i, f"short read: {len(data)} of {size} bytes at offset {offset}")
-        return data
+    def _pread(self, i: int, offset: int, size: int) -> bytearray:
+        """``size`` bytes at ``offset`` of sample ``i``'s shard; :class:`ShardReadError` if they cannot be read."""
+        buf = bytearray(size)
+        errors = self.storage.read_into(self.shard_names[int(self.shard_id[i])],
+                                        [(offset, size, memoryview(buf))])
+        if errors:
+            err = errors[0][1]
+            raise self.range_error(i, err) from (None if isinstance(err, ShortRead | OpenFailed) else err)
+        return buf
+
+    def range_error(self, i: int, err: OSError) -> ShardReadError:
+        """The :class:`ShardReadError` for a failed read of sample ``i`` (a range error of
+        :meth:`Storage.read_into`): the shard cannot be opened, is short, or the read failed."""
+        if isinstance(err, OpenFailed):
+            return ShardReadError(f"{err.where}: cannot open shard ({err.reason}); re-download or re-pack "
+                                  f"the shard set, or run 'shardkit verify {self.root}'")
+        if isinstance(err, ShortRead):
+            return self.read_error(i, f"short read: {err.got} of {err.wanted} bytes at offset {err.offset}")
+        return self.read_error(i, f"read failed ({err})")
 
     def read_error(self, i: int, what: str) -> ShardReadError:
         """A :class:`ShardReadError` naming the shard and sample ``i`` and what to do."""
         name = self.shard_names[int(self.shard_id[i])]
         return ShardReadError(
-            f"{self.files.path(name)}: sample {self.keys[i]!r}: {what}; the shard is truncated or "
+            f"{self.storage.describe(name)}: sample {self.keys[i]!r}: {what}; the shard is truncated or "
             f"changed since it was indexed. Run 'shardkit verify {self.root}', then re-download or "
             "re-pack the shard set (or pass on_error='skip' to skip such samples)")
 
     def read_data_member(self, i: int) -> bytes:
         """The whole data member of sample ``i`` (``KEY.<codec ext>``): a ``.wav`` file for wav16 sets,
         an ``.npy`` file for mel-u8 sets (``numpy.load`` gives uint8 ``(n_mels, frames)``)."""
-        return self._pread(i, int(self.wav_offset[i]), int(self.sample_bytes[i]))
+        return bytes(self._pread(i, int(self.wav_offset[i]), int(self.sample_bytes[i])))
 
     def read_meta(self, i: int) -> dict[str, Any]:
         """The decoded ``.mp`` member (msgpack) of sample ``i`` (docs/format.md §3.2); a damaged one
         raises :class:`ShardReadError` naming the shard and the sample."""
         data = self._pread(i, int(self.meta_offset[i]), int(self.meta_size[i]))
         try:
-            return meta_codec.decode(data)
+            return meta_codec.decode(bytes(data))
         except FormatError as exc:
             raise self.read_error(i, str(exc)) from None
 
@@ -262,20 +251,9 @@ class ShardSet:
 
     # -- lifetime --------------------------------------------------------------------------------
 
-    def _reset_handles(self) -> None:
-        self._fds: OrderedDict[int, int] = OrderedDict()
-        self._pid = os.getpid()
-        self._key_rows: dict[str, int] | None = None
-
     def close(self) -> None:
         """Close the shard files this process opened (reading again reopens them)."""
-        if getattr(self, "_pid", None) == os.getpid():
-            for fd in self._fds.values():
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
-        self._fds = OrderedDict()
+        self.storage.close()
 
     def __enter__(self) -> ShardSet:
         return self
@@ -283,33 +261,45 @@ class ShardSet:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass
-
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        for name in ("_fds", "_pid", "_key_rows"):
-            state.pop(name, None)
+        state["_key_rows"] = None
         return state
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._reset_handles()
+
+def _manifest_name(path: str | os.PathLike[str]) -> str:
+    """The manifest's file name for ``path``: its own name when it is a ``.json`` file."""
+    p = Path(path)
+    return p.name if fmt.manifest_root(p) != p else fmt.MANIFEST_NAME
 
 
-def _load_index(files: LocalFiles, entry: fmt.ShardEntry, root: Path) -> fmt.ShardIndex:
+def _load_manifest(storage: Storage, name: str) -> Manifest:
+    where = storage.describe(name)
     try:
-        data = files.read_bytes(entry.index)
+        data = storage.read_bytes(name)
     except FileNotFoundError as exc:
-        raise ShardIndexError(f"{files.path(entry.index)}: shard index is missing; "
+        raise ManifestError(
+            f"{where}: no manifest; is this a shard set made by 'shardkit pack'? "
+            "(an interrupted pack has none yet: re-run the same pack command to finish it)"
+        ) from exc
+    except OSError as exc:
+        raise ManifestError(f"{where}: cannot read the manifest ({exc.strerror or exc})") from exc
+    return Manifest.from_json(data, where)
+
+
+def _load_index(storage: Storage, entry: fmt.ShardEntry, root: Path) -> fmt.ShardIndex:
+    where = storage.describe(entry.index)
+    try:
+        data = storage.read_bytes(entry.index)
+    except FileNotFoundError as exc:
+        raise ShardIndexError(f"{where}: shard index is missing; "
                               f"run 'shardkit verify {root}' on the shard set") from exc
-    return fmt.ShardIndex.from_bytes(data, files.path(entry.index))
+    except OSError as exc:
+        raise ShardIndexError(f"{where}: cannot read the shard index ({exc.strerror or exc})") from exc
+    return fmt.ShardIndex.from_bytes(data, where)
 
 
-def _check_index(index: fmt.ShardIndex, entry: fmt.ShardEntry, vocab: list[str], codec: Codec, where: Path) -> None:
+def _check_index(index: fmt.ShardIndex, entry: fmt.ShardEntry, vocab: list[str], codec: Codec, where: str) -> None:
     """The index belongs to this manifest entry: shard name, vocabulary, codec and sample count."""
     if index.shard != entry.name:
         raise ShardIndexError(f"{where}: index is for shard {index.shard!r}, the manifest lists it for {entry.name!r}")
@@ -328,21 +318,22 @@ def _check_index(index: fmt.ShardIndex, entry: fmt.ShardEntry, vocab: list[str],
                              f"for {entry.name}")
 
 
-def _check_shard(files: LocalFiles, entry: fmt.ShardEntry, index: fmt.ShardIndex, codec: Codec, root: Path) -> None:
+def _check_shard(storage: Storage, entry: fmt.ShardEntry, index: fmt.ShardIndex, codec: Codec, root: Path) -> None:
     """The shard exists, has the size its index says, and every member lies inside it."""
+    where = storage.describe(entry.name)
     try:
-        size = files.size(entry.name)
+        size = storage.size(entry.name)
     except FileNotFoundError as exc:
-        raise ShardReadError(f"{files.path(entry.name)}: shard is missing (listed in {root / fmt.MANIFEST_NAME}); "
+        raise ShardReadError(f"{where}: shard is missing (listed in {root / fmt.MANIFEST_NAME}); "
                              "re-download or re-pack the shard set") from exc
     if size != index.shard_bytes:
-        raise IntegrityError(f"{files.path(entry.name)}: shard has {size} bytes, its index says "
+        raise IntegrityError(f"{where}: shard has {size} bytes, its index says "
                              f"{index.shard_bytes}; the shard is truncated or was replaced. "
                              f"Run 'shardkit verify {root}' and re-download or re-pack it")
-    _check_extents(index.columns, size, codec, files.path(entry.name))
+    _check_extents(index.columns, size, codec, where)
 
 
-def _check_extents(c: dict[str, list[Any]], size: int, codec: Codec, where: Path) -> None:
+def _check_extents(c: dict[str, list[Any]], size: int, codec: Codec, where: str) -> None:
     wav_off = np.asarray(c["wav_offset"], dtype=np.int64)
     wav_size = np.asarray(c["wav_size"], dtype=np.int64)
     frames = np.asarray(c["frames"], dtype=np.int64)

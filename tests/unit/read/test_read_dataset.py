@@ -184,13 +184,15 @@ def test_no_label_set(tmp_path):
     assert b["labels"].shape == (1, 0)
 
 
-def test_more_shards_per_batch_than_open_files(segs, monkeypatch):
-    from shardkit.read import shardset
+@pytest.mark.parametrize("threads", [1, 2])
+def test_more_shards_per_batch_than_open_files(segs, monkeypatch, threads):
+    from shardkit.read import storage
 
-    monkeypatch.setattr(shardset, "MAX_OPEN_SHARDS", 2)
+    monkeypatch.setattr(storage, "MAX_OPEN_SHARDS", 2)
     path, by_key = segs
-    ds = ShardDataset(path, batch_size=22, shuffle=True, shuffle_window="1GB")
+    ds = ShardDataset(path, batch_size=22, shuffle=True, shuffle_window="1GB", read_threads=threads)
+    assert len(set(ds.shard_set.shard_id.tolist())) > 2
     b = next(iter(ds))
-    assert len(ds.shards._fds) <= 2
+    assert ds.shard_set.storage.open_files <= 2
     for row, k in zip(b["audio"].numpy(), b["keys"]):
         assert np.array_equal(row[:len(by_key[k].pcm)], by_key[k].pcm)

@@ -162,8 +162,9 @@ def test_pickles_and_reopens_files(small):
     path, by_key = small
     ss = ShardSet.open(path)
     ss.read_pcm(0)  # opens a file descriptor
+    assert ss.storage.open_files == 1
     copy = pickle.loads(pickle.dumps(ss))
-    assert copy._fds == {} and copy.keys == ss.keys
+    assert copy.storage.open_files == 0 and copy.keys == ss.keys  # descriptors do not travel
     assert np.array_equal(copy.read_pcm(4), by_key[ss.keys[4]].pcm)
     copy.close()
     ss.close()

@@ -1,0 +1,297 @@
+"""Where a shard set's bytes come from: the one I/O seam of the read stage.
+
+Every byte the reader reads — the manifest, the shard indexes, the audio of a batch, one sample's
+metadata — goes through a :class:`Storage`. :class:`LocalStorage` reads a folder on the local file
+system with ``os.preadv``; an object-store implementation (S3/GCS/HTTP) implements the same five
+methods with ranged GETs.
+
+The interface is shaped for both:
+
+- objects are named relative to the shard-set root (``"manifest.json"``, ``"shard-00003.tar"``);
+- :meth:`Storage.read_into` takes *all* ranges of one object at once, sorted by offset, so a remote
+  implementation can coalesce neighbouring ranges into a few large requests and keep several in flight;
+- it fills caller-owned buffers (the rows of a batch) and reports failures per range instead of
+  raising, so one bad range costs one sample, and it can run in a reading thread;
+- no file descriptors or sessions cross the interface, and a storage pickles to its configuration
+  (DataLoader workers rebuild their own handles);
+- it is thread-safe: the batch reader's threads call it directly.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NamedTuple, Protocol, runtime_checkable
+
+__all__ = ["MAX_OPEN_SHARDS", "ByteRange", "LocalFiles", "LocalStorage", "OpenFailed", "RangeError", "ShortRead",
+           "Storage"]
+
+#: Shard files a :class:`LocalStorage` keeps open per process; the least recently used idle one is
+#: closed beyond this.
+MAX_OPEN_SHARDS = 128
+
+_HAS_PREADV = hasattr(os, "preadv")
+
+
+class ByteRange(NamedTuple):
+    """Read ``length`` bytes at ``offset`` of an object into ``dest[:length]``."""
+
+    offset: int
+    length: int
+    dest: memoryview
+
+
+class ShortRead(OSError):
+    """The object ended before a range did: ``got`` of ``wanted`` bytes at ``offset``."""
+
+    def __init__(self, where: str, got: int, wanted: int, offset: int) -> None:
+        super().__init__(f"{where}: short read: {got} of {wanted} bytes at offset {offset}")
+        self.got, self.wanted, self.offset = got, wanted, offset
+
+
+class OpenFailed(OSError):
+    """An object cannot be opened (missing, no permission): no range of it was read.
+
+    ``where`` is :meth:`Storage.describe` of the object; ``reason`` the system's words for it.
+    """
+
+    def __init__(self, where: str, reason: str, errno_: int | None = None) -> None:
+        super().__init__(f"{where}: cannot open ({reason})")
+        self.where, self.reason, self.errno_ = where, reason, errno_
+
+
+#: What :meth:`Storage.read_into` returns for each range that failed: (its position in the
+#: ranges given, the error: :class:`ShortRead`, :class:`OpenFailed` or another ``OSError``).
+RangeError = tuple[int, OSError]
+
+
+@runtime_checkable
+class Storage(Protocol):
+    """Read access to the objects (files) of one shard set. Thread-safe and picklable."""
+
+    def read_bytes(self, name: str) -> bytes:
+        """The whole object ``name`` (manifest, index). Raises ``FileNotFoundError`` when it is
+        missing, another ``OSError`` when it cannot be read."""
+        ...
+
+    def size(self, name: str) -> int:
+        """Bytes of object ``name``; raises ``FileNotFoundError`` when it is missing."""
+        ...
+
+    def read_into(self, name: str, ranges: Sequence[ByteRange | tuple[int, int, memoryview]]
+                  ) -> list[RangeError]:
+        """Fill ``dest[:length]`` of every ``(offset, length, dest)`` range of object ``name``.
+
+        ``ranges`` should be sorted by offset (they may be coalesced). Never raises for an I/O
+        failure: returns the failed ranges as ``(position in ranges, error)``, sorted by position;
+        the other ranges are filled. A missing object fails every range with :class:`OpenFailed`.
+        """
+        ...
+
+    def describe(self, name: str) -> str:
+        """Where object ``name`` lives, for messages: a path or a URL."""
+        ...
+
+    def close(self) -> None:
+        """Release what this process holds open (reading again reopens)."""
+        ...
+
+
+class _Handle:
+    """An open descriptor and the number of reads using it right now."""
+
+    __slots__ = ("fd", "orphan", "users")
+
+    def __init__(self, fd: int) -> None:
+        self.fd, self.users, self.orphan = fd, 0, False
+
+
+class LocalStorage:
+    """A shard set in a local folder: ``os.preadv`` on descriptors kept open per process.
+
+    The descriptor table is thread-safe (a lock around it; the reads run outside the lock) and
+    LRU-capped at ``max_open`` (default :data:`MAX_OPEN_SHARDS`); a descriptor in use by a read is
+    never closed under it. A process forked from one with open descriptors starts a table of its own.
+    Pickles to its root and cap.
+    """
+
+    def __init__(self, root: str | os.PathLike[str], *, max_open: int | None = None) -> None:
+        self.root = Path(root)
+        self.max_open = max_open
+        self._reset()
+
+    def _reset(self) -> None:
+        self._lock = threading.Lock()
+        self._fds: OrderedDict[str, _Handle] = OrderedDict()
+        self._pid = os.getpid()
+
+    def _check_pid(self) -> None:
+        """In a process forked from the one that filled the table: close the inherited descriptors and
+        start an empty table with a new lock (the inherited one may be held by a thread that is gone)."""
+        if self._pid == os.getpid():
+            return
+        with _fork_lock():
+            if self._pid != os.getpid():
+                inherited = self._fds
+                self._reset()
+                for handle in inherited.values():
+                    _close(handle.fd)
+
+    # -- the interface ---------------------------------------------------------------------------
+
+    def path(self, name: str) -> Path:
+        """The local path of object ``name``."""
+        return self.root / name
+
+    def describe(self, name: str) -> str:
+        return str(self.root / name)
+
+    def read_bytes(self, name: str) -> bytes:
+        return (self.root / name).read_bytes()
+
+    def size(self, name: str) -> int:
+        return os.stat(self.root / name).st_size
+
+    def read_into(self, name: str, ranges: Sequence[ByteRange | tuple[int, int, memoryview]]
+                  ) -> list[RangeError]:
+        try:
+            handle = self._acquire(name)
+        except OSError as exc:
+            err = OpenFailed(self.describe(name), exc.strerror or str(exc), exc.errno)
+            return [(k, err) for k in range(len(ranges))]
+        errors: list[RangeError] = []
+        fd, preadv = handle.fd, os.preadv if _HAS_PREADV else None
+        try:
+            for k, (offset, length, dest) in enumerate(ranges):
+                try:
+                    view = dest if len(dest) == length else dest[:length]
+                    got = preadv(fd, [view], offset) if preadv else 0  # one call, nearly always
+                    if got != length:
+                        got = _read_fully(fd, view, offset)  # finish a short read, or find EOF
+                    if got != length:
+                        errors.append((k, ShortRead(self.describe(name), got, length, offset)))
+                except OSError as exc:
+                    errors.append((k, exc))
+        finally:
+            self._release(handle)
+        return errors
+
+    def close(self) -> None:
+        self._check_pid()
+        with self._lock:
+            for handle in self._fds.values():
+                if handle.users:
+                    handle.orphan = True  # a read in another thread uses it: closed after that read
+                else:
+                    _close(handle.fd)
+            self._fds = OrderedDict()
+
+    # -- descriptors -----------------------------------------------------------------------------
+
+    def fd(self, name: str) -> int:
+        """An open descriptor of ``name`` in this process, for callers that ``os.pread`` themselves;
+        valid until :meth:`close` or until the cap evicts it. Not part of :class:`Storage`."""
+        handle = self._acquire(name)
+        self._release(handle)
+        return handle.fd
+
+    @property
+    def open_files(self) -> int:
+        """Descriptors this process holds open now."""
+        self._check_pid()
+        with self._lock:
+            return len(self._fds)
+
+    def _acquire(self, name: str) -> _Handle:
+        """The handle of ``name``, opened if needed, marked in use until :meth:`_release`."""
+        self._check_pid()
+        with self._lock:
+            table = self._fds
+            handle = table.get(name)
+            if handle is None:
+                handle = _Handle(os.open(self.root / name, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)))
+                table[name] = handle
+                handle.users += 1  # before evicting: a handle in use is never closed under its user
+                self._evict(table)
+            else:
+                table.move_to_end(name)
+                handle.users += 1
+            return handle
+
+    def _release(self, handle: _Handle) -> None:
+        with self._lock:
+            handle.users -= 1
+            if handle.users == 0:
+                if handle.orphan:
+                    _close(handle.fd)
+                elif len(self._fds) > self._cap():  # everything was in use when it was opened
+                    self._evict(self._fds)
+
+    def _cap(self) -> int:
+        return self.max_open if self.max_open is not None else MAX_OPEN_SHARDS
+
+    def _evict(self, table: OrderedDict[str, _Handle]) -> None:
+        """Close least recently used idle descriptors beyond the cap (called with the lock held)."""
+        excess = len(table) - self._cap()
+        if excess <= 0:
+            return
+        for name in [n for n, h in table.items() if h.users == 0][:excess]:
+            _close(table.pop(name).fd)
+
+    # -- lifetime --------------------------------------------------------------------------------
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"root": self.root, "max_open": self.max_open}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.root, self.max_open = state["root"], state["max_open"]
+        self._reset()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def __repr__(self) -> str:
+        return f"LocalStorage({str(self.root)!r})"
+
+
+#: The 0.2 name of :class:`LocalStorage`.
+LocalFiles = LocalStorage
+
+
+_FORK_LOCK = [threading.Lock()]
+if hasattr(os, "register_at_fork"):  # a child must not inherit it held by one of the parent's threads
+    os.register_at_fork(after_in_child=lambda: _FORK_LOCK.__setitem__(0, threading.Lock()))
+
+
+def _fork_lock() -> threading.Lock:
+    return _FORK_LOCK[0]
+
+
+def _close(fd: int) -> None:
+    try:
+        os.close(fd)
+    except OSError:
+        pass
+
+
+def _read_fully(fd: int, view: memoryview, offset: int) -> int:
+    """Read ``len(view)`` bytes at ``offset`` into ``view``; returns the bytes read (short at EOF)."""
+    done = 0
+    total = len(view)
+    while done < total:
+        if _HAS_PREADV:
+            n = os.preadv(fd, [view[done:]], offset + done)
+        else:  # pragma: no cover - platforms without preadv
+            data = os.pread(fd, total - done, offset + done)
+            n = len(data)
+            view[done:done + n] = data
+        if n <= 0:
+            break
+        done += n
+    return done
