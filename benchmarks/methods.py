@@ -303,9 +303,8 @@ def _segment_clips(segments: str | os.PathLike[str]) -> Iterator[tuple[np.ndarra
     try:
         for i in range(len(ss)):
             pcm = np.zeros(CLIP_FRAMES, np.int16)
-            n = min(int(ss.frames[i]), CLIP_FRAMES)
-            raw = os.pread(ss.fd(int(ss.shard_id[i])), 2 * n, int(ss.pcm_offset[i]))
-            pcm[:n] = np.frombuffer(raw, dtype="<i2")
+            frames = ss.read_frames(i, 0, CLIP_FRAMES)
+            pcm[:len(frames)] = frames
             yield pcm, int(ss.label[i])
     finally:
         ss.close()

@@ -40,7 +40,7 @@ _LAZY_MODULES = {
     "shardkit.write.shardset_writer": ("ShardSetWriter",),
     "shardkit.read.shardset": ("ShardSet",),
     "shardkit.read.dataset": ("ShardDataset",),
-    "shardkit.read.inspect": ("info", "list_samples", "read_sample", "plan_split", "ShardSetInfo", "SampleEntry",
+    "shardkit.read.browse": ("info", "list_samples", "read_sample", "plan_split", "ShardSetInfo", "SampleEntry",
                               "Sample", "SplitPlan"),
     "shardkit.versions.verify": ("verify", "VerifyReport", "Problem"),
     "shardkit.format": ("Manifest", "ShardEntry", "ShardIndex"),
@@ -60,8 +60,7 @@ if TYPE_CHECKING:
     from shardkit.device.frontend import LogMel
     from shardkit.encode import Codec, MelConfig, MelU8, Wav16, codec_ids, get_codec
     from shardkit.format import Manifest, ShardEntry, ShardIndex
-    from shardkit.read.dataset import ShardDataset
-    from shardkit.read.inspect import (
+    from shardkit.read.browse import (
         Sample,
         SampleEntry,
         ShardSetInfo,
@@ -71,6 +70,7 @@ if TYPE_CHECKING:
         plan_split,
         read_sample,
     )
+    from shardkit.read.dataset import ShardDataset
     from shardkit.read.shardset import ShardSet
     from shardkit.versions.verify import Problem, VerifyReport, verify
     from shardkit.write.options import PackOptions

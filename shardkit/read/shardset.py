@@ -172,20 +172,6 @@ class ShardSet:
 
     # -- reading ---------------------------------------------------------------------------------
 
-    def fd(self, shard: int) -> int:
-        """An open read-only descriptor of shard ``shard`` (local storage only; kept open, LRU-capped).
-
-        For callers that ``os.pread`` themselves; the reader does not use it. Raises
-        :class:`ShardReadError` when the file cannot be opened, ``TypeError`` for a non-local storage.
-        """
-        if not isinstance(self.storage, LocalStorage):
-            raise TypeError(f"{self.storage!r} has no file descriptors; read through ShardSet.storage")
-        name = self.shard_names[shard]
-        try:
-            return self.storage.fd(name)
-        except OSError as exc:
-            raise self.range_error(-1, OpenFailed(self.storage.describe(name), exc.strerror or str(exc))) from exc
-
     def _pread(self, i: int, offset: int, size: int) -> bytearray:
         """``size`` bytes at ``offset`` of sample ``i``'s shard; :class:`ShardReadError` if they cannot be read."""
         buf = bytearray(size)

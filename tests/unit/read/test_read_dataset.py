@@ -143,7 +143,7 @@ def test_errors_raise_or_skip(segs):
     with pytest.raises(ShardReadError):
         _all(ShardDataset(ss, batch_size=4, shuffle=False))
     with pytest.raises(ShardReadError, match=r"shard-00003\.tar: cannot open"):
-        ss.fd(3)
+        ss.read_frames(int(ss.shard_ptr[3]))
 
 
 def test_usage_errors(segs, tmp_path):
