@@ -114,9 +114,9 @@ def main() -> None:
     train_batches = loader(train_ds, args.workers, device)
     val_batches = loader(val_ds, args.workers, device)
 
-    sample_rate = train_ds.shards.sample_rate
+    sample_rate = train_ds.shard_set.sample_rate
     # a mel-u8 set fixes the front end it was packed with; a wav16 set can use any
-    mel_config = (MelConfig.from_dict(train_ds.shards.mel) if train_ds.shards.mel is not None
+    mel_config = (MelConfig.from_dict(train_ds.shard_set.mel) if train_ds.shard_set.mel is not None
                   else MelConfig.for_rate(sample_rate))
     augment = AugmentConfig(gain_p=0.5, shift_p=0.3, mixup_p=0.5, mixup_label_mode="max", spec_p=0.5)
     frontend = DevicePipeline(mel_config, augment, seed=0).to(device)

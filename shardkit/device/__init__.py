@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from shardkit.device.config import MelConfig
+from shardkit.encode.mel_config import MelConfig
 
 if TYPE_CHECKING:
     from shardkit.device.augment import Mixup, RandomGain, RandomShift, SpecAugment

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 import torchaudio
 
-from shardkit.device.config import MelConfig
+from shardkit.encode.mel_config import MelConfig
 from shardkit.errors import UsageError
 
 #: int16 full scale: int16 PCM ``x`` becomes ``x / 32768`` in [-1, 1).

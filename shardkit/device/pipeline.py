@@ -41,9 +41,9 @@ from typing import Any
 import torch
 
 from shardkit.device.augment import LABEL_MODES, Mixup, RandomGain, RandomShift, SpecAugment
-from shardkit.device.config import MelConfig
 from shardkit.device.frontend import LogMel, dequantize
 from shardkit.device.noise import AddNoise, NoiseBank
+from shardkit.encode.mel_config import MelConfig
 from shardkit.errors import UsageError
 
 
