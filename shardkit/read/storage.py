@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
-__all__ = ["MAX_OPEN_SHARDS", "ByteRange", "LocalFiles", "LocalStorage", "OpenFailed", "RangeError", "ShortRead",
+__all__ = ["MAX_OPEN_SHARDS", "ByteRange", "Extent", "LocalFiles", "LocalStorage", "OpenFailed", "RangeError", "ShortRead",
            "Storage"]
 
 #: Shard files a :class:`LocalStorage` keeps open per process; the least recently used idle one is
@@ -42,6 +42,15 @@ class ByteRange(NamedTuple):
     offset: int
     length: int
     dest: memoryview
+
+
+class Extent(NamedTuple):
+    """One whole member of a shard: ``length`` bytes at ``offset`` whose zlib CRC-32 is ``crc32`` (index
+    columns ``wav_offset``/``wav_size``/``wav_crc32``, or the ``meta_*`` ones)."""
+
+    offset: int
+    length: int
+    crc32: int
 
 
 class ShortRead(OSError):
@@ -89,6 +98,14 @@ class Storage(Protocol):
         failure: returns the failed ranges as ``(position in ranges, error)``, sorted by position;
         the other ranges are filled. A missing object fails every range with :class:`OpenFailed`.
         """
+        ...
+
+    def prefetch(self, name: str, extents: Sequence[Extent]) -> None:
+        """A hint, returning at once: these whole members of object ``name`` (sorted by offset) will be
+        read soon, by :meth:`read_into` ranges inside them. An implementation may read them ahead —
+        sequentially, in large requests — and keep them until they are read (within a memory bound it
+        documents); one that fetches them MUST check each member's CRC-32 before serving its bytes.
+        The batch reader calls it a shuffle window ahead of use. Doing nothing is correct."""
         ...
 
     def describe(self, name: str) -> str:
@@ -148,6 +165,10 @@ class LocalStorage:
 
     def describe(self, name: str) -> str:
         return str(self.root / name)
+
+    def prefetch(self, name: str, extents: Sequence[Extent]) -> None:
+        """No read-ahead yet: the page cache serves warm sets (see :class:`Storage`)."""
+        return None
 
     def read_bytes(self, name: str) -> bytes:
         return (self.root / name).read_bytes()
