@@ -26,7 +26,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
-__all__ = ["MAX_OPEN_SHARDS", "ByteRange", "Extent", "LocalFiles", "LocalStorage", "OpenFailed", "RangeError", "ShortRead",
+__all__ = ["MAX_OPEN_SHARDS", "ByteRange", "Extent",
+           "LocalFiles", "LocalStorage", "OpenFailed", "RangeError", "ShortRead",
            "Storage"]
 
 #: Shard files a :class:`LocalStorage` keeps open per process; the least recently used idle one is
