@@ -9,8 +9,10 @@ from __future__ import annotations
 import ast
 import csv
 import hashlib
+import io
 import logging
 import os
+import posixpath
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +26,9 @@ logger = logging.getLogger(__name__)
 
 #: File extensions found by a folder scan (lower case).
 AUDIO_EXTENSIONS = (".ogg", ".oga", ".flac", ".mp3", ".wav", ".opus")
+#: A ``secondary_labels`` cell longer than this is refused (literal_eval of a hostile cell can recurse
+#: or allocate without bound).
+MAX_LABEL_CELL = 10_000
 #: Columns with a meaning of their own; every other CSV column is kept as per-sample ``extra``.
 FILENAME_COL, PRIMARY_COL, SECONDARY_COL = "filename", "primary_label", "secondary_labels"
 
@@ -76,8 +81,8 @@ def discover(
     if metadata is not None:
         items, rejects = _from_csv(root, Path(metadata))
     else:
-        items, rejects = _from_folder(root, extensions), []
-        if not items:
+        items, rejects = _from_folder(root, extensions)
+        if not items and not rejects:
             raise SourceError(
                 f"{root}: no audio files ({', '.join(extensions)}) found; pass --metadata CSV or another folder"
             )
@@ -101,9 +106,9 @@ def vocabulary_of(items: Iterable[SourceItem]) -> list[str]:
     return sorted(labels)
 
 
-def _from_folder(root: Path, extensions: Sequence[str]) -> list[SourceItem]:
+def _from_folder(root: Path, extensions: Sequence[str]) -> tuple[list[SourceItem], list[Reject]]:
     exts = {e.lower() for e in extensions}
-    items = []
+    items, rejects = [], []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
         for name in sorted(filenames):
@@ -111,17 +116,46 @@ def _from_folder(root: Path, extensions: Sequence[str]) -> list[SourceItem]:
                 continue
             path = Path(dirpath) / name
             rel = path.relative_to(root).as_posix()
+            if not _utf8(rel):
+                shown = os.fsencode(rel).decode("utf-8", "backslashreplace")
+                rejects.append(Reject(shown, None, "bad file name: not valid UTF-8; rename the file"))
+                continue
             parent = path.parent.name if path.parent != root else None
             items.append(SourceItem(str(path), rel, "", None, parent, (), {}))
-    return items
+    return items, rejects
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _read_csv_text(metadata: Path) -> str:
+    """The CSV's text: UTF-8 (with or without BOM) or UTF-16 with a BOM; anything else is named."""
+    try:
+        data = metadata.read_bytes()
+    except FileNotFoundError as exc:
+        raise MetadataError(f"{metadata}: metadata CSV not found") from exc
+    except OSError as exc:
+        raise MetadataError(f"{metadata}: cannot read the metadata CSV ({exc.strerror or exc})") from exc
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError as exc:
+            raise MetadataError(f"{metadata}: starts like UTF-16 but is not ({exc.reason})") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise MetadataError(
+            f"{metadata}: not UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start}; Latin-1 or cp1252?); "
+            "save the CSV as UTF-8 and re-run") from None
 
 
 def _from_csv(root: Path, metadata: Path) -> tuple[list[SourceItem], list[Reject]]:
-    try:
-        fh = open(metadata, newline="", encoding="utf-8-sig")
-    except FileNotFoundError as exc:
-        raise MetadataError(f"{metadata}: metadata CSV not found") from exc
-    with fh:
+    with io.StringIO(_read_csv_text(metadata), newline="") as fh:
         try:
             reader = csv.DictReader(fh)
             header = reader.fieldnames or []
@@ -141,7 +175,11 @@ def _from_csv(root: Path, metadata: Path) -> tuple[list[SourceItem], list[Reject
         if not fname:
             rejects.append(Reject("", rowno, "bad metadata: empty filename"))
             continue
-        rel = Path(fname).as_posix()
+        rel = posixpath.normpath(fname)
+        if rel.startswith("/") or rel == ".." or rel.startswith("../") or not _inside(root, root / rel):
+            rejects.append(Reject(fname, rowno, "outside SRC: the filename must name a file inside the source "
+                                                "folder (no absolute paths, no '..')"))
+            continue
         if rel in seen:
             rejects.append(Reject(rel, rowno, "duplicate: the same filename is listed in an earlier row"))
             continue
@@ -168,13 +206,23 @@ def _from_csv(root: Path, metadata: Path) -> tuple[list[SourceItem], list[Reject
     return items, rejects
 
 
+def _inside(root: Path, path: Path) -> bool:
+    """Whether ``path`` resolves (symlinks followed) to a place inside ``root``."""
+    try:
+        return path.resolve().is_relative_to(root.resolve())
+    except (OSError, RuntimeError):  # a symlink loop
+        return False
+
+
 def _parse_label_list(value: str | None) -> list[str]:
     text = (value or "").strip()
     if not text or text.lower() in ("nan", "none"):
         return []
+    if len(text) > MAX_LABEL_CELL:
+        raise ValueError(f"is {len(text)} characters long (at most {MAX_LABEL_CELL})")
     try:
         parsed = ast.literal_eval(text)
-    except (ValueError, SyntaxError):
+    except (ValueError, SyntaxError, TypeError, RecursionError, MemoryError):
         raise ValueError(f"{text!r} is not a Python list of strings like \"['barswa', 'grewar3']\"") from None
     if isinstance(parsed, str):
         parsed = [parsed]
