@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -225,22 +226,36 @@ def demo(workdir: Path, workers: int, epochs: int) -> None:
         console.print(line)
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, so that it unwinds like Ctrl-C (open shard dropped,
+    state kept) instead of dying mid-write."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise _Terminated()
+
+
 def main() -> None:
-    """Console-script entry point: run the CLI, turning shardkit errors into one line + exit code."""
+    """Console-script entry point: run the CLI, turning shardkit errors into one line + exit code.
+
+    Ctrl-C exits 130 and SIGTERM 143 (128 + the signal), each after the library has cleaned up, with
+    the line that says how to continue."""
+    signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         cli(standalone_mode=False, prog_name="shardkit")
-    except click.exceptions.Abort:
-        err.print("aborted")
-        sys.exit(130)
+    except (click.exceptions.Abort, KeyboardInterrupt) as exc:
+        interrupt = exc if isinstance(exc, KeyboardInterrupt) else exc.__cause__ or exc.__context__
+        if not isinstance(interrupt, KeyboardInterrupt):
+            err.print("aborted")
+            sys.exit(130)
+        err.print("interrupted; re-run the same command to continue where it stopped")
+        sys.exit(143 if isinstance(interrupt, _Terminated) else 130)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
     except ShardkitError as exc:
         err.print(f"[red]error:[/red] {exc}", highlight=False)
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        err.print("interrupted; re-run the same command to continue where it stopped")
-        sys.exit(130)
 
 
 if __name__ == "__main__":

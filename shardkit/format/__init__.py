@@ -61,6 +61,13 @@ def shard_name(number: int) -> str:
     return f"{SHARD_PREFIX}{number:0{SHARD_DIGITS}d}{SHARD_SUFFIX}"
 
 
+def is_shard_name(name: str) -> bool:
+    """Whether ``name`` is a shard file name a writer makes (``shard-`` + at least 5 digits + ``.tar``)."""
+    digits = name[len(SHARD_PREFIX): -len(SHARD_SUFFIX)]
+    return name.startswith(SHARD_PREFIX) and name.endswith(SHARD_SUFFIX) and len(digits) >= SHARD_DIGITS \
+        and digits.isascii() and digits.isdigit()
+
+
 def index_name(shard: str) -> str:
     """``shard-00042.index`` for ``shard-00042.tar``."""
     return shard[: -len(SHARD_SUFFIX)] + INDEX_SUFFIX if shard.endswith(SHARD_SUFFIX) else shard + INDEX_SUFFIX
@@ -98,6 +105,6 @@ from shardkit.format.manifest import Manifest, ShardEntry, load_manifest, versio
 __all__ = [
     "FORMAT_VERSION", "INDEX_COLUMNS", "INDEX_SUFFIX", "KEY_RE", "MANIFEST_NAME", "MAX_KEY_LEN", "META_EXT",
     "PACK_STATE_NAME", "READABLE_VERSIONS", "SHARD_DIGITS", "SHARD_PREFIX", "SHARD_SUFFIX", "TAR_BLOCK",
-    "TMP_SUFFIX", "Manifest", "ShardEntry", "ShardIndex", "check_version", "dumps_json", "index_name",
+    "TMP_SUFFIX", "Manifest", "ShardEntry", "ShardIndex", "check_version", "dumps_json", "index_name", "is_shard_name",
     "load_manifest", "manifest_root", "shard_name", "version_id",
 ]

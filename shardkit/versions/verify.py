@@ -14,7 +14,7 @@ from pathlib import Path
 
 from shardkit.encode.registry import get_codec
 from shardkit.errors import FormatError
-from shardkit.format import META_EXT, SHARD_PREFIX, SHARD_SUFFIX, TAR_BLOCK, Manifest, ShardIndex, manifest_root
+from shardkit.format import META_EXT, TAR_BLOCK, Manifest, ShardIndex, is_shard_name, manifest_root
 
 logger = logging.getLogger(__name__)
 _CHUNK = 8 * 1024 * 1024
@@ -101,7 +101,7 @@ def verify(path: str | os.PathLike[str], *, progress: Callable[[int], None] | No
         if idx is not None:
             report.problems.extend(_locate(shard, idx))
     for name in sorted(os.listdir(root)):
-        if name.startswith(SHARD_PREFIX) and name.endswith(SHARD_SUFFIX) and name not in listed:
+        if is_shard_name(name) and name not in listed:
             report.problems.append(Problem(name, None, "shard is not listed in the manifest"))
     if report.problems:
         logger.warning("verify %s: %d problems", root, len(report.problems))

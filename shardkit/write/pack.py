@@ -26,6 +26,7 @@ from shardkit.errors import PackError, ShardkitError, UsageError
 from shardkit.format import MANIFEST_NAME, PACK_STATE_NAME, Manifest
 from shardkit.ingest.sources import Reject, SourceItem, discover, vocabulary_of
 from shardkit.units import parse_size
+from shardkit.write.lock import PackLock
 from shardkit.write.options import PackOptions, fingerprint, options_doc
 from shardkit.write.shards import EncodedSample
 from shardkit.write.shardset_writer import INDEX_BYTES_PER_SAMPLE, ShardSetWriter
@@ -124,35 +125,39 @@ def pack(
     items, csv_rejects = discover(src, metadata, order=opts.order)
     vocabulary = vocabulary_of(items)
     print_ = fingerprint(items, csv_rejects, opts)
-    state = open_state(out_dir, print_, overwrite=overwrite, resume=resume)
-    if state is not None and state.complete:
-        return _result_from_manifest(out_dir, t0, already_complete=True)
-    resumed = state is not None
-    state = _start_state(out_dir, state, print_, opts, csv_rejects, len(items))
-    if strict and state.rejects:
-        r = state.rejects[0]
-        raise PackError(f"{r['file'] or '(row ' + str(r['row']) + ')'}: {r['reason']} (--strict)")
-    writer = ShardSetWriter(out_dir, codec=codec, shard_size=opts.shard_size, budget=budget_bytes,
-                            vocabulary=vocabulary, layout=opts.layout, device=str(device), state=state)
-    ctx = _Context(opts, codec, {label: i for i, label in enumerate(vocabulary)}, str(device))
-    run = _Run(writer, items, progress, t0, strict)
-    with _pack_errors(writer, out_dir):
-        run.feed(ordered_results(items, state.next_item, ctx, workers, out_dir))
-    return _finish(out_dir, writer, run, opts, items, csv_rejects, budget_bytes, t0, resumed)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"{out_dir}: exists and is not a folder; choose a folder for the shard set")
+    with PackLock(out_dir):
+        state = open_state(out_dir, print_, overwrite=overwrite, resume=resume)
+        if state is not None and state.complete:
+            return _result_from_manifest(out_dir, t0, already_complete=True)
+        resumed = state is not None
+        state = _start_state(out_dir, state, print_, opts, csv_rejects, len(items), strict)
+        writer = ShardSetWriter(out_dir, codec=codec, shard_size=opts.shard_size, budget=budget_bytes,
+                                vocabulary=vocabulary, layout=opts.layout, device=str(device), state=state)
+        ctx = _Context(opts, codec, {label: i for i, label in enumerate(vocabulary)}, str(device))
+        run = _Run(writer, items, progress, t0, strict)
+        with _pack_errors(writer, out_dir):
+            run.feed(ordered_results(items, state.next_item, ctx, workers, out_dir))
+        return _finish(out_dir, writer, run, opts, items, csv_rejects, budget_bytes, t0, resumed)
 
 
 def _start_state(out: Path, state: PackState | None, print_: str, opts: PackOptions, csv_rejects: list[Reject],
-                 n_items: int) -> PackState:
-    """A new state saved in a new OUT, or the interrupted pack's, with OUT cleaned past its last shard."""
+                 n_items: int, strict: bool) -> PackState:
+    """A new state saved in a new OUT, or the interrupted pack's, with OUT cleaned past its last shard;
+    with ``strict``, a PackError at the first CSV reject."""
     if state is None:
         state = PackState(print_, {**options_doc(opts), "source_fingerprint": print_},
                           rejects=[r.to_dict() for r in csv_rejects])
         out.mkdir(parents=True, exist_ok=True)
         state.save(out)
-        return state
-    logger.info("resuming the pack in %s at shard %d (source %d of %d)", out, len(state.shards),
-                state.next_item, n_items)
-    clean_unfinished(out, len(state.shards))
+    else:
+        logger.info("resuming the pack in %s at shard %d (source %d of %d)", out, len(state.shards),
+                    state.next_item, n_items)
+        clean_unfinished(out, len(state.shards))
+    if strict and state.rejects:
+        r = state.rejects[0]
+        raise PackError(f"{r['file'] or '(row ' + str(r['row']) + ')'}: {r['reason']} (--strict)")
     return state
 
 
@@ -242,6 +247,10 @@ def _finish(out: Path, writer: ShardSetWriter, run: _Run, opts: PackOptions, ite
     run.report()
     result = _result_from_manifest(out, t0, resumed=resumed)
     result.seconds_this_run = run.seconds
+    if complete and result.samples == 0:
+        first = "; ".join(f"{r.file or '(row ' + str(r.row) + ')'}: {r.reason}" for r in result.rejects[:3])
+        raise PackError(f"{out}: no sample was packed: all {result.sources} sources were rejected ({first}"
+                        f"{'; ...' if len(result.rejects) > 3 else ''}); every reject is listed in manifest.json")
     return result
 
 

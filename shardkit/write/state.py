@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from shardkit.format import (
     Manifest,
     dumps_json,
 )
+from shardkit.write.lock import LOCK_NAME
 
 log = logging.getLogger(__name__)
 
@@ -75,11 +77,17 @@ class PackState:
         return state
 
 
+#: the names a pack writes into OUT: shards and indexes (and their temp files), the workers' spill files
+_OURS = re.compile(re.escape(SHARD_PREFIX) + r"(?:[0-9]{5,}(?:" + re.escape(SHARD_SUFFIX) + "|"
+                   + re.escape(INDEX_SUFFIX) + r")(?:" + re.escape(TMP_SUFFIX) + r")?|spill-[0-9]{8}"
+                   + re.escape(TMP_SUFFIX) + r")")
+
+
 def is_shard_set_file(name: str) -> bool:
     """Whether ``name`` is one of the files a pack writes into OUT (shards, indexes, temp files,
-    manifest, state)."""
-    return (name.startswith(SHARD_PREFIX) and name.endswith((SHARD_SUFFIX, INDEX_SUFFIX, TMP_SUFFIX))) or name in (
-        MANIFEST_NAME, PACK_STATE_NAME, MANIFEST_NAME + TMP_SUFFIX, PACK_STATE_NAME + TMP_SUFFIX)
+    manifest, state, lock) — by exact pattern, so a user's ``shard-backup.tar`` is not one."""
+    return bool(_OURS.fullmatch(name)) or name in (
+        MANIFEST_NAME, PACK_STATE_NAME, MANIFEST_NAME + TMP_SUFFIX, PACK_STATE_NAME + TMP_SUFFIX, LOCK_NAME)
 
 
 def open_state(out: Path, fingerprint: str, *, overwrite: bool, resume: bool | None) -> PackState | None:
@@ -87,7 +95,7 @@ def open_state(out: Path, fingerprint: str, *, overwrite: bool, resume: bool | N
     the pack is already done). Raises :class:`OutputConflictError` when OUT holds something else."""
     if out.exists() and not out.is_dir():
         raise UsageError(f"{out}: exists and is not a folder; choose a folder for the shard set")
-    names = sorted(os.listdir(out)) if out.is_dir() else []
+    names = sorted(n for n in os.listdir(out) if n != LOCK_NAME) if out.is_dir() else []
     foreign = [n for n in names if not is_shard_set_file(n)]
     if overwrite:
         if foreign:
@@ -95,7 +103,8 @@ def open_state(out: Path, fingerprint: str, *, overwrite: bool, resume: bool | N
                 f"{out}: holds files that are not a shard set ({', '.join(foreign[:3])}); "
                 "--overwrite only deletes shardkit's own files: choose an empty folder")
         for n in names:
-            (out / n).unlink()
+            if n != LOCK_NAME:
+                (out / n).unlink()
         names = []
     if not names:
         if resume:
@@ -134,6 +143,8 @@ def _existing_state(out: Path, fingerprint: str, resume: bool | None) -> PackSta
 def clean_unfinished(out: Path, shards_done: int) -> None:
     """Remove temp files and shards past the last recorded one (a crash can leave either)."""
     for name in os.listdir(out):
+        if not is_shard_set_file(name) or name == LOCK_NAME:
+            continue
         if name.endswith(TMP_SUFFIX):
             (out / name).unlink()
         elif name.startswith(SHARD_PREFIX) and name.endswith((SHARD_SUFFIX, INDEX_SUFFIX)):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import sys
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -29,6 +30,7 @@ logger = logging.getLogger(__name__)
 #: sources in flight per worker: with 3, a long recording at the head of the order kept the other
 #: worker idle (results are consumed in order) and workers waited ~5 ms per source for their next one
 IN_FLIGHT = 8
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 @dataclass(frozen=True)
@@ -42,10 +44,27 @@ class _Context:
 _CTX: _Context | None = None
 
 
-def _init_worker(ctx: _Context) -> None:
+def _init_worker(ctx: _Context, parent: int) -> None:
     global _CTX
+    _die_with_parent(parent)
     _CTX = ctx
     ctx.codec.prepare_worker()
+
+
+def _die_with_parent(parent: int) -> None:
+    """Linux: have the kernel SIGKILL this worker when the pack process dies, however it dies (kill -9
+    included), so no decoding process outlives it. Elsewhere the pool's own shutdown has to do."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL))
+    except (OSError, AttributeError):  # no prctl: nothing more to do
+        return
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
 
 
 def _work(item: SourceItem, spill: str) -> _Spilled | Reject:
@@ -169,7 +188,7 @@ def ordered_results(
             yield i, _process(items[i], ctx)
         return
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_init_worker, initargs=(ctx,))
+                               initializer=_init_worker, initargs=(ctx, os.getpid()))
 
     def spill(i: int) -> str:
         return str(out / f"{SHARD_PREFIX}spill-{i:08d}{TMP_SUFFIX}")
