@@ -8,6 +8,7 @@ seek are ~8× cheaper (7 ms vs 56 ms per 5 s window), which the benchmarks reuse
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import struct
@@ -21,6 +22,12 @@ from shardkit.errors import DecodeError
 
 #: soxr quality used for every resample (format §3.1).
 RESAMPLE_QUALITY = "HQ"
+#: Declared source properties accepted (anything else is a broken or hostile header, a reject)
+MIN_SOURCE_RATE, MAX_SOURCE_RATE = 1000, 768_000
+MAX_SOURCE_CHANNELS = 64
+MAX_SOURCE_SECONDS = 24 * 3600
+
+logger = logging.getLogger(__name__)
 #: mp3 headers only estimate the length (VBR/Xing tables are often off by a fraction of a percent):
 #: a stream counts as truncated when it decodes more than 1 % (and two MPEG frames) short of it.
 _MP3_SLACK_FRAMES = 2 * 1152
@@ -94,6 +101,7 @@ def decode_file(path: str | os.PathLike[str], *, sample_rate: int, mono: bool = 
     try:
         with sf.SoundFile(path) as f:
             rate, channels, frames = f.samplerate, f.channels, f.frames
+            _check_header(label, rate, channels, frames, sample_rate)
             fmt = f"{f.format}/{f.subtype}"
             extra = f.extra_info
             if f.seekable():
@@ -112,8 +120,31 @@ def decode_file(path: str | os.PathLike[str], *, sample_rate: int, mono: bool = 
     reason = _truncation(path, fmt, frames, decoded, extra)
     if reason:
         raise DecodeError(label, f"truncated: {reason}")
+    _sanitise(audio, label)
     pcm = convert(audio, rate, sample_rate, mono=mono)
     return Decoded(pcm, sample_rate, rate, channels, decoded, fmt)
+
+
+def _check_header(label: str, rate: int, channels: int, frames: int, sample_rate: int) -> None:
+    """Refuse declared properties no recording has (a hostile or broken header) before decoding."""
+    if not MIN_SOURCE_RATE <= rate <= MAX_SOURCE_RATE:
+        raise DecodeError(label, f"absurd sample rate: the header declares {rate} Hz "
+                                 f"(accepted: {MIN_SOURCE_RATE}..{MAX_SOURCE_RATE} Hz)")
+    if not 1 <= channels <= MAX_SOURCE_CHANNELS:
+        raise DecodeError(label, f"absurd channel count: the header declares {channels}")
+    if frames > MAX_SOURCE_SECONDS * rate:
+        raise DecodeError(label, f"too long: the header declares {frames / rate / 3600:.1f} h "
+                                 f"(at most {MAX_SOURCE_SECONDS // 3600} h per file); split the recording")
+
+
+def _sanitise(audio: np.ndarray, label: str) -> None:
+    """NaN → 0 and ±inf → ±1 in place, *before* resampling (the filter would smear one NaN over
+    hundreds of output samples), with a warning that counts them."""
+    bad = ~np.isfinite(audio)
+    count = int(np.count_nonzero(bad))
+    if count:
+        np.nan_to_num(audio, copy=False, nan=0.0, posinf=1.0, neginf=-1.0)
+        logger.warning("%s: %d non-finite samples (NaN/inf) replaced before resampling", label, count)
 
 
 _DATA_SHOULD_BE = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)

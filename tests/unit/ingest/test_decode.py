@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import soundfile as sf
 from audio_factory import make_file
 
 from shardkit.errors import DecodeError
@@ -40,3 +41,24 @@ def test_empty_and_non_audio(tmp_path):
         decode_file(tmp_path / "t.ogg", sample_rate=32000)
     with pytest.raises(DecodeError, match="missing"):
         decode_file(tmp_path / "nope.ogg", sample_rate=32000)
+
+
+def test_nan_and_inf_are_replaced_before_resampling(tmp_path, caplog):
+    x = (0.3 * np.sin(np.arange(44100) / 10)).astype(np.float32)
+    x[1000:1100] = np.nan
+    x[5000] = np.inf
+    sf.write(tmp_path / "nan.wav", x, 44100, subtype="FLOAT")
+    clean = x.copy()
+    clean[1000:1100] = 0.0
+    clean[5000] = 1.0
+    sf.write(tmp_path / "clean.wav", clean, 44100, subtype="FLOAT")
+    got = decode_file(tmp_path / "nan.wav", sample_rate=32000).pcm
+    assert np.array_equal(got, decode_file(tmp_path / "clean.wav", sample_rate=32000).pcm)
+    assert "101 non-finite samples" in caplog.text
+
+
+@pytest.mark.parametrize("rate", [1, 999])
+def test_an_absurd_declared_rate_is_a_reject(tmp_path, rate):
+    sf.write(tmp_path / "slow.wav", np.zeros(20000, np.int16), rate)
+    with pytest.raises(DecodeError, match="absurd sample rate"):
+        decode_file(tmp_path / "slow.wav", sample_rate=32000)
