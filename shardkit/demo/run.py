@@ -180,10 +180,20 @@ def run_demo(
     return report
 
 
+#: written into a demo's workdir: the demo overwrites ``workdir/shards`` only where it finds this
+DEMO_MARKER = ".shardkit-demo"
+
+
 def _ensure_corpus(workdir: Path) -> tuple[Path, list[dict[str, str]], float]:
     """``workdir/corpus``, made unless its CSV is there: (CSV path, CSV rows, audio seconds of all files)."""
     src = workdir / "corpus"
     csv_path = src / METADATA_NAME
+    shards = workdir / "shards"
+    if shards.exists() and any(shards.iterdir()) and not (workdir / DEMO_MARKER).exists():
+        raise UsageError(f"{shards}: holds files the demo did not make; the demo re-packs this folder, so "
+                         "choose another --workdir (or an empty one)")
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / DEMO_MARKER).touch()
     if not csv_path.exists():
         make_demo_corpus(src)
     rows = read_demo_metadata(csv_path)

@@ -23,3 +23,16 @@ def test_run_demo_end_to_end_on_a_small_corpus(tmp_path: Path) -> None:
     assert all(isinstance(line, str) for line in report.lines())
     again = run_demo(tmp_path, workers=0, epochs=1, batch_size=4)   # re-packs over its own shard set
     assert again.shards == report.shards and again.shard_bytes == report.shard_bytes
+
+
+def test_demo_refuses_a_shard_set_it_did_not_make(tmp_path: Path) -> None:
+    import pytest
+
+    from shardkit.demo import run_demo
+    from shardkit.errors import UsageError
+
+    (tmp_path / "shards").mkdir()
+    (tmp_path / "shards" / "manifest.json").write_text("{}")
+    with pytest.raises(UsageError, match="did not make"):
+        run_demo(tmp_path)
+    assert (tmp_path / "shards" / "manifest.json").read_text() == "{}"
