@@ -30,7 +30,14 @@ from shardkit.write.lock import PackLock
 from shardkit.write.options import PackOptions, fingerprint, options_doc
 from shardkit.write.shards import EncodedSample
 from shardkit.write.shardset_writer import INDEX_BYTES_PER_SAMPLE, ShardSetWriter
-from shardkit.write.state import PackState, clean_unfinished, open_state
+from shardkit.write.state import (
+    SOURCES_NAME,
+    PackState,
+    check_source_stamps,
+    clean_unfinished,
+    open_state,
+    save_source_stamps,
+)
 from shardkit.write.tar import member_bytes
 from shardkit.write.workers import _Context, ordered_results
 
@@ -132,7 +139,7 @@ def pack(
         if state is not None and state.complete:
             return _result_from_manifest(out_dir, t0, already_complete=True)
         resumed = state is not None
-        state = _start_state(out_dir, state, print_, opts, csv_rejects, len(items), strict)
+        state = _start_state(out_dir, state, print_, opts, csv_rejects, items, strict)
         writer = ShardSetWriter(out_dir, codec=codec, shard_size=opts.shard_size, budget=budget_bytes,
                                 vocabulary=vocabulary, layout=opts.layout, device=str(device), state=state)
         ctx = _Context(opts, codec, {label: i for i, label in enumerate(vocabulary)}, str(device))
@@ -143,17 +150,20 @@ def pack(
 
 
 def _start_state(out: Path, state: PackState | None, print_: str, opts: PackOptions, csv_rejects: list[Reject],
-                 n_items: int, strict: bool) -> PackState:
+                 items: list[SourceItem], strict: bool) -> PackState:
     """A new state saved in a new OUT, or the interrupted pack's, with OUT cleaned past its last shard;
     with ``strict``, a PackError at the first CSV reject."""
+    sources = [(it.rel, it.path) for it in items]
     if state is None:
         state = PackState(print_, {**options_doc(opts), "source_fingerprint": print_},
                           rejects=[r.to_dict() for r in csv_rejects])
         out.mkdir(parents=True, exist_ok=True)
+        save_source_stamps(out, sources)
         state.save(out)
     else:
         logger.info("resuming the pack in %s at shard %d (source %d of %d)", out, len(state.shards),
-                    state.next_item, n_items)
+                    state.next_item, len(items))
+        check_source_stamps(out, sources)
         clean_unfinished(out, len(state.shards))
     if strict and state.rejects:
         r = state.rejects[0]
@@ -242,6 +252,7 @@ def _finish(out: Path, writer: ShardSetWriter, run: _Run, opts: PackOptions, ite
                   budget_doc={"limit_bytes": budget_bytes, "exhausted": not complete, "more_bytes_needed": more})
     if complete:
         (out / PACK_STATE_NAME).unlink(missing_ok=True)
+        (out / SOURCES_NAME).unlink(missing_ok=True)
     else:
         state.save(out)
     run.report()

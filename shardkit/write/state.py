@@ -87,7 +87,8 @@ def is_shard_set_file(name: str) -> bool:
     """Whether ``name`` is one of the files a pack writes into OUT (shards, indexes, temp files,
     manifest, state, lock) — by exact pattern, so a user's ``shard-backup.tar`` is not one."""
     return bool(_OURS.fullmatch(name)) or name in (
-        MANIFEST_NAME, PACK_STATE_NAME, MANIFEST_NAME + TMP_SUFFIX, PACK_STATE_NAME + TMP_SUFFIX, LOCK_NAME)
+        MANIFEST_NAME, PACK_STATE_NAME, MANIFEST_NAME + TMP_SUFFIX, PACK_STATE_NAME + TMP_SUFFIX, LOCK_NAME,
+        SOURCES_NAME, SOURCES_NAME + TMP_SUFFIX)
 
 
 def open_state(out: Path, fingerprint: str, *, overwrite: bool, resume: bool | None) -> PackState | None:
@@ -138,6 +139,39 @@ def _existing_state(out: Path, fingerprint: str, resume: bool | None) -> PackSta
         return PackState(fingerprint, doc.pack, complete=True)
     raise OutputConflictError(
         f"{out}: holds shard files but no manifest or pack state; add --overwrite to start over")
+
+
+#: (size, mtime_ns) of every source, written once when a pack starts, checked when it resumes
+SOURCES_NAME = "pack-sources.json"
+
+
+def _stamp(path: str) -> list[int]:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return [-1, -1]
+    return [st.st_size, st.st_mtime_ns]
+
+
+def save_source_stamps(out: Path, sources: list[tuple[str, str]]) -> None:
+    """Record ``(rel, path)`` sources' size and modification time, for :func:`check_source_stamps`."""
+    atomic_write(out / SOURCES_NAME, dumps_json({rel: _stamp(path) for rel, path in sources}))
+
+
+def check_source_stamps(out: Path, sources: list[tuple[str, str]]) -> None:
+    """Refuse to resume when a source changed since the interrupted run started (the finished shards
+    hold its old audio); a state from before stamps were kept is resumed as it is."""
+    try:
+        stamps = json.loads((out / SOURCES_NAME).read_bytes())
+    except FileNotFoundError:
+        return
+    except ValueError:
+        stamps = {}
+    for rel, path in sources:
+        if stamps.get(rel) != _stamp(path):
+            raise OutputConflictError(
+                f"{out}: {rel} changed since the interrupted pack started (size or modification time), so "
+                "the shards already written may hold its old audio; re-run with --overwrite to start over")
 
 
 def clean_unfinished(out: Path, shards_done: int) -> None:

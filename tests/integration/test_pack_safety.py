@@ -102,3 +102,19 @@ def test_sigterm_stops_cleanly_and_kill_9_leaves_no_worker(tmp_path):
         subprocess.run(argv, check=True, capture_output=True)
         got = {p.name: p.read_bytes() for p in sorted(out.iterdir())}
         assert got == {p.name: p.read_bytes() for p in sorted(ref.iterdir())}, sig.name
+
+
+def test_resume_refuses_a_source_changed_since_the_interrupted_run(corpus, tmp_path):
+    src, csv = corpus
+    out = tmp_path / "out"
+    first = pack(src, out, metadata=csv, options=PackOptions(shard_size="300KB"), budget="700KB")
+    assert not first.complete
+    victim = next(p for p in sorted(src.rglob("*.ogg")))
+    data = victim.read_bytes()
+    try:
+        victim.write_bytes(data)  # same bytes, same size: only the modification time moves
+        os.utime(victim, ns=(victim.stat().st_atime_ns, victim.stat().st_mtime_ns + 10**9))
+        with pytest.raises(OutputConflictError, match=rf"{victim.name} changed since the interrupted pack"):
+            pack(src, out, metadata=csv, options=PackOptions(shard_size="300KB"), budget="1GB")
+    finally:
+        victim.write_bytes(data)
