@@ -13,11 +13,15 @@ def atomic_write(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` via ``path.tmp`` + fsync + rename (+ fsync of the folder), so a
     crash leaves either the old file or the new one, never a torn one."""
     tmp = path.with_name(path.name + TMP_SUFFIX)
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:  # disk full, Ctrl-C, SIGTERM: leave no half-written temp file behind
+        tmp.unlink(missing_ok=True)
+        raise
     fsync_dir(path.parent)
 
 

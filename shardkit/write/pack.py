@@ -154,17 +154,23 @@ def _start_state(out: Path, state: PackState | None, print_: str, opts: PackOpti
     """A new state saved in a new OUT, or the interrupted pack's, with OUT cleaned past its last shard;
     with ``strict``, a PackError at the first CSV reject."""
     sources = [(it.rel, it.path) for it in items]
-    if state is None:
-        state = PackState(print_, {**options_doc(opts), "source_fingerprint": print_},
-                          rejects=[r.to_dict() for r in csv_rejects])
-        out.mkdir(parents=True, exist_ok=True)
-        save_source_stamps(out, sources)
-        state.save(out)
-    else:
-        logger.info("resuming the pack in %s at shard %d (source %d of %d)", out, len(state.shards),
-                    state.next_item, len(items))
-        check_source_stamps(out, sources)
-        clean_unfinished(out, len(state.shards))
+    try:
+        if state is None:
+            state = PackState(print_, {**options_doc(opts), "source_fingerprint": print_},
+                              rejects=[r.to_dict() for r in csv_rejects])
+            out.mkdir(parents=True, exist_ok=True)
+            save_source_stamps(out, sources)
+            state.save(out)
+        else:
+            logger.info("resuming the pack in %s at shard %d (source %d of %d)", out, len(state.shards),
+                        state.next_item, len(items))
+            check_source_stamps(out, sources)
+            clean_unfinished(out, len(state.shards))
+    except OSError as exc:
+        if isinstance(exc, ShardkitError):
+            raise
+        raise PackError(f"{out}: cannot write the pack's state ({exc.strerror or exc}); free space or fix "
+                        "the permissions and re-run the same command") from exc
     if strict and state.rejects:
         r = state.rejects[0]
         raise PackError(f"{r['file'] or '(row ' + str(r['row']) + ')'}: {r['reason']} (--strict)")

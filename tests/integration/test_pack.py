@@ -269,7 +269,7 @@ def test_disk_full_is_a_clear_error_and_a_rerun_finishes_with_the_same_bytes(cor
 
     def fsync(fd):
         calls.append(fd)
-        if len(calls) == 3:  # the third shard's durability step: the disk is full
+        if len(calls) == 5:  # after the state files' four (file + folder, twice): a shard's step, disk full
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_fsync(fd)
 
