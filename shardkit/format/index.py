@@ -15,6 +15,30 @@ from shardkit.encode.registry import codec_class, codec_id_of
 from shardkit.errors import ShardIndexError, UnknownCodecError
 
 
+def max_index_bytes(compressed: int) -> int:
+    """The most bytes an index of ``compressed`` bytes may decompress to (64 MiB + 64 × its size):
+    real indexes compress a few times; a zstd bomb is refused instead of exhausting memory."""
+    return (64 << 20) + 64 * compressed
+
+
+def _decompress(data: bytes, where: str | os.PathLike[str]) -> bytes:
+    limit = max_index_bytes(len(data))
+    declared = zstandard.get_frame_parameters(data).content_size
+    if declared != zstandard.CONTENTSIZE_UNKNOWN and declared > limit:
+        raise ShardIndexError(f"{where}: shard index declares {declared} bytes uncompressed, more than the "
+                              f"{limit} an index of {len(data)} bytes may hold; the file is not a real index")
+    parts, size = [], 0
+    with zstandard.ZstdDecompressor().stream_reader(data) as reader:
+        while size <= limit and (chunk := reader.read(1 << 20)):
+            parts.append(chunk)
+            size += len(chunk)
+    raw = b"".join(parts)
+    if size > limit:
+        raise ShardIndexError(f"{where}: shard index decompresses to more than {limit} bytes; "
+                              "the file is not a real index")
+    return raw
+
+
 @dataclass
 class ShardIndex:
     """The sidecar index of one shard (``shard-NNNNN.index``): zstd-compressed msgpack.
@@ -58,7 +82,7 @@ class ShardIndex:
     @classmethod
     def from_bytes(cls, data: bytes, where: str | os.PathLike[str] = "<index>") -> ShardIndex:
         try:
-            raw = zstandard.ZstdDecompressor().decompress(data)
+            raw = _decompress(data, where)
             doc = msgpack.unpackb(raw, raw=False, strict_map_key=False)
         except (zstandard.ZstdError, ValueError, msgpack.UnpackException) as exc:
             raise ShardIndexError(f"{where}: shard index is not valid zstd+msgpack ({exc}); "

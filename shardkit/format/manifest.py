@@ -11,6 +11,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,14 @@ from shardkit.encode.base import Codec
 from shardkit.encode.registry import get_codec
 from shardkit.errors import FormatError, ManifestError
 from shardkit.files import atomic_write
+
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]{0,254}")
+
+
+def is_plain_name(name: str) -> bool:
+    """A file name a manifest may list: letters, digits, ``.``, ``_``, ``-``, not starting with a dot —
+    no folder, no ``..``, nothing that could name a file outside the shard set (format §5)."""
+    return bool(_PLAIN_NAME.fullmatch(name))
 
 
 def version_id(audio: dict[str, Any], layout: dict[str, Any], vocabulary: list[str],
@@ -64,6 +73,11 @@ class ShardEntry:
             if not ok:
                 raise TypeError(f"shard entry {doc.get('name', '?')!r}: {f.name!r} is {value!r:.80}")
             values[f.name] = value
+        for key in ("name", "index"):
+            if not is_plain_name(values[key]):
+                raise ValueError(f"shard entry {key} {values[key]!r} is not a plain file name inside the shard set")
+        if min(values[k] for k in ints) < 0:
+            raise ValueError(f"shard entry {values['name']!r} has a negative count or size")
         return cls(**values)
 
 
@@ -170,7 +184,11 @@ class Manifest:
             raise TypeError("'vocabulary' must be a list of label names")
         if not isinstance(doc["shards"], list) or not isinstance(rejects, list):
             raise TypeError("'shards' and 'rejects' must be lists")
-        return cls(shards=[ShardEntry.from_dict(e) for e in doc["shards"]], vocabulary=list(vocabulary),
+        shards = [ShardEntry.from_dict(e) for e in doc["shards"]]
+        names = [s.name for s in shards] + [s.index for s in shards]
+        if len(set(names)) != len(names):
+            raise ValueError("a shard or index file is listed twice")
+        return cls(shards=shards, vocabulary=list(vocabulary),
                    version_id=str(doc["version_id"]), complete=bool(doc.get("complete", True)), rejects=rejects,
                    format_version=version, shardkit_version=str(doc.get("shardkit_version", "")), **maps)
 
