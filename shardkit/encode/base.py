@@ -14,6 +14,7 @@ Adding a codec = one module with a subclass + one line in :mod:`shardkit.encode.
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,6 +23,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from shardkit.encode.mel_config import MelConfig
+from shardkit.errors import UsageError
+
+_DEVICE_RE = re.compile(r"[a-z]+(?::[0-9]+)?")
 
 
 @dataclass(frozen=True)
@@ -134,8 +138,10 @@ class Codec(ABC):
     # -- runtime ----------------------------------------------------------------------------------
 
     def check_device(self, device: str) -> None:
-        """Raise :class:`~shardkit.errors.UsageError` when ``encode(..., device=device)`` cannot run here."""
-        return None
+        """Raise :class:`~shardkit.errors.UsageError` when ``encode(..., device=device)`` cannot run here
+        (by default: when ``device`` does not even look like a torch device name)."""
+        if not _DEVICE_RE.fullmatch(str(device)):
+            raise UsageError(f"device {device!r} is not a device name; use 'cpu' or 'cuda' ('cuda:N')")
 
     def prepare_worker(self) -> None:
         """Called once in each decoding process before it encodes."""

@@ -233,11 +233,18 @@ class MelU8(Codec):
         return {"mel_range": ((2,), np.float32)}
 
     def check_device(self, device: str) -> None:
+        super().check_device(device)
         if str(device) == "cpu":
             return
         import torch
 
-        if str(device).startswith("cuda") and not torch.cuda.is_available():
+        try:
+            kind = torch.device(str(device)).type
+        except (RuntimeError, ValueError, TypeError):
+            raise UsageError(f"device {device!r} is not a torch device; use 'cpu', 'cuda' or 'cuda:N'") from None
+        if kind not in ("cpu", "cuda"):
+            raise UsageError(f"device {device!r}: mel-u8 packs compute on 'cpu' or 'cuda', not {kind!r}")
+        if kind == "cuda" and not torch.cuda.is_available():
             raise UsageError(f"device {device!r}: torch sees no CUDA GPU here; use device 'cpu' (--device cpu)")
 
     def prepare_worker(self) -> None:

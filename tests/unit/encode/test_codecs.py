@@ -61,3 +61,10 @@ def test_mel_u8_batch_fields_and_pack_checks():
         Wav16.for_pack(16000, 1, MelConfig.for_rate(16000))
     with pytest.raises(FormatError, match="not valid"):
         get_codec({"codec": "wav16", "sample_rate": 16000, "channels": 1, "sample_width": 3})
+
+
+@pytest.mark.parametrize("codec", CODEC_OBJECTS, ids=repr)
+@pytest.mark.parametrize("device", ["banana!", "", "cuda:x", "gpu 0"])
+def test_a_device_that_is_no_device_name_is_refused(codec, device):
+    with pytest.raises(UsageError, match="device"):
+        codec.check_device(device)
