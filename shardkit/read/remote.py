@@ -145,6 +145,10 @@ class ObjectStorage:
 
     def __init__(self, url: str, storage_options: Mapping[str, Any] | None = None, *,
                  cache_bytes: int | str = CACHE_BYTES, max_in_flight: int = MAX_IN_FLIGHT) -> None:
+        import importlib.util
+
+        if importlib.util.find_spec("obstore") is None:
+            raise UsageError(f"{url}: reading object storage needs obstore: pip install 'shardkit[remote]'")
         self.url = url.rstrip("/") + "/"
         self.storage_options = dict(storage_options or {})
         self.cache_bytes = parse_size(cache_bytes) if isinstance(cache_bytes, str) else int(cache_bytes)

@@ -198,3 +198,51 @@ def test_faults_give_the_local_epoch_or_a_named_error(s3_env, s3_set, packed, mo
             assert remote == local
     finally:
         server.shutdown()
+
+
+# -- the CLI -------------------------------------------------------------------------------------------
+
+
+def _cli(*args, env):
+    """``python -m shardkit_cli ARGS`` of this checkout (its cli/ folder is the shardkit_cli package)."""
+    import os
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    import shardkit
+
+    top = Path(shardkit.__file__).resolve().parent.parent
+    link = Path(tempfile.gettempdir()) / f"shardkit-cli-{os.getpid()}"
+    link.mkdir(exist_ok=True)
+    if not (link / "shardkit_cli").exists():
+        (link / "shardkit_cli").symlink_to(top / "cli")
+    path = os.pathsep.join([str(link), str(top)])
+    return subprocess.run([sys.executable, "-m", "shardkit_cli", *args], capture_output=True, text=True,
+                          env={**os.environ, **env, "PYTHONPATH": path}, timeout=120)
+
+
+def test_cli_info_ls_cat_verify_on_an_s3_url(s3_env, s3_set, packed, tmp_path):
+    env = {**CREDENTIALS, "AWS_ENDPOINT_URL": s3_env}
+    r = _cli("info", s3_set, env=env)
+    assert r.returncode == 0, r.stderr
+    assert s3_set in r.stdout and "samples" in r.stdout
+    r = _cli("ls", s3_set, env=env)
+    local = ShardSet.open(packed)
+    assert r.returncode == 0 and [ln.split("\t")[0] for ln in r.stdout.splitlines()] == local.keys
+    r = _cli("cat", s3_set, local.keys[2], "-o", str(tmp_path / "x.wav"), env=env)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "x.wav").read_bytes() == local.read_data_member(2)
+    r = _cli("verify", s3_set, env=env)
+    assert r.returncode == 0 and r.stdout.startswith("OK:"), r.stdout + r.stderr
+
+
+def test_cli_verify_names_the_damaged_sample_and_errors_are_one_line(s3_env, packed, tmp_path):
+    url, bad_key = _corrupt_copy(s3_env, packed, tmp_path, "corrupt-cli/")
+    env = {**CREDENTIALS, "AWS_ENDPOINT_URL": s3_env}
+    r = _cli("verify", url, env=env)
+    assert r.returncode == 4 and bad_key in r.stdout and "CRC-32" in r.stdout
+    r = _cli("info", "s3://no-such-bucket/x/", env=env)
+    assert r.returncode == 1 and "the bucket does not exist" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
