@@ -246,3 +246,51 @@ def test_cli_verify_names_the_damaged_sample_and_errors_are_one_line(s3_env, pac
     r = _cli("info", "s3://no-such-bucket/x/", env=env)
     assert r.returncode == 1 and "the bucket does not exist" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+# -- fork safety: real DataLoader workers, in a fresh process (pytest's own may have used obstore) --------
+
+_LOADER = r"""
+import sys, pickle
+from torch.utils.data import DataLoader
+from shardkit.read import ShardDataset
+from shardkit.errors import UsageError
+url, local, mode = sys.argv[1], sys.argv[2], sys.argv[3]
+def epochs(src, workers, **kw):
+    ds = ShardDataset(src, batch_size=4, crop_seconds=1.0, seed=5, shuffle_window="400KB")
+    dl = DataLoader(ds, batch_size=None, num_workers=workers, persistent_workers=workers > 0, **kw)
+    out = []
+    for e in range(2):
+        ds.set_epoch(e)
+        out.append([(list(b["keys"]), b["audio"].numpy().tobytes()) for b in dl])
+    return out
+want = epochs(local, 0)
+if mode == "forked-after-use":
+    ds = ShardDataset(url, batch_size=4, crop_seconds=1.0, seed=5)
+    next(iter(ds))  # the main process reads from the bucket itself, then forks workers
+    try:
+        list(DataLoader(ds, batch_size=None, num_workers=2))
+    except Exception as exc:
+        print("REFUSED", type(exc).__name__, str(exc).splitlines()[-1])
+        sys.exit(0)
+    sys.exit("not refused")
+ctx = {} if mode == "fork" else {"multiprocessing_context": mode}
+assert epochs(url, 2, **ctx) == want
+print("EQUAL")
+"""
+
+
+@pytest.mark.parametrize("mode", ["fork", "spawn", "forked-after-use"])
+def test_dataloader_with_two_persistent_workers_never_hangs(s3_env, s3_set, packed, mode):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, **CREDENTIALS, "AWS_ENDPOINT_URL": s3_env}
+    r = subprocess.run([sys.executable, "-c", _LOADER, s3_set, str(packed), mode], capture_output=True, text=True,
+                       env=env, timeout=150)  # a hang fails here instead of blocking the suite
+    assert r.returncode == 0, r.stderr[-2000:]
+    if mode == "forked-after-use":
+        assert "REFUSED" in r.stdout and "multiprocessing_context='spawn'" in r.stdout
+    else:
+        assert "EQUAL" in r.stdout
