@@ -6,6 +6,7 @@ Every case: the epoch equals the local read of the same set (same seed), or a na
 
 from __future__ import annotations
 
+import os
 import pickle
 import socket
 import time
@@ -294,3 +295,42 @@ def test_dataloader_with_two_persistent_workers_never_hangs(s3_env, s3_set, pack
         assert "REFUSED" in r.stdout and "multiprocessing_context='spawn'" in r.stdout
     else:
         assert "EQUAL" in r.stdout
+
+
+# -- DDP: 2 gloo ranks reading from the S3 server ---------------------------------------------------------
+
+
+def _ddp_rank(rank, world, port, url, out):
+    import json
+    from datetime import timedelta
+
+    import torch
+    import torch.distributed as dist
+    from torch.utils.data import DataLoader
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world, timeout=timedelta(seconds=60))
+    try:
+        ds = ShardDataset(url, batch_size=2, crop_seconds=1.0, seed=5, shuffle_window="400KB")
+        keys = []
+        for b in DataLoader(ds, batch_size=None, num_workers=1):
+            n = torch.tensor([int(b["valid"].sum())])
+            dist.all_reduce(n)  # hangs unless every rank takes the same number of steps
+            keys += [k for k, v in zip(b["keys"], b["valid"].tolist()) if v]
+        with open(f"{out}/rank{rank}.json", "w") as fh:
+            json.dump(keys, fh)
+    finally:
+        dist.destroy_process_group()
+
+
+def test_two_gloo_ranks_read_the_s3_set_exactly_once(s3_env, s3_set, packed, tmp_path):
+    import json
+
+    import torch.multiprocessing as tmp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    tmp.spawn(_ddp_rank, args=(2, port, s3_set, str(tmp_path)), nprocs=2, join=True)
+    keys = [k for r in range(2) for k in json.loads((tmp_path / f"rank{r}.json").read_text())]
+    assert sorted(keys) == sorted(ShardSet.open(packed).keys)
