@@ -23,6 +23,10 @@ from shardkit.units import format_duration, format_size
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
+#: a shard set's folder, manifest.json, or object-store URL (s3://bucket/prefix/, gs://, az://, http(s)://);
+#: credentials and endpoint come from the environment (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...)
+LOCATION = click.STRING
+
 #: exit code when pack stopped at its budget, or verify found problems
 EXIT_INCOMPLETE, EXIT_PROBLEMS = 3, 4
 
@@ -119,9 +123,9 @@ def _print_pack_result(r: shardkit.PackResult) -> None:
 
 
 @cli.command()
-@click.argument("shards", type=click.Path(path_type=Path))
+@click.argument("shards", type=LOCATION)
 @click.option("--top", default=10, show_default=True, help="How many classes to list.")
-def info(shards: Path, top: int) -> None:
+def info(shards: str, top: int) -> None:
     """Summarise a shard set: samples, hours, classes, shards, bytes, parameters."""
     i = shardkit.info(shards)
     t = Table(show_header=False, box=None)
@@ -140,8 +144,8 @@ def info(shards: Path, top: int) -> None:
 
 
 @cli.command(name="ls")
-@click.argument("shards", type=click.Path(path_type=Path))
-def ls_(shards: Path) -> None:
+@click.argument("shards", type=LOCATION)
+def ls_(shards: str) -> None:
     """List samples: key, shard, seconds, labels, source."""
     for s in shardkit.list_samples(shards):
         labels = ",".join(x for x in (s.primary_label, *s.secondary_labels) if x)
@@ -149,12 +153,12 @@ def ls_(shards: Path) -> None:
 
 
 @cli.command()
-@click.argument("shards", type=click.Path(path_type=Path))
+@click.argument("shards", type=LOCATION)
 @click.argument("key")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the .wav (.npy for mel-u8 sets) here.")
 @click.option("--meta", is_flag=True, help="Print the sample's metadata instead.")
-def cat(shards: Path, key: str, output: Path | None, meta: bool) -> None:
+def cat(shards: str, key: str, output: Path | None, meta: bool) -> None:
     """Extract one sample by KEY as a .wav file, or .npy for mel-u8 sets (to -o, or stdout when it is
     not a terminal)."""
     s = shardkit.read_sample(shards, key)
@@ -170,8 +174,8 @@ def cat(shards: Path, key: str, output: Path | None, meta: bool) -> None:
 
 
 @cli.command()
-@click.argument("shards", type=click.Path(path_type=Path))
-def verify(shards: Path) -> None:
+@click.argument("shards", type=LOCATION)
+def verify(shards: str) -> None:
     """Check every shard and index against the manifest's sizes and sha256; name damaged samples."""
     with verify_progress(err, shards) as progress:
         report = shardkit.verify(shards, progress=progress)

@@ -28,6 +28,7 @@ from shardkit.errors import (
     ShardkitError,
     ShardReadError,
     SourceError,
+    StorageError,
     UnknownCodecError,
     UnsupportedVersionError,
     UsageError,
@@ -51,7 +52,7 @@ _LAZY = {name: module for module, names in _LAZY_MODULES.items() for name in nam
 _ERRORS = [
     "BudgetExceededError", "DecodeError", "FormatError", "IntegrityError", "ManifestError", "MetadataError",
     "OutputConflictError", "PackError", "SampleNotFoundError", "ShardIndexError", "ShardReadError", "ShardkitError",
-    "SourceError", "UnknownCodecError", "UnsupportedVersionError", "UsageError",
+    "SourceError", "StorageError", "UnknownCodecError", "UnsupportedVersionError", "UsageError",
 ]
 
 __all__ = sorted(["FORMAT_VERSION", "__version__", *_ERRORS, *_LAZY])

@@ -18,7 +18,9 @@ what happened, names the file (and the sample, where there is one) and what to d
     │   └── ShardIndexError             a shard index is missing or malformed (0.2 name: IndexError_)
     ├── IntegrityError                  a hash or size check failed (a corrupt shard)
     ├── SampleNotFoundError(KeyError)   no sample with that key in the shard set
-    └── ShardReadError(OSError)         reading a shard failed while streaming
+    ├── ShardReadError(OSError)         reading a shard failed while streaming
+    └── StorageError(OSError)           object storage cannot be used: unreachable endpoint, no such
+                                        bucket, access denied (names the URL and what to check)
 
 The CLI maps any ShardkitError to a one-line message and exit code :attr:`ShardkitError.exit_code`.
 """
@@ -106,6 +108,11 @@ class ShardReadError(ShardkitError, OSError):
     """Reading shard bytes failed while streaming (missing, truncated or unreadable shard)."""
 
 
+class StorageError(ShardkitError, OSError):
+    """Object storage cannot be used: the endpoint is unreachable, the bucket does not exist, the
+    credentials are refused. The message names the URL and what to check."""
+
+
 __all__ = [
     "BudgetExceededError",
     "DecodeError",
@@ -121,6 +128,7 @@ __all__ = [
     "ShardReadError",
     "ShardkitError",
     "SourceError",
+    "StorageError",
     "UnknownCodecError",
     "UnsupportedVersionError",
     "UsageError",

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from shardkit.errors import ManifestError, UsageError
 from shardkit.format import Manifest, ShardIndex, manifest_root
 
 
@@ -16,7 +17,7 @@ from shardkit.format import Manifest, ShardIndex, manifest_root
 class ShardSetInfo:
     """Summary of a shard set, from its manifest."""
 
-    root: Path
+    root: Path | str          #: the folder, or the URL of a set on object storage
     version_id: str
     format_version: int
     complete: bool
@@ -46,12 +47,34 @@ class ShardSetInfo:
         return sorted(self.label_counts.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
 
 
-def info(path: str | os.PathLike[str]) -> ShardSetInfo:
-    """Summarise the shard set at ``path`` (folder or manifest.json)."""
-    doc = Manifest.load(path)
+def _open_manifest(path: str | os.PathLike[str], storage_options: dict[str, Any] | None) -> tuple[Manifest, Any]:
+    """(manifest, storage) of a URL (read once, in a child process: see ``ObjectStorage``), or
+    (manifest, None) of a local folder."""
+    from shardkit.read import locate
+
+    if not locate.is_url(path):
+        if storage_options:
+            raise UsageError(f"{path}: storage_options apply to object-store URLs, not to a local folder")
+        return Manifest.load(path), None
+    from shardkit.read.remote import ObjectStorage
+
+    root, name = locate.split_url(str(path))
+    storage = ObjectStorage(root, storage_options)
+    storage.load_metadata(name)
+    where = storage.describe(name)
+    try:
+        data = storage.read_bytes(name)
+    except FileNotFoundError:
+        raise ManifestError(f"{where}: no manifest; is this a shard set made by 'shardkit pack'?") from None
+    return Manifest.from_json(data, where), storage
+
+
+def info(path: str | os.PathLike[str], *, storage_options: dict[str, Any] | None = None) -> ShardSetInfo:
+    """Summarise the shard set at ``path`` (folder, manifest.json, or an object-store URL)."""
+    doc, _ = _open_manifest(path, storage_options)
     t, codec = doc.totals, doc.codec
     return ShardSetInfo(
-        root=manifest_root(path), version_id=doc.version_id, format_version=doc.format_version,
+        root=_root(path), version_id=doc.version_id, format_version=doc.format_version,
         complete=doc.complete, codec=codec.codec_id, sample_rate=codec.sample_rate,
         channels=codec.channels, layout=doc.layout, samples=t.get("samples", doc.samples),
         seconds=t.get("seconds", 0.0), shards=len(doc.shards), bytes=t.get("bytes", 0),
@@ -77,14 +100,24 @@ class SampleEntry:
     start_seconds: float
 
 
-def list_samples(path: str | os.PathLike[str]) -> Iterator[SampleEntry]:
+def _root(path: str | os.PathLike[str]) -> Path | str:
+    from shardkit.read import locate
+
+    return locate.split_url(str(path))[0] if locate.is_url(path) else manifest_root(path)
+
+
+def list_samples(path: str | os.PathLike[str], *, storage_options: dict[str, Any] | None = None
+                 ) -> Iterator[SampleEntry]:
     """Every sample of the shard set, shard by shard, in tar order (reads indexes only)."""
-    doc = Manifest.load(path)
-    root = manifest_root(path)
+    doc, storage = _open_manifest(path, storage_options)
+    root = manifest_root(path) if storage is None else None
     codec = doc.codec
     rate, per_frame = codec.sample_rate, codec.seconds_per_frame
     for rec in doc.shards:
-        idx = ShardIndex.load(root / rec.index)
+        if storage is None:
+            idx = ShardIndex.load(root / rec.index)
+        else:
+            idx = ShardIndex.from_bytes(storage.read_bytes(rec.index), storage.describe(rec.index))
         vocab = idx.vocabulary
         c = idx.columns
         for i, key in enumerate(c["key"]):
@@ -114,11 +147,11 @@ class Sample:
         return self.data
 
 
-def read_sample(path: str | os.PathLike[str], key: str) -> Sample:
-    """The sample ``key`` of the shard set at ``path``; :class:`SampleNotFoundError` if absent."""
+def read_sample(path: str | os.PathLike[str], key: str, *, storage_options: dict[str, Any] | None = None) -> Sample:
+    """The sample ``key`` of the shard set at ``path`` (folder or URL); :class:`SampleNotFoundError` if absent."""
     from shardkit.read.shardset import ShardSet
 
-    with ShardSet.open(path) as ss:
+    with ShardSet.open(path, storage_options=storage_options) as ss:
         i = ss.find(key)
         return Sample(key=key, shard=ss.shard_names[int(ss.shard_id[i])], data=ss.read_data_member(i),
                       meta=ss.read_meta(i), ext=ss.codec.ext)

@@ -62,7 +62,9 @@ class ShardDataset(IterableDataset):
     ``"keep"`` (default otherwise; every item exactly once, a rank may have one extra short batch).
     ``rank``/``world_size`` default to :func:`detect_topology` at construction. ``read_threads``: threads
     that copy a batch's items out of the page cache (default 2 in the training process on a 2+-core
-    machine, 1 in DataLoader workers); the batch is the same for any number.
+    machine, 1 in DataLoader workers); the batch is the same for any number. ``source`` may be an
+    object-store URL (``s3://bucket/prefix/``, ``gs://…``, ``az://…``, ``http(s)://…``) with
+    ``storage_options`` for obstore (docs/reading.md, "Shard sets on object storage").
 
     The arguments are checked into :attr:`options` (:class:`ReadOptions`) and also readable as
     attributes (``ds.batch_size``, ...). :attr:`shard_set` is the :class:`ShardSet` read,
@@ -88,6 +90,7 @@ class ShardDataset(IterableDataset):
         world_size: int | None = None,
         on_error: str = "raise",
         read_threads: int | None = None,
+        storage_options: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         opts = ReadOptions(batch_size=batch_size, crop_seconds=crop_seconds,
@@ -95,7 +98,8 @@ class ShardDataset(IterableDataset):
                            shuffle_window=shuffle_window, partial=partial, secondary_weight=secondary_weight,
                            classes=None if classes is None else tuple(classes), with_metadata=with_metadata,
                            on_error=on_error, read_threads=read_threads)
-        self.shard_set = ss = source if isinstance(source, ShardSet) else ShardSet.open(source)
+        self.shard_set = ss = (source if isinstance(source, ShardSet)
+                               else ShardSet.open(source, storage_options=storage_options))
         opts.check_layout(ss.mode, ss.root)
         #: the checked arguments (:class:`ReadOptions`)
         self.options = opts

@@ -29,8 +29,10 @@ from shardkit.errors import (
     SampleNotFoundError,
     ShardIndexError,
     ShardReadError,
+    StorageError,
 )
 from shardkit.format import Manifest
+from shardkit.read import locate
 from shardkit.read.storage import MAX_OPEN_SHARDS, LocalFiles, LocalStorage, OpenFailed, ShortRead, Storage
 
 log = logging.getLogger(__name__)
@@ -64,9 +66,10 @@ class ShardSet:
     - ``keys`` list[str]; ``key_hash`` uint64 (N,): see :func:`key_hashes`
     """
 
-    def __init__(self, root: Path, manifest: Manifest, columns: dict[str, Any],
+    def __init__(self, root: Path | str, manifest: Manifest, columns: dict[str, Any],
                  storage: Storage | None = None) -> None:
-        self.root = Path(root)
+        #: the set's folder (a ``Path``), or its URL (a ``str`` ending in ``/``) for a set on object storage
+        self.root: Path | str = root if locate.is_url(root) else Path(root)
         self.manifest = manifest
         #: where the bytes come from (:class:`~shardkit.read.storage.Storage`)
         self.storage: Storage = storage if storage is not None else LocalStorage(self.root)
@@ -94,12 +97,16 @@ class ShardSet:
         self.meta_offset: np.ndarray = columns["meta_offset"]
         self.meta_size: np.ndarray = columns["meta_size"]
         self.frames: np.ndarray = columns["frames"]
+        #: uint32 (N,): zlib CRC-32 of each data member and ``.mp`` member (index ``wav_crc32``/``meta_crc32``)
+        self.wav_crc32: np.ndarray = columns["wav_crc32"]
+        self.meta_crc32: np.ndarray = columns["meta_crc32"]
         self.label: np.ndarray = columns["label"]
         self.sec_ptr: np.ndarray = columns["sec_ptr"]
         self.sec_idx: np.ndarray = columns["sec_idx"]
         self.codec_columns: dict[str, np.ndarray] = columns["codec"]
         self.key_hash: np.ndarray = key_hashes(self.keys)
         self._key_rows: dict[str, int] | None = None
+        self._bind_storage()
 
     @property
     def files(self) -> Storage:
@@ -121,19 +128,22 @@ class ShardSet:
     # -- opening ---------------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str], *, storage: Storage | None = None) -> ShardSet:
-        """Open the shard set at ``path`` (its folder or its ``manifest.json``).
+    def open(cls, path: str | os.PathLike[str], *, storage: Storage | None = None,
+             storage_options: dict[str, Any] | None = None) -> ShardSet:
+        """Open the shard set at ``path``: its folder or its ``manifest.json``, or an object-store URL
+        (``s3://bucket/prefix/``, ``gs://…``, ``az://…``, ``http(s)://…``; docs/reading.md).
 
-        ``storage``: where to read its files (default :class:`LocalStorage` of the folder); ``path``
-        then names the set in messages and the manifest's name. Checks the manifest's and every
+        ``storage``: where to read its files (default :func:`~shardkit.read.remote.open_storage` of the
+        location: :class:`LocalStorage` of a folder, :class:`~shardkit.read.remote.ObjectStorage` of a
+        URL, with ``storage_options``); ``path`` then names the set in messages and the manifest's name.
+        A URL's manifest and indexes are read once, in a child process (fork safety). Checks the manifest's and every
         index's format version, that each index belongs to the manifest (vocabulary, codec, sample
         count) and that each shard's size is what its index says. Raises :class:`ManifestError`,
         :class:`UnsupportedVersionError`, :class:`ShardIndexError`, :class:`ShardReadError` (a shard
         file is missing) or :class:`IntegrityError` (size mismatch).
         """
-        root = fmt.manifest_root(path)
-        storage = storage if storage is not None else LocalStorage(root)
-        manifest = _load_manifest(storage, _manifest_name(path))
+        root, name, storage = _locate(path, storage, storage_options)
+        manifest = _load_manifest(storage, name)
         codec = manifest.codec
         indexes = []
         for entry in manifest.shards:
@@ -250,7 +260,54 @@ class ShardSet:
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_key_rows"] = None
+        state["_members"] = {}
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._bind_storage()
+
+    # -- members, for storages that fetch and check whole members ------------------------------------
+
+    def _bind_storage(self) -> None:
+        self._members: dict[str, Any] = {}
+        bind = getattr(self.storage, "bind_members", None)
+        if bind is not None:
+            bind(self.members)
+
+    def members(self, shard: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """The members of ``shard`` (data and ``.mp``), sorted by offset: (starts int64, ends int64,
+        CRC-32s int64); None for a name that is not a shard of the set."""
+        got = self._members.get(shard)
+        if got is None:
+            try:
+                s = self.shard_names.index(shard)
+            except ValueError:
+                return None
+            rows = slice(int(self.shard_ptr[s]), int(self.shard_ptr[s + 1]))
+            starts = np.concatenate([self.wav_offset[rows], self.meta_offset[rows]])
+            ends = starts + np.concatenate([self.sample_bytes[rows], self.meta_size[rows]])
+            crcs = np.concatenate([self.wav_crc32[rows], self.meta_crc32[rows]]).astype(np.int64)
+            order = np.argsort(starts, kind="stable")
+            got = self._members[shard] = (starts[order], ends[order], crcs[order])
+        return got
+
+
+def _locate(path: str | os.PathLike[str], storage: Storage | None, storage_options: dict[str, Any] | None
+            ) -> tuple[Path | str, str, Storage]:
+    """(root, manifest name, storage) of a location; a URL's metadata is loaded ahead in one go."""
+    from shardkit.read.remote import open_storage
+
+    if locate.is_url(path):
+        root, name = locate.split_url(str(path))
+    else:
+        root, name = fmt.manifest_root(path), _manifest_name(path)
+    if storage is None:
+        storage = open_storage(root, storage_options)
+    preload = getattr(storage, "load_metadata", None)
+    if preload is not None:
+        preload(name)
+    return root, name, storage
 
 
 def _manifest_name(path: str | os.PathLike[str]) -> str:
@@ -263,6 +320,8 @@ def _load_manifest(storage: Storage, name: str) -> Manifest:
     where = storage.describe(name)
     try:
         data = storage.read_bytes(name)
+    except StorageError:
+        raise
     except FileNotFoundError as exc:
         raise ManifestError(
             f"{where}: no manifest; is this a shard set made by 'shardkit pack'? "
@@ -277,6 +336,8 @@ def _load_index(storage: Storage, entry: fmt.ShardEntry, root: Path) -> fmt.Shar
     where = storage.describe(entry.index)
     try:
         data = storage.read_bytes(entry.index)
+    except StorageError:
+        raise
     except FileNotFoundError as exc:
         raise ShardIndexError(f"{where}: shard index is missing; "
                               f"run 'shardkit verify {root}' on the shard set") from exc
@@ -310,7 +371,7 @@ def _check_shard(storage: Storage, entry: fmt.ShardEntry, index: fmt.ShardIndex,
     try:
         size = storage.size(entry.name)
     except FileNotFoundError as exc:
-        raise ShardReadError(f"{where}: shard is missing (listed in {root / fmt.MANIFEST_NAME}); "
+        raise ShardReadError(f"{where}: shard is missing (listed in {storage.describe(fmt.MANIFEST_NAME)}); "
                              "re-download or re-pack the shard set") from exc
     if size != index.shard_bytes:
         raise IntegrityError(f"{where}: shard has {size} bytes, its index says "
@@ -360,6 +421,7 @@ def _concat_columns(indexes: list[fmt.ShardIndex], codec: Codec, n_labels: int, 
         "wav_offset": _int64(indexes, "wav_offset"), "sample_bytes": _int64(indexes, "wav_size"),
         "meta_offset": _int64(indexes, "meta_offset"), "meta_size": _int64(indexes, "meta_size"),
         "frames": _int64(indexes, "frames"),
+        "wav_crc32": _int64(indexes, "wav_crc32", np.uint32), "meta_crc32": _int64(indexes, "meta_crc32", np.uint32),
         "codec": {name: _int64(indexes, name, dtype) for name, dtype in codec.index_columns.items()},
     }
 

@@ -3,6 +3,7 @@ and, where a shard's hash is off, which samples are damaged (per-member CRC-32 a
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -11,6 +12,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from shardkit.encode.registry import get_codec
 from shardkit.errors import FormatError
@@ -59,12 +61,21 @@ def _sha256(path: Path, progress: Callable[[int], None] | None) -> tuple[str, in
     return h.hexdigest(), n
 
 
-def verify(path: str | os.PathLike[str], *, progress: Callable[[int], None] | None = None) -> VerifyReport:
-    """Check every shard and index of the shard set at ``path`` (folder or manifest.json).
+def verify(path: str | os.PathLike[str], *, progress: Callable[[int], None] | None = None,
+           storage_options: dict[str, Any] | None = None) -> VerifyReport:
+    """Check every shard and index of the shard set at ``path`` (folder or manifest.json, or an
+    object-store URL: ``s3://bucket/prefix/``, … with ``storage_options``).
 
     ``progress`` is called with the number of bytes hashed after each chunk. Returns a report
-    listing every problem found; raises only when the manifest itself is unusable.
+    listing every problem found; raises only when the manifest itself is unusable (or, for a URL,
+    the storage cannot be reached: :class:`~shardkit.errors.StorageError`).
     """
+    from shardkit.read import locate
+
+    if locate.is_url(path):
+        from shardkit.versions.verify_remote import verify_remote
+
+        return verify_remote(str(path), storage_options, progress)
     doc = Manifest.load(path)
     root = manifest_root(path)
     report = VerifyReport(root)
@@ -99,7 +110,8 @@ def verify(path: str | os.PathLike[str], *, progress: Callable[[int], None] | No
             continue
         report.problems.append(Problem(rec.name, None, "sha256 differs from the manifest"))
         if idx is not None:
-            report.problems.extend(_locate(shard, idx))
+            with open(shard, "rb") as fh:
+                report.problems.extend(locate_damage(shard.name, idx, functools.partial(_pread, fh)))
     for name in sorted(os.listdir(root)):
         if is_shard_name(name) and name not in listed:
             report.problems.append(Problem(name, None, "shard is not listed in the manifest"))
@@ -108,30 +120,34 @@ def verify(path: str | os.PathLike[str], *, progress: Callable[[int], None] | No
     return report
 
 
-def _locate(shard: Path, idx: ShardIndex) -> list[Problem]:
-    """Name the samples whose members fail their CRC-32 or whose tar headers are damaged."""
+def _pread(fh: Any, offset: int, size: int) -> bytes:
+    fh.seek(offset)
+    return fh.read(size)
+
+
+def locate_damage(shard: str, idx: ShardIndex, read: Callable[[int, int], bytes]) -> list[Problem]:
+    """Name the samples whose members fail their CRC-32 or whose tar headers are damaged;
+    ``read(offset, size)`` gives the shard's bytes (fewer at its end)."""
     found = []
     c = idx.columns
     data_ext = get_codec(idx.codec).ext
-    with open(shard, "rb") as fh:
-        for i, key in enumerate(c["key"]):
-            for ext, off_col, size_col, crc_col in (
-                (data_ext, "wav_offset", "wav_size", "wav_crc32"),
-                (META_EXT, "meta_offset", "meta_size", "meta_crc32"),
-            ):
-                off, size = c[off_col][i], c[size_col][i]
-                fh.seek(off - TAR_BLOCK)
-                header = fh.read(TAR_BLOCK)
-                data = fh.read(size)
-                name = f"{key}.{ext}"
-                try:
-                    info = tarfile.TarInfo.frombuf(header, "utf-8", "strict")
-                    if info.name != name or info.size != size:
-                        raise tarfile.HeaderError(f"header names {info.name!r} of {info.size} bytes")
-                except tarfile.HeaderError as exc:
-                    found.append(Problem(shard.name, key, f"tar header of {name} is damaged ({exc})"))
-                if len(data) != size:
-                    found.append(Problem(shard.name, key, f"{name} is cut short"))
-                elif zlib.crc32(data) != c[crc_col][i]:
-                    found.append(Problem(shard.name, key, f"{name} fails its CRC-32: its bytes changed"))
+    for i, key in enumerate(c["key"]):
+        for ext, off_col, size_col, crc_col in (
+            (data_ext, "wav_offset", "wav_size", "wav_crc32"),
+            (META_EXT, "meta_offset", "meta_size", "meta_crc32"),
+        ):
+            off, size = c[off_col][i], c[size_col][i]
+            raw = read(off - TAR_BLOCK, TAR_BLOCK + size)
+            header, data = raw[:TAR_BLOCK], raw[TAR_BLOCK:]
+            name = f"{key}.{ext}"
+            try:
+                info = tarfile.TarInfo.frombuf(header, "utf-8", "strict")
+                if info.name != name or info.size != size:
+                    raise tarfile.HeaderError(f"header names {info.name!r} of {info.size} bytes")
+            except tarfile.HeaderError as exc:
+                found.append(Problem(shard, key, f"tar header of {name} is damaged ({exc})"))
+            if len(data) != size:
+                found.append(Problem(shard, key, f"{name} is cut short"))
+            elif zlib.crc32(data) != c[crc_col][i]:
+                found.append(Problem(shard, key, f"{name} fails its CRC-32: its bytes changed"))
     return found

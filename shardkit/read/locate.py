@@ -1,0 +1,241 @@
+"""Where a shard set lives: a local folder or an object-store URL, and the obstore plumbing behind URLs.
+
+- :func:`is_url` / :func:`split_url`: ``s3://bucket/prefix/``, ``gs://…``, ``az://…``, ``http(s)://…``
+  (a URL ending in ``.json`` names the manifest itself);
+- :func:`make_store`: the obstore store of a URL, credentials and endpoint from the standard environment
+  (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``, …, GCS/Azure equivalents) or ``storage_options``;
+- :func:`storage_error`: an obstore failure as a one-line :class:`~shardkit.errors.StorageError` naming
+  the URL and what to check (a missing object stays a ``FileNotFoundError``);
+- fork safety: obstore's runtime does not survive ``fork``. :func:`mark_used` records the process that
+  used it; :func:`check_process` refuses, with a :class:`UsageError`, in a process forked after that.
+  :func:`fetch_metadata` reads the manifest, indexes and shard sizes in a short-lived child process, so
+  that opening a set never starts the runtime in the process that later forks DataLoader workers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import pickle
+import subprocess
+import sys
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from shardkit.errors import StorageError, UsageError
+
+log = logging.getLogger(__name__)
+
+__all__ = ["SCHEMES", "check_process", "fetch_metadata", "is_url", "make_store", "mark_used", "read_metadata",
+           "split_url", "storage_error", "used_here"]
+
+#: URL schemes read through obstore
+SCHEMES = ("s3", "s3a", "gs", "az", "abfs", "abfss", "adl", "azure", "http", "https")
+
+#: obstore settings shardkit uses unless ``storage_options`` says otherwise: a few quick retries (an
+#: unreachable endpoint fails in seconds, not after obstore's default 3 minutes)
+DEFAULT_RETRY = {"max_retries": 4, "retry_timeout": timedelta(seconds=30),
+                 "backoff": {"init_backoff": timedelta(milliseconds=100), "max_backoff": timedelta(seconds=4),
+                             "base": 2}}
+DEFAULT_CLIENT = {"connect_timeout": timedelta(seconds=10), "timeout": timedelta(seconds=120)}
+
+_ENDPOINT_KEYS = ("endpoint", "aws_endpoint", "aws_endpoint_url", "endpoint_url")
+_ENDPOINT_ENV = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT", "AWS_ENDPOINT_URL_S3", "GOOGLE_CLOUD_STORAGE_ENDPOINT")
+
+
+def is_url(location: object) -> bool:
+    """Whether ``location`` is an object-store URL (``scheme://…`` with a scheme of :data:`SCHEMES`)."""
+    if not isinstance(location, str) or "://" not in location:
+        return False
+    return location.split("://", 1)[0].lower() in SCHEMES
+
+
+def split_url(url: str) -> tuple[str, str]:
+    """``(root URL ending in '/', manifest name)``: a URL ending in ``.json`` names the manifest."""
+    from shardkit.format import MANIFEST_NAME
+
+    if url.endswith(".json"):
+        root, _, name = url.rpartition("/")
+        return root + "/", name
+    return url.rstrip("/") + "/", MANIFEST_NAME
+
+
+# -- stores -------------------------------------------------------------------------------------------
+
+
+def make_store(url: str, storage_options: Mapping[str, Any] | None = None) -> Any:
+    """The obstore store of root ``url``. ``storage_options``: obstore config keys (``endpoint``,
+    ``access_key_id``, ``region``, …), plus ``client_options`` / ``retry_config`` dicts that replace
+    shardkit's defaults key by key. An ``http://`` endpoint is allowed without further settings."""
+    from obstore.store import from_url
+
+    opts = dict(storage_options or {})
+    client = {**DEFAULT_CLIENT, **opts.pop("client_options", {})}
+    retry = {**DEFAULT_RETRY, **opts.pop("retry_config", {})}
+    endpoint = next((str(opts[k]) for k in _ENDPOINT_KEYS if k in opts), None)
+    endpoint = endpoint or next((os.environ[k] for k in _ENDPOINT_ENV if os.environ.get(k)), "")
+    if url.lower().startswith("http://") or endpoint.lower().startswith("http://"):
+        client.setdefault("allow_http", True)
+    try:
+        return from_url(url, client_options=client, retry_config=retry, **opts)
+    except Exception as exc:  # obstore raises its own config errors
+        raise UsageError(f"{url}: cannot use this URL with storage_options {sorted(opts)} ({_first_line(exc)})"
+                         ) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__
+
+
+def storage_error(exc: BaseException, where: str) -> OSError:
+    """One line for an obstore failure on ``where`` (a URL): ``FileNotFoundError`` for a missing
+    object, else :class:`StorageError` saying what to check. Returns it; the caller raises."""
+    text = str(exc)
+    kind = type(exc).__name__
+    if "NoSuchBucket" in text:
+        return StorageError(f"{where}: the bucket does not exist; check the URL and the endpoint "
+                            f"(AWS_ENDPOINT_URL / storage_options['endpoint'])")
+    if isinstance(exc, FileNotFoundError) or kind == "NotFoundError":
+        return FileNotFoundError(2, "no such object", where)
+    if kind in ("PermissionDeniedError", "UnauthenticatedError") or any(
+            s in text for s in ("403 Forbidden", "401 Unauthorized", "InvalidAccessKeyId", "SignatureDoesNotMatch",
+                                "AccessDenied")):
+        return StorageError(f"{where}: access denied; check the credentials (AWS_ACCESS_KEY_ID / "
+                            "AWS_SECRET_ACCESS_KEY, GOOGLE_APPLICATION_CREDENTIALS, AZURE_STORAGE_* or "
+                            "storage_options) and that they may read this bucket")
+    if any(s in text.lower() for s in ("connect", "dns error", "timed out", "timeout", "connection refused")):
+        return StorageError(f"{where}: cannot reach the storage endpoint ({_reason(text)}); check the network and "
+                            "the endpoint (AWS_ENDPOINT_URL / storage_options['endpoint'])")
+    return StorageError(f"{where}: read failed ({_reason(text) or kind}); check the URL, the endpoint and "
+                        "the credentials")
+
+
+def _reason(text: str) -> str:
+    """The most telling short phrase of obstore's long, multi-line error text."""
+    for key in ("Connection refused", "dns error", "timed out", "non-2xx status code: ", "error sending request"):
+        pos = text.find(key)
+        if pos >= 0:
+            return text[pos:].splitlines()[0][:120].rstrip(": ")
+    return text.strip().splitlines()[0][:160] if text.strip() else ""
+
+
+# -- fork safety --------------------------------------------------------------------------------------
+
+_USED_BY: list[int] = []  # the pid of the process that started obstore's runtime (inherited by a fork)
+
+
+def mark_used() -> None:
+    """Record that this process is about to use obstore (call before each use)."""
+    if not _USED_BY:
+        _USED_BY.append(os.getpid())
+
+
+def check_process(url: str) -> None:
+    """Raise :class:`UsageError` in a process forked from one that used obstore (it would hang there)."""
+    if _USED_BY and _USED_BY[0] != os.getpid():
+        raise UsageError(
+            f"{url}: this process was forked from one that had already read from object storage, and "
+            "obstore cannot be used after such a fork (it would hang). Pass "
+            "multiprocessing_context='spawn' (or 'forkserver') to the DataLoader, or do not iterate the "
+            "dataset in the main process before starting forked workers")
+
+
+def used_here() -> bool:
+    """Whether this process (not an ancestor) has used obstore."""
+    return bool(_USED_BY) and _USED_BY[0] == os.getpid()
+
+
+# -- the metadata of a set, read in a child process ------------------------------------------------
+
+#: a child that reads manifest, indexes and sizes gives up after this long (seconds)
+FETCH_TIMEOUT = 600
+
+
+def fetch_metadata(url: str, storage_options: Mapping[str, Any] | None, manifest: str
+                   ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(objects, sizes)``: the manifest and the index bytes of every shard it lists, and the size of
+    every shard, read in a child process (``sys.executable -c``; nothing of this process is re-imported).
+    Values are bytes/ints, or the ``OSError`` reading them raised (rebuilt here). The parent never
+    starts obstore's runtime, so it can fork DataLoader workers afterwards."""
+    import shardkit
+
+    env = dict(os.environ)
+    top = str(Path(shardkit.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join([top, *filter(None, [env.get("PYTHONPATH")])])
+    request = pickle.dumps((url, dict(storage_options or {}), manifest))
+    log.info("reading %s%s and its indexes", url, manifest)
+    try:
+        proc = subprocess.run([sys.executable, "-c", "from shardkit.read.locate import _child; _child()"],
+                              input=request, capture_output=True, env=env, timeout=FETCH_TIMEOUT, check=False)
+    except subprocess.TimeoutExpired:
+        raise StorageError(f"{url}: reading the manifest and indexes took over {FETCH_TIMEOUT} s; check the "
+                           "network and the endpoint") from None
+    if proc.returncode != 0:
+        tail = proc.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
+        raise StorageError(f"{url}: the process reading the manifest failed ({tail[0][:200]})")
+    return _rebuild_all(*pickle.loads(proc.stdout))
+
+
+def _rebuild(values: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, value in values.items():
+        if isinstance(value, tuple) and value and value[0] == "missing":
+            out[name] = FileNotFoundError(2, "no such object", value[1])
+        elif isinstance(value, tuple) and value and value[0] == "error":
+            out[name] = StorageError(value[1])
+        else:
+            out[name] = value
+    return out
+
+
+def read_metadata(url: str, storage_options: Mapping[str, Any] | None, manifest: str
+                  ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(objects, sizes)`` as :func:`fetch_metadata` gives them, read in this process (8 at a time)."""
+    mark_used()
+    return _rebuild_all(*_read_all(url, storage_options, manifest))
+
+
+def _rebuild_all(objects: dict[str, Any], sizes: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    return _rebuild(objects), _rebuild(sizes)
+
+
+def _read_all(url: str, options: Mapping[str, Any] | None, manifest: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The manifest, its indexes and shard sizes; errors as ``("missing"|"error", message)`` (picklable)."""
+    import obstore
+
+    store = make_store(url, options)
+
+    def run(fn: Any, name: str) -> Any:
+        try:
+            return fn(name)
+        except Exception as exc:
+            err = storage_error(exc, url + name)
+            return ("missing", url + name) if isinstance(err, FileNotFoundError) else ("error", str(err))
+
+    def get(name: str) -> Any:
+        return run(lambda m: bytes(obstore.get(store, m).bytes()), name)
+
+    objects: dict[str, Any] = {manifest: get(manifest)}
+    sizes: dict[str, Any] = {}
+    try:
+        shards = [(str(e["name"]), str(e["index"])) for e in json.loads(objects[manifest])["shards"]]
+    except Exception:  # not a manifest: the reader's parser says what is wrong with it
+        shards = []
+    with ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(get, [i for _, i in shards]))
+        sized = list(pool.map(lambda n: run(lambda m: int(obstore.head(store, m)["size"]), n), [s for s, _ in shards]))
+    objects.update(zip([i for _, i in shards], got))
+    sizes.update(zip([s for s, _ in shards], sized))
+    return objects, sizes
+
+
+def _child() -> None:
+    """The child of :func:`fetch_metadata`: request on stdin, pickled ``(objects, sizes)`` on stdout."""
+    url, options, manifest = pickle.loads(sys.stdin.buffer.read())
+    sys.stdout.buffer.write(pickle.dumps(_read_all(url, options, manifest)))
+    sys.stdout.buffer.flush()

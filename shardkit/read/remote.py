@@ -1,0 +1,476 @@
+"""Shard sets on object storage: :class:`ObjectStorage`, the :class:`~shardkit.read.storage.Storage`
+of an ``s3://``, ``gs://``, ``az://`` or ``http(s)://`` URL, read with obstore; :func:`open_storage`
+picks it or :class:`LocalStorage` for a location.
+
+How reads hide latency (a small GET costs 30–100 ms before its first byte):
+
+- the shard's members (data and ``.mp``) and their CRC-32s are known from the index
+  (:meth:`ObjectStorage.bind_members`). A read inside a member fetches whole members, grouped into
+  *windows*: runs of members with gaps of at most :data:`GAP` bytes, at most :data:`WINDOW_MAX` bytes
+  each (a larger member is a window of its own); the windows of one call are fetched concurrently;
+- :meth:`ObjectStorage.prefetch` fetches the windows of a shuffle window's members in the background
+  (:data:`MAX_IN_FLIGHT` at a time) before the batches need them;
+- every member is checked against its CRC-32 before any of its bytes is served: a mismatch fails the
+  ranges inside it with :class:`CorruptMember` (the reader's ``ShardReadError``, or a skip with
+  ``on_error="skip"``), never wrong audio;
+- fetched windows are kept in a cache of at most ``cache_bytes`` (default :data:`CACHE_BYTES`, 512 MB:
+  two default shuffle windows), least recently used first out. Memory held: the cache, plus at most
+  :data:`MAX_IN_FLIGHT` windows being fetched by prefetch, plus the windows of read calls in progress.
+
+A range outside the known members is read with plain ranged GETs (coalesced), checked for length only.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import zlib
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from shardkit.errors import UsageError
+from shardkit.read import locate
+from shardkit.read.storage import ByteRange, Extent, LocalStorage, RangeError, ShortRead, Storage
+from shardkit.units import parse_size
+
+log = logging.getLogger(__name__)
+
+__all__ = ["CACHE_BYTES", "CorruptMember", "ObjectStorage", "open_storage"]
+
+MB = 1 << 20
+#: members at most this far apart share a GET
+GAP = 1 * MB
+#: a window (one GET) grows to at most this many bytes
+WINDOW_MAX = 16 * MB
+#: background window GETs in flight per process
+MAX_IN_FLIGHT = 4
+#: default bound of the cache of fetched windows, per process
+CACHE_BYTES = 512 * MB
+#: a window that takes longer than this is logged at INFO
+SLOW_SECONDS = 1.0
+
+#: the members of a shard: (starts int64, ends int64, crc32s int64), sorted by start
+Members = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+class CorruptMember(OSError):
+    """A fetched member's bytes fail the CRC-32 of the index: not served."""
+
+    def __init__(self, where: str, offset: int, length: int) -> None:
+        super().__init__(f"{where}: member of {length} bytes at offset {offset} fails its CRC-32 "
+                         "(the object changed since it was indexed, or the transfer was corrupted)")
+
+
+class _Window(NamedTuple):
+    """Bytes ``[start, end)`` of an object, fetched; ``bad``: the (start, end) of members that failed
+    their CRC-32."""
+
+    start: int
+    end: int
+    data: Any  # a buffer (obstore Bytes)
+    bad: tuple[tuple[int, int], ...]
+
+
+def plan_windows(extents: Sequence[Extent], *, gap: int = GAP, max_bytes: int = WINDOW_MAX) -> list[list[Extent]]:
+    """Group members sorted by offset into windows: gaps ≤ ``gap``, span ≤ ``max_bytes`` (unless one
+    member alone is larger)."""
+    out: list[list[Extent]] = []
+    for e in extents:
+        if out:
+            last, first = out[-1][-1], out[-1][0]
+            end = last.offset + last.length
+            if end <= e.offset <= end + gap and e.offset + e.length - first.offset <= max_bytes:
+                out[-1].append(e)
+                continue
+        out.append([e])
+    return out
+
+
+class _Cache:
+    """Fetched windows, LRU, at most ``limit`` bytes (not thread-safe: the storage's lock guards it)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.used = limit, 0
+        self.windows: OrderedDict[tuple[str, int, int], _Window] = OrderedDict()
+
+    def find(self, name: str, offset: int, length: int) -> _Window | None:
+        for key, w in reversed(self.windows.items()):
+            if key[0] == name and w.start <= offset and offset + length <= w.end:
+                self.windows.move_to_end(key)
+                return w
+        return None
+
+    def put(self, name: str, w: _Window) -> None:
+        size = w.end - w.start
+        if size > self.limit:
+            return
+        key = (name, w.start, w.end)
+        if key in self.windows:
+            return
+        while self.windows and self.used + size > self.limit:
+            _, old = self.windows.popitem(last=False)
+            self.used -= old.end - old.start
+        self.windows[key] = w
+        self.used += size
+
+    def clear(self) -> None:
+        self.windows.clear()
+        self.used = 0
+
+
+def _serve(w: _Window, offset: int, length: int, dest: memoryview, where: str) -> OSError | None:
+    """Copy ``[offset, offset+length)`` out of window ``w`` into ``dest``, unless a bad member overlaps."""
+    for s, e in w.bad:
+        if s < offset + length and offset < e:
+            return CorruptMember(where, s, e - s)
+    view = dest if len(dest) == length else dest[:length]
+    view[:] = memoryview(w.data)[offset - w.start:offset - w.start + length]
+    return None
+
+
+class ObjectStorage:
+    """A shard set at an object-store URL (``s3://bucket/prefix/``, ``gs://…``, ``az://…``,
+    ``http(s)://…``), read with obstore. Thread-safe; pickles to its URL and options.
+
+    ``storage_options``: obstore settings (see :func:`shardkit.read.locate.make_store`); credentials and
+    endpoint otherwise come from the standard environment. ``cache_bytes``: bound of the window cache
+    per process (int or a size string, default 512 MB). See the module docstring for how reads work.
+    """
+
+    def __init__(self, url: str, storage_options: Mapping[str, Any] | None = None, *,
+                 cache_bytes: int | str = CACHE_BYTES, max_in_flight: int = MAX_IN_FLIGHT) -> None:
+        import importlib.util
+
+        if importlib.util.find_spec("obstore") is None:
+            raise UsageError(f"{url}: reading object storage needs obstore: pip install 'shardkit[remote]'")
+        self.url = url.rstrip("/") + "/"
+        self.storage_options = dict(storage_options or {})
+        self.cache_bytes = parse_size(cache_bytes) if isinstance(cache_bytes, str) else int(cache_bytes)
+        self.max_in_flight = int(max_in_flight)
+        self._members: Callable[[str], Members | None] | None = None
+        self._reset()
+
+    def _reset(self) -> None:
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+        self._store: Any = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._cache = _Cache(self.cache_bytes)
+        self._inflight: dict[tuple[str, int, int], Future[_Window]] = {}
+        self._preloaded: dict[str, Any] = {}
+        self._sizes: dict[str, Any] = {}
+        self._logged_first = False
+
+    def _client(self) -> Any:
+        """This process's obstore store (made on first use; refused after an unsafe fork)."""
+        if self._pid != os.getpid():
+            locate.check_process(self.url)
+            with locate_fork_lock():
+                if self._pid != os.getpid():
+                    members = self._members
+                    self._reset()
+                    self._members = members
+        locate.check_process(self.url)
+        if self._store is None:
+            with self._lock:
+                if self._store is None:
+                    self._store = locate.make_store(self.url, self.storage_options)
+        locate.mark_used()
+        return self._store
+
+    # -- metadata ----------------------------------------------------------------------------------
+
+    def load_metadata(self, manifest: str) -> None:
+        """Read the manifest, the indexes it lists and the shard sizes at once, in a child process
+        (:func:`shardkit.read.locate.fetch_metadata`) unless this process already uses obstore; the
+        next :meth:`read_bytes` / :meth:`size` of them are served from memory."""
+        if locate.used_here():
+            self._client()
+            objects, sizes = locate.read_metadata(self.url, self.storage_options, manifest)
+        else:
+            objects, sizes = locate.fetch_metadata(self.url, self.storage_options, manifest)
+        self._preloaded.update(objects)
+        self._sizes.update(sizes)
+
+    def bind_members(self, members: Callable[[str], Members | None] | None) -> None:
+        """Where to find a shard's members and CRC-32s (the shard set's index columns); reads inside a
+        member are then served from whole, checked members. Not pickled: the shard set binds again."""
+        self._members = members
+
+    # -- the Storage interface -------------------------------------------------------------------
+
+    def describe(self, name: str) -> str:
+        return self.url + name
+
+    def read_bytes(self, name: str) -> bytes:
+        value = self._preloaded.pop(name, None)
+        if value is None:
+            value = self._get_whole(name)
+        if isinstance(value, BaseException):
+            raise value
+        return value
+
+    def _get_whole(self, name: str) -> bytes:
+        import obstore
+
+        store = self._client()
+        log.info("fetching %s", self.describe(name))
+        try:
+            return bytes(obstore.get(store, name).bytes())
+        except Exception as exc:
+            raise locate.storage_error(exc, self.describe(name)) from None
+
+    def size(self, name: str) -> int:
+        value = self._sizes.get(name)
+        if value is None:
+            import obstore
+
+            try:
+                value = int(obstore.head(self._client(), name)["size"])
+            except UsageError:
+                raise
+            except Exception as exc:
+                value = locate.storage_error(exc, self.describe(name))
+            self._sizes[name] = value
+        if isinstance(value, BaseException):
+            raise value
+        return value
+
+    def read_into(self, name: str, ranges: Sequence[ByteRange | tuple[int, int, memoryview]]
+                  ) -> list[RangeError]:
+        self._client()  # raises UsageError in an unsafe fork: not an I/O failure
+        errors: dict[int, OSError] = {}
+        misses: list[int] = []
+        with self._lock:
+            for k, (offset, length, dest) in enumerate(ranges):
+                w = self._cache.find(name, offset, length)
+                if w is None:
+                    misses.append(k)
+                elif (err := _serve(w, offset, length, dest, self.describe(name))) is not None:
+                    errors[k] = err
+        if misses:
+            errors.update(self._read_misses(name, ranges, misses))
+        return sorted(errors.items())
+
+    def prefetch(self, name: str, extents: Sequence[Extent]) -> None:
+        """Fetch these members' windows in the background (up to ``cache_bytes`` of them), CRC-checked,
+        into the cache that :meth:`read_into` serves from."""
+        if not extents:
+            return
+        try:
+            self._client()
+        except UsageError:
+            return  # read_into says so
+        budget = self.cache_bytes
+        for group in plan_windows(sorted(extents)):
+            start, end = group[0].offset, group[-1].offset + group[-1].length
+            budget -= end - start
+            if budget < 0:
+                break
+            key = (name, start, end)
+            with self._lock:
+                if key in self._inflight or self._cache.find(name, start, end - start) is not None:
+                    continue
+                future = self._executor().submit(self._fetch_window, name, group, True)
+                self._inflight[key] = future
+            future.add_done_callback(lambda _f, key=key: self._done(key))
+
+    def close(self) -> None:
+        with self._lock:
+            self._cache.clear()
+            pool, self._pool = self._pool, None
+        if pool is not None and self._pid == os.getpid():
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    # -- fetching ----------------------------------------------------------------------------------
+
+    def _executor(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.max_in_flight, thread_name_prefix="shardkit-prefetch")
+        return self._pool
+
+    def _done(self, key: tuple[str, int, int]) -> None:
+        with self._lock:
+            self._inflight.pop(key, None)
+
+    def _fetch_window(self, name: str, group: list[Extent], cache: bool) -> _Window:
+        """GET the members of ``group`` as one range, check each one's CRC-32; cache it if asked."""
+        import obstore
+
+        start, end = group[0].offset, group[-1].offset + group[-1].length
+        t0 = time.monotonic()
+        try:
+            data = obstore.get_range(self._client(), name, start=start, end=end)
+        except UsageError:
+            raise
+        except Exception as exc:
+            raise locate.storage_error(exc, self.describe(name)) from None
+        return self._checked(name, group, data, time.monotonic() - t0, cache)
+
+    def _checked(self, name: str, group: list[Extent], data: Any, seconds: float, cache: bool) -> _Window:
+        start, end = group[0].offset, group[-1].offset + group[-1].length
+        if len(data) != end - start:
+            raise ShortRead(self.describe(name), len(data), end - start, start)
+        view = memoryview(data)
+        bad = tuple((e.offset, e.offset + e.length) for e in group
+                    if zlib.crc32(view[e.offset - start:e.offset - start + e.length]) != e.crc32)
+        if bad:
+            log.warning("%s: %d members of bytes %d-%d fail their CRC-32", self.describe(name), len(bad), start, end)
+        level = logging.INFO if seconds > SLOW_SECONDS or not self._logged_first else logging.DEBUG
+        self._logged_first = True
+        log.log(level, "fetched %s bytes %d-%d (%.1f MB, %d members) in %.2f s", self.describe(name), start, end,
+                (end - start) / MB, len(group), seconds)
+        w = _Window(start, end, data, bad)
+        if cache:
+            with self._lock:
+                self._cache.put(name, w)
+        return w
+
+    def _read_misses(self, name: str, ranges: Sequence[Any], misses: list[int]) -> dict[int, OSError]:
+        """Fill the ranges not in the cache: whole checked members where they are known, else plain
+        ranged GETs."""
+        members = self._members(name) if self._members is not None else None
+        inside: dict[int, int] = {}  # range position -> member number
+        if members is not None:
+            starts, ends, _ = members
+            for k in misses:
+                offset, length = ranges[k][0], ranges[k][1]
+                m = int(np.searchsorted(starts, offset, side="right")) - 1
+                if m >= 0 and offset + length <= ends[m]:
+                    inside[k] = m
+        errors = self._plain_reads(name, ranges, [k for k in misses if k not in inside])
+        if inside:
+            errors.update(self._member_reads(name, ranges, inside, members))
+        return errors
+
+    def _member_reads(self, name: str, ranges: Sequence[Any], inside: dict[int, int], members: Members
+                      ) -> dict[int, OSError]:
+        starts, ends, crcs = members
+        wanted = sorted(set(inside.values()))
+        extents = [Extent(int(starts[m]), int(ends[m] - starts[m]), int(crcs[m])) for m in wanted]
+        groups = plan_windows(extents)
+        windows = self._fetch_groups(name, groups)
+        errors: dict[int, OSError] = {}
+        for k, m in inside.items():
+            offset, length, dest = ranges[k]
+            w = next(w for w in windows if _covers(w, starts[m], ends[m]))
+            if isinstance(w, _Failed):
+                errors[k] = w.err
+            elif (err := _serve(w, offset, length, dest, self.describe(name))) is not None:
+                errors[k] = err
+        return errors
+
+    def _fetch_groups(self, name: str, groups: list[list[Extent]]) -> list[Any]:
+        """Each group's window: waited for if prefetch is fetching it, else fetched now, concurrently
+        (obstore ``get_ranges``). A failed group gives a :class:`_Failed` in its place."""
+        import obstore
+
+        out: list[Any] = [None] * len(groups)
+        todo = []
+        for j, g in enumerate(groups):
+            key = (name, g[0].offset, g[-1].offset + g[-1].length)
+            with self._lock:
+                future = self._inflight.get(key)
+            if future is not None:
+                try:
+                    out[j] = future.result()
+                    continue
+                except OSError:
+                    pass  # fetch it again now
+            todo.append(j)
+        if not todo:
+            return out
+        starts = [groups[j][0].offset for j in todo]
+        ends = [groups[j][-1].offset + groups[j][-1].length for j in todo]
+        t0 = time.monotonic()
+        try:
+            got = obstore.get_ranges(self._client(), name, starts=starts, ends=ends, coalesce=0)
+        except UsageError:
+            raise
+        except Exception:
+            got = None  # find out which group fails, one by one
+        for n, j in enumerate(todo):
+            try:
+                if got is None:
+                    out[j] = self._fetch_window(name, groups[j], True)
+                else:
+                    out[j] = self._checked(name, groups[j], got[n], time.monotonic() - t0, True)
+            except OSError as exc:
+                out[j] = _Failed(starts[n], ends[n], exc)
+        return out
+
+    def _plain_reads(self, name: str, ranges: Sequence[Any], ks: list[int]) -> dict[int, OSError]:
+        import obstore
+
+        if not ks:
+            return {}
+        try:
+            got = obstore.get_ranges(self._client(), name, starts=[int(ranges[k][0]) for k in ks],
+                                     lengths=[int(ranges[k][1]) for k in ks], coalesce=GAP)
+        except UsageError:
+            raise
+        except Exception as exc:
+            err = locate.storage_error(exc, self.describe(name))
+            return dict.fromkeys(ks, err)
+        errors: dict[int, OSError] = {}
+        for k, data in zip(ks, got):
+            offset, length, dest = ranges[k]
+            if len(data) != length:
+                errors[k] = ShortRead(self.describe(name), len(data), length, offset)
+            else:
+                (dest if len(dest) == length else dest[:length])[:] = memoryview(data)
+        return errors
+
+    # -- lifetime ----------------------------------------------------------------------------------
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"url": self.url, "storage_options": self.storage_options, "cache_bytes": self.cache_bytes,
+                "max_in_flight": self.max_in_flight}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._members = None
+        self._reset()
+
+    def __repr__(self) -> str:
+        return f"ObjectStorage({self.url!r})"
+
+
+class _Failed(NamedTuple):
+    """A window whose GET failed: ``err`` for every range inside it."""
+
+    start: int
+    end: int
+    err: OSError
+
+
+def _covers(w: Any, start: int, end: int) -> bool:
+    return w.start <= start and end <= w.end
+
+
+_FORK_LOCK = [threading.Lock()]
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=lambda: _FORK_LOCK.__setitem__(0, threading.Lock()))
+
+
+def locate_fork_lock() -> threading.Lock:
+    return _FORK_LOCK[0]
+
+
+def open_storage(location: str | os.PathLike[str], storage_options: Mapping[str, Any] | None = None) -> Storage:
+    """The :class:`Storage` of a shard set's root: :class:`ObjectStorage` for a URL (``s3://``, ``gs://``,
+    ``az://``, ``http(s)://``), :class:`LocalStorage` for a local folder."""
+    if locate.is_url(location):
+        return ObjectStorage(str(location), storage_options)
+    if storage_options:
+        raise UsageError(f"{location}: storage_options apply to object-store URLs (s3://, gs://, az://, "
+                         "http(s)://), not to a local folder")
+    from shardkit.format import manifest_root
+
+    return LocalStorage(manifest_root(location))
