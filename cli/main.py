@@ -158,15 +158,17 @@ def ls_(shards: str) -> None:
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the .wav (.npy for mel-u8 sets) here.")
 @click.option("--meta", is_flag=True, help="Print the sample's metadata instead.")
-def cat(shards: str, key: str, output: Path | None, meta: bool) -> None:
+@click.option("--force", is_flag=True, help="Replace an existing -o file.")
+def cat(shards: str, key: str, output: Path | None, meta: bool, force: bool) -> None:
     """Extract one sample by KEY as a .wav file, or .npy for mel-u8 sets (to -o, or stdout when it is
     not a terminal)."""
+    if output is not None and not meta:
+        s = shardkit.extract_sample(shards, key, output, force=force)
+        err.print(f"wrote {output} ({format_size(len(s.data))}, from {s.shard})")
+        return
     s = shardkit.read_sample(shards, key)
     if meta:
         console.print_json(data=s.meta)
-    elif output is not None:
-        output.write_bytes(s.wav)
-        err.print(f"wrote {output} ({format_size(len(s.wav))}, from {s.shard})")
     elif sys.stdout.isatty():
         raise click.UsageError(f"refusing to write .{s.ext} bytes to a terminal; use -o FILE or a pipe")
     else:

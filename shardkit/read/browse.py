@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from shardkit.errors import ManifestError, UsageError
+from shardkit.files import atomic_write
 from shardkit.format import Manifest, ShardIndex, manifest_root
 
 
@@ -155,6 +156,28 @@ def read_sample(path: str | os.PathLike[str], key: str, *, storage_options: dict
         i = ss.find(key)
         return Sample(key=key, shard=ss.shard_names[int(ss.shard_id[i])], data=ss.read_data_member(i),
                       meta=ss.read_meta(i), ext=ss.codec.ext)
+
+
+def extract_sample(path: str | os.PathLike[str], key: str, output: str | os.PathLike[str], *, force: bool = False,
+                   storage_options: dict[str, Any] | None = None) -> Sample:
+    """Write the data member of sample ``key`` (a ``.wav`` file, ``.npy`` for mel-u8 sets) to ``output``;
+    returns the sample.
+
+    Never overwrites by accident: an existing ``output`` needs ``force=True``, and a path inside the
+    shard set itself is always refused. The file appears whole or not at all (temp + rename).
+    """
+    out = Path(output)
+    if not out.parent.is_dir():
+        raise UsageError(f"{out}: the folder {out.parent} does not exist; create it or choose another path")
+    if "://" not in str(path) and out.resolve().is_relative_to(manifest_root(path).resolve()):
+        raise UsageError(f"{out}: is inside the shard set {manifest_root(path)}; write the sample elsewhere")
+    if out.is_dir():
+        raise UsageError(f"{out}: is a folder; give a file name, e.g. {out / (key.replace('/', '_') + '.wav')}")
+    if out.exists() and not force:
+        raise UsageError(f"{out}: exists; pass force=True (--force) to replace it")
+    sample = read_sample(path, key, storage_options=storage_options)
+    atomic_write(out, sample.data)
+    return sample
 
 
 @dataclass(frozen=True)

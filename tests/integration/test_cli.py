@@ -102,3 +102,17 @@ def test_verify_bar_total_is_the_bytes_verify_reports(packed):
     assert report.ok
     assert sum(reported) == verify_total(packed) < shardkit.info(packed).bytes
     assert "100%" in screen.getvalue()
+
+
+def test_cat_never_overwrites_by_accident(packed, tmp_path):
+    key = next(iter(shardkit.list_samples(packed))).key
+    target = tmp_path / "x.wav"
+    target.write_bytes(b"mine")
+    for argv, needle in ((["-o", target], "exists; pass force=True (--force)"),
+                         (["-o", packed / "shard-00000.tar", "--force"], "inside the shard set"),
+                         (["-o", tmp_path / "missing" / "x.wav"], "does not exist")):
+        proc = run("cat", packed, key, *argv, ok=False)
+        assert proc.returncode == 2 and needle in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert target.read_bytes() == b"mine" and shardkit.verify(packed).ok
+    run("cat", packed, key, "-o", target, "--force")
+    assert target.read_bytes() == shardkit.read_sample(packed, key).data
