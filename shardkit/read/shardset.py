@@ -53,7 +53,8 @@ class ShardSet:
       each shard (rows of shard s are ``shard_ptr[s]:shard_ptr[s+1]``)
     - ``wav_offset`` int64 (N,): byte offset of the data member (whatever its codec) in its shard;
       ``payload_offset`` = ``wav_offset`` + the codec's header bytes; ``sample_bytes`` int64: bytes of
-      the data member (header + payload)
+      the data member (header + payload); ``wav_crc32`` uint32 (N,): zlib CRC-32 of that member (the
+      read-ahead hint's :class:`~shardkit.read.storage.Extent`)
     - ``meta_offset``, ``meta_size`` int64 (N,): the ``.mp`` member (msgpack)
     - ``frames`` int64 (N,): stored frames (see :attr:`codec`: audio samples per channel for wav16,
       spectrogram frames for mel-u8)
@@ -91,6 +92,7 @@ class ShardSet:
         #: byte offset of each sample's payload (its first frame)
         self.payload_offset: np.ndarray = self.wav_offset + self.codec.header_bytes
         self.sample_bytes: np.ndarray = columns["sample_bytes"]
+        self.wav_crc32: np.ndarray = columns["wav_crc32"]
         self.meta_offset: np.ndarray = columns["meta_offset"]
         self.meta_size: np.ndarray = columns["meta_size"]
         self.frames: np.ndarray = columns["frames"]
@@ -358,6 +360,7 @@ def _concat_columns(indexes: list[fmt.ShardIndex], codec: Codec, n_labels: int, 
         "keys": keys, "shard_ptr": shard_ptr, "label": label, "sec_ptr": sec_ptr, "sec_idx": sec_idx,
         "shard_id": np.repeat(np.arange(len(indexes), dtype=np.int32), counts),
         "wav_offset": _int64(indexes, "wav_offset"), "sample_bytes": _int64(indexes, "wav_size"),
+        "wav_crc32": _int64(indexes, "wav_crc32", np.uint32),
         "meta_offset": _int64(indexes, "meta_offset"), "meta_size": _int64(indexes, "meta_size"),
         "frames": _int64(indexes, "frames"),
         "codec": {name: _int64(indexes, name, dtype) for name, dtype in codec.index_columns.items()},
