@@ -364,10 +364,13 @@ def _close(fd: int) -> None:
         pass
 
 
-def coalesce(extents: Sequence[Extent], gap: int = READAHEAD_GAP, chunk: int = READAHEAD_CHUNK
+def coalesce(extents: Sequence[Extent], gap: int | None = None, chunk: int | None = None
              ) -> list[tuple[int, int]]:
     """``(offset, length)`` ranges covering ``extents`` (sorted by offset): neighbours less than ``gap``
-    bytes apart are merged, and no range is longer than ``chunk`` (a long one is cut)."""
+    (default :data:`READAHEAD_GAP`) bytes apart are merged, and no range is longer than ``chunk``
+    (default :data:`READAHEAD_CHUNK`; a long one is cut)."""
+    gap = READAHEAD_GAP if gap is None else gap
+    chunk = READAHEAD_CHUNK if chunk is None else chunk
     merged: list[list[int]] = []
     for offset, length, _crc in extents:
         if merged and offset - merged[-1][1] < gap:
