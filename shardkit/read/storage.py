@@ -236,6 +236,9 @@ class LocalStorage:
         self._check_pid()
         with self._lock:
             self._ahead_gen += 1
+            if self._jobs is not None:  # the thread ends after its current range; a later hint starts one
+                self._jobs.put(None)
+                self._jobs, self._ahead_thread = None, None
             for handle in self._fds.values():
                 if handle.users:
                     handle.orphan = True  # a read in another thread uses it: closed after that read

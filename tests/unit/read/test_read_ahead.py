@@ -110,6 +110,8 @@ def test_read_mode_holds_one_chunk_and_no_data_of_its_own(tmp_path):
     assert thread is not None and thread.daemon and thread.is_alive()
     assert store._jobs.empty()        # nothing is kept: the pages live in the kernel's cache
     store.close()
+    thread.join(5)
+    assert not thread.is_alive() and store._jobs is None   # close() ends it; the next hint starts another
 
 
 def test_off_and_pickle(tmp_path):
