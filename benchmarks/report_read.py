@@ -81,6 +81,10 @@ def targets(doc: dict) -> list[dict[str, Any]]:
             round(reader_mb, 1), 256 + 150, "{:.0f} MB", higher=False,
             detail=(f"process peak {rss['peak_kb'] / 1024:.0f} MB, of which {rss['rss_imports_kb'] / 1024:.0f} MB "
                     "is the interpreter + import torch/numpy before the reader exists"))
+    cold = doc.get("cold", {}).get("target")
+    if cold:
+        rows.append({"target": cold["target"], "value": None, "goal": None, "met": cold["met"],
+                     "shown": cold["shown"], "detail": "cold page cache, 1 process (see the cold table)"})
     for mode in ("recordings", "segments"):
         p = doc.get("pack", {}).get(mode)
         if p:
@@ -248,7 +252,8 @@ def markdown(doc: dict, json_name: str, plot_name: str | None, notes: str | None
         plot_name: the plot's file name, or None when there is no plot.
         notes: the hand-written section (see :func:`hand_written`), placed after the targets; None: none.
     """
-    lines = [*_md_intro(doc), *_md_read(doc, plot_name), *_md_pack(doc), *_md_memory(doc), *_md_targets(doc)]
+    lines = [*_md_intro(doc), *_md_read(doc, plot_name), *_md_cold(doc), *_md_pack(doc), *_md_memory(doc),
+             *_md_targets(doc)]
     if notes:
         lines += [notes, ""]
     lines += [*_md_reader_time(doc), *_md_profile(doc), *_md_skipped(doc)]
@@ -357,6 +362,17 @@ def _md_memory(doc: dict) -> list[str]:
         "webdataset loaded, which every torch input pipeline pays before reading anything.",
         "",
     ]
+
+
+def _md_cold(doc: dict) -> list[str]:
+    if not doc.get("cold"):
+        return []
+    from benchmarks.cold import markdown as cold_markdown
+
+    c = doc["cold"]
+    return ["### Cold page cache", "", f"Each file's pages dropped (`os.sync()`, `POSIX_FADV_DONTNEED`) before every "
+            f"run; a run reads ≤ {c['seconds']:g} s and ≤ {c['max_pass']:.0%} of one pass; best of {c['repeats']}.",
+            "", cold_markdown(c), ""]
 
 
 def _md_targets(doc: dict) -> list[str]:

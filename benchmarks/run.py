@@ -33,6 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks import cold as cold_mod
 from benchmarks import corpus as corpus_mod
 from benchmarks import packbench
 from benchmarks.common import ROOT, _log, machine
@@ -184,6 +185,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--repeats", type=int, help="runs per method, the best is reported (default 3; quick 1)")
     ap.add_argument("--docs", type=Path, help="also render the report here (default docs/benchmarks.md for full "
                     "runs with the synthetic corpus; none for --quick)")
+    ap.add_argument("--no-cold", action="store_true", help="skip the cold page cache table")
     ap.add_argument("--no-profile", action="store_true", help="skip the cProfile pass over the shardkit reader")
     return ap.parse_args(argv)
 
@@ -295,6 +297,14 @@ def _rss_step(sets: dict[str, Path], out: Path, doc: dict[str, Any]) -> None:
             _log(f"  {name}: ERROR {r['error']}")
 
 
+def _cold_step(sets: dict[str, Path], out: Path, doc: dict[str, Any]) -> None:
+    """Step 3b: clips/s from a cold page cache, 1 process (benchmarks/cold.py)."""
+    cfg = doc["config"]
+    _log("cold: clips/s with each file dropped from the page cache before every run ...")
+    doc["cold"] = cold_mod.measure_cold(sets["segments"], sets["recordings"], out, batch=cfg["batch"],
+                                        seconds=cfg["seconds"], repeats=cfg["repeats"])
+
+
 def _profile_step(sets: dict[str, Path], out: Path, doc: dict[str, Any]) -> None:
     """Step 5: cProfile of the in-process shardkit reader in both modes (listings in OUT/profile-*.txt)."""
     _log("profile: cProfile of the in-process shardkit reader ...")
@@ -359,6 +369,8 @@ def main(argv: list[str] | None = None) -> int:
     corpus = _corpus(args, out, doc)
     sets = _pack_step(corpus, out, doc)
     _read_step(corpus, sets, out, doc)
+    if not args.no_cold:
+        _cold_step(sets, out, doc)
     _rss_step(sets, out, doc)
     doc["profile"] = {}
     if not args.no_profile:

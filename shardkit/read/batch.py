@@ -25,13 +25,19 @@ from shardkit.read import plan, transport
 from shardkit.read.labels import multi_hot
 from shardkit.read.options import ReadOptions
 from shardkit.read.shardset import ShardSet
-from shardkit.read.storage import OpenFailed, RangeError, ShortRead
+from shardkit.read.storage import Extent, OpenFailed, RangeError, ShortRead
 
 log = logging.getLogger(__name__)
 
 #: by default a batch gets a second reading thread only if each thread then copies at least this much
 _THREAD_MIN_BYTES = 4 << 20
 
+
+#: a member is hinted for read-ahead only if the epoch's items read at least this share of it (random
+#: 5 s crops of long recordings read a few % of each: reading those whole costs more than the crops)
+READAHEAD_MIN_USE = 0.5
+#: windows hinted beyond the one the next batch comes from
+READAHEAD_LEAD = 1
 
 _CPU_COUNT: list[int] = []
 
@@ -87,6 +93,46 @@ def _zero_tails(buf: np.ndarray, nread: np.ndarray, t_len: int, lanes: int) -> N
         buf[j, int(nread[j]) * lanes:] = 0
 
 
+class ReadAhead:
+    """Tells the storage which members this process reads next, a shuffle window ahead of use.
+
+    ``positions`` int64: every position of ``G`` (``order``) this process reads this iteration (its
+    batches: rank and DataLoader worker), ``bounds`` the windows (:func:`plan.window_bounds`). Before a
+    batch, :meth:`before` hints the windows it touches and :data:`READAHEAD_LEAD` more, each once:
+    one :meth:`Storage.prefetch` call per shard with the members (sorted by offset) that this
+    process's items of that window read (:func:`plan.window_extents`). Hints only: batches are the
+    same without them.
+    """
+
+    def __init__(self, ss: ShardSet, order: np.ndarray, bounds: np.ndarray, positions: np.ndarray,
+                 crops: int, read_bytes: np.ndarray | None) -> None:
+        self.ss, self.order, self.bounds, self.crops = ss, order, bounds, crops
+        self.read_bytes = read_bytes
+        self.windows = plan.window_items(positions, bounds)
+        self.hinted: set[int] = set()
+
+    def before(self, positions: np.ndarray) -> None:
+        """Hint the windows of a batch at ``positions`` (int64, into ``G``) and the next ones, once each."""
+        if not len(positions) or not self.windows:
+            return
+        win = np.searchsorted(self.bounds, positions, side="right") - 1
+        last = min(int(win.max()) + READAHEAD_LEAD, len(self.windows) - 1)
+        for w in range(int(win.min()), last + 1):
+            if w not in self.hinted:
+                self.hinted.add(w)
+                self.hint(w)
+
+    def hint(self, w: int) -> None:
+        """One :meth:`Storage.prefetch` per shard for this process's members of window ``w``."""
+        ss = self.ss
+        items = self.order[self.windows[w]]
+        for shard, rows in plan.window_extents(items, self.crops, ss.shard_id, ss.wav_offset, ss.sample_bytes,
+                                               read_bytes=self.read_bytes, min_use=READAHEAD_MIN_USE):
+            extents = list(map(Extent, ss.wav_offset[rows].tolist(), ss.sample_bytes[rows].tolist(),
+                               ss.wav_crc32[rows].tolist()))
+            ss.storage.prefetch(ss.shard_names[shard], extents)
+
+
 class BatchReader:
     """Reads batches of items of ``ss`` as :class:`~shardkit.read.ShardDataset` describes them.
 
@@ -121,6 +167,12 @@ class BatchReader:
         failed = self._apply_read_errors(errors, samples)
         _zero_tails(buf, nread, t_len, codec.lanes)
         return self._assemble(tensors, buf, samples, valid, failed)
+
+    def read_ahead(self, order: np.ndarray, bounds: np.ndarray, positions: np.ndarray) -> ReadAhead:
+        """The :class:`ReadAhead` of an iteration that reads ``order[positions]`` (windows ``bounds``)."""
+        ss = self.ss
+        read_bytes = np.minimum(ss.frames, self.crop_frames) * ss.frame_bytes if self.random_crop else None
+        return ReadAhead(ss, order, bounds, positions, self.opts.crops_per_recording, read_bytes)
 
     # -- steps of a batch ------------------------------------------------------------------------
 

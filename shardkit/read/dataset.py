@@ -62,9 +62,12 @@ class ShardDataset(IterableDataset):
     ``"keep"`` (default otherwise; every item exactly once, a rank may have one extra short batch).
     ``rank``/``world_size`` default to :func:`detect_topology` at construction. ``read_threads``: threads
     that copy a batch's items out of the page cache (default 2 in the training process on a 2+-core
-    machine, 1 in DataLoader workers); the batch is the same for any number. ``source`` may be an
-    object-store URL (``s3://bucket/prefix/``, ``gs://…``, ``az://…``, ``http(s)://…``) with
-    ``storage_options`` for obstore (docs/reading.md, "Shard sets on object storage").
+    machine, 1 in DataLoader workers); the batch is the same for any number. ``read_ahead``: hint the
+    storage a shuffle window ahead which members this process reads next (:meth:`Storage.prefetch`;
+    a cold local disk then reads them sequentially, an object store fetches them in large checked
+    windows); the batches are the same either way. ``source`` may be an object-store URL
+    (``s3://bucket/prefix/``, ``gs://…``, ``az://…``, ``http(s)://…``) with ``storage_options`` for
+    obstore (docs/reading.md, "Shard sets on object storage").
 
     The arguments are checked into :attr:`options` (:class:`ReadOptions`) and also readable as
     attributes (``ds.batch_size``, ...). :attr:`shard_set` is the :class:`ShardSet` read,
@@ -90,6 +93,7 @@ class ShardDataset(IterableDataset):
         world_size: int | None = None,
         on_error: str = "raise",
         read_threads: int | None = None,
+        read_ahead: bool = True,
         storage_options: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
@@ -97,7 +101,7 @@ class ShardDataset(IterableDataset):
                            crops_per_recording=crops_per_recording, shuffle=shuffle, seed=seed,
                            shuffle_window=shuffle_window, partial=partial, secondary_weight=secondary_weight,
                            classes=None if classes is None else tuple(classes), with_metadata=with_metadata,
-                           on_error=on_error, read_threads=read_threads)
+                           on_error=on_error, read_threads=read_threads, read_ahead=read_ahead)
         self.shard_set = ss = (source if isinstance(source, ShardSet)
                                else ShardSet.open(source, storage_options=storage_options))
         opts.check_layout(ss.mode, ss.root)
@@ -126,6 +130,7 @@ class ShardDataset(IterableDataset):
     with_metadata = _option("with_metadata")
     on_error = _option("on_error")
     read_threads = _option("read_threads")
+    read_ahead = _option("read_ahead")
 
     @property
     def shards(self) -> ShardSet:
@@ -192,9 +197,23 @@ class ShardDataset(IterableDataset):
         rank_plan = self.plan(start)
         order = self.order(epoch)
         in_worker = torch.utils.data.get_worker_info() is not None
-        for t in rank_plan.worker_batches(worker, num_workers):
+        batches = rank_plan.worker_batches(worker, num_workers)
+        ahead = self._read_ahead(epoch, rank_plan, batches) if self.options.read_ahead else None
+        for t in batches:
             positions, valid = rank_plan.positions(t)
+            if ahead is not None:
+                ahead.before(positions)
             yield self.reader.read(order[positions], valid, epoch, in_worker=in_worker)
+
+    def _read_ahead(self, epoch: int, rank_plan: plan.RankPlan, batches: range) -> Any:
+        """The :class:`~shardkit.read.batch.ReadAhead` of this process's ``batches`` of ``epoch``."""
+        ss, opts = self.shard_set, self.options
+        bounds = plan.window_bounds(ss.shard_ptr, ss.sample_bytes, seed=opts.seed, epoch=epoch, shuffle=opts.shuffle,
+                                    window_bytes=opts.window_bytes, crops_per_recording=opts.crops_per_recording)
+        q = np.concatenate([np.zeros(0, np.int64)] + [np.arange(q0, q0 + n, dtype=np.int64)
+                                                      for q0, n in map(rank_plan.batch, batches)])
+        positions = rank_plan.start + q[q < rank_plan.remaining]  # padding re-reads the start: hinted there
+        return self.reader.read_ahead(self.order(epoch), bounds, positions)
 
     # -- checkpoint state --------------------------------------------------------------------------
 

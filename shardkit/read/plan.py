@@ -83,6 +83,27 @@ def shuffle_windows(nbytes: np.ndarray, window_bytes: int) -> np.ndarray:
     return np.asarray(bounds, dtype=np.int64)
 
 
+def _window_layout(shard_ptr: np.ndarray, sample_bytes: np.ndarray, *, seed: int, epoch: int, shuffle: bool,
+                   window_bytes: int) -> tuple[np.ndarray, np.ndarray]:
+    """(samples int64 (N,) in the epoch's window sequence, window bounds int64 (windows + 1,) over it).
+
+    Shuffled: shards permuted by (seed, epoch), their samples concatenated. Not shuffled: natural
+    order. Either way the sequence is cut into windows of ≤ ``window_bytes`` (:func:`shuffle_windows`).
+    """
+    n = int(shard_ptr[-1]) if len(shard_ptr) else 0
+    if shuffle:
+        counts = np.diff(shard_ptr).astype(np.int64)
+        perm = permutation(len(counts), seed, epoch, TAG_SHARDS)
+        lengths = counts[perm]
+        before = np.zeros(len(perm), dtype=np.int64)
+        np.cumsum(lengths[:-1], out=before[1:])
+        samples = np.repeat(shard_ptr[:-1][perm] - before, lengths) + np.arange(n, dtype=np.int64)
+    else:
+        samples = np.arange(n, dtype=np.int64)
+    bounds = shuffle_windows(np.asarray(sample_bytes, dtype=np.int64)[samples], int(window_bytes))
+    return samples, bounds
+
+
 def epoch_order(
     shard_ptr: np.ndarray,
     sample_bytes: np.ndarray,
@@ -105,19 +126,66 @@ def epoch_order(
     n = int(shard_ptr[-1]) if len(shard_ptr) else 0
     if not shuffle:
         return np.arange(n * c, dtype=np.int64)
-    counts = np.diff(shard_ptr).astype(np.int64)
-    perm = permutation(len(counts), seed, epoch, TAG_SHARDS)
-    lengths = counts[perm]
-    before = np.zeros(len(perm), dtype=np.int64)
-    np.cumsum(lengths[:-1], out=before[1:])
-    samples = np.repeat(shard_ptr[:-1][perm] - before, lengths) + np.arange(n, dtype=np.int64)
-    bounds = shuffle_windows(np.asarray(sample_bytes, dtype=np.int64)[samples], int(window_bytes))
+    samples, bounds = _window_layout(shard_ptr, sample_bytes, seed=seed, epoch=epoch, shuffle=True,
+                                     window_bytes=window_bytes)
     items = (samples[:, None] * c + np.arange(c, dtype=np.int64)).reshape(-1)
     bounds = bounds * c
     window = np.repeat(np.arange(len(bounds) - 1, dtype=np.int64), np.diff(bounds))
     local = np.arange(n * c, dtype=np.int64) - bounds[:-1][window]
     keys = hash64(seed, epoch, TAG_WINDOW, window.astype(np.uint64), local.astype(np.uint64))
     return items[np.lexsort((keys, window))]
+
+
+def window_bounds(
+    shard_ptr: np.ndarray,
+    sample_bytes: np.ndarray,
+    *,
+    seed: int,
+    epoch: int,
+    shuffle: bool,
+    window_bytes: int,
+    crops_per_recording: int = 1,
+) -> np.ndarray:
+    """Where the windows of :func:`epoch_order` lie in ``G``: int64 (windows + 1,) positions; window
+    w is ``G[bounds[w]:bounds[w+1]]``. Without ``shuffle`` the natural order is cut the same way
+    (windows of ≤ ``window_bytes`` stored bytes): the read-ahead's unit, not a shuffle."""
+    _, bounds = _window_layout(shard_ptr, sample_bytes, seed=seed, epoch=epoch, shuffle=shuffle,
+                               window_bytes=window_bytes)
+    return bounds * int(crops_per_recording)
+
+
+def window_items(positions: np.ndarray, bounds: np.ndarray) -> list[np.ndarray]:
+    """The ``positions`` (int64 (P,), into ``G``) that fall in each window of ``bounds``
+    (:func:`window_bounds`): one int64 array per window, in the order given (empty where none)."""
+    positions = np.asarray(positions, dtype=np.int64)
+    win = np.searchsorted(bounds, positions, side="right") - 1
+    order = np.argsort(win, kind="stable")
+    cuts = np.searchsorted(win[order], np.arange(len(bounds)), side="left")
+    return [positions[order[cuts[w]:cuts[w + 1]]] for w in range(len(bounds) - 1)]
+
+
+def window_extents(items: np.ndarray, crops_per_recording: int, shard_id: np.ndarray, wav_offset: np.ndarray,
+                   sample_bytes: np.ndarray, *, read_bytes: np.ndarray | None = None, min_use: float = 0.0
+                   ) -> list[tuple[int, np.ndarray]]:
+    """The read-ahead of one window: ``[(shard, samples int64 (k,)), ...]``, shards ascending, samples
+    by ascending offset, each sample once — the data members the ``items`` (item ids) read.
+
+    ``read_bytes`` int64 (N,), with ``min_use``: skip members of which the items read less than
+    ``min_use`` of the bytes (random crops of long recordings: reading them whole costs more than
+    the crops' own reads). Rows of a shard set are in (shard, offset) order, so sorted rows are too.
+    """
+    samples, count = np.unique(np.asarray(items, dtype=np.int64) // int(crops_per_recording), return_counts=True)
+    if read_bytes is not None and min_use > 0 and len(samples):
+        used = np.minimum(read_bytes[samples] * count, sample_bytes[samples])
+        samples = samples[used >= min_use * sample_bytes[samples]]
+    shards = shard_id[samples]
+    starts = np.flatnonzero(np.r_[True, shards[1:] != shards[:-1]]) if len(samples) else np.zeros(0, np.int64)
+    ends = np.r_[starts[1:], len(samples)]
+    out = []
+    for a, b in zip(starts.tolist(), ends.tolist()):
+        part = samples[a:b]
+        out.append((int(shards[a]), part[np.argsort(wav_offset[part], kind="stable")]))
+    return out
 
 
 def crop_offsets(

@@ -55,7 +55,8 @@ class ShardSet:
       each shard (rows of shard s are ``shard_ptr[s]:shard_ptr[s+1]``)
     - ``wav_offset`` int64 (N,): byte offset of the data member (whatever its codec) in its shard;
       ``payload_offset`` = ``wav_offset`` + the codec's header bytes; ``sample_bytes`` int64: bytes of
-      the data member (header + payload)
+      the data member (header + payload); ``wav_crc32`` uint32 (N,): zlib CRC-32 of that member (the
+      read-ahead hint's :class:`~shardkit.read.storage.Extent`)
     - ``meta_offset``, ``meta_size`` int64 (N,): the ``.mp`` member (msgpack)
     - ``frames`` int64 (N,): stored frames (see :attr:`codec`: audio samples per channel for wav16,
       spectrogram frames for mel-u8)

@@ -20,6 +20,7 @@ The interface is shaped for both:
 from __future__ import annotations
 
 import os
+import queue
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -35,6 +36,16 @@ __all__ = ["MAX_OPEN_SHARDS", "ByteRange", "Extent",
 MAX_OPEN_SHARDS = 128
 
 _HAS_PREADV = hasattr(os, "preadv")
+_HAS_FADVISE = hasattr(os, "posix_fadvise")
+
+#: :class:`LocalStorage` read-ahead modes: ``"fadvise"`` (``POSIX_FADV_WILLNEED`` on coalesced ranges: the
+#: kernel reads them into the page cache), ``"read"`` (a thread reads them sequentially in
+#: :data:`READAHEAD_CHUNK` pieces into one reused buffer, which fills the page cache), ``"off"``
+READAHEAD_MODES = ("fadvise", "read", "off")
+#: members closer than this are read ahead as one range (the tar headers and ``.mp`` members between)
+READAHEAD_GAP = 1 << 20
+#: largest single read-ahead request (and the ``"read"`` mode's buffer: its whole memory)
+READAHEAD_CHUNK = 8 << 20
 
 
 class ByteRange(NamedTuple):
@@ -136,15 +147,22 @@ class LocalStorage:
     Pickles to its root and cap.
     """
 
-    def __init__(self, root: str | os.PathLike[str], *, max_open: int | None = None) -> None:
+    def __init__(self, root: str | os.PathLike[str], *, max_open: int | None = None,
+                 readahead: str = "fadvise") -> None:
+        if readahead not in READAHEAD_MODES:
+            raise ValueError(f"readahead must be one of {READAHEAD_MODES}, got {readahead!r}")
         self.root = Path(root)
         self.max_open = max_open
+        self.readahead = readahead
         self._reset()
 
     def _reset(self) -> None:
         self._lock = threading.Lock()
         self._fds: OrderedDict[str, _Handle] = OrderedDict()
         self._pid = os.getpid()
+        self._jobs: queue.SimpleQueue[tuple[int, str, list[tuple[int, int]]] | None] | None = None
+        self._ahead_thread: threading.Thread | None = None
+        self._ahead_gen = 0  # bumped by close(): queued jobs of an older generation are dropped
 
     def _check_pid(self) -> None:
         """In a process forked from the one that filled the table: close the inherited descriptors and
@@ -168,8 +186,21 @@ class LocalStorage:
         return str(self.root / name)
 
     def prefetch(self, name: str, extents: Sequence[Extent]) -> None:
-        """No read-ahead yet: the page cache serves warm sets (see :class:`Storage`)."""
-        return None
+        """Queue the extents' coalesced ranges (:func:`coalesce`) for this process's read-ahead thread and
+        return: it asks the kernel to read them (``"fadvise"``) or reads them in order (``"read"``), so
+        the page cache holds them when :meth:`read_into` comes. The thread starts on first use (also
+        in a forked child); it holds no data of its own beyond one :data:`READAHEAD_CHUNK` buffer
+        (``"read"``). CRCs are not checked: the bytes are not served from here, only cached."""
+        if self.readahead == "off" or not extents or (self.readahead == "fadvise" and not _HAS_FADVISE):
+            return
+        self._check_pid()
+        with self._lock:
+            if self._jobs is None:
+                self._jobs = queue.SimpleQueue()
+                self._ahead_thread = threading.Thread(target=self._ahead_loop, args=(self._jobs,),
+                                                      name="shardkit-readahead", daemon=True)
+                self._ahead_thread.start()
+            self._jobs.put((self._ahead_gen, name, coalesce(extents)))
 
     def read_bytes(self, name: str) -> bytes:
         return (self.root / name).read_bytes()
@@ -204,12 +235,45 @@ class LocalStorage:
     def close(self) -> None:
         self._check_pid()
         with self._lock:
+            self._ahead_gen += 1
+            if self._jobs is not None:  # the thread ends after its current range; a later hint starts one
+                self._jobs.put(None)
+                self._jobs, self._ahead_thread = None, None
             for handle in self._fds.values():
                 if handle.users:
                     handle.orphan = True  # a read in another thread uses it: closed after that read
                 else:
                     _close(handle.fd)
             self._fds = OrderedDict()
+
+    # -- read-ahead ------------------------------------------------------------------------------
+
+    def _ahead_loop(self, jobs: queue.SimpleQueue) -> None:
+        """The read-ahead thread: jobs in the order given, until the process ends (a daemon)."""
+        buf = memoryview(bytearray(READAHEAD_CHUNK)) if self.readahead == "read" else None
+        while True:
+            job = jobs.get()
+            if job is None:
+                return
+            gen, name, ranges = job
+            if gen != self._ahead_gen or self._pid != os.getpid():
+                continue
+            try:
+                handle = self._acquire(name)
+            except OSError:
+                continue  # read_into reports it when the batch comes
+            try:
+                for offset, length in ranges:
+                    if gen != self._ahead_gen:
+                        break
+                    if buf is None:
+                        os.posix_fadvise(handle.fd, offset, length, os.POSIX_FADV_WILLNEED)
+                    else:
+                        _read_fully(handle.fd, buf[:length], offset)
+            except OSError:
+                pass  # a hint: the batch's own read reports the error
+            finally:
+                self._release(handle)
 
     # -- descriptors -----------------------------------------------------------------------------
 
@@ -266,10 +330,11 @@ class LocalStorage:
     # -- lifetime --------------------------------------------------------------------------------
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"root": self.root, "max_open": self.max_open}
+        return {"root": self.root, "max_open": self.max_open, "readahead": self.readahead}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.root, self.max_open = state["root"], state["max_open"]
+        self.readahead = state.get("readahead", "fadvise")
         self._reset()
 
     def __del__(self) -> None:
@@ -300,6 +365,22 @@ def _close(fd: int) -> None:
         os.close(fd)
     except OSError:
         pass
+
+
+def coalesce(extents: Sequence[Extent], gap: int | None = None, chunk: int | None = None
+             ) -> list[tuple[int, int]]:
+    """``(offset, length)`` ranges covering ``extents`` (sorted by offset): neighbours less than ``gap``
+    (default :data:`READAHEAD_GAP`) bytes apart are merged, and no range is longer than ``chunk``
+    (default :data:`READAHEAD_CHUNK`; a long one is cut)."""
+    gap = READAHEAD_GAP if gap is None else gap
+    chunk = READAHEAD_CHUNK if chunk is None else chunk
+    merged: list[list[int]] = []
+    for offset, length, _crc in extents:
+        if merged and offset - merged[-1][1] < gap:
+            merged[-1][1] = max(merged[-1][1], offset + length)
+        else:
+            merged.append([offset, offset + length])
+    return [(a, min(chunk, end - a)) for start, end in merged for a in range(start, end, chunk)]
 
 
 def _read_fully(fd: int, view: memoryview, offset: int) -> int:

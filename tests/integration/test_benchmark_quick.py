@@ -41,6 +41,12 @@ def test_quick_benchmark_writes_its_results(tmp_path):
             assert r["reason"]
     assert {"decode_floor", "recordings", "segments"} <= set(doc["pack"])
     assert "shardkit-segments-256MB" in doc["rss"]
+    cold = doc["cold"]
+    assert {r["method"] for r in cold["results"]} == {
+        "cat", "shardkit-segments-off", "shardkit-segments-fadvise", "shardkit-segments-read", "shardkit-recordings",
+        "presplit-wav", "webdataset"}
+    assert all(r["clips"] > 0 and r["vs_cat"] > 0 for r in cold["results"])
+    assert cold["target"]["met"] in (True, False) and "### Cold page cache" in (out / "benchmarks.md").read_text()
     assert doc["targets"] and (out / "benchmarks.md").exists()
     md = (out / "benchmarks.md").read_text()
     assert "## Targets" in md and "Issue-5" not in md
