@@ -42,7 +42,7 @@ class ReadOptions:
     with_metadata: bool = False
     on_error: str = "raise"
     read_threads: int | None = None
-    read_ahead: bool = True
+    read_ahead: bool | None = None
     #: ``shuffle_window`` in bytes
     window_bytes: int = field(init=False)
 
@@ -66,7 +66,7 @@ class ReadOptions:
         put("window_bytes", parse_size(self.shuffle_window, name="shuffle_window"))
         put("secondary_weight", float(self.secondary_weight))
         put("with_metadata", bool(self.with_metadata))
-        put("read_ahead", bool(self.read_ahead))
+        put("read_ahead", None if self.read_ahead is None else bool(self.read_ahead))
         if self.classes is not None:
             put("classes", tuple(str(c) for c in self.classes))
 

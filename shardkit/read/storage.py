@@ -148,13 +148,18 @@ class LocalStorage:
     """
 
     def __init__(self, root: str | os.PathLike[str], *, max_open: int | None = None,
-                 readahead: str = "fadvise") -> None:
+                 readahead: str = "off") -> None:
         if readahead not in READAHEAD_MODES:
             raise ValueError(f"readahead must be one of {READAHEAD_MODES}, got {readahead!r}")
         self.root = Path(root)
         self.max_open = max_open
         self.readahead = readahead
         self._reset()
+
+    @property
+    def reads_ahead(self) -> bool:
+        """Whether :meth:`prefetch` does anything (``readahead`` is not ``"off"``)."""
+        return self.readahead != "off"
 
     def _reset(self) -> None:
         self._lock = threading.Lock()

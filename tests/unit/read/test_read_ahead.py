@@ -158,6 +158,8 @@ class _Recorder(LocalStorage):
         super().__init__(root, readahead="off")
         self.hints = []
 
+    reads_ahead = True  # a storage that wants hints (as an object store does)
+
     def prefetch(self, name, extents):
         self.hints.append((name, list(extents)))
 
@@ -212,3 +214,12 @@ def test_read_ahead_plan_follows_resume_and_ranks(tmp_path):
         hinted = {(n, e.offset) for n, ext in ss.storage.hints for e in ext}
         assert {(ss.shard_names[ss.shard_id[i]], int(ss.wav_offset[i])) for i in read} <= hinted
     assert isinstance(ReadAhead, type)
+
+
+def test_local_folders_get_no_hints_by_default_and_read_ahead_true_turns_fadvise_on(tmp_path):
+    root, _ = make_set(tmp_path / "s", [[160] * 6, [160] * 5])
+    plain = ShardDataset(root, batch_size=4)
+    assert plain.shard_set.storage.readahead == "off" and not plain._reads_ahead()
+    on = ShardDataset(root, batch_size=4, read_ahead=True)
+    assert on.shard_set.storage.readahead == "fadvise" and on._reads_ahead()
+    assert [b["keys"] for b in plain] == [b["keys"] for b in on]
