@@ -177,6 +177,15 @@ def cat(shards: str, key: str, output: Path | None, meta: bool, force: bool) -> 
 
 @cli.command()
 @click.argument("shards", type=LOCATION)
+@click.argument("key")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="PNG to write [KEY.png].")
+def show(shards: str, key: str, output: Path | None) -> None:
+    """Draw sample KEY's waveform and log-mel (labels, seconds, Hz) into a PNG."""
+    err.print(f"wrote {shardkit.show_sample(shards, key, output)}")
+
+
+@cli.command()
+@click.argument("shards", type=LOCATION)
 def verify(shards: str) -> None:
     """Check every shard and index against the manifest's sizes and sha256; name damaged samples."""
     with verify_progress(err, shards) as progress:

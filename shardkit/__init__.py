@@ -44,6 +44,7 @@ _LAZY_MODULES = {
     "shardkit.read.browse": ("info", "list_samples", "read_sample", "extract_sample", "plan_split",
                              "ShardSetInfo", "SampleEntry", "Sample", "SplitPlan"),
     "shardkit.versions.verify": ("verify", "VerifyReport", "Problem"),
+    "shardkit.read.show": ("show_sample",),
     "shardkit.format": ("Manifest", "ShardEntry", "ShardIndex"),
     "shardkit.encode": ("Codec", "Wav16", "MelU8", "MelConfig", "get_codec", "codec_ids"),
     "shardkit.device.frontend": ("LogMel",),
@@ -74,6 +75,7 @@ if TYPE_CHECKING:
     )
     from shardkit.read.dataset import ShardDataset
     from shardkit.read.shardset import ShardSet
+    from shardkit.read.show import show_sample
     from shardkit.versions.verify import Problem, VerifyReport, verify
     from shardkit.write.options import PackOptions
     from shardkit.write.pack import PackProgress, PackResult, pack

@@ -23,12 +23,15 @@ if TYPE_CHECKING:
 
     from shardkit.device import DevicePipeline
     from shardkit.read import ShardDataset
+    from shardkit.read.browse import ShardSetInfo
     from shardkit.write.pack import PackProgress, PackResult
 
 log = logging.getLogger(__name__)
 
 #: Sample rate of the packed demo set, in Hz (the default :class:`~shardkit.device.MelConfig`'s).
 _RATE = 32000
+#: Random 5 s crops per recording and epoch in the streamed passes.
+CROPS = 8
 
 
 @dataclass
@@ -51,6 +54,10 @@ class DemoReport:
     mel_compute_clips_per_s: float      # LogMel alone on a batch already on the device
     mel_shape: tuple[int, ...]          # (B, n_mels, frames) of a full batch
     device: str
+    reader_startup_s: float = 0.0       # wall seconds to the first batch (workers starting, first reads)
+    timed_clips: int = 0                # clips the steady-state reader rate was timed over
+    shard_set: str = ""                 # where the shard set is
+    summary: list[str] = field(default_factory=list)   # what is in it (shardkit info, short)
     notes: list[str] = field(default_factory=list)
 
     @classmethod
@@ -67,6 +74,7 @@ class DemoReport:
         mel: _Streamed,
         mel_compute_clips_per_s: float,
         device: torch.device,
+        info: ShardSetInfo | None = None,
     ) -> DemoReport:
         """The report of one :func:`run_demo`: seconds become hours, counts over seconds become rates.
 
@@ -81,6 +89,7 @@ class DemoReport:
             mel: the pass through the device stage.
             mel_compute_clips_per_s: clips/s of the device stage alone.
             device: where the batches went.
+            info: the packed set's :func:`shardkit.info`.
         """
         notes = [f"rejected {len(result.rejects)} source(s): {result.rejects[:3]}"] if result.rejects else []
         packed_hours = result.seconds / 3600
@@ -101,35 +110,50 @@ class DemoReport:
             mel_compute_clips_per_s=mel_compute_clips_per_s,
             mel_shape=tuple(mel.last.shape) if mel.last is not None else (),
             device=_device_name(device),
+            reader_startup_s=reader.startup,
+            timed_clips=reader.timed_clips,
+            shard_set=str(info.root) if info else "",
+            summary=_summary(info) if info else [],
             notes=notes,
         )
 
     def lines(self) -> list[str]:
-        """A short human-readable summary, one fact per line (for the CLI to print)."""
+        """A short human-readable summary, one fact per line (for the CLI to print), ending with the
+        commands to run next."""
+        where = self.shard_set or "SHARDS"
         return [
             f"corpus     {self.corpus_files} files, {self.corpus_hours * 60:.1f} min of audio",
             f"pack       {self.pack_seconds:.1f}s, {self.pack_audio_hours_per_minute:.2f} audio-hours/min, "
             f"{self.shards} shards, {self.shard_bytes / 1e6:.1f} MB, {self.rejects} rejects",
-            f"reader     {self.reader_clips_per_s:.0f} clips/s ({self.clips_streamed} clips, "
-            f"{self.epochs} epoch(s), batch {self.batch_size})",
-            f"+ device stage (augment + log-mel) {self.mel_clips_per_s:.0f} clips/s end to end on {self.device}; "
-            f"stage alone {self.mel_compute_clips_per_s:.0f} clips/s, output {tuple(self.mel_shape)}",
+            *self.summary,
+            f"reader     {self.reader_clips_per_s:,.0f} clips/s steady state (5 s crops, batch {self.batch_size}, "
+            f"{self.timed_clips} clips timed; start-up {self.reader_startup_s:.2f} s)",
+            f"+ device stage (augment + log-mel) {self.mel_clips_per_s:,.0f} clips/s end to end on {self.device}; "
+            f"stage alone {self.mel_compute_clips_per_s:,.0f} clips/s, output {tuple(self.mel_shape)}",
             *self.notes,
+            "next:",
+            f"  shardkit info {where}                 # what the set holds",
+            f"  shardkit show {where} KEY -o clip.png # a sample's waveform and log-mel (keys: shardkit ls)",
+            "  shardkit pack YOUR_AUDIO/ shards/ --metadata train_metadata.csv --workers 2   # your data",
         ]
 
 
 @dataclass(frozen=True)
 class _Streamed:
-    """One pass of :func:`_stream_epochs`: valid clips, wall seconds, and the last output tensor (or None)."""
+    """One pass of :func:`_stream_epochs`: valid clips of its first ``epochs`` epochs, the steady-state
+    clips and wall seconds after the first batch (start-up excluded), the start-up seconds to the first
+    batch, and the last output tensor (or None)."""
 
     clips: int
+    timed_clips: int
     seconds: float
+    startup: float
     last: Any
 
     @property
     def rate(self) -> float:
-        """Clips per wall second (0 when nothing was timed)."""
-        return self.clips / self.seconds if self.seconds > 0 else 0.0
+        """Steady-state clips per wall second (0 when nothing was timed)."""
+        return self.timed_clips / self.seconds if self.seconds > 0 else 0.0
 
 
 def run_demo(
@@ -139,6 +163,7 @@ def run_demo(
     epochs: int = 1,
     batch_size: int = 32,
     progress: Callable[[PackProgress], None] | None = None,
+    min_seconds: float = 4.0,
 ) -> DemoReport:
     """Make the demo corpus (if absent), pack it, and stream it into the device stage (augmentations +
     log-mel, :class:`shardkit.device.DevicePipeline`).
@@ -149,7 +174,9 @@ def run_demo(
     Args:
         workdir: folder for the corpus and the shard set.
         workers: pack processes (at least 1) and DataLoader workers (0 = read in this process).
-        epochs: epochs streamed, once with the loader alone and once through the device stage.
+        epochs: epochs streamed, once with the loader alone and once through the device stage (more, while
+            fewer than ``min_seconds`` of steady state were timed: a small corpus streams fast).
+        min_seconds: seconds of steady state timed per pass, after the first batch (the start-up).
         batch_size: clips per batch (5 s crops at 32000 Hz, int16).
         progress: called with a :class:`~shardkit.write.pack.PackProgress` after every source packed
             (passed to :func:`shardkit.write.pack.pack`).
@@ -159,6 +186,8 @@ def run_demo(
     """
     import torch
 
+    from shardkit.read.browse import info
+
     if workers < 0 or epochs < 1 or batch_size < 1:
         raise UsageError(f"run_demo needs workers >= 0, epochs >= 1, batch_size >= 1; "
                          f"got {workers}, {epochs}, {batch_size}")
@@ -167,13 +196,13 @@ def run_demo(
     result, pack_seconds = _timed_pack(csv_path, workdir / "shards", max(1, workers), progress)
     device, dataset, loader, pipeline = _build_stream(workdir / "shards", batch_size, workers)
     with torch.inference_mode():
-        reader = _stream_epochs(loader, dataset, pipeline, device, epochs, with_mel=False)
-        mel = _stream_epochs(loader, dataset, pipeline, device, epochs, with_mel=True)
+        reader = _stream_epochs(loader, dataset, pipeline, device, epochs, with_mel=False, min_seconds=min_seconds)
+        mel = _stream_epochs(loader, dataset, pipeline, device, epochs, with_mel=True, min_seconds=min_seconds)
         mel_compute = _time_mel(pipeline, reader.last, device) if reader.last is not None else 0.0
     report = DemoReport.from_run(
         corpus_files=len(rows), corpus_seconds=corpus_seconds, result=result, pack_seconds=pack_seconds,
         epochs=epochs, batch_size=batch_size, reader=reader, mel=mel, mel_compute_clips_per_s=mel_compute,
-        device=device,
+        device=device, info=info(workdir / "shards"),
     )
     for line in report.lines():
         log.info("%s", line)
@@ -232,34 +261,49 @@ def _build_stream(out: Path, batch_size: int, workers: int
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     augment = AugmentConfig(gain_p=0.5, shift_p=0.5, mixup_p=0.5, mixup_label_mode="max", spec_p=0.5)
     pipeline = DevicePipeline(MelConfig(sample_rate=_RATE), augment, seed=0).to(device)
-    dataset = ShardDataset(out, batch_size=batch_size, crop_seconds=5.0, shuffle=True, seed=0)
+    # 8 random crops per recording and epoch: epochs of ~400 clips, so the rate is not DataLoader restarts
+    dataset = ShardDataset(out, batch_size=batch_size, crop_seconds=5.0, crops_per_recording=CROPS, shuffle=True,
+                           seed=0)
     loader = torch.utils.data.DataLoader(
-        dataset, batch_size=None, num_workers=workers, pin_memory=device.type == "cuda"
+        dataset, batch_size=None, num_workers=workers, pin_memory=device.type == "cuda",
+        persistent_workers=workers > 0,
     )
     return device, dataset, loader, pipeline
 
 
 def _stream_epochs(loader: Any, dataset: ShardDataset, pipeline: DevicePipeline, device: torch.device,
-                   epochs: int, *, with_mel: bool) -> _Streamed:
-    """Stream ``epochs`` epochs, each batch moved to ``device`` (and through ``pipeline`` if ``with_mel``).
+                   epochs: int, *, with_mel: bool, min_seconds: float = 0.0) -> _Streamed:
+    """Stream ``epochs`` epochs — and more, up to 100, until ``min_seconds`` of steady state are timed —
+    each batch moved to ``device`` (and through ``pipeline`` if ``with_mel``).
 
-    Counts valid clips only (the padding rows of a last, short batch do not count); the clock includes
-    DataLoader worker start-up and stops after the device has finished.
+    Counts valid clips only (the padding rows of a last, short batch do not count). The first batch's
+    wait is the start-up (DataLoader workers starting, first reads); the rate is timed from there to
+    when the device has finished, so a small corpus still gives a steady-state figure.
     """
     import torch
 
-    clips, last = 0, None
+    clips = timed = 0
+    last, t_first = None, None
     t_start = time.perf_counter()
-    for epoch in range(epochs):
-        dataset.set_epoch(epoch)      # workers are re-created each epoch and see the new epoch
+    epoch = 0
+    while epoch < epochs or (t_first is not None and time.perf_counter() - t_first < min_seconds and epoch < 100):
+        dataset.set_epoch(epoch)      # reaches persistent workers too
         for batch in loader:
             audio = batch["audio"].to(device, non_blocking=True)
             labels = batch["labels"].to(device, non_blocking=True)  # the targets travel too (and mix)
             last = pipeline(audio, labels)[0] if with_mel else audio
-            clips += int(batch["valid"].sum())
+            n = int(batch["valid"].sum())
+            clips += n if epoch < epochs else 0
+            if t_first is None:
+                t_first = time.perf_counter()
+            else:
+                timed += n
+        epoch += 1
     if device.type == "cuda":
         torch.cuda.synchronize()
-    return _Streamed(clips, time.perf_counter() - t_start, last)
+    t_end = time.perf_counter()
+    t_first = t_end if t_first is None else t_first
+    return _Streamed(clips, timed, t_end - t_first, t_first - t_start, last)
 
 
 def _time_mel(frontend: DevicePipeline, audio: torch.Tensor, device: torch.device, repeats: int = 5) -> float:
@@ -276,6 +320,13 @@ def _time_mel(frontend: DevicePipeline, audio: torch.Tensor, device: torch.devic
         torch.cuda.synchronize()
     elapsed = time.perf_counter() - t0
     return repeats * audio.shape[0] / elapsed if elapsed > 0 else 0.0
+
+
+def _summary(info: ShardSetInfo) -> list[str]:
+    """Two lines of :func:`shardkit.info` for the report."""
+    top = ", ".join(f"{k} {v}" for k, v in info.top_classes(4))
+    return [f"shard set  {info.root} ({info.version_id}, {info.codec}, {info.sample_rate} Hz)",
+            f"           {info.samples} samples, {info.hours * 60:.1f} min, {info.classes} classes (top: {top})"]
 
 
 def _device_name(device: torch.device) -> str:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from shardkit.demo import make_demo_corpus, plan_demo_corpus, run_demo
+from shardkit.demo.run import CROPS
 
 
 def test_run_demo_end_to_end_on_a_small_corpus(tmp_path: Path) -> None:
@@ -16,11 +17,14 @@ def test_run_demo_end_to_end_on_a_small_corpus(tmp_path: Path) -> None:
     assert report.shards >= 1 and report.shard_bytes > 0
     assert report.packed_hours == pytest.approx(report.corpus_hours, rel=1e-3)
     samples = len(plan_demo_corpus(n_files=5, seed=1)) + 1  # the one long file gives two 60 s chunks
-    assert report.clips_streamed == 2 * samples
+    assert report.clips_streamed == 2 * samples * CROPS
     assert report.mel_shape == (4, 128, 313)
     assert report.reader_clips_per_s > 0 and report.mel_clips_per_s > 0 and report.mel_compute_clips_per_s > 0
     assert report.device in ("cpu",) or report.device.startswith("cuda")
-    assert all(isinstance(line, str) for line in report.lines())
+    lines = report.lines()
+    assert all(isinstance(line, str) for line in lines)
+    assert any("steady state" in line for line in lines) and report.timed_clips > 0
+    assert report.shard_set and any(report.shard_set in line and "shardkit info" in line for line in lines)
     again = run_demo(tmp_path, workers=0, epochs=1, batch_size=4)   # re-packs over its own shard set
     assert again.shards == report.shards and again.shard_bytes == report.shard_bytes
 

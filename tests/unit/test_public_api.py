@@ -14,7 +14,7 @@ def test_exported_names():
     assert set(shardkit.__all__) == {
         "FORMAT_VERSION", "ShardkitError", "__version__", "LogMel", "MelConfig", "PackOptions", "PackProgress",
         "PackResult", "ShardDataset", "ShardSet", "ShardSetWriter", "extract_sample", "info", "list_samples",
-        "pack", "plan_split", "read_sample", "verify",
+        "pack", "plan_split", "read_sample", "show_sample", "verify",
         # result types
         "ShardSetInfo", "SampleEntry", "Sample", "SplitPlan", "VerifyReport", "Problem",
         # the format's documents and the codecs
