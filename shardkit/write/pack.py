@@ -146,10 +146,14 @@ def pack(
         raise UsageError(f"{out_dir}: exists and is not a folder; choose a folder for the shard set")
     job = _Job(opts, codec, items, csv_rejects, fingerprint(items, csv_rejects, opts), budget_bytes, workers,
                strict, progress, str(device), t0)
-    with PackLock(out_dir):
-        result = _pack_locked(job, out_dir, remote, overwrite=overwrite, resume=resume)
-    if remote is not None and result.complete:
-        remote.clean_staging()
+    complete = False
+    try:
+        with PackLock(out_dir):
+            result = _pack_locked(job, out_dir, remote, overwrite=overwrite, resume=resume)
+        complete = result.complete
+    finally:
+        if remote is not None:
+            remote.clean_staging(everything=complete)
     return result
 
 

@@ -246,12 +246,13 @@ class RemoteOut:
         (self.staging / record["name"]).unlink(missing_ok=True)
         (self.staging / record["index"]).unlink(missing_ok=True)
 
-    def clean_staging(self) -> None:
-        """Delete shardkit's files from staging (and the folder, when it is the default one)."""
+    def clean_staging(self, *, everything: bool) -> None:
+        """After a pack: with ``everything`` (it is complete in the prefix) delete shardkit's files from
+        staging; remove the default staging folder when that leaves it empty."""
         st = self.staging
         if not st.is_dir():
             return
-        for n in os.listdir(st):
+        for n in os.listdir(st) if everything else ():
             if is_shard_set_file(n) and n != LOCK_NAME:
                 (st / n).unlink(missing_ok=True)
         if self.default_staging:
