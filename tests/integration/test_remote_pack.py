@@ -9,6 +9,7 @@ with a local pack of the same inputs.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -274,19 +275,59 @@ def test_refused_credentials(s3, corpus40):
 # -- a faulty network ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("faults", [
-    Faults(match=r"\.(tar|index|json)", status=0.3, seed=1),   # HTTP 500s on uploads and reads
-    Faults(match=r"\.(tar|index|json)", cut=0.5, seed=2),      # bodies cut mid-transfer
-], ids=["http-500", "cut-bodies"])
-def test_faults_end_identical_or_named_and_resume(s3, corpus40, reference, faults):
-    prefix = f"n-{faults.seed}/"
+def _through(faults: Faults, s3: str, corpus, url: str, staging: Path, *more) -> subprocess.CompletedProcess:
+    """A pack through the fault proxy: it ends complete, or with a named one-line error after which a
+    re-run without faults completes."""
     server = proxy(s3, faults)
     try:
-        r = _cli(*_args(corpus40, f"s3://{BUCKET}/{prefix}", "--workers", "2"), endpoint=url_of(server))
+        r = _cli(*_args(corpus, url, "--staging", staging, *more), endpoint=url_of(server))
     finally:
         server.shutdown()
-    if r.returncode != 0:  # a named, one-line error; the re-run continues
-        _one_line_error(r, f"s3://{BUCKET}/{prefix}")
-        r = _cli(*_args(corpus40, f"s3://{BUCKET}/{prefix}", "--workers", "2"), endpoint=s3)
-        assert r.returncode == 0, r.stderr
-    assert _objects(s3, prefix) == reference
+    if r.returncode != 0:
+        _one_line_error(r, url)
+        r = _cli(*_args(corpus, url, "--staging", staging, *more), endpoint=s3)
+    assert r.returncode == 0, r.stderr
+    return r
+
+
+def test_http_500s_on_uploads_end_identical_or_named_and_resume(s3, corpus40, reference, tmp_path):
+    faults = Faults(match=r"\.(tar|index|json)", status=0.3, seed=1)
+    _through(faults, s3, corpus40, f"s3://{BUCKET}/n-500/", tmp_path / "st", "--workers", "2")
+    assert faults.done > 0
+    assert _objects(s3, "n-500/") == reference
+
+
+def test_cut_bodies_while_resuming_and_hashing_end_identical(s3, corpus40, reference, tmp_path):
+    """The re-run reads pack-state.json back and hashes an object that has no sha256 metadata (put there
+    by another tool, with the right bytes): bodies cut mid-transfer resume or fail by name, never pass."""
+    url, staging = f"s3://{BUCKET}/n-cut/", tmp_path / "st"
+    r = _cli(*_args(corpus40, url, "--budget", "1.5MB", "--staging", staging), endpoint=s3)
+    assert r.returncode == 3, r.stderr
+    shutil.rmtree(staging)  # resume from the prefix: its state is read back through the proxy
+    n = sum(k.endswith(".tar") for k in _objects(s3, "n-cut/"))
+    name = f"shard-{n:05d}.tar"
+    s3_client(s3).put_object(Bucket=BUCKET, Key="n-cut/" + name, Body=reference[name])
+    faults = Faults(match=r"\.(tar|json)", cut=0.6, seed=2)
+    _through(faults, s3, corpus40, url, staging, "--budget", "1GB")
+    assert faults.done > 0
+    got = _objects(s3, "n-cut/")
+    assert {k: v for k, v in got.items() if k != "manifest.json"} == \
+        {k: v for k, v in reference.items() if k != "manifest.json"}
+
+
+def test_the_decoding_workers_are_spawned_not_forked(monkeypatch, tmp_path):
+    """A pack into a prefix uses obstore in the pack process, whose runtime does not survive ``fork``:
+    its decoding workers must stay ``spawn``-ed (they never touch obstore themselves)."""
+    from shardkit.write import workers
+
+    seen = []
+
+    class Pool:
+        def __init__(self, n, mp_context, **kw):
+            seen.append(mp_context.get_start_method())
+            raise RuntimeError("stop here")
+
+    monkeypatch.setattr(workers, "ProcessPoolExecutor", Pool)
+    with pytest.raises(RuntimeError, match="stop here"):
+        next(workers.ordered_results([object()], 0, None, 2, tmp_path))
+    assert seen == ["spawn"]
