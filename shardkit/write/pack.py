@@ -146,15 +146,7 @@ def pack(
         raise UsageError(f"{out_dir}: exists and is not a folder; choose a folder for the shard set")
     job = _Job(opts, codec, items, csv_rejects, fingerprint(items, csv_rejects, opts), budget_bytes, workers,
                strict, progress, str(device), t0)
-    complete = False
-    try:
-        with PackLock(out_dir):
-            result = _pack_locked(job, out_dir, remote, overwrite=overwrite, resume=resume)
-        complete = result.complete
-    finally:
-        if remote is not None:
-            remote.clean_staging(everything=complete)
-    return result
+    return _pack_at(job, out_dir, remote, overwrite=overwrite, resume=resume)
 
 
 @dataclass(frozen=True)
@@ -183,6 +175,20 @@ def _remote_out(out: str | os.PathLike[str], storage_options: Mapping[str, Any] 
         raise UsageError(f"{out}: storage_options and staging apply to a pack into object storage "
                          "(s3://, gs://, az://), not to a local folder")
     return None
+
+
+def _pack_at(job: _Job, out_dir: Path, remote: RemoteOut | None, *, overwrite: bool,
+             resume: bool | None) -> PackResult:
+    """Lock OUT (or staging) and pack; a pack into a prefix then tidies its staging folder."""
+    complete = False
+    try:
+        with PackLock(out_dir):
+            result = _pack_locked(job, out_dir, remote, overwrite=overwrite, resume=resume)
+        complete = result.complete
+    finally:
+        if remote is not None:
+            remote.clean_staging(everything=complete)
+    return result
 
 
 def _pack_locked(job: _Job, out_dir: Path, remote: RemoteOut | None, *, overwrite: bool,
