@@ -66,7 +66,7 @@ def mel_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 @cli.command()
 @click.argument("src", type=click.Path(file_okay=False, path_type=Path))
-@click.argument("out", type=click.Path(path_type=Path))
+@click.argument("out", type=LOCATION)
 @click.option("--metadata", type=click.Path(dir_okay=False, path_type=Path), help="BirdCLEF-style CSV.")
 @click.option("--sample-rate", default=32000, show_default=True, help="Hz of the stored audio.")
 @click.option("--mode", type=click.Choice(["recordings", "segments"]), default="recordings", show_default=True)
@@ -83,15 +83,18 @@ def mel_options(command: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--strict", is_flag=True, help="Fail at the first bad source instead of recording it.")
 @click.option("--resume", is_flag=True, help="Require an interrupted pack in OUT (re-running resumes anyway).")
 @click.option("--overwrite", is_flag=True, help="Delete the shard set in OUT first.")
+@click.option("--staging", type=click.Path(file_okay=False, path_type=Path),
+              help="OUT is a URL: the local folder shards are written to before upload [a temp folder].")
 @click.option("--format", "codec", type=click.Choice(["wav16", "mel-u8"]), default="wav16", show_default=True,
               help="int16 PCM .wav members, or uint8 log-mel .npy members.")
 @mel_options
 @click.option("--device", default="cpu", show_default=True, help="mel-u8: where spectrograms are computed (cuda).")
-def pack(src: Path, out: Path, metadata: Path | None, sample_rate: int, mode: str, segment_seconds: float,
+def pack(src: Path, out: str, metadata: Path | None, sample_rate: int, mode: str, segment_seconds: float,
          hop_seconds: float | None, tail: str, max_seconds: float, channels: int, shard_size: str,
-         budget: str | None, order: str, workers: int, strict: bool, resume: bool, overwrite: bool, codec: str,
-         mel: dict[str, float], device: str) -> None:
-    """Pack the audio in SRC (and/or listed by --metadata) into a shard set in OUT."""
+         budget: str | None, order: str, workers: int, strict: bool, resume: bool, overwrite: bool,
+         staging: Path | None, codec: str, mel: dict[str, float], device: str) -> None:
+    """Pack the audio in SRC (and/or listed by --metadata) into a shard set in OUT: a folder, or a
+    prefix s3://bucket/prefix/ (gs://, az://) that each shard is uploaded to as it finishes."""
     options = shardkit.PackOptions(
         sample_rate=sample_rate, mode=mode, segment_seconds=segment_seconds, hop_seconds=hop_seconds,
         tail=tail, max_seconds=max_seconds, channels=channels, shard_size=shard_size, order=order, codec=codec,
@@ -99,7 +102,7 @@ def pack(src: Path, out: Path, metadata: Path | None, sample_rate: int, mode: st
     with pack_progress(err) as progress:
         r = shardkit.pack(src, out, metadata=metadata, options=options, workers=workers, budget=budget,
                           strict=strict, resume=resume or None, overwrite=overwrite, progress=progress,
-                          device=device)
+                          device=device, staging=staging)
     _print_pack_result(r)
     if not r.complete:
         sys.exit(EXIT_INCOMPLETE)

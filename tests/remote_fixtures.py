@@ -91,8 +91,12 @@ class _Proxy(http.server.BaseHTTPRequestHandler):
     def _forward(self) -> None:
         faults: Faults = self.server.faults
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0)) or None
+        headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+        if body is not None and not any(k.lower() == "content-type" for k in headers):
+            # else urllib sends form-urlencoded and the server parses the body away (an empty object)
+            headers["Content-Type"] = "application/octet-stream"
         req = urllib.request.Request(self.server.upstream + self.path, data=body, method=self.command,
-                                     headers={k: v for k, v in self.headers.items() if k.lower() != "host"})
+                                     headers=headers)
         hit = re.search(faults.match, self.path) is not None
         if faults.delay:
             time.sleep(faults.delay)

@@ -92,9 +92,10 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0][:300] if text else type(exc).__name__
 
 
-def storage_error(exc: BaseException, where: str) -> OSError:
+def storage_error(exc: BaseException, where: str, action: str = "read") -> OSError:
     """One line for an obstore failure on ``where`` (a URL): ``FileNotFoundError`` for a missing
-    object, else :class:`StorageError` saying what to check. Returns it; the caller raises."""
+    object, else :class:`StorageError` saying what to check. ``action``: what was being done ("read",
+    "write"). Returns it; the caller raises."""
     text = str(exc)
     kind = type(exc).__name__
     if "NoSuchBucket" in text:
@@ -107,11 +108,11 @@ def storage_error(exc: BaseException, where: str) -> OSError:
                                 "AccessDenied")):
         return StorageError(f"{where}: access denied; check the credentials (AWS_ACCESS_KEY_ID / "
                             "AWS_SECRET_ACCESS_KEY, GOOGLE_APPLICATION_CREDENTIALS, AZURE_STORAGE_* or "
-                            "storage_options) and that they may read this bucket")
+                            f"storage_options) and that they may {action} this bucket")
     if any(s in text.lower() for s in ("connect", "dns error", "timed out", "timeout", "connection refused")):
         return StorageError(f"{where}: cannot reach the storage endpoint ({_reason(text)}); check the network and "
                             "the endpoint (AWS_ENDPOINT_URL / storage_options['endpoint'])")
-    return StorageError(f"{where}: read failed ({_reason(text) or kind}); check the URL, the endpoint and "
+    return StorageError(f"{where}: {action} failed ({_reason(text) or kind}); check the URL, the endpoint and "
                         "the credentials")
 
 

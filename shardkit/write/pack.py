@@ -18,13 +18,16 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from shardkit.encode.base import Codec
 from shardkit.errors import PackError, ShardkitError, UsageError
 from shardkit.format import MANIFEST_NAME, PACK_STATE_NAME, Manifest
 from shardkit.ingest.sources import Reject, SourceItem, discover, vocabulary_of
+from shardkit.read.locate import is_url
 from shardkit.units import parse_size
 from shardkit.write.lock import PackLock
 from shardkit.write.options import PackOptions, fingerprint, options_doc
@@ -39,6 +42,7 @@ from shardkit.write.state import (
     save_source_stamps,
 )
 from shardkit.write.tar import member_bytes
+from shardkit.write.upload import RemoteOut
 from shardkit.write.workers import _Context, ordered_results
 
 logger = logging.getLogger(__name__)
@@ -62,8 +66,8 @@ class PackProgress:
 class PackResult:
     """What a pack produced (also for a pack that was already complete)."""
 
-    out: Path
-    manifest: Path
+    out: Path | str          #: the folder, or the prefix URL
+    manifest: Path | str
     version_id: str
     complete: bool
     shards: int
@@ -102,9 +106,16 @@ def pack(
     overwrite: bool = False,
     progress: Callable[[PackProgress], None] | None = None,
     device: str = "cpu",
+    storage_options: Mapping[str, Any] | None = None,
+    staging: str | os.PathLike[str] | None = None,
 ) -> PackResult:
     """Pack the audio under ``src`` (and/or listed by ``metadata``) into a shard set in ``out``.
 
+    - ``out``: a folder, or an object-store prefix (``s3://bucket/prefix/``, ``gs://…``, ``az://…``;
+      credentials and endpoint as for reading, or ``storage_options``). A pack into a prefix is
+      written into the local folder ``staging`` (default: one under the temp folder named from the
+      URL) and each shard uploaded as it finishes, the manifest last; staging holds about one shard
+      (:mod:`shardkit.write.upload`). Everything below said of ``out`` holds for the prefix.
     - ``workers``: decoding processes (output bytes are identical for any number).
     - ``budget``: cap on shard + index bytes in ``out``; when the next sample would pass it the
       pack finishes the current shard, writes a valid (incomplete) manifest and reports
@@ -128,25 +139,86 @@ def pack(
         raise UsageError(f"workers must be a positive integer, got {workers!r}")
     codec = opts.make_codec()
     codec.check_device(str(device))  # before anything is written
-    out_dir = Path(out)
+    remote = _remote_out(out, storage_options, staging)
+    out_dir = remote.staging if remote is not None else Path(out)
     items, csv_rejects = discover(src, metadata, order=opts.order)
-    vocabulary = vocabulary_of(items)
-    print_ = fingerprint(items, csv_rejects, opts)
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"{out_dir}: exists and is not a folder; choose a folder for the shard set")
-    with PackLock(out_dir):
-        state = open_state(out_dir, print_, overwrite=overwrite, resume=resume)
-        if state is not None and state.complete:
-            return _result_from_manifest(out_dir, t0, already_complete=True)
-        resumed = state is not None
-        state = _start_state(out_dir, state, print_, opts, csv_rejects, items, strict)
-        writer = ShardSetWriter(out_dir, codec=codec, shard_size=opts.shard_size, budget=budget_bytes,
-                                vocabulary=vocabulary, layout=opts.layout, device=str(device), state=state)
-        ctx = _Context(opts, codec, {label: i for i, label in enumerate(vocabulary)}, str(device))
-        run = _Run(writer, items, progress, t0, strict)
-        with _pack_errors(writer, out_dir):
-            run.feed(ordered_results(items, state.next_item, ctx, workers, out_dir))
-        return _finish(out_dir, writer, run, opts, items, csv_rejects, budget_bytes, t0, resumed)
+    job = _Job(opts, codec, items, csv_rejects, fingerprint(items, csv_rejects, opts), budget_bytes, workers,
+               strict, progress, str(device), t0)
+    return _pack_at(job, out_dir, remote, overwrite=overwrite, resume=resume)
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What one pack call packs, and how (its arguments, checked)."""
+
+    opts: PackOptions
+    codec: Codec
+    items: list[SourceItem]
+    csv_rejects: list[Reject]
+    fingerprint: str
+    budget: int | None
+    workers: int
+    strict: bool
+    progress: Callable[[PackProgress], None] | None
+    device: str
+    t0: float
+
+
+def _remote_out(out: str | os.PathLike[str], storage_options: Mapping[str, Any] | None,
+                staging: str | os.PathLike[str] | None) -> RemoteOut | None:
+    """The object-store prefix ``out`` names, or None for a local folder."""
+    if is_url(out):
+        return RemoteOut(str(out), storage_options, staging)
+    if storage_options or staging is not None:
+        raise UsageError(f"{out}: storage_options and staging apply to a pack into object storage "
+                         "(s3://, gs://, az://), not to a local folder")
+    return None
+
+
+def _pack_at(job: _Job, out_dir: Path, remote: RemoteOut | None, *, overwrite: bool,
+             resume: bool | None) -> PackResult:
+    """Lock OUT (or staging) and pack; a pack into a prefix then tidies its staging folder."""
+    complete = False
+    try:
+        with PackLock(out_dir):
+            result = _pack_locked(job, out_dir, remote, overwrite=overwrite, resume=resume)
+        complete = result.complete
+    finally:
+        if remote is not None:
+            remote.clean_staging(everything=complete)
+    return result
+
+
+def _pack_locked(job: _Job, out_dir: Path, remote: RemoteOut | None, *, overwrite: bool,
+                 resume: bool | None) -> PackResult:
+    """The pack, with OUT (or staging) locked: decide start / resume / done, then run and finish."""
+    uploaded = 0
+    if remote is not None:
+        remote_state, done = remote.inspect(job.fingerprint, overwrite=overwrite)
+        if done is not None:
+            if resume:
+                raise UsageError(f"{remote.url}: the pack is already complete; nothing to resume")
+            remote.drop_stale_state()
+            return _result_from_doc(done, remote.url, remote.url + MANIFEST_NAME, job.t0, already_complete=True)
+        uploaded = remote.prepare_staging(remote_state, job.fingerprint, overwrite=overwrite)
+    state = open_state(out_dir, job.fingerprint, overwrite=overwrite, resume=resume)
+    if state is not None and state.complete:
+        return _result_from_manifest(out_dir, job.t0, already_complete=True)
+    resumed = state is not None
+    state = _start_state(out_dir, state, job.fingerprint, job.opts, job.csv_rejects, job.items, job.strict)
+    if remote is not None:
+        remote.begin(state, uploaded)
+    vocabulary = vocabulary_of(job.items)
+    writer = ShardSetWriter(out_dir, codec=job.codec, shard_size=job.opts.shard_size, budget=job.budget,
+                            vocabulary=vocabulary, layout=job.opts.layout, device=job.device, state=state,
+                            on_shard=remote.shard_done if remote is not None else None)
+    ctx = _Context(job.opts, job.codec, {label: i for i, label in enumerate(vocabulary)}, job.device)
+    run = _Run(writer, job.items, job.progress, job.t0, job.strict)
+    with _pack_errors(writer, out_dir):
+        run.feed(ordered_results(job.items, state.next_item, ctx, job.workers, out_dir))
+    return _finish(out_dir, writer, run, job, resumed, remote)
 
 
 def _start_state(out: Path, state: PackState | None, print_: str, opts: PackOptions, csv_rejects: list[Reject],
@@ -244,29 +316,34 @@ class _Run:
             ))
 
 
-def _finish(out: Path, writer: ShardSetWriter, run: _Run, opts: PackOptions, items: list[SourceItem],
-            csv_rejects: list[Reject], budget_bytes: int | None, t0: float, resumed: bool) -> PackResult:
-    """Write the manifest (complete, or stopped at the budget with the state kept); the result."""
+def _finish(out: Path, writer: ShardSetWriter, run: _Run, job: _Job, resumed: bool,
+            remote: RemoteOut | None) -> PackResult:
+    """Write the manifest (complete, or stopped at the budget with the state kept), upload it last to a
+    prefix; the result."""
     state, more = writer.state, 0
     if run.stopped_at is not None:
         state.next_item, state.next_piece = run.stopped_at
-        more = _estimate_remaining(items, run.stopped_at, opts)
+        more = _estimate_remaining(job.items, run.stopped_at, job.opts)
         logger.warning("budget of %d bytes reached after %d shards; about %d more bytes are needed",
-                       budget_bytes, len(state.shards), more)
+                       job.budget, len(state.shards), more)
     complete = run.stopped_at is None
-    writer.finish(sources=len(items) + len(csv_rejects),
-                  budget_doc={"limit_bytes": budget_bytes, "exhausted": not complete, "more_bytes_needed": more})
+    writer.finish(sources=len(job.items) + len(job.csv_rejects),
+                  budget_doc={"limit_bytes": job.budget, "exhausted": not complete, "more_bytes_needed": more})
+    if remote is not None:
+        remote.finish(state, complete)
     if complete:
         (out / PACK_STATE_NAME).unlink(missing_ok=True)
         (out / SOURCES_NAME).unlink(missing_ok=True)
     else:
         state.save(out)
     run.report()
-    result = _result_from_manifest(out, t0, resumed=resumed)
+    result = _result_from_manifest(out, job.t0, resumed=resumed)
+    if remote is not None:
+        result.out, result.manifest = remote.url, remote.url + MANIFEST_NAME
     result.seconds_this_run = run.seconds
     if complete and result.samples == 0:
         first = "; ".join(f"{r.file or '(row ' + str(r.row) + ')'}: {r.reason}" for r in result.rejects[:3])
-        raise PackError(f"{out}: no sample was packed: all {result.sources} sources were rejected ({first}"
+        raise PackError(f"{result.out}: no sample was packed: all {result.sources} sources were rejected ({first}"
                         f"{'; ...' if len(result.rejects) > 3 else ''}); every reject is listed in manifest.json")
     return result
 
@@ -294,10 +371,15 @@ def _estimate_remaining(items: list[SourceItem], at: tuple[int, int], opts: Pack
 
 def _result_from_manifest(out: Path, t0: float, *, resumed: bool = False,
                           already_complete: bool = False) -> PackResult:
-    doc = Manifest.load(out)
+    return _result_from_doc(Manifest.load(out), out, out / MANIFEST_NAME, t0, resumed=resumed,
+                            already_complete=already_complete)
+
+
+def _result_from_doc(doc: Manifest, out: Path | str, manifest: Path | str, t0: float, *, resumed: bool = False,
+                     already_complete: bool = False) -> PackResult:
     totals = doc.totals
     return PackResult(
-        out=out, manifest=out / MANIFEST_NAME, version_id=doc.version_id, complete=doc.complete,
+        out=out, manifest=manifest, version_id=doc.version_id, complete=doc.complete,
         shards=len(doc.shards), samples=totals["samples"], bytes=totals["bytes"],
         seconds=totals["seconds"], sources=totals["sources"], sources_packed=totals["sources_packed"],
         rejects=[Reject(r["file"], r["row"], r["reason"]) for r in doc.rejects],

@@ -14,7 +14,7 @@ The same samples written in the same order give the same bytes as :func:`shardki
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,8 @@ class ShardSetWriter:
       ``{"mode": "recordings"}`` for long recordings that readers crop at random).
     - ``overwrite``: delete a shard set already in ``out`` first (only shardkit's own files).
     - ``device``: where a spectrogram codec computes (``"cpu"``, ``"cuda"``).
+    - ``on_shard``: called with the manifest record of each finished shard (name, sizes, sha256s), once
+      it is whole in ``out`` and recorded in the state (a pack into object storage uploads it there).
     """
 
     def __init__(
@@ -67,6 +69,7 @@ class ShardSetWriter:
         overwrite: bool = False,
         device: str = "cpu",
         state: PackState | None = None,
+        on_shard: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.out = Path(out)
         self.codec = codec if isinstance(codec, Codec) else _make_codec(codec, sample_rate, channels, mel)
@@ -80,6 +83,7 @@ class ShardSetWriter:
             raise UsageError("vocabulary has duplicate class names")
         self.layout = dict(layout) if layout is not None else {"mode": "segments"}
         self._save_state = state is not None
+        self.on_shard = on_shard
         self.state = state if state is not None else self._fresh_state(overwrite)
         self._shard: ShardWriter | None = None
         self._keys: set[str] = set()
@@ -154,6 +158,8 @@ class ShardSetWriter:
         self.state.next_item, self.state.next_piece = next_item, next_piece
         if self._save_state:
             self.state.save(self.out)
+        if self.on_shard is not None:
+            self.on_shard(record)
 
     @property
     def bytes_written(self) -> int:

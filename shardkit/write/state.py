@@ -58,15 +58,25 @@ class PackState:
     def samples(self) -> int:
         return sum(s["samples"] for s in self.shards)
 
+    def to_bytes(self) -> bytes:
+        """The bytes of ``pack-state.json``."""
+        return dumps_json(asdict(self))
+
     def save(self, out: Path) -> None:
         """Write ``out/pack-state.json`` atomically."""
-        atomic_write(out / PACK_STATE_NAME, dumps_json(asdict(self)))
+        atomic_write(out / PACK_STATE_NAME, self.to_bytes())
 
     @classmethod
     def load(cls, path: Path) -> PackState:
         """Read a state file; :class:`OutputConflictError` (saying to use --overwrite) when unusable."""
+        return cls.from_bytes(path.read_bytes(), str(path))
+
+    @classmethod
+    def from_bytes(cls, data: bytes, where: str) -> PackState:
+        """Parse the bytes of a state file read from ``where`` (a path or URL), as :meth:`load`."""
+        path = where
         try:
-            doc = json.loads(path.read_bytes())
+            doc = json.loads(data)
             names = set(cls.__dataclass_fields__)
             state = cls(**{k: v for k, v in doc.items() if k in names})
             if not isinstance(state.shards, list) or not isinstance(state.next_item, int):
