@@ -30,6 +30,7 @@ from shardkit.errors import (
     SourceError,
     StorageError,
     UnknownCodecError,
+    UnsafeFileError,
     UnsupportedVersionError,
     UsageError,
 )
@@ -52,7 +53,7 @@ _LAZY = {name: module for module, names in _LAZY_MODULES.items() for name in nam
 _ERRORS = [
     "BudgetExceededError", "DecodeError", "FormatError", "IntegrityError", "ManifestError", "MetadataError",
     "OutputConflictError", "PackError", "SampleNotFoundError", "ShardIndexError", "ShardReadError", "ShardkitError",
-    "SourceError", "StorageError", "UnknownCodecError", "UnsupportedVersionError", "UsageError",
+    "SourceError", "StorageError", "UnknownCodecError", "UnsafeFileError", "UnsupportedVersionError", "UsageError",
 ]
 
 __all__ = sorted(["FORMAT_VERSION", "__version__", *_ERRORS, *_LAZY])

@@ -28,12 +28,20 @@ from shardkit.errors import (
     ManifestError,
     SampleNotFoundError,
     ShardIndexError,
+    ShardkitError,
     ShardReadError,
-    StorageError,
 )
 from shardkit.format import Manifest
 from shardkit.read import locate
-from shardkit.read.storage import MAX_OPEN_SHARDS, LocalFiles, LocalStorage, OpenFailed, ShortRead, Storage
+from shardkit.read.storage import (
+    MAX_OPEN_SHARDS,
+    LocalFiles,
+    LocalStorage,
+    OpenFailed,
+    ShardChanged,
+    ShortRead,
+    Storage,
+)
 
 log = logging.getLogger(__name__)
 
@@ -196,6 +204,11 @@ class ShardSet:
     def range_error(self, i: int, err: OSError) -> ShardReadError:
         """The :class:`ShardReadError` for a failed read of sample ``i`` (a range error of
         :meth:`Storage.read_into`): the shard cannot be opened, is short, or the read failed."""
+        if isinstance(err, ShardChanged):
+            return ShardReadError(f"{err.where}: sample {self.keys[i]!r}: {err.reason}, so its index no longer "
+                                  "describes it. Open the shard set again (a new ShardSet/ShardDataset) to read "
+                                  f"the new files, or run 'shardkit verify {self.root}' if nothing should have "
+                                  "changed it")
         if isinstance(err, OpenFailed):
             return ShardReadError(f"{err.where}: cannot open shard ({err.reason}); re-download or re-pack "
                                   f"the shard set, or run 'shardkit verify {self.root}'")
@@ -321,7 +334,7 @@ def _load_manifest(storage: Storage, name: str) -> Manifest:
     where = storage.describe(name)
     try:
         data = storage.read_bytes(name)
-    except StorageError:
+    except ShardkitError:
         raise
     except FileNotFoundError as exc:
         raise ManifestError(
@@ -337,7 +350,7 @@ def _load_index(storage: Storage, entry: fmt.ShardEntry, root: Path) -> fmt.Shar
     where = storage.describe(entry.index)
     try:
         data = storage.read_bytes(entry.index)
-    except StorageError:
+    except ShardkitError:
         raise
     except FileNotFoundError as exc:
         raise ShardIndexError(f"{where}: shard index is missing; "

@@ -22,7 +22,7 @@ def test_exported_names():
         # the whole exception tree
         "BudgetExceededError", "DecodeError", "FormatError", "IntegrityError", "ManifestError", "MetadataError",
         "OutputConflictError", "PackError", "SampleNotFoundError", "ShardIndexError", "ShardReadError",
-        "SourceError", "StorageError", "UnknownCodecError", "UnsupportedVersionError", "UsageError",
+        "SourceError", "StorageError", "UnknownCodecError", "UnsafeFileError", "UnsupportedVersionError", "UsageError",
     }
     assert shardkit.__all__ == sorted(shardkit.__all__)
     for name in shardkit.__all__:
