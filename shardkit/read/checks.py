@@ -7,6 +7,7 @@ Each check returns :class:`Finding` values instead of raising, so that both use 
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from shardkit.format.manifest import is_plain_name
 MAX_NAMED = 20
 #: what fixes a finding: the index is rebuilt from its shard, or the shard set is fetched/made again
 REINDEX, REFETCH = "reindex", "refetch"
+_KEYS_RE = re.compile(r"(?:[A-Za-z0-9_\-]+(?:/[A-Za-z0-9_\-]+)*\n)*")  # fmt.KEY_RE, one key per line
 _INT_COLUMNS = ("wav_offset", "wav_size", "meta_offset", "meta_size", "frames", "label", "start",
                 "wav_crc32", "meta_crc32")
 
@@ -76,7 +78,22 @@ def index_findings(index: fmt.ShardIndex, entry: fmt.ShardEntry, vocab: list[str
     if entry.samples != len(index):
         out.append(Finding(name, None, f"index lists {len(index)} samples, the manifest says {entry.samples} "
                                        f"for {entry.name}", IntegrityError))
-    return out + _column_findings(index, name)
+    return out + _column_findings(index, name) + key_findings(index, name)
+
+
+def key_findings(index: fmt.ShardIndex, name: str) -> list[Finding]:
+    """Every key follows the key grammar (format §2: :data:`~shardkit.format.KEY_RE`, at most
+    :data:`~shardkit.format.MAX_KEY_LEN` characters): no ``..``, no absolute path, no dot."""
+    keys = index.columns["key"]
+    if all(isinstance(k, str) for k in keys):
+        joined = "\n".join(keys) + "\n" if keys else ""
+        if joined.count("\n") == len(keys) and _KEYS_RE.fullmatch(joined) and max(map(len, keys), default=0) <= \
+                fmt.MAX_KEY_LEN:
+            return []  # one pass in C for the usual case
+    rows = np.asarray([i for i, k in enumerate(keys) if not isinstance(k, str) or len(k) > fmt.MAX_KEY_LEN
+                       or not fmt.KEY_RE.fullmatch(k)], dtype=np.int64)
+    return _name_rows(name, [str(k) for k in keys], rows, f"key breaks the key grammar ({fmt.KEY_RE.pattern}, "
+                      f"at most {fmt.MAX_KEY_LEN} characters)")
 
 
 def _column_findings(index: fmt.ShardIndex, name: str) -> list[Finding]:

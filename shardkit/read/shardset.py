@@ -150,8 +150,8 @@ class ShardSet:
         :class:`UnsupportedVersionError`, :class:`ShardIndexError`, :class:`ShardReadError` (a shard
         file is missing) or :class:`IntegrityError` (size mismatch).
         """
-        root, name, storage = _locate(path, storage, storage_options)
-        manifest = _load_manifest(storage, name)
+        root, name, storage = locate_set(path, storage, storage_options)
+        manifest = load_manifest(storage, name)
         codec = manifest.codec
         indexes = []
         for entry in manifest.shards:
@@ -308,7 +308,7 @@ class ShardSet:
         return got
 
 
-def _locate(path: str | os.PathLike[str], storage: Storage | None, storage_options: dict[str, Any] | None
+def locate_set(path: str | os.PathLike[str], storage: Storage | None, storage_options: dict[str, Any] | None
             ) -> tuple[Path | str, str, Storage]:
     """(root, manifest name, storage) of a location; a URL's metadata is loaded ahead in one go."""
     from shardkit.read.remote import open_storage
@@ -331,7 +331,7 @@ def _manifest_name(path: str | os.PathLike[str]) -> str:
     return p.name if fmt.manifest_root(p) != p else fmt.MANIFEST_NAME
 
 
-def _load_manifest(storage: Storage, name: str) -> Manifest:
+def load_manifest(storage: Storage, name: str) -> Manifest:
     where = storage.describe(name)
     try:
         data = storage.read_bytes(name)
