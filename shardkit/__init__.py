@@ -3,7 +3,7 @@
 The pipeline, one subpackage per stage: ``ingest`` (find, decode, resample, segment) → ``encode``
 (codecs: wav16, mel-u8; msgpack metadata) → ``write`` (tar shards, indexes, ShardSetWriter, pack) →
 ``read`` (storage, shard set, order, split, ShardDataset) → ``device`` (mel and augmentations on the
-batch's device) → ``versions`` (verify). ``format`` holds the on-disk documents (index, manifest).
+batch's device) → ``versions`` (verify, reindex). ``format`` holds the on-disk documents (index, manifest).
 
 Every public name is importable from here (one flat ``__all__``); the device stage's modules from
 :mod:`shardkit.device`. Heavy modules (torch) load on first use of the names that need them.
@@ -45,6 +45,7 @@ _LAZY_MODULES = {
     "shardkit.read.browse": ("info", "list_samples", "read_sample", "extract_sample", "plan_split",
                              "ShardSetInfo", "SampleEntry", "Sample", "SplitPlan"),
     "shardkit.versions.verify": ("verify", "VerifyReport", "Problem"),
+    "shardkit.versions.reindex": ("reindex", "ReindexResult"),
     "shardkit.format": ("Manifest", "ShardEntry", "ShardIndex"),
     "shardkit.encode": ("Codec", "Wav16", "MelU8", "MelConfig", "get_codec", "codec_ids"),
     "shardkit.device.frontend": ("LogMel",),
@@ -75,6 +76,7 @@ if TYPE_CHECKING:
     )
     from shardkit.read.dataset import ShardDataset
     from shardkit.read.shardset import ShardSet
+    from shardkit.versions.reindex import ReindexResult, reindex
     from shardkit.versions.verify import Problem, VerifyReport, verify
     from shardkit.write.options import PackOptions
     from shardkit.write.pack import PackProgress, PackResult, pack

@@ -29,6 +29,7 @@ from shardkit.errors import (
     ShardIndexError,
     ShardkitError,
     ShardReadError,
+    UnsupportedVersionError,
 )
 from shardkit.format import Manifest
 from shardkit.read import checks, locate
@@ -354,11 +355,16 @@ def _load_index(storage: Storage, entry: fmt.ShardEntry, root: Path) -> fmt.Shar
     except ShardkitError:
         raise
     except FileNotFoundError as exc:
-        raise ShardIndexError(f"{where}: shard index is missing; "
-                              f"run 'shardkit verify {root}' on the shard set") from exc
+        raise ShardIndexError(f"{where}: shard index is missing; {checks.advice(checks.REINDEX, root)}") from exc
     except OSError as exc:
-        raise ShardIndexError(f"{where}: cannot read the shard index ({exc.strerror or exc})") from exc
-    return fmt.ShardIndex.from_bytes(data, where)
+        raise ShardIndexError(f"{where}: cannot read the shard index ({exc.strerror or exc}); "
+                              f"{checks.advice(checks.REINDEX, root)}") from exc
+    try:
+        return fmt.ShardIndex.from_bytes(data, where)
+    except UnsupportedVersionError:
+        raise
+    except ShardIndexError as exc:
+        raise ShardIndexError(f"{exc}; {checks.advice(checks.REINDEX, root)}") from None
 
 
 def _check_shard(storage: Storage, entry: fmt.ShardEntry, index: fmt.ShardIndex, codec: Codec, root: Path) -> None:

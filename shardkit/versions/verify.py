@@ -172,7 +172,7 @@ def _check_shard(storage: Storage, rec: ShardEntry, idx: ShardIndex | None, repo
         idx = None if found else idx
     sha = hashlib.sha256()
     try:
-        scan = scan_tar(_hashed(_chunks(storage, rec.name, size), sha, progress))
+        scan = scan_tar(hashed(read_chunks(storage, rec.name, size), sha, progress))
     except OSError as exc:
         report.problem(rec.name, None, f"cannot be read: {exc}")
         return
@@ -225,7 +225,7 @@ def _compare(shard: str, idx: ShardIndex, scan: TarScan, report: VerifyReport,
         report.problems.extend(locate_damage(shard, idx, read, sorted(set(unreached))))
 
 
-def _chunks(storage: Storage, name: str, size: int) -> Iterator[bytearray]:
+def read_chunks(storage: Storage, name: str, size: int) -> Iterator[bytearray]:
     """The bytes of object ``name`` in order, :data:`PARALLEL` ranged reads of :data:`CHUNK` at a time."""
     step = CHUNK * PARALLEL
     for start in range(0, size, step):
@@ -236,7 +236,7 @@ def _chunks(storage: Storage, name: str, size: int) -> Iterator[bytearray]:
         yield from bufs
 
 
-def _hashed(chunks: Iterator[bytearray], sha: Any, progress: Callable[[int], None] | None) -> Iterator[bytearray]:
+def hashed(chunks: Iterator[bytearray], sha: Any, progress: Callable[[int], None] | None) -> Iterator[bytearray]:
     for chunk in chunks:
         sha.update(chunk)
         if progress:
