@@ -111,8 +111,12 @@ class ShardIndex:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> ShardIndex:
+        from shardkit.read.safe_open import read_regular
+        from shardkit.read.storage import MAX_OBJECT_BYTES
+
+        p = Path(path)
         try:
-            data = Path(path).read_bytes()
+            data = read_regular(p.parent, p.name, MAX_OBJECT_BYTES)  # a regular file, size-capped (§6)
         except FileNotFoundError as exc:
             raise ShardIndexError(f"{path}: shard index is missing; rebuild it from its shard with "
                                   "'shardkit reindex' on the shard set") from exc

@@ -45,6 +45,21 @@ def open_regular(root: Path, name: str) -> tuple[int, os.stat_result]:
     return fd, st
 
 
+def read_regular(root: Path, name: str, max_bytes: int) -> bytes:
+    """The whole regular file ``root/name`` (as :func:`open_regular` opens it), refused with
+    :class:`UnsafeFileError` before reading when it is larger than ``max_bytes``."""
+    fd, st = open_regular(root, name)
+    with open(fd, "rb", buffering=0) as fh:  # closes fd
+        if st.st_size > max_bytes:
+            raise UnsafeFileError(f"{root / name}: is {st.st_size} bytes, more than the {max_bytes} a manifest "
+                                  "or index may have; not read")
+        parts, left = [], st.st_size
+        while left > 0 and (part := fh.read(left)):
+            parts.append(part)
+            left -= len(part)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
 def stat_regular(root: Path, name: str) -> os.stat_result:
     """``stat`` of the regular file ``root/name`` (the same rules as :func:`open_regular`, nothing opened)."""
     path = root / name

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from shardkit.errors import UnsafeFileError
-from shardkit.read.safe_open import Identity, identity, open_regular, stat_regular
+from shardkit.read.safe_open import Identity, identity, open_regular, read_regular, stat_regular
 
 __all__ = ["MAX_OBJECT_BYTES", "MAX_OPEN_SHARDS", "ByteRange", "Extent",
            "LocalFiles", "LocalStorage", "OpenFailed", "RangeError", "ShardChanged", "ShortRead",
@@ -111,9 +111,9 @@ class Storage(Protocol):
     """Read access to the objects (files) of one shard set. Thread-safe and picklable."""
 
     def read_bytes(self, name: str) -> bytes:
-        """The whole object ``name`` (manifest, index). Raises ``FileNotFoundError`` when it is
-        missing, another ``OSError`` when it cannot be read."""
-        ...
+        """The whole object ``name``: a regular file of at most :data:`MAX_OBJECT_BYTES` (checked before
+        reading; :class:`~shardkit.errors.UnsafeFileError` otherwise)."""
+        return read_regular(self.root, name, MAX_OBJECT_BYTES)
 
     def size(self, name: str) -> int:
         """Bytes of object ``name``; raises ``FileNotFoundError`` when it is missing."""

@@ -108,3 +108,21 @@ def test_an_unchanged_shard_reopens_fine(small_set, tmp_path):
     shutil.copytree(small_set, copy)  # another set: its own identities
     assert ShardSet.open(copy).read_frames(2)[0] == 2
     assert isinstance(ShardChanged("x", "y"), OSError)
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("kind", ["fifo", "/dev/zero"])
+def test_ls_info_and_plan_read_metadata_the_same_way(small_set, kind):
+    import shardkit
+
+    for name in ("shard-00000.index", "manifest.json"):
+        (small_set / name).rename(small_set / f"{name}.bak")
+        os.mkfifo(small_set / name) if kind == "fifo" else os.symlink(kind, small_set / name)
+        with pytest.raises(UnsafeFileError):
+            list(shardkit.list_samples(small_set))
+        if name == "manifest.json":
+            for call in (shardkit.info, lambda p: shardkit.plan_split(p, world_size=1)):
+                with pytest.raises(UnsafeFileError):
+                    call(small_set)
+        (small_set / name).unlink()
+        (small_set / f"{name}.bak").rename(small_set / name)
