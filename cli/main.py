@@ -190,7 +190,8 @@ def show(shards: str, key: str, output: Path | None) -> None:
 @cli.command()
 @click.argument("shards", type=LOCATION)
 def verify(shards: str) -> None:
-    """Check every shard and index against the manifest's sizes and sha256; name damaged samples."""
+    """Check every shard and index against the manifest and the format spec (hashes, tar headers, index
+    offsets and labels, everything a reader checks); name damaged samples."""
     with verify_progress(err, shards) as progress:
         report = shardkit.verify(shards, progress=progress)
     if report.ok:
@@ -198,9 +199,22 @@ def verify(shards: str) -> None:
                       f"{format_size(report.bytes_checked)} checked")
         return
     for p in report.problems:
-        console.print(f"[red]BAD[/red] {p}")
+        console.print(f"[red]BAD[/red] {p}", highlight=False)
     console.print(f"{len(report.problems)} problems in {report.shards} shards")
+    for line in report.advice:
+        console.print(f"to fix: {line}", highlight=False)
     sys.exit(EXIT_PROBLEMS)
+
+
+@cli.command()
+@click.argument("shards", type=click.Path(exists=True, path_type=Path))
+@click.option("--all", "force", is_flag=True, help="Rebuild every index, not only damaged ones.")
+def reindex(shards: Path, force: bool) -> None:
+    """Rebuild missing or damaged shard indexes from their shards (each shard must pass its sha256)."""
+    r = shardkit.reindex(shards, force=force)
+    for name in r.rebuilt:
+        console.print(f"rebuilt {name}")
+    console.print(f"{len(r.rebuilt)} indexes rebuilt, {len(r.kept)} already matched the manifest")
 
 
 @cli.command(name="plan")

@@ -3,7 +3,7 @@
 The pipeline, one subpackage per stage: ``ingest`` (find, decode, resample, segment) → ``encode``
 (codecs: wav16, mel-u8; msgpack metadata) → ``write`` (tar shards, indexes, ShardSetWriter, pack) →
 ``read`` (storage, shard set, order, split, ShardDataset) → ``device`` (mel and augmentations on the
-batch's device) → ``versions`` (verify). ``format`` holds the on-disk documents (index, manifest).
+batch's device) → ``versions`` (verify, reindex). ``format`` holds the on-disk documents (index, manifest).
 
 Every public name is importable from here (one flat ``__all__``); the device stage's modules from
 :mod:`shardkit.device`. Heavy modules (torch) load on first use of the names that need them.
@@ -30,6 +30,7 @@ from shardkit.errors import (
     SourceError,
     StorageError,
     UnknownCodecError,
+    UnsafeFileError,
     UnsupportedVersionError,
     UsageError,
 )
@@ -45,6 +46,7 @@ _LAZY_MODULES = {
                              "ShardSetInfo", "SampleEntry", "Sample", "SplitPlan"),
     "shardkit.versions.verify": ("verify", "VerifyReport", "Problem"),
     "shardkit.read.show": ("show_sample",),
+    "shardkit.versions.reindex": ("reindex", "ReindexResult"),
     "shardkit.format": ("Manifest", "ShardEntry", "ShardIndex"),
     "shardkit.encode": ("Codec", "Wav16", "MelU8", "MelConfig", "get_codec", "codec_ids"),
     "shardkit.device.frontend": ("LogMel",),
@@ -53,7 +55,7 @@ _LAZY = {name: module for module, names in _LAZY_MODULES.items() for name in nam
 _ERRORS = [
     "BudgetExceededError", "DecodeError", "FormatError", "IntegrityError", "ManifestError", "MetadataError",
     "OutputConflictError", "PackError", "SampleNotFoundError", "ShardIndexError", "ShardReadError", "ShardkitError",
-    "SourceError", "StorageError", "UnknownCodecError", "UnsupportedVersionError", "UsageError",
+    "SourceError", "StorageError", "UnknownCodecError", "UnsafeFileError", "UnsupportedVersionError", "UsageError",
 ]
 
 __all__ = sorted(["FORMAT_VERSION", "__version__", *_ERRORS, *_LAZY])
@@ -76,6 +78,7 @@ if TYPE_CHECKING:
     from shardkit.read.dataset import ShardDataset
     from shardkit.read.shardset import ShardSet
     from shardkit.read.show import show_sample
+    from shardkit.versions.reindex import ReindexResult, reindex
     from shardkit.versions.verify import Problem, VerifyReport, verify
     from shardkit.write.options import PackOptions
     from shardkit.write.pack import PackProgress, PackResult, pack

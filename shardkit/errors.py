@@ -15,7 +15,9 @@ what happened, names the file (and the sample, where there is one) and what to d
     │   ├── UnsupportedVersionError     written by a newer format version than this shardkit reads
     │   ├── UnknownCodecError(ValueError) a codec id this shardkit does not know
     │   ├── ManifestError               manifest.json is missing or malformed
-    │   └── ShardIndexError             a shard index is missing or malformed (0.2 name: IndexError_)
+    │   ├── ShardIndexError             a shard index is missing or malformed (0.2 name: IndexError_)
+    │   └── UnsafeFileError(OSError)    a file of the set is no regular file inside it (FIFO, device,
+    │                                   symlink out of the set) or too large for what it is
     ├── IntegrityError                  a hash or size check failed (a corrupt shard)
     ├── SampleNotFoundError(KeyError)   no sample with that key in the shard set
     ├── ShardReadError(OSError)         reading a shard failed while streaming
@@ -89,6 +91,11 @@ class ShardIndexError(FormatError):
     """A shard index file is missing or malformed."""
 
 
+class UnsafeFileError(FormatError, OSError):
+    """A file a shard set names is not a regular file inside the set (a FIFO, a device, a folder, a
+    symlink that leads out of the set) or is larger than such a file may be; it was not read."""
+
+
 #: The 0.2 name of :class:`ShardIndexError` (kept so that old ``except`` clauses still catch it).
 IndexError_ = ShardIndexError
 
@@ -130,6 +137,7 @@ __all__ = [
     "SourceError",
     "StorageError",
     "UnknownCodecError",
+    "UnsafeFileError",
     "UnsupportedVersionError",
     "UsageError",
 ]

@@ -85,8 +85,7 @@ class ShardIndex:
             raw = _decompress(data, where)
             doc = msgpack.unpackb(raw, raw=False, strict_map_key=False)
         except (zstandard.ZstdError, ValueError, msgpack.UnpackException) as exc:
-            raise ShardIndexError(f"{where}: shard index is not valid zstd+msgpack ({exc}); "
-                                  "re-download the shard set, or re-pack it") from exc
+            raise ShardIndexError(f"{where}: shard index is not valid zstd+msgpack ({exc})") from exc
         if not isinstance(doc, dict) or doc.get("format") != "shardkit.index":
             raise ShardIndexError(f"{where}: not a shardkit shard index")
         version = fmt.check_version(doc.get("format_version"), "shard index", where)
@@ -112,8 +111,13 @@ class ShardIndex:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> ShardIndex:
+        from shardkit.read.safe_open import read_regular
+        from shardkit.read.storage import MAX_OBJECT_BYTES
+
+        p = Path(path)
         try:
-            data = Path(path).read_bytes()
+            data = read_regular(p.parent, p.name, MAX_OBJECT_BYTES)  # a regular file, size-capped (§6)
         except FileNotFoundError as exc:
-            raise ShardIndexError(f"{path}: shard index is missing; run 'shardkit verify' on the shard set") from exc
+            raise ShardIndexError(f"{path}: shard index is missing; rebuild it from its shard with "
+                                  "'shardkit reindex' on the shard set") from exc
         return cls.from_bytes(data, path)

@@ -20,7 +20,7 @@ from shardkit import format as fmt
 from shardkit._version import __version__
 from shardkit.encode.base import Codec
 from shardkit.encode.registry import get_codec
-from shardkit.errors import FormatError, ManifestError
+from shardkit.errors import FormatError, ManifestError, ShardkitError
 from shardkit.files import atomic_write
 
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]{0,254}")
@@ -198,8 +198,13 @@ class Manifest:
         p = Path(path)
         if p.is_dir():
             p = p / fmt.MANIFEST_NAME
+        from shardkit.read.safe_open import read_regular
+        from shardkit.read.storage import MAX_OBJECT_BYTES
+
         try:
-            data = p.read_bytes()
+            data = read_regular(p.parent, p.name, MAX_OBJECT_BYTES)  # a regular file, size-capped (§6)
+        except ShardkitError:
+            raise
         except FileNotFoundError as exc:
             raise ManifestError(
                 f"{p}: no manifest; is this a shard set made by 'shardkit pack'? "

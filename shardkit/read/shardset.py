@@ -21,19 +21,27 @@ import numpy as np
 from shardkit import format as fmt
 from shardkit.encode import meta as meta_codec
 from shardkit.encode.base import Codec
-from shardkit.encode.registry import get_codec
 from shardkit.errors import (
     FormatError,
     IntegrityError,
     ManifestError,
     SampleNotFoundError,
     ShardIndexError,
+    ShardkitError,
     ShardReadError,
-    StorageError,
+    UnsupportedVersionError,
 )
 from shardkit.format import Manifest
-from shardkit.read import locate
-from shardkit.read.storage import MAX_OPEN_SHARDS, LocalFiles, LocalStorage, OpenFailed, ShortRead, Storage
+from shardkit.read import checks, locate
+from shardkit.read.storage import (
+    MAX_OPEN_SHARDS,
+    LocalFiles,
+    LocalStorage,
+    OpenFailed,
+    ShardChanged,
+    ShortRead,
+    Storage,
+)
 
 log = logging.getLogger(__name__)
 
@@ -143,16 +151,18 @@ class ShardSet:
         :class:`UnsupportedVersionError`, :class:`ShardIndexError`, :class:`ShardReadError` (a shard
         file is missing) or :class:`IntegrityError` (size mismatch).
         """
-        root, name, storage = _locate(path, storage, storage_options)
-        manifest = _load_manifest(storage, name)
+        root, name, storage = locate_set(path, storage, storage_options)
+        manifest = load_manifest(storage, name)
         codec = manifest.codec
         indexes = []
         for entry in manifest.shards:
             index = _load_index(storage, entry, root)
-            _check_index(index, entry, manifest.vocabulary, codec, storage.describe(entry.index))
+            checks.raise_first(checks.index_findings(index, entry, manifest.vocabulary, codec), storage.describe, root)
             _check_shard(storage, entry, index, codec, root)
             indexes.append(index)
-        out = cls(root, manifest, _concat_columns(indexes, codec, len(manifest.vocabulary), root), storage)
+        checks.raise_first(checks.set_findings(indexes, [e.index for e in manifest.shards], len(manifest.vocabulary)),
+                           storage.describe, root)
+        out = cls(root, manifest, _concat_columns(indexes, codec), storage)
         log.debug("opened %s: %d samples in %d shards", root, len(out), len(indexes))
         return out
 
@@ -196,6 +206,11 @@ class ShardSet:
     def range_error(self, i: int, err: OSError) -> ShardReadError:
         """The :class:`ShardReadError` for a failed read of sample ``i`` (a range error of
         :meth:`Storage.read_into`): the shard cannot be opened, is short, or the read failed."""
+        if isinstance(err, ShardChanged):
+            return ShardReadError(f"{err.where}: sample {self.keys[i]!r}: {err.reason}, so its index no longer "
+                                  "describes it. Open the shard set again (a new ShardSet/ShardDataset) to read "
+                                  f"the new files, or run 'shardkit verify {self.root}' if nothing should have "
+                                  "changed it")
         if isinstance(err, OpenFailed):
             return ShardReadError(f"{err.where}: cannot open shard ({err.reason}); re-download or re-pack "
                                   f"the shard set, or run 'shardkit verify {self.root}'")
@@ -294,7 +309,7 @@ class ShardSet:
         return got
 
 
-def _locate(path: str | os.PathLike[str], storage: Storage | None, storage_options: dict[str, Any] | None
+def locate_set(path: str | os.PathLike[str], storage: Storage | None, storage_options: dict[str, Any] | None
             ) -> tuple[Path | str, str, Storage]:
     """(root, manifest name, storage) of a location; a URL's metadata is loaded ahead in one go."""
     from shardkit.read.remote import open_storage
@@ -317,11 +332,11 @@ def _manifest_name(path: str | os.PathLike[str]) -> str:
     return p.name if fmt.manifest_root(p) != p else fmt.MANIFEST_NAME
 
 
-def _load_manifest(storage: Storage, name: str) -> Manifest:
+def load_manifest(storage: Storage, name: str) -> Manifest:
     where = storage.describe(name)
     try:
         data = storage.read_bytes(name)
-    except StorageError:
+    except ShardkitError:
         raise
     except FileNotFoundError as exc:
         raise ManifestError(
@@ -337,33 +352,19 @@ def _load_index(storage: Storage, entry: fmt.ShardEntry, root: Path) -> fmt.Shar
     where = storage.describe(entry.index)
     try:
         data = storage.read_bytes(entry.index)
-    except StorageError:
+    except ShardkitError:
         raise
     except FileNotFoundError as exc:
-        raise ShardIndexError(f"{where}: shard index is missing; "
-                              f"run 'shardkit verify {root}' on the shard set") from exc
+        raise ShardIndexError(f"{where}: shard index is missing; {checks.advice(checks.REINDEX, root)}") from exc
     except OSError as exc:
-        raise ShardIndexError(f"{where}: cannot read the shard index ({exc.strerror or exc})") from exc
-    return fmt.ShardIndex.from_bytes(data, where)
-
-
-def _check_index(index: fmt.ShardIndex, entry: fmt.ShardEntry, vocab: list[str], codec: Codec, where: str) -> None:
-    """The index belongs to this manifest entry: shard name, vocabulary, codec and sample count."""
-    if index.shard != entry.name:
-        raise ShardIndexError(f"{where}: index is for shard {index.shard!r}, the manifest lists it for {entry.name!r}")
-    if index.vocabulary != vocab:
-        raise ShardIndexError(f"{where}: index vocabulary differs from the manifest's; the shard set mixes "
-                              "files of different packs. Re-pack or re-download it")
+        raise ShardIndexError(f"{where}: cannot read the shard index ({exc.strerror or exc}); "
+                              f"{checks.advice(checks.REINDEX, root)}") from exc
     try:
-        same = get_codec(index.codec) == codec
-    except FormatError as exc:
-        raise ShardIndexError(f"{where}: {exc}") from None
-    if not same:
-        raise ShardIndexError(f"{where}: index codec {index.codec} does not match the manifest's audio "
-                              f"{codec.audio_doc()}")
-    if entry.samples != len(index):
-        raise IntegrityError(f"{where}: index lists {len(index)} samples, the manifest says {entry.samples} "
-                             f"for {entry.name}")
+        return fmt.ShardIndex.from_bytes(data, where)
+    except UnsupportedVersionError:
+        raise
+    except ShardIndexError as exc:
+        raise ShardIndexError(f"{exc}; {checks.advice(checks.REINDEX, root)}") from None
 
 
 def _check_shard(storage: Storage, entry: fmt.ShardEntry, index: fmt.ShardIndex, codec: Codec, root: Path) -> None:
@@ -378,20 +379,7 @@ def _check_shard(storage: Storage, entry: fmt.ShardEntry, index: fmt.ShardIndex,
         raise IntegrityError(f"{where}: shard has {size} bytes, its index says "
                              f"{index.shard_bytes}; the shard is truncated or was replaced. "
                              f"Run 'shardkit verify {root}' and re-download or re-pack it")
-    _check_extents(index.columns, size, codec, where)
-
-
-def _check_extents(c: dict[str, list[Any]], size: int, codec: Codec, where: str) -> None:
-    wav_off = np.asarray(c["wav_offset"], dtype=np.int64)
-    wav_size = np.asarray(c["wav_size"], dtype=np.int64)
-    frames = np.asarray(c["frames"], dtype=np.int64)
-    meta_end = np.asarray(c["meta_offset"], dtype=np.int64) + np.asarray(c["meta_size"], dtype=np.int64)
-    if len(wav_off) and (
-        np.any(wav_size != codec.header_bytes + frames * codec.frame_bytes)
-        or np.any(wav_off < 0) or np.any(wav_off + wav_size > size) or np.any(meta_end > size)
-    ):
-        raise ShardIndexError(f"{where}: index offsets or sizes do not fit the shard "
-                              f"({size} bytes, {codec.frame_bytes} bytes per frame); run 'shardkit verify'")
+    checks.raise_first(checks.extent_findings(index, entry.index, size, codec), storage.describe, root)
 
 
 def _int64(indexes: list[fmt.ShardIndex], name: str, dtype: Any = np.int64) -> np.ndarray:
@@ -400,25 +388,16 @@ def _int64(indexes: list[fmt.ShardIndex], name: str, dtype: Any = np.int64) -> n
     return np.fromiter((v for ix in indexes for v in ix.columns[name]), dtype=dtype, count=n)
 
 
-def _concat_columns(indexes: list[fmt.ShardIndex], codec: Codec, n_labels: int, root: Path) -> dict[str, Any]:
-    """The columns of :class:`ShardSet` from its shards' indexes, checked: labels inside the
-    vocabulary and keys unique across the set."""
+def _concat_columns(indexes: list[fmt.ShardIndex], codec: Codec) -> dict[str, Any]:
+    """The columns of :class:`ShardSet` from its shards' indexes (checked by :mod:`~shardkit.read.checks`)."""
     keys = [k for ix in indexes for k in ix.columns["key"]]
     counts = np.asarray([len(ix) for ix in indexes], dtype=np.int64)
     shard_ptr = np.zeros(len(indexes) + 1, dtype=np.int64)
     np.cumsum(counts, out=shard_ptr[1:])
     sec_ptr, sec_idx = _csr([s for ix in indexes for s in ix.columns["secondary"]])
-    label = _int64(indexes, "label", np.int32)
-    if (label.size and (label.min() < -1 or label.max() >= n_labels)) or (
-            sec_idx.size and (sec_idx.min() < 0 or sec_idx.max() >= n_labels)):
-        raise ShardIndexError(f"{root}: a shard index holds a label outside the vocabulary "
-                              f"({n_labels} labels); run 'shardkit verify {root}'")
-    if len(set(keys)) != len(keys):
-        raise ShardIndexError(f"{root}: sample keys are not unique across the shard set; "
-                              f"run 'shardkit verify {root}'")
     return {
-        "keys": keys, "shard_ptr": shard_ptr, "label": label, "sec_ptr": sec_ptr, "sec_idx": sec_idx,
-        "shard_id": np.repeat(np.arange(len(indexes), dtype=np.int32), counts),
+        "keys": keys, "shard_ptr": shard_ptr, "label": _int64(indexes, "label", np.int32), "sec_ptr": sec_ptr,
+        "sec_idx": sec_idx, "shard_id": np.repeat(np.arange(len(indexes), dtype=np.int32), counts),
         "wav_offset": _int64(indexes, "wav_offset"), "sample_bytes": _int64(indexes, "wav_size"),
         "meta_offset": _int64(indexes, "meta_offset"), "meta_size": _int64(indexes, "meta_size"),
         "frames": _int64(indexes, "frames"),

@@ -15,6 +15,11 @@ The interface is shaped for both:
 - no file descriptors or sessions cross the interface, and a storage pickles to its configuration
   (DataLoader workers rebuild their own handles);
 - it is thread-safe: the batch reader's threads call it directly.
+
+A shard set may come from anyone (docs/reliability.md): :class:`LocalStorage` reads only regular files
+inside its folder (no FIFO, device or folder; a symlink only when it resolves inside the set), caps
+:meth:`~LocalStorage.read_bytes` at :data:`MAX_OBJECT_BYTES` before reading, and notices a shard
+replaced or rewritten since the set was opened (:class:`ShardChanged`).
 """
 
 from __future__ import annotations
@@ -27,9 +32,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
-__all__ = ["MAX_OPEN_SHARDS", "ByteRange", "Extent",
-           "LocalFiles", "LocalStorage", "OpenFailed", "RangeError", "ShortRead",
+from shardkit.errors import UnsafeFileError
+from shardkit.read.safe_open import Identity, identity, open_regular, read_regular, stat_regular
+
+__all__ = ["MAX_OBJECT_BYTES", "MAX_OPEN_SHARDS", "ByteRange", "Extent",
+           "LocalFiles", "LocalStorage", "OpenFailed", "RangeError", "ShardChanged", "ShortRead",
            "Storage"]
+
+#: Largest object :meth:`LocalStorage.read_bytes` reads (a manifest or an index; an index of a million
+#: samples is about 30 MB): a bigger file is refused with :class:`UnsafeFileError` before reading.
+MAX_OBJECT_BYTES = 1 << 30
 
 #: Shard files a :class:`LocalStorage` keeps open per process; the least recently used idle one is
 #: closed beyond this.
@@ -84,6 +96,11 @@ class OpenFailed(OSError):
         self.where, self.reason, self.errno_ = where, reason, errno_
 
 
+class ShardChanged(OpenFailed):
+    """A shard is no longer the file it was when the set was opened (replaced, truncated or rewritten
+    under a running reader): its index no longer describes it, so none of it is read."""
+
+
 #: What :meth:`Storage.read_into` returns for each range that failed: (its position in the
 #: ranges given, the error: :class:`ShortRead`, :class:`OpenFailed` or another ``OSError``).
 RangeError = tuple[int, OSError]
@@ -94,9 +111,9 @@ class Storage(Protocol):
     """Read access to the objects (files) of one shard set. Thread-safe and picklable."""
 
     def read_bytes(self, name: str) -> bytes:
-        """The whole object ``name`` (manifest, index). Raises ``FileNotFoundError`` when it is
-        missing, another ``OSError`` when it cannot be read."""
-        ...
+        """The whole object ``name``: a regular file of at most :data:`MAX_OBJECT_BYTES` (checked before
+        reading; :class:`~shardkit.errors.UnsafeFileError` otherwise)."""
+        return read_regular(self.root, name, MAX_OBJECT_BYTES)
 
     def size(self, name: str) -> int:
         """Bytes of object ``name``; raises ``FileNotFoundError`` when it is missing."""
@@ -130,12 +147,14 @@ class Storage(Protocol):
 
 
 class _Handle:
-    """An open descriptor and the number of reads using it right now."""
+    """An open descriptor, the file's size when it was opened, and the number of reads using it now."""
 
-    __slots__ = ("fd", "orphan", "users")
+    __slots__ = ("fd", "orphan", "size", "users")
 
-    def __init__(self, fd: int) -> None:
-        self.fd, self.users, self.orphan = fd, 0, False
+    def __init__(self, fd: int, size: int) -> None:
+        self.fd, self.size, self.users, self.orphan = fd, size, 0, False
+
+
 
 
 class LocalStorage:
@@ -144,7 +163,13 @@ class LocalStorage:
     The descriptor table is thread-safe (a lock around it; the reads run outside the lock) and
     LRU-capped at ``max_open`` (default :data:`MAX_OPEN_SHARDS`); a descriptor in use by a read is
     never closed under it. A process forked from one with open descriptors starts a table of its own.
-    Pickles to its root and cap.
+    Pickles to its root, cap and the identities of the shards it has seen.
+
+    Every object is opened without following a final symlink (one that resolves inside the set is
+    followed; one leading out is refused), without blocking (a FIFO never hangs), and must be a
+    regular file (:class:`~shardkit.errors.UnsafeFileError` otherwise). The first :meth:`size` or open
+    of a name records its identity (device, inode, size, mtime); a later open of a different file, or
+    a held descriptor whose size changed, fails with :class:`ShardChanged`.
     """
 
     def __init__(self, root: str | os.PathLike[str], *, max_open: int | None = None,
@@ -154,6 +179,7 @@ class LocalStorage:
         self.root = Path(root)
         self.max_open = max_open
         self.readahead = readahead
+        self._ids: dict[str, Identity] = {}
         self._reset()
 
     @property
@@ -208,17 +234,34 @@ class LocalStorage:
             self._jobs.put((self._ahead_gen, name, coalesce(extents)))
 
     def read_bytes(self, name: str) -> bytes:
-        return (self.root / name).read_bytes()
+        """The whole object ``name``: a regular file of at most :data:`MAX_OBJECT_BYTES` (checked before
+        reading; :class:`~shardkit.errors.UnsafeFileError` otherwise)."""
+        fd, st = open_regular(self.root, name)
+        with open(fd, "rb", buffering=0) as fh:  # closes fd
+            if st.st_size > MAX_OBJECT_BYTES:
+                raise UnsafeFileError(f"{self.describe(name)}: is {st.st_size} bytes, more than the "
+                                      f"{MAX_OBJECT_BYTES} a manifest or index may have; not read")
+            parts, left = [], st.st_size
+            while left > 0 and (part := fh.read(left)):
+                parts.append(part)
+                left -= len(part)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def size(self, name: str) -> int:
-        return os.stat(self.root / name).st_size
+        """Bytes of the regular file ``name``; records its identity the first time (see the class)."""
+        st = stat_regular(self.root, name)
+        self._check_pid()
+        with self._lock:
+            self._ids.setdefault(name, identity(st))
+        return st.st_size
 
     def read_into(self, name: str, ranges: Sequence[ByteRange | tuple[int, int, memoryview]]
                   ) -> list[RangeError]:
         try:
             handle = self._acquire(name)
         except OSError as exc:
-            err = OpenFailed(self.describe(name), exc.strerror or str(exc), exc.errno)
+            err = exc if isinstance(exc, OpenFailed) else OpenFailed(self.describe(name), exc.strerror or str(exc),
+                                                                     exc.errno)
             return [(k, err) for k in range(len(ranges))]
         errors: list[RangeError] = []
         fd, preadv = handle.fd, os.preadv if _HAS_PREADV else None
@@ -303,14 +346,28 @@ class LocalStorage:
             table = self._fds
             handle = table.get(name)
             if handle is None:
-                handle = _Handle(os.open(self.root / name, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)))
+                handle = self._open_shard(name)
                 table[name] = handle
                 handle.users += 1  # before evicting: a handle in use is never closed under its user
                 self._evict(table)
             else:
+                if os.fstat(handle.fd).st_size != handle.size:
+                    raise ShardChanged(self.describe(name), f"the shard changed since the set was opened: it "
+                                       f"had {handle.size} bytes and has {os.fstat(handle.fd).st_size} now")
                 table.move_to_end(name)
                 handle.users += 1
             return handle
+
+    def _open_shard(self, name: str) -> _Handle:
+        """Open ``name`` (a regular file) and check it is the file first seen under that name."""
+        fd, st = open_regular(self.root, name)
+        seen, now = self._ids.setdefault(name, identity(st)), identity(st)
+        if seen != now:
+            _close(fd)
+            what = "was replaced" if seen[:2] != now[:2] else "was rewritten"
+            raise ShardChanged(self.describe(name), f"the shard changed since the set was opened: it {what} "
+                               f"({seen[2]} bytes then, {now[2]} now)")
+        return _Handle(fd, st.st_size)
 
     def _release(self, handle: _Handle) -> None:
         with self._lock:
@@ -335,11 +392,12 @@ class LocalStorage:
     # -- lifetime --------------------------------------------------------------------------------
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"root": self.root, "max_open": self.max_open, "readahead": self.readahead}
+        return {"root": self.root, "max_open": self.max_open, "readahead": self.readahead, "ids": dict(self._ids)}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.root, self.max_open = state["root"], state["max_open"]
         self.readahead = state.get("readahead", "fadvise")
+        self._ids = dict(state.get("ids", {}))
         self._reset()
 
     def __del__(self) -> None:

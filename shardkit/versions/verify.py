@@ -1,25 +1,39 @@
-"""``verify``: check a shard set against its manifest — sizes and sha256 of every shard and index,
-and, where a shard's hash is off, which samples are damaged (per-member CRC-32 and tar headers)."""
+"""``verify``: every check a reader makes, plus the spec's rules, reported instead of raised.
+
+For each shard entry of the manifest (docs/format.md §6): the index's and the shard's size and sha256
+against the manifest; every check :meth:`ShardSet.open <shardkit.ShardSet.open>` makes
+(:mod:`shardkit.read.checks`: the index belongs to the entry, members lie inside the shard and fit
+the codec, labels inside the vocabulary, keys unique); the key grammar; and, walking the tar as its
+bytes are hashed (:mod:`~shardkit.versions.tarscan`), every member header (name ``KEY.<ext>`` as the
+index says, regular file, size, safe name, ustar magic, checksum), the index offsets pointing exactly
+at member data, every member's CRC-32, and the end-of-archive. A set :meth:`ShardSet.open` refuses never
+verifies OK. The same code verifies a folder and an object-store URL (through its
+:class:`~shardkit.read.storage.Storage`).
+"""
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import logging
 import os
 import tarfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from shardkit.encode.registry import get_codec
-from shardkit.errors import FormatError
-from shardkit.format import META_EXT, TAR_BLOCK, Manifest, ShardIndex, is_shard_name, manifest_root
+from shardkit.errors import FormatError, ShardkitError
+from shardkit.format import META_EXT, TAR_BLOCK, Manifest, ShardEntry, ShardIndex, is_shard_name
+from shardkit.read import checks
+from shardkit.read.storage import Storage
+from shardkit.versions.tarscan import TarScan, scan_tar
 
 logger = logging.getLogger(__name__)
-_CHUNK = 8 * 1024 * 1024
+#: bytes per ranged read while hashing, and reads in flight (object stores overlap them)
+CHUNK = 8 * 1024 * 1024
+PARALLEL = 4
 
 
 @dataclass(frozen=True)
@@ -36,102 +50,217 @@ class Problem:
 
 @dataclass
 class VerifyReport:
-    """Result of :func:`verify`; ``ok`` is True when no problem was found."""
+    """Result of :func:`verify`; ``ok`` is True when no problem was found. ``advice``: what fixes the
+    problems found (``shardkit reindex`` for indexes, re-download or re-pack for shards)."""
 
-    root: Path
+    root: Path | str
     shards: int = 0
     samples: int = 0
     bytes_checked: int = 0
     problems: list[Problem] = field(default_factory=list)
+    advice: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
+    def add(self, findings: list[checks.Finding]) -> None:
+        """Record reader findings as problems, with the advice that fixes them."""
+        for f in findings:
+            self.problems.append(Problem(f.file, f.key, f.what))
+            self._advise(f.fix)
 
-def _sha256(path: Path, progress: Callable[[int], None] | None) -> tuple[str, int]:
-    h = hashlib.sha256()
-    n = 0
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            h.update(chunk)
-            n += len(chunk)
-            if progress:
-                progress(len(chunk))
-    return h.hexdigest(), n
+    def _advise(self, fix: str) -> None:
+        line = checks.advice(fix, self.root)
+        if line not in self.advice:
+            self.advice.append(line)
+
+    def problem(self, file: str, key: str | None, what: str, fix: str = checks.REFETCH) -> None:
+        self.problems.append(Problem(file, key, what))
+        self._advise(fix)
 
 
 def verify(path: str | os.PathLike[str], *, progress: Callable[[int], None] | None = None,
            storage_options: dict[str, Any] | None = None) -> VerifyReport:
-    """Check every shard and index of the shard set at ``path`` (folder or manifest.json, or an
-    object-store URL: ``s3://bucket/prefix/``, … with ``storage_options``).
+    """Check the shard set at ``path`` (folder or manifest.json, or an object-store URL: ``s3://bucket/prefix/``,
+    … with ``storage_options``) as the module docstring says.
 
-    ``progress`` is called with the number of bytes hashed after each chunk. Returns a report
-    listing every problem found; raises only when the manifest itself is unusable (or, for a URL,
-    the storage cannot be reached: :class:`~shardkit.errors.StorageError`).
+    ``progress`` is called with the number of shard bytes hashed after each chunk. Returns a report
+    listing every problem found, each naming the file and, where there is one, the sample; raises only
+    when the manifest itself is unusable (:class:`~shardkit.errors.ManifestError`, or for a URL, the
+    storage cannot be reached: :class:`~shardkit.errors.StorageError`).
     """
-    from shardkit.read import locate
+    from shardkit.read.shardset import load_manifest, locate_set
 
-    if locate.is_url(path):
-        from shardkit.versions.verify_remote import verify_remote
-
-        return verify_remote(str(path), storage_options, progress)
-    doc = Manifest.load(path)
-    root = manifest_root(path)
-    report = VerifyReport(root)
-    listed = set()
-    for rec in doc.shards:
-        report.shards += 1
-        report.samples += rec.samples
-        shard, index = root / rec.name, root / rec.index
-        listed.add(rec.name)
-        # index first: it tells where the samples are, to name the damaged ones
-        idx = None
-        if not index.is_file():
-            report.problems.append(Problem(rec.index, None, "index file is missing"))
-        else:
-            digest, _ = _sha256(index, None)
-            if digest != rec.index_sha256:
-                report.problems.append(Problem(rec.index, None, "sha256 differs from the manifest"))
-            try:
-                idx = ShardIndex.load(index)
-            except FormatError as exc:
-                report.problems.append(Problem(rec.index, None, f"unreadable: {exc}"))
-        if not shard.is_file():
-            report.problems.append(Problem(rec.name, None, "shard file is missing"))
-            continue
-        size = shard.stat().st_size
-        if size != rec.bytes:
-            report.problems.append(Problem(rec.name, None,
-                                           f"size is {size} bytes, the manifest says {rec.bytes} (truncated?)"))
-        digest, n = _sha256(shard, progress)
-        report.bytes_checked += n
-        if digest == rec.sha256:
-            continue
-        report.problems.append(Problem(rec.name, None, "sha256 differs from the manifest"))
-        if idx is not None:
-            with open(shard, "rb") as fh:
-                report.problems.extend(locate_damage(shard.name, idx, functools.partial(_pread, fh)))
-    for name in sorted(os.listdir(root)):
-        if is_shard_name(name) and name not in listed:
-            report.problems.append(Problem(name, None, "shard is not listed in the manifest"))
+    root, name, storage = locate_set(path, None, storage_options)
+    try:
+        report = check_set(storage, load_manifest(storage, name), root, progress)
+    finally:
+        storage.close()
     if report.problems:
         logger.warning("verify %s: %d problems", root, len(report.problems))
     return report
 
 
-def _pread(fh: Any, offset: int, size: int) -> bytes:
-    fh.seek(offset)
-    return fh.read(size)
+def check_set(storage: Storage, doc: Manifest, root: Path | str,
+              progress: Callable[[int], None] | None = None) -> VerifyReport:
+    """:func:`verify` of the set whose manifest is ``doc``, read through ``storage``."""
+    report = VerifyReport(root)
+    doc.codec  # noqa: B018 - an unusable audio map is an unusable manifest: ManifestError
+    indexes, names = [], []
+    for rec in doc.shards:
+        report.shards += 1
+        report.samples += rec.samples
+        idx = _check_index(storage, rec, doc, report)
+        _check_shard(storage, rec, idx, report, progress)
+        if idx is not None:
+            indexes.append(idx)
+            names.append(rec.index)
+    report.add(checks.set_findings(indexes, names, len(doc.vocabulary)))
+    if isinstance(root, Path):
+        listed = {e.name for e in doc.shards}
+        for name in sorted(os.listdir(root)):
+            if is_shard_name(name) and name not in listed:
+                report.problem(name, None, "shard is not listed in the manifest")
+    return report
 
 
-def locate_damage(shard: str, idx: ShardIndex, read: Callable[[int, int], bytes]) -> list[Problem]:
-    """Name the samples whose members fail their CRC-32 or whose tar headers are damaged;
-    ``read(offset, size)`` gives the shard's bytes (fewer at its end)."""
+def _check_index(storage: Storage, rec: ShardEntry, doc: Manifest, report: VerifyReport) -> ShardIndex | None:
+    """Read, hash and parse the index of ``rec``; run the reader's index checks. None when unusable."""
+    try:
+        raw = storage.read_bytes(rec.index)
+    except FileNotFoundError:
+        report.problem(rec.index, None, "index file is missing", checks.REINDEX)
+        return None
+    except (ShardkitError, OSError) as exc:
+        report.problem(rec.index, None, f"cannot be read: {exc}", checks.REINDEX)
+        return None
+    if len(raw) != rec.index_bytes or hashlib.sha256(raw).hexdigest() != rec.index_sha256:
+        report.problem(rec.index, None, "size or sha256 differs from the manifest", checks.REINDEX)
+    try:
+        idx = ShardIndex.from_bytes(raw, storage.describe(rec.index))
+    except FormatError as exc:
+        report.problem(rec.index, None, f"unreadable: {exc}", checks.REINDEX)
+        return None
+    found = checks.index_findings(idx, rec, doc.vocabulary, doc.codec)
+    report.add(found)
+    if idx.shard_sha256 != rec.sha256 or idx.format_version != doc.format_version:
+        report.problem(rec.index, None, "index's shard_sha256 or format_version differs from the manifest's",
+                       checks.REINDEX)
+    return None if found else idx
+
+
+def _check_shard(storage: Storage, rec: ShardEntry, idx: ShardIndex | None, report: VerifyReport,
+                 progress: Callable[[int], None] | None) -> None:
+    """Size, sha256 and tar walk of the shard of ``rec``; with a usable index, the reader's extent checks
+    and the members against the index."""
+    try:
+        size = storage.size(rec.name)
+    except FileNotFoundError:
+        report.problem(rec.name, None, "shard file is missing")
+        return
+    except (ShardkitError, OSError) as exc:
+        report.problem(rec.name, None, f"cannot be read: {exc}")
+        return
+    if size != rec.bytes:
+        report.problem(rec.name, None, f"size is {size} bytes, the manifest says {rec.bytes} (truncated?)")
+    if idx is not None:
+        if idx.shard_bytes != size:
+            report.problem(rec.name, None, f"shard has {size} bytes, its index says {idx.shard_bytes}")
+        found = checks.extent_findings(idx, rec.index, size, get_codec(idx.codec))
+        report.add(found)
+        idx = None if found else idx
+    sha = hashlib.sha256()
+    try:
+        scan = scan_tar(hashed(read_chunks(storage, rec.name, size), sha, progress))
+    except OSError as exc:
+        report.problem(rec.name, None, f"cannot be read: {exc}")
+        return
+    report.bytes_checked += size
+    if sha.hexdigest() != rec.sha256:
+        report.problem(rec.name, None, "sha256 differs from the manifest")
+    keys = set(idx.columns["key"]) if idx is not None else set()
+    for _off, member, what in scan.problems[:checks.MAX_NAMED]:
+        key = member.rsplit(".", 1)[0] if member else None
+        report.problem(rec.name, key if key in keys else None, f"{member + ': ' if member else ''}{what}")
+    if idx is not None:
+        _compare(rec.name, idx, scan, report, lambda off, n: _read(storage, rec.name, off, n))
+
+
+def _compare(shard: str, idx: ShardIndex, scan: TarScan, report: VerifyReport,
+             read: Callable[[int, int], bytes]) -> None:
+    """Each sample's two members are where the index says, named, sized and CRC'd as it says, in index
+    order; no member is left out of the index. Samples past where the walk stopped are checked by
+    reading at their offsets (:func:`locate_damage`)."""
+    c, ext = idx.columns, get_codec(idx.codec).ext
+    at = {m.offset: (pos, m) for pos, m in enumerate(scan.members)}
+    used, unreached, order_ok = set(), [], True
+    for i, key in enumerate(c["key"]):
+        for slot, (x, off, size, crc) in enumerate(((ext, "wav_offset", "wav_size", "wav_crc32"),
+                                                     (META_EXT, "meta_offset", "meta_size", "meta_crc32"))):
+            name, offset = f"{key}.{x}", c[off][i]
+            hit = at.get(offset)
+            if hit is None:
+                if scan.ended or offset < scan.reached:
+                    report.problem(shard, key, f"index offset {offset} of {name} is not where a member's data starts",
+                                   checks.REINDEX)
+                else:
+                    unreached.append(i)
+                continue
+            pos, m = hit
+            used.add(pos)
+            order_ok = order_ok and pos == 2 * i + slot
+            if m.name != name or m.size != c[size][i]:
+                report.problem(shard, key, f"member at offset {offset} is {m.name!r} of {m.size} bytes, the index "
+                               f"says {name!r} of {c[size][i]}", checks.REINDEX)
+            elif m.crc32 != c[crc][i]:
+                report.problem(shard, key, f"{name} fails its CRC-32: its bytes changed")
+    if not order_ok:
+        report.problem(shard, None, "members are not in index order (data member, then .mp, per sample)",
+                       checks.REINDEX)
+    extra = [m for pos, m in enumerate(scan.members) if pos not in used]
+    for m in extra[:checks.MAX_NAMED]:
+        report.problem(shard, None, f"member {m.name!r} at offset {m.offset} is not in the index")
+    if unreached:
+        report.problems.extend(locate_damage(shard, idx, read, sorted(set(unreached))))
+
+
+def read_chunks(storage: Storage, name: str, size: int) -> Iterator[bytearray]:
+    """The bytes of object ``name`` in order, :data:`PARALLEL` ranged reads of :data:`CHUNK` at a time."""
+    step = CHUNK * PARALLEL
+    for start in range(0, size, step):
+        bufs = [bytearray(min(CHUNK, size - off)) for off in range(start, min(start + step, size), CHUNK)]
+        errors = storage.read_into(name, [(start + k * CHUNK, len(b), memoryview(b)) for k, b in enumerate(bufs)])
+        if errors:
+            raise errors[0][1]
+        yield from bufs
+
+
+def hashed(chunks: Iterator[bytearray], sha: Any, progress: Callable[[int], None] | None) -> Iterator[bytearray]:
+    for chunk in chunks:
+        sha.update(chunk)
+        if progress:
+            progress(len(chunk))
+        yield chunk
+
+
+def _read(storage: Storage, name: str, offset: int, size: int) -> bytes:
+    buf = bytearray(size)
+    errors = storage.read_into(name, [(offset, size, memoryview(buf))])
+    if errors:
+        return bytes(buf[:getattr(errors[0][1], "got", 0)])
+    return bytes(buf)
+
+
+def locate_damage(shard: str, idx: ShardIndex, read: Callable[[int, int], bytes],
+                  rows: list[int] | None = None) -> list[Problem]:
+    """Name the samples (``rows``, default all) whose members fail their CRC-32 or whose tar headers are
+    damaged; ``read(offset, size)`` gives the shard's bytes (fewer at its end)."""
     found = []
     c = idx.columns
     data_ext = get_codec(idx.codec).ext
-    for i, key in enumerate(c["key"]):
+    for i in range(len(idx)) if rows is None else rows:
+        key = c["key"][i]
         for ext, off_col, size_col, crc_col in (
             (data_ext, "wav_offset", "wav_size", "wav_crc32"),
             (META_EXT, "meta_offset", "meta_size", "meta_crc32"),

@@ -116,3 +116,19 @@ def test_cat_never_overwrites_by_accident(packed, tmp_path):
     assert target.read_bytes() == b"mine" and shardkit.verify(packed).ok
     run("cat", packed, key, "-o", target, "--force")
     assert target.read_bytes() == shardkit.read_sample(packed, key).data
+
+
+def test_reindex_rebuilds_a_deleted_index_and_the_messages_point_at_it(packed, tmp_path):
+    import shutil
+
+    out = tmp_path / "s"
+    shutil.copytree(packed, out)
+    index = sorted(out.glob("*.index"))[0]
+    before = index.read_bytes()
+    index.unlink()
+    bad = run("verify", out, ok=False)
+    assert bad.returncode == 4 and f"shardkit reindex {out}" in bad.stdout
+    p = run("ls", out, ok=False)
+    assert p.returncode == 1 and "shardkit reindex" in p.stderr and "Traceback" not in p.stderr
+    assert f"rebuilt {index.name}" in run("reindex", out).stdout
+    assert index.read_bytes() == before and run("verify", out).stdout.startswith("OK")

@@ -14,15 +14,15 @@ def test_exported_names():
     assert set(shardkit.__all__) == {
         "FORMAT_VERSION", "ShardkitError", "__version__", "LogMel", "MelConfig", "PackOptions", "PackProgress",
         "PackResult", "ShardDataset", "ShardSet", "ShardSetWriter", "extract_sample", "info", "list_samples",
-        "pack", "plan_split", "read_sample", "show_sample", "verify",
+        "pack", "plan_split", "read_sample", "show_sample", "verify", "reindex",
         # result types
-        "ShardSetInfo", "SampleEntry", "Sample", "SplitPlan", "VerifyReport", "Problem",
+        "ShardSetInfo", "SampleEntry", "Sample", "SplitPlan", "VerifyReport", "Problem", "ReindexResult",
         # the format's documents and the codecs
         "Manifest", "ShardEntry", "ShardIndex", "Codec", "Wav16", "MelU8", "get_codec", "codec_ids",
         # the whole exception tree
         "BudgetExceededError", "DecodeError", "FormatError", "IntegrityError", "ManifestError", "MetadataError",
         "OutputConflictError", "PackError", "SampleNotFoundError", "ShardIndexError", "ShardReadError",
-        "SourceError", "StorageError", "UnknownCodecError", "UnsupportedVersionError", "UsageError",
+        "SourceError", "StorageError", "UnknownCodecError", "UnsafeFileError", "UnsupportedVersionError", "UsageError",
     }
     assert shardkit.__all__ == sorted(shardkit.__all__)
     for name in shardkit.__all__:
