@@ -87,15 +87,20 @@ class ShardWriter:
         self.vocabulary = vocabulary
         self.path = out / self.name
         self.tmp = out / (self.name + TMP_SUFFIX)
-        self._fh = open(self.tmp, "wb")  # closed in finish()/abort()
         self._sha = hashlib.sha256()
         self._queue: queue.Queue[tuple[bytes | memoryview, ...] | None] = queue.Queue(_QUEUE_DEPTH)
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._drain, name=f"shardkit-{self.name}", daemon=True)
-        self._thread.start()
         self.bytes = 0  #: bytes of the shard so far (queued ones included)
         self.frames = 0
         self.columns: dict[str, list[Any]] = {c: [] for c in ShardIndex.column_names(codec)}
+        self._thread = threading.Thread(target=self._drain, name=f"shardkit-{self.name}", daemon=True)
+        self._fh = open(self.tmp, "wb")  # closed in finish()/abort()
+        try:
+            self._thread.start()
+        except BaseException:  # interrupted (Ctrl-C, SIGTERM) before anyone holds this writer to abort it
+            self._fh.close()
+            self.tmp.unlink(missing_ok=True)
+            raise
 
     def __len__(self) -> int:
         return len(self.columns["key"])
