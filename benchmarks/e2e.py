@@ -67,8 +67,8 @@ def _config(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
     return {
         "quick": quick, "device": device.type, "batch": args.batch or (4 if quick else 64),
         "clip_seconds": 1.0 if quick else 5.0, "sample_rate": 32000, "n_mels": MelConfig().n_mels,
-        "seconds": args.seconds if args.seconds is not None else (0.0 if quick else 20.0),
-        "min_steps": 3 if quick else 10, "warmup": 0 if quick else 5, "drain_prefetch": not quick,
+        "seconds": args.seconds if args.seconds is not None else (0.0 if quick else 15.0),
+        "min_steps": 3 if quick else 5, "warmup": 0 if quick else 3, "drain_prefetch": not quick,
         "count_epoch": quick, "cases": args.cases.split(","), "pipelines": args.pipelines.split(","),
         "model": "torchvision efficientnet_b0(weights=None), input repeated to 3 channels",
         "optimizer": "AdamW lr 1e-3", "loss": "BCEWithLogits", "cudnn_benchmark": device.type == "cuda",
@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="tiny corpus, 1 s clips, batch 4, 3 timed steps: a smoke run")
     ap.add_argument("--out", type=Path, default=Path("bench-out"), help="output folder (default bench-out/)")
     ap.add_argument("--batch", type=int, help="clips per batch (default 64; quick 4)")
-    ap.add_argument("--seconds", type=float, help="timed seconds per run, at least (default 20; quick 0)")
+    ap.add_argument("--seconds", type=float, help="timed seconds per run, at least (default 15; quick 0)")
     ap.add_argument("--cases", default=",".join(CASES), help="comma separated: whole, frozen")
     ap.add_argument("--pipelines", default=",".join(PIPELINES), help=f"comma separated of {', '.join(PIPELINES)}")
     ap.add_argument("--save", action="store_true", help="also copy the JSON to benchmarks/results/ and re-render "

@@ -130,20 +130,23 @@ def plot(doc: dict, path: Path) -> Path:
     FigureCanvasAgg(fig)
     ax_rate, ax_busy = fig.subplots(1, 2)
     width = 0.8 / max(1, len(cases))
+    top = 1.05
     for k, case in enumerate(cases):
         by = {r["pipeline"]: r for r in _rows(doc, case) if "steps_per_s" in r}
         ys = [i + (k - (len(cases) - 1) / 2) * width for i in range(len(names))]
         ax_rate.barh(ys, [by[n]["steps_per_s"] if n in by else 0 for n in names], height=width,
                      label=CASE_TITLES.get(case, case))
-        ax_busy.barh(ys, [busy(doc, case, n) or 0 for n in names], height=width, label=CASE_TITLES.get(case, case))
+        fractions = [busy(doc, case, n) or 0 for n in names]
+        top = max(top, *(f + 0.05 for f in fractions))
+        ax_busy.barh(ys, fractions, height=width, label=CASE_TITLES.get(case, case))
     for ax in (ax_rate, ax_busy):
         ax.set_yticks(range(len(names)), names)
         ax.invert_yaxis()
     ax_rate.set_xlabel("training steps/s")
     ax_busy.set_xlabel("device busy = ceiling step time / step time")
     ax_busy.axvline(TARGET, color="k", linestyle="--", linewidth=1)
-    ax_busy.set_xlim(0, 1.05)
-    ax_rate.legend(loc="lower right", fontsize=8)
+    ax_busy.set_xlim(0, top)
+    ax_rate.legend(loc="best", fontsize=8)
     dev = doc["device"]
     where = f"GPU {dev['name']}" if dev["type"] == "cuda" else "CPU only (no GPU)"
     fig.suptitle(f"EfficientNet-B0 training fed on {len(doc['pinning']['pinned_to'])} CPU cores — {where}"
