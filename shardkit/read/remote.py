@@ -166,6 +166,11 @@ class ObjectStorage:
         self._preloaded: dict[str, Any] = {}
         self._sizes: dict[str, Any] = {}
         self._logged_first = False
+        #: this process's counters: ranges served from the cache (``hits``) or not (``misses``), windows a
+        #: read waited for because prefetch was already fetching them (``joined``), GETs and bytes fetched
+        #: by prefetch (``prefetch_gets``, ``prefetch_bytes``) and by reads (``read_gets``, ``read_bytes``)
+        self.stats = dict.fromkeys(("hits", "misses", "joined", "prefetch_gets", "prefetch_bytes", "read_gets",
+                                    "read_bytes"), 0)
 
     def _client(self) -> Any:
         """This process's obstore store (made on first use; refused after an unsafe fork)."""
@@ -254,6 +259,8 @@ class ObjectStorage:
                     misses.append(k)
                 elif (err := _serve(w, offset, length, dest, self.describe(name))) is not None:
                     errors[k] = err
+            self.stats["hits"] += len(ranges) - len(misses)
+            self.stats["misses"] += len(misses)
         if misses:
             errors.update(self._read_misses(name, ranges, misses))
         return sorted(errors.items())
@@ -277,7 +284,7 @@ class ObjectStorage:
             with self._lock:
                 if key in self._inflight or self._cache.find(name, start, end - start) is not None:
                     continue
-                future = self._executor().submit(self._fetch_window, name, group, True)
+                future = self._executor().submit(self._fetch_window, name, group, True, True)
                 self._inflight[key] = future
             future.add_done_callback(lambda _f, key=key: self._done(key))
 
@@ -299,7 +306,7 @@ class ObjectStorage:
         with self._lock:
             self._inflight.pop(key, None)
 
-    def _fetch_window(self, name: str, group: list[Extent], cache: bool) -> _Window:
+    def _fetch_window(self, name: str, group: list[Extent], cache: bool, prefetch: bool = False) -> _Window:
         """GET the members of ``group`` as one range, check each one's CRC-32; cache it if asked."""
         import obstore
 
@@ -311,10 +318,15 @@ class ObjectStorage:
             raise
         except Exception as exc:
             raise locate.storage_error(exc, self.describe(name)) from None
-        return self._checked(name, group, data, time.monotonic() - t0, cache)
+        return self._checked(name, group, data, time.monotonic() - t0, cache, prefetch)
 
-    def _checked(self, name: str, group: list[Extent], data: Any, seconds: float, cache: bool) -> _Window:
+    def _checked(self, name: str, group: list[Extent], data: Any, seconds: float, cache: bool,
+                 prefetch: bool = False) -> _Window:
         start, end = group[0].offset, group[-1].offset + group[-1].length
+        kind = "prefetch" if prefetch else "read"
+        with self._lock:
+            self.stats[kind + "_gets"] += 1
+            self.stats[kind + "_bytes"] += len(data)
         if len(data) != end - start:
             raise ShortRead(self.describe(name), len(data), end - start, start)
         view = memoryview(data)
@@ -353,9 +365,10 @@ class ObjectStorage:
                       ) -> dict[int, OSError]:
         starts, ends, crcs = members
         wanted = sorted(set(inside.values()))
-        extents = [Extent(int(starts[m]), int(ends[m] - starts[m]), int(crcs[m])) for m in wanted]
-        groups = plan_windows(extents)
-        windows = self._fetch_groups(name, groups)
+        windows = self._join_prefetch(name, [(int(starts[m]), int(ends[m])) for m in wanted])
+        rest = [m for m in wanted if not any(_covers(w, starts[m], ends[m]) for w in windows)]
+        extents = [Extent(int(starts[m]), int(ends[m] - starts[m]), int(crcs[m])) for m in rest]
+        windows += self._fetch_groups(name, plan_windows(extents))
         errors: dict[int, OSError] = {}
         for k, m in inside.items():
             offset, length, dest = ranges[k]
@@ -365,6 +378,33 @@ class ObjectStorage:
             elif (err := _serve(w, offset, length, dest, self.describe(name))) is not None:
                 errors[k] = err
         return errors
+
+    def _join_prefetch(self, name: str, spans: list[tuple[int, int]]) -> list[_Window]:
+        """The windows covering ``spans`` ((start, end) of members) that are in the cache now or that prefetch
+        is fetching (waited for): a read never fetches bytes a second time while their GET is under way. A
+        window whose prefetch failed is left out (the read fetches its members again)."""
+        found: list[_Window] = []
+        futures: list[Future[_Window]] = []
+        with self._lock:
+            for a, b in spans:
+                if any(_covers(w, a, b) for w in found):
+                    continue
+                w = self._cache.find(name, a, b - a)
+                if w is not None:
+                    found.append(w)
+                    continue
+                for (n, s, e), f in self._inflight.items():
+                    if n == name and s <= a and b <= e and f not in futures:
+                        futures.append(f)
+                        break
+        for f in futures:
+            try:
+                found.append(f.result())
+            except Exception:  # failed or cancelled: the read fetches these members itself
+                continue
+            with self._lock:
+                self.stats["joined"] += 1
+        return found
 
     def _fetch_groups(self, name: str, groups: list[list[Extent]]) -> list[Any]:
         """Each group's window: waited for if prefetch is fetching it, else fetched now, concurrently
