@@ -314,9 +314,11 @@ def _remote_step(sets: dict[str, Path], doc: dict[str, Any]) -> None:
     """Step 3c: clips/s of the segments set from an S3 server on loopback, 0 and 50 ms (benchmarks/remote.py)."""
     cfg = doc["config"]
     _log("object storage: the segments set from moto S3 on loopback, straight and with 50 ms first-byte latency ...")
-    doc["remote"] = remote_mod.measure_remote({"segments": sets["segments"]}, seconds=cfg["seconds"],
+    seconds = cfg["seconds"] if cfg["quick"] else max(cfg["seconds"], remote_mod.SECONDS)
+    doc["remote"] = remote_mod.measure_remote({"segments": sets["segments"]}, seconds=seconds,
                                               repeats=cfg["repeats"], workers=cfg["workers"], batch=cfg["batch"],
-                                              max_clips=cfg["max_clips"], raw_seconds=0.3 if cfg["quick"] else 2.0)
+                                              max_clips=cfg["max_clips"], raw_seconds=0.3 if cfg["quick"] else 2.0,
+                                              warmup=0.0 if cfg["quick"] else remote_mod.WARMUP)
 
 
 def _profile_step(sets: dict[str, Path], out: Path, doc: dict[str, Any]) -> None:
