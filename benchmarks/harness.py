@@ -58,12 +58,18 @@ def load1() -> float:
         return -1.0
 
 
-def run_once(make: Callable[[], Iterator[float]], seconds: float, max_clips: float) -> dict[str, float]:
-    """One bounded run: clips, timed seconds, startup seconds, user/system CPU seconds of this process."""
+def run_once(make: Callable[[], Iterator[float]], seconds: float, max_clips: float, warmup: float = 0.0
+             ) -> dict[str, float]:
+    """One bounded run: clips, timed seconds, startup seconds, user/system CPU seconds of this process.
+    ``warmup``: seconds of steps after the first one that are not timed either (counted in ``startup``):
+    a reader that fetched ahead while its first step waited starts the timed part with a head start."""
     t_start = time.perf_counter()
     it = make()
     try:
         next(it)
+        t_warm = time.perf_counter()
+        while time.perf_counter() - t_warm < warmup:
+            next(it)
         r0 = resource.getrusage(resource.RUSAGE_SELF)
         t0 = time.perf_counter()
         clips = 0.0
@@ -80,8 +86,46 @@ def run_once(make: Callable[[], Iterator[float]], seconds: float, max_clips: flo
             "user": r1.ru_utime - r0.ru_utime, "sys": r1.ru_stime - r0.ru_stime}
 
 
+def run_forked(make: Callable[[], Iterator[float]], seconds: float, max_clips: float, warmup: float = 0.0, *,
+               timeout: float = 600) -> dict[str, float]:
+    """:func:`run_once` in a forked child of this process (its CPU times are the child's); an exception in the
+    child is raised here as a ``RuntimeError`` with its text."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    recv, send = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_forked_child, args=(send, make, seconds, max_clips, warmup), daemon=True)
+    child.start()
+    send.close()
+    try:
+        if not recv.poll(timeout):
+            raise RuntimeError(f"the forked run gave no result within {timeout:.0f} s")
+        status, value = recv.recv()
+    except EOFError:
+        raise RuntimeError(f"the forked run died (exit code {child.exitcode})") from None
+    finally:
+        child.join(5)
+        if child.is_alive():
+            child.kill()
+            child.join()
+    if status != "ok":
+        raise RuntimeError(value)
+    return value
+
+
+def _forked_child(send: Any, make: Callable[[], Iterator[float]], seconds: float, max_clips: float,
+                  warmup: float) -> None:
+    try:
+        send.send(("ok", run_once(make, seconds, max_clips, warmup)))
+    except BaseException as exc:  # reported to the parent, which raises it
+        send.send(("error", f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"))
+    finally:
+        send.close()
+        os._exit(0)
+
+
 def measure_all(methods: Sequence[Method], *, seconds: float, max_clips: float, repeats: int = 1,
-                before: Callable[[Method], None] | None = None,
+                before: Callable[[Method], None] | None = None, warmup: float = 0.0,
                 log: Callable[[str], None] = print) -> list[Result]:
     results = [Result(m.name, m.label, m.workers, m.group, note=m.note) for m in methods]
     best: list[dict[str, float] | None] = [None] * len(methods)
@@ -100,7 +144,7 @@ def measure_all(methods: Sequence[Method], *, seconds: float, max_clips: float, 
             gc.collect()
             r.load.append(load1())
             try:
-                run = run_once(m.make, seconds, max_clips)  # type: ignore[arg-type]
+                run = (run_forked if m.fork else run_once)(m.make, seconds, max_clips, warmup)  # type: ignore[arg-type]
             except Exception as exc:
                 r.status, r.reason = "error", f"{type(exc).__name__}: {exc}"
                 log(f"  {m.name:<26} {_procs(m.workers):<6}  ERROR {r.reason}\n{traceback.format_exc()}")

@@ -46,6 +46,9 @@ class Method:
     skip: str | None = None        #: why the method does not run here
     note: str = ""
     files: Sequence[str] = ()      #: what it reads: warmed into the page cache before each run
+    #: run in a forked child of the measuring process (object storage: the measuring process never starts
+    #: obstore's runtime, so DataLoader workers it forks later may still use it; docs/reading.md)
+    fork: bool = False
 
 
 # ----------------------------------------------------------------------------------------- helpers
@@ -115,12 +118,15 @@ def raw_read(paths: Sequence[str | os.PathLike[str]], bufsize: int = RAW_BUFFER)
 
 
 def shardkit_stream(path: str | os.PathLike[str], workers: int, *, batch: int = BATCH, window: str = "256MB",
-                    partial: str | None = None, crops_per_recording: int = 1) -> Iterator[float]:
-    """``ShardDataset`` (5 s crops, shuffled, a new epoch each pass): valid clips per batch."""
+                    partial: str | None = None, crops_per_recording: int = 1,
+                    storage_options: dict[str, Any] | None = None) -> Iterator[float]:
+    """``ShardDataset`` (5 s crops, shuffled, a new epoch each pass): valid clips per batch. ``path`` may be an
+    object-store URL (``storage_options``: its endpoint and credentials)."""
     from shardkit import ShardDataset
 
     ds = ShardDataset(path, batch_size=batch, crop_seconds=CLIP_SECONDS, shuffle=True, seed=0,
-                      shuffle_window=window, partial=partial, crops_per_recording=crops_per_recording)
+                      shuffle_window=window, partial=partial, crops_per_recording=crops_per_recording,
+                      storage_options=storage_options)
     source = ds if workers == 0 else _loader(ds, workers, persistent_workers=True)
     try:
         yield from _epochs(source, ds.set_epoch, lambda b: float(b["valid"].sum()))

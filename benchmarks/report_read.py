@@ -85,6 +85,7 @@ def targets(doc: dict) -> list[dict[str, Any]]:
     if cold:
         rows.append({"target": cold["target"], "value": None, "goal": None, "met": cold["met"],
                      "shown": cold["shown"], "detail": "cold page cache, 1 process (see the cold table)"})
+    rows += doc.get("remote", {}).get("targets", [])
     for mode in ("recordings", "segments"):
         p = doc.get("pack", {}).get(mode)
         if p:
@@ -165,6 +166,10 @@ def _bound(doc: dict, target: str) -> str | None:
                 + (f" ({rec['clips_per_s']:,.0f} clips/s)" if rec else "") + ".")
     if target.startswith("peak RSS"):
         return "see the memory table."
+    if target.startswith("S3 with"):
+        from benchmarks.remote import bound as remote_bound
+
+        return remote_bound(doc.get("remote", {}), target)
     if target.startswith("pack ("):
         return _pack_bound(doc, target.split("(")[1].split(")")[0])
     if target.startswith("tar + index overhead"):
@@ -252,8 +257,8 @@ def markdown(doc: dict, json_name: str, plot_name: str | None, notes: str | None
         plot_name: the plot's file name, or None when there is no plot.
         notes: the hand-written section (see :func:`hand_written`), placed after the targets; None: none.
     """
-    lines = [*_md_intro(doc), *_md_read(doc, plot_name), *_md_cold(doc), *_md_pack(doc), *_md_memory(doc),
-             *_md_targets(doc)]
+    lines = [*_md_intro(doc), *_md_read(doc, plot_name), *_md_cold(doc), *_md_remote(doc), *_md_pack(doc),
+             *_md_memory(doc), *_md_targets(doc)]
     if notes:
         lines += [notes, ""]
     lines += [*_md_reader_time(doc), *_md_profile(doc), *_md_skipped(doc)]
@@ -373,6 +378,14 @@ def _md_cold(doc: dict) -> list[str]:
     return ["### Cold page cache", "", f"Each file's pages dropped (`os.sync()`, `POSIX_FADV_DONTNEED`) before every "
             f"run; a run reads ≤ {c['seconds']:g} s and ≤ {c['max_pass']:.0%} of one pass; best of {c['repeats']}.",
             "", cold_markdown(c), ""]
+
+
+def _md_remote(doc: dict) -> list[str]:
+    if not doc.get("remote"):
+        return []
+    from benchmarks.remote import markdown as remote_markdown
+
+    return ["### Object storage", "", remote_markdown(doc["remote"]), ""]
 
 
 def _md_targets(doc: dict) -> list[str]:

@@ -12,6 +12,9 @@
    per-file baselines (whole-file decode and seek + partial read; soundfile, and torchaudio /
    torchcodec where they work), LitData and MosaicML streaming when installed.
 4. Peak RSS of the reader in a fresh process against its shuffle window.
+   Object storage (``benchmarks/remote.py``, skipped with ``--no-remote``): the segments set from moto's S3
+   server on loopback, straight and with 50 ms first-byte latency, against the local disk, and the
+   server's own ranged-GET ceiling.
 5. A table on stdout, OUT/results.json, OUT/benchmarks.md (+ docs/benchmarks.md for full runs),
    and OUT/clips_per_s.png when matplotlib is importable.
 
@@ -36,6 +39,7 @@ from typing import Any
 from benchmarks import cold as cold_mod
 from benchmarks import corpus as corpus_mod
 from benchmarks import packbench
+from benchmarks import remote as remote_mod
 from benchmarks.common import ROOT, _log, machine
 from benchmarks.harness import load1, measure_all
 from benchmarks.methods import (
@@ -187,6 +191,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
                     "runs with the synthetic corpus; none for --quick)")
     ap.add_argument("--no-cold", action="store_true", help="skip the cold page cache table")
     ap.add_argument("--no-profile", action="store_true", help="skip the cProfile pass over the shardkit reader")
+    ap.add_argument("--no-remote", action="store_true", help="skip the object-storage rows (moto S3 on loopback)")
     return ap.parse_args(argv)
 
 
@@ -305,6 +310,17 @@ def _cold_step(sets: dict[str, Path], out: Path, doc: dict[str, Any]) -> None:
                                         seconds=cfg["seconds"], repeats=cfg["repeats"])
 
 
+def _remote_step(sets: dict[str, Path], doc: dict[str, Any]) -> None:
+    """Step 3c: clips/s of the segments set from an S3 server on loopback, 0 and 50 ms (benchmarks/remote.py)."""
+    cfg = doc["config"]
+    _log("object storage: the segments set from moto S3 on loopback, straight and with 50 ms first-byte latency ...")
+    seconds = cfg["seconds"] if cfg["quick"] else max(cfg["seconds"], remote_mod.SECONDS)
+    doc["remote"] = remote_mod.measure_remote({"segments": sets["segments"]}, seconds=seconds,
+                                              repeats=cfg["repeats"], workers=cfg["workers"], batch=cfg["batch"],
+                                              max_clips=cfg["max_clips"], raw_seconds=0.3 if cfg["quick"] else 2.0,
+                                              warmup=0.0 if cfg["quick"] else remote_mod.WARMUP)
+
+
 def _profile_step(sets: dict[str, Path], out: Path, doc: dict[str, Any]) -> None:
     """Step 5: cProfile of the in-process shardkit reader in both modes (listings in OUT/profile-*.txt)."""
     _log("profile: cProfile of the in-process shardkit reader ...")
@@ -371,6 +387,8 @@ def main(argv: list[str] | None = None) -> int:
     _read_step(corpus, sets, out, doc)
     if not args.no_cold:
         _cold_step(sets, out, doc)
+    if not args.no_remote:
+        _remote_step(sets, doc)
     _rss_step(sets, out, doc)
     doc["profile"] = {}
     if not args.no_profile:

@@ -6,16 +6,19 @@ How reads hide latency (a small GET costs 30–100 ms before its first byte):
 
 - the shard's members (data and ``.mp``) and their CRC-32s are known from the index
   (:meth:`ObjectStorage.bind_members`). A read inside a member fetches whole members, grouped into
-  *windows*: runs of members with gaps of at most :data:`GAP` bytes, at most :data:`WINDOW_MAX` bytes
-  each (a larger member is a window of its own); the windows of one call are fetched concurrently;
+  *windows* (:mod:`shardkit.read.windows`): runs of members with gaps of at most ``GAP`` (1 MB), at
+  most ``WINDOW_MAX`` (16 MB) each (a larger member is a window of its own);
+  the windows of one call are fetched concurrently;
 - :meth:`ObjectStorage.prefetch` fetches the windows of a shuffle window's members in the background
   (:data:`MAX_IN_FLIGHT` at a time) before the batches need them;
 - every member is checked against its CRC-32 before any of its bytes is served: a mismatch fails the
   ranges inside it with :class:`CorruptMember` (the reader's ``ShardReadError``, or a skip with
   ``on_error="skip"``), never wrong audio;
 - fetched windows are kept in a cache of at most ``cache_bytes`` (default :data:`CACHE_BYTES`, 512 MB:
-  two default shuffle windows), least recently used first out. Memory held: the cache, plus at most
-  :data:`MAX_IN_FLIGHT` windows being fetched by prefetch, plus the windows of read calls in progress.
+  two default shuffle windows); a window prefetch fetched is kept until each hinted member in it was
+  served once, unless nothing else can go (:class:`~shardkit.read.windows.WindowCache`). Memory held:
+  the cache, plus at most :data:`MAX_IN_FLIGHT` windows being fetched by prefetch, plus the windows of
+  read calls in progress.
 
 A range outside the known members is read with plain ranged GETs (coalesced), checked for length only.
 """
@@ -27,27 +30,22 @@ import os
 import threading
 import time
 import zlib
-from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
 from shardkit.errors import UsageError
 from shardkit.read import locate
 from shardkit.read.storage import ByteRange, Extent, LocalStorage, RangeError, ShortRead, Storage
+from shardkit.read.windows import GAP, MB, CorruptMember, Failed, Window, WindowCache, covers, plan_windows, serve
 from shardkit.units import parse_size
 
 log = logging.getLogger(__name__)
 
 __all__ = ["CACHE_BYTES", "CorruptMember", "ObjectStorage", "open_storage"]
 
-MB = 1 << 20
-#: members at most this far apart share a GET
-GAP = 1 * MB
-#: a window (one GET) grows to at most this many bytes
-WINDOW_MAX = 16 * MB
 #: background window GETs in flight per process
 MAX_IN_FLIGHT = 4
 #: default bound of the cache of fetched windows, per process
@@ -57,81 +55,6 @@ SLOW_SECONDS = 1.0
 
 #: the members of a shard: (starts int64, ends int64, crc32s int64), sorted by start
 Members = tuple[np.ndarray, np.ndarray, np.ndarray]
-
-
-class CorruptMember(OSError):
-    """A fetched member's bytes fail the CRC-32 of the index: not served."""
-
-    def __init__(self, where: str, offset: int, length: int) -> None:
-        super().__init__(f"{where}: member of {length} bytes at offset {offset} fails its CRC-32 "
-                         "(the object changed since it was indexed, or the transfer was corrupted)")
-
-
-class _Window(NamedTuple):
-    """Bytes ``[start, end)`` of an object, fetched; ``bad``: the (start, end) of members that failed
-    their CRC-32."""
-
-    start: int
-    end: int
-    data: Any  # a buffer (obstore Bytes)
-    bad: tuple[tuple[int, int], ...]
-
-
-def plan_windows(extents: Sequence[Extent], *, gap: int = GAP, max_bytes: int = WINDOW_MAX) -> list[list[Extent]]:
-    """Group members sorted by offset into windows: gaps ≤ ``gap``, span ≤ ``max_bytes`` (unless one
-    member alone is larger)."""
-    out: list[list[Extent]] = []
-    for e in extents:
-        if out:
-            last, first = out[-1][-1], out[-1][0]
-            end = last.offset + last.length
-            if end <= e.offset <= end + gap and e.offset + e.length - first.offset <= max_bytes:
-                out[-1].append(e)
-                continue
-        out.append([e])
-    return out
-
-
-class _Cache:
-    """Fetched windows, LRU, at most ``limit`` bytes (not thread-safe: the storage's lock guards it)."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit, self.used = limit, 0
-        self.windows: OrderedDict[tuple[str, int, int], _Window] = OrderedDict()
-
-    def find(self, name: str, offset: int, length: int) -> _Window | None:
-        for key, w in reversed(self.windows.items()):
-            if key[0] == name and w.start <= offset and offset + length <= w.end:
-                self.windows.move_to_end(key)
-                return w
-        return None
-
-    def put(self, name: str, w: _Window) -> None:
-        size = w.end - w.start
-        if size > self.limit:
-            return
-        key = (name, w.start, w.end)
-        if key in self.windows:
-            return
-        while self.windows and self.used + size > self.limit:
-            _, old = self.windows.popitem(last=False)
-            self.used -= old.end - old.start
-        self.windows[key] = w
-        self.used += size
-
-    def clear(self) -> None:
-        self.windows.clear()
-        self.used = 0
-
-
-def _serve(w: _Window, offset: int, length: int, dest: memoryview, where: str) -> OSError | None:
-    """Copy ``[offset, offset+length)`` out of window ``w`` into ``dest``, unless a bad member overlaps."""
-    for s, e in w.bad:
-        if s < offset + length and offset < e:
-            return CorruptMember(where, s, e - s)
-    view = dest if len(dest) == length else dest[:length]
-    view[:] = memoryview(w.data)[offset - w.start:offset - w.start + length]
-    return None
 
 
 class ObjectStorage:
@@ -161,11 +84,16 @@ class ObjectStorage:
         self._pid = os.getpid()
         self._store: Any = None
         self._pool: ThreadPoolExecutor | None = None
-        self._cache = _Cache(self.cache_bytes)
-        self._inflight: dict[tuple[str, int, int], Future[_Window]] = {}
+        self._cache = WindowCache(self.cache_bytes)
+        self._inflight: dict[tuple[str, int, int], Future[Window]] = {}
         self._preloaded: dict[str, Any] = {}
         self._sizes: dict[str, Any] = {}
         self._logged_first = False
+        #: this process's counters: ranges served from the cache (``hits``) or not (``misses``), windows a
+        #: read waited for because prefetch was already fetching them (``joined``), GETs and bytes fetched
+        #: by prefetch (``prefetch_gets``, ``prefetch_bytes``) and by reads (``read_gets``, ``read_bytes``)
+        self.stats = dict.fromkeys(("hits", "misses", "joined", "prefetch_gets", "prefetch_bytes", "read_gets",
+                                    "read_bytes"), 0)
 
     def _client(self) -> Any:
         """This process's obstore store (made on first use; refused after an unsafe fork)."""
@@ -252,8 +180,12 @@ class ObjectStorage:
                 w = self._cache.find(name, offset, length)
                 if w is None:
                     misses.append(k)
-                elif (err := _serve(w, offset, length, dest, self.describe(name))) is not None:
+                elif (err := serve(w, offset, length, dest, self.describe(name))) is not None:
                     errors[k] = err
+                else:
+                    self._cache.served(name, w, offset)
+            self.stats["hits"] += len(ranges) - len(misses)
+            self.stats["misses"] += len(misses)
         if misses:
             errors.update(self._read_misses(name, ranges, misses))
         return sorted(errors.items())
@@ -275,9 +207,13 @@ class ObjectStorage:
                 break
             key = (name, start, end)
             with self._lock:
-                if key in self._inflight or self._cache.find(name, start, end - start) is not None:
+                if key in self._inflight:
                     continue
-                future = self._executor().submit(self._fetch_window, name, group, True)
+                cached = self._cache.find(name, start, end - start)
+                if cached is not None:
+                    self._cache.hint(name, cached, [e.offset for e in group])
+                    continue
+                future = self._executor().submit(self._fetch_window, name, group, True, True)
                 self._inflight[key] = future
             future.add_done_callback(lambda _f, key=key: self._done(key))
 
@@ -299,7 +235,7 @@ class ObjectStorage:
         with self._lock:
             self._inflight.pop(key, None)
 
-    def _fetch_window(self, name: str, group: list[Extent], cache: bool) -> _Window:
+    def _fetch_window(self, name: str, group: list[Extent], cache: bool, prefetch: bool = False) -> Window:
         """GET the members of ``group`` as one range, check each one's CRC-32; cache it if asked."""
         import obstore
 
@@ -311,10 +247,15 @@ class ObjectStorage:
             raise
         except Exception as exc:
             raise locate.storage_error(exc, self.describe(name)) from None
-        return self._checked(name, group, data, time.monotonic() - t0, cache)
+        return self._checked(name, group, data, time.monotonic() - t0, cache, prefetch)
 
-    def _checked(self, name: str, group: list[Extent], data: Any, seconds: float, cache: bool) -> _Window:
+    def _checked(self, name: str, group: list[Extent], data: Any, seconds: float, cache: bool,
+                 prefetch: bool = False) -> Window:
         start, end = group[0].offset, group[-1].offset + group[-1].length
+        kind = "prefetch" if prefetch else "read"
+        with self._lock:
+            self.stats[kind + "_gets"] += 1
+            self.stats[kind + "_bytes"] += len(data)
         if len(data) != end - start:
             raise ShortRead(self.describe(name), len(data), end - start, start)
         view = memoryview(data)
@@ -326,10 +267,10 @@ class ObjectStorage:
         self._logged_first = True
         log.log(level, "fetched %s bytes %d-%d (%.1f MB, %d members) in %.2f s", self.describe(name), start, end,
                 (end - start) / MB, len(group), seconds)
-        w = _Window(start, end, data, bad)
+        w = Window(start, end, data, bad)
         if cache:
             with self._lock:
-                self._cache.put(name, w)
+                self._cache.put(name, w, [e.offset for e in group] if prefetch else ())
         return w
 
     def _read_misses(self, name: str, ranges: Sequence[Any], misses: list[int]) -> dict[int, OSError]:
@@ -353,22 +294,53 @@ class ObjectStorage:
                       ) -> dict[int, OSError]:
         starts, ends, crcs = members
         wanted = sorted(set(inside.values()))
-        extents = [Extent(int(starts[m]), int(ends[m] - starts[m]), int(crcs[m])) for m in wanted]
-        groups = plan_windows(extents)
-        windows = self._fetch_groups(name, groups)
+        windows = self._join_prefetch(name, [(int(starts[m]), int(ends[m])) for m in wanted])
+        rest = [m for m in wanted if not any(covers(w, starts[m], ends[m]) for w in windows)]
+        extents = [Extent(int(starts[m]), int(ends[m] - starts[m]), int(crcs[m])) for m in rest]
+        windows += self._fetch_groups(name, plan_windows(extents))
         errors: dict[int, OSError] = {}
         for k, m in inside.items():
             offset, length, dest = ranges[k]
-            w = next(w for w in windows if _covers(w, starts[m], ends[m]))
-            if isinstance(w, _Failed):
+            w = next(w for w in windows if covers(w, starts[m], ends[m]))
+            if isinstance(w, Failed):
                 errors[k] = w.err
-            elif (err := _serve(w, offset, length, dest, self.describe(name))) is not None:
+            elif (err := serve(w, offset, length, dest, self.describe(name))) is not None:
                 errors[k] = err
+            else:
+                with self._lock:
+                    self._cache.served(name, w, offset)
         return errors
+
+    def _join_prefetch(self, name: str, spans: list[tuple[int, int]]) -> list[Window]:
+        """The windows covering ``spans`` ((start, end) of members) that are in the cache now or that prefetch
+        is fetching (waited for): a read never fetches bytes a second time while their GET is under way. A
+        window whose prefetch failed is left out (the read fetches its members again)."""
+        found: list[Window] = []
+        futures: list[Future[Window]] = []
+        with self._lock:
+            for a, b in spans:
+                if any(covers(w, a, b) for w in found):
+                    continue
+                w = self._cache.find(name, a, b - a)
+                if w is not None:
+                    found.append(w)
+                    continue
+                for (n, s, e), f in self._inflight.items():
+                    if n == name and s <= a and b <= e and f not in futures:
+                        futures.append(f)
+                        break
+        for f in futures:
+            try:
+                found.append(f.result())
+            except Exception:  # failed or cancelled: the read fetches these members itself
+                continue
+            with self._lock:
+                self.stats["joined"] += 1
+        return found
 
     def _fetch_groups(self, name: str, groups: list[list[Extent]]) -> list[Any]:
         """Each group's window: waited for if prefetch is fetching it, else fetched now, concurrently
-        (obstore ``get_ranges``). A failed group gives a :class:`_Failed` in its place."""
+        (obstore ``get_ranges``). A failed group gives a :class:`Failed` in its place."""
         import obstore
 
         out: list[Any] = [None] * len(groups)
@@ -402,7 +374,7 @@ class ObjectStorage:
                 else:
                     out[j] = self._checked(name, groups[j], got[n], time.monotonic() - t0, True)
             except OSError as exc:
-                out[j] = _Failed(starts[n], ends[n], exc)
+                out[j] = Failed(starts[n], ends[n], exc)
         return out
 
     def _plain_reads(self, name: str, ranges: Sequence[Any], ks: list[int]) -> dict[int, OSError]:
@@ -440,18 +412,6 @@ class ObjectStorage:
 
     def __repr__(self) -> str:
         return f"ObjectStorage({self.url!r})"
-
-
-class _Failed(NamedTuple):
-    """A window whose GET failed: ``err`` for every range inside it."""
-
-    start: int
-    end: int
-    err: OSError
-
-
-def _covers(w: Any, start: int, end: int) -> bool:
-    return w.start <= start and end <= w.end
 
 
 _FORK_LOCK = [threading.Lock()]
