@@ -180,7 +180,7 @@ def methods(segments: Path, recordings: Path, presplit: list[str], batch: int) -
                        ("read", "read-ahead: sequential reads in a thread")):
         rows.append((f"shardkit-segments-{mode}", f"ShardDataset, segments, shuffled; {what}",
                      functools.partial(shardkit_cold, segments, readahead=mode, batch=batch), seg_shards, seg_clips))
-    rows.append(("shardkit-recordings", "ShardDataset, recordings + random 5 s crops, shuffled; default read-ahead",
+    rows.append(("shardkit-recordings", "ShardDataset, recordings + random 5 s crops, shuffled; read-ahead: fadvise",
                  functools.partial(shardkit_cold, recordings, readahead="fadvise", batch=batch), rec_shards,
                  rec_items))
     rows.append(("presplit-wav", "one 16-bit WAV file per 5 s clip, random order, soundfile (the seed's path)",
