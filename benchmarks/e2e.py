@@ -39,6 +39,7 @@ from typing import Any
 import torch
 
 from benchmarks.common import ROOT, _log, machine
+from benchmarks.device import device_info, resolve_device
 from benchmarks.e2e_data import noise_list, prepare, prepared_dict
 from benchmarks.e2e_pipelines import LABELS, PIPELINES, make
 from benchmarks.e2e_train import Trainer, run_one
@@ -119,23 +120,6 @@ def _line(r: dict) -> str:
     return (f"  {r['case']:<6} {r['pipeline']:<16} {r['steps_per_s']:>7.3f} steps/s {r['clips_per_s']:>8.1f} clips/s"
             f"  wait {100 * r['wait_share']:>5.1f} %  first batch {r['first_batch_s']:.2f} s  "
             f"host PSS {r['peak_host_pss_mb']:.0f} MB  ({r['steps']} steps, epoch {r['clips_per_epoch']} clips)")
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("--device cuda: torch.cuda.is_available() is False here (CPU-only torch build or no GPU)")
-    return torch.device(name)
-
-
-def device_info(device: torch.device) -> dict[str, Any]:
-    info: dict[str, Any] = {"type": device.type, "name": machine()["cpu_model"]}
-    if device.type == "cuda":
-        p = torch.cuda.get_device_properties(device)
-        info.update(name=p.name, memory_gib=round(p.total_memory / 2**30, 1), capability=f"{p.major}.{p.minor}",
-                    cuda=torch.version.cuda)
-    return info
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
