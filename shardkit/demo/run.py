@@ -133,7 +133,7 @@ class DemoReport:
             *self.notes,
             "next:",
             f"  shardkit info {where}                 # what the set holds",
-            f"  shardkit show {where} KEY -o clip.png # a sample's waveform and log-mel (keys: shardkit ls)",
+            f"  shardkit show {where} KEY -o clip.png # waveform + log-mel (keys: shardkit ls; needs shardkit[plot])",
             "  shardkit pack YOUR_AUDIO/ shards/ --metadata train_metadata.csv --workers 2   # your data",
         ]
 

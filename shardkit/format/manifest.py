@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -201,18 +202,25 @@ class Manifest:
         from shardkit.read.safe_open import read_regular
         from shardkit.read.storage import MAX_OBJECT_BYTES
 
+        # a regular file, size-capped (§6)
+        return cls.fetch(lambda: read_regular(p.parent, p.name, MAX_OBJECT_BYTES), p)
+
+    @classmethod
+    def fetch(cls, read: Callable[[], bytes], where: str | os.PathLike[str]) -> Manifest:
+        """Parse the manifest that ``read()`` returns; a missing or unreadable one is a
+        :class:`ManifestError` naming ``where`` and what to do (every reader of a manifest comes here)."""
         try:
-            data = read_regular(p.parent, p.name, MAX_OBJECT_BYTES)  # a regular file, size-capped (§6)
+            data = read()
         except ShardkitError:
             raise
         except FileNotFoundError as exc:
             raise ManifestError(
-                f"{p}: no manifest; is this a shard set made by 'shardkit pack'? "
+                f"{where}: no manifest; is this a shard set made by 'shardkit pack'? "
                 "(an interrupted pack has none yet: re-run the same pack command to finish it)"
             ) from exc
         except OSError as exc:
-            raise ManifestError(f"{p}: cannot read the manifest ({exc.strerror or exc})") from exc
-        return cls.from_json(data, p)
+            raise ManifestError(f"{where}: cannot read the manifest ({exc.strerror or exc})") from exc
+        return cls.from_json(data, where)
 
     # -- derived ------------------------------------------------------------------------------------
 

@@ -24,7 +24,6 @@ from shardkit.encode.base import Codec
 from shardkit.errors import (
     FormatError,
     IntegrityError,
-    ManifestError,
     SampleNotFoundError,
     ShardIndexError,
     ShardkitError,
@@ -333,19 +332,8 @@ def _manifest_name(path: str | os.PathLike[str]) -> str:
 
 
 def load_manifest(storage: Storage, name: str) -> Manifest:
-    where = storage.describe(name)
-    try:
-        data = storage.read_bytes(name)
-    except ShardkitError:
-        raise
-    except FileNotFoundError as exc:
-        raise ManifestError(
-            f"{where}: no manifest; is this a shard set made by 'shardkit pack'? "
-            "(an interrupted pack has none yet: re-run the same pack command to finish it)"
-        ) from exc
-    except OSError as exc:
-        raise ManifestError(f"{where}: cannot read the manifest ({exc.strerror or exc})") from exc
-    return Manifest.from_json(data, where)
+    """The manifest ``name`` of ``storage``, read and checked (:meth:`Manifest.fetch`)."""
+    return Manifest.fetch(lambda: storage.read_bytes(name), storage.describe(name))
 
 
 def _load_index(storage: Storage, entry: fmt.ShardEntry, root: Path) -> fmt.ShardIndex:

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -127,6 +128,19 @@ def open_state(out: Path, fingerprint: str, *, overwrite: bool, resume: bool | N
     return _existing_state(out, fingerprint, resume)
 
 
+def finished_pack(load: Callable[[], Manifest], fingerprint: str, where: str, place: str) -> Manifest:
+    """The manifest a finished pack left in OUT (a ``place``: folder, prefix), if it was made from these
+    inputs and options; :class:`OutputConflictError` saying what to do otherwise."""
+    try:
+        doc = load()
+    except FormatError as exc:
+        raise OutputConflictError(f"{exc}; re-run with --overwrite to start over") from None
+    if doc.pack.get("source_fingerprint") != fingerprint:
+        raise OutputConflictError(f"{where}: holds a shard set packed from other sources or options; choose "
+                                  f"another {place} or add --overwrite to replace it")
+    return doc
+
+
 def _existing_state(out: Path, fingerprint: str, resume: bool | None) -> PackState:
     if (out / PACK_STATE_NAME).exists():
         state = PackState.load(out / PACK_STATE_NAME)
@@ -136,14 +150,7 @@ def _existing_state(out: Path, fingerprint: str, resume: bool | None) -> PackSta
                 "to finish it, or add --overwrite to start over")
         return state
     if (out / MANIFEST_NAME).exists():
-        try:
-            doc = Manifest.load(out)
-        except FormatError as exc:
-            raise OutputConflictError(f"{exc}; re-run with --overwrite to start over") from None
-        if doc.pack.get("source_fingerprint") != fingerprint:
-            raise OutputConflictError(
-                f"{out}: holds a shard set packed from other sources or options; choose another folder "
-                "or add --overwrite to replace it")
+        doc = finished_pack(lambda: Manifest.load(out), fingerprint, str(out), "folder")
         if resume:
             raise UsageError(f"{out}: the pack is already complete; nothing to resume")
         return PackState(fingerprint, doc.pack, complete=True)

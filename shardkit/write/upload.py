@@ -36,11 +36,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from shardkit.errors import ManifestError, OutputConflictError, StorageError, UsageError
+from shardkit.errors import OutputConflictError, StorageError, UsageError
 from shardkit.format import MANIFEST_NAME, PACK_STATE_NAME, Manifest
 from shardkit.read import locate
 from shardkit.write.lock import LOCK_NAME
-from shardkit.write.state import PackState, is_shard_set_file
+from shardkit.write.state import PackState, finished_pack, is_shard_set_file
 
 log = logging.getLogger(__name__)
 
@@ -190,14 +190,8 @@ class RemoteOut:
 
     def _complete_manifest(self, fingerprint: str) -> Manifest | None:
         """The prefix's manifest when it is complete and of these inputs; refuses other inputs."""
-        try:
-            doc = Manifest.from_json(self._get(MANIFEST_NAME), self.url + MANIFEST_NAME)
-        except ManifestError as exc:
-            raise OutputConflictError(f"{exc}; re-run with --overwrite to start over") from None
-        if doc.pack.get("source_fingerprint") != fingerprint:
-            raise OutputConflictError(
-                f"{self.url}: holds a shard set packed from other sources or options; choose another prefix "
-                "or add --overwrite to replace it")
+        doc = finished_pack(lambda: Manifest.from_json(self._get(MANIFEST_NAME), self.url + MANIFEST_NAME),
+                            fingerprint, self.url, "prefix")
         return doc if doc.complete else None
 
     def drop_stale_state(self) -> None:
