@@ -290,5 +290,9 @@ def main() -> None:
         sys.exit(exc.exit_code)
 
 
+from shardkit_cli.kaggle import kaggle as _kaggle  # noqa: E402
+
+cli.add_command(_kaggle)
+
 if __name__ == "__main__":
     main()

@@ -1,0 +1,255 @@
+"""``shardkit kaggle prepare``: lay a shard set out as a Kaggle dataset upload folder.
+
+The folder (by default ``SET-kaggle`` beside the set) holds exactly what the ``kaggle`` client
+uploads: ``manifest.json``, each shard as ``shard-NNNNN.shard`` (a hard link to the set's
+``shard-NNNNN.tar`` where the file system allows, else a copy: a top-level ``.tar`` may be unpacked on
+Kaggle's side), each index rewritten to name that file, and ``dataset-metadata.json`` (not uploaded
+as a file: the client reads it). The shards' bytes and so the set's ``version_id`` do not change;
+the folder is itself a valid shard set (docs/format.md, "Shard file names and publishing layouts").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import hashlib
+import json
+import logging
+import os
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from shardkit import format as fmt
+from shardkit.errors import UsageError
+from shardkit.files import atomic_write
+from shardkit.format import Manifest, ShardEntry, ShardIndex
+from shardkit.kaggle import rules
+from shardkit.units import format_size
+
+log = logging.getLogger(__name__)
+
+METADATA_NAME = "dataset-metadata.json"
+#: the extension published shards get (not an archive extension Kaggle would unpack)
+PUBLISHED_SUFFIX = ".shard"
+
+
+@dataclass
+class UploadFile:
+    """One top-level file of the upload: its name there, its size and where its bytes come from."""
+
+    name: str
+    bytes: int
+    source: Path | None  #: the set's file it is linked or copied from; None when written (manifest, index)
+    description: str
+
+
+@dataclass
+class UploadPlan:
+    """What ``prepare`` laid out (or, with ``dry_run``, would lay out) for Kaggle."""
+
+    folder: Path
+    dataset_id: str
+    files: list[UploadFile]
+    metadata: dict[str, Any]
+    version_id: str
+    written: bool = False
+    linked: int = 0      #: shards hard-linked (no extra disk)
+    copied: int = 0      #: shards copied (another file system)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def total_bytes(self) -> int:
+        """Bytes the upload sends (every file once)."""
+        return sum(f.bytes for f in self.files)
+
+
+def published_name(name: str) -> str:
+    """The name a shard file gets in the upload: ``shard-00000.tar`` → ``shard-00000.shard``; any other
+    name that Kaggle could take for an archive gets ``.shard`` appended; other names stay."""
+    if name.endswith(fmt.SHARD_SUFFIX):
+        return name[: -len(fmt.SHARD_SUFFIX)] + PUBLISHED_SUFFIX
+    return name + PUBLISHED_SUFFIX if rules.is_archive_name(name) else name
+
+
+def default_folder(set_dir: Path) -> Path:
+    """``SET-kaggle`` beside the set."""
+    return set_dir.parent / f"{set_dir.name}-kaggle"
+
+
+def prepare(set_dir: str | os.PathLike[str], dataset_id: str, title: str, license: str = "CC0-1.0", *,
+            subtitle: str | None = None, description: str | None = None, keywords: Sequence[str] = (),
+            out: str | os.PathLike[str] | None = None, dry_run: bool = False) -> UploadPlan:
+    """Check the set against Kaggle's rules and lay out its upload folder (``out``, default ``SET-kaggle``).
+
+    Refuses, with a :class:`UsageError` naming the rule: a bad id, title, subtitle or license; more than
+    50 top-level files (manifest + shards + indexes: at most 24 shards — the message gives the
+    ``--shard-size`` to re-pack with); more than 200 GB; an ``out`` that holds files of something else.
+    ``dry_run``: check and plan only, write nothing. Returns the :class:`UploadPlan` (files, bytes)."""
+    root = fmt.manifest_root(set_dir)
+    owner, slug = rules.split_id(dataset_id)
+    rules.check_text(title, subtitle)
+    license_name = rules.check_license(license)
+    manifest = Manifest.load(root)
+    folder = Path(out) if out is not None else default_folder(root)
+    if folder.resolve() == root.resolve():
+        raise UsageError(f"{folder}: the upload folder must not be the shard set itself; pick another --out")
+    files = _plan_files(root, manifest)
+    _check_limits(root, manifest, files)
+    metadata = _metadata(f"{owner}/{slug}", title, license_name, subtitle, description, keywords, manifest, files)
+    plan = UploadPlan(folder, f"{owner}/{slug}", files, metadata, manifest.version_id)
+    if not manifest.complete:
+        plan.notes.append("the set is incomplete (its pack stopped at a budget); the dataset says so")
+    if dry_run:
+        return plan
+    _check_folder(folder, files)
+    folder.mkdir(parents=True, exist_ok=True)
+    _write(root, manifest, plan)
+    return plan
+
+
+def _plan_files(root: Path, manifest: Manifest) -> list[UploadFile]:
+    codec, n = manifest.codec, len(manifest.shards)
+    files = [UploadFile(fmt.MANIFEST_NAME, len(manifest.to_json()), None, _manifest_text(manifest))]
+    for k, e in enumerate(manifest.shards):
+        hours = e.frames * codec.seconds_per_frame / 3600
+        files.append(UploadFile(published_name(e.name), e.bytes, root / e.name,
+                                f"shard {k + 1} of {n}: POSIX tar of {e.samples} samples ({hours:.2f} h, "
+                                f"{manifest.audio.get('codec')}); named .shard so Kaggle keeps it one file"))
+        files.append(UploadFile(e.index, e.index_bytes, None,
+                                f"index of {published_name(e.name)}: byte offsets of its {e.samples} samples "
+                                "(zstd msgpack)"))
+    return files
+
+
+def _manifest_text(manifest: Manifest) -> str:
+    t, audio = manifest.totals, manifest.audio
+    return (f"shardkit manifest (format {manifest.format_version}, version {manifest.version_id}): "
+            f"{t.get('samples')} samples, {float(t.get('hours', 0)):.2f} h, {len(manifest.vocabulary)} classes, "
+            f"{audio.get('codec')} {audio.get('sample_rate')} Hz; read this first")[:500]
+
+
+def _check_limits(root: Path, manifest: Manifest, files: list[UploadFile]) -> None:
+    total = sum(f.bytes for f in files) + 100_000  # the manifest: small
+    if len(files) > rules.MAX_FILES:
+        most = (rules.MAX_FILES - 1) // 2
+        size = -(-int(manifest.totals.get("bytes", total)) // most)
+        raise UsageError(
+            f"{root}: {len(manifest.shards)} shards make {len(files)} top-level files (manifest + a shard and an index "
+            f"each) and Kaggle takes at most {rules.MAX_FILES} per dataset; re-pack with --shard-size "
+            f"{_round_up(size)} (at most {most} shards), or publish a subset of the shards")
+    if total > rules.MAX_BYTES:
+        raise UsageError(f"{root}: {format_size(total)} is more than the {format_size(rules.MAX_BYTES)} Kaggle "
+                         "takes per dataset; publish a smaller set (pack with --budget) or split it in two")
+    for f in files:
+        if rules.is_archive_name(f.name):
+            raise UsageError(f"{root}: {f.name} ends like an archive that Kaggle may unpack; rename it")
+
+
+def _round_up(n: int) -> str:
+    """A size string of at least ``n`` bytes in whole MB (or GB above 10 GB)."""
+    mb = -(-n // 10**6)
+    return f"{-(-mb // 1000)}GB" if mb > 10_000 else f"{mb}MB"
+
+
+def _metadata(ref: str, title: str, license_name: str, subtitle: str | None, description: str | None,
+              keywords: Sequence[str], manifest: Manifest, files: list[UploadFile]) -> dict[str, Any]:
+    doc: dict[str, Any] = {"id": ref, "title": title.strip(), "licenses": [{"name": license_name}]}
+    if subtitle:
+        doc["subtitle"] = subtitle.strip()
+    doc["description"] = description if description is not None else describe(manifest, ref)
+    doc["keywords"] = [k.strip() for k in keywords if k.strip()]
+    doc["resources"] = [{"path": f.name, "description": f.description} for f in files]
+    return doc
+
+
+def describe(manifest: Manifest, ref: str) -> str:
+    """The dataset's default description (Markdown): what the set holds and how to read it."""
+    t, a, layout = manifest.totals, manifest.audio, manifest.layout
+    top = sorted(manifest.label_counts.items(), key=lambda kv: (-kv[1], kv[0]))[:10]
+    lines = [
+        f"A [shardkit](https://pypi.org/project/shardkit/) shard set, version `{manifest.version_id}` "
+        f"(format {manifest.format_version}).",
+        "",
+        f"- {t.get('samples')} samples, {float(t.get('hours', 0)):.2f} hours of audio, "
+        f"{len(manifest.vocabulary)} classes",
+        f"- {a.get('codec')}, {a.get('sample_rate')} Hz, {a.get('channels')} channel(s); layout "
+        + ", ".join(f"{k}={v}" for k, v in layout.items()),
+        f"- {len(manifest.shards)} shards (POSIX tar, named `.shard`), {format_size(int(t.get('bytes', 0)))}",
+    ]
+    if top:
+        lines.append("- most frequent classes: " + ", ".join(f"{k} ({v})" for k, v in top))
+    if not manifest.complete:
+        lines.append("- incomplete: the pack stopped at its disk budget")
+    lines += ["", "Read it in a notebook:", "", "```python",
+              "import shardkit.kaggle",
+              f"ds = shardkit.ShardDataset(shardkit.kaggle.locate({ref!r}).path, crop_seconds=5.0, batch_size=64)",
+              "```"]
+    return "\n".join(lines)
+
+
+def _check_folder(folder: Path, files: list[UploadFile]) -> None:
+    """``folder`` may hold only this plan's files (a re-run) and its own temporaries."""
+    if not folder.exists():
+        return
+    if not folder.is_dir():
+        raise UsageError(f"{folder}: exists and is not a folder; pick another --out")
+    ours = {f.name for f in files} | {METADATA_NAME}
+    other = sorted(p.name for p in folder.iterdir() if p.name not in ours and not p.name.endswith(fmt.TMP_SUFFIX))
+    if other:
+        raise UsageError(f"{folder}: holds {', '.join(other[:5])}{' …' if len(other) > 5 else ''}, which the kaggle "
+                         "client would upload too; remove them or pick another --out")
+
+
+def _write(root: Path, manifest: Manifest, plan: UploadPlan) -> None:
+    entries = []
+    for e in manifest.shards:
+        name = published_name(e.name)
+        plan.linked, plan.copied = _place(root / e.name, plan.folder / name, e, plan.linked, plan.copied)
+        index = ShardIndex.load(root / e.index)
+        data = dataclasses.replace(index, shard=name).to_bytes()
+        atomic_write(plan.folder / e.index, data)
+        entries.append(dataclasses.replace(e, name=name, index_bytes=len(data),
+                                           index_sha256=hashlib.sha256(data).hexdigest()))
+    published = dataclasses.replace(manifest, shards=entries)
+    published.totals = {**manifest.totals, "bytes": sum(s.bytes + s.index_bytes for s in entries)}
+    manifest_bytes = published.to_json()
+    atomic_write(plan.folder / fmt.MANIFEST_NAME, manifest_bytes)
+    for f in plan.files:
+        f.bytes = (plan.folder / f.name).stat().st_size
+    atomic_write(plan.folder / METADATA_NAME, (json.dumps(plan.metadata, indent=2, ensure_ascii=False) + "\n").encode())
+    plan.written = True
+    log.info("laid out %s: %d files, %d bytes (%d shards linked, %d copied)", plan.folder, len(plan.files),
+             plan.total_bytes, plan.linked, plan.copied)
+
+
+def _place(src: Path, dst: Path, entry: ShardEntry, linked: int, copied: int) -> tuple[int, int]:
+    """Hard-link ``src`` as ``dst`` (a copy across file systems); keep a ``dst`` that already is it."""
+    s = src.stat()
+    if dst.exists():
+        d = dst.stat()
+        if (d.st_dev, d.st_ino) == (s.st_dev, s.st_ino):
+            return linked + 1, copied
+        if d.st_size == entry.bytes and _sha256(dst) == entry.sha256:
+            return linked, copied + 1
+        dst.unlink()
+    try:
+        os.link(src, dst)
+        return linked + 1, copied
+    except OSError as exc:
+        if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
+            raise
+    tmp = dst.with_name(dst.name + fmt.TMP_SUFFIX)
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
+    return linked, copied + 1
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()

@@ -1,0 +1,248 @@
+"""``shardkit kaggle publish``: upload a prepared folder through the real ``kaggle`` client.
+
+The client (``pip install 'shardkit[kaggle]'``: ``kaggle`` 2.2.5 and the ``six`` it imports without
+declaring) does the HTTP: ``GetDatasetStatus``, then per file ``StartBlobUpload`` + a resumable ``PUT``,
+then ``CreateDataset`` or ``CreateDatasetVersion``. shardkit adds what the client leaves out: a failed
+create (the client returns ``status: error``, and its CLI exits 0) is a :class:`KaggleError`; a new
+version refused while the last one is still processing (403) waits and tries again; a file whose upload
+failed is tried again, and the client's saved upload state (its temp folder) resumes it where the server
+says it stopped and skips files already uploaded — also when the whole command is run again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from shardkit import format as fmt
+from shardkit.errors import StorageError, UsageError
+from shardkit.format import Manifest
+from shardkit.kaggle import rules
+from shardkit.kaggle.layout import METADATA_NAME, default_folder
+
+log = logging.getLogger(__name__)
+
+#: ``progress(event, info)``: "start" {ref, files, bytes, new}, "retry" {attempt, reason}, "busy" {waited, status},
+#: "done" {url}
+Progress = Callable[[str, dict[str, Any]], None]
+
+INSTALL_HINT = "publishing needs the kaggle client: pip install 'shardkit[kaggle]' (kaggle==2.2.5 and six)"
+
+
+class KaggleError(StorageError):
+    """Kaggle refused or failed a publish; the message names the dataset, the file or rule, and the
+    server's own words."""
+
+
+@dataclass
+class PublishResult:
+    """What ``publish`` did."""
+
+    ref: str                  #: OWNER/SLUG
+    url: str                  #: the dataset's page as the server reported it
+    new: bool                 #: True: the dataset was created; False: a new version of it
+    notes: str                #: version notes sent (new versions)
+    files: int
+    bytes: int
+    attempts: int = 1         #: calls of the client (more when an upload was resumed)
+    waited: float = 0.0       #: seconds spent waiting for Kaggle to finish processing
+    invalid_tags: list[str] = field(default_factory=list)
+
+
+def upload_folder(location: str | os.PathLike[str]) -> Path:
+    """The prepared folder of ``location``: itself when it holds ``dataset-metadata.json``, else the
+    ``SET-kaggle`` folder ``prepare`` made beside the set."""
+    p = Path(location)
+    for folder in (p, default_folder(fmt.manifest_root(p))):
+        if (folder / METADATA_NAME).is_file():
+            return folder
+    raise UsageError(f"{p}: no {METADATA_NAME} here or in {default_folder(fmt.manifest_root(p))}; run "
+                     "'shardkit kaggle prepare SET --id OWNER/SLUG --title ...' first")
+
+
+def publish(location: str | os.PathLike[str], notes: str | None = None, *, public: bool = False,
+            progress: Progress | None = None, attempts: int = 3, wait_timeout: float = 1800.0,
+            poll_seconds: float = 30.0) -> PublishResult:
+    """Create the Kaggle dataset of a prepared folder, or a new version when it exists.
+
+    ``notes``: version notes (default: the set's version id and totals). ``attempts``: client calls
+    when an upload fails (each resumes the unfinished files). ``wait_timeout`` / ``poll_seconds``: how
+    long, and how often, to wait while Kaggle says the last version is still processing. Raises
+    :class:`KaggleError` (server refusals, naming its message), :class:`UsageError` (no client, no
+    prepared folder), :class:`~shardkit.errors.ManifestError`."""
+    folder = upload_folder(location)
+    meta, manifest = _check_folder(folder)
+    ref = str(meta.get("id", ""))
+    rules.split_id(ref)
+    api = _client()
+    emit = progress or (lambda event, info: None)
+    new = not _exists(api, ref)
+    notes = notes or default_notes(manifest)
+    names = [p for p in sorted(os.listdir(folder)) if p != METADATA_NAME and not p.endswith(fmt.TMP_SUFFIX)]
+    size = sum((folder / n).stat().st_size for n in names)
+    emit("start", {"ref": ref, "files": len(names), "bytes": size, "new": new})
+    result = PublishResult(ref, "", new, notes, len(names), size)
+    response = _create(api, folder, result, public, emit, attempts, wait_timeout, poll_seconds)
+    result.url = response.url or ""
+    result.invalid_tags = list(response.invalid_tags or [])
+    if result.invalid_tags:
+        log.warning("%s: Kaggle did not know these keywords and left them out: %s", ref, result.invalid_tags)
+    emit("done", {"url": result.url})
+    return result
+
+
+def default_notes(manifest: Manifest) -> str:
+    """Version notes when none are given: the content version and its totals."""
+    t = manifest.totals
+    return (f"shardkit {manifest.version_id}: {t.get('samples')} samples, {float(t.get('hours', 0)):.2f} h, "
+            f"{len(manifest.vocabulary)} classes, {len(manifest.shards)} shards")
+
+
+def _check_folder(folder: Path) -> tuple[dict[str, Any], Manifest]:
+    """The metadata and manifest of a prepared folder, with every file the manifest names present at its size."""
+    try:
+        meta = json.loads((folder / METADATA_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{folder / METADATA_NAME}: cannot read it ({exc}); run 'shardkit kaggle prepare' again"
+                         ) from None
+    manifest = Manifest.load(folder)
+    for e in manifest.shards:
+        for name, size in ((e.name, e.bytes), (e.index, e.index_bytes)):
+            path = folder / name
+            if not path.is_file() or path.stat().st_size != size:
+                raise UsageError(f"{path}: missing or not {size} bytes as the manifest says; run "
+                                 "'shardkit kaggle prepare' again")
+    if len(os.listdir(folder)) - 1 > rules.MAX_FILES:
+        raise UsageError(f"{folder}: more than {rules.MAX_FILES} files to upload; run 'shardkit kaggle prepare' again")
+    return meta, manifest
+
+
+def _client() -> Any:
+    """An authenticated ``KaggleApi``; :class:`UsageError` without the client, :class:`KaggleError`
+    without credentials."""
+    try:
+        with _quiet():
+            from kaggle.api.kaggle_api_extended import KaggleApi
+    except ImportError as exc:
+        raise UsageError(f"{INSTALL_HINT} ({exc})") from None
+    api = KaggleApi()
+    try:
+        with _quiet():
+            api.authenticate()
+    except SystemExit:
+        raise KaggleError("no Kaggle credentials: set KAGGLE_USERNAME and KAGGLE_KEY (or KAGGLE_API_TOKEN), or put "
+                          "kaggle.json in ~/.kaggle (Kaggle: Settings > API > Create New Token)") from None
+    return api
+
+
+def _exists(api: Any, ref: str) -> bool:
+    from requests import HTTPError
+
+    try:
+        with _quiet():
+            api.dataset_status(ref)
+    except HTTPError as exc:
+        if _status_code(exc) == 404:
+            return False
+        raise KaggleError(f"{ref}: Kaggle refused the status request (HTTP {_status_code(exc)}: "
+                          f"{server_message(exc)}); check the credentials and the OWNER in the id") from None
+    except OSError as exc:
+        raise KaggleError(f"{ref}: cannot reach Kaggle ({exc}); check the network") from None
+    return True
+
+
+def _create(api: Any, folder: Path, result: PublishResult, public: bool, emit: Progress, attempts: int,
+            wait_timeout: float, poll_seconds: float) -> Any:
+    """Call the client until the dataset or version is created, resuming uploads and waiting while busy."""
+    from requests import HTTPError
+
+    what = "dataset" if result.new else "new version"
+    deadline = time.monotonic() + wait_timeout
+    while True:
+        if not result.new:
+            result.waited += _wait_ready(api, result.ref, emit, deadline, poll_seconds)
+        try:
+            with _quiet():
+                response = (api.dataset_create_new(str(folder), public=public, quiet=True, dir_mode="skip")
+                            if result.new else
+                            api.dataset_create_version(str(folder), result.notes, quiet=True, dir_mode="skip"))
+        except HTTPError as exc:
+            message = server_message(exc)
+            if _status_code(exc) == 403 and "process" in message.lower() and time.monotonic() < deadline:
+                result.waited += _pause(emit, poll_seconds, {"waited": result.waited, "status": message})
+                continue
+            raise KaggleError(f"{result.ref}: Kaggle refused the {what} (HTTP {_status_code(exc)}: {message})"
+                              ) from None
+        except (ValueError, OSError) as exc:
+            if isinstance(exc, ValueError) and "upload unsuccessful" not in str(exc).lower():
+                raise KaggleError(f"{result.ref}: the kaggle client refused the folder: {exc}") from None
+            if result.attempts >= attempts:
+                raise KaggleError(f"{result.ref}: {exc} after {result.attempts} attempts; run the same command "
+                                  "again to resume the upload") from None
+            result.attempts += 1
+            emit("retry", {"attempt": result.attempts, "reason": str(exc)})
+            log.warning("%s: %s; trying again (attempt %d of %d)", result.ref, exc, result.attempts, attempts)
+            continue
+        if response is None or (response.status or "").lower() != "ok" or response.error:
+            error = (response.error if response is not None else "") or f"status {response.status!r}"
+            raise KaggleError(f"{result.ref}: Kaggle did not create the {what}: {error}")
+        return response
+
+
+def _wait_ready(api: Any, ref: str, emit: Progress, deadline: float, poll_seconds: float) -> float:
+    """Seconds waited until Kaggle reports the dataset's last version ready (or failed) or the deadline."""
+    waited = 0.0
+    while True:
+        with _quiet():
+            status = str(api.dataset_status(ref)).lower()
+        if status in ("ready", "failed") or time.monotonic() >= deadline:
+            return waited
+        waited += _pause(emit, poll_seconds, {"waited": waited, "status": status})
+
+
+def _pause(emit: Progress, seconds: float, info: dict[str, Any]) -> float:
+    emit("busy", info)
+    log.info("Kaggle is still processing (%s); asking again in %.0f s", info.get("status"), seconds)
+    time.sleep(seconds)
+    return seconds
+
+
+def server_message(exc: Any) -> str:
+    """The server's own message of a ``requests.HTTPError`` (its JSON ``message``, else its text)."""
+    response = getattr(exc, "response", None)
+    if response is not None:
+        with contextlib.suppress(ValueError, AttributeError):
+            doc = response.json()
+            if isinstance(doc, dict) and doc.get("message"):
+                return str(doc["message"])[:500]
+    return str(exc)[:500]
+
+
+def _status_code(exc: Any) -> int | None:
+    response = getattr(exc, "response", None)
+    return getattr(response, "status_code", None)
+
+
+class _LogWriter(io.TextIOBase):
+    """A text stream that logs each line (the client prints progress and errors)."""
+
+    def write(self, text: str) -> int:
+        for line in text.splitlines():
+            if line.strip():
+                log.info("kaggle: %s", line.strip())
+        return len(text)
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """The client's prints go to the log: the library never prints."""
+    with contextlib.redirect_stdout(_LogWriter()), contextlib.redirect_stderr(_LogWriter()):
+        yield
