@@ -38,15 +38,15 @@ def prepare(shards: Path, dataset_id: str, title: str, license_name: str, subtit
     plan = run(shards, dataset_id, title, license_name, subtitle=subtitle, description=description,
                keywords=[k for k in (keywords or "").split(",") if k.strip()], out=out, dry_run=dry_run)
     for f in plan.files:
-        console.print(f"{f.name}\t{f.bytes}", highlight=False)
+        console.print(f"{f.name}\t{f.bytes}", markup=False)
     verb = "would upload" if dry_run else "ready to upload"
     console.print(f"{verb}: {len(plan.files)} files, {format_size(plan.total_bytes)} as {plan.dataset_id} "
-                  f"({plan.version_id}) from {plan.folder}", highlight=False)
+                  f"({plan.version_id}) from {plan.folder}", markup=False)
     if plan.written:
         console.print(f"shards linked: {plan.linked}, copied: {plan.copied}; next: shardkit kaggle publish "
-                      f"{plan.folder}", highlight=False)
+                      f"{plan.folder}", markup=False)
     for note in plan.notes:
-        console.print(f"[yellow]note:[/yellow] {note}", highlight=False)
+        console.print(f"note: {note}", markup=False)
 
 
 @kaggle.command()
@@ -64,19 +64,19 @@ def publish(shards: Path, notes: str | None, public: bool, attempts: int, wait_m
     def progress(event: str, info: dict[str, Any]) -> None:
         if event == "start":
             err.print(f"{'creating' if info['new'] else 'new version of'} {info['ref']}: {info['files']} files, "
-                      f"{format_size(info['bytes'])}", highlight=False)
+                      f"{format_size(info['bytes'])}", markup=False)
         elif event == "retry":
-            err.print(f"upload incomplete ({info['reason']}); resuming, attempt {info['attempt']}", highlight=False)
+            err.print(f"upload incomplete ({info['reason']}); resuming, attempt {info['attempt']}", markup=False)
         elif event == "busy":
-            err.print(f"Kaggle is still processing ({info['status']}); waited {info['waited']:.0f} s", highlight=False)
+            err.print(f"Kaggle is still processing ({info['status']}); waited {info['waited']:.0f} s", markup=False)
 
     r = run(shards, notes, public=public, progress=progress, attempts=attempts, wait_timeout=wait_minutes * 60,
             poll_seconds=poll_seconds)
     console.print(f"{'created' if r.new else 'new version of'} {r.ref}: {r.files} files, {format_size(r.bytes)} "
                   f"({r.attempts} attempt{'s' if r.attempts > 1 else ''}, waited {r.waited:.0f} s) {r.url}",
-                  highlight=False)
+                  markup=False)
     if r.invalid_tags:
-        console.print(f"[yellow]Kaggle left out unknown keywords:[/yellow] {', '.join(r.invalid_tags)}")
+        console.print(f"Kaggle left out unknown keywords: {', '.join(r.invalid_tags)}", markup=False)
 
 
 @kaggle.command()
@@ -93,6 +93,6 @@ def wheelhouse(out: Path, python: str, platforms: tuple[str, ...], dataset_id: s
 
     w = run(out, python=python, platforms=platforms or DEFAULT_PLATFORMS, dataset_id=dataset_id, deps=not no_deps)
     for name in w.wheels:
-        console.print(name, highlight=False)
+        console.print(name, markup=False)
     console.print(f"{len(w.wheels)} wheels, {format_size(w.bytes)} in {w.folder}; publish it with "
-                  f"'shardkit kaggle publish {w.folder}', then in the notebook: {w.install}", highlight=False)
+                  f"'shardkit kaggle publish {w.folder}', then in the notebook: {w.install}", markup=False)

@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from shardkit_cli.progress import pack_progress, verify_progress
 
@@ -286,7 +287,7 @@ def main() -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except ShardkitError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)  # escape: "shardkit[remote]" is text
         sys.exit(exc.exit_code)
 
 

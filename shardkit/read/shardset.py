@@ -313,6 +313,9 @@ def locate_set(path: str | os.PathLike[str], storage: Storage | None, storage_op
     """(root, manifest name, storage) of a location; a URL's metadata is loaded ahead in one go."""
     from shardkit.read.remote import open_storage
 
+    if isinstance(path, str) and path.startswith("kaggle://"):  # a notebook input (shardkit.kaggle.locate)
+        from shardkit.kaggle.notebook import resolve_url
+        path = resolve_url(path)
     if locate.is_url(path):
         root, name = locate.split_url(str(path))
     else:

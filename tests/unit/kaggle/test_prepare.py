@@ -103,7 +103,7 @@ def test_too_many_shards_says_which_shard_size_fits(tmp_path):
 def test_out_with_other_files_is_refused(packed, tmp_path):
     (tmp_path / "up").mkdir()
     (tmp_path / "up" / "notes.txt").write_text("mine")
-    with pytest.raises(UsageError, match="notes.txt"):
+    with pytest.raises(UsageError, match=r"notes\.txt"):
         _prepare(packed, tmp_path)
 
 
