@@ -31,6 +31,8 @@ AUDIO_EXTENSIONS = (".ogg", ".oga", ".flac", ".mp3", ".wav", ".opus")
 MAX_LABEL_CELL = 10_000
 #: Columns with a meaning of their own; every other CSV column is kept as per-sample ``extra``.
 FILENAME_COL, PRIMARY_COL, SECONDARY_COL = "filename", "primary_label", "secondary_labels"
+#: BirdCLEF's CSV filenames are relative to this folder of the competition's data
+AUDIO_SUBFOLDER = "train_audio"
 
 Order = Literal["shuffled", "sorted"]
 
@@ -167,6 +169,7 @@ def _from_csv(root: Path, metadata: Path) -> tuple[list[SourceItem], list[Reject
             rows = list(reader)
         except csv.Error as exc:
             raise MetadataError(f"{metadata}: cannot parse CSV: {exc}") from exc
+    root = _audio_root(root, rows)
     items: list[SourceItem] = []
     rejects: list[Reject] = []
     seen: set[str] = set()
@@ -206,6 +209,21 @@ def _from_csv(root: Path, metadata: Path) -> tuple[list[SourceItem], list[Reject
     return items, rejects
 
 
+def _audio_root(root: Path, rows: list[dict[str, Any]]) -> Path:
+    """``root/train_audio`` when the CSV's filenames are found there and not under ``root``: BirdCLEF's
+    filenames (``asbfly/XC134896.ogg``) are relative to ``train_audio/``, so SRC may be the competition
+    folder as Kaggle mounts it. Decided once from the first rows, so every row resolves the same way."""
+    sub = root / AUDIO_SUBFOLDER
+    if not sub.is_dir():
+        return root
+    names = [n for r in rows[:50] if (n := (r.get(FILENAME_COL) or "").strip().replace("\\", "/"))
+             and not n.startswith(("/", "..")) and ".." not in n.split("/")]
+    if any((root / n).is_file() for n in names) or not any((sub / n).is_file() for n in names):
+        return root
+    logger.info("%s: the CSV's filenames are relative to %s/; reading them from there", root, AUDIO_SUBFOLDER)
+    return sub
+
+
 def _inside(root: Path, path: Path) -> bool:
     """Whether ``path`` resolves (symlinks followed) to a place inside ``root``."""
     try:
@@ -224,11 +242,13 @@ def _parse_label_list(value: str | None) -> list[str]:
         parsed = ast.literal_eval(text)
     except (ValueError, SyntaxError, TypeError, RecursionError, MemoryError):
         raise ValueError(f"{text!r} is not a Python list of strings like \"['barswa', 'grewar3']\"") from None
-    if isinstance(parsed, str):
+    if isinstance(parsed, (str, int)) and not isinstance(parsed, bool):
         parsed = [parsed]
-    if not isinstance(parsed, (list, tuple)) or not all(isinstance(x, str) for x in parsed):
+    if not isinstance(parsed, (list, tuple)) or not all(
+            isinstance(x, str) or (isinstance(x, int) and not isinstance(x, bool)) for x in parsed):
         raise ValueError(f"{text!r} is not a list of strings")
-    return [x.strip() for x in parsed if x.strip()]
+    # numbers are iNaturalist taxon ids (BirdCLEF 2025+ labels), written without quotes by some tools
+    return [str(x).strip() for x in parsed if str(x).strip()]
 
 
 _INT_RE = re.compile(r"^[+-]?\d+$")
@@ -242,7 +262,8 @@ def _typed(value: str | None) -> Any:
     if text == "":
         return None
     if _INT_RE.match(text):
-        return int(text)
+        number = int(text)
+        return number if -(2**63) <= number < 2**63 else value  # msgpack holds 64-bit integers
     try:
         f = float(text)
     except ValueError:
