@@ -16,8 +16,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,7 +63,7 @@ def wheelhouse(out: str | os.PathLike[str], *, python: str = "3.11", platforms: 
     owner, slug = rules.split_id(ref)
     tree = Path(source) if source is not None else Path(shardkit.__file__).resolve().parent.parent
     if (tree / "pyproject.toml").is_file():
-        _pip(["wheel", "--no-deps", "--no-build-isolation", "--wheel-dir", str(folder), str(tree)], timeout)
+        _build_wheel(tree, folder, timeout)
     else:
         _pip(["download", "--no-deps", "--dest", str(folder), f"shardkit=={shardkit.__version__}"], timeout)
     if deps:
@@ -81,6 +83,19 @@ def wheelhouse(out: str | os.PathLike[str], *, python: str = "3.11", platforms: 
     (folder / METADATA_NAME).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     size = sum((folder / w).stat().st_size for w in wheels)
     return Wheelhouse(folder, wheels, size, f"pip install --no-index --find-links /kaggle/input/{slug} shardkit")
+
+
+def _build_wheel(tree: Path, folder: Path, timeout: float) -> None:
+    """``pip wheel`` of a copy of the source tree (the build leaves build/ and egg-info behind)."""
+    with tempfile.TemporaryDirectory(prefix="shardkit-wheel-") as tmp:
+        copy = Path(tmp) / "src"
+        copy.mkdir()
+        for name in ("pyproject.toml", "README.md", "shardkit", "cli"):
+            if (tree / name).is_dir():
+                shutil.copytree(tree / name, copy / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            elif (tree / name).is_file():
+                shutil.copy2(tree / name, copy / name)
+        _pip(["wheel", "--no-deps", "--no-build-isolation", "--wheel-dir", str(folder.resolve()), str(copy)], timeout)
 
 
 def _pip(args: list[str], timeout: float) -> None:
