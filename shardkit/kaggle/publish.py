@@ -85,7 +85,7 @@ def publish(location: str | os.PathLike[str], notes: str | None = None, *, publi
     api = _client()
     emit = progress or (lambda event, info: None)
     new = not _exists(api, ref)
-    notes = notes or default_notes(manifest)
+    notes = notes or (default_notes(manifest) if manifest is not None else "update")
     names = [p for p in sorted(os.listdir(folder)) if p != METADATA_NAME and not p.endswith(fmt.TMP_SUFFIX)]
     size = sum((folder / n).stat().st_size for n in names)
     emit("start", {"ref": ref, "files": len(names), "bytes": size, "new": new})
@@ -106,15 +106,16 @@ def default_notes(manifest: Manifest) -> str:
             f"{len(manifest.vocabulary)} classes, {len(manifest.shards)} shards")
 
 
-def _check_folder(folder: Path) -> tuple[dict[str, Any], Manifest]:
-    """The metadata and manifest of a prepared folder, with every file the manifest names present at its size."""
+def _check_folder(folder: Path) -> tuple[dict[str, Any], Manifest | None]:
+    """The metadata and manifest of a prepared folder, with every file the manifest names present at its
+    size (no manifest: a folder of other files, e.g. a wheelhouse)."""
     try:
         meta = json.loads((folder / METADATA_NAME).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise UsageError(f"{folder / METADATA_NAME}: cannot read it ({exc}); run 'shardkit kaggle prepare' again"
                          ) from None
-    manifest = Manifest.load(folder)
-    for e in manifest.shards:
+    manifest = Manifest.load(folder) if (folder / fmt.MANIFEST_NAME).exists() else None
+    for e in manifest.shards if manifest is not None else []:
         for name, size in ((e.name, e.bytes), (e.index, e.index_bytes)):
             path = folder / name
             if not path.is_file() or path.stat().st_size != size:

@@ -154,3 +154,12 @@ def test_notebook_reads_what_the_server_stored(fake, upload, packed, tmp_path, l
         os.environ.pop("KAGGLE_CACHE_MOUNT_FOLDER", None)
         for p in [folder, *folder.iterdir()]:
             p.chmod(0o755 if p.is_dir() else 0o644)
+
+
+def test_publish_a_wheelhouse(fake, tmp_path):
+    wheels = tmp_path / "wheels"
+    subprocess.run([sys.executable, "-m", "shardkit_cli", "kaggle", "wheelhouse", str(wheels), "--no-deps", "--id",
+                    "tester/shardkit-wheels"], check=True, capture_output=True, timeout=600)
+    publish(fake, tmp_path / "home", wheels)
+    (wheel,) = wheels.glob("*.whl")
+    assert sha(fake.files("tester/shardkit-wheels") / wheel.name) == sha(wheel)
