@@ -84,6 +84,19 @@ def test_failed_put_is_resumed_not_restarted(fake, upload, tmp_path):
     assert len(starts) == len(set(starts))  # no file was started twice: uploaded ones were kept
 
 
+def test_a_rerun_resumes_a_failed_upload(fake, upload, tmp_path):
+    shard = shardkit.Manifest.load(upload).shards[-1]
+    fake.fail_put[shard.name] = 500
+    p = publish(fake, tmp_path / "home", upload, "--attempts", "1", ok=False)
+    assert p.returncode != 0 and "run the same command again" in p.stderr and REF not in fake.datasets
+    publish(fake, tmp_path / "home", upload)
+    assert sha(fake.files(REF) / shard.name) == shard.sha256
+    puts = [body["range"] for method, name, body in fake.requests if method == "PUT" and name == shard.name]
+    assert puts[1:] == [f"bytes */{shard.bytes}", f"bytes {shard.bytes // 2}-{shard.bytes - 1}/{shard.bytes}"]
+    starts = [b["name"] for b in fake.calls("StartBlobUpload")]
+    assert len(starts) == len(set(starts))
+
+
 def test_create_error_and_busy_refusal(fake, upload, tmp_path):
     fake.create_error = "The requested title is already in use"
     p = publish(fake, tmp_path / "home", upload, ok=False)
