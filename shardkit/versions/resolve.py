@@ -152,9 +152,9 @@ def _missing(e: ShardEntry, wrong: list[Path], roots: list[Path], root: Path) ->
     hint = (f"put that set next to {root} or pass search_path=[folder] (CLI --search-path, env "
             f"{SEARCH_ENV})")
     if wrong:
-        raise IntegrityError(f"{wrong[0]}: has other bytes than shard {e.name} of version {e.origin} "
-                             f"(sha256 {e.sha256[:16]}…, {e.bytes} bytes) that {root} uses; get the set of "
-                             f"version {e.origin} unchanged and {hint}")
+        raise IntegrityError(f"{root}: shard {e.name} of version {e.origin} not found with its bytes (sha256 "
+                             f"{e.sha256[:16]}…, {e.bytes} bytes): {wrong[0]}{' and others' if len(wrong) > 1 else ''} "
+                             f"has other bytes; get the set of version {e.origin} unchanged and {hint}")
     raise ShardReadError(f"{root}: shard {e.name} of version {e.origin} not found (looked in {looked}); {hint}")
 
 
