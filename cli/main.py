@@ -267,6 +267,12 @@ def _on_sigterm(signum: int, frame: object) -> None:
     raise _Terminated()
 
 
+from shardkit_cli.versions import COMMANDS as _VERSIONS  # noqa: E402 - registered here, defined there
+
+for _command in _VERSIONS:
+    cli.add_command(_command)
+
+
 def main() -> None:
     """Console-script entry point: run the CLI, turning shardkit errors into one line + exit code.
 

@@ -149,7 +149,7 @@ def resolve(root: Path, manifest: Manifest, search_path: SearchPath = None) -> d
 
 def _missing(e: ShardEntry, wrong: list[Path], roots: list[Path], root: Path) -> None:
     looked = ", ".join(str(r) for r in roots)
-    hint = (f"put that set next to {root} or pass search_path=[folder] (CLI --search-path, env "
+    hint = (f"put that set next to {root} or pass the folder holding it in search_path (CLI --search-path, env "
             f"{SEARCH_ENV})")
     if wrong:
         raise IntegrityError(f"{root}: shard {e.name} of version {e.origin} not found with its bytes (sha256 "

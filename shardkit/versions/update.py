@@ -241,6 +241,6 @@ def _save(old_m: Manifest, shards: list[ShardEntry], vocabularies: dict[str, lis
 
 
 def history_entry(m: Manifest, note: str) -> dict[str, Any]:
-    """A ``history`` item: ``{version_id, parent, samples, seconds, note}``."""
+    """A ``history`` item: ``{version_id, parent, samples, seconds, classes, note}``."""
     return {"version_id": m.version_id, "parent": m.parent, "samples": m.samples,
-            "seconds": m.totals.get("seconds", 0.0), "note": note}
+            "seconds": m.totals.get("seconds", 0.0), "classes": len(m.label_counts), "note": note}
