@@ -83,8 +83,8 @@ if TYPE_CHECKING:
     from shardkit.read.show import show_sample
     from shardkit.versions.compact import CompactResult, compact
     from shardkit.versions.lineage import DiffReport, diff, log
-    from shardkit.versions.update import UpdateResult, update
     from shardkit.versions.reindex import ReindexResult, reindex
+    from shardkit.versions.update import UpdateResult, update
     from shardkit.versions.verify import Problem, VerifyReport, verify
     from shardkit.write.options import PackOptions
     from shardkit.write.pack import PackProgress, PackResult, pack

@@ -7,9 +7,9 @@ import csv
 from pathlib import Path
 
 import numpy as np
+from audio_factory import make_corpus, make_file
 
 import shardkit
-from audio_factory import make_corpus, make_file
 
 OPTIONS = dict(sample_rate=16000, shard_size="64KB", max_seconds=2.0)
 

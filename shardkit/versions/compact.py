@@ -24,8 +24,8 @@ from shardkit.encode import meta as meta_codec
 from shardkit.errors import UsageError
 from shardkit.format import LINEAGE_VERSION
 from shardkit.read.shardset import ShardSet
-from shardkit.write.shards import EncodedSample
 from shardkit.versions.sources import load_table
+from shardkit.write.shards import EncodedSample
 from shardkit.write.shardset_writer import ShardSetWriter
 
 log = logging.getLogger(__name__)

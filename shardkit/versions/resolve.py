@@ -119,7 +119,7 @@ def _index_names(folder: Path, entry: ShardEntry) -> bool:
 
     try:
         return ShardIndex.load(folder / entry.index).shard_sha256 == entry.sha256
-    except Exception:  # noqa: BLE001 - any unusable index means: not this candidate
+    except Exception:
         return False
 
 

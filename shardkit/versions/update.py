@@ -164,7 +164,8 @@ def update(
                           rejects=written.rejects)
     manifest = _manifest(old_m, plan, table, old_rows, written, items, csv_rejects, opts, vocabulary, note, new_dir)
     (new_dir / PACK_STATE_NAME).unlink(missing_ok=True)
-    result.version_id, result.samples, result.seconds = manifest.version_id, manifest.samples, manifest.totals["seconds"]
+    result.version_id, result.samples = manifest.version_id, manifest.samples
+    result.seconds = manifest.totals["seconds"]
     own = [e for e in manifest.shards if e.origin is None]
     result.new_shards, result.reused_shards = len(own), len(manifest.shards) - len(own)
     result.bytes_written = sum(e.bytes + e.index_bytes for e in own) + manifest.sources["bytes"] + \

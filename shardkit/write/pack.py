@@ -327,8 +327,8 @@ def _finish(out: Path, writer: ShardSetWriter, run: _Run, job: _Job, resumed: bo
         logger.warning("budget of %d bytes reached after %d shards; about %d more bytes are needed",
                        job.budget, len(state.shards), more)
     complete = run.stopped_at is None
-    manifest = writer.finish(sources=len(job.items) + len(job.csv_rejects),
-                             budget_doc={"limit_bytes": job.budget, "exhausted": not complete, "more_bytes_needed": more})
+    budget_doc = {"limit_bytes": job.budget, "exhausted": not complete, "more_bytes_needed": more}
+    manifest = writer.finish(sources=len(job.items) + len(job.csv_rejects), budget_doc=budget_doc)
     if complete and remote is None:  # the sources table that 'shardkit update' compares against
         from shardkit.versions.sources import record_pack
         record_pack(out, job.items, manifest)

@@ -138,7 +138,8 @@ class ShardSetWriter:
             self.stopped = True
             return False
         if self._shard is None:
-            self._shard = ShardWriter(self.out, self.first_shard + len(self.state.shards), self.codec.config(), self.vocabulary)
+            number = self.first_shard + len(self.state.shards)
+            self._shard = ShardWriter(self.out, number, self.codec.config(), self.vocabulary)
         self._shard.add(sample)
         if sample.label >= 0:
             name = self.vocabulary[sample.label]

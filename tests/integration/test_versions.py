@@ -34,7 +34,7 @@ def sets(tmp_path_factory):
 
 
 def test_cli_log_diff_ls_compact(sets):
-    root, csv_path, env = sets
+    root, _, env = sets
     log = run("log", str(root / "v2"), env=env)
     assert log.returncode == 0 and len(log.stdout.splitlines()) == 2 and "season 2" in log.stdout
     diff = run("diff", str(root / "v1"), str(root / "v2"), "--json", env=env)

@@ -63,7 +63,7 @@ def test_update_packs_only_new_and_changed_sources_and_reads_like_a_fresh_pack(c
 
 
 def test_ls_cat_and_verify_apply_the_overrides(chain):
-    root, _, v1, v2, kinds, _ = chain
+    _, _, _, v2, kinds, _ = chain
     listed = {e.key: e for e in shardkit.list_samples(v2)}
     assert set(listed) == set(samples(v2))
     key = kinds["relabelled"][0].rsplit(".", 1)[0] + "-0000"
@@ -74,7 +74,7 @@ def test_ls_cat_and_verify_apply_the_overrides(chain):
 
 
 def test_diff_reports_exactly_the_change(chain):
-    _, _, v1, v2, kinds, _ = chain
+    _, _, v1, v2, _, _ = chain
     d = shardkit.diff(v1, v2)
     assert (d.added.sources, d.removed.sources, d.changed.sources, d.relabelled.sources) == (3, 1, 1, 1)
     assert d.added.samples == 3 and d.classes_new == ["newbirdXN"] and d.classes_gone == []
