@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -100,9 +100,17 @@ def load_table(root: str | os.PathLike[str], manifest: Manifest) -> Table:
     return table
 
 
-def record_pack(out: Path, items: Sequence[SourceItem], manifest: Manifest) -> None:
-    """Write the sources table of a finished local pack in ``out`` (called by :func:`shardkit.pack`)."""
-    by_source = keys_by_source(ShardIndex.load(Path(out) / e.index) for e in manifest.shards)
+def record_pack(out: Path, items: Sequence[SourceItem], manifest: Manifest,
+                read_index: Callable[[str], bytes] | None = None) -> dict[str, Any]:
+    """Write the sources table of a finished pack into ``out`` (called by :func:`shardkit.pack`; a pack
+    into object storage passes ``read_index`` to read the indexes already uploaded). Returns the
+    reference of :func:`write_table`."""
+    if read_index is None:
+        indexes = (ShardIndex.load(Path(out) / e.index) for e in manifest.shards)
+    else:
+        indexes = (ShardIndex.from_bytes(read_index(e.index), e.index) for e in manifest.shards)
+    by_source = keys_by_source(indexes)
     packed = [it for it in items if it.rel in by_source]
     prints = fingerprints([it.path for it in packed])
-    write_table(out, {it.rel: record(it, fp, by_source[it.rel]) for it, fp in zip(packed, prints, strict=True)})
+    return write_table(out, {it.rel: record(it, fp, by_source[it.rel])
+                             for it, fp in zip(packed, prints, strict=True)})

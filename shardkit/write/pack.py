@@ -329,9 +329,12 @@ def _finish(out: Path, writer: ShardSetWriter, run: _Run, job: _Job, resumed: bo
     complete = run.stopped_at is None
     budget_doc = {"limit_bytes": job.budget, "exhausted": not complete, "more_bytes_needed": more}
     manifest = writer.finish(sources=len(job.items) + len(job.csv_rejects), budget_doc=budget_doc)
-    if complete and remote is None:  # the sources table that 'shardkit update' compares against
+    if complete:  # the sources table that 'shardkit update' compares against (docs/format.md §5.2)
         from shardkit.versions.sources import record_pack
-        record_pack(out, job.items, manifest)
+
+        table = record_pack(out, job.items, manifest, None if remote is None else remote.read_object)
+        if remote is not None:
+            remote.upload(table["name"], table["bytes"], table["sha256"])
     if remote is not None:
         remote.finish(state, complete)
     if complete:
