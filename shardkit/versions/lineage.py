@@ -22,8 +22,11 @@ def log(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
                                                "seconds": m.totals.get("seconds", 0.0), "note": ""}]
     chain[-1]["classes"] = len(m.label_counts)
     for h in chain:
-        h["hours"] = round(float(h.get("seconds", 0.0)) / 3600, 6)
+        seconds = h.get("seconds")
+        h["hours"] = round(seconds / 3600, 6) if isinstance(seconds, int | float) else 0.0
         h.setdefault("classes", None)
+        h.setdefault("samples", None)
+        h.setdefault("note", "")
     return chain
 
 

@@ -21,6 +21,7 @@ import json
 import logging
 import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +133,7 @@ def resolve(root: Path, manifest: Manifest, search_path: SearchPath = None) -> d
         return {}
     roots, listing, cache, out = search_roots(Path(root), search_path), {}, _HashCache(), {}
     try:
+        _hash_likely(entries, roots, listing, cache)
         for e in entries:
             wrong = []
             for cand in _candidates(roots, e.name, listing):
@@ -145,6 +147,21 @@ def resolve(root: Path, manifest: Manifest, search_path: SearchPath = None) -> d
     finally:
         cache.save()
     return out
+
+
+def _hash_likely(entries: list[ShardEntry], roots: list[Path], listing: dict[Path, list[Path]],
+                 cache: _HashCache) -> None:
+    """Hash, a few files at a time, the first candidate of each entry that has the right size (the
+    usual case on a first open: each shard is then found with its sha256 already known)."""
+    first = []
+    for e in entries:
+        for cand in _candidates(roots, e.name, listing):
+            st = cand.stat()
+            if st.st_size == e.bytes:
+                first.append((cand, st))
+                break
+    with ThreadPoolExecutor(min(4, os.cpu_count() or 1)) as pool:
+        list(pool.map(lambda c: cache.sha256(*c), first))
 
 
 def _missing(e: ShardEntry, wrong: list[Path], roots: list[Path], root: Path) -> None:

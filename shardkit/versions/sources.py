@@ -23,6 +23,8 @@ from shardkit.format import Manifest, ShardIndex
 from shardkit.ingest.sources import SourceItem
 
 SOURCES_TABLE = "sources.json"
+#: most bytes of a sources table read (a set may come from anyone)
+MAX_TABLE_BYTES = 1 << 30
 _CHUNK = 4 << 20
 
 #: one source: {"bytes", "sha256", "row", "primary_label", "secondary_labels", "extra", "keys"}
@@ -82,12 +84,14 @@ def load_table(root: str | os.PathLike[str], manifest: Manifest) -> Table:
     sha256, or a version-2 set's ``sources.json``. :class:`UsageError` when there is none."""
     ref = manifest.sources or {"name": SOURCES_TABLE}
     path = Path(root) / str(ref["name"])
+    from shardkit.read.safe_open import read_regular
+
     try:
-        data = path.read_bytes()
+        data = read_regular(path.parent, path.name, MAX_TABLE_BYTES)  # a regular file, size-capped
     except FileNotFoundError:
-        raise UsageError(f"{path}: no sources table; the set was packed by a shardkit before 0.4 or by "
-                         "ShardSetWriter. Re-pack it once with 'shardkit pack' (or 'shardkit compact' it and "
-                         "pack the sources) to update it from then on") from None
+        raise UsageError(f"{path}: no sources table, so update cannot tell which sources changed; the set was "
+                         "packed by an older shardkit or written by ShardSetWriter. Pack the sources once with "
+                         "this 'shardkit pack' and update that set from then on") from None
     if "sha256" in ref and hashlib.sha256(data).hexdigest() != ref["sha256"]:
         raise IntegrityError(f"{path}: sha256 differs from the manifest's; re-download the shard set")
     try:

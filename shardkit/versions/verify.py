@@ -136,6 +136,7 @@ def check_set(storage: Storage, doc: Manifest, root: Path | str,
     report.add(checks.set_findings(indexes, names, len(doc.vocabulary)))
     if doc.sources:
         _check_sources(storage, doc, report)
+    report.samples = doc.samples if doc.derived else report.samples
     if isinstance(root, Path):
         listed = {e.name for e in doc.shards}
         for name in sorted(os.listdir(root)):

@@ -142,3 +142,20 @@ def test_a_set_without_sources_table_is_refused_by_name(chain):
     (v1 / "sources.json").unlink()
     with pytest.raises(UsageError, match="no sources table"):
         shardkit.update(root / "audio", v1, Path(root / "v9"), metadata=csv_path)
+
+
+@pytest.mark.parametrize("opts", [
+    dict(mode="segments", segment_seconds=0.5, hop_seconds=0.25, tail="pad"),
+    dict(codec="mel-u8", mel=shardkit.MelConfig(sample_rate=16000, n_fft=512, hop_length=256, n_mels=32,
+                                                 f_min=50.0, f_max=8000.0)),
+], ids=["wav16-segments", "mel-u8"])
+def test_other_layouts_and_codecs_update_like_a_fresh_pack(tmp_path, opts):
+    csv_path = corpus(tmp_path, n=6)
+    o = shardkit.PackOptions(sample_rate=16000, shard_size="64KB", **opts)
+    shardkit.pack(tmp_path / "audio", tmp_path / "v1", metadata=csv_path, options=o)
+    season(tmp_path, csv_path)
+    shardkit.update(tmp_path / "audio", tmp_path / "v1", tmp_path / "v2", metadata=csv_path)
+    shardkit.pack(tmp_path / "audio", tmp_path / "fresh", metadata=csv_path, options=o)
+    assert samples(tmp_path / "v2") == samples(tmp_path / "fresh")
+    assert shardkit.verify(tmp_path / "v2").ok
+    assert shardkit.compact(tmp_path / "v2", tmp_path / "c").version_id == shardkit.info(tmp_path / "fresh").version_id
