@@ -38,6 +38,8 @@ class ShardSetInfo:
     more_bytes_needed: int
     mel: dict[str, Any] | None = None  #: sets of spectrograms: the front-end settings (``MelConfig.to_dict()``)
     shard_bytes: int = 0      #: bytes of the shard files alone (what :func:`shardkit.verify` hashes with progress)
+    parent: str | None = None  #: version id of the set this one was updated from (docs/versions.md)
+    inherited_shards: int = 0  #: shards of earlier versions it uses where they are (not copied)
 
     @property
     def hours(self) -> float:
@@ -83,7 +85,8 @@ def info(path: str | os.PathLike[str], *, storage_options: dict[str, Any] | None
         sources_packed=t.get("sources_packed", 0), rejects=list(doc.rejects),
         more_bytes_needed=doc.budget.get("more_bytes_needed", 0),
         mel=codec.mel.to_dict() if codec.mel is not None else None,
-        shard_bytes=sum(s.bytes for s in doc.shards),
+        shard_bytes=sum(s.bytes for s in doc.shards), parent=doc.parent,
+        inherited_shards=sum(s.origin is not None for s in doc.shards),
     )
 
 
