@@ -126,7 +126,7 @@ def update(
     new: str | os.PathLike[str],
     *,
     metadata: str | os.PathLike[str] | None = None,
-    options: PackOptions | None = None,
+    options: PackOptions | dict[str, Any] | None = None,
     workers: int = 1,
     note: str = "",
     search_path: Sequence[str | os.PathLike[str]] | None = None,
@@ -134,7 +134,8 @@ def update(
     progress: Callable[[int, int], None] | None = None,
 ) -> UpdateResult:
     """Write NEW, the next version of the shard set OLD, for the sources under ``src`` (and/or listed
-    by ``metadata``), as the module docstring says. ``options`` must equal OLD's (default: OLD's);
+    by ``metadata``), as the module docstring says. ``options`` must equal OLD's (default: OLD's; a
+    dict: OLD's with those fields replaced, e.g. ``{"sample_rate": 32000}``);
     ``workers``: decoding processes for the new sources; ``note``: kept in the history;
     ``search_path``: where OLD's own ancestors' shards are (:mod:`shardkit.versions.resolve`);
     ``progress(done, total)``: called after each source packed. Returns an :class:`UpdateResult`.
@@ -142,7 +143,7 @@ def update(
     t0 = time.monotonic()
     old_root, new_dir = Path(old), Path(new)
     old_m = Manifest.load(old_root)
-    opts = options if options is not None else options_of(old_m.pack)
+    opts = options if isinstance(options, PackOptions) else options_of({**old_m.pack, **(options or {})})
     _check_options(opts, old_m, old_root)
     items, csv_rejects = discover(src, metadata, order=opts.order)
     table = load_table(old_root, old_m)

@@ -60,3 +60,11 @@ def test_a_derived_set_in_a_dataloader_with_two_workers(sets):
     want = samples(root / "v2")
     assert sorted(set(keys)) == sorted(want)
     assert all(labels[k] == want[k][0] for k in want if want[k][0] and not want[k][1])
+
+
+def test_cli_update_refuses_other_pack_options_by_name(sets):
+    root, csv_path, env = sets
+    r = run("update", str(root / "audio"), str(root / "v2"), str(root / "v9"), "--metadata", str(csv_path),
+            "--sample-rate", "22050", env=env)
+    assert r.returncode != 0 and "sample_rate=16000" in r.stderr and "22050" in r.stderr
+    assert len([x for x in r.stderr.splitlines() if x.strip()]) == 1, r.stderr

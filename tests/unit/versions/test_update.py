@@ -159,3 +159,28 @@ def test_other_layouts_and_codecs_update_like_a_fresh_pack(tmp_path, opts):
     assert samples(tmp_path / "v2") == samples(tmp_path / "fresh")
     assert shardkit.verify(tmp_path / "v2").ok
     assert shardkit.compact(tmp_path / "v2", tmp_path / "c").version_id == shardkit.info(tmp_path / "fresh").version_id
+
+
+def test_a_changed_csv_column_of_unchanged_audio_is_an_override(tmp_path):
+    from versions_factory import rows, write_rows
+
+    csv_path = corpus(tmp_path, n=4)
+    shardkit.pack(tmp_path / "audio", tmp_path / "v1", metadata=csv_path, options=options())
+    data = rows(csv_path)
+    data[0]["rating"] = "4.25"
+    write_rows(csv_path, data)
+    r = shardkit.update(tmp_path / "audio", tmp_path / "v1", tmp_path / "v2", metadata=csv_path)
+    assert r.relabelled == [data[0]["filename"]] and r.new_shards == 0
+    key = data[0]["filename"].rsplit(".", 1)[0] + "-0000"
+    assert shardkit.read_sample(tmp_path / "v2", key).meta["extra"]["rating"] == 4.25
+    assert shardkit.read_sample(tmp_path / "v1", key).meta["extra"]["rating"] != 4.25
+    assert r.version_id != shardkit.info(tmp_path / "v1").version_id
+
+
+def test_parent_shards_are_hashed_once_per_file(chain, tmp_path):
+    _, _, v1, v2, _, _ = chain
+    shardkit.ShardSet.open(v2)
+    known = json.loads((tmp_path / "cache" / "verified-shards.json").read_text())
+    used = [e for e in shardkit.Manifest.load(v2).shards if e.origin]
+    assert {e.sha256 for e in used} <= set(known.values())
+    assert all(str(v1.resolve()) in ident for ident in known)
