@@ -78,7 +78,7 @@ def diff(a: Path, b: Path, as_json: bool, search_path: tuple[str, ...]) -> None:
     if as_json:
         click.echo(json.dumps(r.to_dict(), indent=1, sort_keys=True))
         return
-    for kind in ("added", "removed", "changed", "relabelled", "unchanged"):
+    for kind in ("added", "removed", "changed", "relabelled", "moved", "unchanged"):
         c = getattr(r, kind)
         console.print(f"{kind:>10}: {c.sources} sources, {c.samples} samples, {c.seconds / 3600:.3f} h")
     for label in sorted(r.per_class):

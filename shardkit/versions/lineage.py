@@ -56,6 +56,7 @@ class DiffReport:
     changed: Change = field(default_factory=Change)
     relabelled: Change = field(default_factory=Change)
     unchanged: Change = field(default_factory=Change)
+    moved: Change = field(default_factory=Change)   #: same bytes (sha256) under another path
     per_class: dict[str, dict[str, Change]] = field(default_factory=dict)
     classes_new: list[str] = field(default_factory=list)
     classes_gone: list[str] = field(default_factory=list)
@@ -80,15 +81,20 @@ def diff(a: str | os.PathLike[str], b: str | os.PathLike[str], *,
          search_path: Sequence[str | os.PathLike[str]] | None = None) -> DiffReport:
     """Sources, samples and hours added, removed, changed and relabelled from set ``a`` to set ``b``, in
     total and per primary label, and the classes new in ``b`` or gone from it. Sources match by path;
-    a path whose size or sha256 differs is ``changed``. Works between any two sets with sources tables
+    a path whose size or sha256 differs is ``changed``; a source only in one set whose bytes the other
+    holds under another path is ``moved`` (counted once, from B). Works between any two sets with sources tables
     (versions of one chain or unrelated packs)."""
     ma, mb = Manifest.load(a), Manifest.load(b)
     ta, tb = load_table(a, ma), load_table(b, mb)
     sa, sb = _seconds(a, ta, search_path), _seconds(b, tb, search_path)
     rep = DiffReport(str(Path(a)), str(Path(b)))
+    moved = _moved(ta, tb)
     for src in sorted(set(ta) | set(tb)):
         ra, rb = ta.get(src), tb.get(src)
-        if rb is None:
+        if src in moved:
+            if rb is not None:
+                rep.moved.add(len(rb["keys"]), sb[src])
+        elif rb is None:
             _note(rep, "removed", ra, len(ra["keys"]), sa[src])
         elif ra is None:
             _note(rep, "added", rb, len(rb["keys"]), sb[src])
@@ -103,6 +109,14 @@ def diff(a: str | os.PathLike[str], b: str | os.PathLike[str], *,
     rep.classes_new = sorted(set(mb.label_counts) - set(ma.label_counts))
     rep.classes_gone = sorted(set(ma.label_counts) - set(mb.label_counts))
     return rep
+
+
+def _moved(ta: Table, tb: Table) -> set[str]:
+    """Paths of sources only in A or only in B whose bytes (size, sha256) are in the other set under
+    another path: the same recording, renamed (both paths are returned)."""
+    only_a = {(r["bytes"], r["sha256"]): s for s, r in ta.items() if s not in tb}
+    only_b = {(r["bytes"], r["sha256"]): s for s, r in tb.items() if s not in ta}
+    return {p for fp in set(only_a) & set(only_b) for p in (only_a[fp], only_b[fp])}
 
 
 def _note(rep: DiffReport, kind: str, rec: dict[str, Any], samples: int, seconds: float) -> None:

@@ -184,3 +184,18 @@ def test_parent_shards_are_hashed_once_per_file(chain, tmp_path):
     used = [e for e in shardkit.Manifest.load(v2).shards if e.origin]
     assert {e.sha256 for e in used} <= set(known.values())
     assert all(str(v1.resolve()) in ident for ident in known)
+
+
+def test_diff_of_unrelated_sets_matches_sources_by_fingerprint(tmp_path):
+    from versions_factory import rows, write_rows
+
+    csv_path = corpus(tmp_path, n=4)
+    shardkit.pack(tmp_path / "audio", tmp_path / "a", metadata=csv_path, options=options())
+    data = rows(csv_path)
+    shutil.copy(tmp_path / "audio" / data[0]["filename"], tmp_path / "audio" / "renamed.ogg")
+    data[0]["filename"] = "renamed.ogg"
+    write_rows(csv_path, data)
+    shardkit.pack(tmp_path / "audio", tmp_path / "b", metadata=csv_path,
+                  options=shardkit.PackOptions(sample_rate=22050, shard_size="1MB"))
+    d = shardkit.diff(tmp_path / "a", tmp_path / "b")
+    assert (d.moved.sources, d.unchanged.sources, d.added.sources, d.removed.sources) == (1, 3, 0, 0)
