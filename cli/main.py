@@ -142,6 +142,8 @@ def info(shards: str, top: int) -> None:
                  ("shards", f"{i.shards}, {format_size(i.bytes)}"), ("classes", str(i.classes)),
                  ("sources", f"{i.sources_packed} packed of {i.sources}, {len(i.rejects)} rejected")]:
         t.add_row(f"[bold]{k}[/bold]", v)
+    if i.parent:  # a version made by 'shardkit update' (docs/versions.md)
+        t.add_row("[bold]parent[/bold]", f"{i.parent} ({i.inherited_shards} of its shards used where they are)")
     console.print(t)
     if i.label_counts:
         console.print("top classes: " + ", ".join(f"{k} {v}" for k, v in i.top_classes(top)))
@@ -266,6 +268,12 @@ class _Terminated(KeyboardInterrupt):
 
 def _on_sigterm(signum: int, frame: object) -> None:
     raise _Terminated()
+
+
+from shardkit_cli.versions import COMMANDS as _VERSIONS  # noqa: E402 - registered here, defined there
+
+for _command in _VERSIONS:
+    cli.add_command(_command)
 
 
 def main() -> None:

@@ -47,6 +47,9 @@ _LAZY_MODULES = {
     "shardkit.versions.verify": ("verify", "VerifyReport", "Problem"),
     "shardkit.read.show": ("show_sample",),
     "shardkit.versions.reindex": ("reindex", "ReindexResult"),
+    "shardkit.versions.update": ("update", "UpdateResult"),
+    "shardkit.versions.compact": ("compact", "CompactResult"),
+    "shardkit.versions.lineage": ("log", "diff", "DiffReport"),
     "shardkit.format": ("Manifest", "ShardEntry", "ShardIndex"),
     "shardkit.encode": ("Codec", "Wav16", "MelU8", "MelConfig", "get_codec", "codec_ids"),
     "shardkit.device.frontend": ("LogMel",),
@@ -78,7 +81,10 @@ if TYPE_CHECKING:
     from shardkit.read.dataset import ShardDataset
     from shardkit.read.shardset import ShardSet
     from shardkit.read.show import show_sample
+    from shardkit.versions.compact import CompactResult, compact
+    from shardkit.versions.lineage import DiffReport, diff, log
     from shardkit.versions.reindex import ReindexResult, reindex
+    from shardkit.versions.update import UpdateResult, update
     from shardkit.versions.verify import Problem, VerifyReport, verify
     from shardkit.write.options import PackOptions
     from shardkit.write.pack import PackProgress, PackResult, pack

@@ -18,10 +18,15 @@ from typing import Any
 from shardkit.errors import ManifestError, ShardIndexError, UnsupportedVersionError
 from shardkit.files import TMP_SUFFIX
 
-#: Version of the shard/index/manifest layout described in docs/format.md.
+#: Version a plain pack writes into every shard index and manifest (docs/format.md). Version 3 only
+#: adds lineage to the manifest, so a set without a parent keeps writing version 2: the same inputs and
+#: options give the same bytes as before.
 FORMAT_VERSION = 2
+#: Version of a manifest with lineage (a set made by ``shardkit update``: ``parent``, ``history``,
+#: shard entries held by an ancestor, ``overrides``; docs/format.md §5.1). Its indexes stay version 2.
+LINEAGE_VERSION = 3
 #: Versions this code reads. Every version ever released stays here (golden fixtures test it).
-READABLE_VERSIONS = frozenset({1, 2})
+READABLE_VERSIONS = frozenset({1, 2, 3})
 
 MANIFEST_NAME = "manifest.json"
 PACK_STATE_NAME = "pack-state.json"
@@ -103,8 +108,30 @@ from shardkit.format.index import ShardIndex  # noqa: E402
 from shardkit.format.manifest import Manifest, ShardEntry, load_manifest, version_id  # noqa: E402
 
 __all__ = [
-    "FORMAT_VERSION", "INDEX_COLUMNS", "INDEX_SUFFIX", "KEY_RE", "MANIFEST_NAME", "MAX_KEY_LEN", "META_EXT",
-    "PACK_STATE_NAME", "READABLE_VERSIONS", "SHARD_DIGITS", "SHARD_PREFIX", "SHARD_SUFFIX", "TAR_BLOCK",
-    "TMP_SUFFIX", "Manifest", "ShardEntry", "ShardIndex", "check_version", "dumps_json", "index_name", "is_shard_name",
-    "load_manifest", "manifest_root", "shard_name", "version_id",
+    "FORMAT_VERSION",
+    "INDEX_COLUMNS",
+    "INDEX_SUFFIX",
+    "KEY_RE",
+    "LINEAGE_VERSION",
+    "MANIFEST_NAME",
+    "MAX_KEY_LEN",
+    "META_EXT",
+    "PACK_STATE_NAME",
+    "READABLE_VERSIONS",
+    "SHARD_DIGITS",
+    "SHARD_PREFIX",
+    "SHARD_SUFFIX",
+    "TAR_BLOCK",
+    "TMP_SUFFIX",
+    "Manifest",
+    "ShardEntry",
+    "ShardIndex",
+    "check_version",
+    "dumps_json",
+    "index_name",
+    "is_shard_name",
+    "load_manifest",
+    "manifest_root",
+    "shard_name",
+    "version_id",
 ]

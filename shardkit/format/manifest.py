@@ -34,13 +34,18 @@ def is_plain_name(name: str) -> bool:
 
 
 def version_id(audio: dict[str, Any], layout: dict[str, Any], vocabulary: list[str],
-               shard_hashes: list[str]) -> str:
-    """``sk1-`` + 16 hex digits of sha256 over the content that defines the data: equal data ⇔ equal id."""
-    canon = json.dumps(
-        {"format_version": fmt.FORMAT_VERSION, "audio": audio, "layout": layout,
-         "vocabulary": vocabulary, "shards": shard_hashes},
-        sort_keys=True, separators=(",", ":"),
-    )
+               shard_hashes: list[str], lineage: dict[str, Any] | None = None) -> str:
+    """``sk1-`` + 16 hex digits of sha256 over the content that defines the data: equal data ⇔ equal id.
+
+    ``lineage``: what else decides the samples of a set made by ``update`` (its ``overrides`` and the
+    vocabularies its ancestors' shards are numbered in, where they differ from its own); empty parts
+    are left out, so a derived set with nothing overridden has the id of a plain set with its shards.
+    Parents, history and notes never enter the id (format §5.1).
+    """
+    doc = {"format_version": fmt.FORMAT_VERSION, "audio": audio, "layout": layout,
+           "vocabulary": vocabulary, "shards": shard_hashes}
+    doc.update({k: v for k, v in (lineage or {}).items() if v})
+    canon = json.dumps(doc, sort_keys=True, separators=(",", ":"))
     return "sk1-" + hashlib.sha256(canon.encode()).hexdigest()[:16]
 
 
@@ -56,9 +61,15 @@ class ShardEntry:
     sha256: str         #: of the shard file
     index_bytes: int
     index_sha256: str
+    #: version id of the ancestor whose pack wrote the shard (it lives in that set's folder, format
+    #: §5.1); None: the file is in this set's folder
+    origin: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        doc = dataclasses.asdict(self)
+        if self.origin is None:
+            del doc["origin"]
+        return doc
 
     @classmethod
     def from_dict(cls, doc: Any) -> ShardEntry:
@@ -67,6 +78,12 @@ class ShardEntry:
         ints = {"samples", "frames", "bytes", "index_bytes"}
         values = {}
         for f in dataclasses.fields(cls):
+            if f.name == "origin":
+                origin = doc.get("origin")
+                if origin is not None and not isinstance(origin, str):
+                    raise TypeError(f"shard entry {doc.get('name', '?')!r}: 'origin' is {origin!r:.80}")
+                values["origin"] = origin
+                continue
             if f.name not in doc:
                 raise KeyError(f"shard entry {doc.get('name', '?')!r} lacks {f.name!r}")
             value = doc[f.name]
@@ -105,6 +122,13 @@ class Manifest:
     budget: dict[str, Any] = field(default_factory=dict)
     format_version: int = fmt.FORMAT_VERSION
     shardkit_version: str = __version__
+    #: lineage (format version 3, §5.1): the parent's version id, the chain's history, tombstones and
+    #: relabels, the vocabulary of each ancestor whose shards are used, and the sources table's file
+    parent: str | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    overrides: dict[str, Any] = field(default_factory=dict)
+    vocabularies: dict[str, list[str]] = field(default_factory=dict)
+    sources: dict[str, Any] = field(default_factory=dict)
     #: where it was read from, for messages (not part of the document)
     where: str = field(default=fmt.MANIFEST_NAME, compare=False, repr=False)
 
@@ -138,7 +162,19 @@ class Manifest:
             "vocabulary": self.vocabulary, "label_counts": self.label_counts,
             "shards": [s.to_dict() for s in self.shards], "totals": self.totals,
             "pack": self.pack, "rejects": self.rejects, "budget": self.budget,
+            **(self.lineage_doc() if self.format_version >= fmt.LINEAGE_VERSION else {}),
         }
+
+    def lineage_doc(self) -> dict[str, Any]:
+        """The keys format version 3 adds (§5.1)."""
+        return {"parent": self.parent, "history": self.history, "overrides": self.overrides,
+                "vocabularies": self.vocabularies, "sources": self.sources}
+
+    def content_id(self) -> str:
+        """The version id this manifest's content gives (:func:`version_id`)."""
+        ancestors = sorted({json.dumps(v) for v in self.vocabularies.values() if v != self.vocabulary})
+        return version_id(self.audio, self.layout, self.vocabulary, [s.sha256 for s in self.shards],
+                          {"overrides": {k: v for k, v in self.overrides.items() if v}, "vocabularies": ancestors})
 
     def to_json(self) -> bytes:
         """Deterministic JSON bytes (sorted keys)."""
@@ -189,9 +225,10 @@ class Manifest:
         names = [s.name for s in shards] + [s.index for s in shards]
         if len(set(names)) != len(names):
             raise ValueError("a shard or index file is listed twice")
+        lineage = _lineage_from_doc(doc, shards) if version >= fmt.LINEAGE_VERSION else {}
         return cls(shards=shards, vocabulary=list(vocabulary),
                    version_id=str(doc["version_id"]), complete=bool(doc.get("complete", True)), rejects=rejects,
-                   format_version=version, shardkit_version=str(doc.get("shardkit_version", "")), **maps)
+                   format_version=version, shardkit_version=str(doc.get("shardkit_version", "")), **maps, **lineage)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Manifest:
@@ -234,12 +271,61 @@ class Manifest:
 
     @property
     def samples(self) -> int:
-        return sum(s.samples for s in self.shards)
+        """Samples a reader yields: the shards' samples less the tombstoned ones (format §5.1)."""
+        removed = self.overrides.get("removed", {}) if self.overrides else {}
+        return sum(s.samples for s in self.shards) - sum(len(v) for v in removed.values())
+
+    @property
+    def derived(self) -> bool:
+        """Whether the set uses shards of an ancestor or overrides (it needs them to be read)."""
+        return any(s.origin is not None for s in self.shards) or bool(self.overrides)
 
     @property
     def mode(self) -> str:
         """``"recordings"`` or ``"segments"`` (``layout.mode``)."""
         return str(self.layout.get("mode", "segments"))
+
+
+def _str_list(value: Any, what: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise TypeError(f"{what} must be a list of strings")
+    return list(value)
+
+
+def _lineage_from_doc(doc: dict[str, Any], shards: list[ShardEntry]) -> dict[str, Any]:
+    """The version-3 keys (§5.1), type-checked: every origin has a vocabulary, every tombstone and
+    relabel names a listed shard and well-typed labels."""
+    parent, history = doc.get("parent"), doc.get("history", [])
+    overrides, vocabularies, sources = (doc.get(k, {}) for k in ("overrides", "vocabularies", "sources"))
+    if parent is not None and not isinstance(parent, str):
+        raise TypeError("'parent' must be a version id or null")
+    if not isinstance(history, list) or not all(isinstance(h, dict) for h in history):
+        raise TypeError("'history' must be a list of maps")
+    if not all(isinstance(x, dict) for x in (overrides, vocabularies, sources)):
+        raise TypeError("'overrides', 'vocabularies' and 'sources' must be maps")
+    vocabularies = {str(k): _str_list(v, f"vocabularies[{k!r}]") for k, v in vocabularies.items()}
+    for s in shards:
+        if s.origin is not None and s.origin not in vocabularies:
+            raise ValueError(f"shard entry {s.name!r} comes from {s.origin!r}, which 'vocabularies' lacks")
+    names = {s.name for s in shards}
+    removed, relabels = overrides.get("removed", {}), overrides.get("relabels", {})
+    if not isinstance(removed, dict) or not isinstance(relabels, dict):
+        raise TypeError("'overrides' must hold maps 'removed' and 'relabels'")
+    for shard, keys in removed.items():
+        if shard not in names:
+            raise ValueError(f"overrides.removed names {shard!r}, which is not a shard of the set")
+        _str_list(keys, f"overrides.removed[{shard!r}]")
+    for key, new in relabels.items():
+        if not isinstance(new, dict) or not (new.get("primary_label") is None
+                                              or isinstance(new.get("primary_label"), str)):
+            raise TypeError(f"overrides.relabels[{key!r}] must be a map with a primary_label")
+        _str_list(new.get("secondary_labels", []), f"overrides.relabels[{key!r}].secondary_labels")
+        if not isinstance(new.get("extra", {}), dict):
+            raise TypeError(f"overrides.relabels[{key!r}].extra must be a map")
+    if sources and not (is_plain_name(str(sources.get("name", ""))) and isinstance(sources.get("sha256"), str)):
+        raise ValueError("'sources' must name a plain file in the set and its sha256")
+    return {"parent": parent, "history": history, "overrides": overrides, "vocabularies": vocabularies,
+            "sources": sources}
 
 
 def load_manifest(path: str | os.PathLike[str]) -> Manifest:

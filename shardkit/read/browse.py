@@ -38,6 +38,8 @@ class ShardSetInfo:
     more_bytes_needed: int
     mel: dict[str, Any] | None = None  #: sets of spectrograms: the front-end settings (``MelConfig.to_dict()``)
     shard_bytes: int = 0      #: bytes of the shard files alone (what :func:`shardkit.verify` hashes with progress)
+    parent: str | None = None  #: version id of the set this one was updated from (docs/versions.md)
+    inherited_shards: int = 0  #: shards of earlier versions it uses where they are (not copied)
 
     @property
     def hours(self) -> float:
@@ -83,7 +85,8 @@ def info(path: str | os.PathLike[str], *, storage_options: dict[str, Any] | None
         sources_packed=t.get("sources_packed", 0), rejects=list(doc.rejects),
         more_bytes_needed=doc.budget.get("more_bytes_needed", 0),
         mel=codec.mel.to_dict() if codec.mel is not None else None,
-        shard_bytes=sum(s.bytes for s in doc.shards),
+        shard_bytes=sum(s.bytes for s in doc.shards), parent=doc.parent,
+        inherited_shards=sum(s.origin is not None for s in doc.shards),
     )
 
 
@@ -111,6 +114,9 @@ def list_samples(path: str | os.PathLike[str], *, storage_options: dict[str, Any
                  ) -> Iterator[SampleEntry]:
     """Every sample of the shard set, shard by shard, in tar order (reads indexes only)."""
     doc, storage = _open_manifest(path, storage_options)
+    if doc.derived:  # ancestors' shards and overrides: read through the reader, which applies them
+        yield from _list_derived(path, storage_options)
+        return
     root = manifest_root(path) if storage is None else None
     codec = doc.codec
     rate, per_frame = codec.sample_rate, codec.seconds_per_frame
@@ -119,16 +125,32 @@ def list_samples(path: str | os.PathLike[str], *, storage_options: dict[str, Any
             idx = ShardIndex.load(root / rec.index)
         else:
             idx = ShardIndex.from_bytes(storage.read_bytes(rec.index), storage.describe(rec.index))
-        vocab = idx.vocabulary
-        c = idx.columns
-        for i, key in enumerate(c["key"]):
-            label = c["label"][i]
-            yield SampleEntry(
-                key=key, shard=rec.name, frames=c["frames"][i], seconds=c["frames"][i] * per_frame,
-                primary_label=vocab[label] if label >= 0 else None,
-                secondary_labels=tuple(vocab[j] for j in c["secondary"][i]), source=c["source"][i],
-                start_seconds=c["start"][i] / rate,
-            )
+        yield from _entries(rec.name, idx, rate, per_frame)
+
+
+def _list_derived(path: str | os.PathLike[str], storage_options: dict[str, Any] | None) -> Iterator[SampleEntry]:
+    """:func:`list_samples` of a set made by ``shardkit update`` (format §5.1): its indexes read where
+    the reader found them, with the overrides applied."""
+    from shardkit.read.shardset import ShardSet
+    from shardkit.versions.overrides import apply_overrides
+
+    with ShardSet.open(path, storage_options=storage_options) as ss:
+        doc, st = ss.manifest, ss.storage
+        indexes = [ShardIndex.from_bytes(st.read_bytes(e.index), st.describe(e.index)) for e in doc.shards]
+    for rec, idx in zip(doc.shards, apply_overrides(doc, indexes), strict=True):
+        yield from _entries(rec.name, idx, doc.codec.sample_rate, doc.codec.seconds_per_frame)
+
+
+def _entries(shard: str, idx: ShardIndex, rate: int, per_frame: float) -> Iterator[SampleEntry]:
+    vocab, c = idx.vocabulary, idx.columns
+    for i, key in enumerate(c["key"]):
+        label = c["label"][i]
+        yield SampleEntry(
+            key=key, shard=shard, frames=c["frames"][i], seconds=c["frames"][i] * per_frame,
+            primary_label=vocab[label] if label >= 0 else None,
+            secondary_labels=tuple(vocab[j] for j in c["secondary"][i]), source=c["source"][i],
+            start_seconds=c["start"][i] / rate,
+        )
 
 
 @dataclass(frozen=True)

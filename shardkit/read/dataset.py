@@ -69,7 +69,8 @@ class ShardDataset(IterableDataset):
     folders (measured here, a warm page cache only pays for it); True turns local read-ahead on
     (``fadvise``), for cold or network-attached disks. ``source`` may be an object-store URL
     (``s3://bucket/prefix/``, ``gs://…``, ``az://…``, ``http(s)://…``) with ``storage_options`` for
-    obstore (docs/reading.md, "Shard sets on object storage").
+    obstore (docs/reading.md, "Shard sets on object storage"). ``search_path``: folders holding the
+    ancestors of a set made by ``shardkit update`` (docs/versions.md; also ``$SHARDKIT_SEARCH_PATH``).
 
     The arguments are checked into :attr:`options` (:class:`ReadOptions`) and also readable as
     attributes (``ds.batch_size``, ...). :attr:`shard_set` is the :class:`ShardSet` read,
@@ -97,6 +98,7 @@ class ShardDataset(IterableDataset):
         read_threads: int | None = None,
         read_ahead: bool | None = None,
         storage_options: dict[str, Any] | None = None,
+        search_path: Sequence[str | os.PathLike[str]] | None = None,
     ) -> None:
         super().__init__()
         opts = ReadOptions(batch_size=batch_size, crop_seconds=crop_seconds,
@@ -105,7 +107,7 @@ class ShardDataset(IterableDataset):
                            classes=None if classes is None else tuple(classes), with_metadata=with_metadata,
                            on_error=on_error, read_threads=read_threads, read_ahead=read_ahead)
         self.shard_set = ss = (source if isinstance(source, ShardSet)
-                               else ShardSet.open(source, storage_options=storage_options))
+                               else ShardSet.open(source, storage_options=storage_options, search_path=search_path))
         opts.check_layout(ss.mode, ss.root)
         if opts.read_ahead and getattr(ss.storage, "readahead", None) == "off":
             ss.storage.readahead = "fadvise"  # read_ahead=True asked for it on a local folder

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from shardkit.errors import (
     ShardkitError,
     ShardReadError,
     UnsupportedVersionError,
+    UsageError,
 )
 from shardkit.format import Manifest
 from shardkit.read import checks, locate
@@ -113,6 +115,8 @@ class ShardSet:
         self.sec_idx: np.ndarray = columns["sec_idx"]
         self.codec_columns: dict[str, np.ndarray] = columns["codec"]
         self.key_hash: np.ndarray = key_hashes(self.keys)
+        #: key → new labels and columns of samples relabelled by ``update`` (format §5.1)
+        self.relabels: dict[str, dict[str, Any]] = dict(manifest.overrides.get("relabels", {}))
         self._key_rows: dict[str, int] | None = None
         self._bind_storage()
 
@@ -137,7 +141,8 @@ class ShardSet:
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], *, storage: Storage | None = None,
-             storage_options: dict[str, Any] | None = None) -> ShardSet:
+             storage_options: dict[str, Any] | None = None,
+             search_path: Sequence[str | os.PathLike[str]] | None = None) -> ShardSet:
         """Open the shard set at ``path``: its folder or its ``manifest.json``, or an object-store URL
         (``s3://bucket/prefix/``, ``gs://…``, ``az://…``, ``http(s)://…``; docs/reading.md).
 
@@ -149,16 +154,28 @@ class ShardSet:
         count) and that each shard's size is what its index says. Raises :class:`ManifestError`,
         :class:`UnsupportedVersionError`, :class:`ShardIndexError`, :class:`ShardReadError` (a shard
         file is missing) or :class:`IntegrityError` (size mismatch).
+
+        A set made by ``shardkit update`` (format §5.1) reads its ancestors' shards where they are:
+        next to it, or in a root of ``search_path`` or of ``$SHARDKIT_SEARCH_PATH``
+        (:mod:`shardkit.versions.resolve`: found by name, accepted by sha256), and its overrides are
+        applied: tombstoned samples are not there, relabelled ones carry their new labels.
         """
         root, name, storage = locate_set(path, storage, storage_options)
         manifest = load_manifest(storage, name)
         codec = manifest.codec
+        if manifest.derived:
+            storage = _lineage_storage(root, manifest, storage, search_path)
         indexes = []
         for entry in manifest.shards:
             index = _load_index(storage, entry, root)
-            checks.raise_first(checks.index_findings(index, entry, manifest.vocabulary, codec), storage.describe, root)
+            vocab = manifest.vocabularies[entry.origin] if entry.origin is not None else manifest.vocabulary
+            checks.raise_first(checks.index_findings(index, entry, vocab, codec), storage.describe, root)
             _check_shard(storage, entry, index, codec, root)
             indexes.append(index)
+        if manifest.derived:
+            from shardkit.versions.overrides import apply_overrides
+
+            indexes = apply_overrides(manifest, indexes)
         checks.raise_first(checks.set_findings(indexes, [e.index for e in manifest.shards], len(manifest.vocabulary)),
                            storage.describe, root)
         out = cls(root, manifest, _concat_columns(indexes, codec), storage)
@@ -235,9 +252,13 @@ class ShardSet:
         raises :class:`ShardReadError` naming the shard and the sample."""
         data = self._pread(i, int(self.meta_offset[i]), int(self.meta_size[i]))
         try:
-            return meta_codec.decode(bytes(data))
+            meta = meta_codec.decode(bytes(data))
         except FormatError as exc:
             raise self.read_error(i, str(exc)) from None
+        new = self.relabels.get(self.keys[i])
+        if new is not None:
+            meta.update({k: new[k] for k in ("primary_label", "secondary_labels", "extra") if k in new})
+        return meta
 
     #: 0.2 names of :meth:`read_data_member` and :meth:`read_frames`
     read_wav_bytes = read_data_member
@@ -337,6 +358,19 @@ def _manifest_name(path: str | os.PathLike[str]) -> str:
 def load_manifest(storage: Storage, name: str) -> Manifest:
     """The manifest ``name`` of ``storage``, read and checked (:meth:`Manifest.fetch`)."""
     return Manifest.fetch(lambda: storage.read_bytes(name), storage.describe(name))
+
+
+def _lineage_storage(root: Path | str, manifest: Manifest, storage: Storage,
+                     search_path: Sequence[str | os.PathLike[str]] | None) -> Storage:
+    """The storage of a derived set: its own folder, and its ancestors' shards where they were found."""
+    from shardkit.versions.resolve import RoutedStorage, resolve
+
+    if locate.is_url(root):
+        if any(e.origin is not None for e in manifest.shards):
+            raise UsageError(f"{root}: uses shards of an earlier version ({manifest.parent}), which is not "
+                             "supported on object storage; upload 'shardkit compact' of it instead")
+        return storage
+    return RoutedStorage(storage, resolve(Path(root), manifest, search_path))
 
 
 def _load_index(storage: Storage, entry: fmt.ShardEntry, root: Path) -> fmt.ShardIndex:

@@ -61,6 +61,9 @@ def reindex(path: str | os.PathLike[str], *, force: bool = False) -> ReindexResu
     result = ReindexResult(Path(root))
     try:
         for n, rec in enumerate(doc.shards):
+            if rec.origin is not None:  # an ancestor's shard (format §5.1): reindex that set instead
+                result.kept.append(rec.index)
+                continue
             if not force and _index_ok(storage, rec, doc):
                 result.kept.append(rec.index)
                 continue
@@ -119,7 +122,8 @@ def build_index(storage: LocalStorage, rec: ShardEntry, doc: Manifest) -> bytes:
     codec = doc.codec
     columns = _columns(scan.members, codec, doc.vocabulary, where)
     index = ShardIndex(shard=rec.name, shard_bytes=size, shard_sha256=rec.sha256, codec=codec.config(),
-                       vocabulary=list(doc.vocabulary), columns=columns, format_version=doc.format_version)
+                       vocabulary=list(doc.vocabulary), columns=columns,
+                       format_version=min(doc.format_version, fmt.FORMAT_VERSION))  # lineage keeps index v2
     return index.to_bytes()
 
 

@@ -18,14 +18,14 @@ import logging
 import os
 import tarfile
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from shardkit.encode.registry import get_codec
 from shardkit.errors import FormatError, ShardkitError
-from shardkit.format import META_EXT, TAR_BLOCK, Manifest, ShardEntry, ShardIndex, is_shard_name
+from shardkit.format import LINEAGE_VERSION, META_EXT, TAR_BLOCK, Manifest, ShardEntry, ShardIndex, is_shard_name
 from shardkit.read import checks
 from shardkit.read.storage import Storage
 from shardkit.versions.tarscan import TarScan, scan_tar
@@ -81,20 +81,33 @@ class VerifyReport:
 
 
 def verify(path: str | os.PathLike[str], *, progress: Callable[[int], None] | None = None,
-           storage_options: dict[str, Any] | None = None) -> VerifyReport:
+           storage_options: dict[str, Any] | None = None,
+           search_path: Sequence[str | os.PathLike[str]] | None = None) -> VerifyReport:
     """Check the shard set at ``path`` (folder or manifest.json, or an object-store URL: ``s3://bucket/prefix/``,
     … with ``storage_options``) as the module docstring says.
 
     ``progress`` is called with the number of shard bytes hashed after each chunk. Returns a report
     listing every problem found, each naming the file and, where there is one, the sample; raises only
     when the manifest itself is unusable (:class:`~shardkit.errors.ManifestError`, or for a URL, the
-    storage cannot be reached: :class:`~shardkit.errors.StorageError`).
+    storage cannot be reached: :class:`~shardkit.errors.StorageError`). A set made by ``shardkit update``
+    is checked together with the ancestors' shards it uses, found as the reader finds them
+    (``search_path``, :mod:`shardkit.versions.resolve`), and its overrides applied before the set checks.
     """
     from shardkit.read.shardset import load_manifest, locate_set
 
     root, name, storage = locate_set(path, None, storage_options)
     try:
-        report = check_set(storage, load_manifest(storage, name), root, progress)
+        doc = load_manifest(storage, name)
+        if doc.derived and isinstance(root, Path):  # with the ancestors' shards it uses (format §5.1)
+            from shardkit.versions.resolve import RoutedStorage, resolve
+
+            try:
+                storage = RoutedStorage(storage, resolve(root, doc, search_path))
+            except ShardkitError as exc:
+                report = VerifyReport(root)
+                report.problem(str(doc.parent), None, str(exc))
+                return report
+        report = check_set(storage, doc, root, progress)
     finally:
         storage.close()
     if report.problems:
@@ -116,7 +129,14 @@ def check_set(storage: Storage, doc: Manifest, root: Path | str,
         if idx is not None:
             indexes.append(idx)
             names.append(rec.index)
+    if doc.derived and len(indexes) == len(doc.shards):
+        from shardkit.versions.overrides import apply_overrides
+
+        indexes = apply_overrides(doc, indexes)
     report.add(checks.set_findings(indexes, names, len(doc.vocabulary)))
+    if doc.sources:
+        _check_sources(storage, doc, report)
+    report.samples = doc.samples if doc.derived else report.samples
     if isinstance(root, Path):
         listed = {e.name for e in doc.shards}
         for name in sorted(os.listdir(root)):
@@ -142,12 +162,27 @@ def _check_index(storage: Storage, rec: ShardEntry, doc: Manifest, report: Verif
     except FormatError as exc:
         report.problem(rec.index, None, f"unreadable: {exc}", checks.REINDEX)
         return None
-    found = checks.index_findings(idx, rec, doc.vocabulary, doc.codec)
+    vocab = doc.vocabularies[rec.origin] if rec.origin is not None else doc.vocabulary
+    found = checks.index_findings(idx, rec, vocab, doc.codec)
     report.add(found)
-    if idx.shard_sha256 != rec.sha256 or idx.format_version != doc.format_version:
+    lineage = doc.format_version >= LINEAGE_VERSION  # its indexes keep their own (older) version
+    if idx.shard_sha256 != rec.sha256 or (idx.format_version >= LINEAGE_VERSION if lineage
+                                          else idx.format_version != doc.format_version):
         report.problem(rec.index, None, "index's shard_sha256 or format_version differs from the manifest's",
                        checks.REINDEX)
     return None if found else idx
+
+
+def _check_sources(storage: Storage, doc: Manifest, report: VerifyReport) -> None:
+    """The sources table a version-3 manifest names has its size and sha256."""
+    name = str(doc.sources.get("name"))
+    try:
+        raw = storage.read_bytes(name)
+    except (ShardkitError, OSError) as exc:
+        report.problem(name, None, f"sources table cannot be read: {exc}")
+        return
+    if len(raw) != doc.sources.get("bytes") or hashlib.sha256(raw).hexdigest() != doc.sources.get("sha256"):
+        report.problem(name, None, "sources table's size or sha256 differs from the manifest")
 
 
 def _check_shard(storage: Storage, rec: ShardEntry, idx: ShardIndex | None, report: VerifyReport,

@@ -327,8 +327,14 @@ def _finish(out: Path, writer: ShardSetWriter, run: _Run, job: _Job, resumed: bo
         logger.warning("budget of %d bytes reached after %d shards; about %d more bytes are needed",
                        job.budget, len(state.shards), more)
     complete = run.stopped_at is None
-    writer.finish(sources=len(job.items) + len(job.csv_rejects),
-                  budget_doc={"limit_bytes": job.budget, "exhausted": not complete, "more_bytes_needed": more})
+    budget_doc = {"limit_bytes": job.budget, "exhausted": not complete, "more_bytes_needed": more}
+    manifest = writer.finish(sources=len(job.items) + len(job.csv_rejects), budget_doc=budget_doc)
+    if complete:  # the sources table that 'shardkit update' compares against (docs/format.md §5.2)
+        from shardkit.versions.sources import record_pack
+
+        table = record_pack(out, job.items, manifest, None if remote is None else remote.read_object)
+        if remote is not None:
+            remote.upload(table["name"], table["bytes"], table["sha256"])
     if remote is not None:
         remote.finish(state, complete)
     if complete:

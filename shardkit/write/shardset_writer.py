@@ -52,6 +52,8 @@ class ShardSetWriter:
     - ``device``: where a spectrogram codec computes (``"cpu"``, ``"cuda"``).
     - ``on_shard``: called with the manifest record of each finished shard (name, sizes, sha256s), once
       it is whole in ``out`` and recorded in the state (a pack into object storage uploads it there).
+    - ``first_shard``: number of the first shard written (``shardkit update`` numbers a new version's
+      shards after its parent's, so that names stay unique along a chain of versions).
     """
 
     def __init__(
@@ -70,6 +72,7 @@ class ShardSetWriter:
         device: str = "cpu",
         state: PackState | None = None,
         on_shard: Callable[[dict[str, Any]], None] | None = None,
+        first_shard: int = 0,
     ) -> None:
         self.out = Path(out)
         self.codec = codec if isinstance(codec, Codec) else _make_codec(codec, sample_rate, channels, mel)
@@ -84,6 +87,7 @@ class ShardSetWriter:
         self.layout = dict(layout) if layout is not None else {"mode": "segments"}
         self._save_state = state is not None
         self.on_shard = on_shard
+        self.first_shard = int(first_shard)
         self.state = state if state is not None else self._fresh_state(overwrite)
         self._shard: ShardWriter | None = None
         self._keys: set[str] = set()
@@ -134,7 +138,8 @@ class ShardSetWriter:
             self.stopped = True
             return False
         if self._shard is None:
-            self._shard = ShardWriter(self.out, len(self.state.shards), self.codec.config(), self.vocabulary)
+            number = self.first_shard + len(self.state.shards)
+            self._shard = ShardWriter(self.out, number, self.codec.config(), self.vocabulary)
         self._shard.add(sample)
         if sample.label >= 0:
             name = self.vocabulary[sample.label]

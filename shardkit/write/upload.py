@@ -122,6 +122,10 @@ class RemoteOut:
         except Exception as exc:
             raise self._fail(exc, name, "read") from None
 
+    def read_object(self, name: str) -> bytes:
+        """The bytes of object ``name`` of the prefix (e.g. an index already uploaded)."""
+        return self._get(name)
+
     def _put(self, name: str, data: bytes) -> None:
         """Write (replace) a small object of shardkit's bookkeeping: state or manifest."""
         import obstore

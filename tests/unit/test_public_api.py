@@ -15,6 +15,8 @@ def test_exported_names():
         "FORMAT_VERSION", "ShardkitError", "__version__", "LogMel", "MelConfig", "PackOptions", "PackProgress",
         "PackResult", "ShardDataset", "ShardSet", "ShardSetWriter", "extract_sample", "info", "list_samples",
         "pack", "plan_split", "read_sample", "show_sample", "verify", "reindex",
+        # dataset versions (docs/versions.md)
+        "update", "compact", "log", "diff", "UpdateResult", "CompactResult", "DiffReport",
         # result types
         "ShardSetInfo", "SampleEntry", "Sample", "SplitPlan", "VerifyReport", "Problem", "ReindexResult",
         # the format's documents and the codecs

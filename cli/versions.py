@@ -1,0 +1,90 @@
+"""``shardkit update / compact / log / diff``: dataset versions (docs/versions.md). Each command parses,
+calls one library function of :mod:`shardkit.versions` and prints."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+import shardkit
+from shardkit.units import format_size
+
+console = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+SEARCH = click.option("--search-path", "search_path", multiple=True, type=click.Path(file_okay=False),
+                      help="A folder holding ancestor sets (repeatable; also $SHARDKIT_SEARCH_PATH).")
+
+
+@click.command()
+@click.argument("src", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("old", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("new", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--metadata", type=click.Path(dir_okay=False, path_type=Path), help="BirdCLEF-style CSV.")
+@click.option("--workers", default=1, show_default=True, help="Decoding processes.")
+@click.option("--note", default="", help="Kept in the history (shardkit log).")
+@click.option("--sample-rate", type=int, help="Must be OLD's (default: OLD's; as every pack option).")
+@click.option("--mode", type=click.Choice(["recordings", "segments"]), help="Must be OLD's.")
+@click.option("--shard-size", help="Must be OLD's.")
+@click.option("--format", "codec", type=click.Choice(shardkit.codec_ids()), help="Must be OLD's.")
+@SEARCH
+def update(src: Path, old: Path, new: Path, metadata: Path | None, workers: int, note: str,
+           search_path: tuple[str, ...], **given: str | int | None) -> None:
+    """Write NEW, the next version of OLD for the sources in SRC: new shards for new and changed audio
+    only, OLD's shards reused by reference, removals and relabels as overrides. Pack options are OLD's;
+    one given that differs is an error."""
+    options = {k: v for k, v in given.items() if v is not None}
+    r = shardkit.update(src, old, new, metadata=metadata, options=options, workers=workers, note=note,
+                        search_path=list(search_path))
+    console.print(f"{r.out}: version {r.version_id} (parent {r.parent}): {r.samples} samples, {r.seconds / 3600:.3f} h")
+    console.print(f"sources: {len(r.added)} added, {len(r.changed)} audio changed, {len(r.removed)} removed, "
+                  f"{len(r.relabelled)} relabelled, {r.unchanged} unchanged; {len(r.rejects)} rejected")
+    console.print(f"shards: {r.new_shards} new ({format_size(r.bytes_written)} written), {r.reused_shards} reused "
+                  f"from earlier versions ({format_size(r.bytes_reused)}, not copied)")
+
+
+@click.command()
+@click.argument("shards", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--overwrite", is_flag=True, help="Replace the shard set in OUT.")
+@SEARCH
+def compact(shards: Path, out: Path, overwrite: bool, search_path: tuple[str, ...]) -> None:
+    """Write a self-contained copy of a set: overrides applied, no shard of an earlier version used."""
+    r = shardkit.compact(shards, out, overwrite=overwrite, search_path=list(search_path))
+    console.print(f"{r.out}: version {r.version_id}, {r.samples} samples in {r.shards} shards, {format_size(r.bytes)}")
+
+
+@click.command(name="log")
+@click.argument("shards", type=click.Path(file_okay=False, path_type=Path))
+def log_(shards: Path) -> None:
+    """The chain of versions of a set, oldest first: samples, hours, classes, note."""
+    for h in shardkit.log(shards):
+        classes = "" if h["classes"] is None else f"\t{h['classes']} classes"
+        click.echo(f"{h['version_id']}\t{h['samples']} samples\t{h['hours']:.3f} h{classes}\t{h.get('note', '')}")
+
+
+@click.command()
+@click.argument("a", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("b", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@SEARCH
+def diff(a: Path, b: Path, as_json: bool, search_path: tuple[str, ...]) -> None:
+    """What changed from set A to set B: sources, samples and hours added, removed, changed, relabelled,
+    per class; classes new and gone."""
+    r = shardkit.diff(a, b, search_path=list(search_path))
+    if as_json:
+        click.echo(json.dumps(r.to_dict(), indent=1, sort_keys=True))
+        return
+    for kind in ("added", "removed", "changed", "relabelled", "moved", "unchanged"):
+        c = getattr(r, kind)
+        console.print(f"{kind:>10}: {c.sources} sources, {c.samples} samples, {c.seconds / 3600:.3f} h")
+    for label in sorted(r.per_class):
+        console.print(f"  {label}: " + ", ".join(f"{k} {v.samples}" for k, v in sorted(r.per_class[label].items())))
+    console.print(f"classes new: {', '.join(r.classes_new) or '-'}; gone: {', '.join(r.classes_gone) or '-'}")
+    err.print(f"(A = {r.a}, B = {r.b})")
+
+
+COMMANDS = [update, compact, log_, diff]

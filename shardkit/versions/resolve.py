@@ -1,0 +1,227 @@
+"""Find the shards a derived set uses from its ancestors (format §5.1, docs/versions.md).
+
+A shard entry with an ``origin`` lives in the folder of the version that wrote it. It is looked up by
+file name in these roots, in order: the set's own folder, the folder above it (so a parent set that
+sits next to the derived one is found), every root of ``search_path``, then every root of the
+``SHARDKIT_SEARCH_PATH`` environment variable (``os.pathsep``-separated). In each root a shard may lie
+directly (``ROOT/shard-00003.tar``: the root is the parent set) or one folder down
+(``ROOT/*/shard-00003.tar``: the root holds set folders, e.g. ``/kaggle/input``).
+
+A file found by name is used only when it is the manifest's: its size must match, its index (next to
+it) must name the manifest's sha256, and the shard's own sha256 is computed once per file identity
+(device, inode, size, modification time) and remembered in a cache file
+(``$SHARDKIT_CACHE_DIR``, else ``$XDG_CACHE_HOME/shardkit``, else ``~/.cache/shardkit``), so the first
+open of a derived set reads every parent shard once (~1 GB/s per core) and later opens only stat them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from shardkit.errors import IntegrityError, ShardReadError, UsageError
+from shardkit.files import atomic_write
+from shardkit.format import Manifest, ShardEntry
+from shardkit.read.storage import LocalStorage, Storage
+
+log = logging.getLogger(__name__)
+
+SEARCH_ENV = "SHARDKIT_SEARCH_PATH"
+CACHE_ENV = "SHARDKIT_CACHE_DIR"
+_CACHE_FILE = "verified-shards.json"
+_CHUNK = 4 << 20
+
+SearchPath = Sequence[str | os.PathLike[str]] | None
+
+
+def search_roots(root: Path, search_path: SearchPath = None) -> list[Path]:
+    """The folders searched for ancestors' shards of the set in ``root``, in order (module docstring)."""
+    if isinstance(search_path, str | os.PathLike):
+        raise UsageError(f"search_path must be a list of folders, got the single path {search_path!r}: "
+                         "pass [path]")
+    env = [p for p in os.environ.get(SEARCH_ENV, "").split(os.pathsep) if p]
+    roots, seen = [], set()
+    for p in [root, root.parent, *(search_path or []), *env]:
+        path = Path(p).expanduser()
+        key = os.path.abspath(path)
+        if key not in seen:
+            seen.add(key)
+            roots.append(path)
+    return roots
+
+
+def cache_dir() -> Path:
+    """Where verified shard hashes are remembered (module docstring)."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "shardkit"
+
+
+class _HashCache:
+    """sha256 of files by identity (path, device, inode, size, mtime), kept in :func:`cache_dir`."""
+
+    def __init__(self) -> None:
+        self.path = cache_dir() / _CACHE_FILE
+        try:
+            self.known: dict[str, str] = json.loads(self.path.read_bytes())
+        except (OSError, ValueError):
+            self.known = {}
+        if not isinstance(self.known, dict):
+            self.known = {}
+        self.dirty = False
+
+    def sha256(self, path: Path, st: os.stat_result) -> str:
+        ident = f"{os.path.realpath(path)}|{st.st_dev}|{st.st_ino}|{st.st_size}|{st.st_mtime_ns}"
+        got = self.known.get(ident)
+        if got is None:
+            h = hashlib.sha256()
+            with open(path, "rb") as f:
+                while chunk := f.read(_CHUNK):
+                    h.update(chunk)
+            got = self.known[ident] = h.hexdigest()
+            self.dirty = True
+        return got
+
+    def save(self) -> None:
+        if not self.dirty:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(self.path, json.dumps(self.known, sort_keys=True).encode())
+        except OSError as exc:  # a read-only home: verified again next time
+            log.debug("cannot save %s: %s", self.path, exc)
+
+
+def _candidates(roots: list[Path], name: str, listing: dict[Path, list[Path]]) -> list[Path]:
+    out = []
+    for r in roots:
+        if r not in listing:
+            try:
+                listing[r] = sorted(p for p in r.iterdir() if p.is_dir())
+            except OSError:
+                listing[r] = []
+        for folder in [r, *listing[r]]:
+            p = folder / name
+            if p.is_file():
+                out.append(p)
+    return out
+
+
+def _index_names(folder: Path, entry: ShardEntry) -> bool:
+    """Whether ``folder`` holds the entry's index and that index names the entry's shard sha256."""
+    from shardkit.format import ShardIndex
+
+    try:
+        return ShardIndex.load(folder / entry.index).shard_sha256 == entry.sha256
+    except Exception:
+        return False
+
+
+def resolve(root: Path, manifest: Manifest, search_path: SearchPath = None) -> dict[str, Path]:
+    """Folder of every shard (and its index) of ``manifest`` that an ancestor holds (entries with an ``origin``);
+    :class:`ShardReadError` naming the shard and its version when none is found, :class:`IntegrityError`
+    when only files with other bytes are."""
+    entries = [e for e in manifest.shards if e.origin is not None]
+    if not entries:
+        return {}
+    roots, listing, cache, out = search_roots(Path(root), search_path), {}, _HashCache(), {}
+    try:
+        _hash_likely(entries, roots, listing, cache)
+        for e in entries:
+            wrong = []
+            for cand in _candidates(roots, e.name, listing):
+                st = cand.stat()
+                if st.st_size == e.bytes and _index_names(cand.parent, e) and cache.sha256(cand, st) == e.sha256:
+                    out[e.name] = out[e.index] = cand.parent
+                    break
+                wrong.append(cand)
+            else:
+                _missing(e, wrong, roots, root)
+    finally:
+        cache.save()
+    return out
+
+
+def _hash_likely(entries: list[ShardEntry], roots: list[Path], listing: dict[Path, list[Path]],
+                 cache: _HashCache) -> None:
+    """Hash, a few files at a time, the first candidate of each entry that has the right size (the
+    usual case on a first open: each shard is then found with its sha256 already known)."""
+    first = []
+    for e in entries:
+        for cand in _candidates(roots, e.name, listing):
+            st = cand.stat()
+            if st.st_size == e.bytes:
+                first.append((cand, st))
+                break
+    with ThreadPoolExecutor(min(4, os.cpu_count() or 1)) as pool:
+        list(pool.map(lambda c: cache.sha256(*c), first))
+
+
+def _missing(e: ShardEntry, wrong: list[Path], roots: list[Path], root: Path) -> None:
+    looked = ", ".join(str(r) for r in roots)
+    hint = (f"put that set next to {root} or pass the folder holding it in search_path (CLI --search-path, env "
+            f"{SEARCH_ENV})")
+    if wrong:
+        raise IntegrityError(f"{root}: shard {e.name} of version {e.origin} not found with its bytes (sha256 "
+                             f"{e.sha256[:16]}…, {e.bytes} bytes): {wrong[0]}{' and others' if len(wrong) > 1 else ''} "
+                             f"has other bytes; get the set of version {e.origin} unchanged and {hint}")
+    raise ShardReadError(f"{root}: shard {e.name} of version {e.origin} not found (looked in {looked}); {hint}")
+
+
+class RoutedStorage:
+    """A :class:`~shardkit.read.storage.Storage` over the set's own folder and the folders its
+    ancestors' shards were found in: each name is read where :func:`resolve` found it."""
+
+    def __init__(self, base: Storage, routes: dict[str, Path]) -> None:
+        self.base = base
+        self.routes = dict(routes)
+        self._stores = {folder: LocalStorage(folder, readahead=getattr(base, "readahead", "off"))
+                        for folder in sorted(set(self.routes.values()))}
+
+    def _for(self, name: str) -> Any:
+        folder = self.routes.get(name)
+        return self.base if folder is None else self._stores[folder]
+
+    @property
+    def readahead(self) -> str:
+        return str(getattr(self.base, "readahead", "off"))
+
+    @readahead.setter
+    def readahead(self, mode: str) -> None:
+        for s in [self.base, *self._stores.values()]:
+            if hasattr(s, "readahead"):
+                s.readahead = mode
+
+    @property
+    def reads_ahead(self) -> bool:
+        return bool(getattr(self.base, "reads_ahead", False))
+
+    def read_bytes(self, name: str) -> bytes:
+        return self._for(name).read_bytes(name)
+
+    def size(self, name: str) -> int:
+        return self._for(name).size(name)
+
+    def read_into(self, name: str, ranges: Any) -> Any:
+        return self._for(name).read_into(name, ranges)
+
+    def prefetch(self, name: str, extents: Any) -> None:
+        self._for(name).prefetch(name, extents)
+
+    def describe(self, name: str) -> str:
+        return self._for(name).describe(name)
+
+    def path(self, name: str) -> Path:
+        folder = self.routes.get(name)
+        return folder / name if folder is not None else self.base.path(name)  # type: ignore[attr-defined]
+
+    def close(self) -> None:
+        for s in [self.base, *self._stores.values()]:
+            s.close()
