@@ -1,3 +1,5 @@
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -8,6 +10,10 @@ from hypothesis import HealthCheck, settings
 settings.register_profile("shardkit", deadline=None, max_examples=60,
                           suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("shardkit")
+
+# shardkit's user cache (parent-shard hashes of derived sets) goes to a temp folder, never the user's
+# ~/.cache; subprocesses started by tests inherit it
+os.environ.setdefault("SHARDKIT_CACHE_DIR", tempfile.mkdtemp(prefix="shardkit-test-cache-"))
 
 
 @pytest.fixture(scope="session")
