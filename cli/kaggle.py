@@ -30,13 +30,21 @@ def kaggle() -> None:
 @click.option("--keywords", help="Comma-separated Kaggle tags.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Upload folder [SHARDS-kaggle].")
 @click.option("--dry-run", is_flag=True, help="Check and print what would be uploaded; write nothing.")
+@click.option("--delta", is_flag=True, help="A set made by 'shardkit update': upload only its new shards; "
+              "notebooks attach its parent dataset too [a full snapshot, earlier versions' shards included].")
+@click.option("--search-path", "search_path", multiple=True, type=click.Path(file_okay=False),
+              help="A folder holding ancestor sets (repeatable; also $SHARDKIT_SEARCH_PATH).")
+@click.option("--parent-id", "parent_ids", multiple=True, help="OWNER/SLUG of the dataset holding the parent's "
+              "shards, for the description [read from the parent's SET-kaggle folder].")
 def prepare(shards: Path, dataset_id: str, title: str, license_name: str, subtitle: str | None,
-            description: str | None, keywords: str | None, out: Path | None, dry_run: bool) -> None:
+            description: str | None, keywords: str | None, out: Path | None, dry_run: bool, delta: bool,
+            search_path: tuple[str, ...], parent_ids: tuple[str, ...]) -> None:
     """Check SHARDS against Kaggle's rules and lay out its upload folder (shards as .shard files)."""
     from shardkit.kaggle import prepare as run
 
     plan = run(shards, dataset_id, title, license_name, subtitle=subtitle, description=description,
-               keywords=[k for k in (keywords or "").split(",") if k.strip()], out=out, dry_run=dry_run)
+               keywords=[k for k in (keywords or "").split(",") if k.strip()], out=out, dry_run=dry_run,
+               delta=delta, search_path=list(search_path), parent_ids=parent_ids)
     for f in plan.files:
         console.print(f"{f.name}\t{f.bytes}", markup=False)
     verb = "would upload" if dry_run else "ready to upload"
@@ -51,12 +59,13 @@ def prepare(shards: Path, dataset_id: str, title: str, license_name: str, subtit
 
 @kaggle.command()
 @click.argument("shards", type=click.Path(exists=True, path_type=Path))
-@click.option("--notes", help="Version notes [the set's version id and totals].")
+@click.option("--notes", help="Version notes [the diff against the parent version, else the version id and totals].")
+@click.option("--delta", is_flag=True, help="Refuse unless the folder was prepared with --delta.")
 @click.option("--public", is_flag=True, help="Make a new dataset public (default private).")
 @click.option("--attempts", default=3, show_default=True, help="Client calls when an upload fails (each resumes).")
 @click.option("--wait-minutes", default=30.0, show_default=True, help="Wait this long while Kaggle is processing.")
 @click.option("--poll-seconds", default=30.0, show_default=True, help="How often to ask while it is processing.")
-def publish(shards: Path, notes: str | None, public: bool, attempts: int, wait_minutes: float,
+def publish(shards: Path, notes: str | None, delta: bool, public: bool, attempts: int, wait_minutes: float,
             poll_seconds: float) -> None:
     """Upload a prepared folder (or the SHARDS-kaggle folder of a set) as a new dataset or a new version."""
     from shardkit.kaggle import publish as run
@@ -71,7 +80,7 @@ def publish(shards: Path, notes: str | None, public: bool, attempts: int, wait_m
             err.print(f"Kaggle is still processing ({info['status']}); waited {info['waited']:.0f} s", markup=False)
 
     r = run(shards, notes, public=public, progress=progress, attempts=attempts, wait_timeout=wait_minutes * 60,
-            poll_seconds=poll_seconds)
+            poll_seconds=poll_seconds, delta=delta)
     console.print(f"{'created' if r.new else 'new version of'} {r.ref}: {r.files} files, {format_size(r.bytes)} "
                   f"({r.attempts} attempt{'s' if r.attempts > 1 else ''}, waited {r.waited:.0f} s) {r.url}",
                   markup=False)

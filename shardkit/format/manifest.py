@@ -171,10 +171,15 @@ class Manifest:
                 "vocabularies": self.vocabularies, "sources": self.sources}
 
     def content_id(self) -> str:
-        """The version id this manifest's content gives (:func:`version_id`)."""
+        """The version id this manifest's content gives (:func:`version_id`). Tombstones count under the
+        shard names a pack writes (``.tar``), so a publishing layout that renames the shards
+        (``shard-NNNNN.shard``, format "Shard file names and publishing layouts") keeps the id."""
         ancestors = sorted({json.dumps(v) for v in self.vocabularies.values() if v != self.vocabulary})
+        overrides = {k: v for k, v in self.overrides.items() if v}
+        if overrides.get("removed"):
+            overrides["removed"] = {_written_name(k): v for k, v in overrides["removed"].items()}
         return version_id(self.audio, self.layout, self.vocabulary, [s.sha256 for s in self.shards],
-                          {"overrides": {k: v for k, v in self.overrides.items() if v}, "vocabularies": ancestors})
+                          {"overrides": overrides, "vocabularies": ancestors})
 
     def to_json(self) -> bytes:
         """Deterministic JSON bytes (sorted keys)."""
@@ -284,6 +289,15 @@ class Manifest:
     def mode(self) -> str:
         """``"recordings"`` or ``"segments"`` (``layout.mode``)."""
         return str(self.layout.get("mode", "segments"))
+
+
+#: the suffix a publishing layout gives shards (shardkit.kaggle: ``shard-NNNNN.tar`` → ``shard-NNNNN.shard``)
+PUBLISHED_SUFFIX = ".shard"
+
+
+def _written_name(name: str) -> str:
+    """The shard name a pack wrote for a published one: ``shard-NNNNN.shard`` → ``shard-NNNNN.tar``."""
+    return name[: -len(PUBLISHED_SUFFIX)] + fmt.SHARD_SUFFIX if name.endswith(PUBLISHED_SUFFIX) else name
 
 
 def _str_list(value: Any, what: str) -> list[str]:

@@ -25,15 +25,22 @@ from typing import Any
 from shardkit import format as fmt
 from shardkit.errors import UsageError
 from shardkit.files import atomic_write
-from shardkit.format import Manifest, ShardEntry, ShardIndex
+from shardkit.format import Manifest, ShardEntry
+from shardkit.format.manifest import PUBLISHED_SUFFIX  # not an archive extension Kaggle would unpack
 from shardkit.kaggle import rules
+from shardkit.kaggle.delta import (
+    META_KEY,
+    Lineage,
+    plan_lineage,
+    published_entry,
+    published_index,
+    renamed_overrides,
+)
 from shardkit.units import format_size
 
 log = logging.getLogger(__name__)
 
 METADATA_NAME = "dataset-metadata.json"
-#: the extension published shards get (not an archive extension Kaggle would unpack)
-PUBLISHED_SUFFIX = ".shard"
 
 
 @dataclass
@@ -81,13 +88,22 @@ def default_folder(set_dir: Path) -> Path:
 
 def prepare(set_dir: str | os.PathLike[str], dataset_id: str, title: str, license: str = "CC0-1.0", *,
             subtitle: str | None = None, description: str | None = None, keywords: Sequence[str] = (),
-            out: str | os.PathLike[str] | None = None, dry_run: bool = False) -> UploadPlan:
+            out: str | os.PathLike[str] | None = None, dry_run: bool = False, delta: bool = False,
+            search_path: Sequence[str | os.PathLike[str]] | None = None, parent_ids: Sequence[str] = ()
+            ) -> UploadPlan:
     """Check the set against Kaggle's rules and lay out its upload folder (``out``, default ``SET-kaggle``).
 
     Refuses, with a :class:`UsageError` naming the rule: a bad id, title, subtitle or license; more than
     50 top-level files (manifest + shards + indexes: at most 24 shards — the message gives the
     ``--shard-size`` to re-pack with); more than 200 GB; an ``out`` that holds files of something else.
-    ``dry_run``: check and plan only, write nothing. Returns the :class:`UploadPlan` (files, bytes)."""
+    ``dry_run``: check and plan only, write nothing. Returns the :class:`UploadPlan` (files, bytes).
+
+    A set made by ``shardkit update`` (its manifest has a ``parent``) is laid out as a full snapshot:
+    its ancestors' shards are found as a reader finds them (``search_path``; a
+    :class:`~shardkit.errors.ShardReadError` naming the shard when one is not) and included. ``delta``:
+    only its own new shards, indexes, manifest and sources table, the manifest naming the ancestors'
+    shards as their Kaggle datasets hold them (:mod:`shardkit.kaggle.delta`); ``parent_ids``: those
+    datasets' ids for the description (default: read from the ancestors' own ``SET-kaggle`` folders)."""
     root = fmt.manifest_root(set_dir)
     owner, slug = rules.split_id(dataset_id)
     rules.check_text(title, subtitle)
@@ -96,31 +112,51 @@ def prepare(set_dir: str | os.PathLike[str], dataset_id: str, title: str, licens
     folder = Path(out) if out is not None else default_folder(root)
     if folder.resolve() == root.resolve():
         raise UsageError(f"{folder}: the upload folder must not be the shard set itself; pick another --out")
-    files = _plan_files(root, manifest)
-    _check_limits(root, manifest, files)
-    metadata = _metadata(f"{owner}/{slug}", title, license_name, subtitle, description, keywords, manifest, files)
+    lineage = plan_lineage(root, manifest, delta=delta, search_path=search_path, parent_ids=parent_ids,
+                           with_notes=not dry_run)
+    files = _plan_files(root, manifest, lineage)
+    _check_limits(root, manifest, files, lineage)
+    metadata = _metadata(f"{owner}/{slug}", title, license_name, subtitle, description, keywords, manifest, files,
+                         lineage)
     plan = UploadPlan(folder, f"{owner}/{slug}", files, metadata, manifest.version_id)
-    if not manifest.complete:
-        plan.notes.append("the set is incomplete (its pack stopped at a budget); the dataset says so")
+    _plan_notes(plan, manifest, lineage)
     if dry_run:
         return plan
     _check_folder(folder, files)
     folder.mkdir(parents=True, exist_ok=True)
-    _write(root, manifest, plan)
+    _write(root, manifest, plan, lineage)
     return plan
 
 
-def _plan_files(root: Path, manifest: Manifest) -> list[UploadFile]:
+def _plan_notes(plan: UploadPlan, manifest: Manifest, lineage: Lineage) -> None:
+    if not manifest.complete:
+        plan.notes.append("the set is incomplete (its pack stopped at a budget); the dataset says so")
+    if lineage.delta and lineage.ancestors:
+        held = ", ".join(lineage.parents) or f"the datasets of version(s) {', '.join(lineage.ancestors)}"
+        plan.notes.append(f"delta dataset: notebooks must attach {held} too")
+    elif lineage.routes:
+        n = sum(1 for e in manifest.shards if e.origin is not None)
+        plan.notes.append(f"full snapshot: {n} shards of earlier versions included (--delta uploads only the new ones)")
+
+
+def _plan_files(root: Path, manifest: Manifest, lineage: Lineage) -> list[UploadFile]:
     codec, n = manifest.codec, len(manifest.shards)
     files = [UploadFile(fmt.MANIFEST_NAME, len(manifest.to_json()), None, _manifest_text(manifest))]
     for k, e in enumerate(manifest.shards):
+        if not lineage.uploads(e):
+            continue
         hours = e.frames * codec.seconds_per_frame / 3600
-        files.append(UploadFile(published_name(e.name), e.bytes, root / e.name,
+        files.append(UploadFile(published_name(e.name), e.bytes, lineage.folder(root, e.name) / e.name,
                                 f"shard {k + 1} of {n}: POSIX tar of {e.samples} samples ({hours:.2f} h, "
                                 f"{manifest.audio.get('codec')}); named .shard so Kaggle keeps it one file"))
         files.append(UploadFile(e.index, e.index_bytes, None,
                                 f"index of {published_name(e.name)}: byte offsets of its {e.samples} samples "
                                 "(zstd msgpack)"))
+    if manifest.sources.get("name"):
+        files.append(UploadFile(str(manifest.sources["name"]), int(manifest.sources.get("bytes", 0)),
+                                root / str(manifest.sources["name"]),
+                                "sources table: size, sha256, labels and sample keys of every source file "
+                                "(for shardkit diff / update)"))
     return files
 
 
@@ -131,14 +167,17 @@ def _manifest_text(manifest: Manifest) -> str:
             f"{audio.get('codec')} {audio.get('sample_rate')} Hz; read this first")[:500]
 
 
-def _check_limits(root: Path, manifest: Manifest, files: list[UploadFile]) -> None:
+def _check_limits(root: Path, manifest: Manifest, files: list[UploadFile], lineage: Lineage) -> None:
     total = sum(f.bytes for f in files) + 100_000  # the manifest: small
     if len(files) > rules.MAX_FILES:
-        most = (rules.MAX_FILES - 1) // 2
+        singles = 1 + bool(manifest.sources.get("name"))
+        most = (rules.MAX_FILES - singles) // 2
         size = -(-int(manifest.totals.get("bytes", total)) // most)
+        other = (" (with its earlier versions' shards: publish with --delta to upload only the new ones)"
+                 if lineage.routes and not lineage.delta else "")
         raise UsageError(
-            f"{root}: {len(manifest.shards)} shards make {len(files)} top-level files (manifest + a shard and an index "
-            f"each) and Kaggle takes at most {rules.MAX_FILES} per dataset; re-pack with --shard-size "
+            f"{root}: {(len(files) - singles) // 2} shards make {len(files)} top-level files (manifest + a shard and "
+            f"an index each){other} and Kaggle takes at most {rules.MAX_FILES} per dataset; re-pack with --shard-size "
             f"{_round_up(size)} (at most {most} shards), or publish a subset of the shards")
     if total > rules.MAX_BYTES:
         raise UsageError(f"{root}: {format_size(total)} is more than the {format_size(rules.MAX_BYTES)} Kaggle "
@@ -155,17 +194,20 @@ def _round_up(n: int) -> str:
 
 
 def _metadata(ref: str, title: str, license_name: str, subtitle: str | None, description: str | None,
-              keywords: Sequence[str], manifest: Manifest, files: list[UploadFile]) -> dict[str, Any]:
+              keywords: Sequence[str], manifest: Manifest, files: list[UploadFile], lineage: Lineage
+              ) -> dict[str, Any]:
     doc: dict[str, Any] = {"id": ref, "title": title.strip(), "licenses": [{"name": license_name}]}
     if subtitle:
         doc["subtitle"] = subtitle.strip()
-    doc["description"] = description if description is not None else describe(manifest, ref)
+    doc["description"] = description if description is not None else describe(manifest, ref, lineage)
     doc["keywords"] = [k.strip() for k in keywords if k.strip()]
     doc["resources"] = [{"path": f.name, "description": f.description} for f in files]
+    if manifest.parent is not None or lineage.routes:
+        doc[META_KEY] = lineage.meta()
     return doc
 
 
-def describe(manifest: Manifest, ref: str) -> str:
+def describe(manifest: Manifest, ref: str, lineage: Lineage | None = None) -> str:
     """The dataset's default description (Markdown): what the set holds and how to read it."""
     t, a, layout = manifest.totals, manifest.audio, manifest.layout
     top = sorted(manifest.label_counts.items(), key=lambda kv: (-kv[1], kv[0]))[:10]
@@ -183,9 +225,17 @@ def describe(manifest: Manifest, ref: str) -> str:
         lines.append("- most frequent classes: " + ", ".join(f"{k} ({v})" for k, v in top))
     if not manifest.complete:
         lines.append("- incomplete: the pack stopped at its disk budget")
+    if manifest.parent is not None:
+        lines.append(f"- the next version of `{manifest.parent}` (`shardkit update`)")
+    if lineage is not None and lineage.delta and lineage.ancestors:
+        held = ", ".join(f"`{p}`" for p in lineage.parents) or "the datasets of versions " + ", ".join(
+            f"`{a}`" for a in lineage.ancestors)
+        own = sum(1 for e in manifest.shards if e.origin is None)
+        lines.append(f"- **a delta dataset**: it holds this version's {own} new shards; the other "
+                     f"{len(manifest.shards) - own} are read from {held}: attach it to the notebook too")
     lines += ["", "Read it in a notebook:", "", "```python",
-              "import shardkit.kaggle",
-              f"ds = shardkit.ShardDataset(shardkit.kaggle.locate({ref!r}).path, crop_seconds=5.0, batch_size=64)",
+              "import shardkit",
+              f"ds = shardkit.ShardDataset('kaggle://{ref}', crop_seconds=5.0, batch_size=64)",
               "```"]
     return "\n".join(lines)
 
@@ -203,20 +253,22 @@ def _check_folder(folder: Path, files: list[UploadFile]) -> None:
                          "client would upload too; remove them or pick another --out")
 
 
-def _write(root: Path, manifest: Manifest, plan: UploadPlan) -> None:
+def _write(root: Path, manifest: Manifest, plan: UploadPlan, lineage: Lineage) -> None:
     entries = []
     for e in manifest.shards:
-        name = published_name(e.name)
-        plan.linked, plan.copied = _place(root / e.name, plan.folder / name, e, plan.linked, plan.copied)
-        index = ShardIndex.load(root / e.index)
-        data = dataclasses.replace(index, shard=name).to_bytes()
-        atomic_write(plan.folder / e.index, data)
-        entries.append(dataclasses.replace(e, name=name, index_bytes=len(data),
-                                           index_sha256=hashlib.sha256(data).hexdigest()))
-    published = dataclasses.replace(manifest, shards=entries)
+        name, folder = published_name(e.name), lineage.folder(root, e.name)
+        data = published_index(folder, e, name)
+        if lineage.uploads(e):
+            plan.linked, plan.copied = _place(folder / e.name, plan.folder / name, e, plan.linked, plan.copied)
+            atomic_write(plan.folder / e.index, data)
+        entries.append(published_entry(e, name, data))
+    published = dataclasses.replace(manifest, shards=entries,
+                                    overrides=renamed_overrides(manifest.overrides, published_name))
     published.totals = {**manifest.totals, "bytes": sum(s.bytes + s.index_bytes for s in entries)}
-    manifest_bytes = published.to_json()
-    atomic_write(plan.folder / fmt.MANIFEST_NAME, manifest_bytes)
+    atomic_write(plan.folder / fmt.MANIFEST_NAME, published.to_json())
+    if manifest.sources.get("name"):
+        name = str(manifest.sources["name"])
+        atomic_write(plan.folder / name, (root / name).read_bytes())
     for f in plan.files:
         f.bytes = (plan.folder / f.name).stat().st_size
     atomic_write(plan.folder / METADATA_NAME, (json.dumps(plan.metadata, indent=2, ensure_ascii=False) + "\n").encode())

@@ -26,6 +26,7 @@ from shardkit import format as fmt
 from shardkit.errors import StorageError, UsageError
 from shardkit.format import Manifest
 from shardkit.kaggle import rules
+from shardkit.kaggle.delta import META_KEY
 from shardkit.kaggle.layout import METADATA_NAME, default_folder
 
 log = logging.getLogger(__name__)
@@ -70,22 +71,27 @@ def upload_folder(location: str | os.PathLike[str]) -> Path:
 
 def publish(location: str | os.PathLike[str], notes: str | None = None, *, public: bool = False,
             progress: Progress | None = None, attempts: int = 3, wait_timeout: float = 1800.0,
-            poll_seconds: float = 30.0) -> PublishResult:
+            poll_seconds: float = 30.0, delta: bool = False) -> PublishResult:
     """Create the Kaggle dataset of a prepared folder, or a new version when it exists.
 
-    ``notes``: version notes (default: the set's version id and totals). ``attempts``: client calls
+    ``notes``: version notes (default: for a set made by ``shardkit update``, its ``diff`` against the
+    parent version as ``prepare`` found it; else the set's version id and totals). ``attempts``: client calls
     when an upload fails (each resumes the unfinished files). ``wait_timeout`` / ``poll_seconds``: how
     long, and how often, to wait while Kaggle says the last version is still processing. Raises
     :class:`KaggleError` (server refusals, naming its message), :class:`UsageError` (no client, no
-    prepared folder), :class:`~shardkit.errors.ManifestError`."""
+    prepared folder), :class:`~shardkit.errors.ManifestError`. ``delta``: the folder must be a delta
+    dataset (``prepare(..., delta=True)``; a :class:`UsageError` otherwise, before anything is sent)."""
     folder = upload_folder(location)
     meta, manifest = _check_folder(folder)
+    if delta and not _is_delta(meta):
+        raise UsageError(f"{folder}: was not prepared as a delta dataset; run 'shardkit kaggle prepare SET --delta "
+                         "--id OWNER/SLUG ...' (or publish it without --delta: a full snapshot)")
     ref = str(meta.get("id", ""))
     rules.split_id(ref)
     api = _client()
     emit = progress or (lambda event, info: None)
     new = not _exists(api, ref)
-    notes = notes or (default_notes(manifest) if manifest is not None else "update")
+    notes = notes or _planned_notes(meta) or (default_notes(manifest) if manifest is not None else "update")
     names = [p for p in sorted(os.listdir(folder)) if p != METADATA_NAME and not p.endswith(fmt.TMP_SUFFIX)]
     size = sum((folder / n).stat().st_size for n in names)
     emit("start", {"ref": ref, "files": len(names), "bytes": size, "new": new})
@@ -106,6 +112,19 @@ def default_notes(manifest: Manifest) -> str:
             f"{len(manifest.vocabulary)} classes, {len(manifest.shards)} shards")
 
 
+def _is_delta(meta: dict[str, Any]) -> bool:
+    """Whether ``prepare`` laid the folder out as a delta dataset."""
+    planned = meta.get(META_KEY)
+    return isinstance(planned, dict) and bool(planned.get("delta"))
+
+
+def _planned_notes(meta: dict[str, Any]) -> str | None:
+    """The notes ``prepare`` planned for a derived set (its diff against the parent version)."""
+    planned = meta.get(META_KEY)
+    notes = planned.get("notes") if isinstance(planned, dict) else None
+    return str(notes) if notes else None
+
+
 def _check_folder(folder: Path) -> tuple[dict[str, Any], Manifest | None]:
     """The metadata and manifest of a prepared folder, with every file the manifest names present at its
     size (no manifest: a folder of other files, e.g. a wheelhouse)."""
@@ -116,6 +135,8 @@ def _check_folder(folder: Path) -> tuple[dict[str, Any], Manifest | None]:
                          ) from None
     manifest = Manifest.load(folder) if (folder / fmt.MANIFEST_NAME).exists() else None
     for e in manifest.shards if manifest is not None else []:
+        if e.origin is not None and _is_delta(meta):
+            continue  # held by the parent's dataset
         for name, size in ((e.name, e.bytes), (e.index, e.index_bytes)):
             path = folder / name
             if not path.is_file() or path.stat().st_size != size:

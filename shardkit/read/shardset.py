@@ -158,8 +158,10 @@ class ShardSet:
         A set made by ``shardkit update`` (format §5.1) reads its ancestors' shards where they are:
         next to it, or in a root of ``search_path`` or of ``$SHARDKIT_SEARCH_PATH``
         (:mod:`shardkit.versions.resolve`: found by name, accepted by sha256), and its overrides are
-        applied: tombstoned samples are not there, relabelled ones carry their new labels.
+        applied: tombstoned samples are not there, relabelled ones carry their new labels. A
+        ``kaggle://OWNER/SLUG`` location also searches every attached notebook input (a delta dataset's parents).
         """
+        path, search_path = kaggle_inputs(path, search_path)
         root, name, storage = locate_set(path, storage, storage_options)
         manifest = load_manifest(storage, name)
         codec = manifest.codec
@@ -347,6 +349,18 @@ def locate_set(path: str | os.PathLike[str], storage: Storage | None, storage_op
     if preload is not None:
         preload(name)
     return root, name, storage
+
+
+def kaggle_inputs(path: str | os.PathLike[str], search_path: Sequence[str | os.PathLike[str]] | None
+                  ) -> tuple[str | os.PathLike[str], Sequence[str | os.PathLike[str]] | None]:
+    """A ``kaggle://OWNER/SLUG`` location: its folder among the notebook's inputs, with every attached
+    input holding a shard set added to ``search_path`` (where a delta dataset's parents are found)."""
+    if not (isinstance(path, str) and path.startswith("kaggle://")):
+        return path, search_path
+    from shardkit.kaggle.notebook import locate as locate_input
+
+    found = locate_input(path)
+    return found.path, [*(search_path or []), *found.search_path[1:]]
 
 
 def _manifest_name(path: str | os.PathLike[str]) -> str:

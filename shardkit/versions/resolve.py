@@ -10,7 +10,8 @@ directly (``ROOT/shard-00003.tar``: the root is the parent set) or one folder do
 A file found by name is used only when it is the manifest's: its size must match, its index (next to
 it) must name the manifest's sha256, and the shard's own sha256 is computed once per file identity
 (device, inode, size, modification time) and remembered in a cache file
-(``$SHARDKIT_CACHE_DIR``, else ``$XDG_CACHE_HOME/shardkit``, else ``~/.cache/shardkit``), so the first
+(``$SHARDKIT_CACHE_DIR``, else ``$XDG_CACHE_HOME/shardkit``, else ``~/.cache/shardkit``; where that
+cannot be written, a folder in the temp folder; saving is skipped quietly when that fails too), so the first
 open of a derived set reads every parent shard once (~1 GB/s per core) and later opens only stat them.
 """
 
@@ -20,6 +21,7 @@ import hashlib
 import json
 import logging
 import os
+import tempfile
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -57,11 +59,25 @@ def search_roots(root: Path, search_path: SearchPath = None) -> list[Path]:
 
 
 def cache_dir() -> Path:
-    """Where verified shard hashes are remembered (module docstring)."""
+    """Where verified shard hashes are remembered (module docstring): ``$SHARDKIT_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/shardkit`` or ``~/.cache/shardkit`` when that can be written (a read-only or
+    missing home: a folder of this user in the temp folder instead)."""
     if os.environ.get(CACHE_ENV):
         return Path(os.environ[CACHE_ENV])
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "shardkit"
+    home = os.path.expanduser("~")
+    base = os.environ.get("XDG_CACHE_HOME") or (os.path.join(home, ".cache") if home != "~" else "")
+    if base and _writable(Path(base) / "shardkit"):
+        return Path(base) / "shardkit"
+    uid = os.getuid() if hasattr(os, "getuid") else os.getpid()
+    return Path(tempfile.gettempdir()) / f"shardkit-cache-{uid}"
+
+
+def _writable(path: Path) -> bool:
+    """Whether ``path`` is, or could be made as, a writable folder (its nearest existing ancestor is one)."""
+    p = path.absolute()
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return p.is_dir() and os.access(p, os.W_OK | os.X_OK)
 
 
 class _HashCache:
@@ -70,6 +86,8 @@ class _HashCache:
     def __init__(self) -> None:
         self.path = cache_dir() / _CACHE_FILE
         try:
+            if hasattr(os, "getuid") and self.path.stat().st_uid != os.getuid():
+                raise PermissionError("another user's cache")  # e.g. in a shared temp folder: not trusted
             self.known: dict[str, str] = json.loads(self.path.read_bytes())
         except (OSError, ValueError):
             self.known = {}
@@ -168,11 +186,24 @@ def _missing(e: ShardEntry, wrong: list[Path], roots: list[Path], root: Path) ->
     looked = ", ".join(str(r) for r in roots)
     hint = (f"put that set next to {root} or pass the folder holding it in search_path (CLI --search-path, env "
             f"{SEARCH_ENV})")
+    if _in_kaggle_input(root):
+        hint = (f"attach the Kaggle dataset holding version {e.origin} to the notebook (Add Input; the delta "
+                "dataset's description names it) and open the set again")
     if wrong:
         raise IntegrityError(f"{root}: shard {e.name} of version {e.origin} not found with its bytes (sha256 "
                              f"{e.sha256[:16]}…, {e.bytes} bytes): {wrong[0]}{' and others' if len(wrong) > 1 else ''} "
                              f"has other bytes; get the set of version {e.origin} unchanged and {hint}")
     raise ShardReadError(f"{root}: shard {e.name} of version {e.origin} not found (looked in {looked}); {hint}")
+
+
+def _in_kaggle_input(root: Path) -> bool:
+    """Whether ``root`` is among a Kaggle notebook's inputs (``/kaggle/input`` or ``$KAGGLE_CACHE_MOUNT_FOLDER``)."""
+    from shardkit.kaggle.notebook import resolve_input_root
+
+    try:
+        return Path(os.path.abspath(root)).is_relative_to(os.path.abspath(resolve_input_root()))
+    except (OSError, ValueError):
+        return False
 
 
 class RoutedStorage:

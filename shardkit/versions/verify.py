@@ -93,8 +93,9 @@ def verify(path: str | os.PathLike[str], *, progress: Callable[[int], None] | No
     is checked together with the ancestors' shards it uses, found as the reader finds them
     (``search_path``, :mod:`shardkit.versions.resolve`), and its overrides applied before the set checks.
     """
-    from shardkit.read.shardset import load_manifest, locate_set
+    from shardkit.read.shardset import kaggle_inputs, load_manifest, locate_set
 
+    path, search_path = kaggle_inputs(path, search_path)
     root, name, storage = locate_set(path, None, storage_options)
     try:
         doc = load_manifest(storage, name)
