@@ -84,6 +84,8 @@ def publish(shards: Path, notes: str | None, delta: bool, public: bool, attempts
     console.print(f"{'created' if r.new else 'new version of'} {r.ref}: {r.files} files, {format_size(r.bytes)} "
                   f"({r.attempts} attempt{'s' if r.attempts > 1 else ''}, waited {r.waited:.0f} s) {r.url}",
                   markup=False)
+    if not r.new:
+        console.print(f"notes: {r.notes}", markup=False)
     if r.invalid_tags:
         console.print(f"Kaggle left out unknown keywords: {', '.join(r.invalid_tags)}", markup=False)
 
