@@ -38,8 +38,9 @@ logger = logging.getLogger(__name__)
 
 #: tasks submitted and not yet consumed, per worker thread (as the local engine's IN_FLIGHT)
 IN_FLIGHT = 8
-#: seconds to reach a scheduler, and for a first worker to join it
-CONNECT_TIMEOUT_S = 60.0
+#: seconds for a first worker to join the scheduler (reaching the scheduler itself: Dask's
+#: ``distributed.comm.timeouts.connect``, 30 s, e.g. ``DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT=5s``)
+WORKER_TIMEOUT_S = 60.0
 INSTALL = "pip install 'shardkit[dask]'"
 
 
@@ -92,6 +93,7 @@ class DaskEngine(Engine):
             return
         with self._connect() as client:
             self._announce(client)
+            _check_workers(client)
             yield from _ordered(client, items, start, ctx)
 
     @contextmanager
@@ -115,15 +117,15 @@ class DaskEngine(Engine):
         where = self.scheduler or f"the scheduler file {self.scheduler_file}"
         try:
             client = Client(self.scheduler, scheduler_file=None if self.scheduler_file is None
-                            else str(self.scheduler_file), timeout=CONNECT_TIMEOUT_S, set_as_default=False)
+                            else str(self.scheduler_file), set_as_default=False)
         except (OSError, TimeoutError) as exc:
             raise PackError(f"cannot reach the Dask scheduler at {where} ({exc}): start it (dask scheduler) or "
                             "fix --scheduler / --scheduler-file, then re-run the same command") from None
         try:
             try:
-                client.wait_for_workers(1, timeout=CONNECT_TIMEOUT_S)
+                client.wait_for_workers(1, timeout=WORKER_TIMEOUT_S)
             except TimeoutError:
-                raise PackError(f"no Dask worker joined the scheduler at {where} within {CONNECT_TIMEOUT_S:.0f} s: "
+                raise PackError(f"no Dask worker joined the scheduler at {where} within {WORKER_TIMEOUT_S:.0f} s: "
                                 "start workers (dask worker ADDRESS) and re-run the same command") from None
             yield client
         finally:
@@ -140,6 +142,29 @@ class DaskEngine(Engine):
         logger.info("%s", line)
         if self.on_ready is not None:
             self.on_ready(line)
+
+
+#: run on every worker (by ``eval``: a builtin, so nothing of shardkit is unpickled there): its version
+_PROBE = "__import__('shardkit.write.dask_engine') and __import__('shardkit').__version__"
+
+
+def _check_workers(client: Any) -> None:
+    """Every worker imports this shardkit version, or a PackError that says so. (A task whose function
+    a worker cannot unpickle does not fail in Dask: the worker drops its connection and the pack would
+    wait for ever; workers that join later are not checked.)"""
+    from shardkit import __version__
+
+    try:
+        versions = client.run(eval, _PROBE)
+    except ModuleNotFoundError as exc:
+        raise PackError(f"a Dask worker cannot import {exc.name or 'shardkit'} ({exc}): install shardkit "
+                        f"{__version__} with its dependencies on every worker, or put it on the workers' PYTHONPATH, "
+                        "then re-run the same command") from None
+    other = {w: v for w, v in versions.items() if v != __version__}
+    if other:
+        worker, version = next(iter(other.items()))
+        raise PackError(f"Dask worker {worker} runs shardkit {version}, the driver {__version__}: install the same "
+                        "version everywhere (the bytes of a shard set are only promised for one version)")
 
 
 def _require_bokeh() -> None:
@@ -196,10 +221,9 @@ def _result(fut: Any, item: SourceItem) -> list[EncodedSample] | Reject:
         return fut.result()
     except ShardkitError:
         raise
-    except ModuleNotFoundError as exc:
-        raise PackError(f"{item.rel}: a Dask worker cannot import {exc.name or 'shardkit'} ({exc}): install "
-                        "shardkit (the driver's version) with its dependencies on every worker, or put it on "
-                        "the workers' PYTHONPATH, then re-run the same command") from None
+    except ModuleNotFoundError as exc:  # a module process_source needs (numpy, soundfile, soxr, torch …)
+        raise PackError(f"{item.rel}: a Dask worker cannot import {exc.name} ({exc}): install shardkit with its "
+                        "dependencies on every worker, then re-run the same command") from None
     except KilledWorker:
         raise PackError(f"{item.rel}: the Dask workers decoding it died again and again (out of memory? see the "
                         "worker logs); finished shards are kept: fix the cause and re-run the same command") from None
