@@ -52,7 +52,14 @@ def compare_engines(corpus: corpus_mod.Corpus, out: Path, workers: list[int], ro
                     best[name] = {k2: v for k2, v in run.items() if k2 != "shard_files"}
     identical = len(set(digests.values())) == 1
     ratios = {w: round(best[f"local-{w}"]["elapsed_s"] / best[f"dask-{w}"]["elapsed_s"], 3) for w in workers}
-    return {"runs": best, "ratio_dask_over_local": ratios, "identical_bytes": identical}
+    cpu = {w: round(_cpu(best[f"local-{w}"]) / _cpu(best[f"dask-{w}"]), 3) for w in workers}
+    return {"runs": best, "ratio_dask_over_local": ratios, "cpu_ratio_dask_over_local": cpu,
+            "identical_bytes": identical}
+
+
+def _cpu(run: dict[str, Any]) -> float:
+    """CPU seconds of a pack, its own and its worker processes' (a measure a busy machine disturbs less)."""
+    return run["main_cpu_s"] + run["workers_cpu_s"]
 
 
 def overheads(tasks: int, blob_mb: int, blobs: int) -> dict[str, Any]:
@@ -97,11 +104,13 @@ def report(doc: dict[str, Any]) -> str:
     rows = []
     for r in sorted(doc["engines"]["runs"].values(), key=lambda r: (r["workers"], r["engine"])):
         rows.append([r["engine"], str(r["workers"]), f"{r['elapsed_s']:.2f}", f"{r['hours_per_min']:.3f}",
-                     f"{r['main_cpu_s']:.1f}"])
+                     f"{r['main_cpu_s']:.1f}", f"{r['workers_cpu_s']:.1f}"])
     o = doc["overheads"]
-    lines = [_md_table(["engine", "workers", "pack s", "audio h/min", "driver CPU s"], rows), "",
-             "dask / local (rate): " + ", ".join(f"{w} workers {x:.3f}×"
-                                                 for w, x in doc["engines"]["ratio_dask_over_local"].items()),
+    e = doc["engines"]
+    lines = [_md_table(["engine", "workers", "pack s", "audio h/min", "driver CPU s", "workers CPU s"], rows), "",
+             "dask / local, rate: " + ", ".join(f"{w} workers {x:.3f}×" for w, x in e["ratio_dask_over_local"].items())
+             + "; CPU (local CPU s / dask CPU s): "
+             + ", ".join(f"{w} workers {x:.3f}×" for w, x in e["cpu_ratio_dask_over_local"].items()),
              f"bytes identical across engines and worker counts: {doc['engines']['identical_bytes']}",
              f"LocalCluster start {o['cluster_start_s']:.2f} s; scheduler overhead {o['task_overhead_ms']:.2f} ms "
              f"a task; driver receives {o['driver_receive_mb_s']:.0f} MB/s"]

@@ -42,6 +42,9 @@ IN_FLIGHT = 8
 #: ``distributed.comm.timeouts.connect``, 30 s, e.g. ``DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT=5s``)
 WORKER_TIMEOUT_S = 60.0
 INSTALL = "pip install 'shardkit[dask]'"
+#: the local cluster's workers keep glibc's default trimming: Dask's MALLOC_TRIM_THRESHOLD_=65536 hands
+#: every decoded recording's buffers back to the kernel and faults them in again (+10–20 % CPU measured)
+LOCAL_WORKER_ENV = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
 
 
 def require_distributed() -> Any:
@@ -106,8 +109,11 @@ class DaskEngine(Engine):
             yield self.client
             return
         if self.scheduler is None and self.scheduler_file is None:
-            cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                   dashboard_address="127.0.0.1:8787" if self.dashboard else None)
+            import dask
+
+            with dask.config.set(LOCAL_WORKER_ENV):
+                cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                       dashboard_address="127.0.0.1:8787" if self.dashboard else None)
             try:
                 with Client(cluster, set_as_default=False) as client:
                     yield client

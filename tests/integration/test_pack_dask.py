@@ -234,3 +234,33 @@ def test_an_unreachable_scheduler_is_one_line(corpus, tmp_path):
     lines = [x for x in r.stderr.strip().splitlines() if x.strip()]
     assert r.returncode not in (0, 3) and len(lines) == 1, r.stderr
     assert "cannot reach the Dask scheduler" in lines[0] and f"127.0.0.1:{port}" in lines[0]
+
+
+# -- into a bucket ---------------------------------------------------------------------------------------
+
+
+def test_a_pack_into_the_s3_test_server_holds_the_local_bytes(corpus, reference, tmp_path):
+    """Samples travel over Dask's connections, not a shared folder: OUT can be a prefix (the pack runs in
+    a child process: this one never starts obstore's runtime)."""
+    pytest.importorskip("obstore")
+    from moto.server import ThreadedMotoServer
+    from remote_fixtures import CREDENTIALS, s3_client
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        client = s3_client(endpoint)
+        client.create_bucket(Bucket="dask")
+        r = subprocess.run(_cli("pack", corpus[0], "s3://dask/set/", "--metadata", corpus[1], "--shard-size", "300KB",
+                                "--engine", "dask", "--workers", "2", "--staging", tmp_path / "staging"),
+                           capture_output=True, text=True, timeout=240,
+                           env={**_env(), **CREDENTIALS, "AWS_ENDPOINT_URL": endpoint})
+        assert r.returncode == 0, r.stderr
+        objects = client.list_objects_v2(Bucket="dask", Prefix="set/")["Contents"]
+        got = {o["Key"][4:]: hashlib.sha256(client.get_object(Bucket="dask", Key=o["Key"])["Body"].read()).hexdigest()
+               for o in objects}
+        assert got == reference
+    finally:
+        server.stop()
