@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,20 @@ class Engine(ABC):
         folder the shards go to, usable for scratch files named ``*.tmp``) and yield each result in
         item order. Closing the iterator early (budget reached, ``--strict``, an error) stops the work
         and frees what the engine started."""
+
+
+@contextmanager
+def engine_results(engine: Engine, items: list[SourceItem], start: int, ctx: _Context,
+                   out: Path) -> Iterator[Iterator[Result]]:
+    """``engine.results(...)``, closed on the way out (early too: a budget, ``--strict``, an error), so
+    that the engine stops its work and frees its processes or cluster at once."""
+    results = engine.results(items, start, ctx, out)
+    try:
+        yield iter(results)
+    finally:
+        close = getattr(results, "close", None)
+        if close is not None:
+            close()
 
 
 class LocalEngine(Engine):

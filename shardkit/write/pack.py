@@ -19,7 +19,6 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,7 @@ from shardkit.format import MANIFEST_NAME, PACK_STATE_NAME, Manifest
 from shardkit.ingest.sources import Reject, SourceItem, discover, vocabulary_of
 from shardkit.read.locate import is_url
 from shardkit.units import parse_size
-from shardkit.write.engines import Engine, make_engine
+from shardkit.write.engines import Engine, engine_results, make_engine
 from shardkit.write.lock import PackLock
 from shardkit.write.options import PackOptions, fingerprint, options_doc
 from shardkit.write.shards import EncodedSample
@@ -224,7 +223,7 @@ def _pack_locked(job: _Job, out_dir: Path, remote: RemoteOut | None, *, overwrit
                             on_shard=remote.shard_done if remote is not None else None)
     ctx = _Context(job.opts, job.codec, {label: i for i, label in enumerate(vocabulary)}, job.device)
     run = _Run(writer, job.items, job.progress, job.t0, job.strict)
-    with _pack_errors(writer, out_dir), closing(job.engine.results(job.items, state.next_item, ctx, out_dir)) as rs:
+    with _pack_errors(writer, out_dir), engine_results(job.engine, job.items, state.next_item, ctx, out_dir) as rs:
         run.feed(rs)
     return _finish(out_dir, writer, run, job, resumed, remote)
 

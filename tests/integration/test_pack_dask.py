@@ -84,14 +84,14 @@ def test_a_local_cluster_of_two_workers_gives_the_local_bytes(corpus, reference,
 
 
 def test_a_user_engine_plugs_into_the_seam(corpus, reference, tmp_path):
-    """An Engine that finishes sources in reverse order and hands them over in order: same bytes."""
+    """An Engine that finishes sources in reverse order and hands them over in order (as a list): same bytes."""
     from shardkit.write.engines import Engine
     from shardkit.write.workers import process_source
 
     class Reversed(Engine):
         def results(self, items, start, ctx, out):
             done = {i: process_source(items[i], ctx) for i in reversed(range(start, len(items)))}
-            yield from sorted(done.items())
+            return sorted(done.items())  # a list: no close() needed
 
     pack(corpus[0], tmp_path / "u", metadata=corpus[1], options=OPTS, engine=Reversed())
     assert _hashes(tmp_path / "u") == reference
