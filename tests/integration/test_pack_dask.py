@@ -166,6 +166,16 @@ def test_the_driver_killed_then_rerun_resumes_with_the_same_bytes(corpus, refere
     assert not left, f"processes of the killed pack outlived it: {left}"
 
 
+def test_mel_u8_on_dask_workers_gives_the_local_bytes(bad_corpus, client, tmp_path):
+    """The codec's once-per-process preparation (one torch thread) runs on the Dask workers too."""
+    pytest.importorskip("torch")
+    opts = PackOptions(shard_size="300KB", codec="mel-u8")
+    pack(bad_corpus, tmp_path / "l", options=opts)
+    pack(bad_corpus, tmp_path / "d", options=opts, engine="dask", client=client)
+    assert _hashes(tmp_path / "d") == _hashes(tmp_path / "l")
+    assert set(client.run(lambda: __import__("torch").get_num_threads()).values()) == {1}
+
+
 # -- rejects, --strict, --budget as in a local pack -------------------------------------------------------
 
 
