@@ -81,7 +81,8 @@ def mel_options(command: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--shard-size", default="1GB", show_default=True)
 @click.option("--budget", help="Stop cleanly before OUT holds more than this (e.g. 100GB).")
 @click.option("--order", type=click.Choice(["shuffled", "sorted"]), default="shuffled", show_default=True)
-@click.option("--workers", default=1, show_default=True, help="Decoding processes.")
+@click.option("--workers", default=1, show_default=True,
+              help="Decoding processes (--engine dask: of the local cluster; a scheduler brings its own).")
 @click.option("--strict", is_flag=True, help="Fail at the first bad source instead of recording it.")
 @click.option("--resume", is_flag=True, help="Require an interrupted pack in OUT (re-running resumes anyway).")
 @click.option("--overwrite", is_flag=True, help="Delete the shard set in OUT first.")
