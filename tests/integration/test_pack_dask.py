@@ -176,6 +176,26 @@ def test_mel_u8_on_dask_workers_gives_the_local_bytes(bad_corpus, client, tmp_pa
     assert set(client.run(lambda: __import__("torch").get_num_threads()).values()) == {1}
 
 
+def test_the_dashboard_serves_while_the_pack_runs(bad_corpus, tmp_path):
+    """--dashboard: the local cluster serves Dask's dashboard on loopback; its link is handed to on_ready
+    (the CLI prints it), and the page answers while the pack runs."""
+    pytest.importorskip("bokeh")
+    import re
+    import urllib.request
+
+    from shardkit.write import DaskEngine
+
+    pages: list[tuple[str, int]] = []
+
+    def on_ready(line: str) -> None:
+        link = re.search(r"dashboard (http://127\.0\.0\.1:\d+/\S*)", line).group(1)
+        with urllib.request.urlopen(link, timeout=30) as r:
+            pages.append((line, r.status))
+
+    pack(bad_corpus, tmp_path / "o", options=OPTS, engine=DaskEngine(workers=1, dashboard=True, on_ready=on_ready))
+    assert len(pages) == 1 and pages[0][1] == 200 and pages[0][0].startswith("dask: 1 workers"), pages
+
+
 # -- rejects, --strict, --budget as in a local pack -------------------------------------------------------
 
 
