@@ -75,28 +75,31 @@ def decode_floor(paths: list[str], workers: int) -> dict[str, Any]:
             "main_cpu_s": round(cpu1[0] - cpu0[0], 3), "workers_cpu_s": round(cpu1[1] - cpu0[1], 3)}
 
 
-def run_pack(src: Path, out: Path, mode: str, workers: int, shard_size: str, codec: str = "wav16") -> dict[str, Any]:
+def run_pack(src: Path, out: Path, mode: str, workers: int, shard_size: str, codec: str = "wav16",
+             engine: str = "local") -> dict[str, Any]:
     """Pack ``src`` into ``out`` from scratch, the way ``shardkit pack`` runs it, and describe the result.
 
     The pack runs in a fresh ``python -m benchmarks.packbench`` process: pack's workers are started with
     ``spawn``, which re-imports the parent's main module in every worker, and the benchmark's own main
     module imports torch (~1.7 s of CPU per worker) where ``shardkit pack`` does not.
     """
-    cmd = [sys.executable, "-m", "benchmarks.packbench", str(src), str(out), mode, str(workers), shard_size, codec]
+    cmd = [sys.executable, "-m", "benchmarks.packbench", str(src), str(out), mode, str(workers), shard_size, codec,
+           engine]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
     if proc.returncode != 0:
         raise RuntimeError(f"pack failed: {proc.stderr[-2000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def _pack_here(src: Path, out: Path, mode: str, workers: int, shard_size: str, codec: str) -> dict[str, Any]:
+def _pack_here(src: Path, out: Path, mode: str, workers: int, shard_size: str, codec: str,
+               engine: str = "local") -> dict[str, Any]:
     from shardkit import PackOptions, pack
 
     opts = PackOptions(sample_rate=SAMPLE_RATE, mode=mode, segment_seconds=5.0, max_seconds=300.0,
                        shard_size=shard_size, codec=codec)
     cpu0 = _cpu()
     t0 = time.perf_counter()
-    res = pack(src, out, options=opts, workers=workers, overwrite=True)
+    res = pack(src, out, options=opts, workers=workers, overwrite=True, engine=engine)
     elapsed = time.perf_counter() - t0
     cpu1 = _cpu()
     doc = json.loads((out / "manifest.json").read_text())
@@ -105,7 +108,8 @@ def _pack_here(src: Path, out: Path, mode: str, workers: int, shard_size: str, c
     frames = int(doc["totals"]["frames"])
     pcm = frames * 2 * int(doc["audio"]["channels"]) if codec == "wav16" else 0  # mel-u8: no PCM
     return {
-        "mode": mode, "codec": codec, "workers": workers, "shard_size": shard_size, "elapsed_s": round(elapsed, 3),
+        "mode": mode, "codec": codec, "engine": engine, "workers": workers, "shard_size": shard_size,
+        "elapsed_s": round(elapsed, 3),
         "main_cpu_s": round(cpu1[0] - cpu0[0], 3), "workers_cpu_s": round(cpu1[1] - cpu0[1], 3),
         "samples": res.samples, "shards": res.shards, "rejects": len(res.rejects),
         "stored_seconds": round(res.seconds, 3), "audio_seconds_packed": round(res.seconds_this_run, 3),
@@ -116,6 +120,6 @@ def _pack_here(src: Path, out: Path, mode: str, workers: int, shard_size: str, c
     }
 
 
-if __name__ == "__main__":  # python -m benchmarks.packbench SRC OUT MODE WORKERS SHARD_SIZE CODEC → one JSON line
+if __name__ == "__main__":  # python -m benchmarks.packbench SRC OUT MODE WORKERS SHARD_SIZE CODEC [ENGINE] → JSON
     a = sys.argv[1:]
-    print(json.dumps(_pack_here(Path(a[0]), Path(a[1]), a[2], int(a[3]), a[4], a[5])))
+    print(json.dumps(_pack_here(Path(a[0]), Path(a[1]), a[2], int(a[3]), a[4], a[5], *a[6:7])))

@@ -15,6 +15,7 @@ import click
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from shardkit_cli.engine import engine_options
 from shardkit_cli.progress import pack_progress, verify_progress
 
 import shardkit
@@ -80,7 +81,8 @@ def mel_options(command: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--shard-size", default="1GB", show_default=True)
 @click.option("--budget", help="Stop cleanly before OUT holds more than this (e.g. 100GB).")
 @click.option("--order", type=click.Choice(["shuffled", "sorted"]), default="shuffled", show_default=True)
-@click.option("--workers", default=1, show_default=True, help="Decoding processes.")
+@click.option("--workers", default=1, show_default=True,
+              help="Decoding processes (--engine dask: of the local cluster; a scheduler brings its own).")
 @click.option("--strict", is_flag=True, help="Fail at the first bad source instead of recording it.")
 @click.option("--resume", is_flag=True, help="Require an interrupted pack in OUT (re-running resumes anyway).")
 @click.option("--overwrite", is_flag=True, help="Delete the shard set in OUT first.")
@@ -90,10 +92,11 @@ def mel_options(command: Callable[..., Any]) -> Callable[..., Any]:
               help="int16 PCM .wav members, or uint8 log-mel .npy members.")
 @mel_options
 @click.option("--device", default="cpu", show_default=True, help="mel-u8: where spectrograms are computed (cuda).")
+@engine_options
 def pack(src: Path, out: str, metadata: Path | None, sample_rate: int, mode: str, segment_seconds: float,
          hop_seconds: float | None, tail: str, max_seconds: float, channels: int, shard_size: str,
          budget: str | None, order: str, workers: int, strict: bool, resume: bool, overwrite: bool,
-         staging: Path | None, codec: str, mel: dict[str, float], device: str) -> None:
+         staging: Path | None, codec: str, mel: dict[str, float], device: str, engine: shardkit.write.Engine) -> None:
     """Pack the audio in SRC (and/or listed by --metadata) into a shard set in OUT: a folder, or a
     prefix s3://bucket/prefix/ (gs://, az://) that each shard is uploaded to as it finishes."""
     options = shardkit.PackOptions(
@@ -103,7 +106,7 @@ def pack(src: Path, out: str, metadata: Path | None, sample_rate: int, mode: str
     with pack_progress(err) as progress:
         r = shardkit.pack(src, out, metadata=metadata, options=options, workers=workers, budget=budget,
                           strict=strict, resume=resume or None, overwrite=overwrite, progress=progress,
-                          device=device, staging=staging)
+                          device=device, staging=staging, engine=engine)
     _print_pack_result(r)
     if not r.complete:
         sys.exit(EXIT_INCOMPLETE)

@@ -1,4 +1,4 @@
-"""Progress bars (rich): pack (files, audio hours, MB written, ETA) and verify (shard bytes hashed)."""
+"""Progress bars (rich): pack (files, audio hours and h/min, MB written, shards, ETA) and verify (bytes hashed)."""
 
 from __future__ import annotations
 
@@ -18,15 +18,17 @@ def pack_progress(console: Console) -> Iterator[Callable[[PackProgress], None]]:
     """A ``progress=`` callback for :func:`shardkit.pack` drawing one live bar on ``console``."""
     columns = (
         TextColumn("[bold]pack[/bold]"), BarColumn(), TextColumn("{task.completed:.0f}/{task.total:.0f} files"),
-        TextColumn("{task.fields[hours]:.2f} h audio"), TextColumn("{task.fields[mb]:.0f} MB"),
+        TextColumn("{task.fields[hours]:.2f} h audio"), TextColumn("{task.fields[rate]:.2f} h/min"),
+        TextColumn("{task.fields[mb]:.0f} MB"), TextColumn("{task.fields[shards]} shards"),
         TextColumn("{task.fields[rejects]} rejects"), TimeRemainingColumn(),
     )
     with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as bar:
-        task = bar.add_task("pack", total=None, hours=0.0, mb=0.0, rejects=0)
+        task = bar.add_task("pack", total=0, hours=0.0, rate=0.0, mb=0.0, shards=0, rejects=0)
 
         def update(p: PackProgress) -> None:
             bar.update(task, total=p.files_total, completed=p.files_done, hours=p.seconds_done / 3600,
-                       mb=p.bytes_written / 1e6, rejects=p.rejects)
+                       rate=p.seconds_done / 60 / max(p.elapsed, 1e-9), mb=p.bytes_written / 1e6, shards=p.shards,
+                       rejects=p.rejects)
 
         yield update
 

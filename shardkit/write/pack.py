@@ -29,6 +29,7 @@ from shardkit.format import MANIFEST_NAME, PACK_STATE_NAME, Manifest
 from shardkit.ingest.sources import Reject, SourceItem, discover, vocabulary_of
 from shardkit.read.locate import is_url
 from shardkit.units import parse_size
+from shardkit.write.engines import Engine, engine_results, make_engine
 from shardkit.write.lock import PackLock
 from shardkit.write.options import PackOptions, fingerprint, options_doc
 from shardkit.write.shards import EncodedSample
@@ -43,7 +44,7 @@ from shardkit.write.state import (
 )
 from shardkit.write.tar import member_bytes
 from shardkit.write.upload import RemoteOut
-from shardkit.write.workers import _Context, ordered_results
+from shardkit.write.workers import _Context
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +109,8 @@ def pack(
     device: str = "cpu",
     storage_options: Mapping[str, Any] | None = None,
     staging: str | os.PathLike[str] | None = None,
+    engine: str | Engine = "local",
+    client: Any = None,
 ) -> PackResult:
     """Pack the audio under ``src`` (and/or listed by ``metadata``) into a shard set in ``out``.
 
@@ -117,6 +120,11 @@ def pack(
       URL) and each shard uploaded as it finishes, the manifest last; staging holds about one shard
       (:mod:`shardkit.write.upload`). Everything below said of ``out`` holds for the prefix.
     - ``workers``: decoding processes (output bytes are identical for any number).
+    - ``engine``: where sources are decoded (:mod:`shardkit.write.engines`): ``"local"`` (``workers``
+      processes here) or ``"dask"`` (tasks on ``client``, a ``distributed.Client`` left open, else on a
+      local cluster of ``workers`` processes; ``pip install 'shardkit[dask]'``; docs/dask.md), or an
+      :class:`~shardkit.write.engines.Engine` such as ``DaskEngine(scheduler="tcp://host:8786")``. The
+      output bytes are the same for every engine.
     - ``budget``: cap on shard + index bytes in ``out``; when the next sample would pass it the
       pack finishes the current shard, writes a valid (incomplete) manifest and reports
       ``more_bytes_needed``. Re-run with a larger budget to continue. With ``workers > 1`` the
@@ -135,8 +143,7 @@ def pack(
     t0 = time.monotonic()
     opts = options or PackOptions()
     budget_bytes = parse_size(budget, name="budget") if budget is not None else None
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise UsageError(f"workers must be a positive integer, got {workers!r}")
+    eng = make_engine(engine, workers, client)
     codec = opts.make_codec()
     codec.check_device(str(device))  # before anything is written
     remote = _remote_out(out, storage_options, staging)
@@ -144,7 +151,7 @@ def pack(
     items, csv_rejects = discover(src, metadata, order=opts.order)
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"{out_dir}: exists and is not a folder; choose a folder for the shard set")
-    job = _Job(opts, codec, items, csv_rejects, fingerprint(items, csv_rejects, opts), budget_bytes, workers,
+    job = _Job(opts, codec, items, csv_rejects, fingerprint(items, csv_rejects, opts), budget_bytes, eng,
                strict, progress, str(device), t0)
     return _pack_at(job, out_dir, remote, overwrite=overwrite, resume=resume)
 
@@ -159,7 +166,7 @@ class _Job:
     csv_rejects: list[Reject]
     fingerprint: str
     budget: int | None
-    workers: int
+    engine: Engine
     strict: bool
     progress: Callable[[PackProgress], None] | None
     device: str
@@ -216,8 +223,8 @@ def _pack_locked(job: _Job, out_dir: Path, remote: RemoteOut | None, *, overwrit
                             on_shard=remote.shard_done if remote is not None else None)
     ctx = _Context(job.opts, job.codec, {label: i for i, label in enumerate(vocabulary)}, job.device)
     run = _Run(writer, job.items, job.progress, job.t0, job.strict)
-    with _pack_errors(writer, out_dir):
-        run.feed(ordered_results(job.items, state.next_item, ctx, job.workers, out_dir))
+    with _pack_errors(writer, out_dir), engine_results(job.engine, job.items, state.next_item, ctx, out_dir) as rs:
+        run.feed(rs)
     return _finish(out_dir, writer, run, job, resumed, remote)
 
 

@@ -1,5 +1,6 @@
-"""The decoding side of a pack: worker processes that decode, resample, cut and encode sources, and
-hand their samples to the writer in source order (:func:`ordered_results`)."""
+"""The decoding side of a pack: :func:`process_source` (decode, resample, cut and encode one source),
+and the local engine's worker processes that run it and hand the samples to the writer in source order
+(:func:`ordered_results`)."""
 
 from __future__ import annotations
 
@@ -69,7 +70,7 @@ def _die_with_parent(parent: int) -> None:
 
 def _work(item: SourceItem, spill: str) -> _Spilled | Reject:
     assert _CTX is not None
-    result = _process(item, _CTX)
+    result = process_source(item, _CTX)
     if isinstance(result, Reject):
         return result
     try:
@@ -116,8 +117,10 @@ class _Spilled:
         return samples
 
 
-def _process(item: SourceItem, ctx: _Context) -> list[EncodedSample] | Reject:
-    """Decode one source and encode its samples; a bad file becomes a :class:`Reject`."""
+def process_source(item: SourceItem, ctx: _Context) -> list[EncodedSample] | Reject:
+    """Decode one source and encode its samples; a bad file becomes a :class:`Reject`. The one
+    per-source function every engine runs (:mod:`shardkit.write.engines`), so that the bytes do not
+    depend on the engine."""
     opts = ctx.options
     decoded = _decode_source(item, opts)
     if isinstance(decoded, Reject):
@@ -140,6 +143,9 @@ def _process(item: SourceItem, ctx: _Context) -> list[EncodedSample] | Reject:
         samples.append(encode_sample(ctx.codec, chunk, key=key, label=label, secondary=secondary, meta=meta,
                                      source=item.rel, start=piece.start, device=ctx.device))
     return samples
+
+
+_process = process_source  # the name before engines
 
 
 def _decode_source(item: SourceItem, opts: PackOptions) -> tuple[Decoded, np.ndarray] | Reject:
@@ -185,7 +191,7 @@ def ordered_results(
     that a re-run does not clean up), so what waits in flight is on disk, not in memory."""
     if workers <= 1:
         for i in range(start, len(items)):
-            yield i, _process(items[i], ctx)
+            yield i, process_source(items[i], ctx)
         return
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                initializer=_init_worker, initargs=(ctx, os.getpid()))
