@@ -3,8 +3,9 @@ listed works in an editable install and is missing from ``pip install .`` (and f
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 

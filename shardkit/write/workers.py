@@ -8,7 +8,7 @@ import multiprocessing
 import os
 import sys
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -19,11 +19,12 @@ import numpy as np
 from shardkit.encode.base import Codec
 from shardkit.errors import DecodeError, PackError
 from shardkit.format import SHARD_PREFIX, TMP_SUFFIX
-from shardkit.ingest.decode import Decoded, decode_file
+from shardkit.ingest.decode import Decoded, PcmStream, open_source
 from shardkit.ingest.segment import Piece
 from shardkit.ingest.sources import Reject, SourceItem
 from shardkit.write.options import PackOptions
 from shardkit.write.shards import EncodedSample, encode_sample
+from shardkit.write.streamed import SPILL_READ_WHOLE_BYTES, LazySamples, SpillReader
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +75,9 @@ def _work(item: SourceItem, spill: str) -> _Spilled | Reject:
         return result
     try:
         return _Spilled.write(spill, result)
+    except DecodeError as exc:  # a long source that no longer decodes as when it was opened
+        Path(spill).unlink(missing_ok=True)
+        return Reject(item.rel, item.row, exc.reason)
     except OSError as exc:  # ENOSPC and friends: say where and what to do, keep what is written
         Path(spill).unlink(missing_ok=True)
         raise PackError(f"{spill}: cannot hand {item.rel}'s samples to the writer ({exc.strerror or exc}); free "
@@ -91,14 +95,20 @@ class _Spilled:
     sizes: list[int]
 
     @classmethod
-    def write(cls, path: str, samples: list[EncodedSample]) -> _Spilled:
+    def write(cls, path: str, samples: Sequence[EncodedSample]) -> _Spilled:
+        kept, sizes = [], []
         with open(path, "wb") as fh:
-            for s in samples:
+            for s in samples:  # once: a long source's samples are made as they are iterated
                 fh.write(s.wav)
-        return cls(path, [replace(s, wav=b"") for s in samples], [len(s.wav) for s in samples])
+                kept.append(replace(s, wav=b""))
+                sizes.append(len(s.wav))
+        return cls(path, kept, sizes)
 
-    def load(self) -> list[EncodedSample]:
-        """Read the WAV bytes back (one read into one buffer), delete the file, return the samples."""
+    def load(self) -> Sequence[EncodedSample]:
+        """Read the WAV bytes back (one read into one buffer; above ``SPILL_READ_WHOLE_BYTES`` one
+        sample at a time), delete the file, return the samples."""
+        if sum(self.sizes) > SPILL_READ_WHOLE_BYTES:
+            return SpillReader(self.path, self.samples, self.sizes)
         buf = bytearray(sum(self.sizes))
         view = memoryview(buf)
         with open(self.path, "rb", buffering=0) as fh:
@@ -116,8 +126,9 @@ class _Spilled:
         return samples
 
 
-def _process(item: SourceItem, ctx: _Context) -> list[EncodedSample] | Reject:
-    """Decode one source and encode its samples; a bad file becomes a :class:`Reject`."""
+def _process(item: SourceItem, ctx: _Context) -> Sequence[EncodedSample] | Reject:
+    """Decode one source and encode its samples; a bad file becomes a :class:`Reject`. A long source
+    (:func:`open_source` streams it) gives :class:`LazySamples`, made one at a time as they are taken."""
     opts = ctx.options
     decoded = _decode_source(item, opts)
     if isinstance(decoded, Reject):
@@ -130,22 +141,26 @@ def _process(item: SourceItem, ctx: _Context) -> list[EncodedSample] | Reject:
                       f"{opts.segment_seconds:g} s segment and --tail is drop")
     label = ctx.label_index.get(item.primary_label, -1) if item.primary_label else -1
     secondary = tuple(ctx.label_index[s] for s in item.secondary_labels)
-    samples = []
-    for n, piece in enumerate(pieces):
+
+    def make(n: int, piece: Piece) -> EncodedSample:
         chunk = pcm[piece.start: piece.start + piece.length]
         if piece.pad:
             chunk = np.concatenate([chunk, np.zeros((piece.pad, pcm.shape[1]), np.int16)])
         key = f"{item.stem}-{n:04d}"
         meta = _sample_meta(item, key, piece, n, len(pieces), chunk.shape[0], dec, opts)
-        samples.append(encode_sample(ctx.codec, chunk, key=key, label=label, secondary=secondary, meta=meta,
-                                     source=item.rel, start=piece.start, device=ctx.device))
-    return samples
+        return encode_sample(ctx.codec, chunk, key=key, label=label, secondary=secondary, meta=meta,
+                             source=item.rel, start=piece.start, device=ctx.device)
+
+    if isinstance(pcm, PcmStream):
+        return LazySamples(pieces, make)
+    return [make(n, piece) for n, piece in enumerate(pieces)]
 
 
-def _decode_source(item: SourceItem, opts: PackOptions) -> tuple[Decoded, np.ndarray] | Reject:
-    """Decode and resample one source to int16 ``(frames, opts.channels)``, or say why not."""
+def _decode_source(item: SourceItem, opts: PackOptions) -> tuple[Decoded, np.ndarray | PcmStream] | Reject:
+    """Decode and resample one source to int16 ``(frames, opts.channels)`` (a :class:`PcmStream` for a
+    long one, decoded again as its pieces are taken), or say why not."""
     try:
-        dec = decode_file(item.path, sample_rate=opts.sample_rate, mono=opts.channels == 1, name=item.rel)
+        dec = open_source(item.path, sample_rate=opts.sample_rate, mono=opts.channels == 1, name=item.rel)
     except DecodeError as exc:
         return Reject(item.rel, item.row, exc.reason)
     except Exception as exc:  # a decoder bug must not end a pack of 30k files
@@ -179,7 +194,7 @@ def _sample_meta(item: SourceItem, key: str, piece: Piece, n: int, pieces: int, 
 
 def ordered_results(
     items: list[SourceItem], start: int, ctx: _Context, workers: int, out: Path
-) -> Iterator[tuple[int, list[EncodedSample] | Reject]]:
+) -> Iterator[tuple[int, Sequence[EncodedSample] | Reject]]:
     """Process ``items[start:]`` and yield results in item order, at most ``IN_FLIGHT``×workers at a
     time. Workers hand their WAV bytes over in spill files in ``out`` (``*.tmp``: a crash leaves nothing
     that a re-run does not clean up), so what waits in flight is on disk, not in memory."""
