@@ -69,7 +69,11 @@ class ShardDataset(IterableDataset):
     folders (measured here, a warm page cache only pays for it); True turns local read-ahead on
     (``fadvise``), for cold or network-attached disks. ``source`` may be an object-store URL
     (``s3://bucket/prefix/``, ``gs://…``, ``az://…``, ``http(s)://…``) with ``storage_options`` for
-    obstore (docs/reading.md, "Shard sets on object storage").
+    obstore (docs/reading.md, "Shard sets on object storage"). ``verify_crc``: check each data member
+    read against the CRC-32 in its index (:mod:`shardkit.read.crc`: members read whole are checked on
+    every read, a member read in crops is read whole and checked once per process); a mismatch is a
+    :class:`ShardReadError` naming shard and sample, under ``on_error`` like any read error (cost:
+    docs/reading.md).
 
     The arguments are checked into :attr:`options` (:class:`ReadOptions`) and also readable as
     attributes (``ds.batch_size``, ...). :attr:`shard_set` is the :class:`ShardSet` read,
@@ -97,13 +101,15 @@ class ShardDataset(IterableDataset):
         read_threads: int | None = None,
         read_ahead: bool | None = None,
         storage_options: dict[str, Any] | None = None,
+        verify_crc: bool = False,
     ) -> None:
         super().__init__()
         opts = ReadOptions(batch_size=batch_size, crop_seconds=crop_seconds,
                            crops_per_recording=crops_per_recording, shuffle=shuffle, seed=seed,
                            shuffle_window=shuffle_window, partial=partial, secondary_weight=secondary_weight,
                            classes=None if classes is None else tuple(classes), with_metadata=with_metadata,
-                           on_error=on_error, read_threads=read_threads, read_ahead=read_ahead)
+                           on_error=on_error, read_threads=read_threads, read_ahead=read_ahead,
+                           verify_crc=verify_crc)
         self.shard_set = ss = (source if isinstance(source, ShardSet)
                                else ShardSet.open(source, storage_options=storage_options))
         opts.check_layout(ss.mode, ss.root)
@@ -135,6 +141,7 @@ class ShardDataset(IterableDataset):
     on_error = _option("on_error")
     read_threads = _option("read_threads")
     read_ahead = _option("read_ahead")
+    verify_crc = _option("verify_crc")
 
     @property
     def shards(self) -> ShardSet:
@@ -148,7 +155,8 @@ class ShardDataset(IterableDataset):
 
     @property
     def stats(self) -> dict[str, int]:
-        """Batches, items and skipped samples read by this process."""
+        """Batches, items and skipped samples read by this process (with ``verify_crc``, also
+        ``crc_checked``/``crc_failed``: members checked and failed)."""
         return self.reader.stats
 
     # -- epoch and plan --------------------------------------------------------------------------
