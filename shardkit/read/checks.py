@@ -98,7 +98,7 @@ def key_findings(index: fmt.ShardIndex, name: str) -> list[Finding]:
 
 def _column_findings(index: fmt.ShardIndex, name: str) -> list[Finding]:
     c = index.columns
-    bad = [col for col in _INT_COLUMNS if len(c[col]) and np.asarray(c[col]).dtype.kind not in "iu"]
+    bad = [col for col in _INT_COLUMNS if not _int_list(c[col])]
     if not all(isinstance(k, str) for k in c["key"]) or not all(isinstance(s, str) for s in c["source"]):
         bad.append("key/source")
     try:
@@ -106,6 +106,19 @@ def _column_findings(index: fmt.ShardIndex, name: str) -> list[Finding]:
     except (TypeError, ValueError, OverflowError):
         bad.append("secondary")
     return [Finding(name, None, f"index column {col!r} holds values that are not of its type") for col in bad]
+
+
+def _int_list(values: Any) -> bool:
+    """Whether ``values`` is a flat list of integers (not ragged, not nested, no floats or strings)."""
+    if not isinstance(values, list):
+        return False
+    if not values:
+        return True
+    try:
+        arr = np.asarray(values)
+    except (ValueError, TypeError, OverflowError):  # ragged, or past any integer dtype
+        return False
+    return arr.ndim == 1 and arr.dtype.kind in "iu"
 
 
 def _ints(values: Any) -> list[int]:
