@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -171,6 +172,9 @@ def _remote_out(out: str | os.PathLike[str], storage_options: Mapping[str, Any] 
     """The object-store prefix ``out`` names, or None for a local folder."""
     if is_url(out):
         return RemoteOut(str(out), storage_options, staging)
+    if re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", str(out)):  # not a folder named "ftp:" in the working directory
+        raise UsageError(f"{out}: not a URL shardkit writes to; give a folder or an object-store prefix "
+                         "(s3://, gs://, az://)")
     if storage_options or staging is not None:
         raise UsageError(f"{out}: storage_options and staging apply to a pack into object storage "
                          "(s3://, gs://, az://), not to a local folder")
