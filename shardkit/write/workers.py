@@ -6,7 +6,9 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import signal
 import sys
+import threading
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -211,10 +213,11 @@ def ordered_results(
     pending: deque = deque()
     try:
         todo = iter(range(start, len(items)))
-        for i in todo:
-            pending.append((i, pool.submit(_work, items[i], spill(i))))
-            if len(pending) >= IN_FLIGHT * workers:
-                break
+        with _sigint_ignored():  # the first submits start the workers: they inherit SIGINT ignored
+            for i in todo:
+                pending.append((i, pool.submit(_work, items[i], spill(i))))
+                if len(pending) >= IN_FLIGHT * workers:
+                    break
         while pending:
             i, fut = pending[0]
             result = fut.result()
@@ -227,3 +230,20 @@ def ordered_results(
         pool.shutdown(wait=True, cancel_futures=True)
         for i, _ in pending:
             Path(spill(i)).unlink(missing_ok=True)
+
+
+class _sigint_ignored:
+    """SIGINT ignored while the pool starts its processes, which inherit that: Ctrl-C in a terminal
+    reaches the whole process group, and a worker still importing printed a KeyboardInterrupt
+    traceback each; the pack process alone handles it and stops its workers (they also die with it,
+    :func:`_die_with_parent`). A Ctrl-C in these few milliseconds is lost (press it again). Only in
+    the main thread, where Python handles signals."""
+
+    def __enter__(self) -> None:
+        self.active = threading.current_thread() is threading.main_thread()
+        if self.active:
+            self.old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.active:
+            signal.signal(signal.SIGINT, self.old if self.old is not None else signal.default_int_handler)
