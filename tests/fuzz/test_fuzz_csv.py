@@ -8,7 +8,7 @@ import io
 from pathlib import Path
 
 import pytest
-from conftest import examples, guarded
+from fuzz_helpers import examples, guarded
 from hypothesis import given
 from hypothesis import strategies as st
 

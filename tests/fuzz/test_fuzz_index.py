@@ -13,7 +13,7 @@ import shutil
 import msgpack
 import pytest
 import zstandard
-from conftest import drop_at, examples, guarded, msgpack_values, replace_at
+from fuzz_helpers import drop_at, examples, guarded, msgpack_values, replace_at
 from hypothesis import given
 from hypothesis import strategies as st
 from read_fixtures import make_set

@@ -7,7 +7,7 @@ import json
 import shutil
 
 import pytest
-from conftest import drop_at, examples, guarded, json_values, replace_at
+from fuzz_helpers import drop_at, examples, guarded, json_values, replace_at
 from hypothesis import given
 from hypothesis import strategies as st
 from read_fixtures import make_set

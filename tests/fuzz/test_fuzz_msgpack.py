@@ -8,7 +8,7 @@ import shutil
 
 import msgpack
 import pytest
-from conftest import examples, guarded, msgpack_values
+from fuzz_helpers import examples, guarded, msgpack_values
 from hypothesis import given
 from hypothesis import strategies as st
 from read_fixtures import make_set

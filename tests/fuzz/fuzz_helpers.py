@@ -1,4 +1,5 @@
-"""Shared by the fuzz suite: :func:`guarded` runs a parser on untrusted bytes and fails the example on
+"""Helpers of the fuzz suite (a plain module: a conftest.py here would clash with the other conftests):
+:func:`guarded` runs a parser on untrusted bytes and fails the example on
 any exception outside shardkit's tree or an allocation beyond ``MAX_ALLOC`` (traced by tracemalloc);
 :func:`json_values` / :func:`msgpack_values` draw documents. Example counts are modest (the whole suite
 runs in well under a minute on 2 cores); deadlines are off (tests/conftest.py)."""
