@@ -1,6 +1,10 @@
 """Where a source's bytes become int16 PCM: decode (libsndfile via soundfile), downmix, resample
 (soxr), quantise. Every failure becomes a :class:`DecodeError` naming the file and the reason.
 
+Memory is bounded: decoding runs in blocks of :data:`BLOCK_FRAMES` source frames through soxr's
+streaming resampler (the same bytes as the one-shot resampler), and :func:`open_source` streams a
+long source (:class:`PcmStream`) instead of holding it (docs/reliability.md).
+
 soundfile was chosen over torchcodec for pack: it decodes Ogg Vorbis at ~700–790× realtime per
 core here with no FFmpeg, reads ogg/flac/mp3/opus/wav from its wheel, and its partial reads by
 seek are ~8× cheaper (7 ms vs 56 ms per 5 s window), which the benchmarks reuse.

@@ -26,7 +26,7 @@ from typing import Any
 
 from shardkit.encode.base import Codec
 from shardkit.errors import PackError, ShardkitError, UsageError
-from shardkit.format import MANIFEST_NAME, PACK_STATE_NAME, Manifest
+from shardkit.format import MANIFEST_NAME, PACK_STATE_NAME, SHARD_PREFIX, SHARD_SUFFIX, TMP_SUFFIX, Manifest
 from shardkit.ingest.sources import Reject, SourceItem, discover, vocabulary_of
 from shardkit.read.locate import is_url
 from shardkit.units import parse_size
@@ -267,6 +267,8 @@ class _pack_errors:
         if exc is None:
             return
         self.writer.abort()
+        for tmp in self.out.glob(f"{SHARD_PREFIX}[0-9]*{SHARD_SUFFIX}{TMP_SUFFIX}"):  # a shard begun at the
+            tmp.unlink(missing_ok=True)  # instant of a Ctrl-C, before the writer held it (seen: SIGINT test)
         if isinstance(exc, OSError) and not isinstance(exc, ShardkitError):
             raise PackError(f"{self.out}: writing the shard set failed ({exc.strerror or exc}); the "
                             f"{self.writer.shards} finished shards are kept: fix the cause (free space?) and "
