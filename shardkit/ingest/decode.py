@@ -206,50 +206,43 @@ def decode_file(path: str | os.PathLike[str], *, sample_rate: int, mono: bool = 
     ``name`` is how errors name the file (default: the path). Raises :class:`DecodeError` for a
     missing, empty, unreadable, non-audio, truncated or silent-length (0 frames) file.
     """
-    label = name or str(path)
-    parts: list[np.ndarray] = []
-    decoded = nonfinite = 0
-    with _sf_errors(label):
-        f, head = _open(path, label, sample_rate)
-        with f:
-            conv = _Converter(head.rate, sample_rate, head.channels, mono)
-            for block in _blocks(f, head):
-                decoded += block.shape[0]
-                nonfinite += _sanitise(block)
-                parts.append(conv.push(block))
-            parts.append(conv.flush())
-    _check_decoded(path, label, head, decoded, nonfinite)
-    pcm = parts[0] if len(parts) == 1 else np.concatenate(parts)
-    return Decoded(pcm, sample_rate, head.rate, head.channels, decoded, head.fmt)
+    return open_source(path, sample_rate=sample_rate, mono=mono, name=name, stream_above=-1)
 
 
 def open_source(path: str | os.PathLike[str], *, sample_rate: int, mono: bool = True, name: str | None = None,
                 stream_above: int | None = None) -> Decoded:
     """Like :func:`decode_file`, but a source whose int16 result would pass ``stream_above`` bytes
-    (by its declared length; default ``STREAM_ABOVE_BYTES``) comes back with ``pcm`` a
+    (by its declared length; default ``STREAM_ABOVE_BYTES``; negative: never) comes back with ``pcm`` a
     :class:`PcmStream`: a first pass decodes it to count its frames and check it (truncation, NaN/inf
     warning, as :func:`decode_file`), the stream then decodes and converts it again block by block as
     its frames are taken, so memory stays bounded by the pieces in use, whatever the recording's
     length (the price: long sources are decoded twice). Same frames, same bytes."""
     label = name or str(path)
-    with _sf_errors(label):
-        f, head = _open(path, label, sample_rate)
-        f.close()
-    out_channels = 1 if mono else head.channels
     limit = STREAM_ABOVE_BYTES if stream_above is None else stream_above
-    if resampled_frames(head.frames, head.rate, sample_rate) * out_channels * 2 <= limit:
-        return decode_file(path, sample_rate=sample_rate, mono=mono, name=name)
+    parts: list[np.ndarray] = []
     decoded = nonfinite = 0
     with _sf_errors(label):
         f, head = _open(path, label, sample_rate)
         with f:
+            out_channels = 1 if mono else head.channels
+            whole = limit < 0 or resampled_frames(head.frames, head.rate, sample_rate) * out_channels * 2 <= limit
+            conv = _Converter(head.rate, sample_rate, head.channels, mono) if whole else None
             for block in _blocks(f, head):
                 decoded += block.shape[0]
-                nonfinite += int(np.count_nonzero(~np.isfinite(block)))
+                if conv is not None:
+                    nonfinite += _sanitise(block)
+                    parts.append(conv.push(block))
+                else:  # first pass of a streamed source: count only
+                    nonfinite += int(np.count_nonzero(~np.isfinite(block)))
+            if conv is not None:
+                parts.append(conv.flush())
     _check_decoded(path, label, head, decoded, nonfinite)
-    frames = resampled_frames(decoded, head.rate, sample_rate)
-    stream = PcmStream(path, label, sample_rate, mono, frames, out_channels)
-    return Decoded(stream, sample_rate, head.rate, head.channels, decoded, head.fmt)  # type: ignore[arg-type]
+    if conv is None:
+        stream = PcmStream(path, label, sample_rate, mono, resampled_frames(decoded, head.rate, sample_rate),
+                           out_channels)
+        return Decoded(stream, sample_rate, head.rate, head.channels, decoded, head.fmt)  # type: ignore[arg-type]
+    pcm = parts[0] if len(parts) == 1 else np.concatenate(parts)
+    return Decoded(pcm, sample_rate, head.rate, head.channels, decoded, head.fmt)
 
 
 class PcmStream:
