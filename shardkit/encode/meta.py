@@ -18,7 +18,7 @@ def decode(data: bytes | memoryview) -> dict[str, Any]:
     """msgpack bytes → metadata map."""
     try:
         doc = msgpack.unpackb(bytes(data), raw=False, strict_map_key=False)
-    except (ValueError, msgpack.UnpackException) as exc:
+    except (ValueError, TypeError, msgpack.UnpackException) as exc:  # TypeError: a list or map as a key
         raise FormatError(f"sample metadata is not valid msgpack ({exc})") from exc
     if not isinstance(doc, dict):
         raise FormatError("sample metadata is not a msgpack map")

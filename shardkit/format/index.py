@@ -84,7 +84,7 @@ class ShardIndex:
         try:
             raw = _decompress(data, where)
             doc = msgpack.unpackb(raw, raw=False, strict_map_key=False)
-        except (zstandard.ZstdError, ValueError, msgpack.UnpackException) as exc:
+        except (zstandard.ZstdError, ValueError, TypeError, msgpack.UnpackException) as exc:  # TypeError: list key
             raise ShardIndexError(f"{where}: shard index is not valid zstd+msgpack ({exc})") from exc
         if not isinstance(doc, dict) or doc.get("format") != "shardkit.index":
             raise ShardIndexError(f"{where}: not a shardkit shard index")

@@ -188,7 +188,7 @@ def _from_csv(root: Path, metadata: Path) -> tuple[list[SourceItem], list[Reject
             continue
         seen.add(rel)
         path = root / rel
-        if not path.is_file():
+        if not _is_file(path):
             rejects.append(Reject(rel, rowno, f"missing: listed in the CSV but not found under {root}"))
             continue
         try:
@@ -224,11 +224,19 @@ def _audio_root(root: Path, rows: list[dict[str, Any]]) -> Path:
     return sub
 
 
+def _is_file(path: Path) -> bool:
+    """``path.is_file()``, False also for a name the system refuses (too long, a NUL byte)."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
 def _inside(root: Path, path: Path) -> bool:
     """Whether ``path`` resolves (symlinks followed) to a place inside ``root``."""
     try:
         return path.resolve().is_relative_to(root.resolve())
-    except (OSError, RuntimeError):  # a symlink loop
+    except (OSError, RuntimeError, ValueError):  # a symlink loop, a name too long, a NUL byte
         return False
 
 

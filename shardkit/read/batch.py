@@ -22,6 +22,7 @@ import torch
 
 from shardkit.errors import ShardReadError, UsageError
 from shardkit.read import plan, transport
+from shardkit.read.crc import CrcCheck
 from shardkit.read.labels import multi_hot
 from shardkit.read.options import ReadOptions
 from shardkit.read.shardset import ShardSet
@@ -145,6 +146,7 @@ class BatchReader:
         self.n_classes, self.class_of = n_classes, class_of
         self.crop_frames, self.random_crop = crop_frames(ss, opts.crop_seconds)
         self.stats: dict[str, int] = {"batches": 0, "items": 0, "skipped": 0}
+        self.crc = CrcCheck(ss, self.stats) if opts.verify_crc else None
         self._thread_pool: tuple[int, ThreadPoolExecutor] | None = None  # (pid, pool), made on first use
         self._scratch_buf: np.ndarray | None = None
 
@@ -162,11 +164,15 @@ class BatchReader:
             buf = audio.numpy()
         else:  # read interleaved (B, T·lanes) into a reused buffer, then transpose into (B, lanes, T)
             buf = self._scratch(b * t_len * codec.lanes, codec.dtype).reshape(b, t_len * codec.lanes)
-        errors = self.fill(reads, memoryview(buf.reshape(-1).view(np.uint8)), t_len * codec.frame_bytes,
-                           in_worker=in_worker)
+        flat, row_bytes = memoryview(buf.reshape(-1).view(np.uint8)), t_len * codec.frame_bytes
+        errors = self.fill(reads, flat, row_bytes, in_worker=in_worker)
         failed = self._apply_read_errors(errors, samples)
+        if self.crc is not None:
+            failed = sorted(failed + self._apply_errors(
+                self.crc.check(reads, samples, offsets, nread, flat, row_bytes, failed)))
+        metas = self._metas(samples, failed) if self.opts.with_metadata else None
         _zero_tails(buf, nread, t_len, codec.lanes)
-        return self._assemble(tensors, buf, samples, valid, failed)
+        return self._assemble(tensors, buf, samples, valid, failed, metas)
 
     def read_ahead(self, order: np.ndarray, bounds: np.ndarray, positions: np.ndarray) -> ReadAhead:
         """The :class:`ReadAhead` of an iteration that reads ``order[positions]`` (windows ``bounds``)."""
@@ -244,8 +250,17 @@ class BatchReader:
             failed.append(j)
         return failed
 
+    def _apply_errors(self, errors: list[tuple[int, ShardReadError]]) -> list[int]:
+        """Raise the first error (``on_error="raise"``), or log and count each; returns their rows."""
+        for _row, exc in errors[:1]:
+            if self.opts.on_error == "raise":
+                raise exc
+        for _row, exc in errors:
+            self._skip(exc)
+        return [row for row, _ in errors]
+
     def _assemble(self, tensors: list[torch.Tensor], buf: np.ndarray, samples: np.ndarray,
-                  valid: np.ndarray, failed: list[int]) -> dict[str, Any]:
+                  valid: np.ndarray, failed: list[int], metas: list[dict[str, Any]] | None) -> dict[str, Any]:
         """The batch dict: audio (transposed for multi-lane codecs), the codec's fields, targets,
         ``valid`` (False also for failed reads, whose rows are zeroed), keys, index and metadata."""
         ss, codec, b = self.ss, self.ss.codec, len(samples)
@@ -272,21 +287,26 @@ class BatchReader:
             out[name] = tensor
         out.update({"labels": labels_t, "valid": valid_t, "keys": [ss.keys[i] for i in samples.tolist()],
                     "index": index_t})
-        if self.opts.with_metadata:
-            bad = set(failed)
-            out["meta"] = [self._meta(i, j in bad) for j, i in enumerate(samples.tolist())]
+        if metas is not None:
+            out["meta"] = metas
         return out
 
-    def _meta(self, i: int, failed: bool) -> dict[str, Any]:
-        if failed:
-            return {}
-        try:
-            return self.ss.read_meta(i)
-        except ShardReadError as exc:
-            if self.opts.on_error == "raise":
-                raise
-            self._skip(exc)
-            return {}
+    def _metas(self, samples: np.ndarray, failed: list[int]) -> list[dict[str, Any]]:
+        """Each row's ``.mp`` map ({} for a failed row). A member that cannot be read or decoded (or,
+        with ``verify_crc``, fails its CRC-32) is a read error of its sample under ``on_error``: with
+        "skip" its row joins ``failed`` (sorted, in place) and is zeroed like any skipped row."""
+        bad, metas, errors = set(failed), [], []
+        for j, i in enumerate(samples.tolist()):
+            meta: dict[str, Any] = {}
+            if j not in bad:
+                try:
+                    meta = self.crc.read_meta(i) if self.crc is not None else self.ss.read_meta(i)
+                except ShardReadError as exc:
+                    errors.append((j, exc))
+            metas.append(meta)
+        failed += self._apply_errors(errors)
+        failed.sort()
+        return metas
 
     def _skip(self, exc: Exception) -> None:
         self.stats["skipped"] += 1

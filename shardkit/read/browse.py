@@ -226,6 +226,10 @@ def plan_split(
     :class:`ShardDataset` would split it (the counts are the same for every epoch and seed)."""
     from shardkit.read.plan import describe_plan, plan_warnings
 
+    for name, value, least in (("world_size", world_size, 1), ("workers", workers, 0), ("batch_size", batch_size, 1),
+                               ("crops_per_recording", crops_per_recording, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise UsageError(f"{name} must be an integer >= {least}, got {value!r}")
     items = Manifest.load(path).samples * int(crops_per_recording)
     policy = partial or ("pad" if shuffle else "keep")
     rows = describe_plan(items, world_size=world_size, workers=max(1, workers), batch_size=batch_size,

@@ -98,7 +98,7 @@ def key_findings(index: fmt.ShardIndex, name: str) -> list[Finding]:
 
 def _column_findings(index: fmt.ShardIndex, name: str) -> list[Finding]:
     c = index.columns
-    bad = [col for col in _INT_COLUMNS if len(c[col]) and np.asarray(c[col]).dtype.kind not in "iu"]
+    bad = [col for col in _INT_COLUMNS if not _int_list(c[col], (0, 2**32 - 1) if col.endswith("crc32") else None)]
     if not all(isinstance(k, str) for k in c["key"]) or not all(isinstance(s, str) for s in c["source"]):
         bad.append("key/source")
     try:
@@ -106,6 +106,23 @@ def _column_findings(index: fmt.ShardIndex, name: str) -> list[Finding]:
     except (TypeError, ValueError, OverflowError):
         bad.append("secondary")
     return [Finding(name, None, f"index column {col!r} holds values that are not of its type") for col in bad]
+
+
+def _int_list(values: Any, bounds: tuple[int, int] | None = None) -> bool:
+    """Whether ``values`` is a flat list of integers (not ragged, not nested, no floats or strings)
+    that fit int64, or lie within ``bounds`` (inclusive) when given."""
+    if not isinstance(values, list):
+        return False
+    if not values:
+        return True
+    try:
+        arr = np.asarray(values)
+    except (ValueError, TypeError, OverflowError):  # ragged, or past any integer dtype
+        return False
+    if arr.ndim != 1 or arr.dtype.kind not in "iu":
+        return False
+    lo, hi = bounds or (-(2**63), 2**63 - 1)
+    return int(arr.min()) >= lo and int(arr.max()) <= hi
 
 
 def _ints(values: Any) -> list[int]:

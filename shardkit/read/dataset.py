@@ -71,6 +71,10 @@ class ShardDataset(IterableDataset):
     (``s3://bucket/prefix/``, ``gs://…``, ``az://…``, ``http(s)://…``) with ``storage_options`` for
     obstore (docs/reading.md, "Shard sets on object storage"). ``search_path``: folders holding the
     ancestors of a set made by ``shardkit update`` (docs/versions.md; also ``$SHARDKIT_SEARCH_PATH``).
+    ``verify_crc``: check each data member read against the CRC-32 in its index (:mod:`shardkit.read.crc`: members read whole are checked on
+    every read, a member read in crops is read whole and checked once per process); a mismatch is a
+    :class:`ShardReadError` naming shard and sample, under ``on_error`` like any read error (cost:
+    docs/reading.md).
 
     The arguments are checked into :attr:`options` (:class:`ReadOptions`) and also readable as
     attributes (``ds.batch_size``, ...). :attr:`shard_set` is the :class:`ShardSet` read,
@@ -99,13 +103,15 @@ class ShardDataset(IterableDataset):
         read_ahead: bool | None = None,
         storage_options: dict[str, Any] | None = None,
         search_path: Sequence[str | os.PathLike[str]] | None = None,
+        verify_crc: bool = False,
     ) -> None:
         super().__init__()
         opts = ReadOptions(batch_size=batch_size, crop_seconds=crop_seconds,
                            crops_per_recording=crops_per_recording, shuffle=shuffle, seed=seed,
                            shuffle_window=shuffle_window, partial=partial, secondary_weight=secondary_weight,
                            classes=None if classes is None else tuple(classes), with_metadata=with_metadata,
-                           on_error=on_error, read_threads=read_threads, read_ahead=read_ahead)
+                           on_error=on_error, read_threads=read_threads, read_ahead=read_ahead,
+                           verify_crc=verify_crc)
         self.shard_set = ss = (source if isinstance(source, ShardSet)
                                else ShardSet.open(source, storage_options=storage_options, search_path=search_path))
         opts.check_layout(ss.mode, ss.root)
@@ -137,6 +143,7 @@ class ShardDataset(IterableDataset):
     on_error = _option("on_error")
     read_threads = _option("read_threads")
     read_ahead = _option("read_ahead")
+    verify_crc = _option("verify_crc")
 
     @property
     def shards(self) -> ShardSet:
@@ -150,7 +157,8 @@ class ShardDataset(IterableDataset):
 
     @property
     def stats(self) -> dict[str, int]:
-        """Batches, items and skipped samples read by this process."""
+        """Batches, items and skipped samples read by this process (with ``verify_crc``, also
+        ``crc_checked``/``crc_failed``: members checked and failed)."""
         return self.reader.stats
 
     # -- epoch and plan --------------------------------------------------------------------------

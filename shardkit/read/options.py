@@ -43,6 +43,7 @@ class ReadOptions:
     on_error: str = "raise"
     read_threads: int | None = None
     read_ahead: bool | None = None
+    verify_crc: bool = False
     #: ``shuffle_window`` in bytes
     window_bytes: int = field(init=False)
 
@@ -67,6 +68,8 @@ class ReadOptions:
         put("secondary_weight", float(self.secondary_weight))
         put("with_metadata", bool(self.with_metadata))
         put("read_ahead", None if self.read_ahead is None else bool(self.read_ahead))
+        if not isinstance(self.verify_crc, bool):
+            raise UsageError(f"verify_crc must be True or False, got {self.verify_crc!r}")
         if self.classes is not None:
             put("classes", tuple(str(c) for c in self.classes))
 

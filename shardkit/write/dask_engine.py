@@ -244,11 +244,13 @@ _prepare_lock = threading.Lock()
 
 def run_source(item: SourceItem, ctx: _Context) -> list[EncodedSample] | Reject:
     """The Dask task: :func:`process_source`, after the codec's once-per-process preparation
-    (``Codec.prepare_worker``, e.g. one torch thread for mel-u8) the first time in this worker."""
+    (``Codec.prepare_worker``, e.g. one torch thread for mel-u8) the first time in this worker. A long
+    source's lazily made samples are made here (a result travels to the driver whole)."""
     codec_id = type(ctx.codec).__name__
     if codec_id not in _prepared:
         with _prepare_lock:
             if codec_id not in _prepared:
                 ctx.codec.prepare_worker()
                 _prepared.add(codec_id)
-    return process_source(item, ctx)
+    result = process_source(item, ctx)
+    return result if isinstance(result, Reject) else list(result)

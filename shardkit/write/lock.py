@@ -11,7 +11,7 @@ import errno
 import os
 from pathlib import Path
 
-from shardkit.errors import OutputConflictError
+from shardkit.errors import OutputConflictError, PackError
 
 LOCK_NAME = "pack.lock"
 
@@ -30,9 +30,8 @@ class PackLock:
         self._fd: int | None = None
 
     def __enter__(self) -> PackLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         for _ in range(100):  # the file may be removed by a finishing holder between open and flock
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+            fd = self._open()
             self._lock(fd)
             try:
                 same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
@@ -45,6 +44,15 @@ class PackLock:
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd
         return self
+
+    def _open(self) -> int:
+        """The lock file, opened (OUT made first); :class:`PackError` when OUT cannot be written."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            return os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+        except OSError as exc:
+            raise PackError(f"{self.path.parent}: cannot create the output folder or its lock file "
+                            f"({exc.strerror or exc}); choose a folder you can write to") from None
 
     def _lock(self, fd: int) -> None:
         if fcntl is None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from typing import Any
 
 from shardkit.encode.base import Codec
 from shardkit.errors import PackError, ShardkitError, UsageError
-from shardkit.format import MANIFEST_NAME, PACK_STATE_NAME, Manifest
+from shardkit.format import MANIFEST_NAME, PACK_STATE_NAME, SHARD_PREFIX, SHARD_SUFFIX, TMP_SUFFIX, Manifest
 from shardkit.ingest.sources import Reject, SourceItem, discover, vocabulary_of
 from shardkit.read.locate import is_url
 from shardkit.units import parse_size
@@ -178,6 +179,9 @@ def _remote_out(out: str | os.PathLike[str], storage_options: Mapping[str, Any] 
     """The object-store prefix ``out`` names, or None for a local folder."""
     if is_url(out):
         return RemoteOut(str(out), storage_options, staging)
+    if re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", str(out)):  # not a folder named "ftp:" in the working directory
+        raise UsageError(f"{out}: not a URL shardkit writes to; give a folder or an object-store prefix "
+                         "(s3://, gs://, az://)")
     if storage_options or staging is not None:
         raise UsageError(f"{out}: storage_options and staging apply to a pack into object storage "
                          "(s3://, gs://, az://), not to a local folder")
@@ -270,6 +274,8 @@ class _pack_errors:
         if exc is None:
             return
         self.writer.abort()
+        for tmp in self.out.glob(f"{SHARD_PREFIX}[0-9]*{SHARD_SUFFIX}{TMP_SUFFIX}"):  # a shard begun at the
+            tmp.unlink(missing_ok=True)  # instant of a Ctrl-C, before the writer held it (seen: SIGINT test)
         if isinstance(exc, OSError) and not isinstance(exc, ShardkitError):
             raise PackError(f"{self.out}: writing the shard set failed ({exc.strerror or exc}); the "
                             f"{self.writer.shards} finished shards are kept: fix the cause (free space?) and "

@@ -35,6 +35,9 @@ logger = logging.getLogger(__name__)
 
 #: members queued for the writing thread at most (each holds a reference to its bytes, not a copy)
 _QUEUE_DEPTH = 32
+#: ... and at most this many bytes (beyond one part): 32 long samples of a fast producer (spills read
+#: back) held ~150 MB while an fsync ran
+_QUEUE_BYTES = 32 << 20
 #: the writing thread fsyncs after this many bytes, so that the disk writes overlap the pack and the
 #: fsync in finish() has little left to wait for (0.3 s for a 750 MB shard here)
 _SYNC_EVERY = 64 << 20
@@ -90,6 +93,8 @@ class ShardWriter:
         self._sha = hashlib.sha256()
         self._queue: queue.Queue[tuple[bytes | memoryview, ...] | None] = queue.Queue(_QUEUE_DEPTH)
         self._error: BaseException | None = None
+        self._queued = 0  #: bytes queued and not yet written
+        self._room = threading.Condition()
         self.bytes = 0  #: bytes of the shard so far (queued ones included)
         self.frames = 0
         self.columns: dict[str, list[Any]] = {c: [] for c in ShardIndex.column_names(codec)}
@@ -138,8 +143,13 @@ class ShardWriter:
     def _write(self, *parts: bytes | memoryview) -> None:
         if self._error is not None:
             raise self._error
+        size = sum(len(p) for p in parts)
+        with self._room:
+            while self._queued and self._queued + size > _QUEUE_BYTES and self._error is None:
+                self._room.wait()
+            self._queued += size
         self._queue.put(parts)
-        self.bytes += sum(len(p) for p in parts)
+        self.bytes += size
 
     def _drain(self) -> None:
         """The writing thread: write and hash queued parts in order until ``None``; after an error
@@ -158,6 +168,9 @@ class ShardWriter:
                         unsynced = 0
                 except BaseException as exc:  # re-raised in the caller's thread by _write/_join
                     self._error = exc
+            with self._room:
+                self._queued -= sum(len(p) for p in parts)
+                self._room.notify()
 
     def _join(self) -> None:
         """Wait until every queued part is written; raise the writing thread's error, if any."""

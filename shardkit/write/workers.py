@@ -7,9 +7,11 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import signal
 import sys
+import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -20,11 +22,12 @@ import numpy as np
 from shardkit.encode.base import Codec
 from shardkit.errors import DecodeError, PackError
 from shardkit.format import SHARD_PREFIX, TMP_SUFFIX
-from shardkit.ingest.decode import Decoded, decode_file
+from shardkit.ingest.decode import Decoded, PcmStream, open_source
 from shardkit.ingest.segment import Piece
 from shardkit.ingest.sources import Reject, SourceItem
 from shardkit.write.options import PackOptions
 from shardkit.write.shards import EncodedSample, encode_sample
+from shardkit.write.streamed import SPILL_READ_WHOLE_BYTES, LazySamples, SpillReader
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +78,9 @@ def _work(item: SourceItem, spill: str) -> _Spilled | Reject:
         return result
     try:
         return _Spilled.write(spill, result)
+    except DecodeError as exc:  # a long source that no longer decodes as when it was opened
+        Path(spill).unlink(missing_ok=True)
+        return Reject(item.rel, item.row, exc.reason)
     except OSError as exc:  # ENOSPC and friends: say where and what to do, keep what is written
         Path(spill).unlink(missing_ok=True)
         raise PackError(f"{spill}: cannot hand {item.rel}'s samples to the writer ({exc.strerror or exc}); free "
@@ -92,14 +98,20 @@ class _Spilled:
     sizes: list[int]
 
     @classmethod
-    def write(cls, path: str, samples: list[EncodedSample]) -> _Spilled:
+    def write(cls, path: str, samples: Sequence[EncodedSample]) -> _Spilled:
+        kept, sizes = [], []
         with open(path, "wb") as fh:
-            for s in samples:
+            for s in samples:  # once: a long source's samples are made as they are iterated
                 fh.write(s.wav)
-        return cls(path, [replace(s, wav=b"") for s in samples], [len(s.wav) for s in samples])
+                kept.append(replace(s, wav=b""))
+                sizes.append(len(s.wav))
+        return cls(path, kept, sizes)
 
-    def load(self) -> list[EncodedSample]:
-        """Read the WAV bytes back (one read into one buffer), delete the file, return the samples."""
+    def load(self) -> Sequence[EncodedSample]:
+        """Read the WAV bytes back (one read into one buffer; above ``SPILL_READ_WHOLE_BYTES`` one
+        sample at a time), delete the file, return the samples."""
+        if sum(self.sizes) > SPILL_READ_WHOLE_BYTES:
+            return SpillReader(self.path, self.samples, self.sizes)
         buf = bytearray(sum(self.sizes))
         view = memoryview(buf)
         with open(self.path, "rb", buffering=0) as fh:
@@ -117,10 +129,11 @@ class _Spilled:
         return samples
 
 
-def process_source(item: SourceItem, ctx: _Context) -> list[EncodedSample] | Reject:
+def process_source(item: SourceItem, ctx: _Context) -> Sequence[EncodedSample] | Reject:
     """Decode one source and encode its samples; a bad file becomes a :class:`Reject`. The one
     per-source function every engine runs (:mod:`shardkit.write.engines`), so that the bytes do not
-    depend on the engine."""
+    depend on the engine. A long source (:func:`open_source` streams it) gives :class:`LazySamples`,
+    made one at a time as they are taken."""
     opts = ctx.options
     decoded = _decode_source(item, opts)
     if isinstance(decoded, Reject):
@@ -133,25 +146,29 @@ def process_source(item: SourceItem, ctx: _Context) -> list[EncodedSample] | Rej
                       f"{opts.segment_seconds:g} s segment and --tail is drop")
     label = ctx.label_index.get(item.primary_label, -1) if item.primary_label else -1
     secondary = tuple(ctx.label_index[s] for s in item.secondary_labels)
-    samples = []
-    for n, piece in enumerate(pieces):
+
+    def make(n: int, piece: Piece) -> EncodedSample:
         chunk = pcm[piece.start: piece.start + piece.length]
         if piece.pad:
             chunk = np.concatenate([chunk, np.zeros((piece.pad, pcm.shape[1]), np.int16)])
         key = f"{item.stem}-{n:04d}"
         meta = _sample_meta(item, key, piece, n, len(pieces), chunk.shape[0], dec, opts)
-        samples.append(encode_sample(ctx.codec, chunk, key=key, label=label, secondary=secondary, meta=meta,
-                                     source=item.rel, start=piece.start, device=ctx.device))
-    return samples
+        return encode_sample(ctx.codec, chunk, key=key, label=label, secondary=secondary, meta=meta,
+                             source=item.rel, start=piece.start, device=ctx.device)
+
+    if isinstance(pcm, PcmStream):
+        return LazySamples(pieces, make)
+    return [make(n, piece) for n, piece in enumerate(pieces)]
 
 
 _process = process_source  # the name before engines
 
 
-def _decode_source(item: SourceItem, opts: PackOptions) -> tuple[Decoded, np.ndarray] | Reject:
-    """Decode and resample one source to int16 ``(frames, opts.channels)``, or say why not."""
+def _decode_source(item: SourceItem, opts: PackOptions) -> tuple[Decoded, np.ndarray | PcmStream] | Reject:
+    """Decode and resample one source to int16 ``(frames, opts.channels)`` (a :class:`PcmStream` for a
+    long one, decoded again as its pieces are taken), or say why not."""
     try:
-        dec = decode_file(item.path, sample_rate=opts.sample_rate, mono=opts.channels == 1, name=item.rel)
+        dec = open_source(item.path, sample_rate=opts.sample_rate, mono=opts.channels == 1, name=item.rel)
     except DecodeError as exc:
         return Reject(item.rel, item.row, exc.reason)
     except Exception as exc:  # a decoder bug must not end a pack of 30k files
@@ -185,7 +202,7 @@ def _sample_meta(item: SourceItem, key: str, piece: Piece, n: int, pieces: int, 
 
 def ordered_results(
     items: list[SourceItem], start: int, ctx: _Context, workers: int, out: Path
-) -> Iterator[tuple[int, list[EncodedSample] | Reject]]:
+) -> Iterator[tuple[int, Sequence[EncodedSample] | Reject]]:
     """Process ``items[start:]`` and yield results in item order, at most ``IN_FLIGHT``×workers at a
     time. Workers hand their WAV bytes over in spill files in ``out`` (``*.tmp``: a crash leaves nothing
     that a re-run does not clean up), so what waits in flight is on disk, not in memory."""
@@ -202,10 +219,11 @@ def ordered_results(
     pending: deque = deque()
     try:
         todo = iter(range(start, len(items)))
-        for i in todo:
-            pending.append((i, pool.submit(_work, items[i], spill(i))))
-            if len(pending) >= IN_FLIGHT * workers:
-                break
+        with _sigint_ignored():  # the first submits start the workers: they inherit SIGINT ignored
+            for i in todo:
+                pending.append((i, pool.submit(_work, items[i], spill(i))))
+                if len(pending) >= IN_FLIGHT * workers:
+                    break
         while pending:
             i, fut = pending[0]
             result = fut.result()
@@ -218,3 +236,20 @@ def ordered_results(
         pool.shutdown(wait=True, cancel_futures=True)
         for i, _ in pending:
             Path(spill(i)).unlink(missing_ok=True)
+
+
+class _sigint_ignored:
+    """SIGINT ignored while the pool starts its processes, which inherit that: Ctrl-C in a terminal
+    reaches the whole process group, and a worker still importing printed a KeyboardInterrupt
+    traceback each; the pack process alone handles it and stops its workers (they also die with it,
+    :func:`_die_with_parent`). A Ctrl-C in these few milliseconds is lost (press it again). Only in
+    the main thread, where Python handles signals."""
+
+    def __enter__(self) -> None:
+        self.active = threading.current_thread() is threading.main_thread()
+        if self.active:
+            self.old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.active:
+            signal.signal(signal.SIGINT, self.old if self.old is not None else signal.default_int_handler)
