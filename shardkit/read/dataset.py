@@ -71,10 +71,10 @@ class ShardDataset(IterableDataset):
     (``s3://bucket/prefix/``, ``gs://…``, ``az://…``, ``http(s)://…``) with ``storage_options`` for
     obstore (docs/reading.md, "Shard sets on object storage"). ``search_path``: folders holding the
     ancestors of a set made by ``shardkit update`` (docs/versions.md; also ``$SHARDKIT_SEARCH_PATH``).
-    ``verify_crc``: check each data member read against the CRC-32 in its index
-    (:mod:`shardkit.read.crc`: members read whole are checked on every read, a member read in crops
-    is read whole and checked once per process); a mismatch is a :class:`ShardReadError` naming shard and sample, under ``on_error`` like any read error (cost:
-    docs/reading.md).
+    ``verify_crc``: check each data member read against the CRC-32 in its index (:mod:`shardkit.read.crc`:
+    members read whole are checked on every read, a member read in crops is read whole and checked once per
+    process); a mismatch is a :class:`ShardReadError` naming shard and sample, under ``on_error`` like any read
+    error (cost: docs/reading.md).
 
     The arguments are checked into :attr:`options` (:class:`ReadOptions`) and also readable as
     attributes (``ds.batch_size``, ...). :attr:`shard_set` is the :class:`ShardSet` read,
