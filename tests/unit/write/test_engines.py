@@ -117,3 +117,18 @@ def test_the_cli_keeps_dask_options_for_the_dask_engine(items, tmp_path):
                         str(tmp_path / "o"), "--scheduler", "tcp://127.0.0.1:1"],
                        capture_output=True, text=True, env=_env(), timeout=120)
     assert r.returncode == 2 and "go with --engine dask" in r.stderr
+
+
+def test_the_dask_task_returns_a_streamed_source_made_whole(items, monkeypatch):
+    """A long source comes out of process_source as lazily made samples (bounded local memory); the Dask
+    task must make them before its result travels to the driver, with the same bytes."""
+    from shardkit.ingest import decode
+    from shardkit.write.dask_engine import run_source
+
+    ctx = _Context(PackOptions(mode="segments", segment_seconds=0.25), Wav16(32000, 1), {})
+    whole = [[s.wav for s in process_source(it, ctx)] for it in items]
+    monkeypatch.setattr(decode, "STREAM_ABOVE_BYTES", 0)  # every source is "long": streamed
+    assert not isinstance(process_source(items[-1], ctx), list)
+    got = [run_source(it, ctx) for it in items]
+    assert all(isinstance(r, list) for r in got)
+    assert [[bytes(s.wav) for s in r] for r in got] == [[bytes(w) for w in ws] for ws in whole]
