@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 __all__ = ["CACHE_BYTES", "CorruptMember", "ObjectStorage", "open_storage"]
 
 #: background window GETs in flight per process
-MAX_IN_FLIGHT = 4
+MAX_IN_FLIGHT = 16
 #: default bound of the cache of fetched windows, per process
 CACHE_BYTES = 512 * MB
 #: a window that takes longer than this is logged at INFO
