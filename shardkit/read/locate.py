@@ -26,12 +26,12 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from shardkit.errors import StorageError, UsageError
+from shardkit.errors import StorageError, UnsafeFileError, UsageError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SCHEMES", "check_process", "fetch_metadata", "is_url", "make_store", "mark_used", "read_metadata",
-           "split_url", "storage_error", "used_here"]
+__all__ = ["SCHEMES", "check_process", "fetch_metadata", "get_whole", "is_url", "make_store", "mark_used",
+           "read_metadata", "split_url", "storage_error", "used_here"]
 
 #: URL schemes read through obstore
 SCHEMES = ("s3", "s3a", "gs", "az", "abfs", "abfss", "adl", "azure", "http", "https")
@@ -158,11 +158,12 @@ FETCH_TIMEOUT = 600
 
 
 def fetch_metadata(url: str, storage_options: Mapping[str, Any] | None, manifest: str
-                   ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``(objects, sizes)``: the manifest and the index bytes of every shard it lists, and the size of
-    every shard, read in a child process (``sys.executable -c``; nothing of this process is re-imported).
-    Values are bytes/ints, or the ``OSError`` reading them raised (rebuilt here). The parent never
-    starts obstore's runtime, so it can fork DataLoader workers afterwards."""
+                   ) -> tuple[dict[str, Any], dict[str, Any], dict[str, str | None]]:
+    """``(objects, sizes, tags)``: the manifest and the index bytes of every shard it lists (each at most
+    :data:`~shardkit.read.storage.MAX_OBJECT_BYTES`, checked before its body is read), and the size and
+    ETag of every shard (a HEAD each), read in a child process (``sys.executable -c``; nothing of this
+    process is re-imported). Values are bytes/ints, or the ``OSError`` reading them raised (rebuilt here).
+    The parent never starts obstore's runtime, so it can fork DataLoader workers afterwards."""
     import shardkit
 
     env = dict(os.environ)
@@ -189,37 +190,66 @@ def _rebuild(values: dict[str, Any]) -> dict[str, Any]:
             out[name] = FileNotFoundError(2, "no such object", value[1])
         elif isinstance(value, tuple) and value and value[0] == "error":
             out[name] = StorageError(value[1])
+        elif isinstance(value, tuple) and value and value[0] == "unsafe":
+            out[name] = UnsafeFileError(value[1])
         else:
             out[name] = value
     return out
 
 
 def read_metadata(url: str, storage_options: Mapping[str, Any] | None, manifest: str
-                  ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``(objects, sizes)`` as :func:`fetch_metadata` gives them, read in this process (8 at a time)."""
+                  ) -> tuple[dict[str, Any], dict[str, Any], dict[str, str | None]]:
+    """``(objects, sizes, tags)`` as :func:`fetch_metadata` gives them, read in this process (8 at a time)."""
     mark_used()
     return _rebuild_all(*_read_all(url, storage_options, manifest))
 
 
-def _rebuild_all(objects: dict[str, Any], sizes: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    return _rebuild(objects), _rebuild(sizes)
+def _rebuild_all(objects: dict[str, Any], sizes: dict[str, Any], tags: dict[str, str | None]
+                 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, str | None]]:
+    return _rebuild(objects), _rebuild(sizes), tags
 
 
-def _read_all(url: str, options: Mapping[str, Any] | None, manifest: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The manifest, its indexes and shard sizes; errors as ``("missing"|"error", message)`` (picklable)."""
+def get_whole(store: Any, name: str, where: str) -> bytes:
+    """The whole object ``name`` (a manifest or an index): its size is checked against
+    :data:`~shardkit.read.storage.MAX_OBJECT_BYTES` from the answer's headers, before its body is read
+    (:class:`~shardkit.errors.UnsafeFileError` if larger). obstore errors are left to the caller."""
+    import obstore
+
+    from shardkit.read.storage import MAX_OBJECT_BYTES
+
+    got = obstore.get(store, name)
+    size = int(got.meta["size"])
+    if size > MAX_OBJECT_BYTES:
+        raise UnsafeFileError(f"{where}: is {size} bytes, more than the {MAX_OBJECT_BYTES} a manifest or index "
+                              "may have; not read")
+    return bytes(got.bytes())
+
+
+def _read_all(url: str, options: Mapping[str, Any] | None, manifest: str
+              ) -> tuple[dict[str, Any], dict[str, Any], dict[str, str | None]]:
+    """The manifest, its indexes, shard sizes and ETags; errors as ``("missing"|"error"|"unsafe", message)``
+    (picklable)."""
     import obstore
 
     store = make_store(url, options)
+    tags: dict[str, str | None] = {}
 
     def run(fn: Any, name: str) -> Any:
         try:
             return fn(name)
+        except UnsafeFileError as exc:
+            return ("unsafe", str(exc))
         except Exception as exc:
             err = storage_error(exc, url + name)
             return ("missing", url + name) if isinstance(err, FileNotFoundError) else ("error", str(err))
 
     def get(name: str) -> Any:
-        return run(lambda m: bytes(obstore.get(store, m).bytes()), name)
+        return run(lambda m: get_whole(store, m, url + m), name)
+
+    def head(name: str) -> int:
+        meta = obstore.head(store, name)
+        tags[name] = meta.get("e_tag")
+        return int(meta["size"])
 
     objects: dict[str, Any] = {manifest: get(manifest)}
     sizes: dict[str, Any] = {}
@@ -229,14 +259,14 @@ def _read_all(url: str, options: Mapping[str, Any] | None, manifest: str) -> tup
         shards = []
     with ThreadPoolExecutor(8) as pool:
         got = list(pool.map(get, [i for _, i in shards]))
-        sized = list(pool.map(lambda n: run(lambda m: int(obstore.head(store, m)["size"]), n), [s for s, _ in shards]))
+        sized = list(pool.map(lambda n: run(head, n), [s for s, _ in shards]))
     objects.update(zip([i for _, i in shards], got))
     sizes.update(zip([s for s, _ in shards], sized))
-    return objects, sizes
+    return objects, sizes, tags
 
 
 def _child() -> None:
-    """The child of :func:`fetch_metadata`: request on stdin, pickled ``(objects, sizes)`` on stdout."""
+    """The child of :func:`fetch_metadata`: request on stdin, pickled ``(objects, sizes, tags)`` on stdout."""
     url, options, manifest = pickle.loads(sys.stdin.buffer.read())
     sys.stdout.buffer.write(pickle.dumps(_read_all(url, options, manifest)))
     sys.stdout.buffer.flush()

@@ -14,6 +14,11 @@ How reads hide latency (a small GET costs 30–100 ms before its first byte):
 - every member is checked against its CRC-32 before any of its bytes is served: a mismatch fails the
   ranges inside it with :class:`CorruptMember` (the reader's ``ShardReadError``, or a skip with
   ``on_error="skip"``), never wrong audio;
+- the ETag of every shard is recorded when the set is opened (the HEAD that reads its size; else the
+  first GET's) and pickled to DataLoader workers with the storage; every ranged GET carries it as
+  ``If-Match`` (and the answer's ETag is compared too, for a server that ignores ``If-Match``), so a shard
+  replaced under a running reader fails its reads with :class:`ShardChanged` ("the shard changed since
+  the set was opened"), and every later read of that shard fails at once;
 - fetched windows are kept in a cache of at most ``cache_bytes`` (default :data:`CACHE_BYTES`, 512 MB:
   two default shuffle windows); a window prefetch fetched is kept until each hinted member in it was
   served once, unless nothing else can go (:class:`~shardkit.read.windows.WindowCache`). Memory held:
@@ -38,8 +43,21 @@ import numpy as np
 
 from shardkit.errors import UsageError
 from shardkit.read import locate
-from shardkit.read.storage import ByteRange, Extent, LocalStorage, RangeError, ShortRead, Storage
-from shardkit.read.windows import GAP, MB, CorruptMember, Failed, Window, WindowCache, covers, plan_windows, serve
+from shardkit.read.storage import ByteRange, Extent, LocalStorage, RangeError, ShardChanged, ShortRead, Storage
+from shardkit.read.windows import (
+    MB,
+    CorruptMember,
+    Failed,
+    TagMismatch,
+    Window,
+    WindowCache,
+    covers,
+    fill_spans,
+    get_if_match,
+    plain_spans,
+    plan_windows,
+    serve,
+)
 from shardkit.units import parse_size
 
 log = logging.getLogger(__name__)
@@ -77,6 +95,8 @@ class ObjectStorage:
         self.cache_bytes = parse_size(cache_bytes) if isinstance(cache_bytes, str) else int(cache_bytes)
         self.max_in_flight = int(max_in_flight)
         self._members: Callable[[str], Members | None] | None = None
+        #: the ETag of each object when the set was opened (None: the server gives none)
+        self._tags: dict[str, str | None] = {}
         self._reset()
 
     def _reset(self) -> None:
@@ -84,6 +104,8 @@ class ObjectStorage:
         self._pid = os.getpid()
         self._store: Any = None
         self._pool: ThreadPoolExecutor | None = None
+        self._getters: ThreadPoolExecutor | None = None
+        self._changed: dict[str, ShardChanged] = {}
         self._cache = WindowCache(self.cache_bytes)
         self._inflight: dict[tuple[str, int, int], Future[Window]] = {}
         self._preloaded: dict[str, Any] = {}
@@ -120,11 +142,14 @@ class ObjectStorage:
         next :meth:`read_bytes` / :meth:`size` of them are served from memory."""
         if locate.used_here():
             self._client()
-            objects, sizes = locate.read_metadata(self.url, self.storage_options, manifest)
+            objects, sizes, tags = locate.read_metadata(self.url, self.storage_options, manifest)
         else:
-            objects, sizes = locate.fetch_metadata(self.url, self.storage_options, manifest)
+            objects, sizes, tags = locate.fetch_metadata(self.url, self.storage_options, manifest)
         self._preloaded.update(objects)
         self._sizes.update(sizes)
+        with self._lock:
+            for name, tag in tags.items():
+                self._tags.setdefault(name, tag)
 
     def bind_members(self, members: Callable[[str], Members | None] | None) -> None:
         """Where to find a shard's members and CRC-32s (the shard set's index columns); reads inside a
@@ -145,12 +170,14 @@ class ObjectStorage:
         return value
 
     def _get_whole(self, name: str) -> bytes:
-        import obstore
-
         store = self._client()
         log.info("fetching %s", self.describe(name))
         try:
-            return bytes(obstore.get(store, name).bytes())
+            return locate.get_whole(store, name, self.describe(name))
+        except OSError as exc:
+            if type(exc).__module__.startswith("shardkit") or isinstance(exc, FileNotFoundError):
+                raise
+            raise locate.storage_error(exc, self.describe(name)) from None
         except Exception as exc:
             raise locate.storage_error(exc, self.describe(name)) from None
 
@@ -160,7 +187,10 @@ class ObjectStorage:
             import obstore
 
             try:
-                value = int(obstore.head(self._client(), name)["size"])
+                meta = obstore.head(self._client(), name)
+                value = int(meta["size"])
+                with self._lock:
+                    self._tags.setdefault(name, meta.get("e_tag"))
             except UsageError:
                 raise
             except Exception as exc:
@@ -173,6 +203,9 @@ class ObjectStorage:
     def read_into(self, name: str, ranges: Sequence[ByteRange | tuple[int, int, memoryview]]
                   ) -> list[RangeError]:
         self._client()  # raises UsageError in an unsafe fork: not an I/O failure
+        changed = self._changed.get(name)
+        if changed is not None:
+            return [(k, changed) for k in range(len(ranges))]
         errors: dict[int, OSError] = {}
         misses: list[int] = []
         with self._lock:
@@ -193,7 +226,7 @@ class ObjectStorage:
     def prefetch(self, name: str, extents: Sequence[Extent]) -> None:
         """Fetch these members' windows in the background (up to ``cache_bytes`` of them), CRC-checked,
         into the cache that :meth:`read_into` serves from."""
-        if not extents:
+        if not extents or name in self._changed:
             return
         try:
             self._client()
@@ -220,9 +253,11 @@ class ObjectStorage:
     def close(self) -> None:
         with self._lock:
             self._cache.clear()
-            pool, self._pool = self._pool, None
-        if pool is not None and self._pid == os.getpid():
-            pool.shutdown(wait=False, cancel_futures=True)
+            pools = [self._pool, self._getters]
+            self._pool = self._getters = None
+        for pool in pools:
+            if pool is not None and self._pid == os.getpid():
+                pool.shutdown(wait=False, cancel_futures=True)
 
     # -- fetching ----------------------------------------------------------------------------------
 
@@ -231,22 +266,58 @@ class ObjectStorage:
             self._pool = ThreadPoolExecutor(self.max_in_flight, thread_name_prefix="shardkit-prefetch")
         return self._pool
 
+    def _get(self, name: str, start: int, end: int) -> Any:
+        """Bytes ``[start, end)`` of ``name`` (one ranged GET), on the condition that the object is still the one
+        whose ETag was recorded (``If-Match``; the answer's ETag is compared too). Raises :class:`ShardChanged`
+        (remembered: later reads of ``name`` fail at once) or the one-line error of the failure."""
+        tag = self._tags.get(name)
+        try:
+            data, now = get_if_match(self._client(), name, start, end, tag)
+        except UsageError:
+            raise
+        except TagMismatch:
+            raise self._shard_changed(name, tag) from None
+        except Exception as exc:
+            raise locate.storage_error(exc, self.describe(name)) from None
+        if tag is None and now:
+            with self._lock:
+                self._tags.setdefault(name, now)
+        return data
+
+    def _shard_changed(self, name: str, tag: str | None) -> ShardChanged:
+        err = ShardChanged(self.describe(name), f"the shard changed since the set was opened (its ETag was {tag}; "
+                           "the object at that name now has another)")
+        with self._lock:
+            self._changed.setdefault(name, err)
+        log.warning("%s", err)
+        return err
+
+    def _get_many(self, name: str, spans: Sequence[tuple[int, int]]) -> list[Any]:
+        """:meth:`_get` of each ``(start, end)``, concurrently (up to ``max_in_flight``); a failed span gives its
+        ``OSError`` in its place."""
+        def one(span: tuple[int, int]) -> Any:
+            try:
+                return self._get(name, *span)
+            except OSError as exc:
+                return exc
+
+        if len(spans) <= 1:
+            return [one(sp) for sp in spans]
+        with self._lock:
+            if self._getters is None:
+                self._getters = ThreadPoolExecutor(self.max_in_flight, thread_name_prefix="shardkit-get")
+            pool = self._getters
+        return list(pool.map(one, spans))
+
     def _done(self, key: tuple[str, int, int]) -> None:
         with self._lock:
             self._inflight.pop(key, None)
 
     def _fetch_window(self, name: str, group: list[Extent], cache: bool, prefetch: bool = False) -> Window:
         """GET the members of ``group`` as one range, check each one's CRC-32; cache it if asked."""
-        import obstore
-
         start, end = group[0].offset, group[-1].offset + group[-1].length
         t0 = time.monotonic()
-        try:
-            data = obstore.get_range(self._client(), name, start=start, end=end)
-        except UsageError:
-            raise
-        except Exception as exc:
-            raise locate.storage_error(exc, self.describe(name)) from None
+        data = self._get(name, start, end)
         return self._checked(name, group, data, time.monotonic() - t0, cache, prefetch)
 
     def _checked(self, name: str, group: list[Extent], data: Any, seconds: float, cache: bool,
@@ -340,9 +411,7 @@ class ObjectStorage:
 
     def _fetch_groups(self, name: str, groups: list[list[Extent]]) -> list[Any]:
         """Each group's window: waited for if prefetch is fetching it, else fetched now, concurrently
-        (obstore ``get_ranges``). A failed group gives a :class:`Failed` in its place."""
-        import obstore
-
+        (:meth:`_get_many`). A failed group gives a :class:`Failed` in its place."""
         out: list[Any] = [None] * len(groups)
         todo = []
         for j, g in enumerate(groups):
@@ -361,51 +430,31 @@ class ObjectStorage:
         starts = [groups[j][0].offset for j in todo]
         ends = [groups[j][-1].offset + groups[j][-1].length for j in todo]
         t0 = time.monotonic()
-        try:
-            got = obstore.get_ranges(self._client(), name, starts=starts, ends=ends, coalesce=0)
-        except UsageError:
-            raise
-        except Exception:
-            got = None  # find out which group fails, one by one
+        got = self._get_many(name, list(zip(starts, ends)))
         for n, j in enumerate(todo):
             try:
-                if got is None:
-                    out[j] = self._fetch_window(name, groups[j], True)
-                else:
-                    out[j] = self._checked(name, groups[j], got[n], time.monotonic() - t0, True)
+                if isinstance(got[n], OSError):
+                    raise got[n]
+                out[j] = self._checked(name, groups[j], got[n], time.monotonic() - t0, True)
             except OSError as exc:
                 out[j] = Failed(starts[n], ends[n], exc)
         return out
 
     def _plain_reads(self, name: str, ranges: Sequence[Any], ks: list[int]) -> dict[int, OSError]:
-        import obstore
-
+        """Ranges outside known members: neighbours (gaps ≤ ``GAP``) share a GET; checked for length only."""
         if not ks:
             return {}
-        try:
-            got = obstore.get_ranges(self._client(), name, starts=[int(ranges[k][0]) for k in ks],
-                                     lengths=[int(ranges[k][1]) for k in ks], coalesce=GAP)
-        except UsageError:
-            raise
-        except Exception as exc:
-            err = locate.storage_error(exc, self.describe(name))
-            return dict.fromkeys(ks, err)
-        errors: dict[int, OSError] = {}
-        for k, data in zip(ks, got):
-            offset, length, dest = ranges[k]
-            if len(data) != length:
-                errors[k] = ShortRead(self.describe(name), len(data), length, offset)
-            else:
-                (dest if len(dest) == length else dest[:length])[:] = memoryview(data)
-        return errors
+        spans = plain_spans(ranges, ks)
+        return fill_spans(ranges, ks, spans, self._get_many(name, spans), self.describe(name))
 
     # -- lifetime ----------------------------------------------------------------------------------
 
     def __getstate__(self) -> dict[str, Any]:
         return {"url": self.url, "storage_options": self.storage_options, "cache_bytes": self.cache_bytes,
-                "max_in_flight": self.max_in_flight}
+                "max_in_flight": self.max_in_flight, "tags": dict(self._tags)}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        self._tags = dict(state.pop("tags", {}))
         self.__dict__.update(state)
         self._members = None
         self._reset()
