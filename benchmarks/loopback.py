@@ -99,7 +99,8 @@ def upload(endpoint: str, folder: Path, bucket: str, prefix: str) -> int:
 class Faults:
     """What the proxy does to requests for object names matching ``match`` (seeded): ``cut`` (fraction of
     GET bodies cut short), ``status`` (fraction answered with HTTP ``code``), ``delay`` (seconds before the
-    first byte of every answer), ``only`` (at most this many faults in all; None: no limit)."""
+    first byte of every answer), ``only`` (at most this many faults in all; None: no limit). ``sent``: body
+    bytes of GETs for matching names passed on so far (a test's count of what readers fetched)."""
 
     match: str = r"\.tar"
     cut: float = 0.0
@@ -109,6 +110,7 @@ class Faults:
     seed: int = 0
     only: int | None = None
     done: int = 0
+    sent: int = 0
     rng: random.Random = field(default_factory=random.Random)
 
     def pick(self, rate: float) -> bool:
@@ -160,7 +162,7 @@ class _Proxy(http.server.BaseHTTPRequestHandler):
                     raise
         length = int(up.headers.get("Content-Length") or 0) if self.command != "HEAD" else 0
         cut = hit and self.command == "GET" and length > 100 and faults.pick(faults.cut)
-        self._stream(up, length, cut_at=length // 2 if cut else None)
+        self._stream(up, length, cut_at=length // 2 if cut else None, count=hit and self.command == "GET")
 
     def _reply(self, status: int, headers: dict[str, str], data: bytes) -> None:
         self.send_response(status)
@@ -172,7 +174,7 @@ class _Proxy(http.server.BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(data)
 
-    def _stream(self, up: http.client.HTTPResponse, length: int, cut_at: int | None) -> None:
+    def _stream(self, up: http.client.HTTPResponse, length: int, cut_at: int | None, count: bool = False) -> None:
         self.send_response(up.status)
         for k, v in up.headers.items():
             if k.lower() not in _HOP:
@@ -198,6 +200,8 @@ class _Proxy(http.server.BaseHTTPRequestHandler):
             if not n:
                 break
             self.wfile.write(buf[:n])
+            if count:
+                self.server.faults.sent += n
             left -= n
         if cut_at is not None:
             self._close_upstream()

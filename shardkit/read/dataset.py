@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset
 
-from shardkit.read import plan
+from shardkit.read import locate, plan
 from shardkit.read.batch import BatchReader
 from shardkit.read.cursor import STATE_FORMAT, EpochCursor, OrderKey, SharedEpoch, SharedInt
 from shardkit.read.labels import map_classes
@@ -69,7 +69,8 @@ class ShardDataset(IterableDataset):
     folders (measured here, a warm page cache only pays for it); True turns local read-ahead on
     (``fadvise``), for cold or network-attached disks. ``source`` may be an object-store URL
     (``s3://bucket/prefix/``, ``gs://…``, ``az://…``, ``http(s)://…``) with ``storage_options`` for
-    obstore (docs/reading.md, "Shard sets on object storage").
+    obstore (docs/reading.md, "Shard sets on object storage"); ``cache_dir`` keeps its downloaded shards
+    on local disk for every process (DataLoader workers, later epochs and runs), at most ``cache_bytes``.
 
     The arguments are checked into :attr:`options` (:class:`ReadOptions`) and also readable as
     attributes (``ds.batch_size``, ...). :attr:`shard_set` is the :class:`ShardSet` read,
@@ -97,8 +98,11 @@ class ShardDataset(IterableDataset):
         read_threads: int | None = None,
         read_ahead: bool | None = None,
         storage_options: dict[str, Any] | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+        cache_bytes: int | str | None = None,
     ) -> None:
         super().__init__()
+        storage_options = locate.cache_options(source, storage_options, cache_dir, cache_bytes)
         opts = ReadOptions(batch_size=batch_size, crop_seconds=crop_seconds,
                            crops_per_recording=crops_per_recording, shuffle=shuffle, seed=seed,
                            shuffle_window=shuffle_window, partial=partial, secondary_weight=secondary_weight,

@@ -30,8 +30,8 @@ from shardkit.errors import StorageError, UnsafeFileError, UsageError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SCHEMES", "check_process", "fetch_metadata", "get_whole", "is_url", "make_store", "mark_used",
-           "read_metadata", "split_url", "storage_error", "used_here"]
+__all__ = ["SCHEMES", "cache_options", "check_process", "fetch_metadata", "get_whole", "is_url", "make_store",
+           "mark_used", "read_metadata", "split_url", "storage_error", "used_here"]
 
 #: URL schemes read through obstore
 SCHEMES = ("s3", "s3a", "gs", "az", "abfs", "abfss", "adl", "azure", "http", "https")
@@ -42,6 +42,10 @@ DEFAULT_RETRY = {"max_retries": 4, "retry_timeout": timedelta(seconds=30),
                  "backoff": {"init_backoff": timedelta(milliseconds=100), "max_backoff": timedelta(seconds=4),
                              "base": 2}}
 DEFAULT_CLIENT = {"connect_timeout": timedelta(seconds=10), "timeout": timedelta(seconds=120)}
+
+#: ``storage_options`` keys that are shardkit's own, not obstore's (the disk cache of
+#: :class:`~shardkit.read.remote.ObjectStorage`)
+LOCAL_KEYS = ("cache_dir", "cache_dir_bytes")
 
 _ENDPOINT_KEYS = ("endpoint", "aws_endpoint", "aws_endpoint_url", "endpoint_url")
 _ENDPOINT_ENV = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT", "AWS_ENDPOINT_URL_S3", "GOOGLE_CLOUD_STORAGE_ENDPOINT")
@@ -73,7 +77,7 @@ def make_store(url: str, storage_options: Mapping[str, Any] | None = None) -> An
     shardkit's defaults key by key. An ``http://`` endpoint is allowed without further settings."""
     from obstore.store import from_url
 
-    opts = dict(storage_options or {})
+    opts = {k: v for k, v in (storage_options or {}).items() if k not in LOCAL_KEYS}
     client = {**DEFAULT_CLIENT, **opts.pop("client_options", {})}
     retry = {**DEFAULT_RETRY, **opts.pop("retry_config", {})}
     endpoint = next((str(opts[k]) for k in _ENDPOINT_KEYS if k in opts), None)
@@ -85,6 +89,24 @@ def make_store(url: str, storage_options: Mapping[str, Any] | None = None) -> An
     except Exception as exc:  # obstore raises its own config errors
         raise UsageError(f"{url}: cannot use this URL with storage_options {sorted(opts)} ({_first_line(exc)})"
                          ) from None
+
+
+def cache_options(source: object, storage_options: Mapping[str, Any] | None, cache_dir: str | os.PathLike[str] | None,
+                  cache_bytes: int | str | None) -> dict[str, Any] | None:
+    """``storage_options`` with ``ShardDataset``'s ``cache_dir``/``cache_bytes`` in them (as ``cache_dir`` and
+    ``cache_dir_bytes``: :class:`~shardkit.read.remote.ObjectStorage`'s disk cache). A cache of a local folder, or a
+    bound without a folder, is a :class:`UsageError`."""
+    if cache_dir is None and cache_bytes is None:
+        return None if storage_options is None else dict(storage_options)
+    if cache_dir is None:
+        raise UsageError(f"{source}: cache_bytes bounds cache_dir; pass cache_dir=FOLDER too")
+    if not is_url(source):
+        raise UsageError(f"{source}: cache_dir keeps the shards of a set on object storage (s3://, gs://, az://, "
+                         "http(s)://); a local folder is read in place")
+    out = {**(storage_options or {}), "cache_dir": os.fspath(cache_dir)}
+    if cache_bytes is not None:
+        out["cache_dir_bytes"] = cache_bytes
+    return out
 
 
 def _first_line(exc: BaseException) -> str:

@@ -43,21 +43,10 @@ import numpy as np
 
 from shardkit.errors import UsageError
 from shardkit.read import locate
+from shardkit.read import windows as win
+from shardkit.read.cache import DiskCached, ShardCache, shard_digests
 from shardkit.read.storage import ByteRange, Extent, LocalStorage, RangeError, ShardChanged, ShortRead, Storage
-from shardkit.read.windows import (
-    MB,
-    CorruptMember,
-    Failed,
-    TagMismatch,
-    Window,
-    WindowCache,
-    covers,
-    fill_spans,
-    get_if_match,
-    plain_spans,
-    plan_windows,
-    serve,
-)
+from shardkit.read.windows import MB, CorruptMember, Failed, TagMismatch, Window, WindowCache, covers, serve
 from shardkit.units import parse_size
 
 log = logging.getLogger(__name__)
@@ -68,6 +57,8 @@ __all__ = ["CACHE_BYTES", "CorruptMember", "ObjectStorage", "open_storage"]
 MAX_IN_FLIGHT = 16
 #: default bound of the cache of fetched windows, per process
 CACHE_BYTES = 512 * MB
+#: default bound of ``cache_dir`` (``storage_options["cache_dir_bytes"]``)
+DISK_CACHE_BYTES = 20_000_000_000
 #: a window that takes longer than this is logged at INFO
 SLOW_SECONDS = 1.0
 
@@ -75,13 +66,16 @@ SLOW_SECONDS = 1.0
 Members = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
-class ObjectStorage:
+class ObjectStorage(DiskCached):
     """A shard set at an object-store URL (``s3://bucket/prefix/``, ``gs://…``, ``az://…``,
     ``http(s)://…``), read with obstore. Thread-safe; pickles to its URL and options.
 
     ``storage_options``: obstore settings (see :func:`shardkit.read.locate.make_store`); credentials and
-    endpoint otherwise come from the standard environment. ``cache_bytes``: bound of the window cache
-    per process (int or a size string, default 512 MB). See the module docstring for how reads work.
+    endpoint otherwise come from the standard environment. Two keys are shardkit's own: ``cache_dir`` (a
+    local folder that keeps whole downloaded shards for every process of the machine,
+    :class:`~shardkit.read.cache.ShardCache`) and ``cache_dir_bytes`` (its bound, int or a size string,
+    default :data:`DISK_CACHE_BYTES`). ``cache_bytes``: bound of the in-memory window cache per process
+    (int or a size string, default 512 MB). See the module docstring for how reads work.
     """
 
     def __init__(self, url: str, storage_options: Mapping[str, Any] | None = None, *,
@@ -97,6 +91,12 @@ class ObjectStorage:
         self._members: Callable[[str], Members | None] | None = None
         #: the ETag of each object when the set was opened (None: the server gives none)
         self._tags: dict[str, str | None] = {}
+        #: (bytes, sha256) of each shard, from the manifest: the disk cache's keys
+        self._shards: dict[str, tuple[int, str]] = {}
+        cache_dir = self.storage_options.get("cache_dir")
+        limit = self.storage_options.get("cache_dir_bytes", DISK_CACHE_BYTES)
+        self._disk = None if cache_dir is None else ShardCache(
+            cache_dir, parse_size(limit) if isinstance(limit, str) else int(limit))
         self._reset()
 
     def _reset(self) -> None:
@@ -106,6 +106,7 @@ class ObjectStorage:
         self._pool: ThreadPoolExecutor | None = None
         self._getters: ThreadPoolExecutor | None = None
         self._changed: dict[str, ShardChanged] = {}
+        self._filling: dict[str, Future[None]] = {}
         self._cache = WindowCache(self.cache_bytes)
         self._inflight: dict[tuple[str, int, int], Future[Window]] = {}
         self._preloaded: dict[str, Any] = {}
@@ -114,8 +115,9 @@ class ObjectStorage:
         #: this process's counters: ranges served from the cache (``hits``) or not (``misses``), windows a
         #: read waited for because prefetch was already fetching them (``joined``), GETs and bytes fetched
         #: by prefetch (``prefetch_gets``, ``prefetch_bytes``) and by reads (``read_gets``, ``read_bytes``)
+        #: and whole shards downloaded into ``cache_dir`` (``disk_gets``, ``disk_bytes``)
         self.stats = dict.fromkeys(("hits", "misses", "joined", "prefetch_gets", "prefetch_bytes", "read_gets",
-                                    "read_bytes"), 0)
+                                    "read_bytes", "disk_gets", "disk_bytes"), 0)
 
     def _client(self) -> Any:
         """This process's obstore store (made on first use; refused after an unsafe fork)."""
@@ -150,6 +152,8 @@ class ObjectStorage:
         with self._lock:
             for name, tag in tags.items():
                 self._tags.setdefault(name, tag)
+            if isinstance(objects.get(manifest), bytes):
+                self._shards.update(shard_digests(objects[manifest]))
 
     def bind_members(self, members: Callable[[str], Members | None] | None) -> None:
         """Where to find a shard's members and CRC-32s (the shard set's index columns); reads inside a
@@ -206,6 +210,8 @@ class ObjectStorage:
         changed = self._changed.get(name)
         if changed is not None:
             return [(k, changed) for k in range(len(ranges))]
+        if self._disk is not None and (done := self._read_cached(name, ranges)) is not None:
+            return done
         errors: dict[int, OSError] = {}
         misses: list[int] = []
         with self._lock:
@@ -232,8 +238,10 @@ class ObjectStorage:
             self._client()
         except UsageError:
             return  # read_into says so
+        if self._disk is not None and self._prefetch_shard(name):
+            return
         budget = self.cache_bytes
-        for group in plan_windows(sorted(extents)):
+        for group in win.plan_windows(sorted(extents)):
             start, end = group[0].offset, group[-1].offset + group[-1].length
             budget -= end - start
             if budget < 0:
@@ -272,7 +280,7 @@ class ObjectStorage:
         (remembered: later reads of ``name`` fail at once) or the one-line error of the failure."""
         tag = self._tags.get(name)
         try:
-            data, now = get_if_match(self._client(), name, start, end, tag)
+            data, now = win.get_if_match(self._client(), name, start, end, tag)
         except UsageError:
             raise
         except TagMismatch:
@@ -368,7 +376,7 @@ class ObjectStorage:
         windows = self._join_prefetch(name, [(int(starts[m]), int(ends[m])) for m in wanted])
         rest = [m for m in wanted if not any(covers(w, starts[m], ends[m]) for w in windows)]
         extents = [Extent(int(starts[m]), int(ends[m] - starts[m]), int(crcs[m])) for m in rest]
-        windows += self._fetch_groups(name, plan_windows(extents))
+        windows += self._fetch_groups(name, win.plan_windows(extents))
         errors: dict[int, OSError] = {}
         for k, m in inside.items():
             offset, length, dest = ranges[k]
@@ -444,17 +452,20 @@ class ObjectStorage:
         """Ranges outside known members: neighbours (gaps ≤ ``GAP``) share a GET; checked for length only."""
         if not ks:
             return {}
-        spans = plain_spans(ranges, ks)
-        return fill_spans(ranges, ks, spans, self._get_many(name, spans), self.describe(name))
+        spans = win.plain_spans(ranges, ks)
+        return win.fill_spans(ranges, ks, spans, self._get_many(name, spans), self.describe(name))
 
     # -- lifetime ----------------------------------------------------------------------------------
 
     def __getstate__(self) -> dict[str, Any]:
         return {"url": self.url, "storage_options": self.storage_options, "cache_bytes": self.cache_bytes,
-                "max_in_flight": self.max_in_flight, "tags": dict(self._tags)}
+                "max_in_flight": self.max_in_flight, "tags": dict(self._tags), "shards": dict(self._shards),
+                "disk": self._disk}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self._tags = dict(state.pop("tags", {}))
+        self._shards = dict(state.pop("shards", {}))
+        self._disk = state.pop("disk", None)
         self.__dict__.update(state)
         self._members = None
         self._reset()

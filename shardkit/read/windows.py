@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import bisect
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 from shardkit.read.storage import Extent, ShortRead, coalesce
 
 __all__ = ["GAP", "WINDOW_MAX", "CorruptMember", "Failed", "TagMismatch", "Window", "WindowCache", "covers",
-           "fill_spans", "get_if_match", "plain_spans", "plan_windows", "serve"]
+           "fill_spans", "get_if_match", "plain_spans", "plan_windows", "serve", "stream_if_match"]
 
 MB = 1 << 20
 #: members at most this far apart share a GET
@@ -188,3 +188,25 @@ def fill_spans(ranges: Sequence[Any], ks: Sequence[int], spans: Sequence[tuple[i
         else:
             (dest if len(dest) == length else dest[:length])[:] = memoryview(data)[offset - a:offset - a + length]
     return errors
+
+
+def stream_if_match(store: Any, name: str, tag: str | None, write: Callable[[Any], None]) -> int:
+    """GET the whole object ``name`` on the condition ``If-Match: tag`` (when known), handing its body to
+    ``write`` in pieces of about 8 MB (memory: one piece); returns the bytes streamed. :class:`TagMismatch`
+    as :func:`get_if_match`."""
+    import obstore
+
+    try:
+        got = obstore.get(store, name, options={"if_match": tag} if tag else None)
+    except Exception as exc:
+        if type(exc).__name__ == "PreconditionError":
+            raise TagMismatch(str(exc)) from None
+        raise
+    now = got.meta.get("e_tag")
+    if tag and now and now != tag:
+        raise TagMismatch(f"ETag {now}, not {tag}")
+    total = 0
+    for chunk in got.stream(min_chunk_size=8 * MB):
+        write(chunk)
+        total += len(chunk)
+    return total

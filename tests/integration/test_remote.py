@@ -100,7 +100,7 @@ def test_object_storage_pickles_to_its_url_and_options(s3_env, s3_set):
     state = st.__getstate__()
     tag = state.pop("tags")["manifest.json"]  # the ETag recorded by the HEAD: workers check against it
     assert tag and state == {"url": s3_set, "storage_options": {"region": "us-east-1"}, "cache_bytes": 64_000_000,
-                             "max_in_flight": 16}
+                             "max_in_flight": 16, "shards": {}, "disk": None}
     copy = pickle.loads(pickle.dumps(st))
     assert copy.size("manifest.json") == st.size("manifest.json")
     assert isinstance(open_storage(s3_set), ObjectStorage)
