@@ -341,8 +341,7 @@ def test_a_resume_on_another_machine_refuses_changed_sources(s3, corpus40, tmp_p
     machine) refuses a source that changed, resumes unchanged ones, and a complete prefix holds no stamps."""
     src = tmp_path / "audio"
     shutil.copytree(corpus40[0], src)  # copy2: modification times kept, as cp -p / rsync -a do
-    url, args = f"s3://{BUCKET}/stamps/", ["pack", src, f"s3://{BUCKET}/stamps/", "--metadata", corpus40[1],
-                                           "--shard-size", "400KB"]
+    args = ["pack", src, f"s3://{BUCKET}/stamps/", "--metadata", corpus40[1], "--shard-size", "400KB"]
     r = _cli(*args, "--budget", "1.5MB", "--staging", tmp_path / "st1", endpoint=s3)
     assert r.returncode == 3, r.stderr  # stopped at the budget, resumable
     assert {"pack-state.json", "pack-sources.json"} <= set(_objects(s3, "stamps/"))
