@@ -26,6 +26,8 @@ How reads hide latency (a small GET costs 30–100 ms before its first byte):
   read calls in progress.
 
 A range outside the known members is read with plain ranged GETs (coalesced), checked for length only.
+With ``storage_options["cache_dir"]`` whole shards are read from a shared disk cache instead
+(:mod:`shardkit.read.cache`).
 """
 
 from __future__ import annotations
