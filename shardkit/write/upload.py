@@ -6,9 +6,10 @@ keeps the prefix a valid shard set, or a resumable one, at every instant:
 
 1. before anything is decoded: list the prefix (an unreachable endpoint, a missing bucket or refused
    credentials fail here, naming the URL), refuse a prefix holding another pack or other files, and
-   upload ``pack-state.json`` (which also proves that writing is allowed);
-   and ``pack-sources.json`` (the sources' sizes and modification times, so that a resume on another
-   machine refuses sources that changed, as a local resume does);
+   upload ``pack-sources.json`` (the sources' sizes and modification times, so that a resume on another
+   machine refuses sources that changed, as a local resume does), then ``pack-state.json`` (which also
+   proves that writing is allowed); a prefix holding only ``pack-sources.json`` is a pack killed between
+   the two and counts as empty;
 2. after each finished shard, in a background thread (:data:`UPLOAD_QUEUE` finished shards may wait for
    it; the pack loop blocks only when that many are waiting): upload the shard and its index, each by
    *conditional create* (an object already at that name is never replaced: it must have the same size
@@ -185,7 +186,8 @@ class RemoteOut:
                     "only deletes shardkit's own objects: choose an empty prefix")
             self._delete([MANIFEST_NAME] * (MANIFEST_NAME in objects) + sorted(set(objects) - {MANIFEST_NAME}))
             return None, None
-        if not objects and not folders:
+        if set(objects) <= {SOURCES_NAME} and not folders:  # empty, or a pack killed before its first state
+            self._delete(list(objects))
             return None, None
         if foreign:
             raise OutputConflictError(f"{self.url}: is not empty and is not a shardkit shard set "

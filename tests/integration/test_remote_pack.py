@@ -373,3 +373,12 @@ def test_a_failed_background_upload_stops_the_pack_with_its_error_and_a_rerun_fi
     r = _cli(*_args(corpus40, url, "--staging", staging), endpoint=s3)
     assert r.returncode == 0, r.stderr
     assert _objects(s3, "bg/") == reference
+
+
+def test_a_pack_killed_between_its_stamps_and_its_first_state_starts_afresh(s3, corpus40, reference):
+    """begin() uploads pack-sources.json, then pack-state.json: a prefix holding only the former (kill -9 between
+    the two, seen once under load) counts as empty."""
+    s3_client(s3).put_object(Bucket=BUCKET, Key="only-stamps/pack-sources.json", Body=b"{}")
+    r = _cli(*_args(corpus40, f"s3://{BUCKET}/only-stamps/"), endpoint=s3)
+    assert r.returncode == 0, r.stderr
+    assert _objects(s3, "only-stamps/") == reference
