@@ -348,9 +348,11 @@ def bound(remote: dict[str, Any], target: str) -> str | None:
     top, top0 = ceiling(remote, where), ceiling(remote, straight_where)
     if not (local and slow and straight and top and top0):
         return None
-    fraction = top["clips_per_s"] / local["clips_per_s"]
-    verdict = (f"{fraction:.2f}× the local figure, so no client reaches the target against this server on this "
-               "machine" if fraction < TARGET else f"{fraction:.2f}× the local figure")
+    fraction, straight_fraction = (x["clips_per_s"] / local["clips_per_s"] for x in (top, top0))
+    verdict = f"{fraction:.2f}× and {straight_fraction:.2f}× the local figure"
+    if max(fraction, straight_fraction) < TARGET:
+        verdict += (" (even with no added latency this server delivers less than the target, so no client reaches "
+                    "it here)")
     return (f"{slow['clips_per_s']:,.0f} clips/s ({slow['mb_per_s']:,.0f} MB/s) against {local['clips_per_s']:,.0f} "
             f"from the local disk; {straight['clips_per_s']:,.0f} clips/s with no added latency. The server alone "
             f"(16 MB ranged GETs, no shardkit code) gave at most {top['mb_per_s']:,.0f} MB/s = "
