@@ -1,6 +1,8 @@
 """Object-storage servers on loopback, shared by the object-storage tests (``tests/remote_fixtures.py``) and
 the object-storage benchmark (:mod:`benchmarks.remote`): an S3 server (moto), an HTTP proxy in front of it
-that injects faults or first-byte latency, and boto3 uploads.
+that injects faults or first-byte latency, boto3 uploads, and a plain HTTP file server with Range,
+ETag and If-Match support (:func:`range_server`) whose ranged GETs cost what the range costs
+(``os.sendfile`` of those bytes; moto reads the whole object for every ranged GET).
 
 Objects are uploaded with boto3 (pure Python): a process that later forks DataLoader workers must not
 start obstore's runtime itself (docs/reading.md, "DataLoader workers and fork").
@@ -9,6 +11,7 @@ Run as a script, one server per process (the benchmark keeps their CPU out of it
 
     python -m benchmarks.loopback moto                          # prints http://127.0.0.1:PORT
     python -m benchmarks.loopback proxy UPSTREAM --delay 0.05   # the same, a proxy with 50 ms first-byte delay
+    python -m benchmarks.loopback files DIR --delay 0.05        # DIR over HTTP, 50 ms before every first byte
 
 Each serves until its stdin closes.
 """
@@ -16,8 +19,10 @@ Each serves until its stdin closes.
 from __future__ import annotations
 
 import argparse
+import email.utils
 import http.client
 import http.server
+import os
 import random
 import re
 import socketserver
@@ -94,7 +99,8 @@ def upload(endpoint: str, folder: Path, bucket: str, prefix: str) -> int:
 class Faults:
     """What the proxy does to requests for object names matching ``match`` (seeded): ``cut`` (fraction of
     GET bodies cut short), ``status`` (fraction answered with HTTP ``code``), ``delay`` (seconds before the
-    first byte of every answer), ``only`` (at most this many faults in all; None: no limit)."""
+    first byte of every answer), ``only`` (at most this many faults in all; None: no limit). ``sent``: body
+    bytes of GETs for matching names passed on so far (a test's count of what readers fetched)."""
 
     match: str = r"\.tar"
     cut: float = 0.0
@@ -104,6 +110,7 @@ class Faults:
     seed: int = 0
     only: int | None = None
     done: int = 0
+    sent: int = 0
     rng: random.Random = field(default_factory=random.Random)
 
     def pick(self, rate: float) -> bool:
@@ -155,7 +162,7 @@ class _Proxy(http.server.BaseHTTPRequestHandler):
                     raise
         length = int(up.headers.get("Content-Length") or 0) if self.command != "HEAD" else 0
         cut = hit and self.command == "GET" and length > 100 and faults.pick(faults.cut)
-        self._stream(up, length, cut_at=length // 2 if cut else None)
+        self._stream(up, length, cut_at=length // 2 if cut else None, count=hit and self.command == "GET")
 
     def _reply(self, status: int, headers: dict[str, str], data: bytes) -> None:
         self.send_response(status)
@@ -167,7 +174,7 @@ class _Proxy(http.server.BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(data)
 
-    def _stream(self, up: http.client.HTTPResponse, length: int, cut_at: int | None) -> None:
+    def _stream(self, up: http.client.HTTPResponse, length: int, cut_at: int | None, count: bool = False) -> None:
         self.send_response(up.status)
         for k, v in up.headers.items():
             if k.lower() not in _HOP:
@@ -193,6 +200,8 @@ class _Proxy(http.server.BaseHTTPRequestHandler):
             if not n:
                 break
             self.wfile.write(buf[:n])
+            if count:
+                self.server.faults.sent += n
             left -= n
         if cut_at is not None:
             self._close_upstream()
@@ -218,18 +227,155 @@ def proxy(upstream: str, faults: Faults) -> Server:
     return serve(_Proxy, upstream=upstream, faults=faults)
 
 
+# -- a plain HTTP file server with Range support --------------------------------------------------------
+
+
+_RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
+
+
+def etag_of(st: os.stat_result) -> str:
+    """The ETag :func:`range_server` gives a file: changes when the file is replaced or rewritten."""
+    return f'"{st.st_ino:x}-{st.st_mtime_ns:x}-{st.st_size:x}"'
+
+
+class _RangeFiles(http.server.BaseHTTPRequestHandler):
+    """GET/HEAD of the files under ``server.root``: ``Range: bytes=a-b`` / ``a-`` / ``-n`` (206, 416), ``ETag``,
+    ``Last-Modified``, ``If-Match`` (412) and ``If-None-Match`` (304); the body goes out with ``os.sendfile``, so
+    a ranged GET costs the bytes of its range. ``server.delay`` seconds pass before every answer's first byte."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def _path(self) -> Path | None:
+        rel = os.path.normpath(urllib.parse.unquote(urllib.parse.urlsplit(self.path).path).lstrip("/"))
+        if rel.startswith("..") or os.path.isabs(rel):
+            return None
+        path = Path(self.server.root) / rel
+        return path if path.is_file() else None
+
+    def _empty(self, status: int, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def _answer(self) -> None:
+        if self.server.delay:
+            time.sleep(self.server.delay)
+        path = self._path()
+        if path is None:
+            return self._empty(404)
+        with open(path, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            tag, size = etag_of(st), st.st_size
+            want = self.headers.get("If-Match")
+            if want and want.strip() != "*" and tag not in [t.strip() for t in want.split(",")]:
+                return self._empty(412)
+            if self.headers.get("If-None-Match") == tag:
+                return self._empty(304, {"ETag": tag})
+            start, end, status = 0, size, 200
+            m = _RANGE.match(self.headers.get("Range", "").strip())
+            if m and (m.group(1) or m.group(2)):
+                if m.group(1):
+                    start = int(m.group(1))
+                    end = min(size, int(m.group(2)) + 1) if m.group(2) else size
+                else:
+                    start = max(0, size - int(m.group(2)))
+                if start >= size or start >= end:
+                    return self._empty(416, {"Content-Range": f"bytes */{size}"})
+                status = 206
+            self.send_response(status)
+            if status == 206:
+                self.send_header("Content-Range", f"bytes {start}-{end - 1}/{size}")
+            self.send_header("Content-Length", str(end - start))
+            self.send_header("Accept-Ranges", "bytes")
+            self.send_header("ETag", tag)
+            self.send_header("Last-Modified", email.utils.formatdate(st.st_mtime, usegmt=True))
+            self.end_headers()
+            if self.command == "GET":
+                self._send(fh.fileno(), start, end - start)
+        return None
+
+    def _send(self, fd: int, offset: int, count: int) -> None:
+        out = self.connection.fileno()
+        while count > 0:
+            n = os.sendfile(out, fd, offset, min(count, 1 << 30))
+            if n <= 0:
+                break
+            offset += n
+            count -= n
+
+    do_GET = do_HEAD = _answer
+
+
+def range_server(root: str | os.PathLike[str], delay: float = 0.0) -> Server:
+    """The files under ``root`` over HTTP on 127.0.0.1 (see :class:`_RangeFiles`), in threads of this process;
+    ``delay``: seconds before every answer's first byte."""
+    return serve(_RangeFiles, root=str(root), delay=delay)
+
+
+# -- the raw GET ceiling of a server --------------------------------------------------------------------
+
+
+def raw_gets(url: str, options: dict[str, str] | None, names: list[tuple[str, int]], *, concurrency: int,
+             seconds: float, window: int = 16 << 20) -> dict[str, float]:
+    """Ranged GETs of ``window`` bytes over the objects ``names`` ((name, size)) of the set at ``url``, front to
+    back, ``concurrency`` at a time, for ``seconds``, with obstore and nothing else: MB/s and GETs/s (run it in
+    a forked child)."""
+    import obstore
+
+    from shardkit.read.locate import make_store
+
+    store = make_store(url, options)
+    ranges = [(n, s, min(s + window, size)) for n, size in names for s in range(0, size, window)]
+    lock = threading.Lock()
+    state = {"next": 0, "bytes": 0, "gets": 0}
+    t0 = time.perf_counter()
+    stop = t0 + seconds
+
+    def loop() -> None:
+        while time.perf_counter() < stop:
+            with lock:
+                n, a, b = ranges[state["next"] % len(ranges)]
+                state["next"] += 1
+            data = obstore.get_range(store, n, start=a, end=b)
+            if len(data) != b - a:
+                raise OSError(f"short GET: {len(data)} of {b - a} bytes")
+            with lock:
+                state["bytes"] += b - a
+                state["gets"] += 1
+
+    threads = [threading.Thread(target=loop) for _ in range(concurrency)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - t0
+    return {"mb_per_s": state["bytes"] / 1e6 / elapsed, "gets_per_s": state["gets"] / elapsed,
+            "seconds": elapsed, "bytes": state["bytes"]}
+
+
 # -- one server per process ----------------------------------------------------------------------------------
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.loopback", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("kind", choices=("moto", "proxy"))
-    ap.add_argument("upstream", nargs="?", help="proxy: the server to forward to (http://host:port)")
-    ap.add_argument("--delay", type=float, default=0.0, help="proxy: seconds before every answer's first byte")
+    ap.add_argument("kind", choices=("moto", "proxy", "files"))
+    ap.add_argument("upstream", nargs="?", help="proxy: the server to forward to (http://host:port); files: the "
+                    "folder to serve")
+    ap.add_argument("--delay", type=float, default=0.0, help="proxy, files: seconds before every answer's first byte")
     args = ap.parse_args(argv)
     if args.kind == "moto":
         server, endpoint = start_moto()
+    elif args.kind == "files":
+        if not args.upstream:
+            ap.error("files needs DIR")
+        server = range_server(args.upstream, args.delay)
+        endpoint = url_of(server)
     else:
         if not args.upstream:
             ap.error("proxy needs UPSTREAM")

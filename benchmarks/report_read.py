@@ -166,7 +166,7 @@ def _bound(doc: dict, target: str) -> str | None:
                 + (f" ({rec['clips_per_s']:,.0f} clips/s)" if rec else "") + ".")
     if target.startswith("peak RSS"):
         return "see the memory table."
-    if target.startswith("S3 with"):
+    if target.startswith(("S3 with", "object storage")):
         from benchmarks.remote import bound as remote_bound
 
         return remote_bound(doc.get("remote", {}), target)

@@ -191,7 +191,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
                     "runs with the synthetic corpus; none for --quick)")
     ap.add_argument("--no-cold", action="store_true", help="skip the cold page cache table")
     ap.add_argument("--no-profile", action="store_true", help="skip the cProfile pass over the shardkit reader")
-    ap.add_argument("--no-remote", action="store_true", help="skip the object-storage rows (moto S3 on loopback)")
+    ap.add_argument("--no-remote", action="store_true", help="skip the object-storage rows (servers on loopback)")
     return ap.parse_args(argv)
 
 
@@ -311,9 +311,9 @@ def _cold_step(sets: dict[str, Path], out: Path, doc: dict[str, Any]) -> None:
 
 
 def _remote_step(sets: dict[str, Path], doc: dict[str, Any]) -> None:
-    """Step 3c: clips/s of the segments set from an S3 server on loopback, 0 and 50 ms (benchmarks/remote.py)."""
+    """Step 3c: clips/s of the segments set from object servers on loopback (benchmarks/remote.py)."""
     cfg = doc["config"]
-    _log("object storage: the segments set from moto S3 on loopback, straight and with 50 ms first-byte latency ...")
+    _log("object storage: the segments set from an HTTP range server on loopback, 0, 10 and 50 ms first byte ...")
     seconds = cfg["seconds"] if cfg["quick"] else max(cfg["seconds"], remote_mod.SECONDS)
     doc["remote"] = remote_mod.measure_remote({"segments": sets["segments"]}, seconds=seconds,
                                               repeats=cfg["repeats"], workers=cfg["workers"], batch=cfg["batch"],

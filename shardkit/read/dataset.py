@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset
 
-from shardkit.read import plan
+from shardkit.read import locate, plan
 from shardkit.read.batch import BatchReader
 from shardkit.read.cursor import STATE_FORMAT, EpochCursor, OrderKey, SharedEpoch, SharedInt
 from shardkit.read.labels import map_classes
@@ -69,8 +69,10 @@ class ShardDataset(IterableDataset):
     folders (measured here, a warm page cache only pays for it); True turns local read-ahead on
     (``fadvise``), for cold or network-attached disks. ``source`` may be an object-store URL
     (``s3://bucket/prefix/``, ``gs://…``, ``az://…``, ``http(s)://…``) with ``storage_options`` for
-    obstore (docs/reading.md, "Shard sets on object storage"). ``search_path``: folders holding the
-    ancestors of a set made by ``shardkit update`` (docs/versions.md; also ``$SHARDKIT_SEARCH_PATH``).
+    obstore (docs/reading.md, "Shard sets on object storage"); ``cache_dir`` keeps its downloaded shards
+    on local disk for every process (DataLoader workers, later epochs and runs), at most ``cache_bytes``.
+    ``search_path``: folders holding the ancestors of a set made by ``shardkit update`` (docs/versions.md;
+    also ``$SHARDKIT_SEARCH_PATH``).
     ``verify_crc``: check each data member read against the CRC-32 in its index (:mod:`shardkit.read.crc`:
     members read whole are checked on every read, a member read in crops is read whole and checked once per
     process); a mismatch is a :class:`ShardReadError` naming shard and sample, under ``on_error`` like any read
@@ -104,8 +106,11 @@ class ShardDataset(IterableDataset):
         storage_options: dict[str, Any] | None = None,
         search_path: Sequence[str | os.PathLike[str]] | None = None,
         verify_crc: bool = False,
+        cache_dir: str | os.PathLike[str] | None = None,
+        cache_bytes: int | str | None = None,
     ) -> None:
         super().__init__()
+        storage_options = locate.cache_options(source, storage_options, cache_dir, cache_bytes)
         opts = ReadOptions(batch_size=batch_size, crop_seconds=crop_seconds,
                            crops_per_recording=crops_per_recording, shuffle=shuffle, seed=seed,
                            shuffle_window=shuffle_window, partial=partial, secondary_weight=secondary_weight,

@@ -26,12 +26,12 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from shardkit.errors import StorageError, UsageError
+from shardkit.errors import StorageError, UnsafeFileError, UsageError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SCHEMES", "check_process", "fetch_metadata", "is_url", "make_store", "mark_used", "read_metadata",
-           "split_url", "storage_error", "used_here"]
+__all__ = ["SCHEMES", "cache_options", "check_process", "fetch_metadata", "get_whole", "is_url", "make_store",
+           "mark_used", "read_metadata", "split_url", "storage_error", "used_here"]
 
 #: URL schemes read through obstore
 SCHEMES = ("s3", "s3a", "gs", "az", "abfs", "abfss", "adl", "azure", "http", "https")
@@ -42,6 +42,10 @@ DEFAULT_RETRY = {"max_retries": 4, "retry_timeout": timedelta(seconds=30),
                  "backoff": {"init_backoff": timedelta(milliseconds=100), "max_backoff": timedelta(seconds=4),
                              "base": 2}}
 DEFAULT_CLIENT = {"connect_timeout": timedelta(seconds=10), "timeout": timedelta(seconds=120)}
+
+#: ``storage_options`` keys that are shardkit's own, not obstore's (the disk cache of
+#: :class:`~shardkit.read.remote.ObjectStorage`)
+LOCAL_KEYS = ("cache_dir", "cache_dir_bytes")
 
 _ENDPOINT_KEYS = ("endpoint", "aws_endpoint", "aws_endpoint_url", "endpoint_url")
 _ENDPOINT_ENV = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT", "AWS_ENDPOINT_URL_S3", "GOOGLE_CLOUD_STORAGE_ENDPOINT")
@@ -73,7 +77,7 @@ def make_store(url: str, storage_options: Mapping[str, Any] | None = None) -> An
     shardkit's defaults key by key. An ``http://`` endpoint is allowed without further settings."""
     from obstore.store import from_url
 
-    opts = dict(storage_options or {})
+    opts = {k: v for k, v in (storage_options or {}).items() if k not in LOCAL_KEYS}
     client = {**DEFAULT_CLIENT, **opts.pop("client_options", {})}
     retry = {**DEFAULT_RETRY, **opts.pop("retry_config", {})}
     endpoint = next((str(opts[k]) for k in _ENDPOINT_KEYS if k in opts), None)
@@ -85,6 +89,24 @@ def make_store(url: str, storage_options: Mapping[str, Any] | None = None) -> An
     except Exception as exc:  # obstore raises its own config errors
         raise UsageError(f"{url}: cannot use this URL with storage_options {sorted(opts)} ({_first_line(exc)})"
                          ) from None
+
+
+def cache_options(source: object, storage_options: Mapping[str, Any] | None, cache_dir: str | os.PathLike[str] | None,
+                  cache_bytes: int | str | None) -> dict[str, Any] | None:
+    """``storage_options`` with ``ShardDataset``'s ``cache_dir``/``cache_bytes`` in them (as ``cache_dir`` and
+    ``cache_dir_bytes``: :class:`~shardkit.read.remote.ObjectStorage`'s disk cache). A cache of a local folder, or a
+    bound without a folder, is a :class:`UsageError`."""
+    if cache_dir is None and cache_bytes is None:
+        return None if storage_options is None else dict(storage_options)
+    if cache_dir is None:
+        raise UsageError(f"{source}: cache_bytes bounds cache_dir; pass cache_dir=FOLDER too")
+    if not is_url(source):
+        raise UsageError(f"{source}: cache_dir keeps the shards of a set on object storage (s3://, gs://, az://, "
+                         "http(s)://); a local folder is read in place")
+    out = {**(storage_options or {}), "cache_dir": os.fspath(cache_dir)}
+    if cache_bytes is not None:
+        out["cache_dir_bytes"] = cache_bytes
+    return out
 
 
 def _first_line(exc: BaseException) -> str:
@@ -158,11 +180,12 @@ FETCH_TIMEOUT = 600
 
 
 def fetch_metadata(url: str, storage_options: Mapping[str, Any] | None, manifest: str
-                   ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``(objects, sizes)``: the manifest and the index bytes of every shard it lists, and the size of
-    every shard, read in a child process (``sys.executable -c``; nothing of this process is re-imported).
-    Values are bytes/ints, or the ``OSError`` reading them raised (rebuilt here). The parent never
-    starts obstore's runtime, so it can fork DataLoader workers afterwards."""
+                   ) -> tuple[dict[str, Any], dict[str, Any], dict[str, str | None]]:
+    """``(objects, sizes, tags)``: the manifest and the index bytes of every shard it lists (each at most
+    :data:`~shardkit.read.storage.MAX_OBJECT_BYTES`, checked before its body is read), and the size and
+    ETag of every shard (a HEAD each), read in a child process (``sys.executable -c``; nothing of this
+    process is re-imported). Values are bytes/ints, or the ``OSError`` reading them raised (rebuilt here).
+    The parent never starts obstore's runtime, so it can fork DataLoader workers afterwards."""
     import shardkit
 
     env = dict(os.environ)
@@ -189,37 +212,66 @@ def _rebuild(values: dict[str, Any]) -> dict[str, Any]:
             out[name] = FileNotFoundError(2, "no such object", value[1])
         elif isinstance(value, tuple) and value and value[0] == "error":
             out[name] = StorageError(value[1])
+        elif isinstance(value, tuple) and value and value[0] == "unsafe":
+            out[name] = UnsafeFileError(value[1])
         else:
             out[name] = value
     return out
 
 
 def read_metadata(url: str, storage_options: Mapping[str, Any] | None, manifest: str
-                  ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``(objects, sizes)`` as :func:`fetch_metadata` gives them, read in this process (8 at a time)."""
+                  ) -> tuple[dict[str, Any], dict[str, Any], dict[str, str | None]]:
+    """``(objects, sizes, tags)`` as :func:`fetch_metadata` gives them, read in this process (8 at a time)."""
     mark_used()
     return _rebuild_all(*_read_all(url, storage_options, manifest))
 
 
-def _rebuild_all(objects: dict[str, Any], sizes: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    return _rebuild(objects), _rebuild(sizes)
+def _rebuild_all(objects: dict[str, Any], sizes: dict[str, Any], tags: dict[str, str | None]
+                 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, str | None]]:
+    return _rebuild(objects), _rebuild(sizes), tags
 
 
-def _read_all(url: str, options: Mapping[str, Any] | None, manifest: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The manifest, its indexes and shard sizes; errors as ``("missing"|"error", message)`` (picklable)."""
+def get_whole(store: Any, name: str, where: str) -> bytes:
+    """The whole object ``name`` (a manifest or an index): its size is checked against
+    :data:`~shardkit.read.storage.MAX_OBJECT_BYTES` from the answer's headers, before its body is read
+    (:class:`~shardkit.errors.UnsafeFileError` if larger). obstore errors are left to the caller."""
+    import obstore
+
+    from shardkit.read.storage import MAX_OBJECT_BYTES
+
+    got = obstore.get(store, name)
+    size = int(got.meta["size"])
+    if size > MAX_OBJECT_BYTES:
+        raise UnsafeFileError(f"{where}: is {size} bytes, more than the {MAX_OBJECT_BYTES} a manifest or index "
+                              "may have; not read")
+    return bytes(got.bytes())
+
+
+def _read_all(url: str, options: Mapping[str, Any] | None, manifest: str
+              ) -> tuple[dict[str, Any], dict[str, Any], dict[str, str | None]]:
+    """The manifest, its indexes, shard sizes and ETags; errors as ``("missing"|"error"|"unsafe", message)``
+    (picklable)."""
     import obstore
 
     store = make_store(url, options)
+    tags: dict[str, str | None] = {}
 
     def run(fn: Any, name: str) -> Any:
         try:
             return fn(name)
+        except UnsafeFileError as exc:
+            return ("unsafe", str(exc))
         except Exception as exc:
             err = storage_error(exc, url + name)
             return ("missing", url + name) if isinstance(err, FileNotFoundError) else ("error", str(err))
 
     def get(name: str) -> Any:
-        return run(lambda m: bytes(obstore.get(store, m).bytes()), name)
+        return run(lambda m: get_whole(store, m, url + m), name)
+
+    def head(name: str) -> int:
+        meta = obstore.head(store, name)
+        tags[name] = meta.get("e_tag")
+        return int(meta["size"])
 
     objects: dict[str, Any] = {manifest: get(manifest)}
     sizes: dict[str, Any] = {}
@@ -229,14 +281,14 @@ def _read_all(url: str, options: Mapping[str, Any] | None, manifest: str) -> tup
         shards = []
     with ThreadPoolExecutor(8) as pool:
         got = list(pool.map(get, [i for _, i in shards]))
-        sized = list(pool.map(lambda n: run(lambda m: int(obstore.head(store, m)["size"]), n), [s for s, _ in shards]))
+        sized = list(pool.map(lambda n: run(head, n), [s for s, _ in shards]))
     objects.update(zip([i for _, i in shards], got))
     sizes.update(zip([s for s, _ in shards], sized))
-    return objects, sizes
+    return objects, sizes, tags
 
 
 def _child() -> None:
-    """The child of :func:`fetch_metadata`: request on stdin, pickled ``(objects, sizes)`` on stdout."""
+    """The child of :func:`fetch_metadata`: request on stdin, pickled ``(objects, sizes, tags)`` on stdout."""
     url, options, manifest = pickle.loads(sys.stdin.buffer.read())
     sys.stdout.buffer.write(pickle.dumps(_read_all(url, options, manifest)))
     sys.stdout.buffer.flush()

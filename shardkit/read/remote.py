@@ -14,6 +14,11 @@ How reads hide latency (a small GET costs 30–100 ms before its first byte):
 - every member is checked against its CRC-32 before any of its bytes is served: a mismatch fails the
   ranges inside it with :class:`CorruptMember` (the reader's ``ShardReadError``, or a skip with
   ``on_error="skip"``), never wrong audio;
+- the ETag of every shard is recorded when the set is opened (the HEAD that reads its size; else the
+  first GET's) and pickled to DataLoader workers with the storage; every ranged GET carries it as
+  ``If-Match`` (and the answer's ETag is compared too, for a server that ignores ``If-Match``), so a shard
+  replaced under a running reader fails its reads with :class:`ShardChanged` ("the shard changed since
+  the set was opened"), and every later read of that shard fails at once;
 - fetched windows are kept in a cache of at most ``cache_bytes`` (default :data:`CACHE_BYTES`, 512 MB:
   two default shuffle windows); a window prefetch fetched is kept until each hinted member in it was
   served once, unless nothing else can go (:class:`~shardkit.read.windows.WindowCache`). Memory held:
@@ -21,6 +26,8 @@ How reads hide latency (a small GET costs 30–100 ms before its first byte):
   read calls in progress.
 
 A range outside the known members is read with plain ranged GETs (coalesced), checked for length only.
+With ``storage_options["cache_dir"]`` whole shards are read from a shared disk cache instead
+(:mod:`shardkit.read.cache`).
 """
 
 from __future__ import annotations
@@ -38,8 +45,10 @@ import numpy as np
 
 from shardkit.errors import UsageError
 from shardkit.read import locate
-from shardkit.read.storage import ByteRange, Extent, LocalStorage, RangeError, ShortRead, Storage
-from shardkit.read.windows import GAP, MB, CorruptMember, Failed, Window, WindowCache, covers, plan_windows, serve
+from shardkit.read import windows as win
+from shardkit.read.cache import DiskCached, ShardCache, shard_digests
+from shardkit.read.storage import ByteRange, Extent, LocalStorage, RangeError, ShardChanged, ShortRead, Storage
+from shardkit.read.windows import MB, CorruptMember, Failed, TagMismatch, Window, WindowCache, covers, serve
 from shardkit.units import parse_size
 
 log = logging.getLogger(__name__)
@@ -47,9 +56,11 @@ log = logging.getLogger(__name__)
 __all__ = ["CACHE_BYTES", "CorruptMember", "ObjectStorage", "open_storage"]
 
 #: background window GETs in flight per process
-MAX_IN_FLIGHT = 4
+MAX_IN_FLIGHT = 16
 #: default bound of the cache of fetched windows, per process
 CACHE_BYTES = 512 * MB
+#: default bound of ``cache_dir`` (``storage_options["cache_dir_bytes"]``)
+DISK_CACHE_BYTES = 20_000_000_000
 #: a window that takes longer than this is logged at INFO
 SLOW_SECONDS = 1.0
 
@@ -57,13 +68,16 @@ SLOW_SECONDS = 1.0
 Members = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
-class ObjectStorage:
+class ObjectStorage(DiskCached):
     """A shard set at an object-store URL (``s3://bucket/prefix/``, ``gs://…``, ``az://…``,
     ``http(s)://…``), read with obstore. Thread-safe; pickles to its URL and options.
 
     ``storage_options``: obstore settings (see :func:`shardkit.read.locate.make_store`); credentials and
-    endpoint otherwise come from the standard environment. ``cache_bytes``: bound of the window cache
-    per process (int or a size string, default 512 MB). See the module docstring for how reads work.
+    endpoint otherwise come from the standard environment. Two keys are shardkit's own: ``cache_dir`` (a
+    local folder that keeps whole downloaded shards for every process of the machine,
+    :class:`~shardkit.read.cache.ShardCache`) and ``cache_dir_bytes`` (its bound, int or a size string,
+    default :data:`DISK_CACHE_BYTES`). ``cache_bytes``: bound of the in-memory window cache per process
+    (int or a size string, default 512 MB). See the module docstring for how reads work.
     """
 
     def __init__(self, url: str, storage_options: Mapping[str, Any] | None = None, *,
@@ -77,6 +91,14 @@ class ObjectStorage:
         self.cache_bytes = parse_size(cache_bytes) if isinstance(cache_bytes, str) else int(cache_bytes)
         self.max_in_flight = int(max_in_flight)
         self._members: Callable[[str], Members | None] | None = None
+        #: the ETag of each object when the set was opened (None: the server gives none)
+        self._tags: dict[str, str | None] = {}
+        #: (bytes, sha256) of each shard, from the manifest: the disk cache's keys
+        self._shards: dict[str, tuple[int, str]] = {}
+        cache_dir = self.storage_options.get("cache_dir")
+        limit = self.storage_options.get("cache_dir_bytes", DISK_CACHE_BYTES)
+        self._disk = None if cache_dir is None else ShardCache(
+            cache_dir, parse_size(limit) if isinstance(limit, str) else int(limit))
         self._reset()
 
     def _reset(self) -> None:
@@ -84,6 +106,9 @@ class ObjectStorage:
         self._pid = os.getpid()
         self._store: Any = None
         self._pool: ThreadPoolExecutor | None = None
+        self._getters: ThreadPoolExecutor | None = None
+        self._changed: dict[str, ShardChanged] = {}
+        self._filling: dict[str, Future[None]] = {}
         self._cache = WindowCache(self.cache_bytes)
         self._inflight: dict[tuple[str, int, int], Future[Window]] = {}
         self._preloaded: dict[str, Any] = {}
@@ -92,8 +117,9 @@ class ObjectStorage:
         #: this process's counters: ranges served from the cache (``hits``) or not (``misses``), windows a
         #: read waited for because prefetch was already fetching them (``joined``), GETs and bytes fetched
         #: by prefetch (``prefetch_gets``, ``prefetch_bytes``) and by reads (``read_gets``, ``read_bytes``)
+        #: and whole shards downloaded into ``cache_dir`` (``disk_gets``, ``disk_bytes``)
         self.stats = dict.fromkeys(("hits", "misses", "joined", "prefetch_gets", "prefetch_bytes", "read_gets",
-                                    "read_bytes"), 0)
+                                    "read_bytes", "disk_gets", "disk_bytes"), 0)
 
     def _client(self) -> Any:
         """This process's obstore store (made on first use; refused after an unsafe fork)."""
@@ -120,11 +146,16 @@ class ObjectStorage:
         next :meth:`read_bytes` / :meth:`size` of them are served from memory."""
         if locate.used_here():
             self._client()
-            objects, sizes = locate.read_metadata(self.url, self.storage_options, manifest)
+            objects, sizes, tags = locate.read_metadata(self.url, self.storage_options, manifest)
         else:
-            objects, sizes = locate.fetch_metadata(self.url, self.storage_options, manifest)
+            objects, sizes, tags = locate.fetch_metadata(self.url, self.storage_options, manifest)
         self._preloaded.update(objects)
         self._sizes.update(sizes)
+        with self._lock:
+            for name, tag in tags.items():
+                self._tags.setdefault(name, tag)
+            if isinstance(objects.get(manifest), bytes):
+                self._shards.update(shard_digests(objects[manifest]))
 
     def bind_members(self, members: Callable[[str], Members | None] | None) -> None:
         """Where to find a shard's members and CRC-32s (the shard set's index columns); reads inside a
@@ -145,12 +176,14 @@ class ObjectStorage:
         return value
 
     def _get_whole(self, name: str) -> bytes:
-        import obstore
-
         store = self._client()
         log.info("fetching %s", self.describe(name))
         try:
-            return bytes(obstore.get(store, name).bytes())
+            return locate.get_whole(store, name, self.describe(name))
+        except OSError as exc:
+            if type(exc).__module__.startswith("shardkit") or isinstance(exc, FileNotFoundError):
+                raise
+            raise locate.storage_error(exc, self.describe(name)) from None
         except Exception as exc:
             raise locate.storage_error(exc, self.describe(name)) from None
 
@@ -160,7 +193,10 @@ class ObjectStorage:
             import obstore
 
             try:
-                value = int(obstore.head(self._client(), name)["size"])
+                meta = obstore.head(self._client(), name)
+                value = int(meta["size"])
+                with self._lock:
+                    self._tags.setdefault(name, meta.get("e_tag"))
             except UsageError:
                 raise
             except Exception as exc:
@@ -173,6 +209,11 @@ class ObjectStorage:
     def read_into(self, name: str, ranges: Sequence[ByteRange | tuple[int, int, memoryview]]
                   ) -> list[RangeError]:
         self._client()  # raises UsageError in an unsafe fork: not an I/O failure
+        changed = self._changed.get(name)
+        if changed is not None:
+            return [(k, changed) for k in range(len(ranges))]
+        if self._disk is not None and (done := self._read_cached(name, ranges)) is not None:
+            return done
         errors: dict[int, OSError] = {}
         misses: list[int] = []
         with self._lock:
@@ -193,14 +234,16 @@ class ObjectStorage:
     def prefetch(self, name: str, extents: Sequence[Extent]) -> None:
         """Fetch these members' windows in the background (up to ``cache_bytes`` of them), CRC-checked,
         into the cache that :meth:`read_into` serves from."""
-        if not extents:
+        if not extents or name in self._changed:
             return
         try:
             self._client()
         except UsageError:
             return  # read_into says so
+        if self._disk is not None and self._prefetch_shard(name):
+            return
         budget = self.cache_bytes
-        for group in plan_windows(sorted(extents)):
+        for group in win.plan_windows(sorted(extents)):
             start, end = group[0].offset, group[-1].offset + group[-1].length
             budget -= end - start
             if budget < 0:
@@ -220,9 +263,11 @@ class ObjectStorage:
     def close(self) -> None:
         with self._lock:
             self._cache.clear()
-            pool, self._pool = self._pool, None
-        if pool is not None and self._pid == os.getpid():
-            pool.shutdown(wait=False, cancel_futures=True)
+            pools = [self._pool, self._getters]
+            self._pool = self._getters = None
+        for pool in pools:
+            if pool is not None and self._pid == os.getpid():
+                pool.shutdown(wait=False, cancel_futures=True)
 
     # -- fetching ----------------------------------------------------------------------------------
 
@@ -231,22 +276,58 @@ class ObjectStorage:
             self._pool = ThreadPoolExecutor(self.max_in_flight, thread_name_prefix="shardkit-prefetch")
         return self._pool
 
+    def _get(self, name: str, start: int, end: int) -> Any:
+        """Bytes ``[start, end)`` of ``name`` (one ranged GET), on the condition that the object is still the one
+        whose ETag was recorded (``If-Match``; the answer's ETag is compared too). Raises :class:`ShardChanged`
+        (remembered: later reads of ``name`` fail at once) or the one-line error of the failure."""
+        tag = self._tags.get(name)
+        try:
+            data, now = win.get_if_match(self._client(), name, start, end, tag)
+        except UsageError:
+            raise
+        except TagMismatch:
+            raise self._shard_changed(name, tag) from None
+        except Exception as exc:
+            raise locate.storage_error(exc, self.describe(name)) from None
+        if tag is None and now:
+            with self._lock:
+                self._tags.setdefault(name, now)
+        return data
+
+    def _shard_changed(self, name: str, tag: str | None) -> ShardChanged:
+        err = ShardChanged(self.describe(name), f"the shard changed since the set was opened (its ETag was {tag}; "
+                           "the object at that name now has another)")
+        with self._lock:
+            self._changed.setdefault(name, err)
+        log.warning("%s", err)
+        return err
+
+    def _get_many(self, name: str, spans: Sequence[tuple[int, int]]) -> list[Any]:
+        """:meth:`_get` of each ``(start, end)``, concurrently (up to ``max_in_flight``); a failed span gives its
+        ``OSError`` in its place."""
+        def one(span: tuple[int, int]) -> Any:
+            try:
+                return self._get(name, *span)
+            except OSError as exc:
+                return exc
+
+        if len(spans) <= 1:
+            return [one(sp) for sp in spans]
+        with self._lock:
+            if self._getters is None:
+                self._getters = ThreadPoolExecutor(self.max_in_flight, thread_name_prefix="shardkit-get")
+            pool = self._getters
+        return list(pool.map(one, spans))
+
     def _done(self, key: tuple[str, int, int]) -> None:
         with self._lock:
             self._inflight.pop(key, None)
 
     def _fetch_window(self, name: str, group: list[Extent], cache: bool, prefetch: bool = False) -> Window:
         """GET the members of ``group`` as one range, check each one's CRC-32; cache it if asked."""
-        import obstore
-
         start, end = group[0].offset, group[-1].offset + group[-1].length
         t0 = time.monotonic()
-        try:
-            data = obstore.get_range(self._client(), name, start=start, end=end)
-        except UsageError:
-            raise
-        except Exception as exc:
-            raise locate.storage_error(exc, self.describe(name)) from None
+        data = self._get(name, start, end)
         return self._checked(name, group, data, time.monotonic() - t0, cache, prefetch)
 
     def _checked(self, name: str, group: list[Extent], data: Any, seconds: float, cache: bool,
@@ -297,7 +378,7 @@ class ObjectStorage:
         windows = self._join_prefetch(name, [(int(starts[m]), int(ends[m])) for m in wanted])
         rest = [m for m in wanted if not any(covers(w, starts[m], ends[m]) for w in windows)]
         extents = [Extent(int(starts[m]), int(ends[m] - starts[m]), int(crcs[m])) for m in rest]
-        windows += self._fetch_groups(name, plan_windows(extents))
+        windows += self._fetch_groups(name, win.plan_windows(extents))
         errors: dict[int, OSError] = {}
         for k, m in inside.items():
             offset, length, dest = ranges[k]
@@ -340,9 +421,7 @@ class ObjectStorage:
 
     def _fetch_groups(self, name: str, groups: list[list[Extent]]) -> list[Any]:
         """Each group's window: waited for if prefetch is fetching it, else fetched now, concurrently
-        (obstore ``get_ranges``). A failed group gives a :class:`Failed` in its place."""
-        import obstore
-
+        (:meth:`_get_many`). A failed group gives a :class:`Failed` in its place."""
         out: list[Any] = [None] * len(groups)
         todo = []
         for j, g in enumerate(groups):
@@ -361,51 +440,34 @@ class ObjectStorage:
         starts = [groups[j][0].offset for j in todo]
         ends = [groups[j][-1].offset + groups[j][-1].length for j in todo]
         t0 = time.monotonic()
-        try:
-            got = obstore.get_ranges(self._client(), name, starts=starts, ends=ends, coalesce=0)
-        except UsageError:
-            raise
-        except Exception:
-            got = None  # find out which group fails, one by one
+        got = self._get_many(name, list(zip(starts, ends)))
         for n, j in enumerate(todo):
             try:
-                if got is None:
-                    out[j] = self._fetch_window(name, groups[j], True)
-                else:
-                    out[j] = self._checked(name, groups[j], got[n], time.monotonic() - t0, True)
+                if isinstance(got[n], OSError):
+                    raise got[n]
+                out[j] = self._checked(name, groups[j], got[n], time.monotonic() - t0, True)
             except OSError as exc:
                 out[j] = Failed(starts[n], ends[n], exc)
         return out
 
     def _plain_reads(self, name: str, ranges: Sequence[Any], ks: list[int]) -> dict[int, OSError]:
-        import obstore
-
+        """Ranges outside known members: neighbours (gaps ≤ ``GAP``) share a GET; checked for length only."""
         if not ks:
             return {}
-        try:
-            got = obstore.get_ranges(self._client(), name, starts=[int(ranges[k][0]) for k in ks],
-                                     lengths=[int(ranges[k][1]) for k in ks], coalesce=GAP)
-        except UsageError:
-            raise
-        except Exception as exc:
-            err = locate.storage_error(exc, self.describe(name))
-            return dict.fromkeys(ks, err)
-        errors: dict[int, OSError] = {}
-        for k, data in zip(ks, got):
-            offset, length, dest = ranges[k]
-            if len(data) != length:
-                errors[k] = ShortRead(self.describe(name), len(data), length, offset)
-            else:
-                (dest if len(dest) == length else dest[:length])[:] = memoryview(data)
-        return errors
+        spans = win.plain_spans(ranges, ks)
+        return win.fill_spans(ranges, ks, spans, self._get_many(name, spans), self.describe(name))
 
     # -- lifetime ----------------------------------------------------------------------------------
 
     def __getstate__(self) -> dict[str, Any]:
         return {"url": self.url, "storage_options": self.storage_options, "cache_bytes": self.cache_bytes,
-                "max_in_flight": self.max_in_flight}
+                "max_in_flight": self.max_in_flight, "tags": dict(self._tags), "shards": dict(self._shards),
+                "disk": self._disk}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        self._tags = dict(state.pop("tags", {}))
+        self._shards = dict(state.pop("shards", {}))
+        self._disk = state.pop("disk", None)
         self.__dict__.update(state)
         self._members = None
         self._reset()

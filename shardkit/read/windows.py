@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import bisect
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
-from shardkit.read.storage import Extent
+from shardkit.read.storage import Extent, ShortRead, coalesce
 
-__all__ = ["GAP", "WINDOW_MAX", "CorruptMember", "Failed", "Window", "WindowCache", "covers", "plan_windows", "serve"]
+__all__ = ["GAP", "WINDOW_MAX", "CorruptMember", "Failed", "TagMismatch", "Window", "WindowCache", "covers",
+           "fill_spans", "get_if_match", "plain_spans", "plan_windows", "serve", "stream_if_match"]
 
 MB = 1 << 20
 #: members at most this far apart share a GET
@@ -135,3 +136,77 @@ class Failed(NamedTuple):
 
 def covers(w: Any, start: int, end: int) -> bool:
     return w.start <= start and end <= w.end
+
+
+class TagMismatch(Exception):
+    """The object is no longer the one whose ETag was recorded (HTTP 412, or the answer names another ETag)."""
+
+
+def get_if_match(store: Any, name: str, start: int, end: int, tag: str | None) -> tuple[Any, str | None]:
+    """``(bytes [start, end) of name, the answer's ETag)``: one ranged GET with ``If-Match: tag`` (when known).
+    Raises :class:`TagMismatch` when the server refuses the condition or answers with another ETag (a server
+    that ignores ``If-Match``); other obstore errors as they come."""
+    import obstore
+
+    options: dict[str, Any] = {"range": (start, end)}
+    if tag:
+        options["if_match"] = tag
+    try:
+        got = obstore.get(store, name, options=options)
+    except Exception as exc:
+        if type(exc).__name__ == "PreconditionError":
+            raise TagMismatch(str(exc)) from None
+        raise
+    now = got.meta.get("e_tag")
+    if tag and now and now != tag:
+        raise TagMismatch(f"ETag {now}, not {tag}")
+    return got.bytes(), now
+
+
+def plain_spans(ranges: Sequence[Any], ks: Sequence[int]) -> list[tuple[int, int]]:
+    """``(start, end)`` GETs covering ranges ``ks`` of ``ranges`` ((offset, length, dest)): neighbours at most
+    :data:`GAP` apart share one."""
+    order = sorted(ks, key=lambda k: ranges[k][0])
+    merged = coalesce([Extent(int(ranges[k][0]), int(ranges[k][1]), 0) for k in order], gap=GAP, chunk=1 << 62)
+    return [(a, a + n) for a, n in merged]
+
+
+def fill_spans(ranges: Sequence[Any], ks: Sequence[int], spans: Sequence[tuple[int, int]], got: Sequence[Any],
+               where: str) -> dict[int, OSError]:
+    """Copy ranges ``ks`` out of the fetched ``spans`` (``got``: bytes, or the ``OSError`` of a failed GET);
+    returns the failed ranges (that error, or :class:`ShortRead`)."""
+    errors: dict[int, OSError] = {}
+    starts = [a for a, _ in spans]
+    for k in ks:
+        offset, length, dest = ranges[k]
+        j = bisect.bisect_right(starts, offset) - 1
+        data, a = got[j], spans[j][0]
+        if isinstance(data, OSError):
+            errors[k] = data
+        elif len(data) < offset - a + length:
+            errors[k] = ShortRead(where, max(0, len(data) - (offset - a)), length, offset)
+        else:
+            (dest if len(dest) == length else dest[:length])[:] = memoryview(data)[offset - a:offset - a + length]
+    return errors
+
+
+def stream_if_match(store: Any, name: str, tag: str | None, write: Callable[[Any], None]) -> int:
+    """GET the whole object ``name`` on the condition ``If-Match: tag`` (when known), handing its body to
+    ``write`` in pieces of about 8 MB (memory: one piece); returns the bytes streamed. :class:`TagMismatch`
+    as :func:`get_if_match`."""
+    import obstore
+
+    try:
+        got = obstore.get(store, name, options={"if_match": tag} if tag else None)
+    except Exception as exc:
+        if type(exc).__name__ == "PreconditionError":
+            raise TagMismatch(str(exc)) from None
+        raise
+    now = got.meta.get("e_tag")
+    if tag and now and now != tag:
+        raise TagMismatch(f"ETag {now}, not {tag}")
+    total = 0
+    for chunk in got.stream(min_chunk_size=8 * MB):
+        write(chunk)
+        total += len(chunk)
+    return total

@@ -6,19 +6,28 @@ keeps the prefix a valid shard set, or a resumable one, at every instant:
 
 1. before anything is decoded: list the prefix (an unreachable endpoint, a missing bucket or refused
    credentials fail here, naming the URL), refuse a prefix holding another pack or other files, and
-   upload ``pack-state.json`` (which also proves that writing is allowed);
-2. after each finished shard: upload the shard and its index, each by *conditional create* (an object
-   already at that name is never replaced: it must have the same size and sha256 — read from the
-   ``sha256`` metadata shardkit attaches, else by hashing the object — or the pack stops with an
-   :class:`OutputConflictError` naming it); then ``pack-state.json``; then delete the shard and index
-   from staging. Staging thus holds about one shard plus the state.
+   upload ``pack-sources.json`` (the sources' sizes and modification times, so that a resume on another
+   machine refuses sources that changed, as a local resume does), then ``pack-state.json`` (which also
+   proves that writing is allowed); a prefix holding only ``pack-sources.json`` is a pack killed between
+   the two and counts as empty;
+2. after each finished shard, in a background thread (:data:`UPLOAD_QUEUE` finished shards may wait for
+   it; the pack loop blocks only when that many are waiting): upload the shard and its index, each by
+   *conditional create* (an object already at that name is never replaced: it must have the same size
+   and sha256 — read from the ``sha256`` metadata shardkit attaches, else by hashing the object — or the
+   pack stops with an :class:`OutputConflictError` naming it); then ``pack-state.json`` as it was when
+   that shard finished (it names only uploaded shards); then delete the shard and index from staging.
+   Staging thus holds at most ``UPLOAD_QUEUE + 1`` finished shards (waiting, and being uploaded) plus
+   the one being written, plus the state. An upload error stops the pack at its next shard (or at the
+   end) with that error; the shards still staged are uploaded by the re-run.
 3. at the end: check that every shard and index the manifest names is in the prefix with its size,
-   upload ``manifest.json`` last, then delete ``pack-state.json`` (a complete prefix holds exactly the
-   files of a complete local pack).
+   upload ``manifest.json`` last, then delete ``pack-state.json`` and ``pack-sources.json`` (a complete
+   prefix holds exactly the files of a complete local pack).
 
 Resume: the remote ``pack-state.json`` names only shards already uploaded; the local one may name a
 few more, still in staging. A re-run uses the local state when it extends the remote one (uploading
-what the remote lacks), else the remote one (another machine, a lost staging folder).
+what the remote lacks), else the remote one and its ``pack-sources.json`` (another machine, a lost
+staging folder). Modification times are stamped, so sources copied to another machine must keep them
+(``cp -p``, ``rsync -a``) for the pack to resume there; otherwise it asks for ``--overwrite``.
 
 Objects up to :data:`SINGLE_PUT_MAX` are written with one ``PUT`` and ``If-None-Match: *`` (obstore
 ``mode="create"``); larger ones as multipart uploads (obstore cannot make those conditional), after a
@@ -31,7 +40,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import queue
 import tempfile
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -40,7 +51,7 @@ from shardkit.errors import OutputConflictError, StorageError, UsageError
 from shardkit.format import MANIFEST_NAME, PACK_STATE_NAME, Manifest
 from shardkit.read import locate
 from shardkit.write.lock import LOCK_NAME
-from shardkit.write.state import PackState, finished_pack, is_shard_set_file
+from shardkit.write.state import SOURCES_NAME, PackState, finished_pack, is_shard_set_file
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +62,9 @@ SINGLE_PUT_MAX = 64 * MB
 PART_BYTES = 16 * MB
 #: the user metadata key holding an object's sha256 (hex), on every object a pack uploads
 SHA_KEY = "sha256"
+#: finished shards that may wait for the background upload thread before the pack loop waits for it (0:
+#: upload in the pack loop itself)
+UPLOAD_QUEUE = 2
 #: schemes a pack can write to (http(s):// is read-only)
 WRITABLE = ("s3", "s3a", "gs", "az", "abfs", "abfss", "adl", "azure")
 
@@ -82,6 +96,9 @@ class RemoteOut:
         self.default_staging = staging is None
         self.staging = default_staging(self.url) if staging is None else Path(staging)
         self._store: Any = None
+        self._jobs: queue.Queue[tuple[dict[str, Any], bytes] | None] | None = None
+        self._uploader: threading.Thread | None = None
+        self._failed: BaseException | None = None
 
     def __repr__(self) -> str:
         return f"RemoteOut({self.url!r}, staging={str(self.staging)!r})"
@@ -173,7 +190,8 @@ class RemoteOut:
                     "only deletes shardkit's own objects: choose an empty prefix")
             self._delete([MANIFEST_NAME] * (MANIFEST_NAME in objects) + sorted(set(objects) - {MANIFEST_NAME}))
             return None, None
-        if not objects and not folders:
+        if set(objects) <= {SOURCES_NAME} and not folders:  # empty, or a pack killed before its first state
+            self._delete(list(objects))
             return None, None
         if foreign:
             raise OutputConflictError(f"{self.url}: is not empty and is not a shardkit shard set "
@@ -201,8 +219,7 @@ class RemoteOut:
     def drop_stale_state(self) -> None:
         """Delete the prefix's ``pack-state.json`` left by a pack killed after its manifest was uploaded."""
         objects, _ = self.listing()
-        if PACK_STATE_NAME in objects:
-            self._delete([PACK_STATE_NAME])
+        self._delete([n for n in (PACK_STATE_NAME, SOURCES_NAME) if n in objects])
 
     # -- staging -----------------------------------------------------------------------------------
 
@@ -231,6 +248,8 @@ class RemoteOut:
             (st / n).unlink()
         if remote is not None:
             remote.save(st)
+            if SOURCES_NAME in self.listing()[0]:  # the stamps of the run that started it, checked on resume
+                (st / SOURCES_NAME).write_bytes(self._get(SOURCES_NAME))
         return uploaded
 
     def _extends(self, local: PackState, remote: PackState | None, fingerprint: str) -> bool:
@@ -247,6 +266,7 @@ class RemoteOut:
     def clean_staging(self, *, everything: bool) -> None:
         """After a pack: with ``everything`` (it is complete in the prefix) delete shardkit's files from
         staging; remove the default staging folder when that leaves it empty."""
+        self._stop_uploads()
         st = self.staging
         if not st.is_dir():
             return
@@ -267,16 +287,58 @@ class RemoteOut:
         self.state = state
         for record in state.shards[uploaded:]:
             self._upload_record(record)
+        if (self.staging / SOURCES_NAME).exists():
+            self._put(SOURCES_NAME, (self.staging / SOURCES_NAME).read_bytes())
         self._put(PACK_STATE_NAME, state.to_bytes())
         for record in state.shards:
             self._drop_local(record)
 
     def shard_done(self, record: dict[str, Any]) -> None:
-        """The writer's hook after each finished shard: upload it and its index, then the state (which
-        now names it), then drop it from staging."""
+        """The writer's hook after each finished shard: hand it, with the state as it is now (naming it),
+        to the upload thread (waiting while :data:`UPLOAD_QUEUE` shards wait already), which uploads it
+        and its index, then that state, then drops it from staging. Raises the error of an earlier
+        upload that failed."""
+        self._raise_failed()
+        job = (record, self.state.to_bytes())
+        if UPLOAD_QUEUE <= 0:
+            self._upload_job(job)
+            return
+        if self._jobs is None:
+            self._jobs = queue.Queue(UPLOAD_QUEUE)
+            self._uploader = threading.Thread(target=self._upload_loop, args=(self._jobs,), daemon=True,
+                                              name="shardkit-upload")
+            self._uploader.start()
+        self._jobs.put(job)
+
+    def _upload_job(self, job: tuple[dict[str, Any], bytes]) -> None:
+        record, state = job
         self._upload_record(record)
-        self._put(PACK_STATE_NAME, self.state.to_bytes())
+        self._put(PACK_STATE_NAME, state)
         self._drop_local(record)
+
+    def _upload_loop(self, jobs: queue.Queue[tuple[dict[str, Any], bytes] | None]) -> None:
+        """The upload thread: jobs in order; after a failure it only drains the queue (the pack stops)."""
+        while (job := jobs.get()) is not None:
+            try:
+                if self._failed is None:
+                    self._upload_job(job)
+            except BaseException as exc:
+                self._failed = exc
+            finally:
+                jobs.task_done()
+        jobs.task_done()
+
+    def _stop_uploads(self) -> None:
+        """Wait for the upload thread to finish the shards handed to it, and end it."""
+        if self._jobs is not None and self._uploader is not None:
+            self._jobs.put(None)
+            self._uploader.join()
+        self._jobs = self._uploader = None
+
+    def _raise_failed(self) -> None:
+        if self._failed is not None:
+            exc, self._failed = self._failed, None
+            raise exc
 
     def _upload_record(self, record: dict[str, Any]) -> None:
         self.upload(record["name"], int(record["bytes"]), str(record["sha256"]))
@@ -337,6 +399,8 @@ class RemoteOut:
         """Check that every shard and index of the state is in the prefix with its size; upload the
         manifest (staged by the writer) last — after the state when the budget stopped the pack, and
         deleting the state when it is complete."""
+        self._stop_uploads()
+        self._raise_failed()
         objects, _ = self.listing()
         for s in state.shards:
             for name, size in ((s["name"], s["bytes"]), (s["index"], s["index_bytes"])):
@@ -347,4 +411,4 @@ class RemoteOut:
             self._put(PACK_STATE_NAME, state.to_bytes())
         self._put(MANIFEST_NAME, (self.staging / MANIFEST_NAME).read_bytes())
         if complete:
-            self._delete([PACK_STATE_NAME])
+            self._delete([PACK_STATE_NAME, SOURCES_NAME])

@@ -47,10 +47,10 @@ def test_quick_benchmark_writes_its_results(tmp_path):
         "presplit-wav", "webdataset"}
     assert all(r["clips"] > 0 and r["vs_cat"] > 0 for r in cold["results"])
     assert cold["target"]["met"] in (True, False) and "### Cold page cache" in (out / "benchmarks.md").read_text()
-    remote = doc["remote"]  # object storage: rows from moto on loopback, or skipped with the reason
+    remote = doc["remote"]  # object storage: rows from the HTTP range server on loopback, or skipped with the reason
     assert remote.get("skipped") or {(r["method"], r["status"]) for r in remote["results"]} == {
-        (f"segments-{w}", "ok") for w in ("local", "s3-0ms", "s3-50ms")}
-    assert any(t["target"].startswith("S3 with 50 ms") for t in doc["targets"])
+        (f"segments-{w}", "ok") for w in ("local", "http-0ms", "http-10ms", "http-50ms")}
+    assert any(t["target"].startswith("object storage (the HTTP range server") for t in doc["targets"])
     assert "### Object storage" in (out / "benchmarks.md").read_text()
     assert doc["targets"] and (out / "benchmarks.md").exists()
     md = (out / "benchmarks.md").read_text()

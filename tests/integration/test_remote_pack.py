@@ -331,3 +331,54 @@ def test_the_decoding_workers_are_spawned_not_forked(monkeypatch, tmp_path):
     with pytest.raises(RuntimeError, match="stop here"):
         next(workers.ordered_results([object()], 0, None, 2, tmp_path))
     assert seen == ["spawn"]
+
+
+# -- the source stamps travel with the state; uploads run beside the pack loop --------------------------------
+
+
+def test_a_resume_on_another_machine_refuses_changed_sources(s3, corpus40, tmp_path):
+    """The stamps (size, mtime) of the sources go up with the state: a resume from another staging folder (another
+    machine) refuses a source that changed, resumes unchanged ones, and a complete prefix holds no stamps."""
+    src = tmp_path / "audio"
+    shutil.copytree(corpus40[0], src)  # copy2: modification times kept, as cp -p / rsync -a do
+    args = ["pack", src, f"s3://{BUCKET}/stamps/", "--metadata", corpus40[1], "--shard-size", "400KB"]
+    r = _cli(*args, "--budget", "1.5MB", "--staging", tmp_path / "st1", endpoint=s3)
+    assert r.returncode == 3, r.stderr  # stopped at the budget, resumable
+    assert {"pack-state.json", "pack-sources.json"} <= set(_objects(s3, "stamps/"))
+    victim = sorted(src.rglob("*.*"))[-1]
+    st = victim.stat()
+    os.utime(victim, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    r = _cli(*args, "--staging", tmp_path / "st2", endpoint=s3)
+    _one_line_error(r, victim.name, "changed since the interrupted pack started")
+    os.utime(victim, ns=(st.st_atime_ns, st.st_mtime_ns))
+    r = _cli(*args, "--staging", tmp_path / "st3", endpoint=s3)
+    assert r.returncode == 0, r.stderr
+    assert {"pack-state.json", "pack-sources.json"}.isdisjoint(_objects(s3, "stamps/"))
+    assert "manifest.json" in _objects(s3, "stamps/")
+
+
+def test_a_failed_background_upload_stops_the_pack_with_its_error_and_a_rerun_finishes(s3, corpus40, reference,
+                                                                                    tmp_path):
+    """Uploads run in a thread beside the pack loop: an upload refused mid-pack (HTTP 403 on one PUT of a
+    shard) stops the pack with the one-line error; the shards still staged go up on the re-run."""
+    url, staging = f"s3://{BUCKET}/bg/", tmp_path / "staging"
+    faults = Faults(match=r"shard-0000[3-9]\.tar", status=1.0, code=403, only=1)
+    front = proxy(s3, faults)
+    try:
+        r = _cli(*_args(corpus40, url, "--staging", staging), endpoint=url_of(front))
+    finally:
+        front.shutdown()
+    _one_line_error(r, url, "access denied")
+    assert "manifest.json" not in _objects(s3, "bg/")
+    r = _cli(*_args(corpus40, url, "--staging", staging), endpoint=s3)
+    assert r.returncode == 0, r.stderr
+    assert _objects(s3, "bg/") == reference
+
+
+def test_a_pack_killed_between_its_stamps_and_its_first_state_starts_afresh(s3, corpus40, reference):
+    """begin() uploads pack-sources.json, then pack-state.json: a prefix holding only the former (kill -9 between
+    the two, seen once under load) counts as empty."""
+    s3_client(s3).put_object(Bucket=BUCKET, Key="only-stamps/pack-sources.json", Body=b"{}")
+    r = _cli(*_args(corpus40, f"s3://{BUCKET}/only-stamps/"), endpoint=s3)
+    assert r.returncode == 0, r.stderr
+    assert _objects(s3, "only-stamps/") == reference

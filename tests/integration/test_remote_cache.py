@@ -1,0 +1,101 @@
+"""``cache_dir`` for sets on object storage (shardkit/read/cache.py) with real DataLoader workers (2, persistent)
+reading from moto's S3 server through a proxy that counts the shard bytes it passes on: the second epoch
+fetches nothing, the batches are the local read's, the bound holds, no entry is ever torn."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from remote_fixtures import CREDENTIALS, Faults, proxy, upload, url_of
+
+from shardkit.errors import UsageError
+from shardkit.read import ShardDataset, ShardSet
+from shardkit.read.cache import ShardCache
+
+pytestmark = pytest.mark.timeout(240)
+
+_EPOCHS = r"""
+import sys, pickle
+from torch.utils.data import DataLoader
+from shardkit.read import ShardDataset
+url, local, cache, limit = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+def loader(src, workers, **kw):
+    ds = ShardDataset(src, batch_size=4, crop_seconds=1.0, seed=5, shuffle_window="400KB", **kw)
+    return ds, DataLoader(ds, batch_size=None, num_workers=workers, persistent_workers=workers > 0)
+want_ds, want_dl = loader(local, 0)
+ds, dl = loader(url, 2, cache_dir=cache, cache_bytes=limit)
+for epoch in range(2):
+    want_ds.set_epoch(epoch)
+    ds.set_epoch(epoch)
+    want = [(list(b["keys"]), b["audio"].numpy().tobytes()) for b in want_dl]
+    got = [(list(b["keys"]), b["audio"].numpy().tobytes(), b["valid"].all().item()) for b in dl]
+    assert [g[:2] for g in got] == want and all(g[2] for g in got), f"epoch {epoch} differs from the local read"
+    print(f"EPOCH {epoch} EQUAL", flush=True)
+    sys.stdin.readline()  # the test reads the proxy's byte count between epochs
+"""
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint():
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+def _run_two_epochs(endpoint, packed, prefix, cache_dir, limit):
+    """Both epochs in a fresh process (its DataLoader forks workers; this process may have used obstore):
+    the shard bytes the proxy passed on before and during each epoch."""
+    upload(endpoint, packed, "shards", prefix)
+    faults = Faults(match=r"\.tar")
+    counting = proxy(endpoint, faults)
+    env = {**os.environ, **CREDENTIALS, "AWS_ENDPOINT_URL": url_of(counting)}
+    proc = subprocess.Popen([sys.executable, "-c", _EPOCHS, f"s3://shards/{prefix}", str(packed), str(cache_dir),
+                             str(limit)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)
+    sent = []
+    try:
+        for epoch in range(2):
+            line = proc.stdout.readline()
+            assert line.strip() == f"EPOCH {epoch} EQUAL", proc.stderr.read()[-3000:]
+            sent.append(faults.sent)
+            proc.stdin.write("\n")
+            proc.stdin.flush()
+        assert proc.wait(60) == 0, proc.stderr.read()[-3000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        counting.shutdown()
+    return sent
+
+
+def test_workers_and_the_second_epoch_share_the_downloads(s3_endpoint, packed, tmp_path):
+    set_bytes = sum(p.stat().st_size for p in packed.glob("*.tar"))
+    first, both = _run_two_epochs(s3_endpoint, packed, "cached/", tmp_path / "cache", 10 * set_bytes)
+    assert set_bytes <= first <= set_bytes * 1.05  # each shard once, though two workers read every shard
+    assert both == first  # the second epoch fetched no shard byte
+    cache = ShardCache(tmp_path / "cache", 10 * set_bytes)
+    assert cache.used() == set_bytes and list((tmp_path / "cache" / "tmp").glob("*.part")) == []
+
+
+def test_a_small_cache_keeps_its_bound_and_the_batches(s3_endpoint, packed, tmp_path):
+    sizes = sorted(p.stat().st_size for p in packed.glob("*.tar"))
+    limit = sum(sizes[-3:])  # three shards' worth of a set of more
+    assert len(sizes) > 4
+    first, both = _run_two_epochs(s3_endpoint, packed, "small/", tmp_path / "cache", limit)
+    assert both > first  # evicted shards were fetched again, and the epochs still equal the local read's
+    assert ShardCache(tmp_path / "cache", limit).used() <= limit
+
+
+def test_cache_dir_is_for_object_storage(packed, tmp_path):
+    with pytest.raises(UsageError, match="cache_dir keeps the shards of a set on object storage"):
+        ShardDataset(packed, cache_dir=tmp_path)
+    with pytest.raises(UsageError, match="pass cache_dir=FOLDER too"):
+        ShardDataset("s3://b/x/", cache_bytes="1GB")
+    assert ShardSet.open(packed)  # the folder itself is fine
