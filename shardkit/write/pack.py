@@ -345,6 +345,8 @@ def _finish(out: Path, writer: ShardSetWriter, run: _Run, job: _Job, resumed: bo
     if complete:  # the sources table that 'shardkit update' compares against (docs/format.md §5.2)
         from shardkit.versions.sources import record_pack
 
+        if remote is not None:
+            remote.wait_uploads()  # the table reads the uploaded indexes
         table = record_pack(out, job.items, manifest, None if remote is None else remote.read_object)
         if remote is not None:
             remote.upload(table["name"], table["bytes"], table["sha256"])

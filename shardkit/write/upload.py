@@ -140,8 +140,18 @@ class RemoteOut:
             raise self._fail(exc, name, "read") from None
 
     def read_object(self, name: str) -> bytes:
-        """The bytes of object ``name`` of the prefix (e.g. an index already uploaded)."""
-        return self._get(name)
+        """The bytes of object ``name`` of the prefix (e.g. an index already uploaded: call
+        :meth:`wait_uploads` first). A missing object is a :class:`StorageError`."""
+        try:
+            return self._get(name)
+        except FileNotFoundError:
+            raise StorageError(f"{self.url}{name}: missing from the prefix; was it deleted? re-run the same "
+                               "command to upload it again") from None
+
+    def wait_uploads(self) -> None:
+        """Wait until every shard handed to :meth:`shard_done` is uploaded; raise an upload's error."""
+        self._stop_uploads()
+        self._raise_failed()
 
     def _put(self, name: str, data: bytes) -> None:
         """Write (replace) a small object of shardkit's bookkeeping: state or manifest."""
@@ -399,8 +409,7 @@ class RemoteOut:
         """Check that every shard and index of the state is in the prefix with its size; upload the
         manifest (staged by the writer) last — after the state when the budget stopped the pack, and
         deleting the state when it is complete."""
-        self._stop_uploads()
-        self._raise_failed()
+        self.wait_uploads()
         objects, _ = self.listing()
         for s in state.shards:
             for name, size in ((s["name"], s["bytes"]), (s["index"], s["index_bytes"])):
