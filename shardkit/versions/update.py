@@ -139,9 +139,8 @@ def update(
     """Write NEW, the next version of the shard set OLD, for the sources under ``src`` (and/or listed
     by ``metadata``), as the module docstring says. ``options`` must equal OLD's (default: OLD's; a
     dict: OLD's with those fields replaced, e.g. ``{"sample_rate": 32000}``);
-    ``workers``: decoding processes for the new sources; ``engine``/``client``: where they are decoded,
-    as for :func:`shardkit.pack` (``"local"``, ``"dask"`` on ``client`` or a local cluster of
-    ``workers`` processes, or an :class:`~shardkit.write.engines.Engine`; the same bytes whichever);
+    ``workers``, ``engine``, ``client``: where the new sources are decoded, as for :func:`shardkit.pack`
+    (``"local"`` processes, ``"dask"``, or an :class:`~shardkit.write.engines.Engine`; same bytes);
     ``note``: kept in the history;
     ``search_path``: where OLD's own ancestors' shards are (:mod:`shardkit.versions.resolve`);
     ``progress(done, total)``: called after each source packed. Returns an :class:`UpdateResult`.
