@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from shardkit_cli.engine import engine_options
 
 import shardkit
 from shardkit.units import format_size
@@ -24,21 +25,23 @@ SEARCH = click.option("--search-path", "search_path", multiple=True, type=click.
 @click.argument("old", type=click.Path(file_okay=False, path_type=Path))
 @click.argument("new", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--metadata", type=click.Path(dir_okay=False, path_type=Path), help="BirdCLEF-style CSV.")
-@click.option("--workers", default=1, show_default=True, help="Decoding processes.")
+@click.option("--workers", default=1, show_default=True,
+              help="Decoding processes (--engine dask: of the local cluster; a scheduler brings its own).")
 @click.option("--note", default="", help="Kept in the history (shardkit log).")
 @click.option("--sample-rate", type=int, help="Must be OLD's (default: OLD's; as every pack option).")
 @click.option("--mode", type=click.Choice(["recordings", "segments"]), help="Must be OLD's.")
 @click.option("--shard-size", help="Must be OLD's.")
 @click.option("--format", "codec", type=click.Choice(shardkit.codec_ids()), help="Must be OLD's.")
 @SEARCH
+@engine_options
 def update(src: Path, old: Path, new: Path, metadata: Path | None, workers: int, note: str,
-           search_path: tuple[str, ...], **given: str | int | None) -> None:
+           search_path: tuple[str, ...], engine: shardkit.write.Engine, **given: str | int | None) -> None:
     """Write NEW, the next version of OLD for the sources in SRC: new shards for new and changed audio
     only, OLD's shards reused by reference, removals and relabels as overrides. Pack options are OLD's;
     one given that differs is an error."""
     options = {k: v for k, v in given.items() if v is not None}
     r = shardkit.update(src, old, new, metadata=metadata, options=options, workers=workers, note=note,
-                        search_path=list(search_path))
+                        search_path=list(search_path), engine=engine)
     console.print(f"{r.out}: version {r.version_id} (parent {r.parent}): {r.samples} samples, {r.seconds / 3600:.3f} h")
     console.print(f"sources: {len(r.added)} added, {len(r.changed)} audio changed, {len(r.removed)} removed, "
                   f"{len(r.relabelled)} relabelled, {r.unchanged} unchanged; {len(r.rejects)} rejected")

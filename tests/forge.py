@@ -25,6 +25,7 @@ def _rehash_entry(root: Path, number: int) -> None:
         for name, size_key, sha_key in ((e["name"], "bytes", "sha256"), (e["index"], "index_bytes", "index_sha256")):
             data = (root / name).read_bytes()
             e[size_key], e[sha_key] = len(data), hashlib.sha256(data).hexdigest()
+        doc["totals"]["bytes"] = sum(s["bytes"] + s["index_bytes"] for s in doc["shards"])  # format §5: covers them
     edit_manifest(root, edit)
 
 

@@ -74,13 +74,17 @@ def _open_manifest(path: str | os.PathLike[str], storage_options: dict[str, Any]
 
 def info(path: str | os.PathLike[str], *, storage_options: dict[str, Any] | None = None) -> ShardSetInfo:
     """Summarise the shard set at ``path`` (folder, manifest.json, or an object-store URL)."""
+    from shardkit.read.checks import counted_totals
+
     doc, _ = _open_manifest(path, storage_options)
     t, codec = doc.totals, doc.codec
+    counted = counted_totals(doc)  # what the shard entries hold, not what totals claim (verify compares them)
     return ShardSetInfo(
         root=_root(path), version_id=doc.version_id, format_version=doc.format_version,
         complete=doc.complete, codec=codec.codec_id, sample_rate=codec.sample_rate,
-        channels=codec.channels, layout=doc.layout, samples=t.get("samples", doc.samples),
-        seconds=t.get("seconds", 0.0), shards=len(doc.shards), bytes=t.get("bytes", 0),
+        channels=codec.channels, layout=doc.layout, samples=int(counted["samples"]),
+        seconds=counted["seconds"] if "seconds" in counted else t.get("seconds", 0.0), shards=len(doc.shards),
+        bytes=int(counted["bytes"]),
         classes=len(doc.vocabulary), label_counts=dict(doc.label_counts), sources=t.get("sources", 0),
         sources_packed=t.get("sources_packed", 0), rejects=list(doc.rejects),
         more_bytes_needed=doc.budget.get("more_bytes_needed", 0),

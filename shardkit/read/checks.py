@@ -7,6 +7,7 @@ Each check returns :class:`Finding` values instead of raising, so that both use 
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -18,7 +19,7 @@ import numpy as np
 from shardkit import format as fmt
 from shardkit.encode.base import Codec
 from shardkit.encode.registry import get_codec
-from shardkit.errors import FormatError, IntegrityError, ShardIndexError, ShardkitError
+from shardkit.errors import FormatError, IntegrityError, ManifestError, ShardIndexError, ShardkitError
 from shardkit.format.manifest import is_plain_name
 
 #: rows named per kind of finding (then one line counts the rest)
@@ -189,4 +190,39 @@ def set_findings(indexes: Sequence[fmt.ShardIndex], names: Sequence[str], n_labe
     if len(dup) > MAX_NAMED:
         out.append(Finding("", None, f"... and {len(dup) - MAX_NAMED} more duplicated keys", ShardIndexError,
                            REFETCH))
+    return out
+
+
+def counted_totals(manifest: fmt.Manifest, indexes: Sequence[fmt.ShardIndex] | None = None) -> dict[str, int | float]:
+    """The ``totals`` (format §5, §5.1) that the shard entries give: ``samples`` a reader yields (less
+    tombstones), ``bytes`` (every listed shard and index, the ancestors' included), and their ``frames``,
+    ``seconds`` and ``hours``: counted in ``indexes`` (overrides applied) when given, else in the entries
+    of a set without overrides (left out otherwise: a tombstone's frames are only in its index)."""
+    out: dict[str, int | float] = {"samples": manifest.samples,
+                                   "bytes": sum(e.bytes + e.index_bytes for e in manifest.shards)}
+    if indexes is not None:
+        out["samples"] = sum(len(ix) for ix in indexes)
+        frames = sum(int(int_column(ix, "frames").sum()) for ix in indexes)
+    elif not manifest.overrides:
+        frames = sum(e.frames for e in manifest.shards)
+    else:
+        return out
+    seconds = round(frames * manifest.codec.seconds_per_frame, 6)
+    out.update(frames=frames, seconds=seconds, hours=round(seconds / 3600, 6))
+    return out
+
+
+def totals_findings(manifest: fmt.Manifest, indexes: Sequence[fmt.ShardIndex] | None = None) -> list[Finding]:
+    """Each of the manifest's ``totals`` that :func:`counted_totals` counts and that disagrees with the
+    count (seconds and hours to 1e-6, as a writer rounds them); a total left out is not checked."""
+    out = []
+    for key, counted in counted_totals(manifest, indexes).items():
+        if key not in manifest.totals:
+            continue
+        stated = manifest.totals[key]
+        number = isinstance(stated, (int, float)) and not isinstance(stated, bool)
+        if not number or (stated != counted if isinstance(counted, int)
+                          else not math.isclose(stated, counted, rel_tol=1e-9, abs_tol=1e-6)):
+            out.append(Finding(fmt.MANIFEST_NAME, None, f"totals.{key} is {stated!r}, but the "
+                               f"{len(manifest.shards)} shard entries hold {counted}", ManifestError, REFETCH))
     return out

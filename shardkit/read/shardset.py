@@ -180,6 +180,7 @@ class ShardSet:
             indexes = apply_overrides(manifest, indexes)
         checks.raise_first(checks.set_findings(indexes, [e.index for e in manifest.shards], len(manifest.vocabulary)),
                            storage.describe, root)
+        checks.raise_first(checks.totals_findings(manifest, indexes), storage.describe, root)
         out = cls(root, manifest, _concat_columns(indexes, codec), storage)
         log.debug("opened %s: %d samples in %d shards", root, len(out), len(indexes))
         return out

@@ -27,6 +27,7 @@ from shardkit.format import LINEAGE_VERSION, MANIFEST_NAME, PACK_STATE_NAME, Man
 from shardkit.ingest.sources import Reject, SourceItem, discover, vocabulary_of
 from shardkit.read.shardset import ShardSet
 from shardkit.versions.sources import Table, fingerprints, labels_of, load_table, record, write_table
+from shardkit.write.engines import Engine, make_engine
 from shardkit.write.options import PackOptions, fingerprint, options_doc
 
 log = logging.getLogger(__name__)
@@ -132,16 +133,21 @@ def update(
     search_path: Sequence[str | os.PathLike[str]] | None = None,
     device: str = "cpu",
     progress: Callable[[int, int], None] | None = None,
+    engine: str | Engine = "local",
+    client: Any = None,
 ) -> UpdateResult:
     """Write NEW, the next version of the shard set OLD, for the sources under ``src`` (and/or listed
     by ``metadata``), as the module docstring says. ``options`` must equal OLD's (default: OLD's; a
     dict: OLD's with those fields replaced, e.g. ``{"sample_rate": 32000}``);
-    ``workers``: decoding processes for the new sources; ``note``: kept in the history;
+    ``workers``, ``engine``, ``client``: where the new sources are decoded, as for :func:`shardkit.pack`
+    (``"local"`` processes, ``"dask"``, or an :class:`~shardkit.write.engines.Engine`; same bytes);
+    ``note``: kept in the history;
     ``search_path``: where OLD's own ancestors' shards are (:mod:`shardkit.versions.resolve`);
     ``progress(done, total)``: called after each source packed. Returns an :class:`UpdateResult`.
     """
     t0 = time.monotonic()
     old_root, new_dir = Path(old), Path(new)
+    eng = make_engine(engine, workers, client)
     old_m = Manifest.load(old_root)
     opts = options if isinstance(options, PackOptions) else options_of({**old_m.pack, **(options or {})})
     _check_options(opts, old_m, old_root)
@@ -156,7 +162,7 @@ def update(
 
     vocabulary = vocabulary_of(items)
     first = 1 + max((int(e.name[6:-4]) for e in old_m.shards if is_shard_name(e.name)), default=-1)
-    written = write_new_shards(plan.todo, new_dir, opts, vocabulary, first, workers, device, progress)
+    written = write_new_shards(plan.todo, new_dir, opts, vocabulary, first, eng, device, progress)
     result = UpdateResult(out=new_dir, version_id="", parent=old_m.version_id,
                           added=sorted(it.rel for it in plan.todo if it.rel not in table),
                           changed=sorted(it.rel for it in plan.todo if it.rel in table),

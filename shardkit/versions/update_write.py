@@ -1,5 +1,6 @@
-"""The new shards of an update: pack's decoding workers → :class:`ShardSetWriter`, numbered after the
-parent's shards, in the new version's vocabulary."""
+"""The new shards of an update: the pack's engine (:mod:`shardkit.write.engines`: local processes or
+Dask tasks) → :class:`ShardSetWriter`, numbered after the parent's shards, in the new version's
+vocabulary."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ from pathlib import Path
 
 from shardkit.format import ShardEntry
 from shardkit.ingest.sources import Reject, SourceItem
+from shardkit.write.engines import Engine, engine_results, make_context
 from shardkit.write.options import PackOptions
 from shardkit.write.shardset_writer import ShardSetWriter
-from shardkit.write.workers import _Context, ordered_results
 
 log = logging.getLogger(__name__)
 
@@ -29,27 +30,29 @@ class Written:
 
 
 def write_new_shards(items: list[SourceItem], out: Path, opts: PackOptions, vocabulary: list[str], first: int,
-                     workers: int, device: str, progress: Callable[[int, int], None] | None) -> Written:
-    """Decode and write ``items`` (in their order) into shards ``first``, ``first + 1``, … of ``out``."""
+                     engine: Engine, device: str, progress: Callable[[int, int], None] | None) -> Written:
+    """Decode ``items`` with ``engine`` and write them (in their order) into shards ``first``,
+    ``first + 1``, … of ``out``."""
     done = Written()
     if not items:
         return done
     codec = opts.make_codec()
     writer = ShardSetWriter(out, codec=codec, shard_size=opts.shard_size, vocabulary=vocabulary,
                             layout=opts.layout, device=device, first_shard=first)
-    ctx = _Context(opts, codec, {label: i for i, label in enumerate(vocabulary)}, device)
+    ctx = make_context(opts, codec, vocabulary, device)
     try:
-        for n, (i, result) in enumerate(ordered_results(items, 0, ctx, workers, out), start=1):
-            if isinstance(result, Reject):
-                log.warning("reject %s: %s", result.file, result.reason)
-                done.rejects.append(result)
-            else:
-                for sample in result:
-                    writer.add(sample)
-                    done.frames += sample.frames
-                    done.keys.setdefault(items[i].rel, []).append(sample.key)
-            if progress is not None:
-                progress(n, len(items))
+        with engine_results(engine, items, 0, ctx, out) as results:
+            for n, (i, result) in enumerate(results, start=1):
+                if isinstance(result, Reject):
+                    log.warning("reject %s: %s", result.file, result.reason)
+                    done.rejects.append(result)
+                else:
+                    for sample in result:
+                        writer.add(sample)
+                        done.frames += sample.frames
+                        done.keys.setdefault(items[i].rel, []).append(sample.key)
+                if progress is not None:
+                    progress(n, len(items))
         writer.close_shard()
     except BaseException:
         writer.abort()

@@ -135,6 +135,7 @@ def check_set(storage: Storage, doc: Manifest, root: Path | str,
 
         indexes = apply_overrides(doc, indexes)
     report.add(checks.set_findings(indexes, names, len(doc.vocabulary)))
+    report.add(checks.totals_findings(doc, indexes if len(indexes) == len(doc.shards) else None))
     if doc.sources:
         _check_sources(storage, doc, report)
     report.samples = doc.samples if doc.derived else report.samples

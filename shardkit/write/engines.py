@@ -19,8 +19,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from shardkit.encode.base import Codec
 from shardkit.errors import UsageError
 from shardkit.ingest.sources import Reject, SourceItem
+from shardkit.write.options import PackOptions
 from shardkit.write.shards import EncodedSample
 from shardkit.write.workers import _Context, ordered_results
 
@@ -55,6 +57,12 @@ def engine_results(engine: Engine, items: list[SourceItem], start: int, ctx: _Co
         close = getattr(results, "close", None)
         if close is not None:
             close()
+
+
+def make_context(opts: PackOptions, codec: Codec, vocabulary: list[str], device: str = "cpu") -> _Context:
+    """The ``ctx`` an engine hands every source: the pack options, their ``codec``, each label of
+    ``vocabulary`` numbered by its position, and the ``device`` a spectrogram codec computes on."""
+    return _Context(opts, codec, {label: i for i, label in enumerate(vocabulary)}, str(device))
 
 
 class LocalEngine(Engine):

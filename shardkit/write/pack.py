@@ -30,7 +30,7 @@ from shardkit.format import MANIFEST_NAME, PACK_STATE_NAME, SHARD_PREFIX, SHARD_
 from shardkit.ingest.sources import Reject, SourceItem, discover, vocabulary_of
 from shardkit.read.locate import is_url
 from shardkit.units import parse_size
-from shardkit.write.engines import Engine, engine_results, make_engine
+from shardkit.write.engines import Engine, engine_results, make_context, make_engine
 from shardkit.write.lock import PackLock
 from shardkit.write.options import PackOptions, fingerprint, options_doc
 from shardkit.write.shards import EncodedSample
@@ -45,7 +45,6 @@ from shardkit.write.state import (
 )
 from shardkit.write.tar import member_bytes
 from shardkit.write.upload import RemoteOut
-from shardkit.write.workers import _Context
 
 logger = logging.getLogger(__name__)
 
@@ -225,7 +224,7 @@ def _pack_locked(job: _Job, out_dir: Path, remote: RemoteOut | None, *, overwrit
     writer = ShardSetWriter(out_dir, codec=job.codec, shard_size=job.opts.shard_size, budget=job.budget,
                             vocabulary=vocabulary, layout=job.opts.layout, device=job.device, state=state,
                             on_shard=remote.shard_done if remote is not None else None)
-    ctx = _Context(job.opts, job.codec, {label: i for i, label in enumerate(vocabulary)}, job.device)
+    ctx = make_context(job.opts, job.codec, vocabulary, job.device)
     run = _Run(writer, job.items, job.progress, job.t0, job.strict)
     with _pack_errors(writer, out_dir), engine_results(job.engine, job.items, state.next_item, ctx, out_dir) as rs:
         run.feed(rs)

@@ -46,6 +46,15 @@ def _copy_shard_as_second_entry(root):
     edit_index(root, n, lambda idx: setattr(idx, "shard", "shard-00009.tar"), name="shard-00009.index")
 
 
+def _drop_entries(root, keep):
+    """The manifest lists only its first ``keep`` shards (the others' files deleted), totals left as they were."""
+    doc = shardkit.Manifest.load(root)
+    for e in doc.shards[keep:]:
+        (root / e.name).unlink()
+        (root / e.index).unlink()
+    edit_manifest(root, lambda d: d.update(shards=d["shards"][:keep]))
+
+
 def _set_col(col, row, value):
     def edit(idx):
         idx.columns[col][row] = value
@@ -65,6 +74,12 @@ FORGERIES = {
     "an offset as a string": lambda r: edit_index(r, 0, _set_col("wav_offset", 0, "512")),
     "a sample count": lambda r: edit_manifest(r, lambda d: d["shards"][0].update(samples=99)),
     "an index of another shard": lambda r: edit_index(r, 0, lambda i: setattr(i, "shard", "shard-00001.tar")),
+    "totals counting samples no entry lists": lambda r: _drop_entries(r, keep=0),
+    "totals counting a shard dropped from the list": lambda r: _drop_entries(r, keep=1),
+    "a total of frames": lambda r: edit_manifest(r, lambda d: d["totals"].update(frames=d["totals"]["frames"] + 1)),
+    "a total of seconds": lambda r: edit_manifest(r, lambda d: d["totals"].update(seconds=99.5)),
+    "a total of bytes": lambda r: edit_manifest(r, lambda d: d["totals"].update(bytes=d["totals"]["bytes"] * 2)),
+    "a total that is not a number": lambda r: edit_manifest(r, lambda d: d["totals"].update(hours="many")),
 }
 
 
@@ -164,3 +179,44 @@ def test_verify_never_raises_on_damage_beyond_the_manifest(bad):
     assert {p.file for p in report.problems} >= {"shard-00000.index", "shard-00001.tar"}
     with pytest.raises(FormatError):
         ShardSet.open(bad)
+
+
+@pytest.mark.parametrize("keep", [0, 1])
+def test_totals_must_be_what_the_shard_entries_hold(bad, keep):
+    """A manifest listing no shard (or fewer) whose totals still count every sample: verify names the
+    manifest and the totals, the reader refuses it, and info reports what the entries hold."""
+    stated = shardkit.Manifest.load(bad).totals["samples"]
+    _drop_entries(bad, keep)
+    report = shardkit.verify(bad)
+    assert [p.file for p in report.problems] == ["manifest.json"] * len(report.problems)
+    assert any(f"totals.samples is {stated}" in p.what for p in report.problems), report.problems
+    assert any("re-pack" in a for a in report.advice)
+    with pytest.raises(ManifestError, match=r"totals\.samples"):
+        ShardSet.open(bad)
+    held = sum(e.samples for e in shardkit.Manifest.load(bad).shards)
+    assert shardkit.info(bad).samples == held < stated
+
+
+def test_a_derived_set_counts_its_totals_after_the_tombstones(tmp_path, monkeypatch):
+    """Format §5.1: a derived set's totals are what readers see (tombstoned samples and their frames left
+    out; bytes of every listed shard, the parent's included). Counting the tombstoned frames is reported."""
+    from versions_factory import OPTIONS, corpus, season
+
+    monkeypatch.setenv("SHARDKIT_CACHE_DIR", str(tmp_path / "cache"))
+    csv_path = corpus(tmp_path)
+    opts = shardkit.PackOptions(**{**OPTIONS, "shard_size": "1MB"})  # shards of several sources: tombstones
+    shardkit.pack(tmp_path / "audio", tmp_path / "v1", metadata=csv_path, options=opts)
+    season(tmp_path, csv_path)
+    shardkit.update(tmp_path / "audio", tmp_path / "v1", tmp_path / "v2", metadata=csv_path)
+    v2 = tmp_path / "v2"
+    doc = shardkit.Manifest.load(v2)
+    assert doc.overrides.get("removed") and shardkit.verify(v2).ok
+    with ShardSet.open(v2) as ss:
+        assert (len(ss), int(np.sum(ss.frames))) == (doc.totals["samples"], doc.totals["frames"])
+    entries = sum(e.frames for e in doc.shards)
+    assert entries > doc.totals["frames"]  # the tombstoned samples' frames are in the entries, not the totals
+    edit_manifest(v2, lambda d: d["totals"].update(frames=entries))
+    report = shardkit.verify(v2)
+    assert any(p.file == "manifest.json" and "totals.frames" in p.what for p in report.problems), report.problems
+    with pytest.raises(ManifestError, match=r"totals\.frames"):
+        ShardSet.open(v2)
