@@ -54,6 +54,23 @@ CLASSES: list[tuple[str, list[tuple[str, str]]]] = [
         ("tests/integration/test_pack_long_source.py", r""),
         ("tests/integration/test_pack.py", r"bad_input"),
     ]),
+    ("object storage: cut bodies, HTTP 500s, refused credentials, unreachable endpoints, objects replaced "
+     "under a reader, size caps, kill -9 and failed uploads while packing into a bucket", [
+        ("tests/integration/test_remote.py", r"faults|crc|missing|not_a_shard|unreachable|refused|persistent"),
+        ("tests/integration/test_remote_integrity.py", r""),
+        ("tests/integration/test_remote_pack.py", r"kill_9|500s|cut_bodies|refused|foreign|different|missing|"
+                                                     r"unreachable|changed_sources|failed_background|killed"),
+    ]),
+    ("derived sets: a parent shard missing or with other bytes, forged totals", [
+        ("tests/unit/versions/test_update.py", r"missing|other_bytes|differ|named"),
+        ("tests/integration/test_kaggle_delta.py", r""),
+    ]),
+    ("a Dask worker or the driver killed mid-pack", [
+        ("tests/integration/test_pack_dask.py", r"kill|sigkill|driver|unreachable|cannot_import|import"),
+    ]),
+    ("Kaggle uploads: a PUT answered 500, a failed create, 'still processing' refusals", [
+        ("tests/integration/test_kaggle_publish.py", r"failed|resume|error|busy|no_folder"),
+    ]),
     ("odd CLI inputs (every command)", [("tests/integration/test_cli_odd_inputs.py", r"")]),
     ("fuzzed parsers: manifest, index (zstd), .mp members, CSV", [("tests/fuzz", r"")]),
 ]

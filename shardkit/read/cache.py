@@ -267,20 +267,12 @@ class DiskCached:
 
     def _download(self, name: str, write: Callable[[Any], None]) -> None:
         """The whole shard, streamed to ``write``, on the condition that its ETag is the recorded one."""
-        from shardkit.errors import UsageError
-        from shardkit.read import locate
-        from shardkit.read.windows import TagMismatch, stream_if_match
+        from shardkit.read.windows import stream_if_match
 
         tag = self._tags.get(name)
         log.info("downloading %s into %s", self.describe(name), self._disk.root)
-        try:
+        with self._conditional(name, tag):  # ObjectStorage's: ShardChanged or the one-line storage error
             n = stream_if_match(self._client(), name, tag, write)
-        except UsageError:
-            raise
-        except TagMismatch:
-            raise self._shard_changed(name, tag) from None
-        except Exception as exc:
-            raise locate.storage_error(exc, self.describe(name)) from None
         with self._lock:
             self.stats["disk_gets"] += 1
             self.stats["disk_bytes"] += n

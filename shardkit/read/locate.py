@@ -20,6 +20,7 @@ import os
 import pickle
 import subprocess
 import sys
+import threading
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -292,3 +293,13 @@ def _child() -> None:
     url, options, manifest = pickle.loads(sys.stdin.buffer.read())
     sys.stdout.buffer.write(pickle.dumps(_read_all(url, options, manifest)))
     sys.stdout.buffer.flush()
+
+
+_FORK_LOCK = [threading.Lock()]
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=lambda: _FORK_LOCK.__setitem__(0, threading.Lock()))
+
+
+def fork_lock() -> threading.Lock:
+    """A lock of this process for making a store (a fresh one in a forked child: never one held at the fork)."""
+    return _FORK_LOCK[0]

@@ -37,8 +37,9 @@ import os
 import threading
 import time
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -125,7 +126,7 @@ class ObjectStorage(DiskCached):
         """This process's obstore store (made on first use; refused after an unsafe fork)."""
         if self._pid != os.getpid():
             locate.check_process(self.url)
-            with locate_fork_lock():
+            with locate.fork_lock():
                 if self._pid != os.getpid():
                     members = self._members
                     self._reset()
@@ -281,18 +282,25 @@ class ObjectStorage(DiskCached):
         whose ETag was recorded (``If-Match``; the answer's ETag is compared too). Raises :class:`ShardChanged`
         (remembered: later reads of ``name`` fail at once) or the one-line error of the failure."""
         tag = self._tags.get(name)
-        try:
+        with self._conditional(name, tag):
             data, now = win.get_if_match(self._client(), name, start, end, tag)
+        if tag is None and now:
+            with self._lock:
+                self._tags.setdefault(name, now)
+        return data
+
+    @contextmanager
+    def _conditional(self, name: str, tag: str | None) -> Iterator[None]:
+        """Around a GET of ``name`` on ``If-Match: tag``: a :class:`TagMismatch` becomes :class:`ShardChanged`,
+        any other failure the one-line storage error (a :class:`UsageError` passes as it is)."""
+        try:
+            yield
         except UsageError:
             raise
         except TagMismatch:
             raise self._shard_changed(name, tag) from None
         except Exception as exc:
             raise locate.storage_error(exc, self.describe(name)) from None
-        if tag is None and now:
-            with self._lock:
-                self._tags.setdefault(name, now)
-        return data
 
     def _shard_changed(self, name: str, tag: str | None) -> ShardChanged:
         err = ShardChanged(self.describe(name), f"the shard changed since the set was opened (its ETag was {tag}; "
@@ -474,15 +482,6 @@ class ObjectStorage(DiskCached):
 
     def __repr__(self) -> str:
         return f"ObjectStorage({self.url!r})"
-
-
-_FORK_LOCK = [threading.Lock()]
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=lambda: _FORK_LOCK.__setitem__(0, threading.Lock()))
-
-
-def locate_fork_lock() -> threading.Lock:
-    return _FORK_LOCK[0]
 
 
 def open_storage(location: str | os.PathLike[str], storage_options: Mapping[str, Any] | None = None) -> Storage:

@@ -146,13 +146,20 @@ def get_if_match(store: Any, name: str, start: int, end: int, tag: str | None) -
     """``(bytes [start, end) of name, the answer's ETag)``: one ranged GET with ``If-Match: tag`` (when known).
     Raises :class:`TagMismatch` when the server refuses the condition or answers with another ETag (a server
     that ignores ``If-Match``); other obstore errors as they come."""
+    options: dict[str, Any] = {"range": (start, end)}
+    got, now = _get_checked(store, name, options, tag)
+    return got.bytes(), now
+
+
+def _get_checked(store: Any, name: str, options: dict[str, Any], tag: str | None) -> tuple[Any, str | None]:
+    """obstore's GET of ``name`` with ``If-Match: tag`` added to ``options`` (when known); the answer and its
+    ETag. :class:`TagMismatch` when the server refuses the condition or names another ETag."""
     import obstore
 
-    options: dict[str, Any] = {"range": (start, end)}
     if tag:
-        options["if_match"] = tag
+        options = {**options, "if_match": tag}
     try:
-        got = obstore.get(store, name, options=options)
+        got = obstore.get(store, name, options=options or None)
     except Exception as exc:
         if type(exc).__name__ == "PreconditionError":
             raise TagMismatch(str(exc)) from None
@@ -160,7 +167,7 @@ def get_if_match(store: Any, name: str, start: int, end: int, tag: str | None) -
     now = got.meta.get("e_tag")
     if tag and now and now != tag:
         raise TagMismatch(f"ETag {now}, not {tag}")
-    return got.bytes(), now
+    return got, now
 
 
 def plain_spans(ranges: Sequence[Any], ks: Sequence[int]) -> list[tuple[int, int]]:
@@ -194,17 +201,7 @@ def stream_if_match(store: Any, name: str, tag: str | None, write: Callable[[Any
     """GET the whole object ``name`` on the condition ``If-Match: tag`` (when known), handing its body to
     ``write`` in pieces of about 8 MB (memory: one piece); returns the bytes streamed. :class:`TagMismatch`
     as :func:`get_if_match`."""
-    import obstore
-
-    try:
-        got = obstore.get(store, name, options={"if_match": tag} if tag else None)
-    except Exception as exc:
-        if type(exc).__name__ == "PreconditionError":
-            raise TagMismatch(str(exc)) from None
-        raise
-    now = got.meta.get("e_tag")
-    if tag and now and now != tag:
-        raise TagMismatch(f"ETag {now}, not {tag}")
+    got, _ = _get_checked(store, name, {}, tag)
     total = 0
     for chunk in got.stream(min_chunk_size=8 * MB):
         write(chunk)
