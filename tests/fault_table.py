@@ -61,7 +61,7 @@ CLASSES: list[tuple[str, list[tuple[str, str]]]] = [
         ("tests/integration/test_remote_pack.py", r"kill_9|500s|cut_bodies|refused|foreign|different|missing|"
                                                      r"unreachable|changed_sources|failed_background|killed"),
     ]),
-    ("derived sets: a parent shard missing or with other bytes, forged totals", [
+    ("derived sets: a parent shard missing, with other bytes, or its Kaggle input not attached", [
         ("tests/unit/versions/test_update.py", r"missing|other_bytes|differ|named"),
         ("tests/integration/test_kaggle_delta.py", r""),
     ]),
