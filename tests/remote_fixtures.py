@@ -8,6 +8,20 @@ itself, or forked DataLoader workers started later by a test would hang (docs/re
 
 from __future__ import annotations
 
-from benchmarks.loopback import CREDENTIALS, Faults, proxy, range_server, s3_client, serve, upload, url_of
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-__all__ = ["CREDENTIALS", "Faults", "proxy", "range_server", "s3_client", "serve", "upload", "url_of"]
+from benchmarks.loopback import CREDENTIALS, Faults, proxy, range_server, s3_client, serve, start_moto, upload, url_of
+
+__all__ = ["CREDENTIALS", "Faults", "moto_endpoint", "proxy", "range_server", "s3_client", "serve", "upload",
+           "url_of"]
+
+
+@contextmanager
+def moto_endpoint() -> Iterator[str]:
+    """The endpoint URL of moto's S3 server on 127.0.0.1 (a free port), stopped on the way out."""
+    server, endpoint = start_moto()
+    try:
+        yield endpoint
+    finally:
+        server.stop()

@@ -273,14 +273,9 @@ def test_a_pack_into_the_s3_test_server_holds_the_local_bytes(corpus, reference,
     """Samples travel over Dask's connections, not a shared folder: OUT can be a prefix (the pack runs in
     a child process: this one never starts obstore's runtime)."""
     pytest.importorskip("obstore")
-    from moto.server import ThreadedMotoServer
-    from remote_fixtures import CREDENTIALS, s3_client
+    from remote_fixtures import CREDENTIALS, moto_endpoint, s3_client
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
+    with moto_endpoint() as endpoint:
         client = s3_client(endpoint)
         client.create_bucket(Bucket="dask")
         r = subprocess.run(_cli("pack", corpus[0], "s3://dask/set/", "--metadata", corpus[1], "--shard-size", "300KB",
@@ -292,5 +287,3 @@ def test_a_pack_into_the_s3_test_server_holds_the_local_bytes(corpus, reference,
         got = {o["Key"][4:]: hashlib.sha256(client.get_object(Bucket="dask", Key=o["Key"])["Body"].read()).hexdigest()
                for o in objects}
         assert got == reference
-    finally:
-        server.stop()

@@ -8,10 +8,10 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 from audio_factory import make_corpus
+from procs import alive, children
 
 import shardkit
 from shardkit import PackOptions, pack
@@ -21,27 +21,6 @@ from shardkit.write.lock import PackLock
 
 def _cli(*args) -> list[str]:
     return [sys.executable, "-m", "shardkit_cli", *map(str, args)]
-
-
-def _children(pid: int) -> list[int]:
-    kids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                kids.append(int(entry))
-    return kids
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def test_a_second_pack_into_the_same_folder_is_refused_with_the_pid(corpus, tmp_path):
@@ -85,7 +64,7 @@ def test_sigterm_stops_cleanly_and_kill_9_leaves_no_worker(tmp_path):
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not (out / "shard-00001.index").exists():
             time.sleep(0.01)
-        workers = _children(proc.pid)
+        workers = children(proc.pid)
         assert workers, "the pack had no worker processes to check"
         proc.send_signal(sig)
         _, stderr = proc.communicate(timeout=60)
@@ -95,9 +74,9 @@ def test_sigterm_stops_cleanly_and_kill_9_leaves_no_worker(tmp_path):
         else:
             assert proc.returncode == -9
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and any(_alive(w) for w in workers):
+        while time.monotonic() < deadline and any(alive(w) for w in workers):
             time.sleep(0.05)
-        assert not any(_alive(w) for w in workers), f"workers outlived the pack after {sig.name}"
+        assert not any(alive(w) for w in workers), f"workers outlived the pack after {sig.name}"
         assert not (out / "manifest.json").exists(), "the pack finished before the signal"
         subprocess.run(argv, check=True, capture_output=True)
         got = {p.name: p.read_bytes() for p in sorted(out.iterdir())}

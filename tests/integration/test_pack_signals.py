@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from audio_factory import make_corpus
+from procs import alive, children
 
 SIGNALS = {"SIGINT": (signal.SIGINT, 130), "SIGTERM": (signal.SIGTERM, 143), "SIGKILL": (signal.SIGKILL, -9)}
 POINTS = 3  #: seeded points per signal and worker count
@@ -23,26 +24,6 @@ POINTS = 3  #: seeded points per signal and worker count
 
 def _cli(*args) -> list[str]:
     return [sys.executable, "-m", "shardkit_cli", *map(str, args)]
-
-
-def _children(pid: int) -> set[int]:
-    kids = set()
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                kids.add(int(entry))
-    return kids
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def _files(out: Path) -> dict[str, bytes]:
@@ -85,10 +66,10 @@ def test_signal_at_a_seeded_point(reference, name, workers, point):
         time.sleep(0.005)  # the pack has started (the CLI is past its imports and its signal handlers)
     fire = time.monotonic() + delay
     while time.monotonic() < fire and proc.poll() is None:
-        seen |= _children(proc.pid)
+        seen |= children(proc.pid)
         time.sleep(0.005)
     if proc.poll() is None:
-        seen |= _children(proc.pid)
+        seen |= children(proc.pid)
         if sig == signal.SIGINT:
             os.killpg(proc.pid, sig)  # Ctrl-C reaches the whole foreground process group
         else:
@@ -104,9 +85,9 @@ def test_signal_at_a_seeded_point(reference, name, workers, point):
         if not finished:
             assert "re-run the same command" in stderr
     wait = time.monotonic() + 20
-    while time.monotonic() < wait and any(_alive(p) for p in seen):
+    while time.monotonic() < wait and any(alive(p) for p in seen):
         time.sleep(0.05)
-    assert not [p for p in seen if _alive(p)], f"processes outlived the pack after {name}"
+    assert not [p for p in seen if alive(p)], f"processes outlived the pack after {name}"
     subprocess.run(argv, check=True, capture_output=True)
     got = _files(out)
     assert got.keys() == ref_files.keys()

@@ -12,7 +12,7 @@ import socket
 import time
 
 import pytest
-from remote_fixtures import CREDENTIALS, Faults, proxy, range_server, upload, url_of
+from remote_fixtures import CREDENTIALS, Faults, moto_endpoint, proxy, range_server, upload, url_of
 
 from shardkit.errors import ManifestError, ShardReadError, StorageError, UsageError
 from shardkit.read import ShardDataset, ShardSet
@@ -24,13 +24,8 @@ pytestmark = pytest.mark.timeout(180)
 
 @pytest.fixture(scope="session")
 def s3_endpoint():
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+    with moto_endpoint() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import pytest
-from remote_fixtures import CREDENTIALS, Faults, proxy, upload, url_of
+from remote_fixtures import CREDENTIALS, Faults, moto_endpoint, proxy, upload, url_of
 
 from shardkit.errors import UsageError
 from shardkit.read import ShardDataset, ShardSet
@@ -40,13 +40,8 @@ for epoch in range(2):
 
 @pytest.fixture(scope="module")
 def s3_endpoint():
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+    with moto_endpoint() as endpoint:
+        yield endpoint
 
 
 def _run_two_epochs(endpoint, packed, prefix, cache_dir, limit):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from remote_fixtures import CREDENTIALS, range_server, s3_client, upload, url_of
+from remote_fixtures import CREDENTIALS, moto_endpoint, range_server, s3_client, upload, url_of
 
 from shardkit.errors import ShardReadError, UnsafeFileError
 from shardkit.read import ShardDataset, ShardSet, locate, storage
@@ -19,13 +19,8 @@ pytestmark = pytest.mark.timeout(180)
 
 @pytest.fixture(scope="module")
 def s3_endpoint():
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+    with moto_endpoint() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture

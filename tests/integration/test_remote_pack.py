@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 from audio_factory import make_corpus
-from remote_fixtures import CREDENTIALS, Faults, proxy, s3_client, url_of
+from remote_fixtures import CREDENTIALS, Faults, moto_endpoint, proxy, s3_client, url_of
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -30,15 +30,9 @@ BUCKET = f"packs-{os.getpid()}"
 
 @pytest.fixture(scope="module")
 def s3():
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    s3_client(endpoint).create_bucket(Bucket=BUCKET)
-    yield endpoint
-    server.stop()
+    with moto_endpoint() as endpoint:
+        s3_client(endpoint).create_bucket(Bucket=BUCKET)
+        yield endpoint
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 from forge import edit_index, edit_shard, set_header
-from remote_fixtures import CREDENTIALS, upload
+from remote_fixtures import CREDENTIALS, moto_endpoint, upload
 
 import shardkit
 from shardkit import ShardSet, ShardSetWriter
@@ -19,13 +19,8 @@ pytestmark = pytest.mark.timeout(180)
 
 @pytest.fixture(scope="module")
 def s3():
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+    with moto_endpoint() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture()

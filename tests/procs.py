@@ -1,0 +1,33 @@
+"""Processes as Linux's /proc shows them, for the tests that check no decoding process outlives a pack."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def _stat_fields(pid: int | str) -> list[str]:
+    """The fields of ``/proc/PID/stat`` after the command name (state first, then the parent pid)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def children(pid: int) -> set[int]:
+    """The pids whose parent is ``pid`` now."""
+    kids = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                parent = int(_stat_fields(entry)[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            if parent == pid:
+                kids.add(int(entry))
+    return kids
+
+
+def alive(pid: int) -> bool:
+    """``pid`` exists and is not a zombie."""
+    try:
+        return _stat_fields(pid)[0] != "Z"
+    except (OSError, IndexError):
+        return False
