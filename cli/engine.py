@@ -10,11 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
+from shardkit_cli.consoles import err
 
 from shardkit.write.engines import ENGINES, Engine, LocalEngine
-
-err = Console(stderr=True, soft_wrap=True)
 
 
 def engine_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -50,7 +48,7 @@ def make_engine(engine: str, scheduler: str | None, scheduler_file: Path | None,
     from shardkit.write.dask_engine import DaskEngine
 
     engine = DaskEngine(scheduler=scheduler, scheduler_file=scheduler_file, workers=workers, dashboard=dashboard,
-                        on_ready=lambda line: err.print(line, highlight=False, markup=False))
+                        on_ready=lambda line: err.print(line, highlight=False))
     if not logging.getLogger().isEnabledFor(logging.INFO):  # no -v: Dask's INFO lines (set on import) are noise
         logging.getLogger("distributed").setLevel(logging.WARNING)
     return engine

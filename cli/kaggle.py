@@ -7,12 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
+from shardkit_cli.consoles import console, err
 
 from shardkit.units import format_size
-
-console = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
 
 
 @click.group()
@@ -46,15 +43,15 @@ def prepare(shards: Path, dataset_id: str, title: str, license_name: str, subtit
                keywords=[k for k in (keywords or "").split(",") if k.strip()], out=out, dry_run=dry_run,
                delta=delta, search_path=list(search_path), parent_ids=parent_ids)
     for f in plan.files:
-        console.print(f"{f.name}\t{f.bytes}", markup=False)
+        console.print(f"{f.name}\t{f.bytes}")
     verb = "would upload" if dry_run else "ready to upload"
     console.print(f"{verb}: {len(plan.files)} files, {format_size(plan.total_bytes)} as {plan.dataset_id} "
-                  f"({plan.version_id}) from {plan.folder}", markup=False)
+                  f"({plan.version_id}) from {plan.folder}")
     if plan.written:
         console.print(f"shards linked: {plan.linked}, copied: {plan.copied}; next: shardkit kaggle publish "
-                      f"{plan.folder}", markup=False)
+                      f"{plan.folder}")
     for note in plan.notes:
-        console.print(f"note: {note}", markup=False)
+        console.print(f"note: {note}")
 
 
 @kaggle.command()
@@ -73,21 +70,20 @@ def publish(shards: Path, notes: str | None, delta: bool, public: bool, attempts
     def progress(event: str, info: dict[str, Any]) -> None:
         if event == "start":
             err.print(f"{'creating' if info['new'] else 'new version of'} {info['ref']}: {info['files']} files, "
-                      f"{format_size(info['bytes'])}", markup=False)
+                      f"{format_size(info['bytes'])}")
         elif event == "retry":
-            err.print(f"upload incomplete ({info['reason']}); resuming, attempt {info['attempt']}", markup=False)
+            err.print(f"upload incomplete ({info['reason']}); resuming, attempt {info['attempt']}")
         elif event == "busy":
-            err.print(f"Kaggle is still processing ({info['status']}); waited {info['waited']:.0f} s", markup=False)
+            err.print(f"Kaggle is still processing ({info['status']}); waited {info['waited']:.0f} s")
 
     r = run(shards, notes, public=public, progress=progress, attempts=attempts, wait_timeout=wait_minutes * 60,
             poll_seconds=poll_seconds, delta=delta)
     console.print(f"{'created' if r.new else 'new version of'} {r.ref}: {r.files} files, {format_size(r.bytes)} "
-                  f"({r.attempts} attempt{'s' if r.attempts > 1 else ''}, waited {r.waited:.0f} s) {r.url}",
-                  markup=False)
+                  f"({r.attempts} attempt{'s' if r.attempts > 1 else ''}, waited {r.waited:.0f} s) {r.url}")
     if not r.new:
-        console.print(f"notes: {r.notes}", markup=False)
+        console.print(f"notes: {r.notes}")
     if r.invalid_tags:
-        console.print(f"Kaggle left out unknown keywords: {', '.join(r.invalid_tags)}", markup=False)
+        console.print(f"Kaggle left out unknown keywords: {', '.join(r.invalid_tags)}")
 
 
 @kaggle.command()
@@ -104,6 +100,6 @@ def wheelhouse(out: Path, python: str, platforms: tuple[str, ...], dataset_id: s
 
     w = run(out, python=python, platforms=platforms or DEFAULT_PLATFORMS, dataset_id=dataset_id, deps=not no_deps)
     for name in w.wheels:
-        console.print(name, markup=False)
+        console.print(name)
     console.print(f"{len(w.wheels)} wheels, {format_size(w.bytes)} in {w.folder}; publish it with "
-                  f"'shardkit kaggle publish {w.folder}', then in the notebook: {w.install}", markup=False)
+                  f"'shardkit kaggle publish {w.folder}', then in the notebook: {w.install}")

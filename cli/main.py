@@ -12,18 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
+from shardkit_cli.consoles import console, err, styled
 from shardkit_cli.engine import engine_options
 from shardkit_cli.progress import pack_progress, verify_progress
 
 import shardkit
 from shardkit.errors import ShardkitError
 from shardkit.units import format_duration, format_size
-
-console = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
 
 #: a shard set's folder, manifest.json, or object-store URL (s3://bucket/prefix/, gs://, az://, http(s)://);
 #: credentials and endpoint come from the environment (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...)
@@ -121,12 +118,12 @@ def _print_pack_result(r: shardkit.PackResult) -> None:
         console.print(f"packed {r.seconds_this_run / 3600:.2f} h in {format_duration(r.elapsed)} "
                       f"({rate:.1f} audio h/min)")
     if r.rejects:
-        console.print(f"[yellow]{len(r.rejects)} sources rejected[/yellow] (listed in manifest.json):")
+        console.print(styled(f"{len(r.rejects)} sources rejected", "yellow", " (listed in manifest.json):"))
         for rej in r.rejects[:20]:
             console.print(f"  {rej.file or '-'}{f' (row {rej.row})' if rej.row else ''}: {rej.reason}")
     if not r.complete:
-        console.print(f"[red]budget reached[/red]: about {format_size(r.more_bytes_needed)} more are needed; "
-                      "re-run with a larger --budget to continue")
+        console.print(styled("budget reached", "red", f": about {format_size(r.more_bytes_needed)} more are needed; "
+                                                     "re-run with a larger --budget to continue"))
 
 
 @cli.command()
@@ -144,9 +141,9 @@ def info(shards: str, top: int) -> None:
                  ("samples", f"{i.samples}"), ("audio", f"{i.hours:.3f} h ({format_duration(i.seconds)})"),
                  ("shards", f"{i.shards}, {format_size(i.bytes)}"), ("classes", str(i.classes)),
                  ("sources", f"{i.sources_packed} packed of {i.sources}, {len(i.rejects)} rejected")]:
-        t.add_row(f"[bold]{k}[/bold]", v)
+        t.add_row(Text(k, style="bold"), v)
     if i.parent:  # a version made by 'shardkit update' (docs/versions.md)
-        t.add_row("[bold]parent[/bold]", f"{i.parent} ({i.inherited_shards} of its shards used where they are)")
+        t.add_row(Text("parent", style="bold"), f"{i.parent} ({i.inherited_shards} of its shards used where they are)")
     console.print(t)
     if i.label_counts:
         console.print("top classes: " + ", ".join(f"{k} {v}" for k, v in i.top_classes(top)))
@@ -205,7 +202,7 @@ def verify(shards: str) -> None:
                       f"{format_size(report.bytes_checked)} checked")
         return
     for p in report.problems:
-        console.print(f"[red]BAD[/red] {p}", highlight=False)
+        console.print(styled("BAD", "red", f" {p}"), highlight=False)
     console.print(f"{len(report.problems)} problems in {report.shards} shards")
     for line in report.advice:
         console.print(f"to fix: {line}", highlight=False)
@@ -245,7 +242,7 @@ def plan_(shards: Path, world_size: int, workers: int, batch_size: int, crops_pe
     console.print(f"every epoch: {p.items} items, partial={p.partial}, batch {batch_size}")
     console.print(t)
     for w in p.warnings:
-        console.print(f"[yellow]warning:[/yellow] {w}")
+        console.print(styled("warning:", "yellow", f" {w}"))
 
 
 @cli.command()
@@ -298,7 +295,7 @@ def main() -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except ShardkitError as exc:
-        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)  # escape: "shardkit[remote]" is text
+        err.print(styled("error:", "red", f" {exc}"), highlight=False)
         sys.exit(exc.exit_code)
 
 

@@ -7,14 +7,11 @@ import json
 from pathlib import Path
 
 import click
-from rich.console import Console
+from shardkit_cli.consoles import console, err
 from shardkit_cli.engine import engine_options
 
 import shardkit
 from shardkit.units import format_size
-
-console = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
 
 SEARCH = click.option("--search-path", "search_path", multiple=True, type=click.Path(file_okay=False),
                       help="A folder holding ancestor sets (repeatable; also $SHARDKIT_SEARCH_PATH).")

@@ -161,9 +161,6 @@ def process_source(item: SourceItem, ctx: _Context) -> Sequence[EncodedSample] |
     return [make(n, piece) for n, piece in enumerate(pieces)]
 
 
-_process = process_source  # the name before engines
-
-
 def _decode_source(item: SourceItem, opts: PackOptions) -> tuple[Decoded, np.ndarray | PcmStream] | Reject:
     """Decode and resample one source to int16 ``(frames, opts.channels)`` (a :class:`PcmStream` for a
     long one, decoded again as its pieces are taken), or say why not."""

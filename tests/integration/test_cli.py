@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import soundfile as sf
+from audio_factory import make_file
 from rich.console import Console
 from shardkit_cli.progress import verify_progress, verify_total
 
@@ -132,3 +133,14 @@ def test_reindex_rebuilds_a_deleted_index_and_the_messages_point_at_it(packed, t
     assert p.returncode == 1 and "shardkit reindex" in p.stderr and "Traceback" not in p.stderr
     assert f"rebuilt {index.name}" in run("reindex", out).stdout
     assert index.read_bytes() == before and run("verify", out).stdout.startswith("OK")
+
+
+def test_brackets_in_names_and_messages_print_as_text(tmp_path):
+    """Rich markup is off for everything the library and the data say: a file named ``bad [plot].ogg`` and the
+    reason it was rejected print whole (rich read ``[plot]`` as a tag and dropped it)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    make_file(src / "good.wav", seconds=1.0)
+    (src / "bad [plot].ogg").write_bytes(b"not audio at all")
+    p = run("pack", src, tmp_path / "out")
+    assert "1 sources rejected" in p.stdout and "bad [plot].ogg" in p.stdout
