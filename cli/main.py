@@ -9,6 +9,7 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import click
@@ -266,8 +267,38 @@ class _Terminated(KeyboardInterrupt):
     state kept) instead of dying mid-write."""
 
 
-def _on_sigterm(signum: int, frame: object) -> None:
-    raise _Terminated()
+#: the signal whose exception waits for the program to leave a finalizer (see :func:`_on_signal`)
+_PENDING: list[int] = []
+
+
+def _on_signal(signum: int, frame: FrameType | None) -> None:
+    """SIGINT → KeyboardInterrupt, SIGTERM → :class:`_Terminated`, raised where the program is — except
+    inside a ``__del__`` (a library object's finaliser), where Python prints the exception as "Exception
+    ignored" with its traceback and drops it, so the signal would be lost: there it is raised again 10 ms
+    later (SIGALRM), until the program is out of the finaliser."""
+    if signum == signal.SIGALRM:
+        if not _PENDING:
+            return
+        signum = _PENDING.pop()
+    if _in_finalizer(frame):
+        _PENDING[:] = [signum]
+        signal.setitimer(signal.ITIMER_REAL, 0.01)
+        return
+    raise _Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+def _in_finalizer(frame: FrameType | None) -> bool:
+    while frame is not None:
+        if frame.f_code.co_name == "__del__":
+            return True
+        frame = frame.f_back
+    return False
+
+
+def install_signal_handlers() -> None:
+    """Ctrl-C and SIGTERM unwind the program like an exception (open shard dropped, state kept)."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGALRM):
+        signal.signal(sig, _on_signal)
 
 
 from shardkit_cli.versions import COMMANDS as _VERSIONS  # noqa: E402 - registered here, defined there
@@ -281,7 +312,7 @@ def main() -> None:
 
     Ctrl-C exits 130 and SIGTERM 143 (128 + the signal), each after the library has cleaned up, with
     the line that says how to continue."""
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    install_signal_handlers()
     try:
         cli(standalone_mode=False, prog_name="shardkit")
     except (click.exceptions.Abort, KeyboardInterrupt) as exc:

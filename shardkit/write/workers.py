@@ -214,6 +214,7 @@ def ordered_results(
         return str(out / f"{SHARD_PREFIX}spill-{i:08d}{TMP_SUFFIX}")
 
     pending: deque = deque()
+    taken: int | None = None  # the item whose spill is being read back (out of pending, maybe still on disk)
     try:
         todo = iter(range(start, len(items)))
         with _sigint_ignored():  # the first submits start the workers: they inherit SIGINT ignored
@@ -224,6 +225,7 @@ def ordered_results(
         while pending:
             i, fut = pending[0]
             result = fut.result()
+            taken = i
             pending.popleft()
             nxt = next(todo, None)
             if nxt is not None:
@@ -231,8 +233,9 @@ def ordered_results(
             yield i, result.load() if isinstance(result, _Spilled) else result
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-        for i, _ in pending:
-            Path(spill(i)).unlink(missing_ok=True)
+        for i in [taken, *(i for i, _ in pending)]:
+            if i is not None:  # an interrupt between taking a result and reading it back leaves its spill
+                Path(spill(i)).unlink(missing_ok=True)
 
 
 class _sigint_ignored:
