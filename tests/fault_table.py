@@ -29,8 +29,10 @@ CLASSES: list[tuple[str, list[tuple[str, str]]]] = [
         ("tests/unit/read/test_read_crc.py", r""),
         ("tests/unit/read/test_read_meta_errors.py", r""),
     ]),
-    ("signals: SIGINT (process group), SIGTERM, SIGKILL at seeded points, 1 and 2 workers", [
+    ("signals: SIGINT (process group), SIGTERM, SIGKILL at seeded points, 1 and 2 workers; a signal inside a "
+     "finaliser", [
         ("tests/integration/test_pack_signals.py", r""),
+        ("tests/unit/test_cli_signals.py", r""),
         ("tests/integration/test_pack_safety.py", r"sigterm"),
         ("tests/integration/test_pack.py", r"kill_9"),
     ]),
