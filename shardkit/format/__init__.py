@@ -25,8 +25,11 @@ FORMAT_VERSION = 2
 #: Version of a manifest with lineage (a set made by ``shardkit update``: ``parent``, ``history``,
 #: shard entries held by an ancestor, ``overrides``; docs/format.md §5.1). Its indexes stay version 2.
 LINEAGE_VERSION = 3
+#: Version of a manifest that lists label layers (``layers``, docs/format.md §5.3): a version-3 manifest
+#: plus the layer files next to it. Sets without layers keep writing 2 or 3.
+LAYERS_VERSION = 4
 #: Versions this code reads. Every version ever released stays here (golden fixtures test it).
-READABLE_VERSIONS = frozenset({1, 2, 3})
+READABLE_VERSIONS = frozenset({1, 2, 3, 4})
 
 MANIFEST_NAME = "manifest.json"
 PACK_STATE_NAME = "pack-state.json"
@@ -112,6 +115,7 @@ __all__ = [
     "INDEX_COLUMNS",
     "INDEX_SUFFIX",
     "KEY_RE",
+    "LAYERS_VERSION",
     "LINEAGE_VERSION",
     "MANIFEST_NAME",
     "MAX_KEY_LEN",

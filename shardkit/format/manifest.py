@@ -23,6 +23,7 @@ from shardkit.encode.base import Codec
 from shardkit.encode.registry import get_codec
 from shardkit.errors import FormatError, ManifestError, ShardkitError
 from shardkit.files import atomic_write
+from shardkit.format.layers import LayerEntry
 
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]{0,254}")
 
@@ -129,6 +130,8 @@ class Manifest:
     overrides: dict[str, Any] = field(default_factory=dict)
     vocabularies: dict[str, list[str]] = field(default_factory=dict)
     sources: dict[str, Any] = field(default_factory=dict)
+    #: label layers (format version 4, §5.3), in name order: their files lie next to the manifest
+    layers: list[LayerEntry] = field(default_factory=list)
     #: where it was read from, for messages (not part of the document)
     where: str = field(default=fmt.MANIFEST_NAME, compare=False, repr=False)
 
@@ -163,6 +166,7 @@ class Manifest:
             "shards": [s.to_dict() for s in self.shards], "totals": self.totals,
             "pack": self.pack, "rejects": self.rejects, "budget": self.budget,
             **(self.lineage_doc() if self.format_version >= fmt.LINEAGE_VERSION else {}),
+            **({"layers": [e.to_dict() for e in self.layers]} if self.format_version >= fmt.LAYERS_VERSION else {}),
         }
 
     def lineage_doc(self) -> dict[str, Any]:
@@ -178,8 +182,9 @@ class Manifest:
         overrides = {k: v for k, v in self.overrides.items() if v}
         if overrides.get("removed"):
             overrides["removed"] = {_written_name(k): v for k, v in overrides["removed"].items()}
+        layers = [[e.name, e.sha256] for e in sorted(self.layers, key=lambda e: e.name)]
         return version_id(self.audio, self.layout, self.vocabulary, [s.sha256 for s in self.shards],
-                          {"overrides": overrides, "vocabularies": ancestors})
+                          {"overrides": overrides, "vocabularies": ancestors, "layers": layers})
 
     def to_json(self) -> bytes:
         """Deterministic JSON bytes (sorted keys)."""
@@ -231,6 +236,8 @@ class Manifest:
         if len(set(names)) != len(names):
             raise ValueError("a shard or index file is listed twice")
         lineage = _lineage_from_doc(doc, shards) if version >= fmt.LINEAGE_VERSION else {}
+        if version >= fmt.LAYERS_VERSION:
+            lineage["layers"] = _layers_from_doc(doc, names)
         return cls(shards=shards, vocabulary=list(vocabulary),
                    version_id=str(doc["version_id"]), complete=bool(doc.get("complete", True)), rejects=rejects,
                    format_version=version, shardkit_version=str(doc.get("shardkit_version", "")), **maps, **lineage)
@@ -340,6 +347,19 @@ def _lineage_from_doc(doc: dict[str, Any], shards: list[ShardEntry]) -> dict[str
         raise ValueError("'sources' must name a plain file in the set and its sha256")
     return {"parent": parent, "history": history, "overrides": overrides, "vocabularies": vocabularies,
             "sources": sources}
+
+
+def _layers_from_doc(doc: dict[str, Any], names: list[str]) -> list[LayerEntry]:
+    """The version-4 ``layers`` list (§5.3), checked: each a :class:`LayerEntry`, names unique, files not
+    those of a shard or the sources table."""
+    layers = doc.get("layers")
+    if not isinstance(layers, list):
+        raise TypeError("'layers' must be a list")
+    out = [LayerEntry.from_dict(e) for e in layers]
+    taken = {*names, str(doc.get("sources", {}).get("name", "")), fmt.MANIFEST_NAME}
+    if len({e.name for e in out}) != len(out) or any(e.file in taken for e in out):
+        raise ValueError("a layer is listed twice, or its file is another file of the set")
+    return out
 
 
 def load_manifest(path: str | os.PathLike[str]) -> Manifest:

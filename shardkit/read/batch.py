@@ -141,14 +141,28 @@ class BatchReader:
     ``stats`` counts batches, items and skipped samples in this process.
     """
 
-    def __init__(self, ss: ShardSet, opts: ReadOptions, n_classes: int, class_of: np.ndarray) -> None:
+    def __init__(self, ss: ShardSet, opts: ReadOptions, n_classes: int, class_of: np.ndarray,
+                 targets: Any = None) -> None:
         self.ss, self.opts = ss, opts
         self.n_classes, self.class_of = n_classes, class_of
         self.crop_frames, self.random_crop = crop_frames(ss, opts.crop_seconds)
+        #: a label layer's :class:`~shardkit.dataset.targets.Targets`, or None
+        self.targets = targets
+        #: ``crops="grid"``: (samples, first frames) int64 (M,) of every window (:func:`plan.grid_windows`)
+        self.grid: tuple[np.ndarray, np.ndarray] | None = None
+        if opts.crops == "grid":
+            step = max(1, round(float(opts.crop_seconds or 0) / ss.seconds_per_frame))
+            self.grid = plan.grid_windows(ss.frames, step, opts.tail)
+            self.random_crop = False
         self.stats: dict[str, int] = {"batches": 0, "items": 0, "skipped": 0}
         self.crc = CrcCheck(ss, self.stats) if opts.verify_crc else None
         self._thread_pool: tuple[int, ThreadPoolExecutor] | None = None  # (pid, pool), made on first use
         self._scratch_buf: np.ndarray | None = None
+
+    @property
+    def num_items(self) -> int:
+        """Items of an epoch: samples × crops_per_recording, or the grid's windows."""
+        return len(self.grid[0]) if self.grid is not None else len(self.ss) * self.opts.crops_per_recording
 
     def read(self, items: np.ndarray, valid: np.ndarray, epoch: int, *, in_worker: bool = False
              ) -> dict[str, Any]:
@@ -158,7 +172,7 @@ class BatchReader:
         reads = self._byte_ranges(samples, offsets, nread)
         audio_shape = (t_len,) if codec.lanes == 1 else (codec.lanes, t_len)
         tensors = _new_batch(b, audio_shape, self.n_classes, in_worker, codec.dtype,
-                             list(codec.batch_field_specs().values()))
+                             [*codec.batch_field_specs().values(), *self._item_specs()])
         audio = tensors[0]
         if codec.lanes == 1:
             buf = audio.numpy()
@@ -172,12 +186,46 @@ class BatchReader:
                 self.crc.check(reads, samples, offsets, nread, flat, row_bytes, failed)))
         metas = self._metas(samples, failed) if self.opts.with_metadata else None
         _zero_tails(buf, nread, t_len, codec.lanes)
-        return self._assemble(tensors, buf, samples, valid, failed, metas)
+        n_codec = len(codec.batch_field_specs())
+        out = self._assemble(tensors[:4 + n_codec], buf, samples, valid, failed, metas)
+        out.update(self._item_fields(tensors[4 + n_codec:], samples, offsets, nread, failed))
+        return out
+
+    def _item_specs(self) -> list[tuple[tuple[int, ...], Any]]:
+        """(shape without B, dtype) of :meth:`_item_fields`' tensors, in its order."""
+        specs: list[tuple[tuple[int, ...], Any]] = [((), np.float64), ((), np.float64)]
+        if self.targets is not None:
+            specs += [((self.n_classes,), np.float32), ((), np.bool_)]
+        return specs
+
+    def _item_fields(self, tensors: list[torch.Tensor], samples: np.ndarray, offsets: np.ndarray,
+                     nread: np.ndarray, failed: list[int]) -> dict[str, Any]:
+        """Where each row's audio comes from (``source``; ``start_seconds``/``end_seconds`` float64 (B,) in
+        the source: the crop's start, and its start + ``crop_seconds``) and, with a label layer, its
+        ``targets`` float32 (B, C) and ``targets_mask`` bool (B,) (:mod:`shardkit.dataset.targets`)."""
+        ss, spf = self.ss, self.ss.seconds_per_frame
+        begin = offsets * spf
+        start = tensors[0].numpy()
+        start[:] = ss.start_seconds[samples] + begin
+        span = self.opts.crop_seconds if self.opts.crop_seconds is not None else nread * spf
+        tensors[1].numpy()[:] = start + span
+        out: dict[str, Any] = {"source": [ss.source_names[s] for s in ss.source_id[samples].tolist()],
+                               "start_seconds": tensors[0], "end_seconds": tensors[1]}
+        if self.targets is not None:
+            targets, mask = tensors[2].numpy(), tensors[3].numpy()
+            self.targets.fill(samples, begin, nread * spf, targets, mask)
+            if failed:
+                targets[failed], mask[failed] = 0.0, False
+            out.update(targets=tensors[2], targets_mask=tensors[3])
+        return out
 
     def read_ahead(self, order: np.ndarray, bounds: np.ndarray, positions: np.ndarray) -> ReadAhead:
         """The :class:`ReadAhead` of an iteration that reads ``order[positions]`` (windows ``bounds``)."""
         ss = self.ss
         read_bytes = np.minimum(ss.frames, self.crop_frames) * ss.frame_bytes if self.random_crop else None
+        if self.grid is not None:  # items are windows: hint their samples, windows cut at sample bounds
+            first = np.searchsorted(self.grid[0], np.arange(len(ss) + 1), side="left")
+            return ReadAhead(ss, self.grid[0][order], first[bounds], positions, 1, None)
         return ReadAhead(ss, order, bounds, positions, self.opts.crops_per_recording, read_bytes)
 
     # -- steps of a batch ------------------------------------------------------------------------
@@ -185,6 +233,9 @@ class BatchReader:
     def _crop_plan(self, items: np.ndarray, epoch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(samples, offsets, nread)`` int64 (B,): each item's sample row, first frame and frames to read."""
         ss, opts, t_len = self.ss, self.opts, self.crop_frames
+        if self.grid is not None:
+            samples, offsets = self.grid[0][items], self.grid[1][items]
+            return samples, offsets, np.clip(ss.frames[samples] - offsets, 0, t_len)
         c = opts.crops_per_recording
         samples = items // c if c > 1 else items
         frames = ss.frames[samples]

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset
 
+from shardkit.dataset.targets import dataset_targets
 from shardkit.read import locate, plan
 from shardkit.read.batch import BatchReader
 from shardkit.read.cursor import STATE_FORMAT, EpochCursor, OrderKey, SharedEpoch, SharedInt
@@ -54,6 +55,18 @@ class ShardDataset(IterableDataset):
     - ``valid`` torch.bool (B,): False for padding entries (``partial="pad"``) and skipped reads.
     - ``keys`` list[str] (B), ``index`` torch.int64 (B,): sample rows of the :class:`ShardSet`.
     - ``meta`` list[dict] (B): the msgpack metadata, only with ``with_metadata=True``.
+    - ``source`` list[str] (B), ``start_seconds`` and ``end_seconds`` torch.float64 (B,): the row's source
+      recording and where its crop starts in it (seconds), and that start + ``crop_seconds``.
+    - with ``targets="NAME"`` (a label layer of the set, docs/labels.md): ``targets`` torch.float32
+      (B, n_classes) in the dataset's class order — a crop of a recording gets the windows it overlaps
+      combined by ``targets_reduce`` (``"mean"``: weighted by overlap in seconds; ``"max"``) — and
+      ``targets_mask`` torch.bool (B,): False (targets 0) where the layer has no row for the item.
+      Without ``classes``, the classes are the vocabulary extended by the layer's other class names.
+
+    ``crops="grid"`` (with ``crop_seconds`` and ``shuffle=False``): the items are every consecutive
+    ``crop_seconds`` window of every sample, in order (evaluation and pseudo-labelling; ``tail="pad"``
+    zero-pads a last partial window, ``"drop"`` leaves it out); :func:`shardkit.labels.row_ids` names
+    them in the BirdCLEF submission format.
 
     The order of an epoch depends on (seed, epoch) only, never on the number of ranks or workers;
     call :meth:`set_epoch` before each epoch (it reaches persistent workers). ``len(ds)`` is the
@@ -108,6 +121,10 @@ class ShardDataset(IterableDataset):
         verify_crc: bool = False,
         cache_dir: str | os.PathLike[str] | None = None,
         cache_bytes: int | str | None = None,
+        crops: str = "random",
+        tail: str = "pad",
+        targets: str | None = None,
+        targets_reduce: str = "mean",
     ) -> None:
         super().__init__()
         storage_options = locate.cache_options(source, storage_options, cache_dir, cache_bytes)
@@ -116,7 +133,8 @@ class ShardDataset(IterableDataset):
                            shuffle_window=shuffle_window, partial=partial, secondary_weight=secondary_weight,
                            classes=None if classes is None else tuple(classes), with_metadata=with_metadata,
                            on_error=on_error, read_threads=read_threads, read_ahead=read_ahead,
-                           verify_crc=verify_crc)
+                           verify_crc=verify_crc, crops=crops, tail=tail, targets=targets,
+                           targets_reduce=targets_reduce)
         self.shard_set = ss = (source if isinstance(source, ShardSet)
                                else ShardSet.open(source, storage_options=storage_options, search_path=search_path))
         opts.check_layout(ss.mode, ss.root)
@@ -126,9 +144,11 @@ class ShardDataset(IterableDataset):
         self.options = opts
         topo = detect_topology(rank, world_size)
         self.rank, self.world_size = topo.rank, topo.world_size
-        self.classes, class_of = map_classes(ss.vocabulary, ss.label, ss.sec_idx, opts.classes, ss.root)
-        self.reader = BatchReader(ss, opts, len(self.classes), class_of)
-        key = OrderKey(seed=opts.seed, version_id=ss.version_id, num_items=len(ss) * opts.crops_per_recording,
+        wanted, make_targets = dataset_targets(ss, opts.targets, opts.classes, opts.targets_reduce, opts.crop_seconds)
+        self.classes, class_of = map_classes(ss.vocabulary, ss.label, ss.sec_idx, wanted, ss.root)
+        self.reader = BatchReader(ss, opts, len(self.classes), class_of,
+                                  make_targets(self.classes) if make_targets is not None else None)
+        key = OrderKey(seed=opts.seed, version_id=ss.version_id, num_items=self.reader.num_items,
                        shuffle=opts.shuffle, window_bytes=opts.window_bytes, root=ss.root)
         self.cursor = EpochCursor(key, self.world_size * opts.batch_size)
         self._order_cache: tuple[int, np.ndarray] | None = None
@@ -192,6 +212,8 @@ class ShardDataset(IterableDataset):
 
     def order(self, epoch: int) -> np.ndarray:
         """The global item order of ``epoch``: int64 (num_items,), ``item = sample × crops + crop_no``."""
+        if self.reader.grid is not None:  # every window in order, the same each epoch
+            return np.arange(self.num_items, dtype=np.int64)
         if self._order_cache is None or self._order_cache[0] != epoch:
             ss = self.shard_set
             g = plan.epoch_order(ss.shard_ptr, ss.sample_bytes, seed=self.seed, epoch=epoch,

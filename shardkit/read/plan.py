@@ -26,6 +26,8 @@ TAG_SHARDS = 0x5348415244        # "SHARD"
 TAG_WINDOW = 0x57494E444F57      # "WINDOW"
 TAG_CROP = 0x43524F50            # "CROP"
 PARTIAL_POLICIES = ("drop", "pad", "keep")
+#: ``crops="grid"``: the last, partial window of a sample
+GRID_TAILS = ("pad", "drop")
 
 _GAMMA = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -216,6 +218,24 @@ def crop_offsets(
     if c <= 1:
         return np.zeros_like(frames)
     return (np.asarray(crop_no, dtype=np.int64) * span) // (c - 1)
+
+
+def grid_windows(frames: np.ndarray, step: int, tail: str) -> tuple[np.ndarray, np.ndarray]:
+    """Every consecutive window of ``step`` frames of every sample, in sample order: (samples int64 (M,),
+    first frames int64 (M,)). ``tail``: ``"pad"`` keeps a last window that runs past the sample's end (a
+    reader zero-pads it; a sample shorter than one window gives one), ``"drop"`` leaves it out."""
+    if tail not in GRID_TAILS:
+        raise UsageError(f"tail must be one of {GRID_TAILS}, got {tail!r}")
+    if step < 1:
+        raise UsageError(f"a grid window must hold at least one frame, got {step}")
+    frames = np.asarray(frames, dtype=np.int64)
+    counts = -(-frames // step) if tail == "pad" else frames // step
+    total = int(counts.sum())
+    samples = np.repeat(np.arange(len(frames), dtype=np.int64), counts)
+    first = np.zeros(len(frames) + 1, dtype=np.int64)
+    np.cumsum(counts, out=first[1:])
+    offsets = (np.arange(total, dtype=np.int64) - first[:-1][samples]) * step
+    return samples, offsets
 
 
 @dataclass(frozen=True)

@@ -74,6 +74,9 @@ class ShardSet:
       ``sec_idx[sec_ptr[i]:sec_ptr[i+1]]``)
     - ``codec_columns``: the codec's own index columns (:attr:`Codec.index_columns`), name → (N,) array
     - ``keys`` list[str]; ``key_hash`` uint64 (N,): see :func:`key_hashes`
+    - ``source_id`` int32 (N,): each sample's source file, an index into ``source_names`` (sorted
+      paths relative to the pack's SRC); ``start`` int64 (N,): its first audio sample in the resampled
+      source (:attr:`start_seconds` in seconds)
     """
 
     def __init__(self, root: Path | str, manifest: Manifest, columns: dict[str, Any],
@@ -115,10 +118,42 @@ class ShardSet:
         self.sec_idx: np.ndarray = columns["sec_idx"]
         self.codec_columns: dict[str, np.ndarray] = columns["codec"]
         self.key_hash: np.ndarray = key_hashes(self.keys)
+        self.source_names: list[str] = columns["source_names"]
+        self.source_id: np.ndarray = columns["source_id"]
+        self.start: np.ndarray = columns["start"]
         #: key → new labels and columns of samples relabelled by ``update`` (format §5.1)
         self.relabels: dict[str, dict[str, Any]] = dict(manifest.overrides.get("relabels", {}))
         self._key_rows: dict[str, int] | None = None
         self._bind_storage()
+
+    @property
+    def start_seconds(self) -> np.ndarray:
+        """float64 (N,): where each sample starts in its source recording, in seconds."""
+        return self.start / float(self.sample_rate)
+
+    def read_layer(self, name: str) -> Any:
+        """The label layer ``name`` of the set (format §5.3) as a :class:`shardkit.format.layers.Layer`,
+        its file checked against the manifest's size and sha256; :class:`UsageError` naming the layers
+        there are when the set has none of that name, :class:`IntegrityError` for a changed file."""
+        from shardkit.format.layers import Layer
+
+        entry = next((e for e in self.manifest.layers if e.name == name), None)
+        if entry is None:
+            have = ", ".join(e.name for e in self.manifest.layers) or "none"
+            raise UsageError(f"{self.root}: has no label layer {name!r} (layers: {have}); add one with "
+                             f"'shardkit labels add {self.root} NEW --name {name} TABLE'")
+        where = self.storage.describe(entry.file)
+        try:
+            data = self.storage.read_bytes(entry.file)
+        except FileNotFoundError:
+            raise ShardReadError(f"{where}: label layer file is missing; re-download the shard set") from None
+        if len(data) != entry.bytes or hashlib.sha256(data).hexdigest() != entry.sha256:
+            raise IntegrityError(f"{where}: size or sha256 differs from the manifest's; the layer file changed. "
+                                 f"Run 'shardkit verify {self.root}' and re-download the shard set")
+        try:
+            return Layer.from_bytes(data, where)
+        except FormatError as exc:
+            raise IntegrityError(str(exc)) from None
 
     @property
     def files(self) -> Storage:
@@ -435,7 +470,11 @@ def _concat_columns(indexes: list[fmt.ShardIndex], codec: Codec) -> dict[str, An
     shard_ptr = np.zeros(len(indexes) + 1, dtype=np.int64)
     np.cumsum(counts, out=shard_ptr[1:])
     sec_ptr, sec_idx = _csr([s for ix in indexes for s in ix.columns["secondary"]])
+    source_names, source_id = np.unique(np.asarray([s for ix in indexes for s in ix.columns["source"]],
+                                                   dtype=object).astype(str), return_inverse=True)
     return {
+        "source_names": [str(s) for s in source_names], "source_id": source_id.astype(np.int32).reshape(-1),
+        "start": _int64(indexes, "start"),
         "keys": keys, "shard_ptr": shard_ptr, "label": _int64(indexes, "label", np.int32), "sec_ptr": sec_ptr,
         "sec_idx": sec_idx, "shard_id": np.repeat(np.arange(len(indexes), dtype=np.int32), counts),
         "wav_offset": _int64(indexes, "wav_offset"), "sample_bytes": _int64(indexes, "wav_size"),
