@@ -331,8 +331,10 @@ def main() -> None:
 
 
 from shardkit_cli.kaggle import kaggle as _kaggle  # noqa: E402
+from shardkit_cli.labels import labels as _labels  # noqa: E402
 
 cli.add_command(_kaggle)
+cli.add_command(_labels)
 
 if __name__ == "__main__":
     main()

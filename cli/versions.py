@@ -63,7 +63,9 @@ def log_(shards: Path) -> None:
     """The chain of versions of a set, oldest first: samples, hours, classes, note."""
     for h in shardkit.log(shards):
         classes = "" if h["classes"] is None else f"\t{h['classes']} classes"
-        click.echo(f"{h['version_id']}\t{h['samples']} samples\t{h['hours']:.3f} h{classes}\t{h.get('note', '')}")
+        layers = f"\tlayers: {', '.join(h['layers'])}" if h.get("layers") else ""
+        click.echo(f"{h['version_id']}\t{h['samples']} samples\t{h['hours']:.3f} h{classes}\t{h.get('note', '')}"
+                   f"{layers}")
 
 
 @click.command()
@@ -84,7 +86,20 @@ def diff(a: Path, b: Path, as_json: bool, search_path: tuple[str, ...]) -> None:
     for label in sorted(r.per_class):
         console.print(f"  {label}: " + ", ".join(f"{k} {v.samples}" for k, v in sorted(r.per_class[label].items())))
     console.print(f"classes new: {', '.join(r.classes_new) or '-'}; gone: {', '.join(r.classes_gone) or '-'}")
+    _print_layers(r.layers)
     err.print(f"(A = {r.a}, B = {r.b})")
+
+
+def _print_layers(layers: dict) -> None:
+    """The label layers part of a diff."""
+    if not any(layers.get(k) for k in ("added", "removed", "changed", "unchanged")):
+        return
+    console.print(f"layers added: {', '.join(layers['added']) or '-'}; removed: {', '.join(layers['removed']) or '-'}; "
+                  f"unchanged: {', '.join(layers['unchanged']) or '-'}")
+    for name, c in layers["changed"].items():
+        top = sorted(c["mean_change"].items(), key=lambda kv: -kv[1])[:5]
+        console.print(f"layer {name} changed: {c['rows_added']} rows added, {c['rows_removed']} removed, "
+                      f"{c['rows_common']} in both; mean change " + (", ".join(f"{k} {v:.4f}" for k, v in top) or "-"))
 
 
 COMMANDS = [update, compact, log_, diff]

@@ -50,6 +50,7 @@ _LAZY_MODULES = {
     "shardkit.versions.update": ("update", "UpdateResult"),
     "shardkit.versions.compact": ("compact", "CompactResult"),
     "shardkit.versions.lineage": ("log", "diff", "DiffReport"),
+    "shardkit.versions.layers": ("add_labels", "remove_labels", "list_labels", "LabelsResult"),
     "shardkit.format": ("Manifest", "ShardEntry", "ShardIndex"),
     "shardkit.encode": ("Codec", "Wav16", "MelU8", "MelConfig", "get_codec", "codec_ids"),
     "shardkit.device.frontend": ("LogMel",),
@@ -82,6 +83,7 @@ if TYPE_CHECKING:
     from shardkit.read.shardset import ShardSet
     from shardkit.read.show import show_sample
     from shardkit.versions.compact import CompactResult, compact
+    from shardkit.versions.layers import LabelsResult, add_labels, list_labels, remove_labels
     from shardkit.versions.lineage import DiffReport, diff, log
     from shardkit.versions.reindex import ReindexResult, reindex
     from shardkit.versions.update import UpdateResult, update

@@ -219,3 +219,29 @@ def _windows(layer: Layer, doc: dict[str, Any]) -> None:
         raise ValueError("a windows layer needs positive 'window_seconds' and 'hop_seconds'")
     layer.sources = sources
     layer.window_seconds, layer.hop_seconds = float(doc["window_seconds"]), float(doc["hop_seconds"])
+
+
+def layer_findings(data: bytes, entry: LayerEntry, keys: set[str], sources: set[str], where: str) -> list[str]:
+    """Everything wrong with the layer file ``data`` of manifest entry ``entry`` in a set whose samples
+    have ``keys`` and whose sources are ``sources`` (``shardkit verify``): size and sha256, structure,
+    the entry's kind, classes, rows and windows, values in [0, 1], rows naming the set's samples."""
+    out = []
+    if len(data) != entry.bytes or hashlib.sha256(data).hexdigest() != entry.sha256:
+        out.append("size or sha256 differs from the manifest")
+    try:
+        layer = Layer.from_bytes(data, where)
+    except FormatError as exc:
+        return [*out, str(exc)]
+    if layer.name != entry.name or layer.kind != entry.kind or layer.classes != entry.classes \
+            or layer.rows != entry.rows:
+        out.append(f"name, kind, classes or rows ({layer.name!r}, {layer.kind}, {len(layer.classes)} classes, "
+                   f"{layer.rows} rows) differ from the manifest's entry")
+    if (layer.window_seconds, layer.hop_seconds) != (entry.window_seconds, entry.hop_seconds):
+        out.append("window_seconds or hop_seconds differ from the manifest's entry")
+    out += layer.findings()
+    named = layer.keys if layer.kind == "samples" else layer.sources
+    stray = [k for k in named if k not in (keys if layer.kind == "samples" else sources)]
+    if stray:
+        out.append(f"{len(stray)} rows name no {'sample' if layer.kind == 'samples' else 'source'} of the set "
+                   f"(first: {stray[0]!r})")
+    return out

@@ -142,6 +142,11 @@ def _check_folder(folder: Path) -> tuple[dict[str, Any], Manifest | None]:
             if not path.is_file() or path.stat().st_size != size:
                 raise UsageError(f"{path}: missing or not {size} bytes as the manifest says; run "
                                  "'shardkit kaggle prepare' again")
+    for layer in manifest.layers if manifest is not None else []:
+        path = folder / layer.file
+        if not path.is_file() or path.stat().st_size != layer.bytes:
+            raise UsageError(f"{path}: label layer missing or not {layer.bytes} bytes as the manifest says; run "
+                             "'shardkit kaggle prepare' again")
     if len(os.listdir(folder)) - 1 > rules.MAX_FILES:
         raise UsageError(f"{folder}: more than {rules.MAX_FILES} files to upload; run 'shardkit kaggle prepare' again")
     return meta, manifest

@@ -9,6 +9,7 @@ set of a chain holds the same samples, keys and shard layout as a fresh pack of 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import os
@@ -22,7 +23,8 @@ import numpy as np
 
 from shardkit.encode import meta as meta_codec
 from shardkit.errors import UsageError
-from shardkit.format import LINEAGE_VERSION
+from shardkit.files import atomic_write
+from shardkit.format import LAYERS_VERSION, LINEAGE_VERSION, Manifest
 from shardkit.read.shardset import ShardSet
 from shardkit.versions.sources import load_table
 from shardkit.write.shards import EncodedSample
@@ -77,9 +79,24 @@ def compact(path: str | os.PathLike[str], out: str | os.PathLike[str], *, shard_
             raise
         writer.state.sources_packed = len({md.get("source") for md in metas})
         m = writer.finish(sources=ss.manifest.totals.get("sources", writer.state.sources_packed))
+        if ss.manifest.layers:
+            m = _keep_layers(ss, m, out_dir)
     log.info("compact %s → %s: %d samples in %d shards", path, out_dir, m.samples, len(m.shards))
     return CompactResult(out=out_dir, version_id=m.version_id, samples=m.samples, shards=len(m.shards),
                          bytes=m.totals["bytes"])
+
+
+def _keep_layers(ss: ShardSet, m: Manifest, out: Path) -> Manifest:
+    """Copy the set's label layers (format §5.3) into ``out`` and list them in its manifest, which becomes
+    a version-4 manifest without a parent (the layers' rows name the same keys and sources)."""
+    for entry in ss.manifest.layers:
+        ss.read_layer(entry.name)  # checks the file against its entry
+        atomic_write(out / entry.file, ss.storage.read_bytes(entry.file))
+    m = dataclasses.replace(m, format_version=LAYERS_VERSION, layers=list(ss.manifest.layers), parent=None,
+                            history=[], overrides={}, vocabularies={}, sources={})
+    m.version_id = m.content_id()
+    m.save(out)
+    return m
 
 
 def _current_rows(ss: ShardSet, metas: list[dict[str, Any]]) -> None:

@@ -26,6 +26,7 @@ from typing import Any
 from shardkit.encode.registry import get_codec
 from shardkit.errors import FormatError, ShardkitError
 from shardkit.format import LINEAGE_VERSION, META_EXT, TAR_BLOCK, Manifest, ShardEntry, ShardIndex, is_shard_name
+from shardkit.format.layers import LAYER_PREFIX, LAYER_SUFFIX, layer_findings
 from shardkit.read import checks
 from shardkit.read.storage import Storage
 from shardkit.versions.tarscan import TarScan, scan_tar
@@ -138,12 +139,17 @@ def check_set(storage: Storage, doc: Manifest, root: Path | str,
     report.add(checks.totals_findings(doc, indexes if len(indexes) == len(doc.shards) else None))
     if doc.sources:
         _check_sources(storage, doc, report)
+    if doc.layers:
+        _check_layers(storage, doc, report, indexes if len(indexes) == len(doc.shards) else None)
     report.samples = doc.samples if doc.derived else report.samples
     if isinstance(root, Path):
         listed = {e.name for e in doc.shards}
         for name in sorted(os.listdir(root)):
             if is_shard_name(name) and name not in listed:
                 report.problem(name, None, "shard is not listed in the manifest")
+            elif name.startswith(LAYER_PREFIX) and name.endswith(LAYER_SUFFIX) and name not in \
+                    {e.file for e in doc.layers}:
+                report.problem(name, None, "label layer file is not listed in the manifest")
     return report
 
 
@@ -185,6 +191,24 @@ def _check_sources(storage: Storage, doc: Manifest, report: VerifyReport) -> Non
         return
     if len(raw) != doc.sources.get("bytes") or hashlib.sha256(raw).hexdigest() != doc.sources.get("sha256"):
         report.problem(name, None, "sources table's size or sha256 differs from the manifest")
+
+
+def _check_layers(storage: Storage, doc: Manifest, report: VerifyReport, indexes: list[ShardIndex] | None) -> None:
+    """Each label layer (format §5.3): readable, size and sha256, as its entry says, values in [0, 1],
+    rows naming samples (sources) of the set — the latter when every index could be read."""
+    keys = {k for ix in indexes for k in ix.columns["key"]} if indexes is not None else None
+    sources = {s for ix in indexes for s in ix.columns["source"]} if indexes is not None else None
+    for entry in doc.layers:
+        try:
+            data = storage.read_bytes(entry.file)
+        except (ShardkitError, OSError) as exc:
+            report.problem(entry.file, None, f"label layer {entry.name!r} cannot be read: {exc}")
+            continue
+        found = layer_findings(data, entry, keys or set(), sources or set(), storage.describe(entry.file))
+        for what in found:
+            if keys is None and "name no" in what:
+                continue
+            report.problem(entry.file, None, f"label layer {entry.name!r}: {what}")
 
 
 def _check_shard(storage: Storage, rec: ShardEntry, idx: ShardIndex | None, report: VerifyReport,

@@ -17,6 +17,8 @@ def test_exported_names():
         "pack", "plan_split", "read_sample", "show_sample", "verify", "reindex",
         # dataset versions (docs/versions.md)
         "update", "compact", "log", "diff", "UpdateResult", "CompactResult", "DiffReport",
+        # label layers (docs/labels.md)
+        "add_labels", "remove_labels", "list_labels", "LabelsResult",
         # result types
         "ShardSetInfo", "SampleEntry", "Sample", "SplitPlan", "VerifyReport", "Problem", "ReindexResult",
         # the format's documents and the codecs
