@@ -104,7 +104,8 @@ class Targets:
             return
         vals = self.values[np.maximum(rows, 0)].astype(np.float32)           # (B, span, K)
         if self.reduce == "mean":
-            weight = overlap / np.maximum(overlap.sum(axis=1, keepdims=True), 1e-12)
+            total = overlap.sum(axis=1, keepdims=True)
+            weight = np.divide(overlap, total, out=np.zeros_like(overlap), where=total > 0)
             res = np.einsum("bs,bsk->bk", weight, vals)
         else:
             res = np.where((overlap > 0)[:, :, None], vals, -np.inf).max(axis=1)

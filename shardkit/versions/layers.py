@@ -353,8 +353,22 @@ def write_version(root: Path, new: Path, m: Manifest, layers: dict[str, LayerEnt
     history = list(m.history) or [history_entry(m, "")]
     out.history = [*history, {**history_entry(out, note), "layers": [e.name for e in out.layers]}][-MAX_HISTORY:]
     path = out.save(new)
+    _check_found(new, out, root)
     return LabelsResult(out=new, version_id=out.version_id, parent=m.version_id, layers=list(out.layers),
                         bytes_written=written + size + path.stat().st_size)
+
+
+def _check_found(new: Path, m: Manifest, root: Path) -> None:
+    """Warn when NEW's readers will not find the shards it references (the parent not next to it)."""
+    from shardkit.errors import ShardkitError
+    from shardkit.versions.resolve import resolve
+
+    try:
+        resolve(new, m)
+    except ShardkitError:
+        log.warning("%s: the shards it uses are in %s, which is not next to it: read it with search_path=[%r] "
+                    "(CLI --search-path, env SHARDKIT_SEARCH_PATH) or move it beside that set", new, root,
+                    str(root.parent))
 
 
 def _derived(m: Manifest, layers: list[LayerEntry]) -> Manifest:

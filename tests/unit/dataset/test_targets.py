@@ -1,0 +1,75 @@
+"""Targets of a label layer per item (shardkit.dataset.targets), against a direct reference: every
+window's overlap with the crop, computed one by one."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from shardkit.dataset.targets import Targets
+from shardkit.format.layers import Layer
+from shardkit.read.plan import grid_windows
+
+WINDOW, HOP = 5.0, 2.5
+
+
+def _layer(rng, windows=(0, 1, 2, 4, 5, 7)):
+    values = rng.random((len(windows), 3)).astype(np.float16)
+    return Layer(name="w", kind="windows", classes=["a", "b", "c"], values=values, sources=["s.ogg"],
+                 source_ptr=np.array([0, len(windows)]), window=np.array(windows), window_seconds=WINDOW,
+                 hop_seconds=HOP)
+
+
+def _reference(layer, a, b, reduce):
+    rows, weights = [], []
+    for r, w in enumerate(layer.window):
+        ov = min(b, w * HOP + WINDOW) - max(a, w * HOP)
+        if ov > 0:
+            rows.append(layer.values[r].astype(np.float32))
+            weights.append(ov)
+    if not rows:
+        return None
+    v, wt = np.stack(rows), np.asarray(weights)
+    return (wt[:, None] * v).sum(0) / wt.sum() if reduce == "mean" else v.max(0)
+
+
+@pytest.mark.parametrize("reduce", ["mean", "max"])
+@given(st.floats(0, 25), st.floats(0, 6), st.integers(0, 2**31))
+def test_a_crop_gets_the_combination_of_the_windows_it_overlaps(reduce, begin, seconds, seed):
+    layer = _layer(np.random.default_rng(seed))
+    # two samples of one source: the second starts at 10 s in it (a segment), classes in another order
+    t = Targets(layer, ["c", "x", "a", "b"], keys=["k0", "k1"], source_id=np.array([0, 0]), source_names=["s.ogg"],
+                start_seconds=np.array([0.0, 10.0]), reduce=reduce, crop_seconds=6.0)
+    out, mask = np.empty((2, 4), np.float32), np.empty(2, bool)
+    t.fill(np.array([0, 1]), np.array([begin, begin]), np.array([seconds, seconds]), out, mask)
+    for row, start in enumerate((0.0, 10.0)):
+        ref = _reference(layer, start + begin, start + begin + seconds, reduce)
+        assert mask[row] == (ref is not None)
+        expected = np.zeros(4, np.float32) if ref is None else np.array([ref[2], 0, ref[0], ref[1]], np.float32)
+        np.testing.assert_allclose(out[row], expected, rtol=1e-6, atol=1e-6)
+
+
+def test_samples_layer_rows_and_mask():
+    layer = Layer(name="s", kind="samples", classes=["b", "a"], values=np.array([[0.25, 0.5]], np.float16),
+                  keys=["k1"])
+    t = Targets(layer, ["a", "b"], keys=["k0", "k1"], source_id=np.array([0, 0]), source_names=["s"],
+                start_seconds=np.zeros(2))
+    out, mask = np.empty((3, 2), np.float32), np.empty(3, bool)
+    t.fill(np.array([1, 0, 1]), np.zeros(3), np.ones(3), out, mask)
+    np.testing.assert_array_equal(out, [[0.5, 0.25], [0, 0], [0.5, 0.25]])
+    np.testing.assert_array_equal(mask, [True, False, True])
+
+
+def test_a_source_the_layer_lacks_is_masked():
+    t = Targets(_layer(np.random.default_rng(0)), ["a"], keys=["k"], source_id=np.array([0]),
+                source_names=["other.ogg"], start_seconds=np.zeros(1), crop_seconds=5)
+    out, mask = np.empty((1, 1), np.float32), np.empty(1, bool)
+    t.fill(np.array([0]), np.zeros(1), np.full(1, 5.0), out, mask)
+    assert not mask[0] and out[0, 0] == 0
+
+
+@pytest.mark.parametrize("tail, expected", [("pad", [(0, 0), (0, 4), (0, 8), (1, 0), (2, 0), (2, 4)]),
+                                             ("drop", [(0, 0), (0, 4), (2, 0), (2, 4)])])
+def test_grid_windows(tail, expected):
+    samples, offsets = grid_windows(np.array([10, 3, 8, 0]), 4, tail)
+    assert list(zip(samples.tolist(), offsets.tolist())) == expected
