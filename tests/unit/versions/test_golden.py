@@ -101,3 +101,27 @@ def test_an_unknown_codec_is_refused_with_a_named_error(tmp_path):
     (path / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ManifestError, match="flac24"):
         shardkit.ShardSet.open(path)
+
+
+LAYERED = sorted(GOLDEN.glob("v*/layers-*.json"))
+
+
+@pytest.mark.parametrize("path", LAYERED, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_golden_label_layers_read(path):
+    """Version 4 (tests/golden/make_v4.py): every layer's rows as written, and a samples layer's targets."""
+    root = path.parent / path.stem[len("layers-"):]
+    expected = json.loads(path.read_text())
+    with shardkit.ShardSet.open(root) as ss:
+        assert sorted(e.name for e in ss.manifest.layers) == sorted(expected)
+        for name, exp in expected.items():
+            layer = ss.read_layer(name)
+            assert layer.classes == exp["classes"] and layer.findings() == []
+            rows = layer.keys if layer.kind == "samples" else [
+                f"{s}@{int(w)}" for k, s in enumerate(layer.sources)
+                for w in layer.window[layer.source_ptr[k]:layer.source_ptr[k + 1]]]
+            assert dict(zip(rows, layer.values.astype(float).tolist())) == exp["rows"]
+    ds = shardkit.ShardDataset(root, targets="pseudo", batch_size=8, crop_seconds=0.25, shuffle=False)
+    (batch,) = list(ds)
+    assert ds.classes == ["amecro", "barswa", "newbird"]
+    for key, targets in zip(batch["keys"], batch["targets"].tolist()):
+        assert targets == expected["pseudo"]["rows"][key]
