@@ -166,7 +166,7 @@ class Manifest:
             "shards": [s.to_dict() for s in self.shards], "totals": self.totals,
             "pack": self.pack, "rejects": self.rejects, "budget": self.budget,
             **(self.lineage_doc() if self.format_version >= fmt.LINEAGE_VERSION else {}),
-            **({"layers": [e.to_dict() for e in self.layers]} if self.format_version >= fmt.LAYERS_VERSION else {}),
+            **({"layers": [e.to_dict() for e in self.layers]} if self.layers else {}),
         }
 
     def lineage_doc(self) -> dict[str, Any]:
@@ -236,7 +236,7 @@ class Manifest:
         if len(set(names)) != len(names):
             raise ValueError("a shard or index file is listed twice")
         lineage = _lineage_from_doc(doc, shards) if version >= fmt.LINEAGE_VERSION else {}
-        if version >= fmt.LAYERS_VERSION:
+        if version >= fmt.LAYERS_VERSION and "layers" in doc:
             lineage["layers"] = _layers_from_doc(doc, names)
         return cls(shards=shards, vocabulary=list(vocabulary),
                    version_id=str(doc["version_id"]), complete=bool(doc.get("complete", True)), rejects=rejects,
