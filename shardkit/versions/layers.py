@@ -330,6 +330,33 @@ def _subset(layer: Layer, keep: np.ndarray) -> Layer:
 # -- writing the new version ------------------------------------------------------------------------
 
 
+def carry_layers(old_root: Path, old: Manifest, new: Path, keys: set[str], sources: set[str]) -> list[LayerEntry]:
+    """The layers of ``old`` for a new version of its audio (``shardkit update``): each layer's rows of the
+    samples (``keys``) and sources (``sources``) whose audio did not change, written into ``new``. A layer
+    left without rows is dropped (logged)."""
+    out = []
+    for entry in old.layers:
+        blob = (old_root / entry.file).read_bytes()
+        if hashlib.sha256(blob).hexdigest() != entry.sha256:
+            raise UsageError(f"{old_root / entry.file}: sha256 differs from the manifest's; run 'shardkit verify "
+                             f"{old_root}' and re-download the set")
+        layer = Layer.from_bytes(blob, str(old_root / entry.file))
+        if layer.kind == "samples":
+            keep = np.asarray([k in keys for k in layer.keys], dtype=bool)
+        else:
+            keep = np.repeat([s in sources for s in layer.sources], np.diff(layer.source_ptr)).astype(bool)
+        if not keep.any():
+            log.warning("label layer %r: no row names a sample whose audio is unchanged; dropped", entry.name)
+            continue
+        if not keep.all():
+            log.info("label layer %r: %d rows of removed or changed audio dropped", entry.name, int((~keep).sum()))
+            layer = _subset(layer, keep)
+            blob = layer.to_bytes()
+        atomic_write(new / entry.file, blob)
+        out.append(layer.entry(blob, entry.note))
+    return out
+
+
 def write_version(root: Path, new: Path, m: Manifest, layers: dict[str, LayerEntry], data: dict[str, bytes],
                   note: str) -> LabelsResult:
     """NEW (``new``): ``m``'s set (in ``root``) as a derived version with ``layers``: files of ``data``

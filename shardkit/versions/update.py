@@ -217,12 +217,12 @@ def _manifest(old_m: Manifest, plan: _Plan, table: Table, old_rows: list[tuple[s
     overrides = {k: v for k, v in {"removed": {s: sorted(removed[s]) for s in sorted(removed) if s in used},
                                    "relabels": {k: relabels[k] for k in sorted(relabels)}}.items() if v}
     return _save(old_m, reused + written.entries, vocabularies, overrides, new_table, items, csv_rejects, opts,
-                 vocabulary, frames, written.rejects, note, new_dir)
+                 vocabulary, frames, written.rejects, note, new_dir, {it.rel for it in plan.keep})
 
 
 def _save(old_m: Manifest, shards: list[ShardEntry], vocabularies: dict[str, list[str]], overrides: dict[str, Any],
           table: Table, items: list[SourceItem], csv_rejects: list[Reject], opts: PackOptions, vocabulary: list[str],
-          frames: int, rejects: list[Reject], note: str, new_dir: Path) -> Manifest:
+          frames: int, rejects: list[Reject], note: str, new_dir: Path, kept: set[str] | None = None) -> Manifest:
     codec = old_m.codec
     samples = sum(len(r["keys"]) for r in table.values())
     seconds = frames * codec.seconds_per_frame
@@ -240,6 +240,14 @@ def _save(old_m: Manifest, shards: list[ShardEntry], vocabularies: dict[str, lis
                  budget={"limit_bytes": None, "exhausted": False, "more_bytes_needed": 0},
                  format_version=LINEAGE_VERSION, parent=old_m.version_id, overrides=overrides,
                  vocabularies=vocabularies)
+    if old_m.layers:  # label layers: their rows of unchanged audio (format §5.3)
+        from shardkit.format import LAYERS_VERSION
+        from shardkit.versions.layers import carry_layers
+
+        kept = kept or set()
+        m.layers = carry_layers(Path(old_m.where).parent, old_m, new_dir,
+                                {k for src in kept for k in table[src]["keys"]}, kept)
+        m.format_version = LAYERS_VERSION if m.layers else m.format_version
     m.version_id = m.content_id()
     history = list(old_m.history) or [history_entry(old_m, "")]
     m.history = [*history, history_entry(m, note)][-MAX_HISTORY:]

@@ -316,3 +316,25 @@ def test_classes_on_an_unlabelled_set_read(sets):
     batches = list(ds)
     assert sum(len(b["keys"]) for b in batches) >= len(SCAPES)
     assert all(b["labels"].shape[1] == 3 and not b["labels"].any() for b in batches)
+
+
+def test_update_keeps_the_rows_of_unchanged_audio(tmp_path):
+    from versions_factory import corpus, options, season
+
+    csv_path = corpus(tmp_path)
+    shardkit.pack(tmp_path / "audio", tmp_path / "sets" / "v1", metadata=csv_path, options=options())
+    with shardkit.ShardSet.open(tmp_path / "sets" / "v1") as ss:
+        keys = list(ss.keys)
+        sources = [ss.source_names[s] for s in ss.source_id.tolist()]
+    shardkit.add_labels(tmp_path / "sets" / "v1", tmp_path / "sets" / "v1-pl", name="pl", keys=keys,
+                        probs=np.full((len(keys), 1), 0.5), classes=["amecro"])
+    kinds = season(tmp_path, csv_path)
+    r = shardkit.update(tmp_path / "audio", tmp_path / "sets" / "v1-pl", tmp_path / "sets" / "v2", metadata=csv_path)
+    (layer,) = shardkit.list_labels(r.out)
+    gone = {k for k, s in zip(keys, sources) if s in kinds["removed"] + kinds["changed"]}
+    assert gone and layer.rows == len(keys) - len(gone)
+    assert shardkit.verify(r.out).ok
+    ds = shardkit.ShardDataset(r.out, targets="pl", crop_seconds=1.0, batch_size=64, shuffle=False)
+    (b,) = list(ds)
+    for key, source, mask in zip(b["keys"], b["source"], b["targets_mask"].tolist()):
+        assert mask == (key in keys and source not in kinds["changed"] + kinds["added"])
