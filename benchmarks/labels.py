@@ -87,6 +87,27 @@ def target_ratios(results: list[dict]) -> dict[str, list[float]]:
     return out
 
 
+def cpu_cost(plain: Path, layered: Path, *, batch: int, rounds: int, crops: int = 1) -> dict[str, float]:
+    """CPU seconds per batch (process time, 1 reading thread, the same items) of the plain and the layered
+    reader, alternating batch by batch: a figure the machine's load disturbs far less than clips/s."""
+    import time
+
+    kw = {"batch_size": batch, "crop_seconds": 5.0, "seed": 0, "read_threads": 1, "crops_per_recording": crops}
+    readers = [shardkit.ShardDataset(plain, **kw), shardkit.ShardDataset(layered, targets=LAYER, **kw)]
+    rp = readers[0].plan()
+    order = readers[0].order(0)
+    spent = [[], []]
+    for n in range(rounds * len(rp)):
+        positions, valid = rp.positions(n % len(rp))
+        for k, ds in enumerate(readers if n % 2 else readers[::-1]):
+            t0 = time.process_time()
+            ds.reader.read(order[positions], valid, 0)
+            spent[k if n % 2 else 1 - k].append(time.process_time() - t0)
+    plain_s, layered_s = (float(np.median(x)) for x in spent)
+    return {"plain_cpu_ms": round(plain_s * 1e3, 3), "targets_cpu_ms": round(layered_s * 1e3, 3),
+            "cost": round(layered_s / plain_s - 1, 4), "batches": len(spent[0])}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path("bench-labels"))
@@ -114,8 +135,13 @@ def main(argv: list[str] | None = None) -> int:
     results = [r.to_dict() for r in measure_all(ms, seconds=args.seconds, max_clips=1e9, repeats=args.rounds,
                                                 log=_log)]
     rat = target_ratios(results)
+    cpu = {mode: cpu_cost(sets[mode], layered[mode], batch=args.batch, rounds=args.rounds,
+                          crops=crops if mode == "recordings" else 1) for mode in sets}
+    for mode, c in cpu.items():
+        _log(f"{mode}: CPU per batch of {args.batch} {c['plain_cpu_ms']:.2f} ms, with targets "
+             f"{c['targets_cpu_ms']:.2f} ms (+{c['cost']:.1%}; medians of {c['batches']} alternating batches)")
     doc = {"rounds": args.rounds, "seconds": args.seconds, "workers": args.workers, "batch": args.batch,
-           "results": results, "ratios": rat}
+           "results": results, "ratios": rat, "cpu": cpu}
     (out / "results-labels.json").write_text(json.dumps(doc, indent=1))
     for key, values in rat.items():
         lo, hi = min(values), max(values)
