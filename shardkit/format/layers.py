@@ -221,10 +221,12 @@ def _windows(layer: Layer, doc: dict[str, Any]) -> None:
     layer.window_seconds, layer.hop_seconds = float(doc["window_seconds"]), float(doc["hop_seconds"])
 
 
-def layer_findings(data: bytes, entry: LayerEntry, keys: set[str], sources: set[str], where: str) -> list[str]:
+def layer_findings(data: bytes, entry: LayerEntry, keys: set[str] | None, sources: set[str] | None,
+                   where: str) -> list[str]:
     """Everything wrong with the layer file ``data`` of manifest entry ``entry`` in a set whose samples
     have ``keys`` and whose sources are ``sources`` (``shardkit verify``): size and sha256, structure,
-    the entry's kind, classes, rows and windows, values in [0, 1], rows naming the set's samples."""
+    the entry's kind, classes, rows and windows, values in [0, 1], rows naming the set's samples (not
+    checked when ``keys``/``sources`` is None: the set's indexes could not all be read)."""
     out = []
     if len(data) != entry.bytes or hashlib.sha256(data).hexdigest() != entry.sha256:
         out.append("size or sha256 differs from the manifest")
@@ -239,8 +241,8 @@ def layer_findings(data: bytes, entry: LayerEntry, keys: set[str], sources: set[
     if (layer.window_seconds, layer.hop_seconds) != (entry.window_seconds, entry.hop_seconds):
         out.append("window_seconds or hop_seconds differ from the manifest's entry")
     out += layer.findings()
-    named = layer.keys if layer.kind == "samples" else layer.sources
-    stray = [k for k in named if k not in (keys if layer.kind == "samples" else sources)]
+    named, known = (layer.keys, keys) if layer.kind == "samples" else (layer.sources, sources)
+    stray = [k for k in named if k not in known] if known is not None else []
     if stray:
         out.append(f"{len(stray)} rows name no {'sample' if layer.kind == 'samples' else 'source'} of the set "
                    f"(first: {stray[0]!r})")

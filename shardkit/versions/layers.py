@@ -97,8 +97,8 @@ def add_labels(
         if any(e.name == name for e in ss.manifest.layers) and not replace:
             raise OutputConflictError(f"{root}: has a layer {name!r} already; pass replace=True (CLI --replace) "
                                       "or choose another name")
-        layer = match(t, ss, name, window_seconds, hop_seconds)
-    layer, skipped = _refuse_or_drop(t, layer, on_error)
+        layer, rows = match(t, ss, name, window_seconds, hop_seconds)
+    layer, skipped = _refuse_or_drop(t, layer, rows, on_error)
     data = layer.to_bytes()
     entry = layer.entry(data, note)
     m = Manifest.load(root)
@@ -143,10 +143,12 @@ def _local(path: str | os.PathLike[str]) -> Path:
 # -- matching rows to the set -----------------------------------------------------------------------
 
 
-def match(t: Table, ss: ShardSet, name: str, window_seconds: float | None, hop_seconds: float | None) -> Layer:
-    """The layer of table ``t`` over ``ss``: every row matched (bad ones added to ``t.problems``, their
-    values kept as they are), classes in the layer's order (the set's vocabulary order, new names after,
-    sorted). Raises :class:`UsageError` for options that do not suit the table or the set."""
+def match(t: Table, ss: ShardSet, name: str, window_seconds: float | None, hop_seconds: float | None
+          ) -> tuple[Layer, np.ndarray]:
+    """The layer of table ``t`` over ``ss`` and the table row (position) of each layer row: every row
+    matched (bad ones added to ``t.problems``, their values kept as they are), classes in the layer's
+    order (the set's vocabulary order, new names after, sorted). Raises :class:`UsageError` for options
+    that do not suit the table or the set."""
     order = [c for c in ss.vocabulary if c in t.classes] + sorted(set(t.classes) - set(ss.vocabulary))
     values = t.values[:, [t.classes.index(c) for c in order]]
     _check_values(t, values, order)
@@ -173,7 +175,7 @@ def _check_values(t: Table, values: np.ndarray, classes: list[str]) -> None:
             t.problems.append(Problem(int(t.rows[i]), classes[j], what))
 
 
-def _by_key(t: Table, ss: ShardSet, name: str, classes: list[str], values: np.ndarray) -> Layer:
+def _by_key(t: Table, ss: ShardSet, name: str, classes: list[str], values: np.ndarray) -> tuple[Layer, np.ndarray]:
     rows = {k: i for i, k in enumerate(ss.keys)}
     for i, k in enumerate(t.keys or []):
         if k not in rows:
@@ -182,7 +184,8 @@ def _by_key(t: Table, ss: ShardSet, name: str, classes: list[str], values: np.nd
     return _sample_layer(t, name, classes, values, keys)
 
 
-def _sample_layer(t: Table, name: str, classes: list[str], values: np.ndarray, keys: list[str]) -> Layer:
+def _sample_layer(t: Table, name: str, classes: list[str], values: np.ndarray, keys: list[str]
+                  ) -> tuple[Layer, np.ndarray]:
     """A samples layer over ``keys`` (one per row; duplicates are problems), rows sorted by key."""
     first: dict[str, int] = {}
     for i, k in enumerate(keys):
@@ -194,8 +197,7 @@ def _sample_layer(t: Table, name: str, classes: list[str], values: np.ndarray, k
     order = sorted(first.values(), key=lambda i: keys[i])
     layer = Layer(name=name, kind="samples", classes=classes, values=values[order].astype(np.float16),
                   keys=[keys[i] for i in order])
-    layer._table_rows = np.asarray(order, dtype=np.int64)  # type: ignore[attr-defined]
-    return layer
+    return layer, np.asarray(order, dtype=np.int64)
 
 
 def _segment_seconds(ss: ShardSet, t: Table) -> float:
@@ -205,7 +207,8 @@ def _segment_seconds(ss: ShardSet, t: Table) -> float:
     return float(ss.manifest.layout.get("segment_seconds", 5.0))
 
 
-def _by_segment(t: Table, ss: ShardSet, name: str, classes: list[str], values: np.ndarray) -> Layer:
+def _by_segment(t: Table, ss: ShardSet, name: str, classes: list[str], values: np.ndarray
+                ) -> tuple[Layer, np.ndarray]:
     """source + start_seconds rows of a segments set: the segment starting there."""
     _segment_seconds(ss, t)
     source_of = {s: n for n, s in enumerate(ss.source_names)}
@@ -243,7 +246,7 @@ def _from_row_ids(t: Table, ss: ShardSet, length: float) -> tuple[list[str], np.
 
 
 def _by_window(t: Table, ss: ShardSet, name: str, classes: list[str], values: np.ndarray, window: float,
-               hop: float) -> Layer:
+               hop: float) -> tuple[Layer, np.ndarray]:
     """source + start_seconds rows as windows ``[w·hop, w·hop + window)`` of each source."""
     if not (np.isfinite(window) and window > 0 and np.isfinite(hop) and hop > 0):
         raise UsageError(f"window_seconds and hop_seconds must be positive, got {window} and {hop}")
@@ -276,7 +279,7 @@ def _source_ends(ss: ShardSet) -> np.ndarray:
 
 
 def _window_layer(t: Table, ss: ShardSet, name: str, classes: list[str], values: np.ndarray, win: np.ndarray,
-                  window: float, hop: float) -> Layer:
+                  window: float, hop: float) -> tuple[Layer, np.ndarray]:
     src_no = {s: n for n, s in enumerate(ss.source_names)}
     pairs: dict[tuple[int, int], int] = {}
     for i, src in enumerate(t.sources or []):
@@ -295,12 +298,12 @@ def _window_layer(t: Table, ss: ShardSet, name: str, classes: list[str], values:
     layer = Layer(name=name, kind="windows", classes=classes, values=values[rows].astype(np.float16),
                   sources=names, source_ptr=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
                   window=np.asarray([w for _, w in order], dtype=np.int64), window_seconds=window, hop_seconds=hop)
-    layer._table_rows = rows  # type: ignore[attr-defined]
-    return layer
+    return layer, rows
 
 
-def _refuse_or_drop(t: Table, layer: Layer, on_error: str) -> tuple[Layer, int]:
-    """Raise for the first problem (``"raise"``), or drop the problem rows from ``layer`` and count them."""
+def _refuse_or_drop(t: Table, layer: Layer, rows: np.ndarray, on_error: str) -> tuple[Layer, int]:
+    """Raise for the first problem (``"raise"``), or drop the problem rows from ``layer`` (its rows come from
+    table positions ``rows``) and count them."""
     if not t.problems:
         return layer, 0
     t.problems.sort(key=lambda p: p.row)
@@ -308,7 +311,7 @@ def _refuse_or_drop(t: Table, layer: Layer, on_error: str) -> tuple[Layer, int]:
     if on_error == "raise":
         more = f" ({len(bad_rows) - 1} more rows are bad; CLI --on-error skip drops them)" if len(bad_rows) > 1 else ""
         raise MetadataError(f"{t.message(t.problems[0])}{more}; nothing was written")
-    keep = ~np.isin(t.rows[layer._table_rows], list(bad_rows))  # type: ignore[attr-defined]
+    keep = ~np.isin(t.rows[rows], list(bad_rows))
     if not keep.any():
         raise MetadataError(f"{t.where}: every row is bad (first: {t.message(t.problems[0])}); nothing was written")
     for p in t.problems[:MAX_NAMED]:

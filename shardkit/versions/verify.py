@@ -204,10 +204,7 @@ def _check_layers(storage: Storage, doc: Manifest, report: VerifyReport, indexes
         except (ShardkitError, OSError) as exc:
             report.problem(entry.file, None, f"label layer {entry.name!r} cannot be read: {exc}")
             continue
-        found = layer_findings(data, entry, keys or set(), sources or set(), storage.describe(entry.file))
-        for what in found:
-            if keys is None and "name no" in what:
-                continue
+        for what in layer_findings(data, entry, keys, sources, storage.describe(entry.file)):
             report.problem(entry.file, None, f"label layer {entry.name!r}: {what}")
 
 
