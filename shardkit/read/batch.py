@@ -148,10 +148,11 @@ class BatchReader:
         self.crop_frames, self.random_crop = crop_frames(ss, opts.crop_seconds)
         #: a label layer's :class:`~shardkit.dataset.targets.Targets`, or None
         self.targets = targets
-        #: ``crops="grid"``: (samples, first frames) int64 (M,) of every window (:func:`plan.grid_windows`)
-        self.grid: tuple[np.ndarray, np.ndarray] | None = None
+        #: ``crops="grid"``: (samples, first frames, window numbers) int64 (M,) of every window
+        #: (:func:`plan.grid_windows`)
+        self.grid: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         if opts.crops == "grid":
-            step = max(1, round(float(opts.crop_seconds or 0) / ss.seconds_per_frame))
+            step = max(1.0, float(opts.crop_seconds or 0) / ss.seconds_per_frame)
             self.grid = plan.grid_windows(ss.frames, step, opts.tail)
             self.random_crop = False
         self.stats: dict[str, int] = {"batches": 0, "items": 0, "skipped": 0}
@@ -188,7 +189,10 @@ class BatchReader:
         _zero_tails(buf, nread, t_len, codec.lanes)
         n_codec = len(codec.batch_field_specs())
         out = self._assemble(tensors[:4 + n_codec], buf, samples, valid, failed, metas)
-        out.update(self._item_fields(tensors[4 + n_codec:], samples, offsets, nread, failed))
+        # seconds into the sample: a grid window's nominal start (k × crop_seconds), else the crop's first frame
+        begin = (self.grid[2][items] * float(self.opts.crop_seconds or 0) if self.grid is not None
+                 else offsets * self.ss.seconds_per_frame)
+        out.update(self._item_fields(tensors[4 + n_codec:], samples, begin, nread, failed))
         return out
 
     def _item_specs(self) -> list[tuple[tuple[int, ...], Any]]:
@@ -198,13 +202,13 @@ class BatchReader:
             specs += [((self.n_classes,), np.float32), ((), np.bool_)]
         return specs
 
-    def _item_fields(self, tensors: list[torch.Tensor], samples: np.ndarray, offsets: np.ndarray,
+    def _item_fields(self, tensors: list[torch.Tensor], samples: np.ndarray, begin: np.ndarray,
                      nread: np.ndarray, failed: list[int]) -> dict[str, Any]:
         """Where each row's audio comes from (``source``; ``start_seconds``/``end_seconds`` float64 (B,) in
-        the source: the crop's start, and its start + ``crop_seconds``) and, with a label layer, its
-        ``targets`` float32 (B, C) and ``targets_mask`` bool (B,) (:mod:`shardkit.dataset.targets`)."""
+        the source: the crop's start (``begin`` seconds into its sample), and its start + ``crop_seconds``)
+        and, with a label layer, its ``targets`` float32 (B, C) and ``targets_mask`` bool (B,)
+        (:mod:`shardkit.dataset.targets`)."""
         ss, spf = self.ss, self.ss.seconds_per_frame
-        begin = offsets * spf
         start = tensors[0].numpy()
         start[:] = ss.start_seconds[samples] + begin
         span = self.opts.crop_seconds if self.opts.crop_seconds is not None else nread * spf
@@ -213,7 +217,10 @@ class BatchReader:
                                "start_seconds": tensors[0], "end_seconds": tensors[1]}
         if self.targets is not None:
             targets, mask = tensors[2].numpy(), tensors[3].numpy()
-            self.targets.fill(samples, begin, nread * spf, targets, mask)
+            seconds = nread * spf  # the crop's real audio, at most crop_seconds (a log-mel crop has a frame more)
+            if self.opts.crop_seconds is not None:
+                seconds = np.minimum(seconds, float(self.opts.crop_seconds))
+            self.targets.fill(samples, begin, seconds, targets, mask)
             if failed:
                 targets[failed], mask[failed] = 0.0, False
             out.update(targets=tensors[2], targets_mask=tensors[3])

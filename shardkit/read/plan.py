@@ -220,22 +220,25 @@ def crop_offsets(
     return (np.asarray(crop_no, dtype=np.int64) * span) // (c - 1)
 
 
-def grid_windows(frames: np.ndarray, step: int, tail: str) -> tuple[np.ndarray, np.ndarray]:
-    """Every consecutive window of ``step`` frames of every sample, in sample order: (samples int64 (M,),
-    first frames int64 (M,)). ``tail``: ``"pad"`` keeps a last window that runs past the sample's end (a
-    reader zero-pads it; a sample shorter than one window gives one), ``"drop"`` leaves it out."""
+def grid_windows(frames: np.ndarray, step: float, tail: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every consecutive window of ``step`` frames (a window may span a fractional number of stored frames:
+    a log-mel's hop need not divide it) of every sample, in sample order: (samples int64 (M,), first frames
+    int64 (M,): ``round(k × step)``, window numbers k int64 (M,) within the sample). ``tail``: ``"pad"`` keeps
+    a last window that runs past the sample's end (a reader zero-pads it; a sample shorter than one window
+    gives one), ``"drop"`` leaves it out."""
     if tail not in GRID_TAILS:
         raise UsageError(f"tail must be one of {GRID_TAILS}, got {tail!r}")
-    if step < 1:
+    if not step >= 1:
         raise UsageError(f"a grid window must hold at least one frame, got {step}")
     frames = np.asarray(frames, dtype=np.int64)
-    counts = -(-frames // step) if tail == "pad" else frames // step
+    exact = frames / float(step)
+    counts = (np.ceil(exact - 1e-9) if tail == "pad" else np.floor(exact + 1e-9)).astype(np.int64)
     total = int(counts.sum())
     samples = np.repeat(np.arange(len(frames), dtype=np.int64), counts)
     first = np.zeros(len(frames) + 1, dtype=np.int64)
     np.cumsum(counts, out=first[1:])
-    offsets = (np.arange(total, dtype=np.int64) - first[:-1][samples]) * step
-    return samples, offsets
+    k = np.arange(total, dtype=np.int64) - first[:-1][samples]
+    return samples, np.round(k * float(step)).astype(np.int64), k
 
 
 @dataclass(frozen=True)

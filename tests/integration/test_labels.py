@@ -338,3 +338,24 @@ def test_update_keeps_the_rows_of_unchanged_audio(tmp_path):
     (b,) = list(ds)
     for key, source, mask in zip(b["keys"], b["source"], b["targets_mask"].tolist()):
         assert mask == (key in keys and source not in kinds["changed"] + kinds["added"])
+
+
+def test_mel_u8_grid_windows_round_trip(sets, tmp_path):
+    """A log-mel's hop need not divide 5 s: grid windows start at round(k × 312.5) frames, named and matched
+    by their nominal start k × 5 s."""
+    mel = tmp_path / "sets" / "mel"
+    shardkit.pack(sets["rec"].parent / "scapes", mel, options=shardkit.PackOptions(codec="mel-u8"))
+    grid = shardkit.ShardDataset(mel, crop_seconds=5, crops="grid", shuffle=False, batch_size=64)
+    (b,) = list(grid)
+    keep = b["valid"].numpy()
+    sources = [s for s, ok in zip(b["source"], keep) if ok]
+    starts = b["start_seconds"].numpy()[keep]
+    assert set(np.round(starts % 5, 9)) == {0.0}
+    probs = _probs(len(sources), seed=5)
+    shardkit.add_labels(mel, tmp_path / "sets" / "mel-pl", name="pl", sources=sources, start_seconds=starts,
+                        probs=probs, classes=CLASSES, window_seconds=5)
+    back = shardkit.ShardDataset(tmp_path / "sets" / "mel-pl", crop_seconds=5, crops="grid", shuffle=False,
+                                 batch_size=64, targets="pl")
+    (b2,) = list(back)
+    assert b2["targets_mask"][b2["valid"]].all() and b2["mel"].shape == b["mel"].shape
+    np.testing.assert_array_equal(b2["targets"].numpy()[keep], probs.astype(np.float16).astype(np.float32))

@@ -71,5 +71,13 @@ def test_a_source_the_layer_lacks_is_masked():
 @pytest.mark.parametrize("tail, expected", [("pad", [(0, 0), (0, 4), (0, 8), (1, 0), (2, 0), (2, 4)]),
                                              ("drop", [(0, 0), (0, 4), (2, 0), (2, 4)])])
 def test_grid_windows(tail, expected):
-    samples, offsets = grid_windows(np.array([10, 3, 8, 0]), 4, tail)
+    samples, offsets, k = grid_windows(np.array([10, 3, 8, 0]), 4, tail)
     assert list(zip(samples.tolist(), offsets.tolist())) == expected
+    assert (offsets == 4 * k).all()
+
+
+def test_grid_windows_of_a_fractional_step():
+    # 5 s of a 32 kHz log-mel with hop 512 is 312.5 frames: windows start at round(k × 312.5)
+    _, offsets, k = grid_windows(np.array([939]), 312.5, "pad")
+    assert offsets.tolist() == [0, 312, 625, 938] and k.tolist() == [0, 1, 2, 3]
+    assert grid_windows(np.array([939]), 312.5, "drop")[1].tolist() == [0, 312, 625]
