@@ -50,6 +50,10 @@ class Targets:
         #: the dataset's columns of ``values``: a slice where they are consecutive (a view: faster to write)
         self.dst: slice | np.ndarray = (slice(dst[0], dst[-1] + 1) if dst and dst == list(range(dst[0], dst[-1] + 1))
                                         else np.asarray(dst, dtype=np.int64))
+        #: whether ``values`` covers every class of the dataset, in order (no column left at 0)
+        self.whole = isinstance(self.dst, slice) and self.dst == slice(0, self.n_classes)
+        if not len(self.values):  # an empty layer: every row masked
+            self.values = np.zeros((1, self.values.shape[1]), np.float32)
         _warn_classes(layer, classes, where)
         self.start_seconds = np.asarray(start_seconds, dtype=np.float64)
         if layer.kind == "samples":
@@ -60,7 +64,9 @@ class Targets:
             return
         self.window, self.hop = float(layer.window_seconds or 0), float(layer.hop_seconds or 0)
         self._dense(layer, source_id, source_names)
-        self.span = int(np.ceil((crop_seconds + self.window) / self.hop)) + 1
+        span = int(np.ceil((crop_seconds + self.window) / self.hop)) + 1
+        #: window numbers a crop may overlap, after the first one before it
+        self.steps = 1 + np.arange(span, dtype=np.int64)
 
     def _dense(self, layer: Layer, source_id: np.ndarray, source_names: Sequence[str]) -> None:
         """Each source's windows as a dense run of slots (``base``, ``count`` per sample; ``slot_row`` −1
@@ -71,7 +77,7 @@ class Targets:
                              for n in range(len(layer.sources))], dtype=np.int64)
         base = np.zeros(len(counts) + 1, dtype=np.int64)
         np.cumsum(counts, out=base[1:])
-        self.slot_row = np.full(int(base[-1]), -1, dtype=np.int64)
+        self.slot_row = np.full(int(base[-1]) + 1, -1, dtype=np.int64)  # + a −1 sentinel at the end
         src_of_row = np.repeat(np.arange(len(layer.sources)), np.diff(ptr))
         self.slot_row[base[:-1][src_of_row] + win] = np.arange(layer.rows)
         layer_src = np.asarray([by_name.get(s, -1) for s in source_names], dtype=np.int64)
@@ -88,35 +94,40 @@ class Targets:
         """Write the targets of items reading ``samples`` int64 (B,) from ``begin`` float64 (B,) seconds
         into the sample for ``seconds`` float64 (B,) of real audio into ``out`` float32 (B, C) and
         ``mask`` bool (B,)."""
-        out[:] = 0.0
         if self.kind == "samples":
             rows = self.row_of[samples]
             mask[:] = rows >= 0
-            if mask.any() and self.values.shape[1]:
-                hit = np.flatnonzero(mask)
-                out[np.ix_(hit, self.dst) if isinstance(self.dst, np.ndarray) else (hit, self.dst)] = \
-                    self.values[rows[mask]]
-            return
+            res = np.where(mask[:, None], self.values[rows], 0.0)   # rows −1 (none): masked
+        else:
+            rows, overlap = self._windows(samples, begin, seconds)
+            total = overlap.sum(axis=1)
+            mask[:] = total > 0
+            if not mask.any():
+                out[:] = 0.0
+                return
+            vals = self.values[rows]                       # (B, span, K); rows −1 (none) have weight 0
+            if self.reduce == "mean":
+                weight = (overlap / np.where(mask, total, 1.0)[:, None]).astype(np.float32)
+                res = np.matmul(weight[:, None, :], vals)[:, 0]
+            else:
+                res = np.where((overlap > 0)[:, :, None], vals, -np.inf).max(axis=1)
+                res[~mask] = 0.0
+        if not self.whole:
+            out[:] = 0.0
+        out[:, self.dst] = res
+
+    def _windows(self, samples: np.ndarray, begin: np.ndarray, seconds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(rows int64 (B, span): the layer row of each window a crop may overlap, −1 for none; overlap
+        float64 (B, span): seconds of the crop's audio in that window, 0 where it has no row)."""
         a = self.start_seconds[samples] + begin
         b = a + np.maximum(seconds, 0.0)
-        w = np.floor((a - self.window) / self.hop).astype(np.int64)[:, None] + 1 + np.arange(self.span)
-        inside = (w >= 0) & (w < self.count[samples][:, None]) & (w * self.hop < b[:, None])
-        slot = self.base[samples][:, None] + np.where(inside, w, 0)
-        rows = np.where(inside, self.slot_row[slot] if len(self.slot_row) else -1, -1)
-        overlap = np.minimum(b[:, None], w * self.hop + self.window) - np.maximum(a[:, None], w * self.hop)
-        overlap = np.where(rows >= 0, np.maximum(overlap, 0.0), 0.0)
-        mask[:] = (overlap > 0).any(axis=1)
-        if not mask.any() or not self.values.shape[1]:
-            return
-        vals = self.values[np.maximum(rows, 0)]                               # (B, span, K)
-        if self.reduce == "mean":
-            total = overlap.sum(axis=1, keepdims=True)
-            weight = np.divide(overlap, total, out=np.zeros_like(overlap), where=total > 0)
-            res = np.matmul(weight.astype(np.float32)[:, None, :], vals)[:, 0]
-        else:
-            res = np.where((overlap > 0)[:, :, None], vals, -np.inf).max(axis=1)
-            res[~mask] = 0.0
-        out[:, self.dst] = res
+        w = np.floor((a - self.window) / self.hop).astype(np.int64)[:, None] + self.steps
+        start = w * self.hop
+        overlap = np.minimum(b[:, None], start + self.window) - np.maximum(a[:, None], start)
+        slot = np.where((w >= 0) & (w < self.count[samples][:, None]), self.base[samples][:, None] + w, -1)
+        rows = self.slot_row[slot]                         # slot −1: the trailing −1 sentinel
+        overlap[(rows < 0) | (overlap < 0)] = 0.0
+        return rows, overlap
 
 
 def _warn_classes(layer: Layer, classes: Sequence[str], where: object) -> None:
