@@ -17,6 +17,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
+import stat
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -198,3 +200,20 @@ def _handler(fake: FakeKaggle) -> type[BaseHTTPRequestHandler]:
             self._send(status, {}, headers)
 
     return Handler
+
+
+def mount(stored: Path, inputs: Path, ref: str) -> Path:
+    """A copy of a dataset's stored files (``FakeKaggle.files``) where a notebook finds its input
+    (``INPUTS/datasets/OWNER/SLUG``), read-only like Kaggle's."""
+    folder = inputs / "datasets" / ref
+    shutil.copytree(stored, folder)
+    for p in [folder, *folder.iterdir()]:
+        p.chmod(stat.S_IRUSR | stat.S_IXUSR if p.is_dir() else stat.S_IRUSR)
+    return folder
+
+
+def unmount(folders: list[Path]) -> None:
+    """Make :func:`mount`'s folders writable again (so that pytest can delete them)."""
+    for folder in folders:
+        for p in [folder, *folder.iterdir()]:
+            p.chmod(0o755 if p.is_dir() else 0o644)

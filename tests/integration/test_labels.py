@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import socket
 import subprocess
 import sys
 from datetime import timedelta
@@ -19,6 +18,8 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as tmp
 from audio_factory import make_file
+from layer_reference import window_targets
+from procs import free_port
 from torch.utils.data import DataLoader
 
 import shardkit
@@ -114,12 +115,6 @@ def test_segments_targets_equal_the_table_through_workers(sets, tmp_path):
     _check_rows(rest, table, ["grewar3", "amecro"])
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _ddp_rank(rank, world, port, path, outdir):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=world, timeout=timedelta(seconds=60))
@@ -141,28 +136,13 @@ def test_segments_targets_through_two_gloo_ranks(sets, tmp_path):
     ss = shardkit.ShardSet.open(sets["seg"])
     table = _key_table(ss, tmp_path, skip=1)
     shardkit.add_labels(sets["seg"], tmp_path / "new", name="pseudo", table=tmp_path / "pseudo.csv")
-    tmp.spawn(_ddp_rank, args=(2, _free_port(), str(tmp_path / "new"), str(tmp_path)), nprocs=2, join=True)
+    tmp.spawn(_ddp_rank, args=(2, free_port(), str(tmp_path / "new"), str(tmp_path)), nprocs=2, join=True)
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
     assert not set(ranks[0]) & set(ranks[1]) and set(ranks[0]) | set(ranks[1]) == set(ss.keys)
     for key, (mask, targets) in {**ranks[0], **ranks[1]}.items():
         assert mask == (key in table)
         expected = table[key].astype(np.float16).astype(np.float32) if mask else np.zeros(3)
         np.testing.assert_array_equal(np.float32(targets), expected)
-
-
-def _window_reference(layer, source, a, b, reduce):
-    s = layer.sources.index(source) if source in layer.sources else -1
-    rows, weights = [], []
-    for r in range(layer.source_ptr[s], layer.source_ptr[s + 1]) if s >= 0 else []:
-        w0 = layer.window[r] * layer.hop_seconds
-        ov = min(b, w0 + layer.window_seconds) - max(a, w0)
-        if ov > 0:
-            rows.append(layer.values[r].astype(np.float32))
-            weights.append(ov)
-    if not rows:
-        return None
-    v, wt = np.stack(rows), np.asarray(weights)
-    return (wt[:, None] * v).sum(0) / wt.sum() if reduce == "mean" else v.max(0)
 
 
 @pytest.mark.parametrize("reduce", ["mean", "max"])
@@ -190,7 +170,7 @@ def test_random_crops_get_the_combination_of_their_windows(sets, tmp_path, reduc
                 i = int(b["index"][row])
                 a = float(b["start_seconds"][row])
                 end = min(a + 3.0, float(ss.start_seconds[i] + ss.frames[i] / ss.sample_rate))
-                ref = _window_reference(layer, b["source"][row], a, end, reduce)
+                ref = window_targets(layer, b["source"][row], a, end, reduce)
                 assert bool(b["targets_mask"][row]) == (ref is not None)
                 if ref is not None:
                     np.testing.assert_allclose(b["targets"][row].numpy(), ref, rtol=1e-5, atol=1e-6)

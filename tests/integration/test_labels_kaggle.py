@@ -7,16 +7,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import stat
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from kaggle_fake import FakeKaggle
+from kaggle_fake import FakeKaggle, mount, unmount
 from torch.utils.data import DataLoader
 from versions_factory import OPTIONS, corpus
 
@@ -31,14 +28,6 @@ def cli(*args, env=None) -> subprocess.CompletedProcess:
                           env=env, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc
-
-
-def _mount(stored: Path, root: Path, ref: str) -> Path:
-    folder = root / "datasets" / ref
-    shutil.copytree(stored, folder)
-    for p in [folder, *folder.iterdir()]:
-        p.chmod(stat.S_IRUSR | stat.S_IXUSR if p.is_dir() else stat.S_IRUSR)
-    return folder
 
 
 def _batches(source) -> list:
@@ -65,7 +54,7 @@ def test_a_layer_only_delta_uploads_no_shard_and_reads_beside_its_parent(tmp_pat
         planned = json.loads((tmp_path / "v2-kaggle" / "dataset-metadata.json").read_text())["shardkit"]
         assert "label layers added: pl" in planned["notes"]  # a new version's default notes
         inputs = tmp_path / "kaggle" / "input"
-        folders = [_mount(fake.files(PARENT), inputs, PARENT), _mount(fake.files(DELTA), inputs, DELTA)]
+        folders = [mount(fake.files(PARENT), inputs, PARENT), mount(fake.files(DELTA), inputs, DELTA)]
         try:
             os.environ["KAGGLE_CACHE_MOUNT_FOLDER"] = str(inputs)
             expected, got = _batches(v2), _batches("kaggle://" + DELTA)
@@ -76,6 +65,4 @@ def test_a_layer_only_delta_uploads_no_shard_and_reads_beside_its_parent(tmp_pat
             assert shardkit.verify("kaggle://" + DELTA).ok
         finally:
             os.environ.pop("KAGGLE_CACHE_MOUNT_FOLDER", None)
-            for folder in folders:
-                for p in [folder, *folder.iterdir()]:
-                    p.chmod(0o755 if p.is_dir() else 0o644)
+            unmount(folders)

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from layer_reference import window_targets
 
 from shardkit.dataset.targets import Targets
 from shardkit.format.layers import Layer
@@ -20,19 +21,6 @@ def _layer(rng, windows=(0, 1, 2, 4, 5, 7)):
                  hop_seconds=HOP)
 
 
-def _reference(layer, a, b, reduce):
-    rows, weights = [], []
-    for r, w in enumerate(layer.window):
-        ov = min(b, w * HOP + WINDOW) - max(a, w * HOP)
-        if ov > 0:
-            rows.append(layer.values[r].astype(np.float32))
-            weights.append(ov)
-    if not rows:
-        return None
-    v, wt = np.stack(rows), np.asarray(weights)
-    return (wt[:, None] * v).sum(0) / wt.sum() if reduce == "mean" else v.max(0)
-
-
 @pytest.mark.parametrize("reduce", ["mean", "max"])
 @given(st.floats(0, 25), st.one_of(st.just(0.0), st.floats(1e-6, 6)), st.integers(0, 2**31))
 def test_a_crop_gets_the_combination_of_the_windows_it_overlaps(reduce, begin, seconds, seed):
@@ -43,7 +31,7 @@ def test_a_crop_gets_the_combination_of_the_windows_it_overlaps(reduce, begin, s
     out, mask = np.empty((2, 4), np.float32), np.empty(2, bool)
     t.fill(np.array([0, 1]), np.array([begin, begin]), np.array([seconds, seconds]), out, mask)
     for row, start in enumerate((0.0, 10.0)):
-        ref = _reference(layer, start + begin, start + begin + seconds, reduce)
+        ref = window_targets(layer, "s.ogg", start + begin, start + begin + seconds, reduce)
         assert mask[row] == (ref is not None)
         expected = np.zeros(4, np.float32) if ref is None else np.array([ref[2], 0, ref[0], ref[1]], np.float32)
         np.testing.assert_allclose(out[row], expected, rtol=1e-6, atol=1e-6)
