@@ -1,6 +1,6 @@
 """The ``wav16`` codec: canonical 44-byte RIFF/WAVE header + int16 little-endian PCM (format §3.1).
 
-:class:`Wav16` is the codec object (:class:`shardkit.encode.Codec`); the functions below are the
+:class:`Wav16` is the codec object (a :class:`shardkit.encode.FrameCodec`); the functions below are the
 byte-level pieces it uses, public for tools that read or write members on their own.
 """
 
@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from shardkit.encode.base import Codec, Encoded
+from shardkit.encode.base import Encoded, FrameCodec
 from shardkit.encode.mel_config import MelConfig
 from shardkit.errors import FormatError, UsageError
 
@@ -76,7 +76,7 @@ def decode(data: bytes | memoryview) -> tuple[np.ndarray, int]:
 
 
 @dataclass(frozen=True)
-class Wav16(Codec):
+class Wav16(FrameCodec):
     """int16 PCM, ``channels`` interleaved values per frame, in a standard ``.wav`` member."""
 
     codec_id: ClassVar[str] = CODEC_ID
