@@ -12,8 +12,8 @@ from shardkit.encode import mel_u8, meta, wav16
 from shardkit.encode.base import Codec, Encoded, FrameCodec
 from shardkit.encode.mel_config import MelConfig
 from shardkit.encode.mel_u8 import MelU8
-from shardkit.encode.registry import CODECS, codec_class, codec_ids, get_codec, register_codec
+from shardkit.encode.registry import CODECS, codec_class, codec_ids, get_codec, pack_options, register_codec
 from shardkit.encode.wav16 import Wav16
 
 __all__ = ["CODECS", "Codec", "Encoded", "FrameCodec", "MelConfig", "MelU8", "Wav16", "codec_class",
-           "codec_ids", "get_codec", "mel_u8", "meta", "register_codec", "wav16"]
+           "codec_ids", "get_codec", "mel_u8", "meta", "pack_options", "register_codec", "wav16"]

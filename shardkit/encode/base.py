@@ -67,6 +67,9 @@ class Codec(ABC):
     #: the key of the frames in a :class:`~shardkit.ShardDataset` batch: ``"audio"`` for waveform
     #: frames, ``"mel"`` for log-mel frames (the device stage picks its front end by it)
     batch_key: ClassVar[str]
+    #: settings a pack may give this codec beyond the common ones: name → (type, help); the CLI makes
+    #: an option ``--name`` of each, :meth:`pack_settings` turns the values given into pack options
+    pack_options: ClassVar[dict[str, tuple[type, str]]] = {}
 
     sample_rate: int   #: Hz of the audio the member was made from
     channels: int      #: audio channels the member was made from
@@ -78,6 +81,18 @@ class Codec(ABC):
     def for_pack(cls, sample_rate: int, channels: int, mel: MelConfig | None) -> Codec:
         """The codec for a pack with these options; raises :class:`~shardkit.errors.UsageError` naming
         what to change when they do not fit this codec."""
+
+    @classmethod
+    def pack_settings(cls, sample_rate: int, options: Mapping[str, Any]) -> dict[str, Any]:
+        """Keyword arguments of :class:`~shardkit.PackOptions` for the :attr:`pack_options` given
+        (name → value) at ``sample_rate`` Hz; none by default. Raises
+        :class:`~shardkit.errors.UsageError` naming options this codec does not take."""
+        unknown = sorted(set(options) - set(cls.pack_options))
+        if unknown:
+            raise UsageError(f"{', '.join(unknown)} {'is not a setting' if len(unknown) == 1 else 'are not settings'}"
+                             f" of codec {cls.codec_id!r} (it takes {sorted(cls.pack_options) or 'none'}); "
+                             "choose the codec they belong to (pack --format)")
+        return {}
 
     @classmethod
     @abstractmethod

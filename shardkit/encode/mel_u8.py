@@ -163,6 +163,15 @@ class MelU8(FrameCodec):
     dtype: ClassVar[np.dtype] = np.dtype(np.uint8)
     batch_key: ClassVar[str] = "mel"
     index_columns: ClassVar[dict[str, str]] = {"q_lo": "float32", "q_hi": "float32"}
+    #: the front end's settings a pack may give (:class:`MelConfig` fields; the rest follow the sample rate)
+    pack_options: ClassVar[dict[str, tuple[type, str]]] = {
+        "n_mels": (int, "mel bands [128]."),
+        "n_fft": (int, "FFT size in samples [2048]."),
+        "hop_length": (int, "samples between frames [512]."),
+        "f_min": (float, "lowest frequency, Hz [50]."),
+        "f_max": (float, "highest frequency, Hz [14000]."),
+        "top_db": (float, "dynamic range kept below each sample's peak, dB [80]."),
+    }
 
     sample_rate: int
     front_end: MelConfig
@@ -182,6 +191,12 @@ class MelU8(FrameCodec):
             raise UsageError("mel-u8 stores dB values: use MelConfig(normalize='none') for the pack and "
                              "normalise on the device (DevicePipeline with MelConfig(normalize='per_example'))")
         return cls(int(sample_rate), mel)
+
+    @classmethod
+    def pack_settings(cls, sample_rate: int, options: Mapping[str, Any]) -> dict[str, Any]:
+        """``mel``: ``MelConfig.for_rate(sample_rate, **options)`` when any option is given."""
+        super().pack_settings(sample_rate, options)
+        return {"mel": MelConfig.for_rate(sample_rate, **options)} if options else {}
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> MelU8:

@@ -37,6 +37,16 @@ def codec_ids() -> list[str]:
     return sorted(CODECS)
 
 
+def pack_options() -> dict[str, tuple[type, str, list[str]]]:
+    """Every codec's :attr:`~shardkit.encode.Codec.pack_options`: name → (type, help, ids of the codecs
+    that take it), for a CLI to offer."""
+    out: dict[str, tuple[type, str, list[str]]] = {}
+    for cid in codec_ids():
+        for name, (kind, text) in CODECS[cid].pack_options.items():
+            out.setdefault(name, (kind, text, []))[2].append(cid)
+    return out
+
+
 def codec_class(codec_id: str) -> type[Codec]:
     """The codec class for ``codec_id``; raises :class:`UnknownCodecError` naming the known ones."""
     try:

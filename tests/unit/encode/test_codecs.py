@@ -89,3 +89,17 @@ def test_frame_codecs_crop_by_byte_range_and_check_sizes(codec):
         codec.frames_in_member(len(enc.data) + 1, {})
     fits = codec.member_fits(np.array([len(enc.data), len(enc.data) + 1]), np.array([enc.frames, enc.frames]))
     assert fits.tolist() == [True, False] and str(codec.header_bytes) in codec.size_rule
+
+
+def test_codecs_declare_their_pack_settings():
+    from shardkit.encode import pack_options
+
+    declared = pack_options()
+    assert set(declared) == set(MelU8.pack_options) and declared["n_mels"][2] == ["mel-u8"]
+    assert MelU8.pack_settings(16000, {}) == {}
+    assert MelU8.pack_settings(16000, {"n_mels": 40}) == {"mel": MelConfig.for_rate(16000, n_mels=40)}
+    assert Wav16.pack_settings(16000, {}) == {}
+    with pytest.raises(UsageError, match="n_mels is not a setting of codec 'wav16'"):
+        Wav16.pack_settings(16000, {"n_mels": 40})
+    with pytest.raises(UsageError, match="are not settings of codec 'mel-u8'"):
+        MelU8.pack_settings(16000, {"level": 5, "bits": 3})
