@@ -1,8 +1,9 @@
 """A whole-member codec for tests: int16 PCM compressed with zlib (``KEY.z16`` members).
 
 It proves the codec seam (shardkit.encode.base): a codec whose frames are not at known byte offsets
-is this one module — :class:`~shardkit.encode.Codec` with ``encode``/``decode``, ``member_bytes`` as a
-bound and ``frames_in_member`` from the sample's metadata — registered with
+is this one module — a :class:`~shardkit.encode.Codec` (here a :class:`~shardkit.encode.WaveformCodec`)
+with ``encode``/``decode``, ``member_bytes`` as a bound and ``frames_in_member`` from the sample's
+metadata — registered with
 :func:`~shardkit.encode.register_codec`; packing, checking, reindexing and reading batches need nothing
 else. A FLAC or Opus codec has the same shape. Tests register it for their own duration
 (``registered`` in tests/integration/test_whole_member_codec.py); it is not part of shardkit.
@@ -17,20 +18,19 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from shardkit.encode import Codec, Encoded, MelConfig
+from shardkit.encode import Encoded, MelConfig, WaveformCodec
 from shardkit.errors import FormatError, UsageError
 
 CODEC_ID = "zlib16"
 
 
 @dataclass(frozen=True)
-class Zlib16(Codec):
+class Zlib16(WaveformCodec):
     """int16 PCM, ``channels`` interleaved values per frame, zlib-compressed (level 6) as one stream."""
 
     codec_id: ClassVar[str] = CODEC_ID
     ext: ClassVar[str] = "z16"
     dtype: ClassVar[np.dtype] = np.dtype("<i2")
-    batch_key: ClassVar[str] = "audio"
 
     sample_rate: int
     channels: int = 1
@@ -47,20 +47,6 @@ class Zlib16(Codec):
 
     def config(self) -> dict[str, Any]:
         return {"codec_id": CODEC_ID, "sample_rate": self.sample_rate, "channels": self.channels, "sample_width": 2}
-
-    def audio_doc(self) -> dict[str, Any]:
-        return {"codec": CODEC_ID, "sample_rate": self.sample_rate, "channels": self.channels, "sample_width": 2}
-
-    @property
-    def lanes(self) -> int:
-        return self.channels
-
-    @property
-    def seconds_per_frame(self) -> float:
-        return 1.0 / self.sample_rate
-
-    def frames_for_samples(self, samples: int) -> int:
-        return int(samples)
 
     def member_bytes(self, samples: int) -> int:
         raw = int(samples) * self.frame_bytes

@@ -8,6 +8,8 @@ split the way zarr splits ``ArrayBytesCodec`` from its partial-decode mixin:
 - :class:`Codec` — a member is read whole and decoded (:meth:`Codec.decode`), then cropped
   (:meth:`Codec.crop`). This is what a compressing codec (FLAC, Opus, zlib) is: its frames are not
   at known byte offsets, so a random crop of a long recording costs a read and a decode of all of it.
+- :class:`WaveformCodec` — the frame geometry of any codec that stores the waveform (one frame per
+  audio sample, one lane per channel), mixed into the others.
 - :class:`FrameCodec` — a fixed ``header_bytes`` header, then ``frames × frame_bytes`` payload
   bytes, so frames ``[a, b)`` are the one contiguous byte range
   ``[header + a·frame_bytes, header + b·frame_bytes)`` of the member: readers fetch just that range
@@ -250,3 +252,26 @@ class FrameCodec(Codec):
         """Payload bytes of ``frames`` frames (no header) → a read-only array in :meth:`frames_view`'s
         shape: ``(frames,)`` when :attr:`lanes` is 1, else ``(frames, lanes)`` (frame-major, as stored)."""
         return self.frames_view(self.crop(data, 0, frames))
+
+
+class WaveformCodec(Codec):
+    """The geometry of a codec that stores the waveform itself: one frame per audio sample, one lane per
+    channel, and the manifest's ``audio`` map of a PCM codec. Mixed in before :class:`FrameCodec` (wav16)
+    or alone (a compressed waveform codec)."""
+
+    batch_key: ClassVar[str] = "audio"
+
+    def audio_doc(self) -> dict[str, Any]:
+        return {"codec": self.codec_id, "sample_rate": self.sample_rate, "channels": self.channels,
+                "sample_width": np.dtype(self.dtype).itemsize}
+
+    @property
+    def lanes(self) -> int:
+        return self.channels
+
+    @property
+    def seconds_per_frame(self) -> float:
+        return 1.0 / self.sample_rate
+
+    def frames_for_samples(self, samples: int) -> int:
+        return int(samples)
