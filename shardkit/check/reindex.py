@@ -19,15 +19,15 @@ from pathlib import Path
 from typing import Any
 
 from shardkit import format as fmt
+from shardkit.check.tarscan import Member, scan_tar
+from shardkit.check.verify import hashed, read_chunks
 from shardkit.encode import meta as meta_codec
 from shardkit.encode.base import Codec
 from shardkit.errors import FormatError, IntegrityError, ShardIndexError, ShardkitError, UsageError
 from shardkit.files import atomic_write
-from shardkit.format import META_EXT, Manifest, ShardEntry, ShardIndex
-from shardkit.read import checks, locate
-from shardkit.read.storage import LocalStorage
-from shardkit.versions.tarscan import Member, scan_tar
-from shardkit.versions.verify import hashed, read_chunks
+from shardkit.format import META_EXT, Manifest, ShardEntry, ShardIndex, checks
+from shardkit.storage import location
+from shardkit.storage.local import LocalStorage
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ def reindex(path: str | os.PathLike[str], *, force: bool = False) -> ReindexResu
     valid shard, :class:`~shardkit.errors.ManifestError` when the manifest is unusable. Nothing is
     written for a shard it refuses; indexes rebuilt before it are kept (and listed in the manifest).
     """
-    if locate.is_url(path):
+    if location.is_url(path):
         raise UsageError(f"{path}: reindex works on a local folder; download the shard set first")
     from shardkit.read.shardset import load_manifest, locate_set
 

@@ -2,13 +2,13 @@
 
 For each shard entry of the manifest (docs/format.md §6): the index's and the shard's size and sha256
 against the manifest; every check :meth:`ShardSet.open <shardkit.ShardSet.open>` makes
-(:mod:`shardkit.read.checks`: the index belongs to the entry, members lie inside the shard and fit
+(:mod:`shardkit.format.checks`: the index belongs to the entry, members lie inside the shard and fit
 the codec, labels inside the vocabulary, keys unique); the key grammar; and, walking the tar as its
-bytes are hashed (:mod:`~shardkit.versions.tarscan`), every member header (name ``KEY.<ext>`` as the
+bytes are hashed (:mod:`~shardkit.check.tarscan`), every member header (name ``KEY.<ext>`` as the
 index says, regular file, size, safe name, ustar magic, checksum), the index offsets pointing exactly
 at member data, every member's CRC-32, and the end-of-archive. A set :meth:`ShardSet.open` refuses never
 verifies OK. The same code verifies a folder and an object-store URL (through its
-:class:`~shardkit.read.storage.Storage`).
+:class:`~shardkit.storage.base.Storage`).
 """
 
 from __future__ import annotations
@@ -23,12 +23,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from shardkit.check.tarscan import TarScan, scan_tar
 from shardkit.encode.registry import get_codec
 from shardkit.errors import FormatError, ShardkitError
-from shardkit.format import LINEAGE_VERSION, META_EXT, TAR_BLOCK, Manifest, ShardEntry, ShardIndex, is_shard_name
-from shardkit.read import checks
-from shardkit.read.storage import Storage
-from shardkit.versions.tarscan import TarScan, scan_tar
+from shardkit.format import (
+    LINEAGE_VERSION,
+    META_EXT,
+    TAR_BLOCK,
+    Manifest,
+    ShardEntry,
+    ShardIndex,
+    checks,
+    is_shard_name,
+)
+from shardkit.storage.base import Storage
 
 logger = logging.getLogger(__name__)
 #: bytes per ranged read while hashing, and reads in flight (object stores overlap them)
@@ -91,16 +99,18 @@ def verify(path: str | os.PathLike[str], *, progress: Callable[[int], None] | No
     when the manifest itself is unusable (:class:`~shardkit.errors.ManifestError`, or for a URL, the
     storage cannot be reached: :class:`~shardkit.errors.StorageError`). A set made by ``shardkit update``
     is checked together with the ancestors' shards it uses, found as the reader finds them
-    (``search_path``, :mod:`shardkit.versions.resolve`), and its overrides applied before the set checks.
+    (``search_path``, :mod:`shardkit.read.lineage`), and its overrides applied before the set checks.
     """
-    from shardkit.read.shardset import kaggle_inputs, load_manifest, locate_set
+    from shardkit.read.shardset import load_manifest, locate_set
+    from shardkit.storage.location import resolve_location
 
-    path, search_path = kaggle_inputs(path, search_path)
+    path, search_path = resolve_location(path, search_path)
     root, name, storage = locate_set(path, None, storage_options)
     try:
         doc = load_manifest(storage, name)
         if doc.derived and isinstance(root, Path):  # with the ancestors' shards it uses (format §5.1)
-            from shardkit.versions.resolve import RoutedStorage, resolve
+            from shardkit.read.lineage import resolve
+            from shardkit.storage.routed import RoutedStorage
 
             try:
                 storage = RoutedStorage(storage, resolve(root, doc, search_path))
@@ -131,7 +141,7 @@ def check_set(storage: Storage, doc: Manifest, root: Path | str,
             indexes.append(idx)
             names.append(rec.index)
     if doc.derived and len(indexes) == len(doc.shards):
-        from shardkit.versions.overrides import apply_overrides
+        from shardkit.format.overrides import apply_overrides
 
         indexes = apply_overrides(doc, indexes)
     report.add(checks.set_findings(indexes, names, len(doc.vocabulary)))

@@ -1,11 +1,11 @@
-"""The hot path of :class:`~shardkit.read.ShardDataset`: one batch from a list of items.
+"""The hot path of :class:`~shardkit.dataset.ShardDataset`: one batch from a list of items.
 
 :meth:`BatchReader.read` computes each item's frames (:meth:`~BatchReader._crop_plan`) and byte
 range in its shard (:meth:`~BatchReader._byte_ranges`), sorts the ranges by (shard, offset) and has
-the shard set's :class:`~shardkit.read.storage.Storage` fill them straight into the rows of one
+the shard set's :class:`~shardkit.storage.base.Storage` fill them straight into the rows of one
 preallocated batch array (:meth:`~BatchReader.fill`: one ``preadv`` per item for local storage, in
 one or more threads). The array becomes the batch tensor without a copy; in DataLoader workers it
-lives in a reusable shared-memory slot (:mod:`shardkit.read.transport`). Nothing here branches on
+lives in a reusable shared-memory slot (:mod:`shardkit.dataset.transport`). Nothing here branches on
 the codec: its ``lanes``, ``dtype``, ``batch_key`` and ``batch_fields`` say what a batch holds.
 """
 
@@ -20,13 +20,13 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
+from shardkit.dataset import plan, transport
+from shardkit.dataset.crc import CrcCheck
+from shardkit.dataset.labels import multi_hot
+from shardkit.dataset.options import ReadOptions
 from shardkit.errors import ShardReadError, UsageError
-from shardkit.read import plan, transport
-from shardkit.read.crc import CrcCheck
-from shardkit.read.labels import multi_hot
-from shardkit.read.options import ReadOptions
 from shardkit.read.shardset import ShardSet
-from shardkit.read.storage import Extent, OpenFailed, RangeError, ShortRead
+from shardkit.storage.base import Extent, OpenFailed, RangeError, ShortRead
 
 log = logging.getLogger(__name__)
 
@@ -135,9 +135,9 @@ class ReadAhead:
 
 
 class BatchReader:
-    """Reads batches of items of ``ss`` as :class:`~shardkit.read.ShardDataset` describes them.
+    """Reads batches of items of ``ss`` as :class:`~shardkit.dataset.ShardDataset` describes them.
 
-    ``class_of``: the class of each vocabulary label (:func:`~shardkit.read.labels.map_classes`).
+    ``class_of``: the class of each vocabulary label (:func:`~shardkit.dataset.labels.map_classes`).
     ``stats`` counts batches, items and skipped samples in this process.
     """
 

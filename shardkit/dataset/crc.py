@@ -1,4 +1,4 @@
-"""Read-time integrity for :class:`~shardkit.read.ShardDataset` (``verify_crc=True``): each data
+"""Read-time integrity for :class:`~shardkit.dataset.ShardDataset` (``verify_crc=True``): each data
 member read is checked against the CRC-32 its index records (format §4, column ``wav_crc32``).
 
 A CRC-32 covers a whole member (codec header + payload), so:
@@ -40,7 +40,7 @@ class CrcCheck:
     def check(self, reads: Sequence[Any], samples: np.ndarray, offsets: np.ndarray, nread: np.ndarray,
               flat: memoryview, row_bytes: int, skip_rows: Sequence[int] = ()) -> list[tuple[int, ShardReadError]]:
         """The rows whose member fails its CRC, as ``(row, error)`` sorted by row. ``reads``: the
-        batch's :class:`~shardkit.read.batch.Read` list (row, shard, offset, nbytes), whose bytes are
+        batch's :class:`~shardkit.dataset.batch.Read` list (row, shard, offset, nbytes), whose bytes are
         in ``flat[row × row_bytes:][:nbytes]``; ``samples``/``offsets``/``nread`` int64 (B,): each row's
         sample, first frame and frames read; ``skip_rows``: rows whose read failed already."""
         ss, skip = self.ss, set(skip_rows)

@@ -1,4 +1,4 @@
-"""Where a :class:`~shardkit.read.ShardDataset` stands in its epochs: the epoch, a restored position,
+"""Where a :class:`~shardkit.dataset.ShardDataset` stands in its epochs: the epoch, a restored position,
 and the ``state_dict`` of a checkpoint.
 
 :class:`EpochCursor` owns the epoch and the resume state the way lhotse's ``CutSampler`` owns its
@@ -54,8 +54,6 @@ class SharedInt:
         self.__dict__.update(state)
 
 
-#: The 0.2 name of :class:`SharedInt`.
-SharedEpoch = SharedInt
 
 
 @dataclass(frozen=True)

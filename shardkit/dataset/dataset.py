@@ -1,11 +1,11 @@
 """``ShardDataset``: exact, deterministic batches from a shard set for torch training.
 
-The dataset is the glue of the read stage's parts: :class:`~shardkit.read.options.ReadOptions`
-(its checked arguments), :mod:`shardkit.read.plan` (which items form a batch, per rank and
-worker), :class:`~shardkit.read.cursor.EpochCursor` (the epoch, resume position and
-``state_dict``), :class:`~shardkit.read.batch.BatchReader` (the hot path: byte ranges read
-through the shard set's :class:`~shardkit.read.storage.Storage` straight into the batch rows)
-and :mod:`shardkit.read.labels` (the targets). See docs/reading.md.
+The dataset is the glue of the read stage's parts: :class:`~shardkit.dataset.options.ReadOptions`
+(its checked arguments), :mod:`shardkit.dataset.plan` (which items form a batch, per rank and
+worker), :class:`~shardkit.dataset.cursor.EpochCursor` (the epoch, resume position and
+``state_dict``), :class:`~shardkit.dataset.batch.BatchReader` (the hot path: byte ranges read
+through the shard set's :class:`~shardkit.storage.base.Storage` straight into the batch rows)
+and :mod:`shardkit.dataset.labels` (the targets). See docs/reading.md.
 """
 
 from __future__ import annotations
@@ -19,17 +19,18 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset
 
-from shardkit.read import locate, plan
-from shardkit.read.batch import BatchReader
-from shardkit.read.cursor import STATE_FORMAT, EpochCursor, OrderKey, SharedEpoch, SharedInt
-from shardkit.read.labels import map_classes
-from shardkit.read.options import ON_ERROR, ReadOptions
+from shardkit.dataset import plan
+from shardkit.dataset.batch import BatchReader
+from shardkit.dataset.cursor import STATE_FORMAT, EpochCursor, OrderKey, SharedInt
+from shardkit.dataset.labels import map_classes
+from shardkit.dataset.options import ON_ERROR, ReadOptions
+from shardkit.dataset.topology import detect_topology
 from shardkit.read.shardset import ShardSet
-from shardkit.read.topology import detect_topology
+from shardkit.storage import obstore as locate
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ON_ERROR", "STATE_FORMAT", "ReadOptions", "ShardDataset", "SharedEpoch", "SharedInt"]
+__all__ = ["ON_ERROR", "STATE_FORMAT", "ReadOptions", "ShardDataset", "SharedInt"]
 
 
 def _option(name: str) -> property:
@@ -73,15 +74,15 @@ class ShardDataset(IterableDataset):
     on local disk for every process (DataLoader workers, later epochs and runs), at most ``cache_bytes``.
     ``search_path``: folders holding the ancestors of a set made by ``shardkit update`` (docs/versions.md;
     also ``$SHARDKIT_SEARCH_PATH``).
-    ``verify_crc``: check each data member read against the CRC-32 in its index (:mod:`shardkit.read.crc`:
+    ``verify_crc``: check each data member read against the CRC-32 in its index (:mod:`shardkit.dataset.crc`:
     members read whole are checked on every read, a member read in crops is read whole and checked once per
     process); a mismatch is a :class:`ShardReadError` naming shard and sample, under ``on_error`` like any read
     error (cost: docs/reading.md).
 
     The arguments are checked into :attr:`options` (:class:`ReadOptions`) and also readable as
     attributes (``ds.batch_size``, ...). :attr:`shard_set` is the :class:`ShardSet` read,
-    :attr:`cursor` the :class:`~shardkit.read.cursor.EpochCursor`, :attr:`reader` the
-    :class:`~shardkit.read.batch.BatchReader`.
+    :attr:`cursor` the :class:`~shardkit.dataset.cursor.EpochCursor`, :attr:`reader` the
+    :class:`~shardkit.dataset.batch.BatchReader`.
     """
 
     def __init__(
@@ -149,11 +150,6 @@ class ShardDataset(IterableDataset):
     read_threads = _option("read_threads")
     read_ahead = _option("read_ahead")
     verify_crc = _option("verify_crc")
-
-    @property
-    def shards(self) -> ShardSet:
-        """The 0.2 name of :attr:`shard_set`."""
-        return self.shard_set
 
     @property
     def crop_frames(self) -> int:
@@ -232,7 +228,7 @@ class ShardDataset(IterableDataset):
         return bool(getattr(self.shard_set.storage, "reads_ahead", True))
 
     def _read_ahead(self, epoch: int, rank_plan: plan.RankPlan, batches: range) -> Any:
-        """The :class:`~shardkit.read.batch.ReadAhead` of this process's ``batches`` of ``epoch``."""
+        """The :class:`~shardkit.dataset.batch.ReadAhead` of this process's ``batches`` of ``epoch``."""
         ss, opts = self.shard_set, self.options
         bounds = plan.window_bounds(ss.shard_ptr, ss.sample_bytes, seed=opts.seed, epoch=epoch, shuffle=opts.shuffle,
                                     window_bytes=opts.window_bytes, crops_per_recording=opts.crops_per_recording)

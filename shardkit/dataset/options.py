@@ -1,12 +1,12 @@
-"""The options of a :class:`~shardkit.read.ShardDataset`, checked once: :class:`ReadOptions`."""
+"""The options of a :class:`~shardkit.dataset.ShardDataset`, checked once: :class:`ReadOptions`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
+from shardkit.dataset import plan
 from shardkit.errors import UsageError
-from shardkit.read import plan
 from shardkit.units import parse_size
 
 ON_ERROR = ("raise", "skip")
@@ -23,7 +23,7 @@ def _positive_int(value: Any, name: str, *, allow_none: bool = False) -> int | N
 
 @dataclass(frozen=True)
 class ReadOptions:
-    """How a :class:`~shardkit.read.ShardDataset` reads; the arguments of its constructor (see there).
+    """How a :class:`~shardkit.dataset.ShardDataset` reads; the arguments of its constructor (see there).
 
     Validated and normalised on construction (``partial=None`` becomes ``"pad"`` when shuffling, else
     ``"keep"``; ``shuffle_window`` is parsed into :attr:`window_bytes`); raises :class:`UsageError`.

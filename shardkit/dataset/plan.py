@@ -14,11 +14,14 @@ same on every platform and numpy version.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from shardkit.errors import UsageError
+from shardkit.format import Manifest
 
 MASK64 = (1 << 64) - 1
 #: Domain tags: the same (seed, epoch) drives independent decisions.
@@ -371,3 +374,36 @@ def plan_warnings(rows: list[dict]) -> list[str]:
             if w not in out:
                 out.append(w)
     return out
+
+
+@dataclass(frozen=True)
+class SplitPlan:
+    """A dry run of how one epoch splits across ranks and DataLoader workers."""
+
+    items: int                       #: items per epoch (samples × crops per recording)
+    partial: str
+    ranks: list[dict[str, Any]]      #: per rank: samples, batches, padded, worker_batches, warnings
+    warnings: list[str]
+
+
+def plan_split(
+    path: str | os.PathLike[str],
+    *,
+    world_size: int = 1,
+    workers: int = 0,
+    batch_size: int = 64,
+    crops_per_recording: int = 1,
+    shuffle: bool = True,
+    partial: str | None = None,
+) -> SplitPlan:
+    """Per-rank sample and batch counts of an epoch of the shard set at ``path``, as
+    :class:`ShardDataset` would split it (the counts are the same for every epoch and seed)."""
+    for name, value, least in (("world_size", world_size, 1), ("workers", workers, 0), ("batch_size", batch_size, 1),
+                               ("crops_per_recording", crops_per_recording, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise UsageError(f"{name} must be an integer >= {least}, got {value!r}")
+    items = Manifest.load(path).samples * int(crops_per_recording)
+    policy = partial or ("pad" if shuffle else "keep")
+    rows = describe_plan(items, world_size=world_size, workers=max(1, workers), batch_size=batch_size,
+                         partial=policy)
+    return SplitPlan(items=items, partial=policy, ranks=rows, warnings=plan_warnings(rows))

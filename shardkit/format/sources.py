@@ -15,12 +15,11 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from shardkit.errors import IntegrityError, UsageError
 from shardkit.files import atomic_write
 from shardkit.format import Manifest, ShardIndex
-from shardkit.ingest.sources import SourceItem
 
 SOURCES_TABLE = "sources.json"
 #: most bytes of a sources table read (a set may come from anyone)
@@ -29,6 +28,17 @@ _CHUNK = 4 << 20
 
 #: one source: {"bytes", "sha256", "row", "primary_label", "secondary_labels", "extra", "keys"}
 Table = dict[str, dict[str, Any]]
+
+
+class SourceItem(Protocol):
+    """What the table records of one source (:class:`shardkit.ingest.sources.SourceItem` has these)."""
+
+    path: str                      #: the audio file, to hash
+    rel: str                       #: its path relative to the sources folder: the table's key
+    row: int | None                #: 1-based data row of the metadata CSV
+    primary_label: str | None
+    secondary_labels: tuple[str, ...]
+    extra: dict[str, Any]
 
 
 def file_fingerprint(path: str | os.PathLike[str]) -> tuple[int, str]:
@@ -57,7 +67,7 @@ def record(item: SourceItem, fingerprint: tuple[int, str], keys: list[str]) -> d
 
 def labels_of(rec: dict[str, Any] | SourceItem) -> tuple[Any, list[str], dict[str, Any]]:
     """(primary label, secondary labels, extra columns) of a table entry or an item, comparable."""
-    if isinstance(rec, SourceItem):
+    if not isinstance(rec, dict):
         return rec.primary_label, list(rec.secondary_labels), json.loads(json.dumps(rec.extra, default=str))
     return rec.get("primary_label"), list(rec.get("secondary_labels", [])), dict(rec.get("extra", {}))
 
@@ -84,7 +94,7 @@ def load_table(root: str | os.PathLike[str], manifest: Manifest) -> Table:
     sha256, or a version-2 set's ``sources.json``. :class:`UsageError` when there is none."""
     ref = manifest.sources or {"name": SOURCES_TABLE}
     path = Path(root) / str(ref["name"])
-    from shardkit.read.safe_open import read_regular
+    from shardkit.storage.safe_open import read_regular
 
     try:
         data = read_regular(path.parent, path.name, MAX_TABLE_BYTES)  # a regular file, size-capped

@@ -22,15 +22,14 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 from shardkit.errors import IntegrityError, ShardReadError, UsageError
 from shardkit.files import atomic_write
 from shardkit.format import Manifest, ShardEntry
-from shardkit.read.storage import LocalStorage, Storage
+from shardkit.storage.location import load_target
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +39,9 @@ _CACHE_FILE = "verified-shards.json"
 _CHUNK = 4 << 20
 
 SearchPath = Sequence[str | os.PathLike[str]] | None
+
+#: name → advice for a missing ancestor's shard (:func:`register_hint`)
+_HINTS: dict[str, str | Callable[[Path, str], str | None]] = {}
 
 
 def search_roots(root: Path, search_path: SearchPath = None) -> list[Path]:
@@ -186,9 +188,7 @@ def _missing(e: ShardEntry, wrong: list[Path], roots: list[Path], root: Path) ->
     looked = ", ".join(str(r) for r in roots)
     hint = (f"put that set next to {root} or pass the folder holding it in search_path (CLI --search-path, env "
             f"{SEARCH_ENV})")
-    if _in_kaggle_input(root):
-        hint = (f"attach the Kaggle dataset holding version {e.origin} to the notebook (Add Input; the delta "
-                "dataset's description names it) and open the set again")
+    hint = next((h for h in (load_target(f)(root, e.origin) for f in _HINTS.values()) if h), hint)
     if wrong:
         raise IntegrityError(f"{root}: shard {e.name} of version {e.origin} not found with its bytes (sha256 "
                              f"{e.sha256[:16]}…, {e.bytes} bytes): {wrong[0]}{' and others' if len(wrong) > 1 else ''} "
@@ -196,63 +196,8 @@ def _missing(e: ShardEntry, wrong: list[Path], roots: list[Path], root: Path) ->
     raise ShardReadError(f"{root}: shard {e.name} of version {e.origin} not found (looked in {looked}); {hint}")
 
 
-def _in_kaggle_input(root: Path) -> bool:
-    """Whether ``root`` is among a Kaggle notebook's inputs (``/kaggle/input`` or ``$KAGGLE_CACHE_MOUNT_FOLDER``)."""
-    from shardkit.kaggle.notebook import resolve_input_root
-
-    try:
-        return Path(os.path.abspath(root)).is_relative_to(os.path.abspath(resolve_input_root()))
-    except (OSError, ValueError):
-        return False
-
-
-class RoutedStorage:
-    """A :class:`~shardkit.read.storage.Storage` over the set's own folder and the folders its
-    ancestors' shards were found in: each name is read where :func:`resolve` found it."""
-
-    def __init__(self, base: Storage, routes: dict[str, Path]) -> None:
-        self.base = base
-        self.routes = dict(routes)
-        self._stores = {folder: LocalStorage(folder, readahead=getattr(base, "readahead", "off"))
-                        for folder in sorted(set(self.routes.values()))}
-
-    def _for(self, name: str) -> Any:
-        folder = self.routes.get(name)
-        return self.base if folder is None else self._stores[folder]
-
-    @property
-    def readahead(self) -> str:
-        return str(getattr(self.base, "readahead", "off"))
-
-    @readahead.setter
-    def readahead(self, mode: str) -> None:
-        for s in [self.base, *self._stores.values()]:
-            if hasattr(s, "readahead"):
-                s.readahead = mode
-
-    @property
-    def reads_ahead(self) -> bool:
-        return bool(getattr(self.base, "reads_ahead", False))
-
-    def read_bytes(self, name: str) -> bytes:
-        return self._for(name).read_bytes(name)
-
-    def size(self, name: str) -> int:
-        return self._for(name).size(name)
-
-    def read_into(self, name: str, ranges: Any) -> Any:
-        return self._for(name).read_into(name, ranges)
-
-    def prefetch(self, name: str, extents: Any) -> None:
-        self._for(name).prefetch(name, extents)
-
-    def describe(self, name: str) -> str:
-        return self._for(name).describe(name)
-
-    def path(self, name: str) -> Path:
-        folder = self.routes.get(name)
-        return folder / name if folder is not None else self.base.path(name)  # type: ignore[attr-defined]
-
-    def close(self) -> None:
-        for s in [self.base, *self._stores.values()]:
-            s.close()
+def register_hint(name: str, hint: str | Callable[[Path, str], str | None]) -> None:
+    """Ask ``hint`` (a callable or ``"module:function"``, loaded on first use) what to do when an ancestor's
+    shard is not found: ``hint(root of the derived set, the shard's version id)`` → advice, or None when it
+    has none (shardkit registers :func:`shardkit.kaggle.notebook.missing_parent_hint`)."""
+    _HINTS[name] = hint

@@ -1,7 +1,7 @@
 """A local disk cache of whole shards of sets on object storage (``cache_dir``), shared by the processes
 of one machine: DataLoader workers, later epochs and later runs read a shard downloaded once.
 
-Why whole shards: the windows a reader fetches (:mod:`shardkit.read.windows`) depend on the epoch's
+Why whole shards: the windows a reader fetches (:mod:`shardkit.storage.windows`) depend on the epoch's
 order and on the worker, so a later epoch or another worker rarely asks for the same window again; it
 always asks for the same shards.
 
@@ -214,7 +214,7 @@ def _fsync_dir(path: Path) -> None:
 
 
 class DiskCached:
-    """What :class:`~shardkit.read.remote.ObjectStorage` does with a ``cache_dir``: its shards' entries, fetched
+    """What :class:`~shardkit.storage.object.ObjectStorage` does with a ``cache_dir``: its shards' entries, fetched
     with one conditional streaming GET each (memory: one 8 MB piece)."""
 
     _disk: ShardCache
@@ -267,7 +267,7 @@ class DiskCached:
 
     def _download(self, name: str, write: Callable[[Any], None]) -> None:
         """The whole shard, streamed to ``write``, on the condition that its ETag is the recorded one."""
-        from shardkit.read.windows import stream_if_match
+        from shardkit.storage.windows import stream_if_match
 
         tag = self._tags.get(name)
         log.info("downloading %s into %s", self.describe(name), self._disk.root)
@@ -283,7 +283,8 @@ class DiskCached:
 
 def read_ranges(fd: int, ranges: Sequence[Any], where: str) -> list[tuple[int, OSError]]:
     """Fill ``(offset, length, dest)`` ranges from the open entry ``fd``; the failed ones as ``(position, error)``."""
-    from shardkit.read.storage import ShortRead, _read_fully
+    from shardkit.storage.base import ShortRead
+    from shardkit.storage.local import _read_fully
 
     errors: list[tuple[int, OSError]] = []
     for k, (offset, length, dest) in enumerate(ranges):

@@ -1,4 +1,4 @@
-"""Shard sets on object storage: :class:`ObjectStorage`, the :class:`~shardkit.read.storage.Storage`
+"""Shard sets on object storage: :class:`ObjectStorage`, the :class:`~shardkit.storage.base.Storage`
 of an ``s3://``, ``gs://``, ``az://`` or ``http(s)://`` URL, read with obstore; :func:`open_storage`
 picks it or :class:`LocalStorage` for a location.
 
@@ -6,7 +6,7 @@ How reads hide latency (a small GET costs 30–100 ms before its first byte):
 
 - the shard's members (data and ``.mp``) and their CRC-32s are known from the index
   (:meth:`ObjectStorage.bind_members`). A read inside a member fetches whole members, grouped into
-  *windows* (:mod:`shardkit.read.windows`): runs of members with gaps of at most ``GAP`` (1 MB), at
+  *windows* (:mod:`shardkit.storage.windows`): runs of members with gaps of at most ``GAP`` (1 MB), at
   most ``WINDOW_MAX`` (16 MB) each (a larger member is a window of its own);
   the windows of one call are fetched concurrently;
 - :meth:`ObjectStorage.prefetch` fetches the windows of a shuffle window's members in the background
@@ -21,13 +21,13 @@ How reads hide latency (a small GET costs 30–100 ms before its first byte):
   the set was opened"), and every later read of that shard fails at once;
 - fetched windows are kept in a cache of at most ``cache_bytes`` (default :data:`CACHE_BYTES`, 512 MB:
   two default shuffle windows); a window prefetch fetched is kept until each hinted member in it was
-  served once, unless nothing else can go (:class:`~shardkit.read.windows.WindowCache`). Memory held:
+  served once, unless nothing else can go (:class:`~shardkit.storage.windows.WindowCache`). Memory held:
   the cache, plus at most :data:`MAX_IN_FLIGHT` windows being fetched by prefetch, plus the windows of
   read calls in progress.
 
 A range outside the known members is read with plain ranged GETs (coalesced), checked for length only.
 With ``storage_options["cache_dir"]`` whole shards are read from a shared disk cache instead
-(:mod:`shardkit.read.cache`).
+(:mod:`shardkit.storage.disk_cache`).
 """
 
 from __future__ import annotations
@@ -45,11 +45,13 @@ from typing import Any
 import numpy as np
 
 from shardkit.errors import UsageError
-from shardkit.read import locate
-from shardkit.read import windows as win
-from shardkit.read.cache import DiskCached, ShardCache, shard_digests
-from shardkit.read.storage import ByteRange, Extent, LocalStorage, RangeError, ShardChanged, ShortRead, Storage
-from shardkit.read.windows import MB, CorruptMember, Failed, TagMismatch, Window, WindowCache, covers, serve
+from shardkit.storage import obstore as locate
+from shardkit.storage import windows as win
+from shardkit.storage.base import ByteRange, Extent, RangeError, ShardChanged, ShortRead, Storage
+from shardkit.storage.disk_cache import DiskCached, ShardCache, shard_digests
+from shardkit.storage.local import LocalStorage
+from shardkit.storage.location import is_url
+from shardkit.storage.windows import MB, CorruptMember, Failed, TagMismatch, Window, WindowCache, covers, serve
 from shardkit.units import parse_size
 
 log = logging.getLogger(__name__)
@@ -73,10 +75,10 @@ class ObjectStorage(DiskCached):
     """A shard set at an object-store URL (``s3://bucket/prefix/``, ``gs://…``, ``az://…``,
     ``http(s)://…``), read with obstore. Thread-safe; pickles to its URL and options.
 
-    ``storage_options``: obstore settings (see :func:`shardkit.read.locate.make_store`); credentials and
+    ``storage_options``: obstore settings (see :func:`shardkit.storage.obstore.make_store`); credentials and
     endpoint otherwise come from the standard environment. Two keys are shardkit's own: ``cache_dir`` (a
     local folder that keeps whole downloaded shards for every process of the machine,
-    :class:`~shardkit.read.cache.ShardCache`) and ``cache_dir_bytes`` (its bound, int or a size string,
+    :class:`~shardkit.storage.disk_cache.ShardCache`) and ``cache_dir_bytes`` (its bound, int or a size string,
     default :data:`DISK_CACHE_BYTES`). ``cache_bytes``: bound of the in-memory window cache per process
     (int or a size string, default 512 MB). See the module docstring for how reads work.
     """
@@ -143,7 +145,7 @@ class ObjectStorage(DiskCached):
 
     def load_metadata(self, manifest: str) -> None:
         """Read the manifest, the indexes it lists and the shard sizes at once, in a child process
-        (:func:`shardkit.read.locate.fetch_metadata`) unless this process already uses obstore; the
+        (:func:`shardkit.storage.obstore.fetch_metadata`) unless this process already uses obstore; the
         next :meth:`read_bytes` / :meth:`size` of them are served from memory."""
         if locate.used_here():
             self._client()
@@ -487,11 +489,9 @@ class ObjectStorage(DiskCached):
 def open_storage(location: str | os.PathLike[str], storage_options: Mapping[str, Any] | None = None) -> Storage:
     """The :class:`Storage` of a shard set's root: :class:`ObjectStorage` for a URL (``s3://``, ``gs://``,
     ``az://``, ``http(s)://``), :class:`LocalStorage` for a local folder."""
-    if locate.is_url(location):
+    if is_url(location):
         return ObjectStorage(str(location), storage_options)
     if storage_options:
         raise UsageError(f"{location}: storage_options apply to object-store URLs (s3://, gs://, az://, "
                          "http(s)://), not to a local folder")
-    from shardkit.format import manifest_root
-
-    return LocalStorage(manifest_root(location))
+    return LocalStorage(location)

@@ -1,7 +1,5 @@
-"""Where a shard set lives: a local folder or an object-store URL, and the obstore plumbing behind URLs.
+"""The obstore plumbing behind object-store URLs (URL syntax: :mod:`shardkit.storage.location`).
 
-- :func:`is_url` / :func:`split_url`: ``s3://bucket/prefix/``, ``gs://…``, ``az://…``, ``http(s)://…``
-  (a URL ending in ``.json`` names the manifest itself);
 - :func:`make_store`: the obstore store of a URL, credentials and endpoint from the standard environment
   (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``, …, GCS/Azure equivalents) or ``storage_options``;
 - :func:`storage_error`: an obstore failure as a one-line :class:`~shardkit.errors.StorageError` naming
@@ -28,14 +26,12 @@ from pathlib import Path
 from typing import Any
 
 from shardkit.errors import StorageError, UnsafeFileError, UsageError
+from shardkit.storage.location import is_url
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SCHEMES", "cache_options", "check_process", "fetch_metadata", "get_whole", "is_url", "make_store",
-           "mark_used", "read_metadata", "split_url", "storage_error", "used_here"]
-
-#: URL schemes read through obstore
-SCHEMES = ("s3", "s3a", "gs", "az", "abfs", "abfss", "adl", "azure", "http", "https")
+__all__ = ["cache_options", "check_process", "fetch_metadata", "get_whole", "make_store", "mark_used",
+           "read_metadata", "storage_error", "used_here"]
 
 #: obstore settings shardkit uses unless ``storage_options`` says otherwise: a few quick retries (an
 #: unreachable endpoint fails in seconds, not after obstore's default 3 minutes)
@@ -45,28 +41,11 @@ DEFAULT_RETRY = {"max_retries": 4, "retry_timeout": timedelta(seconds=30),
 DEFAULT_CLIENT = {"connect_timeout": timedelta(seconds=10), "timeout": timedelta(seconds=120)}
 
 #: ``storage_options`` keys that are shardkit's own, not obstore's (the disk cache of
-#: :class:`~shardkit.read.remote.ObjectStorage`)
+#: :class:`~shardkit.storage.object.ObjectStorage`)
 LOCAL_KEYS = ("cache_dir", "cache_dir_bytes")
 
 _ENDPOINT_KEYS = ("endpoint", "aws_endpoint", "aws_endpoint_url", "endpoint_url")
 _ENDPOINT_ENV = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT", "AWS_ENDPOINT_URL_S3", "GOOGLE_CLOUD_STORAGE_ENDPOINT")
-
-
-def is_url(location: object) -> bool:
-    """Whether ``location`` is an object-store URL (``scheme://…`` with a scheme of :data:`SCHEMES`)."""
-    if not isinstance(location, str) or "://" not in location:
-        return False
-    return location.split("://", 1)[0].lower() in SCHEMES
-
-
-def split_url(url: str) -> tuple[str, str]:
-    """``(root URL ending in '/', manifest name)``: a URL ending in ``.json`` names the manifest."""
-    from shardkit.format import MANIFEST_NAME
-
-    if url.endswith(".json"):
-        root, _, name = url.rpartition("/")
-        return root + "/", name
-    return url.rstrip("/") + "/", MANIFEST_NAME
 
 
 # -- stores -------------------------------------------------------------------------------------------
@@ -95,7 +74,7 @@ def make_store(url: str, storage_options: Mapping[str, Any] | None = None) -> An
 def cache_options(source: object, storage_options: Mapping[str, Any] | None, cache_dir: str | os.PathLike[str] | None,
                   cache_bytes: int | str | None) -> dict[str, Any] | None:
     """``storage_options`` with ``ShardDataset``'s ``cache_dir``/``cache_bytes`` in them (as ``cache_dir`` and
-    ``cache_dir_bytes``: :class:`~shardkit.read.remote.ObjectStorage`'s disk cache). A cache of a local folder, or a
+    ``cache_dir_bytes``: :class:`~shardkit.storage.object.ObjectStorage`'s disk cache). A cache of a local folder, or a
     bound without a folder, is a :class:`UsageError`."""
     if cache_dir is None and cache_bytes is None:
         return None if storage_options is None else dict(storage_options)
@@ -183,19 +162,17 @@ FETCH_TIMEOUT = 600
 def fetch_metadata(url: str, storage_options: Mapping[str, Any] | None, manifest: str
                    ) -> tuple[dict[str, Any], dict[str, Any], dict[str, str | None]]:
     """``(objects, sizes, tags)``: the manifest and the index bytes of every shard it lists (each at most
-    :data:`~shardkit.read.storage.MAX_OBJECT_BYTES`, checked before its body is read), and the size and
+    :data:`~shardkit.storage.base.MAX_OBJECT_BYTES`, checked before its body is read), and the size and
     ETag of every shard (a HEAD each), read in a child process (``sys.executable -c``; nothing of this
     process is re-imported). Values are bytes/ints, or the ``OSError`` reading them raised (rebuilt here).
     The parent never starts obstore's runtime, so it can fork DataLoader workers afterwards."""
-    import shardkit
-
     env = dict(os.environ)
-    top = str(Path(shardkit.__file__).resolve().parent.parent)
+    top = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join([top, *filter(None, [env.get("PYTHONPATH")])])
     request = pickle.dumps((url, dict(storage_options or {}), manifest))
     log.info("reading %s%s and its indexes", url, manifest)
     try:
-        proc = subprocess.run([sys.executable, "-c", "from shardkit.read.locate import _child; _child()"],
+        proc = subprocess.run([sys.executable, "-c", "from shardkit.storage.obstore import _child; _child()"],
                               input=request, capture_output=True, env=env, timeout=FETCH_TIMEOUT, check=False)
     except subprocess.TimeoutExpired:
         raise StorageError(f"{url}: reading the manifest and indexes took over {FETCH_TIMEOUT} s; check the "
@@ -234,11 +211,11 @@ def _rebuild_all(objects: dict[str, Any], sizes: dict[str, Any], tags: dict[str,
 
 def get_whole(store: Any, name: str, where: str) -> bytes:
     """The whole object ``name`` (a manifest or an index): its size is checked against
-    :data:`~shardkit.read.storage.MAX_OBJECT_BYTES` from the answer's headers, before its body is read
+    :data:`~shardkit.storage.base.MAX_OBJECT_BYTES` from the answer's headers, before its body is read
     (:class:`~shardkit.errors.UnsafeFileError` if larger). obstore errors are left to the caller."""
     import obstore
 
-    from shardkit.read.storage import MAX_OBJECT_BYTES
+    from shardkit.storage.base import MAX_OBJECT_BYTES
 
     got = obstore.get(store, name)
     size = int(got.meta["size"])

@@ -1,6 +1,6 @@
 """Opening a file a shard set names, as a file that may come from anyone (docs/reliability.md): only a
 regular file inside the set's folder, never by following a final symlink out of it, never blocking on
-a FIFO. :class:`~shardkit.read.storage.LocalStorage` reads every object through here."""
+a FIFO. :class:`~shardkit.storage.local.LocalStorage` reads every object through here."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The windows :class:`~shardkit.read.remote.ObjectStorage` fetches: which members share a GET
+"""The windows :class:`~shardkit.storage.object.ObjectStorage` fetches: which members share a GET
 (:func:`plan_windows`), the bounded cache of fetched windows (:class:`WindowCache`) and serving a range
 out of a CRC-checked window (:func:`serve`)."""
 
@@ -9,7 +9,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
-from shardkit.read.storage import Extent, ShortRead, coalesce
+from shardkit.storage.base import Extent, ShortRead
+from shardkit.storage.local import coalesce
 
 __all__ = ["GAP", "WINDOW_MAX", "CorruptMember", "Failed", "TagMismatch", "Window", "WindowCache", "covers",
            "fill_spans", "get_if_match", "plain_spans", "plan_windows", "serve", "stream_if_match"]

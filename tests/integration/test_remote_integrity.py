@@ -10,9 +10,12 @@ import shutil
 import pytest
 from remote_fixtures import CREDENTIALS, moto_endpoint, range_server, s3_client, upload, url_of
 
+from shardkit.dataset import ShardDataset
 from shardkit.errors import ShardReadError, UnsafeFileError
-from shardkit.read import ShardDataset, ShardSet, locate, storage
-from shardkit.read.remote import ObjectStorage
+from shardkit.read import ShardSet
+from shardkit.storage import local as storage
+from shardkit.storage import obstore as locate
+from shardkit.storage.object import ObjectStorage
 
 pytestmark = pytest.mark.timeout(180)
 

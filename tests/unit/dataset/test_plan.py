@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from shardkit.dataset import plan
 from shardkit.errors import UsageError
-from shardkit.read import plan
 
 # -- hashing ---------------------------------------------------------------------------------------
 

@@ -10,10 +10,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from read_fixtures import make_set
 
-from shardkit.read import ShardDataset, ShardSet, plan
-from shardkit.read import storage as storage_mod
-from shardkit.read.batch import ReadAhead
-from shardkit.read.storage import Extent, LocalStorage, coalesce
+from shardkit.dataset import ShardDataset, plan
+from shardkit.dataset.batch import ReadAhead
+from shardkit.read import ShardSet
+from shardkit.storage import local as storage_mod
+from shardkit.storage.base import Extent
+from shardkit.storage.local import LocalStorage, coalesce
 
 
 def _layout(sizes):

@@ -8,9 +8,10 @@ import pytest
 import torch
 from read_fixtures import RECORDINGS, Sample, make_set, write_shard_set
 
+from shardkit.dataset import ShardDataset
+from shardkit.dataset.cursor import SharedInt
 from shardkit.errors import ShardReadError, UsageError
-from shardkit.read import ShardDataset, ShardSet
-from shardkit.read.dataset import SharedEpoch
+from shardkit.read import ShardSet
 
 
 def _all(ds):
@@ -172,7 +173,7 @@ def test_drop_with_too_few_items_warns(segs, caplog):
 
 
 def test_shared_epoch_pickles_to_a_plain_int():
-    e = SharedEpoch(3)
+    e = SharedInt(3)
     e.value = 7
     copy = pickle.loads(pickle.dumps(e))
     assert copy.value == 7 and copy._raw is None
@@ -188,7 +189,7 @@ def test_no_label_set(tmp_path):
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_more_shards_per_batch_than_open_files(segs, monkeypatch, threads):
-    from shardkit.read import storage
+    from shardkit.storage import local as storage
 
     monkeypatch.setattr(storage, "MAX_OPEN_SHARDS", 2)
     path, by_key = segs

@@ -39,7 +39,7 @@ def test_layout_is_a_valid_shard_set_with_the_same_version(packed, tmp_path):
     assert shardkit.verify(up).ok
     with shardkit.ShardSet.open(packed) as x, shardkit.ShardSet.open(up) as y:
         assert x.keys == y.keys
-        assert all(np.array_equal(x.read_pcm(i), y.read_pcm(i)) for i in range(len(x)))
+        assert all(np.array_equal(x.read_frames(i), y.read_frames(i)) for i in range(len(x)))
     meta = json.loads((up / "dataset-metadata.json").read_text())
     assert meta["id"] == "tester/bird-shards" and meta["licenses"] == [{"name": "CC-BY-4.0"}]
     assert meta["keywords"] == ["audio"] and original.version_id in meta["description"]

@@ -10,8 +10,9 @@ import pytest
 
 from shardkit import ShardSet, ShardSetWriter
 from shardkit.errors import ShardReadError, UnsafeFileError
-from shardkit.read import storage as storage_mod
-from shardkit.read.storage import LocalStorage, ShardChanged
+from shardkit.storage import local as storage_mod
+from shardkit.storage.base import ShardChanged
+from shardkit.storage.local import LocalStorage
 
 
 @pytest.fixture()

@@ -4,8 +4,8 @@ import dataclasses
 
 import pytest
 
+from shardkit.dataset.options import ReadOptions
 from shardkit.errors import UsageError
-from shardkit.read.options import ReadOptions
 
 
 def test_defaults_are_normalised():

@@ -1,4 +1,4 @@
-"""The shard cache of object-storage sets (shardkit/read/cache.py): verified before it is used, one download per
+"""The shard cache of object-storage sets (shardkit/storage/disk_cache.py): verified before it is used, one download per
 shard across processes, a byte bound with LRU eviction that never evicts an entry in use, nothing torn."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from shardkit.read.cache import CorruptShard, ShardCache
+from shardkit.storage.disk_cache import CorruptShard, ShardCache
 
 
 def _blob(n: int, seed: int = 0) -> tuple[bytes, str]:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from shardkit.read import transport
+from shardkit.dataset import transport
 
 pytestmark = pytest.mark.skipif(not transport.AVAILABLE, reason="needs memfd (Linux)")
 

@@ -8,8 +8,9 @@ import pytest
 import torch
 from read_fixtures import RECORDINGS, make_set
 
+from shardkit.dataset import ShardDataset
 from shardkit.errors import ShardReadError, UsageError
-from shardkit.read import ShardDataset, ShardSet
+from shardkit.read import ShardSet
 
 
 def _batches(ds):

@@ -5,8 +5,8 @@ import logging
 import numpy as np
 import pytest
 
+from shardkit.dataset.labels import map_classes, multi_hot
 from shardkit.errors import UsageError
-from shardkit.read.labels import map_classes, multi_hot
 
 VOCAB = ["a", "b", "c"]
 LABEL = np.array([0, 2, -1, 1], dtype=np.int32)                 # primary labels of 4 samples

@@ -1,4 +1,4 @@
-"""The shard sets the read tests share (``read_fixtures`` is importable through pytest's ``pythonpath``)."""
+"""The shard sets the read and dataset tests share (``read_fixtures`` is importable through pytest's ``pythonpath``)."""
 
 import pytest
 from read_fixtures import make_set

@@ -6,9 +6,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from read_fixtures import make_set
 
+from shardkit.dataset import ShardDataset, plan
+from shardkit.dataset import dataset as dataset_mod
 from shardkit.errors import UsageError
-from shardkit.read import ShardDataset, plan
-from shardkit.read import dataset as dataset_mod
 
 # -- the split of G[start:] is a partition (hypothesis) ---------------------------------------------
 
@@ -100,7 +100,7 @@ def test_state_is_small_and_counts_global_items(small_set):
     ds.set_epoch(2)
     st0 = ds.state_dict()
     assert st0 == {"format": 1, "seed": 4, "epoch": 2, "consumed": 0, "num_items": 21,
-                   "version_id": ds.shards.version_id, "shuffle": True, "window_bytes": 3000}
+                   "version_id": ds.shard_set.version_id, "shuffle": True, "window_bytes": 3000}
     assert ds.state_dict(2)["consumed"] == 12 and ds.state_dict(99)["consumed"] == 21
     it = iter(ds)
     next(it)

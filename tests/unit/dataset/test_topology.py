@@ -2,8 +2,8 @@
 
 import pytest
 
+from shardkit.dataset.topology import Topology, detect_topology
 from shardkit.errors import UsageError
-from shardkit.read import Topology, detect_topology
 
 
 @pytest.fixture(autouse=True)

@@ -39,7 +39,7 @@ def test_columns_span_the_whole_set(small):
     assert ss.shard_id.tolist() == [0, 0, 0, 2, 2] and ss.shard_id.dtype == np.int32
     assert ss.shard_ptr.tolist() == [0, 3, 3, 5]
     assert ss.frames.tolist() == [100, 250, 40, 300, 7] and ss.frames.dtype == np.int64
-    assert np.array_equal(ss.pcm_offset, ss.wav_offset + 44)
+    assert np.array_equal(ss.payload_offset, ss.wav_offset + 44)
     assert np.array_equal(ss.sample_bytes, 44 + 2 * ss.frames)
     assert ss.vocabulary == ["owl", "tit", "wren"]
     assert [ss.vocabulary[x] for x in ss.label] == [by_key[k].label for k in ss.keys]
@@ -58,11 +58,11 @@ def test_reads_match_the_written_audio(small):
     with ShardSet.open(path / "manifest.json") as ss:
         for i, k in enumerate(ss.keys):
             pcm = by_key[k].pcm
-            assert ss.read_pcm(i).dtype == np.int16
-            assert np.array_equal(ss.read_pcm(i), pcm)
-            assert np.array_equal(ss.read_pcm(i, 3, 9), pcm[3:9])
-            assert np.array_equal(ss.read_pcm(i, 5, 10**6), pcm[5:])
-            wav = ss.read_wav_bytes(i)
+            assert ss.read_frames(i).dtype == np.int16
+            assert np.array_equal(ss.read_frames(i), pcm)
+            assert np.array_equal(ss.read_frames(i, 3, 9), pcm[3:9])
+            assert np.array_equal(ss.read_frames(i, 5, 10**6), pcm[5:])
+            wav = ss.read_data_member(i)
             assert wav == wav_bytes(pcm, 16000)
             audio, rate = sf.read(io.BytesIO(wav), dtype="int16")
             assert rate == 16000 and np.array_equal(audio, pcm)
@@ -86,8 +86,8 @@ def test_multichannel_pcm_has_a_channel_axis(tmp_path):
     path, by_key = make_set(tmp_path / "st", [[50, 60]], channels=2)
     ss = ShardSet.open(path)
     assert ss.channels == 2
-    assert ss.read_pcm(1).shape == (60, 2)
-    assert np.array_equal(ss.read_pcm(1, 10, 20), by_key[ss.keys[1]].pcm[10:20])
+    assert ss.read_frames(1).shape == (60, 2)
+    assert np.array_equal(ss.read_frames(1, 10, 20), by_key[ss.keys[1]].pcm[10:20])
 
 
 def test_missing_key_is_a_helpful_key_error(small):
@@ -156,17 +156,17 @@ def test_truncated_shard_while_reading_names_shard_and_key(small):
     os.truncate(path / "shard-00002.tar", int(ss.wav_offset[3]) + 100)
     with pytest.raises(ShardReadError, match=r"shard-00002\.tar.*src2/rec0000-0000.*changed since the set was "
                        r"opened: it was rewritten"):
-        ss.read_pcm(3)
+        ss.read_frames(3)
 
 
 def test_pickles_and_reopens_files(small):
     path, by_key = small
     ss = ShardSet.open(path)
-    ss.read_pcm(0)  # opens a file descriptor
+    ss.read_frames(0)  # opens a file descriptor
     assert ss.storage.open_files == 1
     copy = pickle.loads(pickle.dumps(ss))
     assert copy.storage.open_files == 0 and copy.keys == ss.keys  # descriptors do not travel
-    assert np.array_equal(copy.read_pcm(4), by_key[ss.keys[4]].pcm)
+    assert np.array_equal(copy.read_frames(4), by_key[ss.keys[4]].pcm)
     copy.close()
     ss.close()
 

@@ -7,7 +7,8 @@ import threading
 import pytest
 
 from shardkit.read import ShardSet
-from shardkit.read.storage import ByteRange, LocalStorage, OpenFailed, ShortRead, Storage
+from shardkit.storage.base import ByteRange, OpenFailed, ShortRead, Storage
+from shardkit.storage.local import LocalStorage
 
 
 @pytest.fixture
@@ -151,6 +152,6 @@ def test_shard_set_reads_through_its_storage(tmp_path):
     ss = ShardSet.open(path, storage=Counting(path))
     assert ("read_bytes", "manifest.json") in calls and sum(c[0] == "read_bytes" for c in calls) == 1 + 2
     k = ss.keys[2]
-    assert (ss.read_pcm(2) == by_key[k].pcm).all() and calls[-1] == ("read_into", ss.shard_names[1])
+    assert (ss.read_frames(2) == by_key[k].pcm).all() and calls[-1] == ("read_into", ss.shard_names[1])
     ss.read_meta(0)
     assert calls[-1] == ("read_into", ss.shard_names[0])

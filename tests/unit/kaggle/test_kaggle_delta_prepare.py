@@ -1,7 +1,7 @@
 """``shardkit kaggle prepare`` of a set made by ``shardkit update``: a full snapshot by default (the parent's
 shards included, the folder reads alone), or with ``delta`` only the new shards, whose manifest names the
 parent's shards as the parent's Kaggle layout holds them (``.shard``, rewritten indexes) with the same version
-id; the hash cache of :mod:`shardkit.versions.resolve` with a read-only home."""
+id; the hash cache of :mod:`shardkit.read.lineage` with a read-only home."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from versions_factory import OPTIONS, corpus, samples, season
 import shardkit
 from shardkit.errors import ShardReadError, UsageError
 from shardkit.kaggle import prepare
-from shardkit.versions import resolve
+from shardkit.read import lineage as resolve
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,9 @@ import torch
 from forge import edit_index
 from read_fixtures import make_set
 
+from shardkit.dataset import ShardDataset
 from shardkit.errors import ShardIndexError, ShardReadError
-from shardkit.read import ShardDataset, ShardSet
+from shardkit.read import ShardSet
 
 
 @pytest.fixture
