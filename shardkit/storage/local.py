@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from shardkit.errors import UnsafeFileError
-from shardkit.storage.base import MAX_OBJECT_BYTES, ByteRange, Extent, OpenFailed, RangeError, ShardChanged, ShortRead
+from shardkit.storage import base
+from shardkit.storage.base import ByteRange, Extent, OpenFailed, RangeError, ShardChanged, ShortRead
 from shardkit.storage.safe_open import Identity, identity, open_regular, stat_regular
 
 __all__ = ["MAX_OPEN_SHARDS", "READAHEAD_MODES", "LocalStorage", "coalesce"]
@@ -131,9 +132,9 @@ class LocalStorage:
         reading; :class:`~shardkit.errors.UnsafeFileError` otherwise)."""
         fd, st = open_regular(self.root, name)
         with open(fd, "rb", buffering=0) as fh:  # closes fd
-            if st.st_size > MAX_OBJECT_BYTES:
+            if st.st_size > base.MAX_OBJECT_BYTES:
                 raise UnsafeFileError(f"{self.describe(name)}: is {st.st_size} bytes, more than the "
-                                      f"{MAX_OBJECT_BYTES} a manifest or index may have; not read")
+                                      f"{base.MAX_OBJECT_BYTES} a manifest or index may have; not read")
             parts, left = [], st.st_size
             while left > 0 and (part := fh.read(left)):
                 parts.append(part)

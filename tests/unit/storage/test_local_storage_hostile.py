@@ -10,7 +10,7 @@ import pytest
 
 from shardkit import ShardSet, ShardSetWriter
 from shardkit.errors import ShardReadError, UnsafeFileError
-from shardkit.storage import local as storage_mod
+from shardkit.storage import base as storage_base
 from shardkit.storage.base import ShardChanged
 from shardkit.storage.local import LocalStorage
 
@@ -61,7 +61,7 @@ def test_a_device_is_refused(small_set):
 
 
 def test_read_bytes_is_capped_before_reading(small_set, monkeypatch):
-    monkeypatch.setattr(storage_mod, "MAX_OBJECT_BYTES", 100)
+    monkeypatch.setattr(storage_base, "MAX_OBJECT_BYTES", 100)
     with pytest.raises(UnsafeFileError, match="more than the 100"):
         ShardSet.open(small_set)
 
