@@ -56,7 +56,7 @@ from shardkit.encode.mel_config import MelConfig
 from shardkit.errors import UsageError
 
 if TYPE_CHECKING:
-    from shardkit.read.dataset import ShardDataset
+    from shardkit.dataset.dataset import ShardDataset
     from shardkit.read.shardset import ShardSet
 
 #: the batch entries each front end reads, by the codec's batch key: waveform frames are turned into a
@@ -289,7 +289,7 @@ class DevicePipeline(torch.nn.Module):
 
 def _codec_of(shards: Any) -> Codec:
     """The codec of a shard set, a dataset over one, or a codec itself."""
-    from shardkit.read.dataset import ShardDataset
+    from shardkit.dataset.dataset import ShardDataset
     from shardkit.read.shardset import ShardSet
 
     if isinstance(shards, ShardDataset):

@@ -12,10 +12,11 @@ import pytest
 import torch
 from read_fixtures import make_set
 
+from shardkit.dataset import ShardDataset
 from shardkit.device import AugmentConfig, DevicePipeline, LogMel, MelConfig, dequantize
 from shardkit.encode import MelU8, Wav16, mel_u8
 from shardkit.errors import UsageError
-from shardkit.read import ShardDataset, ShardSet
+from shardkit.read import ShardSet
 
 SR = 16000
 MEL = MelConfig.for_rate(SR, n_mels=32, hop_length=160)
