@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from shardkit_cli.consoles import console, err
 
 import shardkit.labels
 from shardkit.units import format_size
+from shardkit_cli.consoles import console, err
 
 SEARCH = click.option("--search-path", "search_path", multiple=True, type=click.Path(file_okay=False),
                       help="A folder holding ancestor sets (repeatable; also $SHARDKIT_SEARCH_PATH).")

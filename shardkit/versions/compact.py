@@ -25,8 +25,8 @@ from shardkit.encode import meta as meta_codec
 from shardkit.errors import UsageError
 from shardkit.files import atomic_write
 from shardkit.format import LAYERS_VERSION, LINEAGE_VERSION, Manifest
+from shardkit.format.sources import load_table
 from shardkit.read.shardset import ShardSet
-from shardkit.versions.sources import load_table
 from shardkit.write.shards import EncodedSample
 from shardkit.write.shardset_writer import ShardSetWriter
 

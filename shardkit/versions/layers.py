@@ -131,7 +131,7 @@ def list_labels(set: str | os.PathLike[str]) -> list[LayerEntry]:
 
 
 def _local(path: str | os.PathLike[str]) -> Path:
-    from shardkit.read.locate import is_url
+    from shardkit.storage.location import is_url
 
     if is_url(path):
         raise UsageError(f"{path}: label layers are added to a local shard set; download it first")
@@ -391,7 +391,7 @@ def write_version(root: Path, new: Path, m: Manifest, layers: dict[str, LayerEnt
 def _check_found(new: Path, m: Manifest, root: Path) -> None:
     """Warn when NEW's readers will not find the shards it references (the parent not next to it)."""
     from shardkit.errors import ShardkitError
-    from shardkit.versions.resolve import resolve
+    from shardkit.read.lineage import resolve
 
     try:
         resolve(new, m)
@@ -413,7 +413,7 @@ def _derived(m: Manifest, layers: list[LayerEntry]) -> Manifest:
 
 def _copy_sources(root: Path, new: Path, m: Manifest) -> tuple[dict[str, Any], int]:
     """Copy the parent's sources table into NEW (``update`` and ``diff`` read it); ({} , 0) when it has none."""
-    from shardkit.versions.sources import SOURCES_TABLE
+    from shardkit.format.sources import SOURCES_TABLE
 
     name = str(m.sources.get("name", SOURCES_TABLE))
     try:

@@ -13,8 +13,8 @@ import numpy as np
 
 from shardkit.format import Manifest
 from shardkit.format.layers import MAX_LAYER_BYTES, Layer
+from shardkit.format.sources import Table, labels_of, load_table
 from shardkit.read.shardset import ShardSet
-from shardkit.versions.sources import Table, labels_of, load_table
 
 
 def log(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
@@ -133,7 +133,7 @@ def layer_changes(a: Path, ma: Manifest, b: Path, mb: Manifest) -> dict[str, Any
 
 
 def _read_layer(root: Path, entry: Any) -> Layer:
-    from shardkit.read.safe_open import read_regular
+    from shardkit.storage.safe_open import read_regular
 
     return Layer.from_bytes(read_regular(root, entry.file, MAX_LAYER_BYTES), str(root / entry.file))
 

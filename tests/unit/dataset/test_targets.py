@@ -7,9 +7,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from layer_reference import window_targets
 
+from shardkit.dataset.plan import grid_windows
 from shardkit.dataset.targets import Targets
 from shardkit.format.layers import Layer
-from shardkit.read.plan import grid_windows
 
 WINDOW, HOP = 5.0, 2.5
 
