@@ -30,7 +30,7 @@ from torch import nn
 import shardkit
 import shardkit.labels
 from shardkit.demo import make_demo_corpus
-from shardkit.device import DevicePipeline, MelConfig
+from shardkit.device import DevicePipeline
 
 
 def make_sets(work: Path, files: int, workers: int) -> tuple[Path, Path]:
@@ -58,7 +58,7 @@ def predict(model: nn.Module, frontend: DevicePipeline, shards: Path, classes: l
                                classes=classes)
     out: dict[str, list] = {"source": [], "start_seconds": [], "row_id": [], "probs": []}
     for batch in loader(ds, workers, torch.device("cpu")):
-        mel, _ = frontend(batch["audio"])
+        mel, _ = frontend.batch(batch)
         keep = batch["valid"].tolist()
         probs = torch.sigmoid(model(mel))
         for k, name in (("source", "source"), ("start_seconds", "start_seconds")):
@@ -81,7 +81,7 @@ def train_student(shards: Path, classes: list[str], frontend: DevicePipeline, ep
         frontend.train()
         total, clips, t0 = 0.0, 0, time.perf_counter()
         for batch in batches:
-            mel, targets = frontend(batch["audio"], batch["targets"])
+            mel, targets = frontend.batch({**batch, "labels": batch["targets"]})  # augmented with the soft targets
             weight = (batch["targets_mask"] & batch["valid"]).float()   # rows with a prediction under them
             loss = (loss_fn(model(mel), targets).mean(dim=1) * weight).sum() / weight.sum().clamp(min=1)
             optimizer.zero_grad(set_to_none=True)
@@ -106,7 +106,7 @@ def main() -> None:
 
     teacher_ds = shardkit.ShardDataset(train, crop_seconds=5.0, batch_size=8, seed=0)
     classes = list(teacher_ds.classes)
-    frontend = DevicePipeline(MelConfig.for_rate(teacher_ds.shard_set.sample_rate), seed=0)
+    frontend = DevicePipeline.for_shard_set(teacher_ds, seed=0)  # the set's codec decides the front end
     teacher = TinyCNN(len(classes))
     optimizer = torch.optim.AdamW(teacher.parameters(), lr=3e-3)
     batches = loader(teacher_ds, args.workers, torch.device("cpu"))
