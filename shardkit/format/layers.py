@@ -143,7 +143,12 @@ class Layer:
     def from_bytes(cls, data: bytes, where: str) -> Layer:
         """Parse and check a layer file; :class:`FormatError` naming ``where`` and what is wrong."""
         try:
-            raw = zstandard.ZstdDecompressor().decompress(data, max_output_size=MAX_LAYER_BYTES)
+            # like an index (format §6.3): no more than 64 MiB + 64 × its compressed size (a decompression bomb)
+            limit = min(MAX_LAYER_BYTES, (64 << 20) + 64 * len(data))
+            raw = _inflate(data, limit)
+            if len(raw) > limit:
+                raise ValueError(f"inflates past {limit} bytes (64 MiB + 64 x its size): refused as a "
+                                 "decompression bomb")
             doc = msgpack.unpackb(raw, raw=False, strict_map_key=True)
         except (zstandard.ZstdError, ValueError, msgpack.UnpackException) as exc:
             raise FormatError(f"{where}: not a readable layer file ({exc}); re-download the shard set") from None
@@ -200,6 +205,15 @@ class Layer:
             if unsorted or (np.diff(w, prepend=-1)[inner] <= 0).any():
                 out.append("sources or windows are not sorted or not unique")
         return out
+
+
+def _inflate(data: bytes, limit: int) -> bytes:
+    """The zstd frame ``data`` inflated, at most ``limit + 1`` bytes of it (more means: over the limit)."""
+    out = bytearray()
+    with zstandard.ZstdDecompressor().stream_reader(data) as reader:
+        while len(out) <= limit and (chunk := reader.read(min(1 << 20, limit + 1 - len(out)))):
+            out += chunk
+    return bytes(out)
 
 
 def _windows(layer: Layer, doc: dict[str, Any]) -> None:

@@ -226,8 +226,10 @@ def test_a_layer_writes_little_keeps_the_audio_and_versions_know_it(sets, tmp_pa
     diff = cli("diff", sets["seg"], new).stdout
     assert "layers added: pseudo" in diff
     assert cli("verify", new).returncode == 0
-    rm = shardkit.labels.remove_labels(new, tmp_path / "rm", name="pseudo")
-    assert rm.version_id == parent.version_id  # the layer-free content again
+    assert cli("labels", "ls", new).stdout.startswith(f"pseudo\tsamples\t{len(ss) - 2} rows\t3 classes")
+    rm = cli("labels", "rm", new, tmp_path / "rm", "--name", "pseudo").stdout
+    assert f"version {parent.version_id}" in rm  # the layer-free content again
+    assert shardkit.list_labels(tmp_path / "rm") == []
     compacted = shardkit.compact(new, tmp_path / "compact")
     assert compacted.version_id == r.version_id and shardkit.verify(tmp_path / "compact").ok
     assert [e.name for e in shardkit.list_labels(tmp_path / "compact")] == ["pseudo"]

@@ -95,3 +95,13 @@ def test_v4_manifest_round_trips_and_its_id_covers_layers(tmp_path):
     plain = Manifest.from_json(json.dumps({k: v for k, v in _v4_doc().items() if k not in (
         "layers", "parent", "history", "overrides", "vocabularies", "sources")} | {"format_version": 2}).encode())
     assert without.content_id() == plain.content_id()  # no layers: the id of the layer-free content
+
+
+def test_a_decompression_bomb_is_refused():
+    import msgpack
+    import zstandard
+
+    bomb = zstandard.ZstdCompressor().compress(msgpack.packb({"format": "shardkit.layer", "pad": b"\0" * (80 << 20)}))
+    assert len(bomb) < 100_000
+    with pytest.raises(FormatError, match="decompression bomb"):
+        Layer.from_bytes(bomb, "bomb.layer")
