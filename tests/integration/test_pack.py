@@ -62,7 +62,7 @@ def test_16bit_mono_wav_at_target_rate_is_bit_exact(tmp_path):
     p = make_file(tmp_path / "src" / "a.wav", 3.0, 32000, 1)
     pack(tmp_path / "src", tmp_path / "out")
     (entry,) = shardkit.list_samples(tmp_path / "out")
-    got, _ = sf.read(io.BytesIO(shardkit.read_sample(tmp_path / "out", entry.key).wav), dtype="int16")
+    got, _ = sf.read(io.BytesIO(shardkit.read_sample(tmp_path / "out", entry.key).data), dtype="int16")
     ref, _ = sf.read(p, dtype="int16")
     np.testing.assert_array_equal(got, ref)
 
@@ -72,7 +72,7 @@ def test_stereo_kept(tmp_path):
     make_file(tmp_path / "src" / "m.ogg", 1.0, 48000, 1)
     pack(tmp_path / "src", tmp_path / "out", options=PackOptions(channels=2))
     for e in shardkit.list_samples(tmp_path / "out"):
-        got, _ = sf.read(io.BytesIO(shardkit.read_sample(tmp_path / "out", e.key).wav), dtype="int16")
+        got, _ = sf.read(io.BytesIO(shardkit.read_sample(tmp_path / "out", e.key).data), dtype="int16")
         assert got.shape == (32000, 2)
 
 
