@@ -46,7 +46,9 @@ class Targets:
         col = {c: j for j, c in enumerate(layer.classes)}
         dst = [i for i, c in enumerate(classes) if c in col]
         # float32 in memory (the columns used only): a float16 → float32 gather per batch costs ~4x a float32 one
-        self.values = np.ascontiguousarray(layer.values[:, [col[classes[i]] for i in dst]], dtype=np.float32)
+        used = [col[classes[i]] for i in dst]
+        chosen = layer.values if used == list(range(len(layer.classes))) else layer.values[:, used]
+        self.values = np.ascontiguousarray(chosen, dtype=np.float32)
         #: the dataset's columns of ``values``: a slice where they are consecutive (a view: faster to write)
         self.dst: slice | np.ndarray = (slice(dst[0], dst[-1] + 1) if dst and dst == list(range(dst[0], dst[-1] + 1))
                                         else np.asarray(dst, dtype=np.int64))

@@ -291,12 +291,13 @@ def _window_layer(t: Table, ss: ShardSet, name: str, classes: list[str], values:
                                       f"(both the window at {win[i] * hop:g} s of {src!r:.80})"))
         else:
             pairs[key] = i
-    order = sorted(pairs, key=lambda k: (ss.source_names[k[0]], k[1]))
-    names = sorted({ss.source_names[s] for s, _ in order})
-    counts = np.asarray([sum(1 for s, _ in order if ss.source_names[s] == n) for n in names], dtype=np.int64)
+    order = sorted(pairs)  # by source (the set's source names are sorted, so ids sort as names), then window
+    src = np.asarray([s for s, _ in order], dtype=np.int64)
+    used, counts = np.unique(src, return_counts=True)
     rows = np.asarray([pairs[k] for k in order], dtype=np.int64)
     layer = Layer(name=name, kind="windows", classes=classes, values=values[rows].astype(np.float16),
-                  sources=names, source_ptr=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+                  sources=[ss.source_names[s] for s in used.tolist()],
+                  source_ptr=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
                   window=np.asarray([w for _, w in order], dtype=np.int64), window_seconds=window, hop_seconds=hop)
     return layer, rows
 
