@@ -167,6 +167,14 @@ def resolve(root: Path, manifest: Manifest, search_path: SearchPath = None) -> d
     return out
 
 
+def missing_inherited(root: Path, manifest: Manifest, search_path: SearchPath = None) -> list[str]:
+    """Names of the ancestors' shards (entries with an ``origin``) that no searched folder holds at their
+    size: a cheap look (no hashing) for summaries such as ``info``; :func:`resolve` is the real check."""
+    roots, listing = search_roots(Path(root), search_path), {}
+    return [e.name for e in manifest.shards if e.origin is not None
+            and not any(c.stat().st_size == e.bytes for c in _candidates(roots, e.name, listing))]
+
+
 def _hash_likely(entries: list[ShardEntry], roots: list[Path], listing: dict[Path, list[Path]],
                  cache: _HashCache) -> None:
     """Hash, a few files at a time, the first candidate of each entry that has the right size (the
