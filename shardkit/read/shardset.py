@@ -29,6 +29,7 @@ from shardkit.errors import (
     ShardIndexError,
     ShardkitError,
     ShardReadError,
+    StorageError,
     UnsupportedVersionError,
     UsageError,
 )
@@ -235,6 +236,8 @@ class ShardSet:
                                   f"the shard set, or run 'shardkit verify {self.root}'")
         if isinstance(err, ShortRead):
             return self.read_error(i, f"short read: {err.got} of {err.wanted} bytes at offset {err.offset}")
+        if isinstance(err, StorageError):  # the storage failed, not the shard: its own advice
+            return ShardReadError(f"sample {self.keys[i]!r}: {err}")
         return self.read_error(i, f"read failed ({err})")
 
     def read_error(self, i: int, what: str) -> ShardReadError:
