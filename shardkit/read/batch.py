@@ -27,6 +27,7 @@ from shardkit.read.labels import multi_hot
 from shardkit.read.options import ReadOptions
 from shardkit.read.shardset import ShardSet
 from shardkit.read.storage import Extent, OpenFailed, RangeError, ShortRead
+from shardkit.units import format_size
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,22 @@ def crop_frames(ss: ShardSet, crop_seconds: float | None) -> tuple[int, bool]:
     if samples < 1:
         raise UsageError(f"crop_seconds={crop_seconds} is less than one sample at {ss.sample_rate} Hz")
     return ss.codec.frames_for_samples(samples), True
+
+
+#: the most one batch (audio and labels) may take: ``batch_size=10**9`` or ``crop_seconds=1e9`` is refused by
+#: name, never allocated
+MAX_BATCH_BYTES = 4 << 30
+
+
+def check_batch_bytes(ss: ShardSet, opts: ReadOptions, t_len: int, n_classes: int) -> None:
+    """Raise :class:`UsageError` when one batch of ``opts.batch_size`` rows of ``t_len`` frames (and its
+    labels) would take more than :data:`MAX_BATCH_BYTES`."""
+    total = opts.batch_size * (t_len * ss.frame_bytes + 4 * n_classes + 9)
+    if total > MAX_BATCH_BYTES:
+        crop = f"crop_seconds={opts.crop_seconds:g}" if opts.crop_seconds is not None else "the longest segment"
+        raise UsageError(f"{ss.root}: one batch of batch_size={opts.batch_size} rows of {t_len} frames ({crop}) "
+                         f"would take {format_size(total)}, more than {format_size(MAX_BATCH_BYTES)}; lower "
+                         "batch_size or crop_seconds")
 
 
 def _new_batch(b: int, audio_shape: tuple[int, ...], n_classes: int, in_worker: bool,
@@ -145,6 +162,7 @@ class BatchReader:
         self.ss, self.opts = ss, opts
         self.n_classes, self.class_of = n_classes, class_of
         self.crop_frames, self.random_crop = crop_frames(ss, opts.crop_seconds)
+        check_batch_bytes(ss, opts, self.crop_frames, n_classes)
         self.stats: dict[str, int] = {"batches": 0, "items": 0, "skipped": 0}
         self.crc = CrcCheck(ss, self.stats) if opts.verify_crc else None
         self._thread_pool: tuple[int, ThreadPoolExecutor] | None = None  # (pid, pool), made on first use
