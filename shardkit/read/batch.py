@@ -13,19 +13,21 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
 import numpy as np
 import torch
+from torch.utils.data._utils.collate import collate, default_collate_fn_map
 
 from shardkit.errors import ShardReadError, UsageError
 from shardkit.read import plan, transport
 from shardkit.read.crc import CrcCheck
 from shardkit.read.labels import multi_hot
 from shardkit.read.options import ReadOptions
-from shardkit.read.shardset import ShardSet
+from shardkit.read.shardset import SKIP_HINT, ShardSet
 from shardkit.read.storage import Extent, OpenFailed, RangeError, ShortRead
 from shardkit.units import format_size
 
@@ -70,6 +72,27 @@ def crop_frames(ss: ShardSet, crop_seconds: float | None) -> tuple[int, bool]:
         raise UsageError(f"crop_seconds={crop_seconds} is less than one sample at {ss.sample_rate} Hz")
     return ss.codec.frames_for_samples(samples), True
 
+
+class ShardBatch(dict):
+    """One batch as :class:`BatchReader` makes it: a dict (see :class:`~shardkit.read.ShardDataset`). Its own
+    type lets torch's ``default_collate`` recognise a batch of batches: ``DataLoader(ds, batch_size=16)``
+    without ``batch_size=None`` warns once per process (the batches are still collated, as torch does)."""
+
+
+_WARNED_BATCHING: set[int] = set()  # the processes (DataLoader workers are forks) that warned
+
+
+def _collate_batches(batch: Sequence[ShardBatch], *, collate_fn_map: dict[Any, Any] | None = None) -> Any:
+    if os.getpid() not in _WARNED_BATCHING:
+        _WARNED_BATCHING.add(os.getpid())
+        # explicit, with no registry: a forked worker inherits its parent's "already shown" memory
+        warnings.warn_explicit("the DataLoader batches ShardDataset's batches (each item is already a batch of "
+                               "batch_size rows): pass DataLoader(ds, batch_size=None, ...) and set the batch size "
+                               "on the dataset", UserWarning, __file__, 0, module=__name__)
+    return collate([dict(b) for b in batch], collate_fn_map=collate_fn_map)
+
+
+default_collate_fn_map[ShardBatch] = _collate_batches
 
 #: the most one batch (audio and labels) may take: ``batch_size=10**9`` or ``crop_seconds=1e9`` is refused by
 #: name, never allocated
@@ -296,7 +319,7 @@ class BatchReader:
         index_t.numpy()[:] = samples
         self.stats["batches"] += 1
         self.stats["items"] += b
-        out: dict[str, Any] = {codec.batch_key: audio}
+        out: dict[str, Any] = ShardBatch({codec.batch_key: audio})
         for (name, values), tensor in zip(codec.batch_fields(ss.codec_columns, samples).items(), field_t):
             arr = tensor.numpy()
             arr[:] = values
@@ -328,7 +351,7 @@ class BatchReader:
 
     def _skip(self, exc: Exception) -> None:
         self.stats["skipped"] += 1
-        log.warning("skipping a sample (on_error='skip'): %s", exc)
+        log.warning("skipping a sample (on_error='skip'): %s", str(exc).replace(SKIP_HINT, ""))
 
     # -- threads and buffers ---------------------------------------------------------------------
 

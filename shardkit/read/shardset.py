@@ -46,6 +46,8 @@ from shardkit.read.storage import (
 )
 
 log = logging.getLogger(__name__)
+#: the end of a read error's message: advice a reader that already skips (on_error="skip") leaves out
+SKIP_HINT = " (or pass on_error='skip' to skip such samples)"
 
 __all__ = ["MAX_OPEN_SHARDS", "LocalFiles", "LocalStorage", "ShardSet", "key_hashes"]
 
@@ -246,7 +248,7 @@ class ShardSet:
         return ShardReadError(
             f"{self.storage.describe(name)}: sample {self.keys[i]!r}: {what}; the shard is truncated or "
             f"changed since it was indexed. Run 'shardkit verify {self.root}', then re-download or "
-            "re-pack the shard set (or pass on_error='skip' to skip such samples)")
+            f"re-pack the shard set{SKIP_HINT}")
 
     def read_data_member(self, i: int) -> bytes:
         """The whole data member of sample ``i`` (``KEY.<codec ext>``): a ``.wav`` file for wav16 sets,
