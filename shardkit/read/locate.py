@@ -115,20 +115,13 @@ def endpoint_of(url: str, storage_options: Mapping[str, Any] | None = None) -> s
     return _configured_endpoint(storage_options or {}).rstrip("/") or "/".join(url.split("/", 3)[:3])
 
 
-#: endpoint → the error its redirect gave (None: it does not redirect), per process
-_REDIRECTS: dict[str, StorageError | None] = {}
-
-
 def refuse_cross_host_redirect(url: str, endpoint: str) -> None:
     """Raise :class:`StorageError` when the custom ``endpoint`` answers a request for ``url`` with a
     redirect to another host. obstore follows redirects and keeps headers such as S3's
     ``x-amz-security-token`` (it drops only ``Authorization``), and it offers no setting to stop that, so
-    shardkit asks first: one unsigned ``HEAD`` of the set's prefix, redirects not followed, once per
-    endpoint and process. A server that redirects only signed requests is not caught by this."""
-    if endpoint in _REDIRECTS:
-        if _REDIRECTS[endpoint] is not None:
-            raise _REDIRECTS[endpoint]
-        return
+    shardkit asks first: one unsigned ``HEAD`` of the set's prefix, redirects not followed, each time a
+    store is made (once per storage and process). A server that redirects only signed requests is not
+    caught by this."""
     ep = urllib.parse.urlsplit(endpoint)
     bucket_and_prefix = url.split("://", 1)[1] if "://" in url else url
     path = (ep.path.rstrip("/") + "/" + urllib.parse.quote(bucket_and_prefix)) or "/"
@@ -143,19 +136,15 @@ def refuse_cross_host_redirect(url: str, endpoint: str) -> None:
             conn.close()
     except (OSError, http.client.HTTPException, ValueError):
         return  # unreachable or odd: obstore's own request names it
-    found = None
     if 300 <= status < 400 and location:
         to = urllib.parse.urlsplit(urllib.parse.urljoin(endpoint.rstrip("/") + path, location))
         if (to.hostname, to.port or (443 if to.scheme == "https" else 80)) != \
                 (ep.hostname, ep.port or (443 if ep.scheme == "https" else 80)):
-            found = StorageError(
+            raise StorageError(
                 f"{url}: the storage endpoint {endpoint} answers with a redirect (HTTP {status}) to another host, "
                 f"{to.scheme}://{to.netloc}; shardkit does not follow a redirect to another host with credentials "
                 "(the client would send it the session token). Point the endpoint (AWS_ENDPOINT_URL / "
                 f"storage_options['endpoint']) at {to.scheme}://{to.netloc} if you trust it")
-    _REDIRECTS[endpoint] = found
-    if found is not None:
-        raise found
 
 
 def cache_options(source: object, storage_options: Mapping[str, Any] | None, cache_dir: str | os.PathLike[str] | None,

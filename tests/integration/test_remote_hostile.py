@@ -126,3 +126,45 @@ def test_a_server_that_ignores_range_reads_and_verifies(packed):
         assert all(remote.read_data_member(i) == local.read_data_member(i) for i in rows)
     finally:
         server.shutdown()
+
+
+def _epoch(source, **kw):
+    ds = shardkit.ShardDataset(source, batch_size=4, crop_seconds=0.5, seed=1, **kw)
+    return [(list(b["keys"]), b["audio"].numpy().tobytes(), bool(b["valid"].all())) for b in ds]
+
+
+def test_a_file_planted_in_cache_dir_is_not_served(packed, tmp_path):
+    from remote_fixtures import range_server
+
+    server = range_server(packed)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    for e in shardkit.Manifest.load(packed).shards:  # other audio under every entry's name, at the shard's size
+        (cache / f"{e.sha256}.tar").write_bytes(b"\0" * e.bytes)
+    try:
+        assert _epoch(url_of(server) + "/", cache_dir=cache) == _epoch(packed)
+    finally:
+        server.shutdown()
+
+
+def test_a_full_cache_disk_falls_back_to_uncached_reads(packed, tmp_path, monkeypatch, caplog):
+    import errno
+    import logging
+
+    from remote_fixtures import range_server
+
+    from shardkit.read import cache as cache_mod
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(cache_mod.os, "fsync", full)
+    server = range_server(packed)
+    try:
+        with caplog.at_level(logging.WARNING):
+            got = _epoch(url_of(server) + "/", cache_dir=tmp_path / "cache", on_error="skip")
+    finally:
+        server.shutdown()
+    assert got == _epoch(packed)  # every row read, none skipped
+    falls = [r.getMessage() for r in caplog.records if "without the cache" in r.getMessage()]
+    assert len(falls) == 1 and "No space left" in falls[0], falls
