@@ -17,7 +17,8 @@ from remote_fixtures import no_range_server, serve, url_of
 import shardkit
 from benchmarks.loopback import _RangeFiles
 from shardkit.errors import ShardReadError, StorageError
-from shardkit.read import ShardSet, locate
+from shardkit.read import ShardSet
+from shardkit.storage import obstore as locate
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -153,7 +154,7 @@ def test_a_full_cache_disk_falls_back_to_uncached_reads(packed, tmp_path, monkey
 
     from remote_fixtures import range_server
 
-    from shardkit.read import cache as cache_mod
+    from shardkit.storage import disk_cache as cache_mod
 
     def full(fd):
         raise OSError(errno.ENOSPC, "No space left on device")

@@ -9,9 +9,9 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from shardkit import ShardDataset
 from shardkit.device import AugmentConfig, DevicePipeline, MelConfig, NoiseBank
 from shardkit.errors import UsageError
-from shardkit.read import ShardDataset
 
 AUGMENT = AugmentConfig(gain_p=0.5, shift_p=0.5, noise_p=0.5, mixup_p=0.5, spec_p=0.5)
 
