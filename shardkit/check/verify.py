@@ -120,9 +120,12 @@ def verify(path: str | os.PathLike[str], *, progress: Callable[[int], None] | No
             try:
                 homes = resolve(root, doc, search_path)
             except ShardkitError as exc:
-                report = VerifyReport(root, shards=len(doc.shards), samples=doc.samples)
-                report.problem(str(doc.parent), None, str(exc), checks.PARENT)
-                return report
+                try:  # the parent's shards found, but an index is not the manifest's: checked and named below
+                    homes = resolve(root, doc, search_path, check_index=False)
+                except ShardkitError:
+                    report = VerifyReport(root, shards=len(doc.shards), samples=doc.samples)
+                    report.problem(str(doc.parent), None, str(exc), checks.PARENT)
+                    return report
             storage = RoutedStorage(storage, homes)
         report = check_set(storage, doc, root, progress, homes)
     finally:

@@ -123,3 +123,30 @@ def test_update_counts_rejected_sources_as_rejected_not_added(tmp_path):
     assert broken not in r.added and r.added == []
     assert sorted(j.file for j in r.rejects) == sorted([broken, "grewar3/absent.ogg"])
     assert len(r.rejects) == len(shardkit.info(tmp_path / "v2").rejects)
+
+
+def test_a_look_alike_parent_found_first_is_skipped_for_the_genuine_one(chain, caplog):
+    """Issue 22 item 4: the parent's genuine shard bytes next to a forged index, in a folder searched before
+    the real parent, are never used: the index is checked against the manifest's index_sha256."""
+    import logging
+    import shutil
+
+    from versions_factory import samples
+
+    root, v1, v2 = chain
+    want = samples(v2)
+    fake = root / "a-look-alike"  # sorts before v1: found first
+    fake.mkdir()
+    for e in shardkit.Manifest.load(v2).shards:
+        if e.origin is None:
+            continue
+        shutil.copy(v1 / e.name, fake / e.name)
+        idx = ShardIndex.load(v1 / e.index)
+        idx.columns["label"] = [(x + 1) % len(idx.vocabulary) for x in idx.columns["label"]]
+        (fake / e.index).write_bytes(idx.to_bytes())
+    with caplog.at_level(logging.WARNING):
+        assert samples(v2) == want
+    assert any("a-look-alike" in r.getMessage() and "index" in r.getMessage() for r in caplog.records)
+    shutil.rmtree(v1)  # only the look-alike is left: a named error, never its labels
+    with pytest.raises(shardkit.ShardkitError, match="a-look-alike"):
+        shardkit.ShardSet.open(v2)
