@@ -8,26 +8,17 @@ import subprocess
 import sys
 
 import pytest
-from versions_factory import corpus, options, rows, season, write_rows
+from versions_factory import corpus, options, rows, write_rows
 
 import shardkit
 from shardkit.format import ShardIndex
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("SHARDKIT_CACHE_DIR", str(tmp_path / "cache"))
-
-
 @pytest.fixture()
-def chain(tmp_path):
-    csv_path = corpus(tmp_path)
-    v1 = tmp_path / "v1"
-    shardkit.pack(tmp_path / "audio", v1, metadata=csv_path, options=options())
-    season(tmp_path, csv_path)
-    v2 = tmp_path / "v2"
-    shardkit.update(tmp_path / "audio", v1, v2, metadata=csv_path)
-    return tmp_path, v1, v2
+def chain(chain):
+    """(root, v1, v2) of conftest's chain of two versions."""
+    root, _, v1, v2, _, _ = chain
+    return root, v1, v2
 
 
 def _cli(*args, env=None):
