@@ -222,7 +222,7 @@ class DevicePipeline(torch.nn.Module):
         """The random state for ``state_dict()``: seed, device type and the generator's state (a uint8
         tensor; ``None`` when unseeded)."""
         g = self.generator
-        if g is None and self._pending is not None:
+        if self._pending is not None:  # loaded for another device type, not applied yet: saved as it came
             return {"format": 1, "seed": self.seed, "device": self._pending[0], "generator": self._pending[1]}
         return {"format": 1, "seed": self.seed, "device": self.device.type,
                 "generator": None if g is None else g.get_state()}

@@ -86,3 +86,17 @@ def test_a_forged_pipeline_state_is_a_usage_error(packed):
                   {**state["_extra_state"], "generator": torch.zeros(3, dtype=torch.uint8)}):
         with pytest.raises(UsageError, match="DevicePipeline"):
             _pipe(sr).load_state_dict({**state, "_extra_state": extra})
+
+
+def test_a_cuda_state_loaded_on_cpu_waits_for_the_device(packed):
+    """A state saved on CUDA (a Philox seed and offset, 16 bytes) cannot drive a CPU generator: loaded into
+    a CPU pipeline it is kept, and saved again unchanged, until the pipeline is on CUDA."""
+    sr = _ds(packed).shard_set.sample_rate
+    cuda_state = {"format": 1, "seed": 3, "device": "cuda", "generator": torch.arange(16, dtype=torch.uint8)}
+    pipe = _pipe(sr, seed=9)
+    pipe.load_state_dict({**pipe.state_dict(), "_extra_state": cuda_state})
+    assert pipe.seed == 3 and pipe.generator.device.type == "cpu"
+    kept = pipe.state_dict()["_extra_state"]
+    assert kept["device"] == "cuda" and torch.equal(kept["generator"], cuda_state["generator"])
+    audio = torch.randint(-3000, 3000, (4, sr // 2), dtype=torch.int16)
+    assert torch.equal(pipe(audio)[0], _pipe(sr, seed=3)(audio)[0])  # on CPU: the seed's stream
