@@ -106,7 +106,7 @@ def refuse_cross_host_redirect(url: str, endpoint: str) -> None:
     path = (ep.path.rstrip("/") + "/" + urllib.parse.quote(bucket_and_prefix)) or "/"
     conn_type = http.client.HTTPSConnection if ep.scheme == "https" else http.client.HTTPConnection
     try:
-        conn = conn_type(ep.hostname or "", ep.port, timeout=10)
+        conn = conn_type(ep.hostname or "", ep.port, timeout=5)
         try:
             conn.request("HEAD", path)
             answer = conn.getresponse()
