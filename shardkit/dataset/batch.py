@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
 import numpy as np
 import torch
+from torch.utils.data._utils.collate import collate, default_collate_fn_map
 
 from shardkit.dataset import plan, transport
 from shardkit.dataset.crc import CrcCheck
@@ -30,8 +32,9 @@ from shardkit.dataset.labels import multi_hot
 from shardkit.dataset.options import ReadOptions
 from shardkit.encode.base import FrameCodec
 from shardkit.errors import FormatError, ShardReadError, UsageError
-from shardkit.read.shardset import ShardSet
+from shardkit.read.shardset import SKIP_HINT, ShardSet
 from shardkit.storage.base import Extent, OpenFailed, RangeError, ShortRead
+from shardkit.units import format_size
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +76,43 @@ def crop_frames(ss: ShardSet, crop_seconds: float | None) -> tuple[int, bool]:
     if samples < 1:
         raise UsageError(f"crop_seconds={crop_seconds} is less than one sample at {ss.sample_rate} Hz")
     return ss.codec.frames_for_samples(samples), True
+
+
+class ShardBatch(dict):
+    """One batch as :class:`BatchReader` makes it: a dict (see :class:`~shardkit.read.ShardDataset`). Its own
+    type lets torch's ``default_collate`` recognise a batch of batches: ``DataLoader(ds, batch_size=16)``
+    without ``batch_size=None`` warns once per process (the batches are still collated, as torch does)."""
+
+
+_WARNED_BATCHING: set[int] = set()  # the processes (DataLoader workers are forks) that warned
+
+
+def _collate_batches(batch: Sequence[ShardBatch], *, collate_fn_map: dict[Any, Any] | None = None) -> Any:
+    if os.getpid() not in _WARNED_BATCHING:
+        _WARNED_BATCHING.add(os.getpid())
+        # explicit, with no registry: a forked worker inherits its parent's "already shown" memory
+        warnings.warn_explicit("the DataLoader batches ShardDataset's batches (each item is already a batch of "
+                               "batch_size rows): pass DataLoader(ds, batch_size=None, ...) and set the batch size "
+                               "on the dataset", UserWarning, __file__, 0, module=__name__)
+    return collate([dict(b) for b in batch], collate_fn_map=collate_fn_map)
+
+
+default_collate_fn_map[ShardBatch] = _collate_batches
+
+#: the most one batch (audio and labels) may take: ``batch_size=10**9`` or ``crop_seconds=1e9`` is refused by
+#: name, never allocated
+MAX_BATCH_BYTES = 4 << 30
+
+
+def check_batch_bytes(ss: ShardSet, opts: ReadOptions, t_len: int, n_classes: int) -> None:
+    """Raise :class:`UsageError` when one batch of ``opts.batch_size`` rows of ``t_len`` frames (and its
+    labels) would take more than :data:`MAX_BATCH_BYTES`."""
+    total = opts.batch_size * (t_len * ss.frame_bytes + 4 * n_classes + 9)
+    if total > MAX_BATCH_BYTES:
+        crop = f"crop_seconds={opts.crop_seconds:g}" if opts.crop_seconds is not None else "the longest segment"
+        raise UsageError(f"{ss.root}: one batch of batch_size={opts.batch_size} rows of {t_len} frames ({crop}) "
+                         f"would take {format_size(total)}, more than {format_size(MAX_BATCH_BYTES)}; lower "
+                         "batch_size or crop_seconds")
 
 
 def _new_batch(b: int, audio_shape: tuple[int, ...], n_classes: int, in_worker: bool,
@@ -150,6 +190,7 @@ class BatchReader:
         self.ss, self.opts = ss, opts
         self.n_classes, self.class_of = n_classes, class_of
         self.crop_frames, self.random_crop = crop_frames(ss, opts.crop_seconds)
+        check_batch_bytes(ss, opts, self.crop_frames, n_classes)
         self.stats: dict[str, int] = {"batches": 0, "items": 0, "skipped": 0}
         self.crc = CrcCheck(ss, self.stats) if opts.verify_crc else None
         self._thread_pool: tuple[int, ThreadPoolExecutor] | None = None  # (pid, pool), made on first use
@@ -318,7 +359,7 @@ class BatchReader:
         index_t.numpy()[:] = samples
         self.stats["batches"] += 1
         self.stats["items"] += b
-        out: dict[str, Any] = {codec.batch_key: audio}
+        out: dict[str, Any] = ShardBatch({codec.batch_key: audio})
         for (name, values), tensor in zip(codec.batch_fields(ss.codec_columns, samples).items(), field_t):
             arr = tensor.numpy()
             arr[:] = values
@@ -350,7 +391,7 @@ class BatchReader:
 
     def _skip(self, exc: Exception) -> None:
         self.stats["skipped"] += 1
-        log.warning("skipping a sample (on_error='skip'): %s", exc)
+        log.warning("skipping a sample (on_error='skip'): %s", str(exc).replace(SKIP_HINT, ""))
 
     # -- threads and buffers ---------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from multiprocessing.context import get_spawning_popen
 from pathlib import Path
 from typing import Any, TypeVar
 
+from shardkit.dataset.options import MAX_EPOCH, whole_number
 from shardkit.errors import UsageError
 
 #: Version of the :meth:`EpochCursor.state_dict` layout.
@@ -94,6 +95,7 @@ class EpochCursor:
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch of the next iteration; a restored position of another epoch is dropped."""
+        epoch = whole_number(epoch, "epoch", 0, MAX_EPOCH)
         self._epoch.value = int(epoch)
         if int(epoch) != self._resume_epoch.value:
             self._resume_epoch.value = -1
@@ -161,7 +163,10 @@ def check_state(state: Any, key: OrderKey) -> int:
     for name in ("seed", "epoch", "consumed", "num_items", "version_id"):
         if name not in state:
             raise UsageError(f"ShardDataset state lacks {name!r}")
-    if int(state["seed"]) != key.seed:
+    seed = whole_number(state["seed"], "the state's seed")
+    whole_number(state["epoch"], "the state's epoch", 0, MAX_EPOCH)
+    whole_number(state["num_items"], "the state's num_items", 0)
+    if seed != key.seed:
         raise UsageError(f"the checkpoint was saved with seed={state['seed']}, this dataset has "
                          f"seed={key.seed}: the epoch order would differ; pass seed={state['seed']}")
     if str(state["version_id"]) != key.version_id:
@@ -175,7 +180,7 @@ def check_state(state: Any, key: OrderKey) -> int:
         if name in state and state[name] != mine:
             raise UsageError(f"the checkpoint was saved with {name}={state[name]!r}, this dataset "
                              f"has {mine!r}: the epoch order would differ")
-    consumed = int(state["consumed"])
+    consumed = whole_number(state["consumed"], "the state's consumed")
     if not 0 <= consumed <= key.num_items:
         raise UsageError(f"consumed={consumed} is outside 0..{key.num_items}")
     return consumed

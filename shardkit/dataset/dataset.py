@@ -25,6 +25,7 @@ from shardkit.dataset.cursor import STATE_FORMAT, EpochCursor, OrderKey, SharedI
 from shardkit.dataset.labels import map_classes
 from shardkit.dataset.options import ON_ERROR, ReadOptions
 from shardkit.dataset.topology import detect_topology
+from shardkit.errors import UsageError
 from shardkit.read.shardset import ShardSet
 from shardkit.storage import obstore as locate
 
@@ -111,6 +112,7 @@ class ShardDataset(IterableDataset):
         cache_bytes: int | str | None = None,
     ) -> None:
         super().__init__()
+        _check_source(source)
         storage_options = locate.cache_options(source, storage_options, cache_dir, cache_bytes)
         opts = ReadOptions(batch_size=batch_size, crop_seconds=crop_seconds,
                            crops_per_recording=crops_per_recording, shuffle=shuffle, seed=seed,
@@ -136,6 +138,7 @@ class ShardDataset(IterableDataset):
         if len(self) == 0:
             log.warning("%s: rank %d of %d gets no batch (%d items, batch_size %d, partial=%r)",
                         ss.root, self.rank, self.world_size, self.num_items, self.batch_size, opts.partial)
+        _warn_about_the_set(ss, opts, self.reader.crop_frames)
 
     batch_size = _option("batch_size")
     crop_seconds = _option("crop_seconds")
@@ -279,3 +282,34 @@ class ShardDataset(IterableDataset):
         return (f"ShardDataset({str(self.shard_set.root)!r}, items={self.num_items}, "
                 f"batch_size={self.batch_size}, rank={self.rank}/{self.world_size}, "
                 f"shuffle={self.shuffle}, partial={self.partial!r}, batches={len(self)})")
+
+
+def _check_source(source: object) -> None:
+    """:class:`UsageError` unless ``source`` names one shard set (several sets, a list, a number)."""
+    one = isinstance(source, ShardSet) or (
+        isinstance(source, str | os.PathLike) and not ("," in os.fspath(source) and not locate.is_url(source)
+                                                     and not os.path.exists(source)))
+    if one:
+        return
+    import importlib.util
+
+    mixture = importlib.util.find_spec("shardkit.dataset.mixture") is not None  # the sampler of several sets
+    several = ("to read several sets together use shardkit.Mixture" if mixture else
+               "pass one set (to grow a set, 'shardkit update' makes a new version of it with the new audio)")
+    raise UsageError(f"ShardDataset reads one shard set (a folder, its manifest.json or an object-store URL), got "
+                     f"{source!r:.200}; {several}")
+
+
+def _warn_about_the_set(ss: ShardSet, opts: ReadOptions, crop_frames: int) -> None:
+    """Warn (once, here) about a set that trains silently wrong: a pack stopped at its budget, or crops
+    longer than every sample (every row zero-padded)."""
+    if not ss.manifest.complete:
+        log.warning("%s is incomplete: its pack stopped at its budget, so it holds only part of the sources "
+                    "(%d samples). Finish it by running the same 'shardkit pack' with a larger --budget",
+                    ss.root, len(ss))
+    longest = int(ss.frames.max()) if len(ss) else 0
+    if opts.crop_seconds is not None and len(ss) and crop_frames > longest:
+        seconds = longest * ss.seconds_per_frame
+        log.warning("%s: crop_seconds=%g is longer than every sample (the longest is %.3g s): each row is a whole "
+                    "sample zero-padded at the end (valid stays True); pass crop_seconds <= %.3g",
+                    ss.root, opts.crop_seconds, seconds, seconds)

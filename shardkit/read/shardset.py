@@ -29,6 +29,7 @@ from shardkit.errors import (
     ShardIndexError,
     ShardkitError,
     ShardReadError,
+    StorageError,
     UnsupportedVersionError,
     UsageError,
 )
@@ -38,6 +39,8 @@ from shardkit.storage.base import OpenFailed, ShardChanged, ShortRead, Storage
 from shardkit.storage.local import LocalStorage
 
 log = logging.getLogger(__name__)
+#: the end of a read error's message: advice a reader that already skips (on_error="skip") leaves out
+SKIP_HINT = " (or pass on_error='skip' to skip such samples)"
 
 __all__ = ["ShardSet", "key_hashes"]
 
@@ -220,6 +223,8 @@ class ShardSet:
                                   f"the shard set, or run 'shardkit verify {self.root}'")
         if isinstance(err, ShortRead):
             return self.read_error(i, f"short read: {err.got} of {err.wanted} bytes at offset {err.offset}")
+        if isinstance(err, StorageError):  # the storage failed, not the shard: its own advice
+            return ShardReadError(f"sample {self.keys[i]!r}: {err}")
         return self.read_error(i, f"read failed ({err})")
 
     def read_error(self, i: int, what: str) -> ShardReadError:
@@ -228,7 +233,7 @@ class ShardSet:
         return ShardReadError(
             f"{self.storage.describe(name)}: sample {self.keys[i]!r}: {what}; the shard is truncated or "
             f"changed since it was indexed. Run 'shardkit verify {self.root}', then re-download or "
-            "re-pack the shard set (or pass on_error='skip' to skip such samples)")
+            f"re-pack the shard set{SKIP_HINT}")
 
     def read_data_member(self, i: int) -> bytes:
         """The whole data member of sample ``i`` (``KEY.<codec ext>``): a ``.wav`` file for wav16 sets,
