@@ -44,6 +44,8 @@ _LAZY_MODULES = {
     "shardkit.read.dataset": ("ShardDataset",),
     "shardkit.read.browse": ("info", "list_samples", "read_sample", "extract_sample", "plan_split",
                              "ShardSetInfo", "SampleEntry", "Sample", "SplitPlan"),
+    "shardkit.read.columns": ("sample_columns",),
+    "shardkit.read.folds": ("folds", "write_folds", "load_folds", "Fold"),
     "shardkit.versions.verify": ("verify", "VerifyReport", "Problem"),
     "shardkit.read.show": ("show_sample",),
     "shardkit.versions.reindex": ("reindex", "ReindexResult"),
@@ -78,7 +80,9 @@ if TYPE_CHECKING:
         plan_split,
         read_sample,
     )
+    from shardkit.read.columns import sample_columns
     from shardkit.read.dataset import ShardDataset
+    from shardkit.read.folds import Fold, folds, load_folds, write_folds
     from shardkit.read.shardset import ShardSet
     from shardkit.read.show import show_sample
     from shardkit.versions.compact import CompactResult, compact
