@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import IterableDataset
 
+from shardkit.dataset.recipe import Recipe, Weights, make_sampler
 from shardkit.read import locate, plan
 from shardkit.read.batch import BatchReader
+from shardkit.read.columns import Where
 from shardkit.read.cursor import STATE_FORMAT, EpochCursor, OrderKey, SharedEpoch, SharedInt
 from shardkit.read.labels import map_classes
 from shardkit.read.options import ON_ERROR, ReadOptions
@@ -78,6 +80,14 @@ class ShardDataset(IterableDataset):
     process); a mismatch is a :class:`ShardReadError` naming shard and sample, under ``on_error`` like any read
     error (cost: docs/reading.md).
 
+    Recipes (docs/recipes.md): ``keys`` (sample keys, or a file of one per line) and ``where`` (a function
+    of the set's columns, :func:`shardkit.sample_columns`, returning a bool mask) read a subset, with
+    order, split, resume and DDP as for a whole set. ``weights`` (``"balanced"``, a power p: weight ∝
+    count(primary_label)^-p, per-sample weights, or a function of the columns) draws
+    ``samples_per_epoch`` items per epoch (default: the subset's items), with replacement where the
+    weights demand it, window by window (:mod:`shardkit.dataset.sampling`); ``samples_per_epoch``
+    alone draws that many uniformly.
+
     The arguments are checked into :attr:`options` (:class:`ReadOptions`) and also readable as
     attributes (``ds.batch_size``, ...). :attr:`shard_set` is the :class:`ShardSet` read,
     :attr:`cursor` the :class:`~shardkit.read.cursor.EpochCursor`, :attr:`reader` the
@@ -108,6 +118,11 @@ class ShardDataset(IterableDataset):
         verify_crc: bool = False,
         cache_dir: str | os.PathLike[str] | None = None,
         cache_bytes: int | str | None = None,
+        # recipes (docs/recipes.md)
+        keys: Iterable[str] | str | os.PathLike[str] | None = None,
+        where: Where | None = None,
+        weights: Weights | None = None,
+        samples_per_epoch: int | None = None,
     ) -> None:
         super().__init__()
         storage_options = locate.cache_options(source, storage_options, cache_dir, cache_bytes)
@@ -128,10 +143,12 @@ class ShardDataset(IterableDataset):
         self.rank, self.world_size = topo.rank, topo.world_size
         self.classes, class_of = map_classes(ss.vocabulary, ss.label, ss.sec_idx, opts.classes, ss.root)
         self.reader = BatchReader(ss, opts, len(self.classes), class_of)
-        key = OrderKey(seed=opts.seed, version_id=ss.version_id, num_items=len(ss) * opts.crops_per_recording,
-                       shuffle=opts.shuffle, window_bytes=opts.window_bytes, root=ss.root)
+        #: which items each epoch reads (:class:`~shardkit.dataset.sampling.EpochSampler`)
+        self.sampler = sampler = make_sampler(ss, opts, Recipe(keys, where, weights, samples_per_epoch))
+        key = OrderKey(seed=opts.seed, version_id=ss.version_id, num_items=sampler.num_items, shuffle=opts.shuffle,
+                       window_bytes=opts.window_bytes, root=ss.root, recipe=sampler.recipe())
         self.cursor = EpochCursor(key, self.world_size * opts.batch_size)
-        self._order_cache: tuple[int, np.ndarray] | None = None
+        self._order_cache: tuple[int, np.ndarray, np.ndarray] | None = None
         if len(self) == 0:
             log.warning("%s: rank %d of %d gets no batch (%d items, batch_size %d, partial=%r)",
                         ss.root, self.rank, self.world_size, self.num_items, self.batch_size, opts.partial)
@@ -182,7 +199,8 @@ class ShardDataset(IterableDataset):
 
     @property
     def num_items(self) -> int:
-        """Items per epoch over all ranks: samples × crops_per_recording."""
+        """Items per epoch over all ranks: samples (of the subset) × crops_per_recording, or
+        ``samples_per_epoch``."""
         return self.cursor.key.num_items
 
     def plan(self, start: int = 0) -> plan.RankPlan:
@@ -191,14 +209,16 @@ class ShardDataset(IterableDataset):
                               batch_size=self.batch_size, partial=self.partial, start=start)
 
     def order(self, epoch: int) -> np.ndarray:
-        """The global item order of ``epoch``: int64 (num_items,), ``item = sample × crops + crop_no``."""
+        """The global order of ``epoch``: int64 (num_items,) codes, ``item = code % (samples × crops)``
+        with ``item = sample × crops + crop_no`` (the code's quotient numbers repeated draws of an item;
+        0 unless weights draw it more than once)."""
+        return self._epoch(epoch)[1]
+
+    def _epoch(self, epoch: int) -> tuple[int, np.ndarray, np.ndarray]:
+        """(epoch, order, window bounds in the order) of ``epoch``, computed once per epoch."""
         if self._order_cache is None or self._order_cache[0] != epoch:
-            ss = self.shard_set
-            g = plan.epoch_order(ss.shard_ptr, ss.sample_bytes, seed=self.seed, epoch=epoch,
-                                 shuffle=self.shuffle, window_bytes=self.window_bytes,
-                                 crops_per_recording=self.crops_per_recording)
-            self._order_cache = (epoch, g)
-        return self._order_cache[1]
+            self._order_cache = (epoch, *self.sampler.order(epoch))
+        return self._order_cache
 
     def __len__(self) -> int:
         """Batches this rank yields in the next iteration (over all of its DataLoader workers):
@@ -218,11 +238,13 @@ class ShardDataset(IterableDataset):
         in_worker = torch.utils.data.get_worker_info() is not None
         batches = rank_plan.worker_batches(worker, num_workers)
         ahead = self._read_ahead(epoch, rank_plan, batches) if self._reads_ahead() else None
+        n_items, drawn = self.sampler.set_items, self.sampler.drawn
         for t in batches:
             positions, valid = rank_plan.positions(t)
             if ahead is not None:
                 ahead.before(positions)
-            yield self.reader.read(order[positions], valid, epoch, in_worker=in_worker)
+            draws, items = np.divmod(order[positions], max(n_items, 1))
+            yield self.reader.read(items, valid, epoch, in_worker=in_worker, draws=draws if drawn else None)
 
     def _reads_ahead(self) -> bool:
         """``read_ahead``, or when None whether the storage reads ahead (object stores do; a local
@@ -233,13 +255,11 @@ class ShardDataset(IterableDataset):
 
     def _read_ahead(self, epoch: int, rank_plan: plan.RankPlan, batches: range) -> Any:
         """The :class:`~shardkit.read.batch.ReadAhead` of this process's ``batches`` of ``epoch``."""
-        ss, opts = self.shard_set, self.options
-        bounds = plan.window_bounds(ss.shard_ptr, ss.sample_bytes, seed=opts.seed, epoch=epoch, shuffle=opts.shuffle,
-                                    window_bytes=opts.window_bytes, crops_per_recording=opts.crops_per_recording)
+        _, order, bounds = self._epoch(epoch)
         q = np.concatenate([np.zeros(0, np.int64)] + [np.arange(q0, q0 + n, dtype=np.int64)
                                                       for q0, n in map(rank_plan.batch, batches)])
         positions = rank_plan.start + q[q < rank_plan.remaining]  # padding re-reads the start: hinted there
-        return self.reader.read_ahead(self.order(epoch), bounds, positions)
+        return self.reader.read_ahead(order % max(self.sampler.set_items, 1), bounds, positions)
 
     # -- checkpoint state --------------------------------------------------------------------------
 
