@@ -174,6 +174,10 @@ def check_state(state: Any, key: OrderKey) -> int:
         raise UsageError(f"the checkpoint was saved on shard set version {state['version_id']}, "
                          f"{key.root} is version {key.version_id}: a different set "
                          "of samples has a different order; resume on the same shard set")
+    if str(state.get("recipe", "")) != key.recipe:
+        raise UsageError("the checkpoint was saved with another subset, weights, samples_per_epoch or mixture "
+                         "(keys=/where=/weights=/Mixture parts and proportions): the epoch's items would differ; "
+                         "build the dataset as the run that saved it did")
     if int(state["num_items"]) != key.num_items:
         raise UsageError(f"the checkpoint's epoch has {state['num_items']} items, this dataset "
                          f"{key.num_items} (crops_per_recording differs?)")
@@ -181,10 +185,6 @@ def check_state(state: Any, key: OrderKey) -> int:
         if name in state and state[name] != mine:
             raise UsageError(f"the checkpoint was saved with {name}={state[name]!r}, this dataset "
                              f"has {mine!r}: the epoch order would differ")
-    if str(state.get("recipe", "")) != key.recipe:
-        raise UsageError("the checkpoint was saved with another subset, weights, samples_per_epoch or mixture "
-                         "(keys=/where=/weights=/Mixture parts and proportions): the epoch's items would differ; "
-                         "build the dataset as the run that saved it did")
     consumed = int(state["consumed"])
     if not 0 <= consumed <= key.num_items:
         raise UsageError(f"consumed={consumed} is outside 0..{key.num_items}")
