@@ -42,6 +42,7 @@ _LAZY_MODULES = {
     "shardkit.write.shardset_writer": ("ShardSetWriter",),
     "shardkit.read.shardset": ("ShardSet",),
     "shardkit.read.dataset": ("ShardDataset",),
+    "shardkit.dataset.mixture": ("Mixture",),
     "shardkit.read.browse": ("info", "list_samples", "read_sample", "extract_sample", "plan_split",
                              "ShardSetInfo", "SampleEntry", "Sample", "SplitPlan"),
     "shardkit.read.columns": ("sample_columns",),
@@ -66,6 +67,7 @@ _ERRORS = [
 __all__ = sorted(["FORMAT_VERSION", "__version__", *_ERRORS, *_LAZY])
 
 if TYPE_CHECKING:
+    from shardkit.dataset.mixture import Mixture
     from shardkit.device.frontend import LogMel
     from shardkit.encode import Codec, MelConfig, MelU8, Wav16, codec_ids, get_codec
     from shardkit.format import Manifest, ShardEntry, ShardIndex

@@ -20,6 +20,7 @@ import torch
 from torch.utils.data import IterableDataset
 
 from shardkit.dataset.recipe import Recipe, Weights, make_sampler
+from shardkit.errors import UsageError
 from shardkit.read import locate, plan
 from shardkit.read.batch import BatchReader
 from shardkit.read.columns import Where
@@ -125,6 +126,10 @@ class ShardDataset(IterableDataset):
         samples_per_epoch: int | None = None,
     ) -> None:
         super().__init__()
+        if isinstance(source, list | tuple):
+            raise UsageError("ShardDataset reads one shard set; to read several at once, mix them: "
+                             "shardkit.Mixture([ShardDataset(a, ...), ShardDataset(b, ...)], proportions=[...]) "
+                             "(docs/recipes.md)")
         storage_options = locate.cache_options(source, storage_options, cache_dir, cache_bytes)
         opts = ReadOptions(batch_size=batch_size, crop_seconds=crop_seconds,
                            crops_per_recording=crops_per_recording, shuffle=shuffle, seed=seed,

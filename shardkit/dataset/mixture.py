@@ -1,0 +1,247 @@
+"""``Mixture``: several shard sets (each a configured :class:`~shardkit.ShardDataset`) read as one torch
+dataset, in chosen proportions, with the same exact epochs, splits and resume as one set.
+
+Each epoch, part p contributes ``split_counts(proportions, samples_per_epoch)[p]`` items, drawn by
+its own recipe (subset, weights; :meth:`EpochSampler.order <shardkit.dataset.sampling.EpochSampler.order>`
+with that many items: window by window, as its own shuffle), and the parts' items are interleaved
+evenly (:func:`~shardkit.dataset.sampling.interleave`). A batch reads each part's items into its
+rows of one set of tensors (parts grouped within the batch) through that part's
+:class:`~shardkit.read.batch.BatchReader`, its targets in the joined class vocabulary.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import IterableDataset
+
+from shardkit.dataset.sampling import interleave, split_counts
+from shardkit.errors import UsageError
+from shardkit.read import plan
+from shardkit.read.batch import BatchReader
+from shardkit.read.cursor import EpochCursor, OrderKey
+from shardkit.read.dataset import ShardDataset
+from shardkit.read.topology import detect_topology
+
+log = logging.getLogger(__name__)
+
+
+def _codec_of(ds: ShardDataset) -> tuple[Any, ...]:
+    ss = ds.shard_set
+    return (ss.codec.codec_id, ss.sample_rate, ss.channels, ss.mel)
+
+
+def check_parts(parts: Sequence[ShardDataset]) -> None:
+    """Refuse parts that cannot share a batch, naming them: not a :class:`ShardDataset`, not shuffled,
+    another codec / sample rate / channels / mel front end, another crop length."""
+    if not parts:
+        raise UsageError("Mixture needs at least one part: Mixture([ShardDataset(a, ...), ShardDataset(b, ...)])")
+    for i, part in enumerate(parts):
+        if not isinstance(part, ShardDataset):
+            raise UsageError(f"Mixture part {i} is a {type(part).__name__}, not a ShardDataset: pass "
+                             "Mixture([ShardDataset(path, ...), ...])")
+        if not part.shuffle:
+            raise UsageError(f"Mixture part {i} ({part.shard_set.root}) has shuffle=False; a mixture draws its "
+                             "parts' items at random: build the parts with shuffle=True")
+    first = parts[0]
+    for i, part in enumerate(parts[1:], start=1):
+        for what, a, b in (("codec, sample rate, channels, mel settings", _codec_of(first), _codec_of(part)),
+                           ("crop length in frames", first.crop_frames, part.crop_frames)):
+            if a != b:
+                raise UsageError(f"Mixture parts 0 ({first.shard_set.root}) and {i} ({part.shard_set.root}) differ "
+                                 f"in {what}: {a} vs {b}; a batch holds one layout: pack them alike, and give every "
+                                 "part the same crop_seconds")
+
+
+def joined_classes(parts: Sequence[ShardDataset], classes: Sequence[str] | None) -> tuple[list[str], list[np.ndarray]]:
+    """The mixture's classes (``classes``, else the sorted union of the parts' class names) and, per
+    part, the joined class of each label of its vocabulary (int64, −1: not a class)."""
+    names = list(classes) if classes is not None else sorted({c for p in parts for c in p.classes})
+    if len(set(names)) != len(names):
+        raise UsageError("classes has duplicate names")
+    index = {c: i for i, c in enumerate(names)}
+    maps = []
+    for part in parts:
+        to_joined = np.asarray([index.get(c, -1) for c in part.classes] + [-1], dtype=np.int64)
+        maps.append(to_joined[part.reader.class_of])  # a part's -1 (not one of its classes) stays -1
+    return names, maps
+
+
+class Mixture(IterableDataset):
+    """Several :class:`ShardDataset` parts as one dataset, each contributing its proportion of every epoch.
+
+    ``parts``: datasets configured as usual (subset, weights, crops; ``shuffle=True``), of one codec,
+    sample rate, channel count and crop length (others are refused by name). ``proportions``: each
+    part's share of an epoch (default: by the parts' epoch sizes); part p contributes exactly
+    ``split_counts(proportions, samples_per_epoch)[p]`` items (rounding: largest remainders).
+    ``samples_per_epoch``: items per epoch (default: the sum of the parts' epochs). ``seed``: the
+    interleaving (each part draws with its own seed). ``classes``: the target classes (default: the
+    union of the parts' class names, sorted; labels land by name). ``batch_size`` (default: the
+    parts' own, which must agree), ``partial`` (``"pad"`` or ``"drop"``), ``rank``/``world_size`` as
+    for :class:`ShardDataset`.
+
+    Batches are those of :class:`ShardDataset` (``audio`` or ``mel``, ``labels`` (B, len(classes)),
+    ``valid``, ``keys``, ``index``: rows of each item's own part's set) plus ``part`` int64 (B,): the
+    part each item came from (:attr:`part_names`). ``part`` rather than ``source``: ``source`` is
+    already the source recording's column. Within a batch, items are grouped by part. ``len``,
+    :meth:`set_epoch`, :meth:`state_dict` / :meth:`load_state_dict` work as for one set.
+    """
+
+    def __init__(self, parts: Sequence[ShardDataset], *, proportions: Sequence[float] | None = None,
+                 samples_per_epoch: int | None = None, seed: int = 0, classes: Sequence[str] | None = None,
+                 batch_size: int | None = None, partial: str = "pad", rank: int | None = None,
+                 world_size: int | None = None) -> None:
+        super().__init__()
+        parts = list(parts) if not isinstance(parts, ShardDataset) else [parts]
+        check_parts(parts)
+        self.parts = parts
+        self.part_names = [str(p.shard_set.root) for p in parts]
+        self.batch_size = self._batch_size(batch_size)
+        if partial not in ("pad", "drop"):
+            raise UsageError(f"Mixture partial must be 'pad' or 'drop' (training), got {partial!r}")
+        self.partial, self.seed = partial, int(seed)
+        self.proportions = self._proportions(proportions)
+        m = sum(p.num_items for p in parts) if samples_per_epoch is None else samples_per_epoch
+        if isinstance(m, bool) or int(m) < 1:
+            raise UsageError(f"samples_per_epoch must be a positive integer, got {samples_per_epoch!r}")
+        self.counts = split_counts(self.proportions, int(m))
+        self.classes, maps = joined_classes(parts, classes)
+        self.readers = [BatchReader(p.shard_set, p.options, len(self.classes), cmap) for p, cmap in zip(parts, maps)]
+        topo = detect_topology(rank, world_size)
+        self.rank, self.world_size = topo.rank, topo.world_size
+        key = OrderKey(seed=self.seed, version_id="+".join(p.shard_set.version_id for p in parts), num_items=int(m),
+                       shuffle=True, window_bytes=0, root=parts[0].shard_set.root, recipe=self._recipe())
+        self.cursor = EpochCursor(key, self.world_size * self.batch_size)
+        self._order_cache: tuple[int, np.ndarray, np.ndarray] | None = None
+
+    def _batch_size(self, batch_size: int | None) -> int:
+        if batch_size is None:
+            sizes = {p.batch_size for p in self.parts}
+            if len(sizes) > 1:
+                raise UsageError(f"the parts have batch sizes {sorted(sizes)}: pass Mixture(..., batch_size=N)")
+            return sizes.pop()
+        if isinstance(batch_size, bool) or int(batch_size) < 1:
+            raise UsageError(f"batch_size must be a positive integer, got {batch_size!r}")
+        return int(batch_size)
+
+    def _proportions(self, proportions: Sequence[float] | None) -> list[float]:
+        if proportions is None:
+            return [float(p.num_items) for p in self.parts]
+        props = [float(x) for x in proportions]
+        if len(props) != len(self.parts):
+            raise UsageError(f"{len(props)} proportions for {len(self.parts)} parts; give one per part")
+        if any(not np.isfinite(x) or x < 0 for x in props) or not sum(props) > 0:
+            raise UsageError(f"proportions must be finite, >= 0 and not all 0, got {props}")
+        return props
+
+    def _recipe(self) -> str:
+        """What chose the mixture's items: each part's recipe, seed, window and crops, and the counts."""
+        h = hashlib.blake2b(digest_size=12)
+        for p in self.parts:
+            h.update(f"{p.shard_set.version_id}|{p.sampler.recipe()}|{p.seed}|{p.window_bytes}|"
+                     f"{p.crops_per_recording}|".encode())
+        h.update(repr(self.counts).encode())
+        return h.hexdigest()
+
+    # -- epoch and plan --------------------------------------------------------------------------
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch of the next iteration (also in persistent workers)."""
+        self.cursor.set_epoch(epoch)
+
+    @property
+    def epoch(self) -> int:
+        return self.cursor.epoch
+
+    @property
+    def num_items(self) -> int:
+        """Items per epoch over all ranks (``samples_per_epoch``)."""
+        return self.cursor.key.num_items
+
+    def plan(self, start: int = 0) -> plan.RankPlan:
+        """This rank's batches over the epoch's items ``start:``."""
+        return plan.plan_rank(self.num_items, world_size=self.world_size, rank=self.rank,
+                              batch_size=self.batch_size, partial=self.partial, start=start)
+
+    def order(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
+        """The order of ``epoch``: (part int64 (M,), code int64 (M,) in that part's order codes,
+        ``item = code % part items``)."""
+        if self._order_cache is None or self._order_cache[0] != epoch:
+            part_of, k = interleave(self.counts, seed=self.seed, epoch=epoch)
+            codes = np.zeros(len(part_of), dtype=np.int64)
+            for p, (part, n) in enumerate(zip(self.parts, self.counts)):
+                if n:
+                    codes[part_of == p] = part.sampler.order(epoch, n)[0][k[part_of == p]]
+            self._order_cache = (epoch, part_of, codes)
+        return self._order_cache[1], self._order_cache[2]
+
+    def __len__(self) -> int:
+        """Batches this rank yields in the next iteration (the epoch, or its remainder after a restore)."""
+        return len(self.plan(self.cursor.pending_start()))
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        topo = detect_topology(self.rank, self.world_size)
+        epoch, start = self.cursor.begin_iteration()
+        return self.cursor.counted(self._iter_batches(epoch, start, topo.worker, topo.num_workers))
+
+    def _iter_batches(self, epoch: int, start: int, worker: int, num_workers: int) -> Iterator[dict[str, Any]]:
+        rank_plan = self.plan(start)
+        part_of, codes = self.order(epoch)
+        in_worker = torch.utils.data.get_worker_info() is not None
+        for t in rank_plan.worker_batches(worker, num_workers):
+            positions, valid = rank_plan.positions(t)
+            by_part = np.argsort(part_of[positions], kind="stable")
+            yield self._read(part_of[positions][by_part], codes[positions][by_part], valid[by_part], epoch,
+                             in_worker)
+
+    def _read(self, part: np.ndarray, codes: np.ndarray, valid: np.ndarray, epoch: int, in_worker: bool
+              ) -> dict[str, Any]:
+        """One batch: each part's items (``part`` ascending) read into its rows of shared tensors."""
+        tensors = self.readers[0].new_batch(len(part), in_worker)
+        keys: list[str] = []
+        metas: list[dict[str, Any]] = []
+        for p in np.unique(part).tolist():
+            a, b = np.searchsorted(part, [p, p + 1])
+            n_items = max(self.parts[p].sampler.set_items, 1)
+            draws, items = np.divmod(codes[a:b], n_items)
+            got = self.readers[p].read_rows([x[a:b] for x in tensors], items, valid[a:b], epoch,
+                                            in_worker=in_worker, draws=draws)
+            keys += got["keys"]
+            metas += got.get("meta", [{}] * (b - a))
+        audio, labels, valid_t, index, *fields = tensors
+        out: dict[str, Any] = {self.parts[0].shard_set.codec.batch_key: audio}
+        out.update(zip(self.parts[0].shard_set.codec.batch_field_specs(), fields))
+        out.update({"labels": labels, "valid": valid_t, "keys": keys, "index": index,
+                    "part": torch.from_numpy(part.astype(np.int64))})
+        if any(p.with_metadata for p in self.parts):
+            out["meta"] = metas
+        return out
+
+    # -- checkpoint state --------------------------------------------------------------------------
+
+    def state_dict(self, batches_done: int | None = None) -> dict[str, Any]:
+        """The position in the epoch (see :meth:`ShardDataset.state_dict`)."""
+        return self.cursor.state_dict(batches_done)
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from ``state`` (see :meth:`ShardDataset.load_state_dict`); refused when it was saved
+        by another mixture (parts, their recipes, proportions, samples per epoch)."""
+        self.cursor.restore(state)
+
+    def close(self) -> None:
+        for p in self.parts:
+            p.close()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_order_cache"] = None
+        return state
+
+    def __repr__(self) -> str:
+        return (f"Mixture({self.part_names!r}, counts={self.counts}, batch_size={self.batch_size}, "
+                f"rank={self.rank}/{self.world_size}, batches={len(self)})")
