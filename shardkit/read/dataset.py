@@ -39,6 +39,19 @@ def _option(name: str) -> property:
     return property(lambda self: getattr(self.options, name), doc=f"The ``{name}`` of :attr:`options`.")
 
 
+def _open_set(source: Any, storage_options: dict[str, Any] | None, search_path: Any, cache_dir: Any,
+              cache_bytes: Any) -> ShardSet:
+    """The :class:`ShardSet` of a ``ShardDataset(source, ...)``; a list of sets is pointed to :class:`Mixture`."""
+    if isinstance(source, list | tuple):
+        raise UsageError("ShardDataset reads one shard set; to read several at once, mix them: "
+                         "shardkit.Mixture([ShardDataset(a, ...), ShardDataset(b, ...)], proportions=[...]) "
+                         "(docs/recipes.md)")
+    storage_options = locate.cache_options(source, storage_options, cache_dir, cache_bytes)
+    if isinstance(source, ShardSet):
+        return source
+    return ShardSet.open(source, storage_options=storage_options, search_path=search_path)
+
+
 class ShardDataset(IterableDataset):
     """Batches of int16 audio and multi-hot labels from a shard set, split exactly across ranks.
 
@@ -126,19 +139,13 @@ class ShardDataset(IterableDataset):
         samples_per_epoch: int | None = None,
     ) -> None:
         super().__init__()
-        if isinstance(source, list | tuple):
-            raise UsageError("ShardDataset reads one shard set; to read several at once, mix them: "
-                             "shardkit.Mixture([ShardDataset(a, ...), ShardDataset(b, ...)], proportions=[...]) "
-                             "(docs/recipes.md)")
-        storage_options = locate.cache_options(source, storage_options, cache_dir, cache_bytes)
         opts = ReadOptions(batch_size=batch_size, crop_seconds=crop_seconds,
                            crops_per_recording=crops_per_recording, shuffle=shuffle, seed=seed,
                            shuffle_window=shuffle_window, partial=partial, secondary_weight=secondary_weight,
                            classes=None if classes is None else tuple(classes), with_metadata=with_metadata,
                            on_error=on_error, read_threads=read_threads, read_ahead=read_ahead,
                            verify_crc=verify_crc)
-        self.shard_set = ss = (source if isinstance(source, ShardSet)
-                               else ShardSet.open(source, storage_options=storage_options, search_path=search_path))
+        self.shard_set = ss = _open_set(source, storage_options, search_path, cache_dir, cache_bytes)
         opts.check_layout(ss.mode, ss.root)
         if opts.read_ahead and getattr(ss.storage, "readahead", None) == "off":
             ss.storage.readahead = "fadvise"  # read_ahead=True asked for it on a local folder
