@@ -117,7 +117,7 @@ class Mixture(IterableDataset):
         key = OrderKey(seed=self.seed, version_id="+".join(p.shard_set.version_id for p in parts), num_items=int(m),
                        shuffle=True, window_bytes=0, root=parts[0].shard_set.root, recipe=self._recipe())
         self.cursor = EpochCursor(key, self.world_size * self.batch_size)
-        self._order_cache: tuple[int, np.ndarray, np.ndarray] | None = None
+        self._order_cache: tuple[int, np.ndarray, np.ndarray, np.ndarray, list[Any]] | None = None
 
     def _batch_size(self, batch_size: int | None) -> int:
         if batch_size is None:
@@ -171,14 +171,22 @@ class Mixture(IterableDataset):
     def order(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
         """The order of ``epoch``: (part int64 (M,), code int64 (M,) in that part's order codes,
         ``item = code % part items``)."""
+        _, part_of, _, codes, _ = self._epoch(epoch)
+        return part_of, codes
+
+    def _epoch(self, epoch: int) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, list[Any]]:
+        """(epoch, part per slot, index into the part's own order per slot, code per slot, each part's
+        (order, window bounds)), computed once per epoch."""
         if self._order_cache is None or self._order_cache[0] != epoch:
             part_of, k = interleave(self.counts, seed=self.seed, epoch=epoch)
             codes = np.zeros(len(part_of), dtype=np.int64)
+            orders: list[Any] = []
             for p, (part, n) in enumerate(zip(self.parts, self.counts)):
+                orders.append(part.sampler.order(epoch, n) if n else None)
                 if n:
-                    codes[part_of == p] = part.sampler.order(epoch, n)[0][k[part_of == p]]
-            self._order_cache = (epoch, part_of, codes)
-        return self._order_cache[1], self._order_cache[2]
+                    codes[part_of == p] = orders[p][0][k[part_of == p]]
+            self._order_cache = (epoch, part_of, k, codes, orders)
+        return self._order_cache
 
     def __len__(self) -> int:
         """Batches this rank yields in the next iteration (the epoch, or its remainder after a restore)."""
@@ -191,13 +199,34 @@ class Mixture(IterableDataset):
 
     def _iter_batches(self, epoch: int, start: int, worker: int, num_workers: int) -> Iterator[dict[str, Any]]:
         rank_plan = self.plan(start)
-        part_of, codes = self.order(epoch)
+        _, part_of, k, codes, _ = self._epoch(epoch)
         in_worker = torch.utils.data.get_worker_info() is not None
-        for t in rank_plan.worker_batches(worker, num_workers):
+        batches = rank_plan.worker_batches(worker, num_workers)
+        aheads = self._read_aheads(epoch, rank_plan, batches)
+        for t in batches:
             positions, valid = rank_plan.positions(t)
+            for p, ahead in aheads.items():
+                ahead.before(k[positions][part_of[positions] == p])
             by_part = np.argsort(part_of[positions], kind="stable")
             yield self._read(part_of[positions][by_part], codes[positions][by_part], valid[by_part], epoch,
                              in_worker)
+
+    def _read_aheads(self, epoch: int, rank_plan: plan.RankPlan, batches: range) -> dict[int, Any]:
+        """Per part that reads ahead (see ``ShardDataset(read_ahead=)``), the
+        :class:`~shardkit.read.batch.ReadAhead` of this process's items of it, in the part's own order."""
+        _, part_of, k, _, orders = self._epoch(epoch)
+        wanted = [p for p, part in enumerate(self.parts) if self.counts[p] and part._reads_ahead()]
+        if not wanted:
+            return {}
+        q = np.concatenate([np.zeros(0, np.int64)] + [np.arange(q0, q0 + n, dtype=np.int64)
+                                                      for q0, n in map(rank_plan.batch, batches)])
+        slots = rank_plan.start + q[q < rank_plan.remaining]
+        out = {}
+        for p in wanted:
+            order, bounds = orders[p]
+            mine = k[slots][part_of[slots] == p]
+            out[p] = self.readers[p].read_ahead(order % max(self.parts[p].sampler.set_items, 1), bounds, mine)
+        return out
 
     def _read(self, part: np.ndarray, codes: np.ndarray, valid: np.ndarray, epoch: int, in_worker: bool
               ) -> dict[str, Any]:

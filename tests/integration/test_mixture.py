@@ -117,3 +117,16 @@ def test_real_ddp_equal_counts(two_sets, tmp_path):
     ref = sorted(_parts(DataLoader(_mix(two_sets), batch_size=None)))
     assert got == ref
     assert np.bincount([p for p, _ in got]).tolist() == [31, 10]
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_read_ahead_changes_no_batch(two_sets, workers):
+    a, b = two_sets
+
+    def mix(ahead):
+        parts = [ShardDataset(p, batch_size=4, seed=s, shuffle_window="40kB", crop_seconds=0.5, read_ahead=ahead,
+                              weights=w) for p, s, w in ((a, 1, None), (b, 2, "balanced"))]
+        return Mixture(parts, proportions=[0.6, 0.4], samples_per_epoch=30, seed=3)
+
+    with_hints = _rows(DataLoader(mix(True), batch_size=None, num_workers=workers))
+    assert with_hints == _rows(DataLoader(mix(False), batch_size=None, num_workers=workers))

@@ -161,3 +161,10 @@ def test_real_ddp_weighted_subset(packed, tmp_path):
         assert {tuple(r[f"epoch{epoch}"][:2]) for r in results} == {(7, 7)}  # ceil(50 / 8)
         got = sorted(k for r in results for k in r[f"epoch{epoch}"][2])
         assert got == sorted(ref.shard_set.keys[i] for i in (ref.order(epoch) % n).tolist())
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_read_ahead_changes_no_batch_of_a_weighted_subset(packed, workers):
+    kw = dict(batch_size=4, seed=3, shuffle_window="40kB", crop_seconds=0.5, where=_rated, weights="balanced")
+    ranks = [_ranks(packed, 2, workers, read_ahead=ahead, **kw) for ahead in (True, False)]
+    assert ranks[0] == ranks[1]
