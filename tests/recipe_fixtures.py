@@ -4,11 +4,10 @@ pytest's ``pythonpath``)."""
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Sequence
 from pathlib import Path
 
-from audio_factory import make_file
+from audio_factory import make_file, write_metadata
 
 import shardkit
 from shardkit.write.options import PackOptions
@@ -24,11 +23,7 @@ def pack_corpus(root: Path, files: Sequence[tuple[str, float]], *, sample_rate: 
         make_file(root / "audio" / rel, seconds, sample_rate, 1, seed=n)
         rows.append({"primary_label": label, "secondary_labels": "[]", "rating": str(n % 5 + 1),
                      "author": f"author{n % 3}", "filename": rel})
-    meta = root / "train_metadata.csv"
-    with open(meta, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    meta = write_metadata(root / "train_metadata.csv", rows)
     opts = PackOptions(sample_rate=sample_rate, mode="segments", segment_seconds=segment_seconds, tail="pad",
                        shard_size="200KB")
     shardkit.pack(root / "audio", root / "set", metadata=meta, options=opts)

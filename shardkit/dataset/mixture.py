@@ -148,25 +148,16 @@ class Mixture(IterableDataset):
         h.update(repr(self.counts).encode())
         return h.hexdigest()
 
-    # -- epoch and plan --------------------------------------------------------------------------
+    # -- epoch, plan, checkpoint state: ShardDataset's own, over this mixture's cursor and sizes ---------
 
-    def set_epoch(self, epoch: int) -> None:
-        """Select the epoch of the next iteration (also in persistent workers)."""
-        self.cursor.set_epoch(epoch)
-
-    @property
-    def epoch(self) -> int:
-        return self.cursor.epoch
-
-    @property
-    def num_items(self) -> int:
-        """Items per epoch over all ranks (``samples_per_epoch``)."""
-        return self.cursor.key.num_items
-
-    def plan(self, start: int = 0) -> plan.RankPlan:
-        """This rank's batches over the epoch's items ``start:``."""
-        return plan.plan_rank(self.num_items, world_size=self.world_size, rank=self.rank,
-                              batch_size=self.batch_size, partial=self.partial, start=start)
+    set_epoch = ShardDataset.set_epoch
+    epoch = ShardDataset.epoch
+    num_items = ShardDataset.num_items
+    plan = ShardDataset.plan
+    __len__ = ShardDataset.__len__
+    __iter__ = ShardDataset.__iter__
+    state_dict = ShardDataset.state_dict
+    load_state_dict = ShardDataset.load_state_dict
 
     def order(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
         """The order of ``epoch``: (part int64 (M,), code int64 (M,) in that part's order codes,
@@ -187,15 +178,6 @@ class Mixture(IterableDataset):
                     codes[part_of == p] = orders[p][0][k[part_of == p]]
             self._order_cache = (epoch, part_of, k, codes, orders)
         return self._order_cache
-
-    def __len__(self) -> int:
-        """Batches this rank yields in the next iteration (the epoch, or its remainder after a restore)."""
-        return len(self.plan(self.cursor.pending_start()))
-
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        topo = detect_topology(self.rank, self.world_size)
-        epoch, start = self.cursor.begin_iteration()
-        return self.cursor.counted(self._iter_batches(epoch, start, topo.worker, topo.num_workers))
 
     def _iter_batches(self, epoch: int, start: int, worker: int, num_workers: int) -> Iterator[dict[str, Any]]:
         rank_plan = self.plan(start)
@@ -250,17 +232,6 @@ class Mixture(IterableDataset):
         if any(p.with_metadata for p in self.parts):
             out["meta"] = metas
         return out
-
-    # -- checkpoint state --------------------------------------------------------------------------
-
-    def state_dict(self, batches_done: int | None = None) -> dict[str, Any]:
-        """The position in the epoch (see :meth:`ShardDataset.state_dict`)."""
-        return self.cursor.state_dict(batches_done)
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Continue from ``state`` (see :meth:`ShardDataset.load_state_dict`); refused when it was saved
-        by another mixture (parts, their recipes, proportions, samples per epoch)."""
-        self.cursor.restore(state)
 
     def close(self) -> None:
         for p in self.parts:
