@@ -138,7 +138,7 @@ def interleave(counts: Sequence[int], *, seed: int, epoch: int) -> tuple[np.ndar
     return parts[order], k[order]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class EpochSampler:
     """The order of each epoch of a (subset of a) shard set: plain, or weighted draws.
 
