@@ -213,7 +213,7 @@ class Mixture(IterableDataset):
     def _read(self, part: np.ndarray, codes: np.ndarray, valid: np.ndarray, epoch: int, in_worker: bool
               ) -> dict[str, Any]:
         """One batch: each part's items (``part`` ascending) read into its rows of shared tensors."""
-        tensors = self.readers[0].new_batch(len(part), in_worker)
+        *tensors, part_t = self.readers[0].new_batch(len(part), in_worker, extra=[((), np.int64)])
         keys: list[str] = []
         metas: list[dict[str, Any]] = []
         for p in np.unique(part).tolist():
@@ -228,7 +228,8 @@ class Mixture(IterableDataset):
         out: dict[str, Any] = {self.parts[0].shard_set.codec.batch_key: audio}
         out.update(zip(self.parts[0].shard_set.codec.batch_field_specs(), fields))
         out.update({"labels": labels, "valid": valid_t, "keys": keys, "index": index,
-                    "part": torch.from_numpy(part.astype(np.int64))})
+                    "part": part_t})
+        part_t.numpy()[:] = part
         if any(p.with_metadata for p in self.parts):
             out["meta"] = metas
         return out

@@ -158,12 +158,14 @@ class BatchReader:
         return self.read_rows(self.new_batch(len(items), in_worker), items, valid, epoch, in_worker=in_worker,
                               draws=draws)
 
-    def new_batch(self, b: int, in_worker: bool) -> list[torch.Tensor]:
-        """Uninitialised tensors of a batch of ``b`` rows (:func:`_new_batch`) for :meth:`read_rows`."""
+    def new_batch(self, b: int, in_worker: bool, extra: Sequence[tuple[tuple[int, ...], Any]] = ()
+                  ) -> list[torch.Tensor]:
+        """Uninitialised tensors of a batch of ``b`` rows (:func:`_new_batch`) for :meth:`read_rows`, then
+        one per ``extra`` (shape without B, dtype) for the caller's own fields, in the same memory."""
         codec, t_len = self.ss.codec, self.crop_frames
         audio_shape = (t_len,) if codec.lanes == 1 else (codec.lanes, t_len)
         return _new_batch(b, audio_shape, self.n_classes, in_worker, codec.dtype,
-                          list(codec.batch_field_specs().values()))
+                          [*codec.batch_field_specs().values(), *extra])
 
     def read_rows(self, tensors: list[torch.Tensor], items: np.ndarray, valid: np.ndarray, epoch: int, *,
                   in_worker: bool = False, draws: np.ndarray | None = None) -> dict[str, Any]:
