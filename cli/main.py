@@ -15,13 +15,13 @@ from typing import Any
 import click
 from rich.table import Table
 from rich.text import Text
-from shardkit_cli.consoles import console, err, styled
-from shardkit_cli.engine import engine_options
-from shardkit_cli.progress import pack_progress, verify_progress
 
 import shardkit
 from shardkit.errors import ShardkitError
 from shardkit.units import format_duration, format_size
+from shardkit_cli.consoles import console, err, styled
+from shardkit_cli.engine import engine_options
+from shardkit_cli.progress import pack_progress, verify_progress
 
 #: a shard set's folder, manifest.json, or object-store URL (s3://bucket/prefix/, gs://, az://, http(s)://);
 #: credentials and endpoint come from the environment (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...)
@@ -179,7 +179,7 @@ def cat(shards: str, key: str, output: Path | None, meta: bool, force: bool) -> 
     elif sys.stdout.isatty():
         raise click.UsageError(f"refusing to write .{s.ext} bytes to a terminal; use -o FILE or a pipe")
     else:
-        sys.stdout.buffer.write(s.wav)
+        sys.stdout.buffer.write(s.data)
 
 
 @cli.command()

@@ -24,8 +24,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from shardkit.dataset import ShardDataset
 from shardkit.device import AugmentConfig, DevicePipeline, MelConfig
-from shardkit.read import ShardDataset
 
 
 class TinyCNN(nn.Module):
@@ -122,7 +122,7 @@ def main() -> None:
     frontend = DevicePipeline(mel_config, augment, seed=0).to(device)
     model = TinyCNN(n_classes=len(train_ds.classes)).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr)
-    print(f"{len(train_ds.shards)} samples, {len(train_ds.classes)} classes, {len(train_ds)} batches/epoch, "
+    print(f"{len(train_ds.shard_set)} samples, {len(train_ds.classes)} classes, {len(train_ds)} batches/epoch, "
           f"{sample_rate} Hz, device {device}"
           + ("" if args.val_shards else "; validating on the training set (pass --val-shards)"))
 

@@ -6,7 +6,7 @@ its own recipe (subset, weights; :meth:`EpochSampler.order <shardkit.dataset.sam
 with that many items: window by window, as its own shuffle), and the parts' items are interleaved
 evenly (:func:`~shardkit.dataset.sampling.interleave`). A batch reads each part's items into its
 rows of one set of tensors (parts grouped within the batch) through that part's
-:class:`~shardkit.read.batch.BatchReader`, its targets in the joined class vocabulary.
+:class:`~shardkit.dataset.batch.BatchReader`, its targets in the joined class vocabulary.
 """
 
 from __future__ import annotations
@@ -20,13 +20,13 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset
 
+from shardkit.dataset import plan
+from shardkit.dataset.batch import BatchReader
+from shardkit.dataset.cursor import EpochCursor, OrderKey
+from shardkit.dataset.dataset import ShardDataset
 from shardkit.dataset.sampling import interleave, split_counts
+from shardkit.dataset.topology import detect_topology
 from shardkit.errors import UsageError
-from shardkit.read import plan
-from shardkit.read.batch import BatchReader
-from shardkit.read.cursor import EpochCursor, OrderKey
-from shardkit.read.dataset import ShardDataset
-from shardkit.read.topology import detect_topology
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +195,7 @@ class Mixture(IterableDataset):
 
     def _read_aheads(self, epoch: int, rank_plan: plan.RankPlan, batches: range) -> dict[int, Any]:
         """Per part that reads ahead (see ``ShardDataset(read_ahead=)``), the
-        :class:`~shardkit.read.batch.ReadAhead` of this process's items of it, in the part's own order."""
+        :class:`~shardkit.dataset.batch.ReadAhead` of this process's items of it, in the part's own order."""
         _, part_of, k, _, orders = self._epoch(epoch)
         wanted = [p for p, part in enumerate(self.parts) if self.counts[p] and part._reads_ahead()]
         if not wanted:

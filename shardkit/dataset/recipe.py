@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from shardkit.dataset.options import ReadOptions
 from shardkit.dataset.sampling import EpochSampler, check_weights, label_weights
 from shardkit.errors import UsageError
 from shardkit.read.columns import Columns, Where, sample_columns, select_rows
-from shardkit.read.options import ReadOptions
 from shardkit.read.shardset import ShardSet
 
 #: ``weights=``: "balanced", a power p (weight ∝ count(primary_label)^-p), per-sample weights, or a

@@ -33,8 +33,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from shardkit.dataset import plan
 from shardkit.errors import UsageError
-from shardkit.read import plan
 
 TAG_DRAW = 0x44524157            # "DRAW"
 TAG_MIX = 0x4D4958               # "MIX"

@@ -9,8 +9,6 @@ is read: the indexes are already in memory, the sources table is one small JSON 
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 from collections.abc import Callable, Iterable
@@ -19,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from shardkit.errors import IntegrityError, SampleNotFoundError, UsageError
+from shardkit.errors import SampleNotFoundError, UsageError
+from shardkit.format.sources import SOURCES_TABLE, parse_table
 from shardkit.read.shardset import ShardSet
 
 log = logging.getLogger(__name__)
@@ -27,7 +26,6 @@ log = logging.getLogger(__name__)
 #: the columns every set has (the CSV's own columns come after them; a CSV column of one of these
 #: names is left out, with a warning)
 BASE_COLUMNS = ("key", "source", "start_seconds", "seconds", "primary_label", "secondary_labels")
-SOURCES_TABLE = "sources.json"
 
 Columns = dict[str, np.ndarray]
 #: ``where=``: a function of the columns returning a bool mask (N,)
@@ -80,16 +78,7 @@ def _sources_table(ss: ShardSet) -> dict[str, dict[str, Any]]:
     except FileNotFoundError:
         log.info("%s: no sources table; only the index columns are available", ss.root)
         return {}
-    where = ss.storage.describe(name)
-    if "sha256" in ref and hashlib.sha256(data).hexdigest() != ref["sha256"]:
-        raise IntegrityError(f"{where}: sha256 differs from the manifest's; re-download the shard set")
-    try:
-        table = json.loads(data)["sources"]
-        if not isinstance(table, dict):
-            raise TypeError("'sources' is not a map")
-    except (ValueError, KeyError, TypeError) as exc:
-        raise IntegrityError(f"{where}: unreadable sources table ({exc}); re-download the shard set") from None
-    return table
+    return parse_table(data, ref, ss.storage.describe(name))
 
 
 def _csv_columns(ss: ShardSet) -> Columns:

@@ -10,9 +10,9 @@ import pytest
 import soundfile as sf
 from audio_factory import make_file
 from rich.console import Console
-from shardkit_cli.progress import verify_progress, verify_total
 
 import shardkit
+from shardkit_cli.progress import verify_progress, verify_total
 
 ROOT = Path(__file__).resolve().parents[2]
 HINT = "shardkit: the command line needs click and rich: pip install 'shardkit[cli]'\n"

@@ -6,9 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shardkit.dataset import sampling
+from shardkit.dataset import plan, sampling
 from shardkit.errors import UsageError
-from shardkit.read import plan
 
 
 def _set(sizes, seed=0):

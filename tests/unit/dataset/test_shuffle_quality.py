@@ -5,8 +5,8 @@ permutation (0.5 and 1/3). Prints the figures (pytest -s)."""
 import numpy as np
 import pytest
 
+from shardkit.dataset import plan
 from shardkit.dataset.sampling import first_half_overlap, position_change
-from shardkit.read import plan
 
 #: 5 s of 32 kHz mono wav16 per sample: 1,347 samples are the issue's 431 MB set
 SAMPLE_BYTES = 320_044
