@@ -49,7 +49,8 @@ def test_quick_benchmark_writes_its_results(tmp_path):
     assert cold["target"]["met"] in (True, False) and "### Cold page cache" in (out / "benchmarks.md").read_text()
     recipes = doc["recipes"]  # balanced / mixed epochs against a plain shuffled one
     assert [c["case"] for c in recipes["cases"]] == [
-        "warm, 1 process", "warm, 1 process, clips per CPU second", "warm, 2 DataLoader workers"]
+        "warm, 1 process", "warm, 1 process, clips per CPU second", "warm, 2 DataLoader workers",
+        "warm, 2 DataLoader workers, clips per CPU second"]
     assert all(r["runs"][0] > 0 for c in recipes["cases"] for r in c["rows"])
     assert "### Training recipes" in (out / "benchmarks.md").read_text()
     remote = doc["remote"]  # object storage: rows from the HTTP range server on loopback, or skipped with the reason
