@@ -34,7 +34,9 @@ def test_the_doc_has_examples():
 def test_doc_example_runs(demo, n, monkeypatch, capsys):
     monkeypatch.chdir(demo)
     exec(compile(BLOCKS[n], f"docs/recipes.md block {n}", "exec"), {"__name__": "__doc_example__"})
-    assert capsys.readouterr().out.strip()  # every example prints what it shows
+    out = capsys.readouterr().out
+    print(out)
+    assert out.strip()  # every example prints what it shows
 
 
 def test_cli_folds_writes_a_csv_load_folds_reads(demo, tmp_path):
