@@ -1,7 +1,8 @@
 """``reindex``: rebuild a shard's index from the shard itself (docs/format.md §4).
 
-A shard holds everything its index says: the tar headers give every key, offset and size; the data
-members' sizes and the manifest's codec give the frames; the ``KEY.mp`` members give the labels (as
+A shard holds everything its index says: the tar headers give every key, offset and size; the
+manifest's codec gives the frames (:meth:`~shardkit.encode.Codec.frames_in_member`: a frame codec from
+the data member's size, a whole-member codec from the metadata); the ``KEY.mp`` members give the labels (as
 numbers into the manifest's vocabulary), source, start and the codec's own columns; the CRC-32s are
 computed. The writer's encoding is deterministic, so a rebuilt index is byte-identical to the one the
 pack wrote. The shard must first pass its sha256 against the manifest: an index is never rebuilt from
@@ -138,23 +139,29 @@ def _columns(members: list[Member], codec: Codec, vocabulary: list[str], where: 
         if data.name != f"{key}.{codec.ext}" or meta.name != f"{key}.{META_EXT}" or meta.data is None:
             raise FormatError(f"{where}: members {data.name!r} and {meta.name!r} are not a sample "
                               f"(KEY.{codec.ext} then KEY.{META_EXT})")
-        frames, rest = divmod(data.size - codec.header_bytes, codec.frame_bytes)
         try:
             doc = meta_codec.decode(meta.data)
             row = {"key": key, "wav_offset": data.offset, "wav_size": data.size, "meta_offset": meta.offset,
-                   "meta_size": meta.size, "frames": frames, "label": _label(doc["primary_label"], labels),
+                   "meta_size": meta.size, "label": _label(doc["primary_label"], labels),
                    "secondary": [_label(s, labels) for s in doc["secondary_labels"]], "source": doc["source"],
                    "start": doc["start_frame"], "wav_crc32": data.crc32, "meta_crc32": meta.crc32,
                    **{name: doc[name] for name in codec.index_columns}}
         except (FormatError, KeyError, TypeError) as exc:
             raise ShardIndexError(f"{where}: sample {key!r}: its metadata cannot give its index row "
                                   f"({exc!r})") from None
-        if rest or frames < 0:
-            raise FormatError(f"{where}: sample {key!r}: {data.size} bytes do not fit the codec "
-                              f"({codec.header_bytes} + frames × {codec.frame_bytes})")
+        row["frames"] = _frames(codec, data.size, doc, where, key)
         for name, value in row.items():
             columns[name].append(value)
     return columns
+
+
+def _frames(codec: Codec, size: int, doc: dict[str, Any], where: str, key: str) -> int:
+    """The stored frames of a data member of ``size`` bytes, as the codec counts them (a frame codec from
+    the size, a whole-member codec from the sample's metadata ``doc``)."""
+    try:
+        return codec.frames_in_member(size, doc)
+    except FormatError as exc:
+        raise FormatError(f"{where}: sample {key!r}: {exc}") from None
 
 
 def _label(label: str | None, labels: dict[str, int]) -> int:

@@ -5,8 +5,12 @@ range in its shard (:meth:`~BatchReader._byte_ranges`), sorts the ranges by (sha
 the shard set's :class:`~shardkit.storage.base.Storage` fill them straight into the rows of one
 preallocated batch array (:meth:`~BatchReader.fill`: one ``preadv`` per item for local storage, in
 one or more threads). The array becomes the batch tensor without a copy; in DataLoader workers it
-lives in a reusable shared-memory slot (:mod:`shardkit.dataset.transport`). Nothing here branches on
-the codec: its ``lanes``, ``dtype``, ``batch_key`` and ``batch_fields`` say what a batch holds.
+lives in a reusable shared-memory slot (:mod:`shardkit.dataset.transport`). The codec says what a batch
+holds (``lanes``, ``dtype``, ``batch_key``, ``batch_fields``) and which bytes a crop needs
+(:meth:`~shardkit.encode.Codec.crop_ranges`); the one branch on it: a
+:class:`~shardkit.encode.FrameCodec`'s ranges are the frames and go straight into the rows, any other
+codec's whole members are read into a scratch buffer and :meth:`~shardkit.encode.Codec.crop` decodes
+each row's frames out of them (:meth:`~BatchReader._decode_rows`).
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ from shardkit.dataset import plan, transport
 from shardkit.dataset.crc import CrcCheck
 from shardkit.dataset.labels import multi_hot
 from shardkit.dataset.options import ReadOptions
-from shardkit.errors import ShardReadError, UsageError
+from shardkit.encode.base import FrameCodec
+from shardkit.errors import FormatError, ShardReadError, UsageError
 from shardkit.read.shardset import ShardSet
 from shardkit.storage.base import Extent, OpenFailed, RangeError, ShortRead
 
@@ -149,6 +154,7 @@ class BatchReader:
         self.crc = CrcCheck(ss, self.stats) if opts.verify_crc else None
         self._thread_pool: tuple[int, ThreadPoolExecutor] | None = None  # (pid, pool), made on first use
         self._scratch_buf: np.ndarray | None = None
+        self._members_buf: np.ndarray | None = None
 
     def read(self, items: np.ndarray, valid: np.ndarray, epoch: int, *, in_worker: bool = False,
              draws: np.ndarray | None = None) -> dict[str, Any]:
@@ -179,12 +185,19 @@ class BatchReader:
             buf = audio.numpy()
         else:  # read interleaved (B, T·lanes) into a reused buffer, then transpose into (B, lanes, T)
             buf = self._scratch(b * t_len * codec.lanes, codec.dtype).reshape(b, t_len * codec.lanes)
-        flat, row_bytes = memoryview(buf.reshape(-1).view(np.uint8)), t_len * codec.frame_bytes
+        if isinstance(codec, FrameCodec):  # the crops' bytes are the frames: straight into the rows
+            flat, row_bytes = memoryview(buf.reshape(-1).view(np.uint8)), t_len * codec.frame_bytes
+        else:  # whole members, one per row of a scratch buffer, decoded into the rows below
+            row_bytes = max((r.nbytes for r in reads), default=0)
+            flat = memoryview(self._member_scratch(b * row_bytes))
         errors = self.fill(reads, flat, row_bytes, in_worker=in_worker)
         failed = self._apply_read_errors(errors, samples)
         if self.crc is not None:
             failed = sorted(failed + self._apply_errors(
                 self.crc.check(reads, samples, offsets, nread, flat, row_bytes, failed)))
+        if not isinstance(codec, FrameCodec):
+            failed = sorted(failed + self._apply_errors(
+                self._decode_rows(reads, flat, row_bytes, buf, samples, offsets, nread, failed)))
         metas = self._metas(samples, failed) if self.opts.with_metadata else None
         _zero_tails(buf, nread, t_len, codec.lanes)
         return self._assemble(tensors, buf, samples, valid, failed, metas)
@@ -192,7 +205,10 @@ class BatchReader:
     def read_ahead(self, order: np.ndarray, bounds: np.ndarray, positions: np.ndarray) -> ReadAhead:
         """The :class:`ReadAhead` of an iteration that reads ``order[positions]`` (windows ``bounds``)."""
         ss = self.ss
-        read_bytes = np.minimum(ss.frames, self.crop_frames) * ss.frame_bytes if self.random_crop else None
+        read_bytes = None
+        if self.random_crop:  # the bytes a crop fetches of each member (all of it for a codec read whole)
+            crop = np.minimum(ss.frames, self.crop_frames)
+            read_bytes = ss.codec.crop_ranges(ss.wav_offset, ss.sample_bytes, 0, crop)[1]
         return ReadAhead(ss, order, bounds, positions, self.opts.crops_per_recording, read_bytes)
 
     # -- steps of a batch ------------------------------------------------------------------------
@@ -215,8 +231,7 @@ class BatchReader:
     def _byte_ranges(self, samples: np.ndarray, offsets: np.ndarray, nread: np.ndarray) -> list[Read]:
         """One :class:`Read` per item, sorted by (shard, offset): the order that reads a shard front to back."""
         ss = self.ss
-        file_off = ss.payload_offset[samples] + offsets * ss.frame_bytes
-        nbytes = nread * ss.frame_bytes
+        file_off, nbytes = ss.codec.crop_ranges(ss.wav_offset[samples], ss.sample_bytes[samples], offsets, nread)
         shard = ss.shard_id[samples]
         order = np.lexsort((file_off, shard))
         return list(map(Read, order.tolist(), shard[order].tolist(), file_off[order].tolist(),
@@ -254,6 +269,31 @@ class BatchReader:
             ranges.append((offset, nbytes, flat[start:start + nbytes]))
         if ranges:
             errors += [(reads[first + k].row, e) for k, e in read_into(names[shard], ranges)]
+        return errors
+
+    def _decode_rows(self, reads: list[Read], flat: memoryview, row_bytes: int, buf: np.ndarray,
+                     samples: np.ndarray, offsets: np.ndarray, nread: np.ndarray, skip_rows: Sequence[int]
+                     ) -> list[tuple[int, ShardReadError]]:
+        """Decode each read whole member (row ``r.row`` of ``flat``, ``row_bytes`` apart) and put frames
+        ``[offsets, offsets + nread)`` into its row of ``buf`` (B, T·lanes); the rows whose member does
+        not decode to the frames its index records, as ``(row, error)`` sorted by row."""
+        codec, skip, errors = self.ss.codec, set(skip_rows), []
+        for r in reads:
+            if r.row in skip:
+                continue
+            i, start, n = int(samples[r.row]), int(offsets[r.row]), int(nread[r.row])
+            member = flat[r.row * row_bytes:][:r.nbytes]
+            try:
+                frames = codec.crop(member, start, n)
+                if frames.shape != (n, codec.lanes):
+                    raise FormatError(f"frames [{start}, {start + n}) decode to shape {frames.shape}, not "
+                                      f"({n}, {codec.lanes}); the index says {int(self.ss.frames[i])} frames")
+            except FormatError as exc:
+                errors.append((r.row, self.ss.read_error(i, f"its {codec.codec_id} data member cannot be decoded "
+                                                            f"({exc})")))
+                continue
+            buf[r.row, :n * codec.lanes] = frames.reshape(-1)
+        errors.sort(key=lambda e: e[0])
         return errors
 
     def _apply_read_errors(self, errors: list[RangeError], samples: np.ndarray) -> list[int]:
@@ -357,8 +397,14 @@ class BatchReader:
             self._scratch_buf = np.empty(n, dtype=dtype)
         return self._scratch_buf[:n]
 
+    def _member_scratch(self, n: int) -> np.ndarray:
+        """A reused uint8 buffer of at least ``n`` bytes for whole members (non-frame codecs only)."""
+        if self._members_buf is None or self._members_buf.size < n:
+            self._members_buf = np.empty(n, dtype=np.uint8)
+        return self._members_buf[:n]
+
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state["_scratch_buf"] = None
+        state["_scratch_buf"] = state["_members_buf"] = None
         state["_thread_pool"] = None
         return state

@@ -3,6 +3,8 @@ member read is checked against the CRC-32 its index records (format §4, column 
 
 A CRC-32 covers a whole member (codec header + payload), so:
 
+- a codec whose members are read whole (not a :class:`~shardkit.encode.FrameCodec`: a compressed one)
+  has every member it reads checked every time, over the bytes read;
 - an item that reads its member whole (segments mode; a recording no longer than the crop) is checked
   every time it is read: the CRC of the header (read alongside, ``header_bytes``) continued over the
   payload bytes already in the batch row — no second read of the payload;
@@ -23,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from shardkit.encode import meta as meta_codec
+from shardkit.encode.base import FrameCodec
 from shardkit.errors import FormatError, ShardReadError
 from shardkit.read.shardset import ShardSet
 
@@ -45,7 +48,8 @@ class CrcCheck:
         sample, first frame and frames read; ``skip_rows``: rows whose read failed already."""
         ss, skip = self.ss, set(skip_rows)
         frames = ss.frames[samples]
-        whole = (offsets == 0) & (nread == frames)
+        # a frame codec's crop that is the whole payload, or any read of a codec that reads members whole
+        whole = ((offsets == 0) & (nread == frames)) | (not isinstance(ss.codec, FrameCodec))
         errors: list[tuple[int, ShardReadError]] = []
         headers = self._headers([r for r in reads if r.row not in skip and whole[r.row]], samples)
         for r in reads:
@@ -66,8 +70,12 @@ class CrcCheck:
         return errors
 
     def _headers(self, reads: Sequence[Any], samples: np.ndarray) -> dict[int, bytes | None]:
-        """The codec header of each read's member (None where it cannot be read), by row."""
-        ss, n = self.ss, self.ss.codec.header_bytes
+        """The codec header of each read's member (None where it cannot be read), by row: none (empty)
+        for a codec whose reads are whole members already."""
+        ss, codec = self.ss, self.ss.codec
+        if not isinstance(codec, FrameCodec):
+            return {r.row: b"" for r in reads}
+        n = codec.header_bytes
         out: dict[int, bytes | None] = {}
         by_shard: dict[int, list[Any]] = {}
         for r in reads:

@@ -138,17 +138,15 @@ def int_column(index: fmt.ShardIndex, name: str) -> np.ndarray:
 
 
 def extent_findings(index: fmt.ShardIndex, shard: str, size: int, codec: Codec) -> list[Finding]:
-    """Every member lies inside the shard of ``size`` bytes, and each data member's size is the codec's
-    header + frames × frame bytes."""
+    """Every member lies inside the shard of ``size`` bytes, and each data member's size fits its frames
+    as the codec says (:meth:`Codec.member_fits`: a frame codec's header + frames × frame bytes)."""
     if not len(index):
         return []
     wav_off, wav_size = int_column(index, "wav_offset"), int_column(index, "wav_size")
     meta_off, meta_size = int_column(index, "meta_offset"), int_column(index, "meta_size")
     frames = int_column(index, "frames")
     checks = [
-        (wav_size != codec.header_bytes + frames * codec.frame_bytes,
-         f"data member size does not fit the codec ({codec.header_bytes} header bytes + "
-         f"{codec.frame_bytes} bytes per frame)"),
+        (~codec.member_fits(wav_size, frames), f"data member size does not fit the codec ({codec.size_rule})"),
         ((wav_off < fmt.TAR_BLOCK) | (meta_off < fmt.TAR_BLOCK) | (wav_size < 0) | (meta_size < 0) | (frames < 0),
          "index holds a negative or impossible offset, size or frame count"),
         ((wav_off + wav_size > size) | (meta_off + meta_size > size),

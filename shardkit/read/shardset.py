@@ -21,7 +21,7 @@ import numpy as np
 
 from shardkit import format as fmt
 from shardkit.encode import meta as meta_codec
-from shardkit.encode.base import Codec
+from shardkit.encode.base import Codec, FrameCodec
 from shardkit.errors import (
     FormatError,
     IntegrityError,
@@ -56,7 +56,8 @@ class ShardSet:
     - ``shard_id`` int32 (N,): shard number of each sample; ``shard_ptr`` int64 (S+1,): first row of
       each shard (rows of shard s are ``shard_ptr[s]:shard_ptr[s+1]``)
     - ``wav_offset`` int64 (N,): byte offset of the data member (whatever its codec) in its shard;
-      ``payload_offset`` = ``wav_offset`` + the codec's header bytes; ``sample_bytes`` int64: bytes of
+      ``payload_offset`` = where its frames start (``wav_offset`` + the header bytes of a
+      :class:`~shardkit.encode.FrameCodec`; ``wav_offset`` for a codec read whole); ``sample_bytes`` int64: bytes of
       the data member (header + payload); ``wav_crc32`` uint32 (N,): zlib CRC-32 of that member (the
       read-ahead hint's :class:`~shardkit.storage.base.Extent`)
     - ``meta_offset``, ``meta_size`` int64 (N,): the ``.mp`` member (msgpack)
@@ -83,7 +84,7 @@ class ShardSet:
         self.codec: Codec = manifest.codec
         self.sample_rate: int = self.codec.sample_rate
         self.channels: int = self.codec.channels
-        #: bytes of one stored frame (the codec's :attr:`~shardkit.encode.Codec.frame_bytes`)
+        #: bytes of one decoded frame (the codec's :attr:`~shardkit.encode.Codec.frame_bytes`)
         self.frame_bytes: int = self.codec.frame_bytes
         #: the log-mel front end's settings (``MelConfig.to_dict()``) of a set that stores spectrograms
         self.mel: dict[str, Any] | None = self.codec.mel.to_dict() if self.codec.mel is not None else None
@@ -98,8 +99,9 @@ class ShardSet:
         self.shard_id: np.ndarray = columns["shard_id"]
         self.shard_ptr: np.ndarray = columns["shard_ptr"]
         self.wav_offset: np.ndarray = columns["wav_offset"]
-        #: byte offset of each sample's payload (its first frame)
-        self.payload_offset: np.ndarray = self.wav_offset + self.codec.header_bytes
+        #: byte offset of each sample's payload (its first frame; the member for a codec read whole)
+        self.payload_offset: np.ndarray = self.wav_offset + (
+            self.codec.header_bytes if isinstance(self.codec, FrameCodec) else 0)
         self.sample_bytes: np.ndarray = columns["sample_bytes"]
         self.meta_offset: np.ndarray = columns["meta_offset"]
         self.meta_size: np.ndarray = columns["meta_size"]
@@ -251,8 +253,10 @@ class ShardSet:
         return meta
 
     def read_frames(self, i: int, start: int = 0, stop: int | None = None) -> np.ndarray:
-        """Frames ``[start, stop)`` of sample ``i`` (clipped to the sample), as the codec's
-        :meth:`~shardkit.encode.Codec.payload` gives them; no header is parsed.
+        """Frames ``[start, stop)`` of sample ``i`` (clipped to the sample), in the codec's
+        :meth:`~shardkit.encode.Codec.frames_view` shape: the bytes the codec's
+        :meth:`~shardkit.encode.Codec.crop_ranges` names (just those frames for a frame codec, whose
+        header is not parsed; the whole member otherwise), cropped by :meth:`~shardkit.encode.Codec.crop`.
 
         wav16: int16 (frames,) for mono sets, (frames, channels) otherwise. mel-u8: uint8
         ``(n_mels, frames)`` of the quantised spectrogram (dequantise with :attr:`q_range`).
@@ -260,9 +264,13 @@ class ShardSet:
         frames = int(self.frames[i])
         stop = frames if stop is None else min(max(int(stop), 0), frames)
         start = min(max(int(start), 0), stop)
-        step = self.frame_bytes
-        data = self._pread(i, int(self.payload_offset[i]) + start * step, (stop - start) * step)
-        return self.codec.payload(data, stop - start)
+        offset, nbytes = self.codec.crop_ranges(int(self.wav_offset[i]), int(self.sample_bytes[i]), start, stop - start)
+        data = self._pread(i, int(offset), int(nbytes))
+        try:
+            values = self.codec.crop(data, start, stop - start)
+        except FormatError as exc:
+            raise self.read_error(i, f"its {self.codec.codec_id} data member cannot be decoded ({exc})") from None
+        return self.codec.frames_view(values)
 
     # -- lifetime --------------------------------------------------------------------------------
 

@@ -95,8 +95,10 @@ def test_random_crops_in_frames_and_the_device_stage(sets):
     ds = shardkit.ShardDataset(rec, batch_size=4, crop_seconds=1.0, crops_per_recording=2, seed=3)
     ss = ds.shard_set
     frames = 1 + 32000 // 320
-    pipe = DevicePipeline(MelConfig.from_dict(ss.mel), AugmentConfig(gain_p=0.5, shift_p=0.5, mixup_p=0.5,
-                                                                      spec_p=0.5), seed=0)
+    augment = AugmentConfig(gain_p=0.5, shift_p=0.5, mixup_p=0.5, spec_p=0.5)
+    pipe = DevicePipeline(MelConfig.from_dict(ss.mel), augment, seed=0)
+    auto = DevicePipeline.for_shard_set(ds, augment, seed=0)  # the same pipeline, chosen by the codec
+    assert auto.mel_config == pipe.mel_config
     for batch in ds:
         assert batch["mel"].shape == (4, 64, frames)
         for row, i in enumerate(batch["index"].tolist()):
@@ -108,6 +110,8 @@ def test_random_crops_in_frames_and_the_device_stage(sets):
             assert starts, ss.keys[i]
         out, labels = pipe(batch["mel"], batch["labels"], mel_range=batch["mel_range"])
         assert out.shape == (4, 64, frames) and torch.isfinite(out).all() and labels.shape == batch["labels"].shape
+        same, same_labels = auto.batch(batch)
+        assert torch.equal(same, out) and torch.equal(same_labels, labels)
 
 
 def test_webdataset_reads_the_npy_members(sets):
