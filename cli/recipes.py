@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from shardkit_cli.consoles import err
 
 import shardkit
+from shardkit_cli.consoles import err
 
 
 @click.command()
