@@ -71,6 +71,8 @@ class ShardSet:
       ``sec_idx[sec_ptr[i]:sec_ptr[i+1]]``)
     - ``codec_columns``: the codec's own index columns (:attr:`Codec.index_columns`), name → (N,) array
     - ``keys`` list[str]; ``key_hash`` uint64 (N,): see :func:`key_hashes`
+    - ``source`` list[str] (N): the source file of each sample (relative to the pack's SRC); ``start``
+      int64 (N,): its first frame in the resampled source (audio frames at :attr:`sample_rate`)
     """
 
     def __init__(self, root: Path | str, manifest: Manifest, columns: dict[str, Any],
@@ -95,6 +97,8 @@ class ShardSet:
         self.version_id: str = manifest.version_id
         self.shard_names: list[str] = [e.name for e in manifest.shards]
         self.keys: list[str] = columns["keys"]
+        self.source: list[str] = columns["source"]
+        self.start: np.ndarray = columns["start"]
         self.shard_id: np.ndarray = columns["shard_id"]
         self.shard_ptr: np.ndarray = columns["shard_ptr"]
         self.wav_offset: np.ndarray = columns["wav_offset"]
@@ -416,7 +420,8 @@ def _concat_columns(indexes: list[fmt.ShardIndex], codec: Codec) -> dict[str, An
         "sec_idx": sec_idx, "shard_id": np.repeat(np.arange(len(indexes), dtype=np.int32), counts),
         "wav_offset": _int64(indexes, "wav_offset"), "sample_bytes": _int64(indexes, "wav_size"),
         "meta_offset": _int64(indexes, "meta_offset"), "meta_size": _int64(indexes, "meta_size"),
-        "frames": _int64(indexes, "frames"),
+        "frames": _int64(indexes, "frames"), "start": _int64(indexes, "start"),
+        "source": [s for ix in indexes for s in ix.columns["source"]],
         "wav_crc32": _int64(indexes, "wav_crc32", np.uint32), "meta_crc32": _int64(indexes, "meta_crc32", np.uint32),
         "codec": {name: _int64(indexes, name, dtype) for name, dtype in codec.index_columns.items()},
     }

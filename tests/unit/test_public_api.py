@@ -17,6 +17,8 @@ def test_exported_names():
         "pack", "plan_split", "read_sample", "show_sample", "verify", "reindex",
         # dataset versions (docs/versions.md)
         "update", "compact", "log", "diff", "UpdateResult", "CompactResult", "DiffReport",
+        # training recipes (docs/recipes.md)
+        "Mixture", "sample_columns", "folds", "write_folds", "load_folds", "Fold",
         # result types
         "ShardSetInfo", "SampleEntry", "Sample", "SplitPlan", "VerifyReport", "Problem", "ReindexResult",
         # the format's documents and the codecs
