@@ -14,7 +14,8 @@
 4. Peak RSS of the reader in a fresh process against its shuffle window.
    Object storage (``benchmarks/remote.py``, skipped with ``--no-remote``): the segments set from moto's S3
    server on loopback, straight and with 50 ms first-byte latency, against the local disk, and the
-   server's own ranged-GET ceiling.
+   server's own ranged-GET ceiling. Training recipes (``benchmarks/recipes.py``, skipped with
+   ``--no-recipes``): a class-balanced and a mixed epoch against a plain shuffled one, warm and cold.
 5. A table on stdout, OUT/results.json, OUT/benchmarks.md (+ docs/benchmarks.md for full runs),
    and OUT/clips_per_s.png when matplotlib is importable.
 
@@ -39,6 +40,7 @@ from typing import Any
 from benchmarks import cold as cold_mod
 from benchmarks import corpus as corpus_mod
 from benchmarks import packbench
+from benchmarks import recipes as recipes_mod
 from benchmarks import remote as remote_mod
 from benchmarks.common import ROOT, _log, machine
 from benchmarks.harness import load1, measure_all
@@ -213,6 +215,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--no-cold", action="store_true", help="skip the cold page cache table")
     ap.add_argument("--no-profile", action="store_true", help="skip the cProfile pass over the shardkit reader")
     ap.add_argument("--no-remote", action="store_true", help="skip the object-storage rows (servers on loopback)")
+    ap.add_argument("--no-recipes", action="store_true", help="skip the balanced / mixed epoch rows")
     return ap.parse_args(argv)
 
 
@@ -334,6 +337,18 @@ def _cold_step(sets: dict[str, Path], out: Path, doc: dict[str, Any]) -> None:
                                         seconds=cfg["seconds"], repeats=cfg["repeats"])
 
 
+def _recipes_step(sets: dict[str, Path], doc: dict[str, Any]) -> None:
+    """Step 3d: balanced and mixed epochs against a plain shuffled one, warm and cold (benchmarks/recipes.py)."""
+    cfg = doc["config"]
+    _log("recipes: balanced and mixed epochs against a plain shuffled epoch of the segments set ...")
+    doc["recipes"] = recipes_mod.measure(sets["segments"], seconds=cfg["seconds"], repeats=cfg["repeats"],
+                                         workers=cfg["workers"], batch=cfg["batch"], cold=not cfg["quick"],
+                                         max_clips=cfg["max_clips"])
+    for case in doc["recipes"]["cases"]:
+        _log(f"  {case['case']}: " + "; ".join(f"{r['method']} {r['min']:.2f}–{r['max']:.2f}× plain"
+                                              for r in case["rows"] if r["method"] != "plain"))
+
+
 def _remote_step(sets: dict[str, Path], doc: dict[str, Any]) -> None:
     """Step 3c: clips/s of the segments set from object servers on loopback (benchmarks/remote.py)."""
     cfg = doc["config"]
@@ -411,6 +426,8 @@ def main(argv: list[str] | None = None) -> int:
     _read_step(corpus, sets, out, doc)
     if not args.no_cold:
         _cold_step(sets, out, doc)
+    if not args.no_recipes:
+        _recipes_step(sets, doc)
     if not args.no_remote:
         _remote_step(sets, doc)
     _rss_step(sets, out, doc)

@@ -138,7 +138,10 @@ def info(shards: str, top: int) -> None:
                  ("sources", f"{i.sources_packed} packed of {i.sources}, {len(i.rejects)} rejected")]:
         t.add_row(Text(k, style="bold"), v)
     if i.parent:  # a version made by 'shardkit update' (docs/versions.md)
-        t.add_row(Text("parent", style="bold"), f"{i.parent} ({i.inherited_shards} of its shards used where they are)")
+        t.add_row(Text("parent", style="bold"), f"{i.parent} ({i.inherited_shards} of its shards used where they are)"
+                  if not i.missing_shards else f"{i.parent} ({i.inherited_shards} of its shards used; not found: "
+                  f"{', '.join(i.missing_shards[:5])}{' …' if len(i.missing_shards) > 5 else ''}; pass --search-path "
+                  "to ls/verify, or put the parent set next to this one)")
     console.print(t)
     if i.label_counts:
         console.print("top classes: " + ", ".join(f"{k} {v}" for k, v in i.top_classes(top)))
@@ -187,18 +190,21 @@ def show(shards: str, key: str, output: Path | None) -> None:
 
 @cli.command()
 @click.argument("shards", type=LOCATION)
-def verify(shards: str) -> None:
+@click.option("--search-path", "search_path", multiple=True, type=click.Path(file_okay=False),
+              help="Folder holding the parent versions of a derived set (repeatable) [next to SHARDS].")
+def verify(shards: str, search_path: tuple[str, ...]) -> None:
     """Check every shard and index against the manifest and the format spec (hashes, tar headers, index
     offsets and labels, everything a reader checks); name damaged samples."""
     with verify_progress(err, shards) as progress:
-        report = shardkit.verify(shards, progress=progress)
+        report = shardkit.verify(shards, progress=progress, search_path=list(search_path))
     if report.ok:
         console.print(f"OK: {report.shards} shards, {report.samples} samples, "
                       f"{format_size(report.bytes_checked)} checked")
         return
     for p in report.problems:
         console.print(styled("BAD", "red", f" {p}"), highlight=False)
-    console.print(f"{len(report.problems)} problems in {report.shards} shards")
+    n = len(report.problems)
+    console.print(f"{n} problem{'s' if n != 1 else ''} in {report.shards} shard{'s' if report.shards != 1 else ''}")
     for line in report.advice:
         console.print(f"to fix: {line}", highlight=False)
     sys.exit(EXIT_PROBLEMS)
@@ -298,6 +304,11 @@ def install_signal_handlers() -> None:
 from shardkit_cli.versions import COMMANDS as _VERSIONS  # noqa: E402 - registered here, defined there
 
 for _command in _VERSIONS:
+    cli.add_command(_command)
+
+from shardkit_cli.recipes import COMMANDS as _RECIPES  # noqa: E402 - registered here, defined there
+
+for _command in _RECIPES:
     cli.add_command(_command)
 
 

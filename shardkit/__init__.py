@@ -51,8 +51,11 @@ _LAZY_MODULES = {
     "shardkit.write.shardset_writer": ("ShardSetWriter",),
     "shardkit.read.shardset": ("ShardSet",),
     "shardkit.dataset.dataset": ("ShardDataset",),
+    "shardkit.dataset.mixture": ("Mixture",),
     "shardkit.read.browse": ("info", "list_samples", "read_sample", "extract_sample",
                              "ShardSetInfo", "SampleEntry", "Sample"),
+    "shardkit.read.columns": ("sample_columns",),
+    "shardkit.read.folds": ("folds", "write_folds", "load_folds", "Fold"),
     "shardkit.dataset.plan": ("plan_split", "SplitPlan"),
     "shardkit.check.verify": ("verify", "VerifyReport", "Problem"),
     "shardkit.read.show": ("show_sample",),
@@ -78,6 +81,7 @@ if TYPE_CHECKING:
     from shardkit.check.reindex import ReindexResult, reindex
     from shardkit.check.verify import Problem, VerifyReport, verify
     from shardkit.dataset.dataset import ShardDataset
+    from shardkit.dataset.mixture import Mixture
     from shardkit.dataset.plan import SplitPlan, plan_split
     from shardkit.device.frontend import LogMel
     from shardkit.encode import Codec, MelConfig, MelU8, Wav16, codec_ids, get_codec
@@ -91,6 +95,8 @@ if TYPE_CHECKING:
         list_samples,
         read_sample,
     )
+    from shardkit.read.columns import sample_columns
+    from shardkit.read.folds import Fold, folds, load_folds, write_folds
     from shardkit.read.shardset import ShardSet
     from shardkit.read.show import show_sample
     from shardkit.versions.compact import CompactResult, compact

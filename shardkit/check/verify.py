@@ -13,6 +13,7 @@ verifies OK. The same code verifies a folder and an object-store URL (through it
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import os
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from shardkit import format as fmt
 from shardkit.check.tarscan import TarScan, scan_tar
 from shardkit.encode.registry import get_codec
 from shardkit.errors import FormatError, ShardkitError
@@ -68,6 +70,8 @@ class VerifyReport:
     bytes_checked: int = 0
     problems: list[Problem] = field(default_factory=list)
     advice: list[str] = field(default_factory=list)
+    #: object name → the folder of the ancestor set it was read from (derived sets): its fixes go there
+    homes: dict[str, Path] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -77,16 +81,16 @@ class VerifyReport:
         """Record reader findings as problems, with the advice that fixes them."""
         for f in findings:
             self.problems.append(Problem(f.file, f.key, f.what))
-            self._advise(f.fix)
+            self._advise(f.fix, f.file)
 
-    def _advise(self, fix: str) -> None:
-        line = checks.advice(fix, self.root)
+    def _advise(self, fix: str, file: str = "") -> None:
+        line = checks.advice(fix, self.homes.get(file, self.root))
         if line not in self.advice:
             self.advice.append(line)
 
     def problem(self, file: str, key: str | None, what: str, fix: str = checks.REFETCH) -> None:
         self.problems.append(Problem(file, key, what))
-        self._advise(fix)
+        self._advise(fix, file)
 
 
 def verify(path: str | os.PathLike[str], *, progress: Callable[[int], None] | None = None,
@@ -109,17 +113,22 @@ def verify(path: str | os.PathLike[str], *, progress: Callable[[int], None] | No
     root, name, storage = locate_set(path, None, storage_options)
     try:
         doc = load_manifest(storage, name)
+        homes: dict[str, Path] = {}
         if doc.derived and isinstance(root, Path):  # with the ancestors' shards it uses (format §5.1)
             from shardkit.read.lineage import resolve
             from shardkit.storage.routed import RoutedStorage
 
             try:
-                storage = RoutedStorage(storage, resolve(root, doc, search_path))
+                homes = resolve(root, doc, search_path)
             except ShardkitError as exc:
-                report = VerifyReport(root)
-                report.problem(str(doc.parent), None, str(exc))
-                return report
-        report = check_set(storage, doc, root, progress)
+                try:  # the parent's shards found, but an index is not the manifest's: checked and named below
+                    homes = resolve(root, doc, search_path, check_index=False)
+                except ShardkitError:
+                    report = VerifyReport(root, shards=len(doc.shards), samples=doc.samples)
+                    report.problem(str(doc.parent), None, str(exc), checks.PARENT)
+                    return report
+            storage = RoutedStorage(storage, homes)
+        report = check_set(storage, doc, root, progress, homes)
     finally:
         storage.close()
     if report.problems:
@@ -128,9 +137,10 @@ def verify(path: str | os.PathLike[str], *, progress: Callable[[int], None] | No
 
 
 def check_set(storage: Storage, doc: Manifest, root: Path | str,
-              progress: Callable[[int], None] | None = None) -> VerifyReport:
-    """:func:`verify` of the set whose manifest is ``doc``, read through ``storage``."""
-    report = VerifyReport(root)
+              progress: Callable[[int], None] | None = None, homes: dict[str, Path] | None = None) -> VerifyReport:
+    """:func:`verify` of the set whose manifest is ``doc``, read through ``storage`` (``homes``: the
+    ancestors' folders of a derived set's objects, where their fixes apply)."""
+    report = VerifyReport(root, homes=dict(homes or {}))
     doc.codec  # noqa: B018 - an unusable audio map is an unusable manifest: ManifestError
     indexes, names = [], []
     for rec in doc.shards:
@@ -141,17 +151,19 @@ def check_set(storage: Storage, doc: Manifest, root: Path | str,
         if idx is not None:
             indexes.append(idx)
             names.append(rec.index)
-    if doc.derived and len(indexes) == len(doc.shards):
+    complete = len(indexes) == len(doc.shards)
+    if doc.derived and complete:
         from shardkit.format.overrides import apply_overrides
 
-        indexes = apply_overrides(doc, indexes)
+        indexes = apply_overrides(_check_overrides(doc, indexes, report), indexes)
     report.add(checks.set_findings(indexes, names, len(doc.vocabulary)))
-    report.add(checks.totals_findings(doc, indexes if len(indexes) == len(doc.shards) else None))
+    report.add(checks.totals_findings(doc, indexes if complete else None))
     if doc.sources:
         _check_sources(storage, doc, report)
     if doc.layers:
-        _check_layers(storage, doc, report, indexes if len(indexes) == len(doc.shards) else None)
-    report.samples = doc.samples if doc.derived else report.samples
+        _check_layers(storage, doc, report, indexes if complete else None)
+    if doc.derived:  # what a reader yields: overrides applied
+        report.samples = sum(len(ix) for ix in indexes) if complete else doc.samples
     if isinstance(root, Path):
         listed = {e.name for e in doc.shards}
         for name in sorted(os.listdir(root)):
@@ -161,6 +173,34 @@ def check_set(storage: Storage, doc: Manifest, root: Path | str,
                     {e.file for e in doc.layers}:
                 report.problem(name, None, "label layer file is not listed in the manifest")
     return report
+
+
+def _check_overrides(doc: Manifest, indexes: list[ShardIndex], report: VerifyReport) -> Manifest:
+    """Problems of the overrides themselves (format §5.1), named on the manifest: a tombstone of a key its
+    shard does not hold, a relabel of a key no shard holds or to a class outside the vocabulary. Returns
+    the manifest without the relabels to unknown classes, so their samples are not blamed on the index
+    that holds them."""
+    keys_in = {e.name: set(ix.columns["key"]) for e, ix in zip(doc.shards, indexes, strict=True)}
+    every = set().union(*keys_in.values())
+    for shard, keys in doc.overrides.get("removed", {}).items():
+        for k in keys:
+            if k not in keys_in.get(shard, ()):
+                report.problem(fmt.MANIFEST_NAME, k, f"overrides.removed drops {k!r} from {shard}, which does not hold "
+                               "it (the totals then count a sample too few)")
+    relabels, vocab, bad = doc.overrides.get("relabels", {}), set(doc.vocabulary), set()
+    for k, new in relabels.items():
+        if k not in every:
+            report.problem(fmt.MANIFEST_NAME, k, f"overrides.relabels relabels {k!r}, which no shard holds")
+        named = [new.get("primary_label"), *new.get("secondary_labels", [])] if isinstance(new, dict) else []
+        unknown = [c for c in named if c and c not in vocab]
+        if unknown:
+            bad.add(k)
+            report.problem(fmt.MANIFEST_NAME, k, f"overrides.relabels gives {k!r} the classes {unknown}, outside the "
+                           f"vocabulary ({len(vocab)} classes)")
+    if not bad:
+        return doc
+    kept = {k: v for k, v in relabels.items() if k not in bad}
+    return dataclasses.replace(doc, overrides={**doc.overrides, "relabels": kept})
 
 
 def _check_index(storage: Storage, rec: ShardEntry, doc: Manifest, report: VerifyReport) -> ShardIndex | None:

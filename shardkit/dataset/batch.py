@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
 import numpy as np
 import torch
+from torch.utils.data._utils.collate import collate, default_collate_fn_map
 
 from shardkit.dataset import plan, transport
 from shardkit.dataset.crc import CrcCheck
@@ -30,8 +32,9 @@ from shardkit.dataset.labels import multi_hot
 from shardkit.dataset.options import ReadOptions
 from shardkit.encode.base import FrameCodec
 from shardkit.errors import FormatError, ShardReadError, UsageError
-from shardkit.read.shardset import ShardSet
+from shardkit.read.shardset import SKIP_HINT, ShardSet
 from shardkit.storage.base import Extent, OpenFailed, RangeError, ShortRead
+from shardkit.units import format_size
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +76,43 @@ def crop_frames(ss: ShardSet, crop_seconds: float | None) -> tuple[int, bool]:
     if samples < 1:
         raise UsageError(f"crop_seconds={crop_seconds} is less than one sample at {ss.sample_rate} Hz")
     return ss.codec.frames_for_samples(samples), True
+
+
+class ShardBatch(dict):
+    """One batch as :class:`BatchReader` makes it: a dict (see :class:`~shardkit.read.ShardDataset`). Its own
+    type lets torch's ``default_collate`` recognise a batch of batches: ``DataLoader(ds, batch_size=16)``
+    without ``batch_size=None`` warns once per process (the batches are still collated, as torch does)."""
+
+
+_WARNED_BATCHING: set[int] = set()  # the processes (DataLoader workers are forks) that warned
+
+
+def _collate_batches(batch: Sequence[ShardBatch], *, collate_fn_map: dict[Any, Any] | None = None) -> Any:
+    if os.getpid() not in _WARNED_BATCHING:
+        _WARNED_BATCHING.add(os.getpid())
+        # explicit, with no registry: a forked worker inherits its parent's "already shown" memory
+        warnings.warn_explicit("the DataLoader batches ShardDataset's batches (each item is already a batch of "
+                               "batch_size rows): pass DataLoader(ds, batch_size=None, ...) and set the batch size "
+                               "on the dataset", UserWarning, __file__, 0, module=__name__)
+    return collate([dict(b) for b in batch], collate_fn_map=collate_fn_map)
+
+
+default_collate_fn_map[ShardBatch] = _collate_batches
+
+#: the most one batch (audio and labels) may take: ``batch_size=10**9`` or ``crop_seconds=1e9`` is refused by
+#: name, never allocated
+MAX_BATCH_BYTES = 4 << 30
+
+
+def check_batch_bytes(ss: ShardSet, opts: ReadOptions, t_len: int, n_classes: int) -> None:
+    """Raise :class:`UsageError` when one batch of ``opts.batch_size`` rows of ``t_len`` frames (and its
+    labels) would take more than :data:`MAX_BATCH_BYTES`."""
+    total = opts.batch_size * (t_len * ss.frame_bytes + 4 * n_classes + 9)
+    if total > MAX_BATCH_BYTES:
+        crop = f"crop_seconds={opts.crop_seconds:g}" if opts.crop_seconds is not None else "the longest segment"
+        raise UsageError(f"{ss.root}: one batch of batch_size={opts.batch_size} rows of {t_len} frames ({crop}) "
+                         f"would take {format_size(total)}, more than {format_size(MAX_BATCH_BYTES)}; lower "
+                         "batch_size or crop_seconds")
 
 
 def _new_batch(b: int, audio_shape: tuple[int, ...], n_classes: int, in_worker: bool,
@@ -151,6 +191,7 @@ class BatchReader:
         self.ss, self.opts = ss, opts
         self.n_classes, self.class_of = n_classes, class_of
         self.crop_frames, self.random_crop = crop_frames(ss, opts.crop_seconds)
+        check_batch_bytes(ss, opts, self.crop_frames, n_classes)
         #: a label layer's :class:`~shardkit.dataset.targets.Targets`, or None
         self.targets = targets
         #: ``crops="grid"``: (samples, first frames, window numbers) int64 (M,) of every window
@@ -166,20 +207,30 @@ class BatchReader:
         self._scratch_buf: np.ndarray | None = None
         self._members_buf: np.ndarray | None = None
 
-    @property
-    def num_items(self) -> int:
-        """Items of an epoch: samples × crops_per_recording, or the grid's windows."""
-        return len(self.grid[0]) if self.grid is not None else len(self.ss) * self.opts.crops_per_recording
+    def read(self, items: np.ndarray, valid: np.ndarray, epoch: int, *, in_worker: bool = False,
+             draws: np.ndarray | None = None) -> dict[str, Any]:
+        """Read the items (int64 (B,)) into one batch dict; ``valid`` bool (B,) marks padding;
+        ``draws`` int64 (B,): which copy of its item each entry is in a drawn epoch (each copy gets its
+        own random crop; None: all 0)."""
+        return self.read_rows(self.new_batch(len(items), in_worker), items, valid, epoch, in_worker=in_worker,
+                              draws=draws)
 
-    def read(self, items: np.ndarray, valid: np.ndarray, epoch: int, *, in_worker: bool = False
-             ) -> dict[str, Any]:
-        """Read the items (int64 (B,)) into one batch dict; ``valid`` bool (B,) marks padding."""
-        codec, t_len, b = self.ss.codec, self.crop_frames, len(items)
-        samples, offsets, nread = self._crop_plan(items, epoch)
-        reads = self._byte_ranges(samples, offsets, nread)
+    def new_batch(self, b: int, in_worker: bool, extra: Sequence[tuple[tuple[int, ...], Any]] = ()
+                  ) -> list[torch.Tensor]:
+        """Uninitialised tensors of a batch of ``b`` rows (:func:`_new_batch`) for :meth:`read_rows`, then
+        one per ``extra`` (shape without B, dtype) for the caller's own fields, in the same memory."""
+        codec, t_len = self.ss.codec, self.crop_frames
         audio_shape = (t_len,) if codec.lanes == 1 else (codec.lanes, t_len)
-        tensors = _new_batch(b, audio_shape, self.n_classes, in_worker, codec.dtype,
-                             [*codec.batch_field_specs().values(), *self._item_specs()])
+        return _new_batch(b, audio_shape, self.n_classes, in_worker, codec.dtype,
+                          [*codec.batch_field_specs().values(), *self._item_specs(), *extra])
+
+    def read_rows(self, tensors: list[torch.Tensor], items: np.ndarray, valid: np.ndarray, epoch: int, *,
+                  in_worker: bool = False, draws: np.ndarray | None = None) -> dict[str, Any]:
+        """:meth:`read` into ``tensors`` of :meth:`new_batch` (or row slices of them: a mixture's part
+        fills its rows of a shared batch)."""
+        codec, t_len, b = self.ss.codec, self.crop_frames, len(items)
+        samples, offsets, nread = self._crop_plan(items, epoch, draws)
+        reads = self._byte_ranges(samples, offsets, nread)
         audio = tensors[0]
         if codec.lanes == 1:
             buf = audio.numpy()
@@ -246,15 +297,16 @@ class BatchReader:
         if self.random_crop:  # the bytes a crop fetches of each member (all of it for a codec read whole)
             crop = np.minimum(ss.frames, self.crop_frames)
             read_bytes = ss.codec.crop_ranges(ss.wav_offset, ss.sample_bytes, 0, crop)[1]
-        if self.grid is not None:  # items are windows: hint their samples, windows cut at sample bounds
-            first = np.searchsorted(self.grid[0], np.arange(len(ss) + 1), side="left")
-            return ReadAhead(ss, self.grid[0][order], first[bounds], positions, 1, None)
+        if self.grid is not None:  # items are windows (bounds: plan.GridOrder's): hint their samples
+            return ReadAhead(ss, self.grid[0][order], bounds, positions, 1, None)
         return ReadAhead(ss, order, bounds, positions, self.opts.crops_per_recording, read_bytes)
 
     # -- steps of a batch ------------------------------------------------------------------------
 
-    def _crop_plan(self, items: np.ndarray, epoch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(samples, offsets, nread)`` int64 (B,): each item's sample row, first frame and frames to read."""
+    def _crop_plan(self, items: np.ndarray, epoch: int, draws: np.ndarray | None = None
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(samples, offsets, nread)`` int64 (B,): each item's sample row, first frame and frames to read
+        (copy ``draws`` of an item crops at the position of crop number ``crop + crops × draws``)."""
         ss, opts, t_len = self.ss, self.opts, self.crop_frames
         if self.grid is not None:
             samples, offsets = self.grid[0][items], self.grid[1][items]
@@ -263,7 +315,8 @@ class BatchReader:
         samples = items // c if c > 1 else items
         frames = ss.frames[samples]
         if self.random_crop and int(frames.max(initial=0)) > t_len:  # else every offset is 0
-            offsets = plan.crop_offsets(ss.key_hash[samples], items % c, frames, t_len, seed=opts.seed,
+            crop_no = items % c if draws is None else items % c + c * np.asarray(draws, dtype=np.int64)
+            offsets = plan.crop_offsets(ss.key_hash[samples], crop_no, frames, t_len, seed=opts.seed,
                                         epoch=epoch, shuffle=opts.shuffle, crops_per_recording=c)
             return samples, offsets, np.clip(frames - offsets, 0, t_len)
         return samples, np.zeros_like(frames), np.minimum(frames, t_len)
@@ -376,7 +429,7 @@ class BatchReader:
         index_t.numpy()[:] = samples
         self.stats["batches"] += 1
         self.stats["items"] += b
-        out: dict[str, Any] = {codec.batch_key: audio}
+        out: dict[str, Any] = ShardBatch({codec.batch_key: audio})
         for (name, values), tensor in zip(codec.batch_fields(ss.codec_columns, samples).items(), field_t):
             arr = tensor.numpy()
             arr[:] = values
@@ -408,7 +461,7 @@ class BatchReader:
 
     def _skip(self, exc: Exception) -> None:
         self.stats["skipped"] += 1
-        log.warning("skipping a sample (on_error='skip'): %s", exc)
+        log.warning("skipping a sample (on_error='skip'): %s", str(exc).replace(SKIP_HINT, ""))
 
     # -- threads and buffers ---------------------------------------------------------------------
 

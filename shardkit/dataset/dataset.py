@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -24,8 +24,11 @@ from shardkit.dataset.batch import BatchReader
 from shardkit.dataset.cursor import STATE_FORMAT, EpochCursor, OrderKey, SharedInt
 from shardkit.dataset.labels import map_classes
 from shardkit.dataset.options import ON_ERROR, ReadOptions
+from shardkit.dataset.recipe import Recipe, Weights, make_sampler
 from shardkit.dataset.targets import dataset_targets
 from shardkit.dataset.topology import detect_topology
+from shardkit.errors import UsageError
+from shardkit.read.columns import Where
 from shardkit.read.shardset import ShardSet
 from shardkit.storage import obstore as locate
 
@@ -36,6 +39,16 @@ __all__ = ["ON_ERROR", "STATE_FORMAT", "ReadOptions", "ShardDataset", "SharedInt
 
 def _option(name: str) -> property:
     return property(lambda self: getattr(self.options, name), doc=f"The ``{name}`` of :attr:`options`.")
+
+
+def _open_set(source: Any, storage_options: dict[str, Any] | None, search_path: Any, cache_dir: Any,
+              cache_bytes: Any) -> ShardSet:
+    """The :class:`ShardSet` of a ``ShardDataset(source, ...)``; a list of sets is pointed to :class:`Mixture`."""
+    _check_source(source)
+    storage_options = locate.cache_options(source, storage_options, cache_dir, cache_bytes)
+    if isinstance(source, ShardSet):
+        return source
+    return ShardSet.open(source, storage_options=storage_options, search_path=search_path)
 
 
 class ShardDataset(IterableDataset):
@@ -92,6 +105,14 @@ class ShardDataset(IterableDataset):
     process); a mismatch is a :class:`ShardReadError` naming shard and sample, under ``on_error`` like any read
     error (cost: docs/reading.md).
 
+    Recipes (docs/recipes.md): ``keys`` (sample keys, or a file of one per line) and ``where`` (a function
+    of the set's columns, :func:`shardkit.sample_columns`, returning a bool mask) read a subset, with
+    order, split, resume and DDP as for a whole set. ``weights`` (``"balanced"``, a power p: weight ∝
+    count(primary_label)^-p, per-sample weights, or a function of the columns) draws
+    ``samples_per_epoch`` items per epoch (default: the subset's items), with replacement where the
+    weights demand it, window by window (:mod:`shardkit.dataset.sampling`); ``samples_per_epoch``
+    alone draws that many uniformly.
+
     The arguments are checked into :attr:`options` (:class:`ReadOptions`) and also readable as
     attributes (``ds.batch_size``, ...). :attr:`shard_set` is the :class:`ShardSet` read,
     :attr:`cursor` the :class:`~shardkit.dataset.cursor.EpochCursor`, :attr:`reader` the
@@ -122,13 +143,18 @@ class ShardDataset(IterableDataset):
         verify_crc: bool = False,
         cache_dir: str | os.PathLike[str] | None = None,
         cache_bytes: int | str | None = None,
+        # recipes (docs/recipes.md)
+        keys: Iterable[str] | str | os.PathLike[str] | None = None,
+        where: Where | None = None,
+        weights: Weights | None = None,
+        samples_per_epoch: int | None = None,
+        # label layers and evaluation windows (docs/labels.md)
         crops: str = "random",
         tail: str = "pad",
         targets: str | None = None,
         targets_reduce: str = "mean",
     ) -> None:
         super().__init__()
-        storage_options = locate.cache_options(source, storage_options, cache_dir, cache_bytes)
         opts = ReadOptions(batch_size=batch_size, crop_seconds=crop_seconds,
                            crops_per_recording=crops_per_recording, shuffle=shuffle, seed=seed,
                            shuffle_window=shuffle_window, partial=partial, secondary_weight=secondary_weight,
@@ -136,8 +162,7 @@ class ShardDataset(IterableDataset):
                            on_error=on_error, read_threads=read_threads, read_ahead=read_ahead,
                            verify_crc=verify_crc, crops=crops, tail=tail, targets=targets,
                            targets_reduce=targets_reduce)
-        self.shard_set = ss = (source if isinstance(source, ShardSet)
-                               else ShardSet.open(source, storage_options=storage_options, search_path=search_path))
+        self.shard_set = ss = _open_set(source, storage_options, search_path, cache_dir, cache_bytes)
         opts.check_layout(ss.mode, ss.root)
         if opts.read_ahead and getattr(ss.storage, "readahead", None) == "off":
             ss.storage.readahead = "fadvise"  # read_ahead=True asked for it on a local folder
@@ -145,17 +170,28 @@ class ShardDataset(IterableDataset):
         self.options = opts
         topo = detect_topology(rank, world_size)
         self.rank, self.world_size = topo.rank, topo.world_size
-        wanted, make_targets = dataset_targets(ss, opts.targets, opts.classes, opts.targets_reduce, opts.crop_seconds)
-        self.classes, class_of = map_classes(ss.vocabulary, ss.label, ss.sec_idx, wanted, ss.root)
-        self.reader = BatchReader(ss, opts, len(self.classes), class_of,
-                                  make_targets(self.classes) if make_targets is not None else None)
-        key = OrderKey(seed=opts.seed, version_id=ss.version_id, num_items=self.reader.num_items,
-                       shuffle=opts.shuffle, window_bytes=opts.window_bytes, root=ss.root)
+        self.reader, self.sampler = self._reading(ss, opts, Recipe(keys, where, weights, samples_per_epoch))
+        key = OrderKey(seed=opts.seed, version_id=ss.version_id, num_items=self.sampler.num_items,
+                       shuffle=opts.shuffle, window_bytes=opts.window_bytes, root=ss.root, recipe=self.sampler.recipe())
         self.cursor = EpochCursor(key, self.world_size * opts.batch_size)
-        self._order_cache: tuple[int, np.ndarray] | None = None
+        self._order_cache: tuple[int, np.ndarray, np.ndarray] | None = None
         if len(self) == 0:
             log.warning("%s: rank %d of %d gets no batch (%d items, batch_size %d, partial=%r)",
                         ss.root, self.rank, self.world_size, self.num_items, self.batch_size, opts.partial)
+        _warn_about_the_set(ss, opts, self.reader.crop_frames)
+
+    def _reading(self, ss: ShardSet, opts: ReadOptions, recipe: Recipe) -> tuple[BatchReader, Any]:
+        """Sets :attr:`classes` (with a label layer's: ``targets=``); returns the
+        :class:`~shardkit.dataset.batch.BatchReader` and the sampler of which items each epoch reads
+        (:class:`~shardkit.dataset.sampling.EpochSampler`; with ``crops="grid"`` every window of every
+        sample: :class:`~shardkit.dataset.plan.GridOrder`)."""
+        wanted, make_targets = dataset_targets(ss, opts.targets, opts.classes, opts.targets_reduce, opts.crop_seconds)
+        self.classes, class_of = map_classes(ss.vocabulary, ss.label, ss.sec_idx, wanted, ss.root)
+        reader = BatchReader(ss, opts, len(self.classes), class_of,
+                             make_targets(self.classes) if make_targets is not None else None)
+        if reader.grid is not None:
+            return reader, plan.GridOrder.of(ss, reader.grid[0], opts.window_bytes, recipe)
+        return reader, make_sampler(ss, opts, recipe)
 
     batch_size = _option("batch_size")
     crop_seconds = _option("crop_seconds")
@@ -198,7 +234,8 @@ class ShardDataset(IterableDataset):
 
     @property
     def num_items(self) -> int:
-        """Items per epoch over all ranks: samples × crops_per_recording."""
+        """Items per epoch over all ranks: samples (of the subset) × crops_per_recording, or
+        ``samples_per_epoch``."""
         return self.cursor.key.num_items
 
     def plan(self, start: int = 0) -> plan.RankPlan:
@@ -207,16 +244,16 @@ class ShardDataset(IterableDataset):
                               batch_size=self.batch_size, partial=self.partial, start=start)
 
     def order(self, epoch: int) -> np.ndarray:
-        """The global item order of ``epoch``: int64 (num_items,), ``item = sample × crops + crop_no``."""
-        if self.reader.grid is not None:  # every window in order, the same each epoch
-            return np.arange(self.num_items, dtype=np.int64)
+        """The global order of ``epoch``: int64 (num_items,) codes, ``item = code % (samples × crops)``
+        with ``item = sample × crops + crop_no`` (the code's quotient numbers repeated draws of an item;
+        0 unless weights draw it more than once)."""
+        return self._epoch(epoch)[1]
+
+    def _epoch(self, epoch: int) -> tuple[int, np.ndarray, np.ndarray]:
+        """(epoch, order, window bounds in the order) of ``epoch``, computed once per epoch."""
         if self._order_cache is None or self._order_cache[0] != epoch:
-            ss = self.shard_set
-            g = plan.epoch_order(ss.shard_ptr, ss.sample_bytes, seed=self.seed, epoch=epoch,
-                                 shuffle=self.shuffle, window_bytes=self.window_bytes,
-                                 crops_per_recording=self.crops_per_recording)
-            self._order_cache = (epoch, g)
-        return self._order_cache[1]
+            self._order_cache = (epoch, *self.sampler.order(epoch))
+        return self._order_cache
 
     def __len__(self) -> int:
         """Batches this rank yields in the next iteration (over all of its DataLoader workers):
@@ -236,11 +273,13 @@ class ShardDataset(IterableDataset):
         in_worker = torch.utils.data.get_worker_info() is not None
         batches = rank_plan.worker_batches(worker, num_workers)
         ahead = self._read_ahead(epoch, rank_plan, batches) if self._reads_ahead() else None
+        n_items, drawn = self.sampler.set_items, self.sampler.drawn
         for t in batches:
             positions, valid = rank_plan.positions(t)
             if ahead is not None:
                 ahead.before(positions)
-            yield self.reader.read(order[positions], valid, epoch, in_worker=in_worker)
+            draws, items = np.divmod(order[positions], max(n_items, 1))
+            yield self.reader.read(items, valid, epoch, in_worker=in_worker, draws=draws if drawn else None)
 
     def _reads_ahead(self) -> bool:
         """``read_ahead``, or when None whether the storage reads ahead (object stores do; a local
@@ -251,13 +290,11 @@ class ShardDataset(IterableDataset):
 
     def _read_ahead(self, epoch: int, rank_plan: plan.RankPlan, batches: range) -> Any:
         """The :class:`~shardkit.dataset.batch.ReadAhead` of this process's ``batches`` of ``epoch``."""
-        ss, opts = self.shard_set, self.options
-        bounds = plan.window_bounds(ss.shard_ptr, ss.sample_bytes, seed=opts.seed, epoch=epoch, shuffle=opts.shuffle,
-                                    window_bytes=opts.window_bytes, crops_per_recording=opts.crops_per_recording)
+        _, order, bounds = self._epoch(epoch)
         q = np.concatenate([np.zeros(0, np.int64)] + [np.arange(q0, q0 + n, dtype=np.int64)
                                                       for q0, n in map(rank_plan.batch, batches)])
         positions = rank_plan.start + q[q < rank_plan.remaining]  # padding re-reads the start: hinted there
-        return self.reader.read_ahead(self.order(epoch), bounds, positions)
+        return self.reader.read_ahead(order % max(self.sampler.set_items, 1), bounds, positions)
 
     # -- checkpoint state --------------------------------------------------------------------------
 
@@ -301,3 +338,30 @@ class ShardDataset(IterableDataset):
         return (f"ShardDataset({str(self.shard_set.root)!r}, items={self.num_items}, "
                 f"batch_size={self.batch_size}, rank={self.rank}/{self.world_size}, "
                 f"shuffle={self.shuffle}, partial={self.partial!r}, batches={len(self)})")
+
+
+def _check_source(source: object) -> None:
+    """:class:`UsageError` unless ``source`` names one shard set (several sets, a list, a number)."""
+    one = isinstance(source, ShardSet) or (
+        isinstance(source, str | os.PathLike) and not ("," in os.fspath(source) and not locate.is_url(source)
+                                                     and not os.path.exists(source)))
+    if one:
+        return
+    raise UsageError(f"ShardDataset reads one shard set (a folder, its manifest.json or an object-store URL), got "
+                     f"{source!r:.200}; to read several at once, mix them: shardkit.Mixture([ShardDataset(a, ...), "
+                     f"ShardDataset(b, ...)], proportions=[...]) (docs/recipes.md)")
+
+
+def _warn_about_the_set(ss: ShardSet, opts: ReadOptions, crop_frames: int) -> None:
+    """Warn (once, here) about a set that trains silently wrong: a pack stopped at its budget, or crops
+    longer than every sample (every row zero-padded)."""
+    if not ss.manifest.complete:
+        log.warning("%s is incomplete: its pack stopped at its budget, so it holds only part of the sources "
+                    "(%d samples). Finish it by running the same 'shardkit pack' with a larger --budget",
+                    ss.root, len(ss))
+    longest = int(ss.frames.max()) if len(ss) else 0
+    if opts.crop_seconds is not None and len(ss) and crop_frames > longest:
+        seconds = longest * ss.seconds_per_frame
+        log.warning("%s: crop_seconds=%g is longer than every sample (the longest is %.3g s): each row is a whole "
+                    "sample zero-padded at the end (valid stays True); pass crop_seconds <= %.3g",
+                    ss.root, opts.crop_seconds, seconds, seconds)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from shardkit.dataset import plan
 from shardkit.errors import UsageError
@@ -14,10 +17,38 @@ ON_ERROR = ("raise", "skip")
 CROPS = ("random", "grid")
 
 
+#: the largest epoch number (an epoch is kept in a shared 32-bit counter)
+MAX_EPOCH = 2**31 - 1
+
+
+def whole_number(value: Any, name: str, lo: int | None = None, hi: int | None = None) -> int:
+    """``value`` as an int when it is a whole number (an int or numpy integer, not a bool, a float or a
+    string) within ``lo..hi``; else :class:`UsageError` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise UsageError(f"{name} must be a whole number, got {value!r}")
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        span = f"{lo if lo is not None else '…'}..{hi if hi is not None else '…'}"
+        raise UsageError(f"{name} must be a whole number in {span}, got {value!r}")
+    return int(value)
+
+
+def finite_number(value: Any, name: str, lo: float, hi: float | None = None, *, above: bool = False) -> float:
+    """``value`` as a float when it is a finite real number ``>= lo`` (``> lo`` with ``above``) and
+    ``<= hi``; else :class:`UsageError` naming ``name``."""
+    ok = not isinstance(value, bool) and isinstance(value, int | float | np.integer | np.floating)
+    if ok:
+        v = float(value)
+        ok = math.isfinite(v) and (v > lo if above else v >= lo) and (hi is None or v <= hi)
+    if not ok:
+        bound = f"{'>' if above else '>='} {lo:g}" + (f" and <= {hi:g}" if hi is not None else "")
+        raise UsageError(f"{name} must be a finite number {bound}, got {value!r}")
+    return float(value)
+
+
 def _positive_int(value: Any, name: str, *, allow_none: bool = False) -> int | None:
     if value is None and allow_none:
         return None
-    if isinstance(value, bool) or value is None or int(value) < 1:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
         extra = " or None" if allow_none else ""
         raise UsageError(f"{name} must be a positive integer{extra}, got {value!r}")
     return int(value)
@@ -65,13 +96,13 @@ class ReadOptions:
         if partial not in plan.PARTIAL_POLICIES:
             raise UsageError(f"partial must be one of {plan.PARTIAL_POLICIES}, got {partial!r}")
         put("partial", partial)
-        if int(self.crops_per_recording) < 1:
-            raise UsageError(f"crops_per_recording must be >= 1, got {self.crops_per_recording}")
-        put("crops_per_recording", int(self.crops_per_recording))
+        put("crops_per_recording", whole_number(self.crops_per_recording, "crops_per_recording", 1))
         put("shuffle", bool(self.shuffle))
-        put("seed", int(self.seed))
+        put("seed", whole_number(self.seed, "seed", -(2**63), 2**64 - 1))
         put("window_bytes", parse_size(self.shuffle_window, name="shuffle_window"))
-        put("secondary_weight", float(self.secondary_weight))
+        put("secondary_weight", finite_number(self.secondary_weight, "secondary_weight", 0.0, 1.0))
+        if self.crop_seconds is not None:
+            put("crop_seconds", finite_number(self.crop_seconds, "crop_seconds", 0.0, above=True))
         put("with_metadata", bool(self.with_metadata))
         put("read_ahead", None if self.read_ahead is None else bool(self.read_ahead))
         if not isinstance(self.verify_crc, bool):

@@ -20,6 +20,14 @@ Order: int16 → float32 in [-1, 1) (downmix of ``(B, C, T)``) → gain → shif
 :class:`LogMel` → SpecAugment. All random draws come from one ``torch.Generator`` on the module's
 device, seeded with ``seed`` (re-created from the same seed when ``.to()`` changes the device).
 
+Resume: the generator's state is part of ``pipe.state_dict()`` (torch's extra state, key
+``_extra_state``: ``{"format", "seed", "device", "generator"}``), so a checkpoint that saves
+``pipe.state_dict()`` beside ``dataset.state_dict(batches_done)`` and loads both continues with the
+augmentations the uninterrupted run draws. A CPU and a CUDA generator are different algorithms: a state
+saved on one device type is applied when the pipeline is on that type (``.to()`` before or after
+``load_state_dict``). An unseeded pipeline (``seed=None``) draws from torch's default generator, which
+``torch.get_rng_state`` / ``torch.cuda.get_rng_state`` save.
+
 A mel-u8 batch (``pack --format mel-u8``) goes: dequantise → gain (added in dB: exact) → shift (roll
 of whole frames) → mixup (in the power domain, see :class:`Mixup`) → per-example normalisation →
 SpecAugment. Not available on mel-u8: background noise
@@ -171,6 +179,7 @@ class DevicePipeline(torch.nn.Module):
         self.specaug = SpecAugment(a.freq_masks, a.freq_width, a.time_masks, a.time_width, p=a.spec_p,
                                    fill=a.spec_fill)
         self.seed = seed
+        self._pending: tuple[str, torch.Tensor] | None = None
         self.generator = self._make_generator()
 
     @classmethod
@@ -203,7 +212,28 @@ class DevicePipeline(torch.nn.Module):
     def _make_generator(self) -> torch.Generator | None:
         if self.seed is None:
             return None
-        return torch.Generator(device=self.device).manual_seed(int(self.seed))
+        g = torch.Generator(device=self.device).manual_seed(int(self.seed))
+        if self._pending is not None and self._pending[0] == self.device.type:
+            g.set_state(self._pending[1])
+            self._pending = None
+        return g
+
+    def get_extra_state(self) -> dict[str, Any]:
+        """The random state for ``state_dict()``: seed, device type and the generator's state (a uint8
+        tensor; ``None`` when unseeded)."""
+        g = self.generator
+        if self._pending is not None:  # loaded for another device type, not applied yet: saved as it came
+            return {"format": 1, "seed": self.seed, "device": self._pending[0], "generator": self._pending[1]}
+        return {"format": 1, "seed": self.seed, "device": self.device.type,
+                "generator": None if g is None else g.get_state()}
+
+    def set_extra_state(self, state: Any) -> None:
+        """Restore :meth:`get_extra_state` (from ``load_state_dict``); :class:`UsageError` for a state
+        that is not one."""
+        seed, device, gen = _checked_extra_state(state)
+        self.seed = seed
+        self._pending = None if gen is None else (device, gen)
+        self.generator = self._make_generator()
 
     def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> DevicePipeline:
         before = self.device
@@ -285,6 +315,33 @@ class DevicePipeline(torch.nn.Module):
         if self.training:
             db = self.specaug(db, g)
         return db, labels
+
+
+def _checked_extra_state(state: Any) -> tuple[int | None, str, torch.Tensor | None]:
+    """(seed, device type, generator state) of a pipeline's saved random state, or :class:`UsageError`."""
+    def bad(what: str) -> UsageError:
+        return UsageError(f"DevicePipeline.load_state_dict: the saved random state {what}; load a "
+                          "pipe.state_dict() saved by shardkit (or build the pipeline afresh with seed=)")
+
+    if not isinstance(state, dict) or state.get("format") != 1:
+        raise bad("is not format 1 of a DevicePipeline's state")
+    seed, device, gen = state.get("seed"), state.get("device"), state.get("generator")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise bad(f"has seed {seed!r}, not an integer or None")
+    if not isinstance(device, str) or device not in ("cpu", "cuda", "mps", "xpu"):
+        raise bad(f"names device {device!r}")
+    if gen is None:
+        return None, device, None
+    if seed is None:
+        raise bad("has a generator state but no seed")
+    if not isinstance(gen, torch.Tensor) or gen.dtype != torch.uint8 or gen.dim() != 1:
+        raise bad("holds no generator state (a 1-D uint8 tensor)")
+    if device == "cpu":
+        try:
+            torch.Generator().set_state(gen)
+        except RuntimeError as exc:
+            raise bad(f"is not a CPU generator's state ({exc})") from None
+    return seed, device, gen.clone()
 
 
 def _codec_of(shards: Any) -> Codec:

@@ -26,6 +26,8 @@ from shardkit.format.manifest import is_plain_name
 MAX_NAMED = 20
 #: what fixes a finding: the index is rebuilt from its shard, or the shard set is fetched/made again
 REINDEX, REFETCH = "reindex", "refetch"
+#: a derived set's ancestor shards are not found where it looks
+PARENT = "parent"
 _KEYS_RE = re.compile(r"(?:[A-Za-z0-9_\-]+(?:/[A-Za-z0-9_\-]+)*\n)*")  # fmt.KEY_RE, one key per line
 _INT_COLUMNS = ("wav_offset", "wav_size", "meta_offset", "meta_size", "frames", "label", "start",
                 "wav_crc32", "meta_crc32")
@@ -47,6 +49,9 @@ def advice(fix: str, root: Any) -> str:
     """The sentence that says what works for a finding of kind ``fix`` in the set at ``root``."""
     if fix == REINDEX:
         return f"rebuild the index from its shard with 'shardkit reindex {root}' (or re-download the shard set)"
+    if fix == PARENT:
+        return (f"put the parent set next to {root} or pass the folder holding it: 'shardkit verify {root} "
+                "--search-path FOLDER' (env SHARDKIT_SEARCH_PATH)")
     return f"re-download or re-pack the shard set, then run 'shardkit verify {root}'"
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ class ShardSetInfo:
     shard_bytes: int = 0      #: bytes of the shard files alone (what :func:`shardkit.verify` hashes with progress)
     parent: str | None = None  #: version id of the set this one was updated from (docs/versions.md)
     inherited_shards: int = 0  #: shards of earlier versions it uses where they are (not copied)
+    missing_shards: list[str] = field(default_factory=list)  #: of those, the ones not found (local sets)
 
     @property
     def hours(self) -> float:
@@ -91,7 +92,17 @@ def info(path: str | os.PathLike[str], *, storage_options: dict[str, Any] | None
         mel=codec.mel.to_dict() if codec.mel is not None else None,
         shard_bytes=sum(s.bytes for s in doc.shards), parent=doc.parent,
         inherited_shards=sum(s.origin is not None for s in doc.shards),
+        missing_shards=_missing_inherited(path, doc),
     )
+
+
+def _missing_inherited(path: str | os.PathLike[str], doc: Manifest) -> list[str]:
+    """The ancestors' shards a local derived set uses that are not where a reader looks."""
+    if not doc.derived or "://" in str(path):
+        return []
+    from shardkit.read.lineage import missing_inherited
+
+    return missing_inherited(manifest_root(path), doc)
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from shardkit.errors import IntegrityError, ShardReadError, UsageError
+from shardkit.errors import IntegrityError, ShardkitError, ShardReadError, UsageError
 from shardkit.files import atomic_write
 from shardkit.format import Manifest, ShardEntry
 from shardkit.storage.location import load_target
@@ -144,10 +144,24 @@ def _index_names(folder: Path, entry: ShardEntry) -> bool:
         return False
 
 
-def resolve(root: Path, manifest: Manifest, search_path: SearchPath = None) -> dict[str, Path]:
+def _index_is_the_manifests(folder: Path, entry: ShardEntry) -> bool:
+    """Whether the entry's index in ``folder`` has the manifest's ``index_bytes`` and ``index_sha256``: an
+    index next to the genuine shard bytes may still be forged (other labels), and the reader reads it."""
+    from shardkit.storage.safe_open import read_regular
+
+    try:
+        data = read_regular(folder, entry.index, entry.index_bytes + 1)
+    except (OSError, ShardkitError):
+        return False
+    return len(data) == entry.index_bytes and hashlib.sha256(data).hexdigest() == entry.index_sha256
+
+
+def resolve(root: Path, manifest: Manifest, search_path: SearchPath = None, *, check_index: bool = True
+            ) -> dict[str, Path]:
     """Folder of every shard (and its index) of ``manifest`` that an ancestor holds (entries with an ``origin``);
     :class:`ShardReadError` naming the shard and its version when none is found, :class:`IntegrityError`
-    when only files with other bytes are."""
+    when only files with other bytes are. A candidate whose index is not the manifest's (``index_sha256``)
+    is skipped for the next one, with a warning (``check_index=False``: accepted, for ``verify`` to report)."""
     entries = [e for e in manifest.shards if e.origin is not None]
     if not entries:
         return {}
@@ -155,18 +169,32 @@ def resolve(root: Path, manifest: Manifest, search_path: SearchPath = None) -> d
     try:
         _hash_likely(entries, roots, listing, cache)
         for e in entries:
-            wrong = []
+            wrong: list[tuple[Path, str]] = []
             for cand in _candidates(roots, e.name, listing):
                 st = cand.stat()
                 if st.st_size == e.bytes and _index_names(cand.parent, e) and cache.sha256(cand, st) == e.sha256:
-                    out[e.name] = out[e.index] = cand.parent
-                    break
-                wrong.append(cand)
+                    if not check_index or _index_is_the_manifests(cand.parent, e):
+                        out[e.name] = out[e.index] = cand.parent
+                        break
+                    log.warning("%s: skipped, its index %s is not the one the manifest of %s names (index_sha256); "
+                                "looking further", cand, e.index, root)
+                    wrong.append((cand, f"has the shard's bytes but another {e.index} (rebuild it with 'shardkit "
+                                        f"reindex {cand.parent}' if that is the parent set)"))
+                    continue
+                wrong.append((cand, "has other bytes"))
             else:
                 _missing(e, wrong, roots, root)
     finally:
         cache.save()
     return out
+
+
+def missing_inherited(root: Path, manifest: Manifest, search_path: SearchPath = None) -> list[str]:
+    """Names of the ancestors' shards (entries with an ``origin``) that no searched folder holds at their
+    size: a cheap look (no hashing) for summaries such as ``info``; :func:`resolve` is the real check."""
+    roots, listing = search_roots(Path(root), search_path), {}
+    return [e.name for e in manifest.shards if e.origin is not None
+            and not any(c.stat().st_size == e.bytes for c in _candidates(roots, e.name, listing))]
 
 
 def _hash_likely(entries: list[ShardEntry], roots: list[Path], listing: dict[Path, list[Path]],
@@ -184,15 +212,16 @@ def _hash_likely(entries: list[ShardEntry], roots: list[Path], listing: dict[Pat
         list(pool.map(lambda c: cache.sha256(*c), first))
 
 
-def _missing(e: ShardEntry, wrong: list[Path], roots: list[Path], root: Path) -> None:
+def _missing(e: ShardEntry, wrong: list[tuple[Path, str]], roots: list[Path], root: Path) -> None:
     looked = ", ".join(str(r) for r in roots)
     hint = (f"put that set next to {root} or pass the folder holding it in search_path (CLI --search-path, env "
             f"{SEARCH_ENV})")
     hint = next((h for h in (load_target(f)(root, e.origin) for f in _HINTS.values()) if h), hint)
     if wrong:
+        (first, why), more = wrong[0], " (and others)" if len(wrong) > 1 else ""
         raise IntegrityError(f"{root}: shard {e.name} of version {e.origin} not found with its bytes (sha256 "
-                             f"{e.sha256[:16]}…, {e.bytes} bytes): {wrong[0]}{' and others' if len(wrong) > 1 else ''} "
-                             f"has other bytes; get the set of version {e.origin} unchanged and {hint}")
+                             f"{e.sha256[:16]}…, {e.bytes} bytes): {first}{more} {why}; get the set of version "
+                             f"{e.origin} unchanged and {hint}")
     raise ShardReadError(f"{root}: shard {e.name} of version {e.origin} not found (looked in {looked}); {hint}")
 
 

@@ -29,6 +29,7 @@ from shardkit.errors import (
     ShardIndexError,
     ShardkitError,
     ShardReadError,
+    StorageError,
     UnsupportedVersionError,
     UsageError,
 )
@@ -38,6 +39,8 @@ from shardkit.storage.base import OpenFailed, ShardChanged, ShortRead, Storage
 from shardkit.storage.local import LocalStorage
 
 log = logging.getLogger(__name__)
+#: the end of a read error's message: advice a reader that already skips (on_error="skip") leaves out
+SKIP_HINT = " (or pass on_error='skip' to skip such samples)"
 
 __all__ = ["ShardSet", "key_hashes"]
 
@@ -68,9 +71,9 @@ class ShardSet:
       ``sec_idx[sec_ptr[i]:sec_ptr[i+1]]``)
     - ``codec_columns``: the codec's own index columns (:attr:`Codec.index_columns`), name → (N,) array
     - ``keys`` list[str]; ``key_hash`` uint64 (N,): see :func:`key_hashes`
-    - ``source_id`` int32 (N,): each sample's source file, an index into ``source_names`` (sorted
-      paths relative to the pack's SRC); ``start`` int64 (N,): its first audio sample in the resampled
-      source (:attr:`start_seconds` in seconds)
+    - ``source`` list[str] (N): the source file of each sample (relative to the pack's SRC); ``start``
+      int64 (N,): its first frame in the resampled source (audio frames at :attr:`sample_rate`)
+    - ``source_id`` int32 (N,): the same as an index into ``source_names`` (the distinct paths, sorted)
     """
 
     def __init__(self, root: Path | str, manifest: Manifest, columns: dict[str, Any],
@@ -95,6 +98,8 @@ class ShardSet:
         self.version_id: str = manifest.version_id
         self.shard_names: list[str] = [e.name for e in manifest.shards]
         self.keys: list[str] = columns["keys"]
+        self.source: list[str] = columns["source"]
+        self.start: np.ndarray = columns["start"]
         self.shard_id: np.ndarray = columns["shard_id"]
         self.shard_ptr: np.ndarray = columns["shard_ptr"]
         self.wav_offset: np.ndarray = columns["wav_offset"]
@@ -113,9 +118,9 @@ class ShardSet:
         self.sec_idx: np.ndarray = columns["sec_idx"]
         self.codec_columns: dict[str, np.ndarray] = columns["codec"]
         self.key_hash: np.ndarray = key_hashes(self.keys)
-        self.source_names: list[str] = columns["source_names"]
-        self.source_id: np.ndarray = columns["source_id"]
-        self.start: np.ndarray = columns["start"]
+        names, ids = np.unique(np.asarray(self.source, dtype=object).astype(str), return_inverse=True)
+        self.source_names: list[str] = [str(x) for x in names]
+        self.source_id: np.ndarray = ids.astype(np.int32).reshape(-1)
         #: key → new labels and columns of samples relabelled by ``update`` (format §5.1)
         self.relabels: dict[str, dict[str, Any]] = dict(manifest.overrides.get("relabels", {}))
         self._key_rows: dict[str, int] | None = None
@@ -255,6 +260,8 @@ class ShardSet:
                                   f"the shard set, or run 'shardkit verify {self.root}'")
         if isinstance(err, ShortRead):
             return self.read_error(i, f"short read: {err.got} of {err.wanted} bytes at offset {err.offset}")
+        if isinstance(err, StorageError):  # the storage failed, not the shard: its own advice
+            return ShardReadError(f"sample {self.keys[i]!r}: {err}")
         return self.read_error(i, f"read failed ({err})")
 
     def read_error(self, i: int, what: str) -> ShardReadError:
@@ -263,7 +270,7 @@ class ShardSet:
         return ShardReadError(
             f"{self.storage.describe(name)}: sample {self.keys[i]!r}: {what}; the shard is truncated or "
             f"changed since it was indexed. Run 'shardkit verify {self.root}', then re-download or "
-            "re-pack the shard set (or pass on_error='skip' to skip such samples)")
+            f"re-pack the shard set{SKIP_HINT}")
 
     def read_data_member(self, i: int) -> bytes:
         """The whole data member of sample ``i`` (``KEY.<codec ext>``): a ``.wav`` file for wav16 sets,
@@ -441,16 +448,13 @@ def _concat_columns(indexes: list[fmt.ShardIndex], codec: Codec) -> dict[str, An
     shard_ptr = np.zeros(len(indexes) + 1, dtype=np.int64)
     np.cumsum(counts, out=shard_ptr[1:])
     sec_ptr, sec_idx = _csr([s for ix in indexes for s in ix.columns["secondary"]])
-    source_names, source_id = np.unique(np.asarray([s for ix in indexes for s in ix.columns["source"]],
-                                                   dtype=object).astype(str), return_inverse=True)
     return {
-        "source_names": [str(s) for s in source_names], "source_id": source_id.astype(np.int32).reshape(-1),
-        "start": _int64(indexes, "start"),
         "keys": keys, "shard_ptr": shard_ptr, "label": _int64(indexes, "label", np.int32), "sec_ptr": sec_ptr,
         "sec_idx": sec_idx, "shard_id": np.repeat(np.arange(len(indexes), dtype=np.int32), counts),
         "wav_offset": _int64(indexes, "wav_offset"), "sample_bytes": _int64(indexes, "wav_size"),
         "meta_offset": _int64(indexes, "meta_offset"), "meta_size": _int64(indexes, "meta_size"),
-        "frames": _int64(indexes, "frames"),
+        "frames": _int64(indexes, "frames"), "start": _int64(indexes, "start"),
+        "source": [s for ix in indexes for s in ix.columns["source"]],
         "wav_crc32": _int64(indexes, "wav_crc32", np.uint32), "meta_crc32": _int64(indexes, "meta_crc32", np.uint32),
         "codec": {name: _int64(indexes, name, dtype) for name, dtype in codec.index_columns.items()},
     }

@@ -13,9 +13,18 @@ always asks for the same shards.
   renamed to its entry name (an atomic rename): an entry that exists is complete and verified. A crash
   leaves a ``.part`` file that is never read (removed by a later eviction pass once an hour old). When
   an entry is opened its size is checked again.
+- **Checked again before first use.** An entry is opened like a set's files (``O_NOFOLLOW | O_NONBLOCK``,
+  regular files only: a FIFO never hangs a reader, a symlink is never followed) and, the first time a
+  process uses it, hashed against the manifest's sha256: a file planted under an entry's name, of any
+  size, is dropped and the shard downloaded again. A folder under an entry's name is refused by name.
 - **One download per shard.** A process that needs an entry takes ``DIR/tmp/<sha256>.lock`` (``flock``,
   exclusive) before downloading it; another process (or thread) needing the same shard waits on that
-  lock and then finds the entry.
+  lock and then finds the entry. The holder removes the lock file before releasing it (a waiter that then
+  holds a removed file's lock tries again), so lock files do not pile up.
+- **A cache that cannot be used is not an error of the set.** A ``cache_dir`` that cannot be made or
+  written (a file, a read-only disk, ``/proc``) is a :class:`~shardkit.errors.UsageError` when the set is
+  opened; a disk that fills up while a shard is downloaded (:class:`CacheDiskError`) turns the cache off
+  for the process, with one warning, and reads go on uncached.
 - **Bounded, LRU, never evicting an entry in use.** An entry is *pinned* while a reader holds it open
   with a shared ``flock`` on it (each read call opens, locks, reads, closes). After each new entry,
   entries are evicted oldest use first (``mtime``, touched on every open) until the entries total at
@@ -27,28 +36,42 @@ always asks for the same shards.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import fcntl
 import functools
 import hashlib
 import json
 import logging
 import os
+import stat
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from shardkit.errors import UsageError
+
 log = logging.getLogger(__name__)
 
-__all__ = ["CorruptShard", "DiskCached", "ShardCache", "read_ranges", "shard_digests"]
+__all__ = ["CacheDiskError", "CorruptShard", "DiskCached", "ShardCache", "read_ranges", "shard_digests"]
 
 #: a ``.part`` file older than this (seconds) is a crashed download's and is removed by an eviction pass
 STALE_PART_SECONDS = 3600
 
 
+#: errors of the cache's own disk (full, read-only, no permission): the cache is turned off, reads go on
+_DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO)
+_OPEN_ENTRY = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK
+
+
 class CorruptShard(OSError):
     """A downloaded shard does not match the manifest's sha256 or size: it is not cached nor read."""
+
+
+class CacheDiskError(OSError):
+    """The cache's own disk failed a write (full, read-only): not a failure of the shard or the storage."""
 
 
 class ShardCache:
@@ -58,27 +81,66 @@ class ShardCache:
     def __init__(self, root: str | os.PathLike[str], limit: int) -> None:
         self.root = Path(root)
         self.limit = int(limit)
-        (self.root / "tmp").mkdir(parents=True, exist_ok=True)
+        try:
+            (self.root / "tmp").mkdir(parents=True, exist_ok=True)
+            if not os.access(self.root / "tmp", os.W_OK):
+                raise OSError(errno.EROFS, "cannot be written")
+        except OSError as exc:
+            raise UsageError(f"cache_dir {self.root} cannot be used ({exc.strerror or exc}); pass a writable folder "
+                             "on a local disk, or leave cache_dir out to read without a cache") from None
+        #: (sha256, st_dev, st_ino) of the entries this process hashed and found right
+        self._verified: set[tuple[str, int, int]] = set()
 
     def path(self, sha256: str) -> Path:
         return self.root / f"{sha256}.tar"
 
     def open(self, sha256: str, size: int) -> int | None:
         """A descriptor of the complete entry ``sha256``, pinned (shared lock) until it is closed, or None
-        when there is none. Marks the entry used now (LRU)."""
+        when there is none (a file under its name that is not a regular file of the shard's size and
+        sha256 is dropped: None). Marks the entry used now (LRU)."""
+        path = self.path(sha256)
         try:
-            fd = os.open(self.path(sha256), os.O_RDONLY)
+            fd = os.open(path, _OPEN_ENTRY)
         except FileNotFoundError:
             return None
+        except OSError as exc:
+            if exc.errno != errno.ELOOP:
+                raise
+            return self._drop(path, None, "a symbolic link")
         try:
+            st = os.fstat(fd)
+            if stat.S_ISDIR(st.st_mode):
+                raise UsageError(f"{path}: not a regular file but a folder, under a name of the shard cache; remove it")
+            if not stat.S_ISREG(st.st_mode) or st.st_size != size:
+                return self._drop(path, fd, "not a regular file" if not stat.S_ISREG(st.st_mode)
+                                  else f"{st.st_size} bytes, not {size}")
             fcntl.flock(fd, fcntl.LOCK_SH)
-            if os.fstat(fd).st_size != size:  # not ours: a file someone put there by hand
-                raise CorruptShard(f"{self.path(sha256)}: cached shard has {os.fstat(fd).st_size} bytes, not {size}")
+            if (sha256, st.st_dev, st.st_ino) not in self._verified:
+                if _sha256_of(fd) != sha256:
+                    return self._drop(path, fd, "other bytes than the manifest's sha256")
+                self._verified.add((sha256, st.st_dev, st.st_ino))
             os.utime(fd)
         except BaseException:
-            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.close(fd)
             raise
         return fd
+
+    def _drop(self, path: Path, fd: int | None, why: str) -> None:
+        """Remove what lies under an entry's name and is not the shard (only if it is still the thing
+        opened as ``fd``); None: the caller downloads the shard again."""
+        try:
+            here = os.stat(path, follow_symlinks=False)
+            if fd is None or (here.st_dev, here.st_ino) == (os.fstat(fd).st_dev, os.fstat(fd).st_ino):
+                path.unlink()
+                log.warning("%s: %s, not the shard the manifest names; removed from the cache, fetching it again",
+                            path, why)
+        except FileNotFoundError:
+            pass
+        finally:
+            if fd is not None:
+                os.close(fd)
+        return None
 
     def get(self, sha256: str, size: int, download: Callable[[Callable[[bytes], None]], None],
             where: str = "") -> int | None:
@@ -91,16 +153,35 @@ class ShardCache:
         fd = self.open(sha256, size)
         if fd is not None:
             return fd
-        lock = os.open(self.root / "tmp" / f"{sha256}.lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # one download per shard; the others wait here
+        with self._download_lock(sha256):  # one download per shard; the others wait here
             fd = self.open(sha256, size)
             if fd is None:
                 fd = self._fill(sha256, size, download, where)
-        finally:
-            os.close(lock)  # releases the lock
         self.evict()
         return fd
+
+    @contextlib.contextmanager
+    def _download_lock(self, sha256: str) -> Iterator[None]:
+        """Hold ``tmp/<sha256>.lock`` exclusively; the holder removes the file before releasing it, and a
+        waiter that got the lock of a removed file takes the new one."""
+        path = self.root / "tmp" / f"{sha256}.lock"
+        while True:
+            lock = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                try:
+                    current = os.stat(path, follow_symlinks=False).st_ino == os.fstat(lock).st_ino
+                except FileNotFoundError:
+                    current = False
+                if current:
+                    try:
+                        yield
+                    finally:
+                        with contextlib.suppress(FileNotFoundError):
+                            path.unlink()
+                    return
+            finally:
+                os.close(lock)  # releases the lock
 
     def _fill(self, sha256: str, size: int, download: Callable[[Callable[[bytes], None]], None], where: str) -> int:
         part = self.root / "tmp" / f"{sha256}.{os.getpid()}.{threading.get_ident()}.part"
@@ -125,8 +206,13 @@ class ShardCache:
             fd = os.open(part, os.O_RDONLY)
             fcntl.flock(fd, fcntl.LOCK_SH)  # pinned before anyone can see it
             os.rename(part, self.path(sha256))
-        except BaseException:
+            st = os.fstat(fd)
+            self._verified.add((sha256, st.st_dev, st.st_ino))
+        except BaseException as exc:
             part.unlink(missing_ok=True)
+            if isinstance(exc, OSError) and not isinstance(exc, CorruptShard | CacheDiskError) and \
+                    exc.errno in _DISK_ERRNOS:
+                raise CacheDiskError(exc.errno, f"{self.root}: {exc.strerror} while caching {where}") from None
             raise
         _fsync_dir(self.root)
         log.info("cached %s (%.1f MB in %.2f s) as %s", where, size / 1e6, time.monotonic() - t0, self.path(sha256))
@@ -180,6 +266,15 @@ class ShardCache:
         return f"ShardCache({str(self.root)!r}, limit={self.limit})"
 
 
+def _sha256_of(fd: int) -> str:
+    """The sha256 of the whole file open as ``fd``, read in 8 MB pieces."""
+    digest, offset = hashlib.sha256(), 0
+    while chunk := os.pread(fd, 8 << 20, offset):
+        digest.update(chunk)
+        offset += len(chunk)
+    return digest.hexdigest()
+
+
 def _remove_unpinned(path: Path) -> bool:
     """Unlink ``path`` if no one holds it (an exclusive lock is granted at once); whether it was removed."""
     try:
@@ -229,6 +324,10 @@ class DiskCached:
             return None
         try:
             fd = self._cached(name)
+        except CacheDiskError as exc:
+            log.warning("%s; reading without the cache from now on in this process", exc)
+            self._disk = None  # type: ignore[assignment]
+            return None
         except OSError as exc:
             return [(k, exc) for k in range(len(ranges))]
         if fd is None:
@@ -271,8 +370,23 @@ class DiskCached:
 
         tag = self._tags.get(name)
         log.info("downloading %s into %s", self.describe(name), self._disk.root)
-        with self._conditional(name, tag):  # ObjectStorage's: ShardChanged or the one-line storage error
-            n = stream_if_match(self._client(), name, tag, write)
+        disk: list[OSError] = []
+
+        def to_disk(chunk: Any) -> None:
+            try:
+                write(chunk)
+            except OSError as exc:  # the cache's disk, not the storage: told apart below
+                disk.append(exc)
+                raise
+
+        try:
+            with self._conditional(name, tag):  # ObjectStorage's: ShardChanged or the one-line storage error
+                n = stream_if_match(self._client(), name, tag, to_disk)
+        except OSError:
+            if disk and disk[0].errno in _DISK_ERRNOS:
+                raise CacheDiskError(disk[0].errno, f"{self._disk.root}: {disk[0].strerror} while caching "
+                                     f"{self.describe(name)}") from None
+            raise
         with self._lock:
             self.stats["disk_gets"] += 1
             self.stats["disk_bytes"] += n

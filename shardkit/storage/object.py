@@ -117,6 +117,7 @@ class ObjectStorage(DiskCached):
         self._preloaded: dict[str, Any] = {}
         self._sizes: dict[str, Any] = {}
         self._logged_first = False
+        self._stall = locate.Stall()
         #: this process's counters: ranges served from the cache (``hits``) or not (``misses``), windows a
         #: read waited for because prefetch was already fetching them (``joined``), GETs and bytes fetched
         #: by prefetch (``prefetch_gets``, ``prefetch_bytes``) and by reads (``read_gets``, ``read_bytes``)
@@ -186,9 +187,9 @@ class ObjectStorage(DiskCached):
         except OSError as exc:
             if type(exc).__module__.startswith("shardkit") or isinstance(exc, FileNotFoundError):
                 raise
-            raise locate.storage_error(exc, self.describe(name)) from None
+            raise locate.storage_error(exc, self.describe(name), storage_options=self.storage_options) from None
         except Exception as exc:
-            raise locate.storage_error(exc, self.describe(name)) from None
+            raise locate.storage_error(exc, self.describe(name), storage_options=self.storage_options) from None
 
     def size(self, name: str) -> int:
         value = self._sizes.get(name)
@@ -203,7 +204,7 @@ class ObjectStorage(DiskCached):
             except UsageError:
                 raise
             except Exception as exc:
-                value = locate.storage_error(exc, self.describe(name))
+                value = locate.storage_error(exc, self.describe(name), storage_options=self.storage_options)
             self._sizes[name] = value
         if isinstance(value, BaseException):
             raise value
@@ -284,6 +285,7 @@ class ObjectStorage(DiskCached):
         whose ETag was recorded (``If-Match``; the answer's ETag is compared too). Raises :class:`ShardChanged`
         (remembered: later reads of ``name`` fail at once) or the one-line error of the failure."""
         tag = self._tags.get(name)
+        self._stall.check()
         with self._conditional(name, tag):
             data, now = win.get_if_match(self._client(), name, start, end, tag)
         if tag is None and now:
@@ -302,7 +304,8 @@ class ObjectStorage(DiskCached):
         except TagMismatch:
             raise self._shard_changed(name, tag) from None
         except Exception as exc:
-            raise locate.storage_error(exc, self.describe(name)) from None
+            raise self._stall.note(exc, locate.storage_error(exc, self.describe(name),
+                                                             storage_options=self.storage_options)) from None
 
     def _shard_changed(self, name: str, tag: str | None) -> ShardChanged:
         err = ShardChanged(self.describe(name), f"the shard changed since the set was opened (its ETag was {tag}; "

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import os
@@ -19,6 +20,8 @@ import pickle
 import subprocess
 import sys
 import threading
+import time
+import urllib.parse
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -38,7 +41,11 @@ __all__ = ["cache_options", "check_process", "fetch_metadata", "get_whole", "mak
 DEFAULT_RETRY = {"max_retries": 4, "retry_timeout": timedelta(seconds=30),
                  "backoff": {"init_backoff": timedelta(milliseconds=100), "max_backoff": timedelta(seconds=4),
                              "base": 2}}
-DEFAULT_CLIENT = {"connect_timeout": timedelta(seconds=10), "timeout": timedelta(seconds=120)}
+#: each request (connecting, the answer and its whole body) may take 30 s; with the retries starting only
+#: within 30 s of the first try, one read gives up within about 60 s (docs/reading.md)
+DEFAULT_CLIENT = {"connect_timeout": timedelta(seconds=5), "timeout": timedelta(seconds=30)}
+#: after a request timed out, further reads of that storage fail at once for this long (:class:`Stall`)
+STALL_SECONDS = 30.0
 
 #: ``storage_options`` keys that are shardkit's own, not obstore's (the disk cache of
 #: :class:`~shardkit.storage.object.ObjectStorage`)
@@ -60,15 +67,63 @@ def make_store(url: str, storage_options: Mapping[str, Any] | None = None) -> An
     opts = {k: v for k, v in (storage_options or {}).items() if k not in LOCAL_KEYS}
     client = {**DEFAULT_CLIENT, **opts.pop("client_options", {})}
     retry = {**DEFAULT_RETRY, **opts.pop("retry_config", {})}
-    endpoint = next((str(opts[k]) for k in _ENDPOINT_KEYS if k in opts), None)
-    endpoint = endpoint or next((os.environ[k] for k in _ENDPOINT_ENV if os.environ.get(k)), "")
+    endpoint = _configured_endpoint(opts)
     if url.lower().startswith("http://") or endpoint.lower().startswith("http://"):
         client.setdefault("allow_http", True)
+    if endpoint and not url.lower().startswith(("http://", "https://")):
+        refuse_cross_host_redirect(url, endpoint)
     try:
         return from_url(url, client_options=client, retry_config=retry, **opts)
     except Exception as exc:  # obstore raises its own config errors
         raise UsageError(f"{url}: cannot use this URL with storage_options {sorted(opts)} ({_first_line(exc)})"
                          ) from None
+
+
+def _configured_endpoint(opts: Mapping[str, Any]) -> str:
+    """The endpoint ``storage_options`` or the environment set (``""``: the service's own)."""
+    endpoint = next((str(opts[k]) for k in _ENDPOINT_KEYS if k in opts), None)
+    return endpoint or next((os.environ[k] for k in _ENDPOINT_ENV if os.environ.get(k)), "")
+
+
+def endpoint_of(url: str, storage_options: Mapping[str, Any] | None = None) -> str:
+    """The server the requests for ``url`` go to, as a message names it: ``scheme://host:port`` of an
+    http(s) URL or of the configured endpoint, else the URL's service and bucket."""
+    if url.lower().startswith(("http://", "https://")):
+        u = urllib.parse.urlsplit(url)
+        return f"{u.scheme}://{u.netloc}"
+    return _configured_endpoint(storage_options or {}).rstrip("/") or "/".join(url.split("/", 3)[:3])
+
+
+def refuse_cross_host_redirect(url: str, endpoint: str) -> None:
+    """Raise :class:`StorageError` when the custom ``endpoint`` answers a request for ``url`` with a
+    redirect to another host. obstore follows redirects and keeps headers such as S3's
+    ``x-amz-security-token`` (it drops only ``Authorization``), and it offers no setting to stop that, so
+    shardkit asks first: one unsigned ``HEAD`` of the set's prefix, redirects not followed, each time a
+    store is made (once per storage and process). A server that redirects only signed requests is not
+    caught by this."""
+    ep = urllib.parse.urlsplit(endpoint)
+    bucket_and_prefix = url.split("://", 1)[1] if "://" in url else url
+    path = (ep.path.rstrip("/") + "/" + urllib.parse.quote(bucket_and_prefix)) or "/"
+    conn_type = http.client.HTTPSConnection if ep.scheme == "https" else http.client.HTTPConnection
+    try:
+        conn = conn_type(ep.hostname or "", ep.port, timeout=5)
+        try:
+            conn.request("HEAD", path)
+            answer = conn.getresponse()
+            status, location = answer.status, answer.getheader("Location") or ""
+        finally:
+            conn.close()
+    except (OSError, http.client.HTTPException, ValueError):
+        return  # unreachable or odd: obstore's own request names it
+    if 300 <= status < 400 and location:
+        to = urllib.parse.urlsplit(urllib.parse.urljoin(endpoint.rstrip("/") + path, location))
+        if (to.hostname, to.port or (443 if to.scheme == "https" else 80)) != \
+                (ep.hostname, ep.port or (443 if ep.scheme == "https" else 80)):
+            raise StorageError(
+                f"{url}: the storage endpoint {endpoint} answers with a redirect (HTTP {status}) to another host, "
+                f"{to.scheme}://{to.netloc}; shardkit does not follow a redirect to another host with credentials "
+                "(the client would send it the session token). Point the endpoint (AWS_ENDPOINT_URL / "
+                f"storage_options['endpoint']) at {to.scheme}://{to.netloc} if you trust it")
 
 
 def cache_options(source: object, storage_options: Mapping[str, Any] | None, cache_dir: str | os.PathLike[str] | None,
@@ -94,12 +149,16 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0][:300] if text else type(exc).__name__
 
 
-def storage_error(exc: BaseException, where: str, action: str = "read") -> OSError:
+def storage_error(exc: BaseException, where: str, action: str = "read",
+                  storage_options: Mapping[str, Any] | None = None) -> OSError:
     """One line for an obstore failure on ``where`` (a URL): ``FileNotFoundError`` for a missing
     object, else :class:`StorageError` saying what to check. ``action``: what was being done ("read",
-    "write"). Returns it; the caller raises."""
+    "write"); ``storage_options``: the store's, to name its endpoint and time limits. Returns it; the
+    caller raises."""
     text = str(exc)
     kind = type(exc).__name__
+    if timed_out(text):
+        return _too_slow(where, storage_options)
     if "NoSuchBucket" in text:
         return StorageError(f"{where}: the bucket does not exist; check the URL and the endpoint "
                             f"(AWS_ENDPOINT_URL / storage_options['endpoint'])")
@@ -116,6 +175,41 @@ def storage_error(exc: BaseException, where: str, action: str = "read") -> OSErr
                             "the endpoint (AWS_ENDPOINT_URL / storage_options['endpoint'])")
     return StorageError(f"{where}: {action} failed ({_reason(text) or kind}); check the URL, the endpoint and "
                         "the credentials")
+
+
+def timed_out(text: str) -> bool:
+    """Whether obstore's error is a request that ran out of time once connected (a slow or stalled
+    server), not one that could not connect."""
+    timeout = "TimedOut" in text or "kind: Timeout" in text or "timed out" in text.lower()
+    return timeout and "kind: Connect" not in text
+
+
+class Stall:
+    """After a request of a storage timed out, its further reads fail at once with that error for
+    :data:`STALL_SECONDS`: a batch waits for a stalled endpoint once, not once per sample."""
+
+    def __init__(self) -> None:
+        self._until, self._err = 0.0, None
+
+    def check(self) -> None:
+        if self._err is not None and time.monotonic() < self._until:
+            raise self._err
+
+    def note(self, exc: BaseException, err: OSError) -> OSError:
+        """Remember ``err`` (the one line for ``exc``) when ``exc`` is a timeout; returns it."""
+        if timed_out(str(exc)):
+            self._until, self._err = time.monotonic() + STALL_SECONDS, err
+        return err
+
+
+def _too_slow(where: str, storage_options: Mapping[str, Any] | None) -> StorageError:
+    opts = storage_options or {}
+    timeout = {**DEFAULT_CLIENT, **opts.get("client_options", {})}.get("timeout")
+    retry = {**DEFAULT_RETRY, **opts.get("retry_config", {})}.get("retry_timeout")
+    seconds = [f"{v.total_seconds():g} s" if isinstance(v, timedelta) else str(v) for v in (timeout, retry)]
+    return StorageError(f"{where}: the storage endpoint {endpoint_of(where, opts)} did not answer in time (a request "
+                        f"may take {seconds[0]}, retries stop after {seconds[1]}): it is slow or stalled. Check the "
+                        "network, or allow more: storage_options={'client_options': {'timeout': '120s'}}")
 
 
 def _reason(text: str) -> str:

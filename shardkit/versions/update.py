@@ -163,12 +163,8 @@ def update(
     vocabulary = vocabulary_of(items)
     first = 1 + max((int(e.name[6:-4]) for e in old_m.shards if is_shard_name(e.name)), default=-1)
     written = write_new_shards(plan.todo, new_dir, opts, vocabulary, first, eng, device, progress)
-    result = UpdateResult(out=new_dir, version_id="", parent=old_m.version_id,
-                          added=sorted(it.rel for it in plan.todo if it.rel not in table),
-                          changed=sorted(it.rel for it in plan.todo if it.rel in table),
-                          removed=sorted(set(table) - {it.rel for it in items}),
-                          relabelled=sorted(plan.relabelled), unchanged=len(plan.keep) - len(plan.relabelled),
-                          rejects=written.rejects)
+    result = UpdateResult(out=new_dir, version_id="", parent=old_m.version_id, **_changes(plan, table, items, written),
+                          rejects=[*csv_rejects, *written.rejects])
     manifest = _manifest(old_m, plan, table, old_rows, written, items, csv_rejects, opts, vocabulary, note, new_dir)
     (new_dir / PACK_STATE_NAME).unlink(missing_ok=True)
     result.version_id, result.samples = manifest.version_id, manifest.samples
@@ -181,6 +177,16 @@ def update(
     result.elapsed = time.monotonic() - t0
     log.info("update %s → %s: %d new shards, %d reused", old_root, new_dir, result.new_shards, result.reused_shards)
     return result
+
+
+def _changes(plan: Any, table: Table, items: list[SourceItem], written: Any) -> dict[str, Any]:
+    """The sources added, changed, removed and relabelled, for :class:`UpdateResult`; a source that
+    failed to decode is among the rejects, neither added nor changed."""
+    refused = {j.file for j in written.rejects}
+    packed = [it.rel for it in plan.todo if it.rel not in refused]
+    return {"added": sorted(r for r in packed if r not in table), "changed": sorted(r for r in packed if r in table),
+            "removed": sorted(set(table) - {it.rel for it in items}), "relabelled": sorted(plan.relabelled),
+            "unchanged": len(plan.keep) - len(plan.relabelled)}
 
 
 def _manifest(old_m: Manifest, plan: _Plan, table: Table, old_rows: list[tuple[str, str, int]], written: Any,

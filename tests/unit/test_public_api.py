@@ -19,6 +19,8 @@ def test_exported_names():
         "update", "compact", "log", "diff", "UpdateResult", "CompactResult", "DiffReport",
         # label layers (docs/labels.md)
         "add_labels", "remove_labels", "list_labels", "LabelsResult",
+        # training recipes (docs/recipes.md)
+        "Mixture", "sample_columns", "folds", "write_folds", "load_folds", "Fold",
         # result types
         "ShardSetInfo", "SampleEntry", "Sample", "SplitPlan", "VerifyReport", "Problem", "ReindexResult",
         # the format's documents and the codecs

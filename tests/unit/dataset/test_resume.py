@@ -100,7 +100,8 @@ def test_state_is_small_and_counts_global_items(small_set):
     ds.set_epoch(2)
     st0 = ds.state_dict()
     assert st0 == {"format": 1, "seed": 4, "epoch": 2, "consumed": 0, "num_items": 21,
-                   "version_id": ds.shard_set.version_id, "shuffle": True, "window_bytes": 3000}
+                   "version_id": ds.shard_set.version_id, "shuffle": True, "window_bytes": 3000, "order": 2,
+                   "recipe": ""}
     assert ds.state_dict(2)["consumed"] == 12 and ds.state_dict(99)["consumed"] == 21
     it = iter(ds)
     next(it)
@@ -129,6 +130,34 @@ def test_load_state_dict_validates(small_set, tmp_path):
         _ds(path).load_state_dict({**state, "consumed": 22})
     with pytest.raises(UsageError, match="lacks"):
         _ds(path).load_state_dict({k: v for k, v in state.items() if k != "epoch"})
+
+
+@pytest.mark.parametrize("change, match", [
+    ({"seed": "abc"}, "seed"), ({"seed": float("nan")}, "seed"), ({"consumed": float("nan")}, "consumed"),
+    ({"consumed": 1.5}, "consumed"), ({"consumed": "3"}, "consumed"), ({"epoch": -1}, "epoch"),
+    ({"epoch": 10**30}, "epoch"), ({"epoch": 2.5}, "epoch"), ({"epoch": None}, "epoch"),
+    ({"num_items": "21"}, "num_items"), ({"consumed": True}, "consumed"),
+])
+def test_a_forged_state_is_a_usage_error(small_set, change, match):
+    path, _ = small_set
+    state = _ds(path, batch_size=2).state_dict(3)
+    with pytest.raises(UsageError, match=match):
+        _ds(path, batch_size=2).load_state_dict({**state, **change})
+
+
+@pytest.mark.parametrize("epoch", [-1, 2**31, 10**30, 1.5, "3", None])
+def test_set_epoch_refuses_what_is_no_epoch(small_set, epoch):
+    path, _ = small_set
+    with pytest.raises(UsageError, match="epoch"):
+        _ds(path, batch_size=2).set_epoch(epoch)
+
+
+def test_a_batch_too_big_for_memory_is_refused_before_allocating(small_set):
+    path, _ = small_set
+    with pytest.raises(UsageError, match="batch_size"):
+        _ds(path, batch_size=10**9)
+    with pytest.raises(UsageError, match="crop_seconds"):
+        _ds(path, batch_size=2, crop_seconds=1e9)
 
 
 def test_restore_reads_nothing_but_the_next_batch(small_set, monkeypatch):

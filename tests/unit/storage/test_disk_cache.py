@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from shardkit.errors import UsageError
 from shardkit.storage.disk_cache import CorruptShard, ShardCache
 
 
@@ -114,3 +115,56 @@ def test_processes_needing_one_shard_share_one_download_and_never_see_it_torn(tm
         p.join(10)
     assert sum(n for n, _ in results) == 1  # one process downloaded; the others waited and read its entry
     assert {h for _, h in results} == {sha}
+
+
+# -- issue 22: planted files, FIFOs, lock files, unusable and full cache folders ----------------------------------
+
+
+def test_a_planted_file_of_the_right_size_is_dropped_and_fetched_again(tmp_path):
+    cache = ShardCache(tmp_path, 10_000)
+    data, sha = _blob(5000)
+    cache.path(sha).write_bytes(b"\0" * len(data))  # someone's file under the entry's name, the shard's size
+    calls = []
+    fd = cache.get(sha, len(data), lambda w: (calls.append(1), _download(data)(w)))
+    assert _read(fd, len(data)) == data and calls == [1]
+    assert _read(cache.get(sha, len(data), _download(b"never called")), len(data)) == data and calls == [1]
+    cache.path(sha).write_bytes(b"\1" * 10)  # another size: also dropped and fetched again
+    assert _read(cache.get(sha, len(data), _download(data)), len(data)) == data
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("kind", ["fifo", "symlink", "folder"])
+def test_a_planted_fifo_symlink_or_folder_never_hangs_nor_is_read(tmp_path, kind):
+    cache = ShardCache(tmp_path / "c", 10_000)
+    data, sha = _blob(5000)
+    outside = tmp_path / "outside"
+    outside.write_bytes(b"\0" * len(data))
+    if kind == "fifo":
+        os.mkfifo(cache.path(sha))
+    elif kind == "symlink":
+        cache.path(sha).symlink_to(outside)
+    else:
+        cache.path(sha).mkdir()
+    if kind == "folder":
+        with pytest.raises(UsageError, match=rf"{sha}\.tar.*not a regular file"):
+            cache.get(sha, len(data), _download(data))
+        return
+    assert _read(cache.get(sha, len(data), _download(data)), len(data)) == data
+    assert outside.read_bytes() == b"\0" * len(data) and cache.path(sha).is_file() and not cache.path(sha).is_symlink()
+
+
+def test_lock_files_are_removed(tmp_path):
+    cache = ShardCache(tmp_path, 100_000)
+    for seed in range(3):
+        data, sha = _blob(3000, seed)
+        os.close(cache.get(sha, len(data), _download(data)))
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
+@pytest.mark.parametrize("where", ["file", "proc"])
+def test_an_unusable_cache_dir_is_a_usage_error(tmp_path, where):
+    folder = tmp_path / "afile" if where == "file" else "/proc/shardkit-cache"
+    if where == "file":
+        folder.write_text("x")
+    with pytest.raises(UsageError, match=r"cache_dir .* cannot be used"):
+        ShardCache(folder, 10_000)
