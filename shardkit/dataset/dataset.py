@@ -121,8 +121,8 @@ class ShardDataset(IterableDataset):
         self.shard_set = ss = (source if isinstance(source, ShardSet)
                                else ShardSet.open(source, storage_options=storage_options, search_path=search_path))
         opts.check_layout(ss.mode, ss.root)
-        if opts.read_ahead and getattr(ss.storage, "readahead", None) == "off":
-            ss.storage.readahead = "fadvise"  # read_ahead=True asked for it on a local folder
+        if opts.read_ahead and not ss.storage.capabilities.reads_ahead:
+            ss.storage.set_readahead("fadvise")  # read_ahead=True asked for it on a local folder
         #: the checked arguments (:class:`ReadOptions`)
         self.options = opts
         topo = detect_topology(rank, world_size)
@@ -225,7 +225,7 @@ class ShardDataset(IterableDataset):
         folder does only with ``LocalStorage(readahead=...)``: on a warm page cache it only costs)."""
         if self.options.read_ahead is not None:
             return self.options.read_ahead
-        return bool(getattr(self.shard_set.storage, "reads_ahead", True))
+        return self.shard_set.storage.capabilities.reads_ahead
 
     def _read_ahead(self, epoch: int, rank_plan: plan.RankPlan, batches: range) -> Any:
         """The :class:`~shardkit.dataset.batch.ReadAhead` of this process's ``batches`` of ``epoch``."""

@@ -63,7 +63,7 @@ def _open_manifest(path: str | os.PathLike[str], storage_options: dict[str, Any]
 
     root, name = location.split_url(str(path), MANIFEST_NAME)
     storage = ObjectStorage(root, storage_options)
-    storage.load_metadata(name)
+    storage.open_set(name)
     where = storage.describe(name)
     try:
         data = storage.read_bytes(name)

@@ -286,9 +286,8 @@ class ShardSet:
 
     def _bind_storage(self) -> None:
         self._members: dict[str, Any] = {}
-        bind = getattr(self.storage, "bind_members", None)
-        if bind is not None:
-            bind(self.members)
+        if self.storage.capabilities.checks_members:
+            self.storage.bind_members(self.members)
 
     def members(self, shard: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """The members of ``shard`` (data and ``.mp``), sorted by offset: (starts int64, ends int64,
@@ -320,9 +319,7 @@ def locate_set(path: str | os.PathLike[str], storage: Storage | None, storage_op
         root, name = fmt.manifest_root(path), _manifest_name(path)
     if storage is None:
         storage = open_storage(root, storage_options)
-    preload = getattr(storage, "load_metadata", None)
-    if preload is not None:
-        preload(name)
+    storage.open_set(name)
     return root, name, storage
 
 

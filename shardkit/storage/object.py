@@ -47,7 +47,7 @@ import numpy as np
 from shardkit.errors import UsageError
 from shardkit.storage import obstore as locate
 from shardkit.storage import windows as win
-from shardkit.storage.base import ByteRange, Extent, RangeError, ShardChanged, ShortRead, Storage
+from shardkit.storage.base import ByteRange, Capabilities, Extent, Members, RangeError, ShardChanged, ShortRead, Storage
 from shardkit.storage.disk_cache import DiskCached, ShardCache, shard_digests
 from shardkit.storage.local import LocalStorage
 from shardkit.storage.location import is_url
@@ -67,11 +67,7 @@ DISK_CACHE_BYTES = 20_000_000_000
 #: a window that takes longer than this is logged at INFO
 SLOW_SECONDS = 1.0
 
-#: the members of a shard: (starts int64, ends int64, crc32s int64), sorted by start
-Members = tuple[np.ndarray, np.ndarray, np.ndarray]
-
-
-class ObjectStorage(DiskCached):
+class ObjectStorage(DiskCached, Storage):
     """A shard set at an object-store URL (``s3://bucket/prefix/``, ``gs://…``, ``az://…``,
     ``http(s)://…``), read with obstore. Thread-safe; pickles to its URL and options.
 
@@ -143,7 +139,12 @@ class ObjectStorage(DiskCached):
 
     # -- metadata ----------------------------------------------------------------------------------
 
-    def load_metadata(self, manifest: str) -> None:
+    @property
+    def capabilities(self) -> Capabilities:
+        """Reads ahead (CRC-checked windows), checks whole members, preloads the set's metadata."""
+        return Capabilities(reads_ahead=True, checks_members=True, preloads=True)
+
+    def open_set(self, manifest: str) -> None:
         """Read the manifest, the indexes it lists and the shard sizes at once, in a child process
         (:func:`shardkit.storage.obstore.fetch_metadata`) unless this process already uses obstore; the
         next :meth:`read_bytes` / :meth:`size` of them are served from memory."""

@@ -68,11 +68,11 @@ def test_create_then_version_uploads_every_byte(fake, upload, tmp_path):
     assert [v["notes"] for v in fake.datasets[REF].versions] == [None, "second cut"]
     assert {n: sha(fake.files(REF) / n) for n in os.listdir(fake.files(REF))} == local
     p = publish(fake, tmp_path / "home", upload)  # default notes: the version id and totals
-    assert shardkit.Manifest.load(upload).version_id in fake.datasets[REF].versions[-1]["notes"]
+    assert shardkit.format.Manifest.load(upload).version_id in fake.datasets[REF].versions[-1]["notes"]
 
 
 def test_failed_put_is_resumed_not_restarted(fake, upload, tmp_path):
-    shard = shardkit.Manifest.load(upload).shards[0]
+    shard = shardkit.format.Manifest.load(upload).shards[0]
     fake.fail_put[shard.name] = 500
     p = publish(fake, tmp_path / "home", upload)
     assert "resuming, attempt 2" in p.stderr
@@ -85,7 +85,7 @@ def test_failed_put_is_resumed_not_restarted(fake, upload, tmp_path):
 
 
 def test_a_rerun_resumes_a_failed_upload(fake, upload, tmp_path):
-    shard = shardkit.Manifest.load(upload).shards[-1]
+    shard = shardkit.format.Manifest.load(upload).shards[-1]
     fake.fail_put[shard.name] = 500
     p = publish(fake, tmp_path / "home", upload, "--attempts", "1", ok=False)
     assert p.returncode != 0 and "run the same command again" in p.stderr and REF not in fake.datasets
