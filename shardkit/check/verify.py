@@ -105,10 +105,11 @@ def verify(path: str | os.PathLike[str], *, progress: Callable[[int], None] | No
     from shardkit.storage.location import resolve_location
 
     path, search_path = resolve_location(path, search_path)
-    root, name, storage = locate_set(path, None, storage_options)
+    where, name, storage = locate_set(path, None, storage_options)
+    root = where.native
     try:
         doc = load_manifest(storage, name)
-        if doc.derived and isinstance(root, Path):  # with the ancestors' shards it uses (format §5.1)
+        if doc.derived and where.is_local:  # with the ancestors' shards it uses (format §5.1)
             from shardkit.read.lineage import resolve
             from shardkit.storage.routed import RoutedStorage
 

@@ -20,15 +20,23 @@ The interface is shaped for both:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
+from shardkit.errors import UsageError
+
+if TYPE_CHECKING:
+    from shardkit.storage.location import Location
+
 __all__ = ["MAX_OBJECT_BYTES", "ByteRange", "Capabilities", "Extent", "Members", "OpenFailed", "RangeError",
            "ShardChanged", "ShortRead", "Storage"]
+
+#: the pieces :meth:`Storage.stream` hands on (bytes)
+STREAM_PIECE = 8 << 20
 
 #: Largest object :meth:`LocalStorage.read_bytes` reads (a manifest or an index; an index of a million
 #: samples is about 30 MB): a bigger file is refused with :class:`UnsafeFileError` before reading.
@@ -107,6 +115,11 @@ class Storage(ABC):
     the others have defaults that do nothing, and :attr:`capabilities` says which of them a storage
     implements. Every storage passes the contract in ``tests/storage/``."""
 
+    @classmethod
+    def from_location(cls, location: Location, storage_options: Mapping[str, Any] | None = None) -> Storage:
+        """The storage of ``location`` (the storage table of :mod:`shardkit.storage.location` calls this)."""
+        raise UsageError(f"{location}: {cls.__name__} cannot be opened from a location; pass it as storage=")
+
     @property
     def capabilities(self) -> Capabilities:
         """What this storage does beyond the required methods (default: nothing)."""
@@ -159,6 +172,22 @@ class Storage(ABC):
         """Where a shard's members and CRC-32s are (the shard set's index columns: ``members(shard)`` →
         ``(starts, ends, crc32s)`` sorted by start, or None): a storage that ``checks_members`` then
         fetches whole members and checks them. Not pickled: the shard set binds again."""
+
+    def stream(self, name: str, write: Callable[[memoryview], None]) -> int:
+        """The whole object ``name``, handed to ``write`` in pieces of at most 8 MB, as the object whose
+        identity was recorded (:class:`ShardChanged` otherwise); returns the bytes written. Raises what a
+        failed read gives (``FileNotFoundError``, :class:`OpenFailed`, :class:`ShortRead`, …). The default
+        reads it with :meth:`read_into`; an object store overrides it with one streaming GET."""
+        size, done = self.size(name), 0
+        buf = memoryview(bytearray(max(1, min(size, STREAM_PIECE))))
+        while done < size:
+            view = buf[:min(len(buf), size - done)]
+            errors = self.read_into(name, [(done, len(view), view)])
+            if errors:
+                raise errors[0][1]
+            write(view)
+            done += len(view)
+        return done
 
     def local_path(self, name: str) -> Path | None:
         """The path of object ``name`` on this machine, or None when it has none."""

@@ -12,11 +12,11 @@ import os
 import queue
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from shardkit.errors import UnsafeFileError
+from shardkit.errors import UnsafeFileError, UsageError
 from shardkit.storage import base
 from shardkit.storage.base import (
     ByteRange,
@@ -28,6 +28,7 @@ from shardkit.storage.base import (
     ShortRead,
     Storage,
 )
+from shardkit.storage.location import Location
 from shardkit.storage.safe_open import Identity, identity, open_regular, stat_regular
 
 __all__ = ["MAX_OPEN_SHARDS", "READAHEAD_MODES", "LocalStorage", "coalesce"]
@@ -84,6 +85,13 @@ class LocalStorage(Storage):
         self.readahead = readahead
         self._ids: dict[str, Identity] = {}
         self._reset()
+
+    @classmethod
+    def from_location(cls, location: Location, storage_options: Mapping[str, Any] | None = None) -> LocalStorage:
+        if storage_options:
+            raise UsageError(f"{location}: storage_options apply to object-store URLs (s3://, gs://, az://, "
+                             "http(s)://), not to a local folder")
+        return cls(location.path)
 
     @property
     def capabilities(self) -> Capabilities:

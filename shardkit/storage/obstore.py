@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from shardkit.errors import StorageError, UnsafeFileError, UsageError
-from shardkit.storage.location import is_url
+from shardkit.storage.location import Location
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ def cache_options(source: object, storage_options: Mapping[str, Any] | None, cac
         return None if storage_options is None else dict(storage_options)
     if cache_dir is None:
         raise UsageError(f"{source}: cache_bytes bounds cache_dir; pass cache_dir=FOLDER too")
-    if not is_url(source):
+    if Location.parse(source).is_local:
         raise UsageError(f"{source}: cache_dir keeps the shards of a set on object storage (s3://, gs://, az://, "
                          "http(s)://); a local folder is read in place")
     out = {**(storage_options or {}), "cache_dir": os.fspath(cache_dir)}

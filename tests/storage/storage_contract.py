@@ -171,6 +171,11 @@ class StorageContract:
         assert storage.read_into("shard-00000.tar", ranges) == []
         assert [bytes(d) for _, _, d in ranges] == [data[100:1100], data[65_000:67_000]]
 
+    def test_stream_hands_on_the_whole_object(self, storage: Storage) -> None:
+        pieces: list[bytes] = []
+        assert storage.stream("shard-00000.tar", lambda piece: pieces.append(bytes(piece))) == SIZE
+        assert b"".join(pieces) == self.OBJECTS["shard-00000.tar"]
+
     def test_close_then_read_again(self, storage: Storage) -> None:
         storage.close()
         ranges = _ranges(b"", [(5, 5)])

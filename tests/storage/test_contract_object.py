@@ -17,6 +17,8 @@ from remote_fixtures import moto_endpoint, range_server, s3_client, url_of
 from storage_contract import StorageContract
 from test_contract_local import put_file
 
+from shardkit.storage.disk_cache import CachedStorage
+from shardkit.storage.location import open_storage
 from shardkit.storage.object import ObjectStorage
 
 pytestmark = pytest.mark.timeout(180)
@@ -79,19 +81,18 @@ class CachedContract:
     def _cache(self, tmp_path: Path) -> None:
         self.cache_dir = tmp_path / "cache"
 
-    def cached(self, storage: ObjectStorage) -> ObjectStorage:
+    def cached(self, url: str, options: dict[str, Any]) -> Any:
+        storage = open_storage(url, {**options, "cache_dir": str(self.cache_dir)})
+        assert isinstance(storage, CachedStorage)
         storage.open_set("set.json")
         return storage
 
 
 class TestCachedS3(CachedContract, TestObjectStorageS3):
-    def options(self, where: Any) -> dict[str, Any]:
-        return {**super().options(where), "cache_dir": str(self.cache_dir)}
-
-    def open(self, where: tuple[str, str]) -> ObjectStorage:
-        return self.cached(super().open(where))
+    def open(self, where: tuple[str, str]) -> Any:
+        return self.cached(f"s3://contract/{where[1]}", self.options(where))
 
 
 class TestCachedHTTP(CachedContract, TestObjectStorageHTTP):
-    def open(self, where: tuple[Path, str]) -> ObjectStorage:
-        return self.cached(ObjectStorage(where[1], {"cache_dir": str(self.cache_dir)}))
+    def open(self, where: tuple[Path, str]) -> Any:
+        return self.cached(where[1], {})
