@@ -40,8 +40,8 @@ DEFAULT_RETRY = {"max_retries": 4, "retry_timeout": timedelta(seconds=30),
                              "base": 2}}
 DEFAULT_CLIENT = {"connect_timeout": timedelta(seconds=10), "timeout": timedelta(seconds=120)}
 
-#: ``storage_options`` keys that are shardkit's own, not obstore's (the disk cache of
-#: :class:`~shardkit.storage.object.ObjectStorage`)
+#: ``storage_options`` keys that are shardkit's own, not obstore's (the disk cache that
+#: :meth:`~shardkit.storage.object.ObjectStorage.from_location` wraps around the store)
 LOCAL_KEYS = ("cache_dir", "cache_dir_bytes")
 
 _ENDPOINT_KEYS = ("endpoint", "aws_endpoint", "aws_endpoint_url", "endpoint_url")
@@ -74,8 +74,8 @@ def make_store(url: str, storage_options: Mapping[str, Any] | None = None) -> An
 def cache_options(source: object, storage_options: Mapping[str, Any] | None, cache_dir: str | os.PathLike[str] | None,
                   cache_bytes: int | str | None) -> dict[str, Any] | None:
     """``storage_options`` with ``ShardDataset``'s ``cache_dir``/``cache_bytes`` in them (as ``cache_dir`` and
-    ``cache_dir_bytes``: :class:`~shardkit.storage.object.ObjectStorage`'s disk cache). A cache of a local folder, or a
-    bound without a folder, is a :class:`UsageError`."""
+    ``cache_dir_bytes``: the :class:`~shardkit.storage.disk_cache.CachedStorage` around the object store). A
+    cache of a local folder, or a bound without a folder, is a :class:`UsageError`."""
     if cache_dir is None and cache_bytes is None:
         return None if storage_options is None else dict(storage_options)
     if cache_dir is None:
