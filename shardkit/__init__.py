@@ -45,11 +45,9 @@ from shardkit.storage.location import register_scheme
 register_scheme("kaggle", "shardkit.kaggle.notebook:resolve_location")
 register_hint("kaggle", "shardkit.kaggle.notebook:missing_parent_hint")
 
-_ERRORS = [
-    "BudgetExceededError", "DecodeError", "FormatError", "IntegrityError", "ManifestError", "MetadataError",
-    "OutputConflictError", "PackError", "SampleNotFoundError", "ShardIndexError", "ShardReadError", "ShardkitError",
-    "SourceError", "StorageError", "UnknownCodecError", "UnsafeFileError", "UnsupportedVersionError", "UsageError",
-]
+#: the exception tree, as imported above
+_ERRORS = [name for name, value in list(globals().items())
+           if isinstance(value, type) and issubclass(value, ShardkitError)]
 
 # What users call, imported on first use. This block is the one list of those names: type checkers read it,
 # and _lazy_names() reads it for __getattr__ and __all__ (tests/unit/test_public_api.py holds the contract).
