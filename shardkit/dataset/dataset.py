@@ -31,6 +31,7 @@ from shardkit.errors import UsageError
 from shardkit.read.columns import Where
 from shardkit.read.shardset import ShardSet
 from shardkit.storage import obstore as locate
+from shardkit.storage.location import is_url
 
 log = logging.getLogger(__name__)
 
@@ -164,8 +165,8 @@ class ShardDataset(IterableDataset):
                            targets_reduce=targets_reduce)
         self.shard_set = ss = _open_set(source, storage_options, search_path, cache_dir, cache_bytes)
         opts.check_layout(ss.mode, ss.root)
-        if opts.read_ahead and getattr(ss.storage, "readahead", None) == "off":
-            ss.storage.readahead = "fadvise"  # read_ahead=True asked for it on a local folder
+        if opts.read_ahead and not ss.storage.capabilities.reads_ahead:
+            ss.storage.set_readahead("fadvise")  # read_ahead=True asked for it on a local folder
         #: the checked arguments (:class:`ReadOptions`)
         self.options = opts
         topo = detect_topology(rank, world_size)
@@ -286,7 +287,7 @@ class ShardDataset(IterableDataset):
         folder does only with ``LocalStorage(readahead=...)``: on a warm page cache it only costs)."""
         if self.options.read_ahead is not None:
             return self.options.read_ahead
-        return bool(getattr(self.shard_set.storage, "reads_ahead", True))
+        return self.shard_set.storage.capabilities.reads_ahead
 
     def _read_ahead(self, epoch: int, rank_plan: plan.RankPlan, batches: range) -> Any:
         """The :class:`~shardkit.dataset.batch.ReadAhead` of this process's ``batches`` of ``epoch``."""
@@ -343,7 +344,7 @@ class ShardDataset(IterableDataset):
 def _check_source(source: object) -> None:
     """:class:`UsageError` unless ``source`` names one shard set (several sets, a list, a number)."""
     one = isinstance(source, ShardSet) or (
-        isinstance(source, str | os.PathLike) and not ("," in os.fspath(source) and not locate.is_url(source)
+        isinstance(source, str | os.PathLike) and not ("," in os.fspath(source) and not is_url(source)
                                                      and not os.path.exists(source)))
     if one:
         return

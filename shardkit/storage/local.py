@@ -12,13 +12,23 @@ import os
 import queue
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from shardkit.errors import UnsafeFileError
+from shardkit.errors import UnsafeFileError, UsageError
 from shardkit.storage import base
-from shardkit.storage.base import ByteRange, Extent, OpenFailed, RangeError, ShardChanged, ShortRead
+from shardkit.storage.base import (
+    ByteRange,
+    Capabilities,
+    Extent,
+    OpenFailed,
+    RangeError,
+    ShardChanged,
+    ShortRead,
+    Storage,
+)
+from shardkit.storage.location import Location
 from shardkit.storage.safe_open import Identity, identity, open_regular, stat_regular
 
 __all__ = ["MAX_OPEN_SHARDS", "READAHEAD_MODES", "LocalStorage", "coalesce"]
@@ -51,7 +61,7 @@ class _Handle:
 
 
 
-class LocalStorage:
+class LocalStorage(Storage):
     """A shard set in a local folder: ``os.preadv`` on descriptors kept open per process.
 
     The descriptor table is thread-safe (a lock around it; the reads run outside the lock) and
@@ -76,10 +86,23 @@ class LocalStorage:
         self._ids: dict[str, Identity] = {}
         self._reset()
 
+    @classmethod
+    def from_location(cls, location: Location, storage_options: Mapping[str, Any] | None = None) -> LocalStorage:
+        if storage_options:
+            raise UsageError(f"{location}: storage_options apply to object-store URLs (s3://, gs://, az://, "
+                             "http(s)://), not to a local folder")
+        return cls(location.path)
+
     @property
-    def reads_ahead(self) -> bool:
-        """Whether :meth:`prefetch` does anything (``readahead`` is not ``"off"``)."""
-        return self.readahead != "off"
+    def capabilities(self) -> Capabilities:
+        """Local files; :meth:`prefetch` does something unless ``readahead`` is ``"off"``."""
+        return Capabilities(reads_ahead=self.readahead != "off", local_files=True)
+
+    def set_readahead(self, mode: str) -> None:
+        """Read ahead in ``mode`` from now on (:data:`READAHEAD_MODES`)."""
+        if mode not in READAHEAD_MODES:
+            raise ValueError(f"readahead must be one of {READAHEAD_MODES}, got {mode!r}")
+        self.readahead = mode
 
     def _reset(self) -> None:
         self._lock = threading.Lock()
@@ -106,6 +129,9 @@ class LocalStorage:
     def path(self, name: str) -> Path:
         """The local path of object ``name``."""
         return self.root / name
+
+    def local_path(self, name: str) -> Path:
+        return self.path(name)
 
     def describe(self, name: str) -> str:
         return str(self.root / name)

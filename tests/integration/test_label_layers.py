@@ -212,7 +212,7 @@ def test_a_layer_writes_little_keeps_the_audio_and_versions_know_it(sets, tmp_pa
     _key_table(ss, tmp_path)
     new = tmp_path / "new"
     r = shardkit.add_labels(sets["seg"], new, name="pseudo", table=tmp_path / "pseudo.csv", note="round 1")
-    parent = shardkit.Manifest.load(sets["seg"])
+    parent = shardkit.format.Manifest.load(sets["seg"])
     assert not list(new.glob("*.tar")) and not list(new.glob("*.index"))
     assert r.bytes_written == sum(p.stat().st_size for p in new.iterdir())
     assert r.bytes_written < 0.01 * parent.totals["bytes"]

@@ -14,7 +14,7 @@ from shardkit.dataset import ShardDataset, plan
 from shardkit.dataset.batch import ReadAhead
 from shardkit.read import ShardSet
 from shardkit.storage import local as storage_mod
-from shardkit.storage.base import Extent
+from shardkit.storage.base import Capabilities, Extent
 from shardkit.storage.local import LocalStorage, coalesce
 
 
@@ -160,7 +160,7 @@ class _Recorder(LocalStorage):
         super().__init__(root, readahead="off")
         self.hints = []
 
-    reads_ahead = True  # a storage that wants hints (as an object store does)
+    capabilities = Capabilities(reads_ahead=True)  # a storage that wants hints (as an object store does)
 
     def prefetch(self, name, extents):
         self.hints.append((name, list(extents)))
