@@ -24,6 +24,9 @@ replaced or rewritten since the set was opened (:class:`ShardChanged`).
 
 from __future__ import annotations
 
+import ctypes
+import functools
+import mmap
 import os
 import queue
 import threading
@@ -50,10 +53,12 @@ MAX_OPEN_SHARDS = 128
 _HAS_PREADV = hasattr(os, "preadv")
 _HAS_FADVISE = hasattr(os, "posix_fadvise")
 
-#: :class:`LocalStorage` read-ahead modes: ``"fadvise"`` (``POSIX_FADV_WILLNEED`` on coalesced ranges: the
-#: kernel reads them into the page cache), ``"read"`` (a thread reads them sequentially in
-#: :data:`READAHEAD_CHUNK` pieces into one reused buffer, which fills the page cache), ``"off"``
-READAHEAD_MODES = ("fadvise", "read", "off")
+#: :class:`LocalStorage` read-ahead modes: ``"auto"`` (the default: ``"fadvise"`` for the ranges whose pages
+#: are not all in the page cache already, asked with ``mincore``; nothing for a warm range),
+#: ``"fadvise"`` (``POSIX_FADV_WILLNEED`` on coalesced ranges: the kernel reads them into the page cache),
+#: ``"read"`` (a thread reads them sequentially in :data:`READAHEAD_CHUNK` pieces into one reused buffer,
+#: which fills the page cache), ``"off"``
+READAHEAD_MODES = ("auto", "fadvise", "read", "off")
 #: members closer than this are read ahead as one range (the tar headers and ``.mp`` members between)
 READAHEAD_GAP = 1 << 20
 #: largest single read-ahead request (and the ``"read"`` mode's buffer: its whole memory)
@@ -173,7 +178,7 @@ class LocalStorage:
     """
 
     def __init__(self, root: str | os.PathLike[str], *, max_open: int | None = None,
-                 readahead: str = "off") -> None:
+                 readahead: str = "auto") -> None:
         if readahead not in READAHEAD_MODES:
             raise ValueError(f"readahead must be one of {READAHEAD_MODES}, got {readahead!r}")
         self.root = Path(root)
@@ -222,7 +227,7 @@ class LocalStorage:
         the page cache holds them when :meth:`read_into` comes. The thread starts on first use (also
         in a forked child); it holds no data of its own beyond one :data:`READAHEAD_CHUNK` buffer
         (``"read"``). CRCs are not checked: the bytes are not served from here, only cached."""
-        if self.readahead == "off" or not extents or (self.readahead == "fadvise" and not _HAS_FADVISE):
+        if self.readahead == "off" or not extents or (self.readahead != "read" and not _HAS_FADVISE):
             return
         self._check_pid()
         with self._lock:
@@ -311,17 +316,27 @@ class LocalStorage:
             except OSError:
                 continue  # read_into reports it when the batch comes
             try:
-                for offset, length in ranges:
-                    if gen != self._ahead_gen:
-                        break
-                    if buf is None:
-                        os.posix_fadvise(handle.fd, offset, length, os.POSIX_FADV_WILLNEED)
-                    else:
-                        _read_fully(handle.fd, buf[:length], offset)
+                self._ahead_job(handle, ranges, gen, buf)
             except OSError:
                 pass  # a hint: the batch's own read reports the error
             finally:
                 self._release(handle)
+
+    def _ahead_job(self, handle: _Handle, ranges: list[tuple[int, int]], gen: int, buf: memoryview | None) -> None:
+        """Read ahead one shard's ranges: read them (``"read"``), or ``fadvise(WILLNEED)`` them — in
+        ``"auto"`` only those not wholly in the page cache already (:class:`_Residency`)."""
+        resident = _Residency(handle.fd, handle.size) if self.readahead == "auto" else None
+        try:
+            for offset, length in ranges:
+                if gen != self._ahead_gen:
+                    break
+                if buf is not None:
+                    _read_fully(handle.fd, buf[:length], offset)
+                elif resident is None or not resident.all_in(offset, length):
+                    os.posix_fadvise(handle.fd, offset, length, os.POSIX_FADV_WILLNEED)
+        finally:
+            if resident is not None:
+                resident.close()
 
     # -- descriptors -----------------------------------------------------------------------------
 
@@ -417,6 +432,51 @@ LocalFiles = LocalStorage
 _FORK_LOCK = [threading.Lock()]
 if hasattr(os, "register_at_fork"):  # a child must not inherit it held by one of the parent's threads
     os.register_at_fork(after_in_child=lambda: _FORK_LOCK.__setitem__(0, threading.Lock()))
+
+
+class _Residency:
+    """Whether byte ranges of an open file are in the page cache: ``mincore`` over a ``PROT_READ``
+    mapping of the file (address space only: nothing is read or touched). Where ``mincore`` cannot be
+    asked every range counts as not resident (read ahead, as ``"fadvise"`` does)."""
+
+    def __init__(self, fd: int, size: int) -> None:
+        self.libc, self.size, self.addr = _libc(), size, None
+        if self.libc is not None and size > 0:
+            addr = self.libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
+            self.addr = None if addr in (None, ctypes.c_void_p(-1).value) else addr
+
+    def all_in(self, offset: int, length: int) -> bool:
+        """Every page of ``[offset, offset + length)`` (clipped to the file) is in the page cache."""
+        if self.addr is None:
+            return False
+        start = offset - offset % mmap.PAGESIZE
+        end = min(offset + length, self.size)
+        if end <= start:
+            return True
+        vec = ctypes.create_string_buffer(-(-(end - start) // mmap.PAGESIZE))
+        if self.libc.mincore(self.addr + start, end - start, vec) != 0:
+            return False
+        return b"\0" not in vec.raw  # the low bit of each page's byte: resident
+
+    def close(self) -> None:
+        if self.addr is not None:
+            self.libc.munmap(self.addr, self.size)
+            self.addr = None
+
+
+@functools.cache
+def _libc() -> Any:
+    """libc with ``mmap``/``munmap``/``mincore`` typed for ctypes, or None where there is none."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.mmap.restype = ctypes.c_void_p
+        libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int,
+                              ctypes.c_long]
+        libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+        libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p]
+    except (OSError, AttributeError):
+        return None
+    return libc
 
 
 def _fork_lock() -> threading.Lock:
