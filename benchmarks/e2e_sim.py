@@ -104,8 +104,9 @@ def run_pipeline(pipe: Pipeline, *, step_ms: list[float], host_ms: float, launch
                  seconds: float, min_steps: int, count_epoch: bool) -> list[dict[str, Any]]:
     """Feed the simulated accelerator from ``pipe`` at every step time (one set of workers for all of them).
 
-    Per step time, untimed first: ``warmup`` steps and as many batches again as the workers prefetch
-    (2 per worker), so a timed span never starts on a full queue. ``count_epoch``: if no epoch finished,
+    Untimed first: ``warmup`` steps and as many batches again as the workers prefetch (2 per worker), so
+    the first timed span does not start on a full queue; the step times then run shortest first, so the
+    queue a span starts with is never fuller than a steady state at that step time leaves it. ``count_epoch``: if no epoch finished,
     the rest of epoch 0 is read so its clips are counted.
     """
     gen = pipe.batches()
@@ -115,9 +116,9 @@ def run_pipeline(pipe: Pipeline, *, step_ms: list[float], host_ms: float, launch
     ops, shape = stage_ops(pipe, first)
     stage_ms = ops * launch_us / 1e3
     rows = []
-    for ms in step_ms:
+    for k, ms in enumerate(sorted(step_ms)):
         acc = SimAccelerator(ms, host_ms)
-        for _ in range(warmup + 2 * pipe.workers):
+        for _ in range(warmup + 2 * pipe.workers if k == 0 else 0):
             pipe.copy(next(gen))
             acc.step(stage_ms)
         t = _timed(pipe, gen, acc, stage_ms, seconds=seconds, min_steps=min_steps)
