@@ -106,8 +106,8 @@ def run_pipeline(pipe: Pipeline, *, step_ms: list[float], host_ms: float, launch
 
     Untimed first: ``warmup`` steps and as many batches again as the workers prefetch (2 per worker), so
     the first timed span does not start on a full queue; the step times then run shortest first, so the
-    queue a span starts with is never fuller than a steady state at that step time leaves it. ``count_epoch``: if no epoch finished,
-    the rest of epoch 0 is read so its clips are counted.
+    queue a span starts with is never fuller than a steady state at that step time leaves it.
+    ``count_epoch``: if no epoch finished, the rest of epoch 0 is read so its clips are counted.
     """
     gen = pipe.batches()
     t0 = time.perf_counter()

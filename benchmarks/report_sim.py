@@ -82,7 +82,8 @@ def sim_markdown(doc: dict, plot_name: str | None) -> str:
     out = [f"### {_title(doc)}", "",
            f"`{doc['command']}` — torch {doc['machine']['versions'].get('torch')}; ≥ {c['seconds']:g} s and ≥ "
            f"{c['min_steps']} timed steps per (pipeline, step time), step times shortest first, after "
-           f"{c['warmup']} warm-up steps and the prefetched batches (once per pipeline and run); 1-min load average at the start of each run {', '.join(map(str, loads))}, "
+           f"{c['warmup']} warm-up steps and the prefetched batches (once per pipeline and run); 1-min load average "
+           f"at the start of each run {', '.join(map(str, loads))}, "
            f"{doc['load']['end']} at the end (other work shared the 2 cores). Ranges are min–max over the runs.",
            "", f"Data: {d['recordings']} recordings, an epoch of {d['epoch_items']} clips "
            f"({d['recordings']} × {d['crops']} random crops; the seed's datasets draw as many).", ""]
