@@ -363,15 +363,15 @@ def markdown(cold: dict[str, Any]) -> str:
     return head + "\n".join(rows) + "\n\nTargets:\n" + "\n".join(lines) + "\n"
 
 
-def prepare_sets(out: Path, workers: int, log: Callable[[str], None] = _log) -> tuple[Path, Path]:
-    """The benchmarks' corpus packed twice (segments, recordings; wav16, one shard each), reused while
-    unchanged."""
+def prepare_sets(out: Path, workers: int, modes: Sequence[str] = ("segments", "recordings"),
+                 log: Callable[[str], None] = _log) -> list[Path]:
+    """The benchmarks' corpus packed in each of ``modes`` (wav16, one shard each), reused while unchanged."""
     from benchmarks import corpus as corpus_mod
     from benchmarks import packbench
 
     corpus = corpus_mod.build(out / "corpus", corpus_mod.FULL, workers=workers, log=log)
     sets = []
-    for mode in ("segments", "recordings"):
+    for mode in modes:
         dest = out / f"cold-{mode}"
         marker = out / f"cold-{mode}.json"
         want = {"src": str(corpus.src), "files": len(corpus.files), "shard_size": SHARD_SIZE}
@@ -380,7 +380,7 @@ def prepare_sets(out: Path, workers: int, log: Callable[[str], None] = _log) -> 
             packbench.run_pack(corpus.src, dest, mode, workers, SHARD_SIZE)
             marker.write_text(json.dumps(want))
         sets.append(dest)
-    return sets[0], sets[1]
+    return sets
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -395,8 +395,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-throttle", action="store_true", help="read the disk as it is")
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    if args.segments is None or args.recordings is None:
-        args.segments, args.recordings = prepare_sets(args.out, max(1, len(os.sched_getaffinity(0))))
+    missing = [m for m in ("segments", "recordings") if getattr(args, m) is None]
+    for mode, path in zip(missing, prepare_sets(args.out, max(1, len(os.sched_getaffinity(0))), missing),
+                          strict=True):
+        setattr(args, mode, path)
     with contextlib.ExitStack() as stack:
         th = ({"throttled": False, "note": "not throttled (--no-throttle)", "bps": 0, "iops": 0}
               if args.no_throttle else stack.enter_context(throttled(args.segments)))

@@ -263,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--batch", type=int, default=BATCH)
     args = ap.parse_args(argv)
-    seg = args.segments or prepare_sets(args.out, max(1, len(os.sched_getaffinity(0))))[0]
+    seg = args.segments or prepare_sets(args.out, max(1, len(os.sched_getaffinity(0))), ["segments"])[0]
     data = prepare_peers_from(PEERS, seg, args.out / "peers")
     load0 = load1()
     results = measure_all(peer_methods(seg, data, args.workers, args.batch), seconds=args.seconds,
