@@ -75,11 +75,19 @@ class SimAccelerator:
 
 
 def stage_ops(pipe: Pipeline, host_batch: Any) -> tuple[int, list[int]]:
-    """Run ``pipe``'s device stage once for real on the CPU: (aten ops it dispatched, model input shape)."""
+    """Run ``pipe``'s device stage once for real on the CPU: (aten ops it dispatched, model input shape).
+    The mel front end's CPU-only chunking (a few clips at a time, for the caches) is off while counting:
+    on a GPU the whole batch is one STFT, and the count is what a GPU would be asked to launch."""
     if pipe.name == "ceiling":
         return 0, list(host_batch[0].shape)
-    with _CountOps() as count:
-        mel, _ = pipe.stage(pipe.copy(host_batch))
+    from shardkit.device import frontend
+
+    chunk, frontend.CPU_CHUNK = frontend.CPU_CHUNK, 1 << 30  # a GPU takes the batch's STFT whole
+    try:
+        with _CountOps() as count:
+            mel, _ = pipe.stage(pipe.copy(host_batch))
+    finally:
+        frontend.CPU_CHUNK = chunk
     # seed-ogg has no device stage: its stage() returns the batch as it came (a view op or none)
     return (count.ops if pipe.name != "seed-ogg" else 0), list(mel.shape)
 
