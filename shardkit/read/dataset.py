@@ -29,6 +29,10 @@ from shardkit.read.topology import detect_topology
 
 log = logging.getLogger(__name__)
 
+#: an iteration over a local set with at least this share of its pages in the page cache (at its start)
+#: does not read ahead (``LocalStorage`` ``"auto"``): hints would only cost CPU
+WARM_SHARE = 0.98
+
 __all__ = ["ON_ERROR", "STATE_FORMAT", "ReadOptions", "ShardDataset", "SharedEpoch", "SharedInt"]
 
 
@@ -227,11 +231,20 @@ class ShardDataset(IterableDataset):
 
     def _reads_ahead(self) -> bool:
         """``read_ahead``, or when None whether the storage reads ahead (object stores do; a local
-        folder does by default: ``"auto"`` hints only ranges not in the page cache, so warm reads pay
-        for a ``mincore`` per range, not for hints)."""
+        folder does by default, ``"auto"``: not in an iteration that starts with at least
+        :data:`WARM_SHARE` of the set in the page cache, and otherwise hinting only the ranges not
+        cached, so warm reads pay one ``mincore`` per epoch)."""
         if self.options.read_ahead is not None:
             return self.options.read_ahead
-        return bool(getattr(self.shard_set.storage, "reads_ahead", True))
+        storage = self.shard_set.storage
+        if not getattr(storage, "reads_ahead", True):
+            return False
+        resident = getattr(storage, "resident_share", None)
+        try:
+            share = resident(self.shard_set.shard_names) if resident is not None else None
+        except OSError:
+            share = None  # the reads report it
+        return share is None or share < WARM_SHARE
 
     def _read_ahead(self, epoch: int, rank_plan: plan.RankPlan, batches: range) -> Any:
         """The :class:`~shardkit.read.batch.ReadAhead` of this process's ``batches`` of ``epoch``."""

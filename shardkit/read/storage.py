@@ -115,6 +115,27 @@ RangeError = tuple[int, OSError]
 class Storage(Protocol):
     """Read access to the objects (files) of one shard set. Thread-safe and picklable."""
 
+    def resident_share(self, names: Sequence[str]) -> float | None:
+        """In ``"auto"`` mode, the share of the pages of ``names`` that are in the page cache (``mincore``;
+        about 1 ms per GB); None in the other modes or where it cannot be asked. A reader asks it once per
+        epoch: when all of a set is cached there is nothing to read ahead, and not even the hints are paid."""
+        if self.readahead != "auto":
+            return None
+        resident = total = 0.0
+        for name in names:
+            handle = self._acquire(name)
+            try:
+                probe = _Residency(handle.fd, handle.size)
+                share = probe.share()
+                probe.close()
+            finally:
+                self._release(handle)
+            if share is None:
+                return None
+            resident += share * handle.size
+            total += handle.size
+        return resident / total if total else 1.0
+
     def read_bytes(self, name: str) -> bytes:
         """The whole object ``name``: a regular file of at most :data:`MAX_OBJECT_BYTES` (checked before
         reading; :class:`~shardkit.errors.UnsafeFileError` otherwise)."""
@@ -237,6 +258,27 @@ class LocalStorage:
                                                       name="shardkit-readahead", daemon=True)
                 self._ahead_thread.start()
             self._jobs.put((self._ahead_gen, name, coalesce(extents)))
+
+    def resident_share(self, names: Sequence[str]) -> float | None:
+        """In ``"auto"`` mode, the share of the pages of ``names`` that are in the page cache (``mincore``;
+        about 1 ms per GB); None in the other modes or where it cannot be asked. A reader asks it once per
+        epoch: when all of a set is cached there is nothing to read ahead, and not even the hints are paid."""
+        if self.readahead != "auto":
+            return None
+        resident = total = 0.0
+        for name in names:
+            handle = self._acquire(name)
+            try:
+                probe = _Residency(handle.fd, handle.size)
+                share = probe.share()
+                probe.close()
+            finally:
+                self._release(handle)
+            if share is None:
+                return None
+            resident += share * handle.size
+            total += handle.size
+        return resident / total if total else 1.0
 
     def read_bytes(self, name: str) -> bytes:
         """The whole object ``name``: a regular file of at most :data:`MAX_OBJECT_BYTES` (checked before
@@ -457,6 +499,15 @@ class _Residency:
         if self.libc.mincore(self.addr + start, end - start, vec) != 0:
             return False
         return b"\0" not in vec.raw  # the low bit of each page's byte: resident
+
+    def share(self) -> float | None:
+        """The share of the file's pages in the page cache, or None where it cannot be asked."""
+        if self.addr is None:
+            return None if self.size else 1.0
+        vec = ctypes.create_string_buffer(-(-self.size // mmap.PAGESIZE))
+        if self.libc.mincore(self.addr, self.size, vec) != 0:
+            return None
+        return 1.0 - vec.raw.count(0) / len(vec.raw)
 
     def close(self) -> None:
         if self.addr is not None:

@@ -219,7 +219,15 @@ def test_read_ahead_plan_follows_resume_and_ranks(tmp_path):
 def test_local_folders_read_ahead_auto_by_default_and_read_ahead_false_turns_hints_off(tmp_path):
     root, _ = make_set(tmp_path / "s", [[160] * 6, [160] * 5])
     plain = ShardDataset(root, batch_size=4)
-    assert plain.shard_set.storage.readahead == "auto" and plain._reads_ahead()
+    assert plain.shard_set.storage.readahead == "auto"
+    os.sync()                                                    # dirty pages are not dropped
+    for name in plain.shard_set.shard_names:                     # cold: read ahead
+        os.posix_fadvise(plain.shard_set.storage.fd(name), 0, 0, os.POSIX_FADV_DONTNEED)
+    assert plain.shard_set.storage.resident_share(plain.shard_set.shard_names) < 0.5 and plain._reads_ahead()
+    for name in plain.shard_set.shard_names:                     # all of it cached: not even the hints
+        os.pread(plain.shard_set.storage.fd(name), 1 << 24, 0)
+    assert plain.shard_set.storage.resident_share(plain.shard_set.shard_names) == 1.0
+    assert not plain._reads_ahead()
     off = ShardDataset(root, batch_size=4, read_ahead=False)
     assert not off._reads_ahead()
     forced = ShardDataset(ShardSet.open(root, storage=LocalStorage(root, readahead="off")), batch_size=4,
