@@ -61,6 +61,9 @@ _HAS_FADVISE = hasattr(os, "posix_fadvise")
 READAHEAD_MODES = ("auto", "fadvise", "read", "off")
 #: members closer than this are read ahead as one range (the tar headers and ``.mp`` members between)
 READAHEAD_GAP = 1 << 20
+#: pages :meth:`LocalStorage.resident_share` samples over a set (the page cache is filled and emptied in
+#: runs of pages, so a few hundred spread evenly tell a cached set from one that is not)
+RESIDENT_PROBES = 256
 #: largest single read-ahead request (and the ``"read"`` mode's buffer: its whole memory)
 READAHEAD_CHUNK = 8 << 20
 
@@ -116,17 +119,19 @@ class Storage(Protocol):
     """Read access to the objects (files) of one shard set. Thread-safe and picklable."""
 
     def resident_share(self, names: Sequence[str]) -> float | None:
-        """In ``"auto"`` mode, the share of the pages of ``names`` that are in the page cache (``mincore``;
-        about 1 ms per GB); None in the other modes or where it cannot be asked. A reader asks it once per
-        epoch: when all of a set is cached there is nothing to read ahead, and not even the hints are paid."""
+        """In ``"auto"`` mode, about the share of the pages of ``names`` that are in the page cache: a
+        sample of :data:`RESIDENT_PROBES` pages spread over them (at least 4 per object), weighted by
+        size; None in the other modes or where it cannot be asked. A reader asks it once per epoch: when
+        all of a set is cached there is nothing to read ahead, and not even the hints are paid."""
         if self.readahead != "auto":
             return None
         resident = total = 0.0
+        per = max(4, RESIDENT_PROBES // max(1, len(names)))
         for name in names:
             handle = self._acquire(name)
             try:
                 probe = _Residency(handle.fd, handle.size)
-                share = probe.share()
+                share = probe.share(per)
                 probe.close()
             finally:
                 self._release(handle)
@@ -260,17 +265,19 @@ class LocalStorage:
             self._jobs.put((self._ahead_gen, name, coalesce(extents)))
 
     def resident_share(self, names: Sequence[str]) -> float | None:
-        """In ``"auto"`` mode, the share of the pages of ``names`` that are in the page cache (``mincore``;
-        about 1 ms per GB); None in the other modes or where it cannot be asked. A reader asks it once per
-        epoch: when all of a set is cached there is nothing to read ahead, and not even the hints are paid."""
+        """In ``"auto"`` mode, about the share of the pages of ``names`` that are in the page cache: a
+        sample of :data:`RESIDENT_PROBES` pages spread over them (at least 4 per object), weighted by
+        size; None in the other modes or where it cannot be asked. A reader asks it once per epoch: when
+        all of a set is cached there is nothing to read ahead, and not even the hints are paid."""
         if self.readahead != "auto":
             return None
         resident = total = 0.0
+        per = max(4, RESIDENT_PROBES // max(1, len(names)))
         for name in names:
             handle = self._acquire(name)
             try:
                 probe = _Residency(handle.fd, handle.size)
-                share = probe.share()
+                share = probe.share(per)
                 probe.close()
             finally:
                 self._release(handle)
@@ -500,14 +507,21 @@ class _Residency:
             return False
         return b"\0" not in vec.raw  # the low bit of each page's byte: resident
 
-    def share(self) -> float | None:
-        """The share of the file's pages in the page cache, or None where it cannot be asked."""
+    def share(self, probes: int) -> float | None:
+        """The share of ``probes`` pages spread evenly over the file that are in the page cache (one
+        ``mincore`` of one page each: microseconds, whatever the file's size), or None where it cannot be
+        asked."""
         if self.addr is None:
             return None if self.size else 1.0
-        vec = ctypes.create_string_buffer(-(-self.size // mmap.PAGESIZE))
-        if self.libc.mincore(self.addr, self.size, vec) != 0:
-            return None
-        return 1.0 - vec.raw.count(0) / len(vec.raw)
+        pages = -(-self.size // mmap.PAGESIZE)
+        picks = sorted({k * pages // probes for k in range(min(probes, pages))})
+        vec = ctypes.create_string_buffer(1)
+        resident = 0
+        for page in picks:
+            if self.libc.mincore(self.addr + page * mmap.PAGESIZE, 1, vec) != 0:
+                return None
+            resident += vec.raw[0] & 1
+        return resident / len(picks)
 
     def close(self) -> None:
         if self.addr is not None:
