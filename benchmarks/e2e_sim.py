@@ -68,10 +68,15 @@ class SimAccelerator:
 
     def __init__(self, step_ms: float, host_ms: float) -> None:
         self.step_ms, self.host_ms = step_ms, host_ms
+        self.spin_s = self.sleep_s = 0.0  #: wall time spent launching and sleeping (the loss of each)
 
     def step(self, stage_host_ms: float = 0.0) -> None:
+        t0 = time.perf_counter()
         spin_cpu(self.host_ms + stage_host_ms)
+        t1 = time.perf_counter()
         time.sleep(self.step_ms / 1e3)
+        self.spin_s += t1 - t0
+        self.sleep_s += time.perf_counter() - t1
 
 
 def stage_ops(pipe: Pipeline, host_batch: Any) -> tuple[int, list[int]]:
@@ -96,6 +101,7 @@ def _timed(pipe: Pipeline, gen: Any, acc: SimAccelerator, stage_ms: float, *, se
            min_steps: int) -> dict[str, float]:
     wait = 0.0
     steps = 0
+    acc.spin_s = acc.sleep_s = 0.0
     t0 = time.perf_counter()
     while True:
         tw = time.perf_counter()
@@ -105,7 +111,8 @@ def _timed(pipe: Pipeline, gen: Any, acc: SimAccelerator, stage_ms: float, *, se
         steps += 1
         if steps >= min_steps and time.perf_counter() - t0 >= seconds:
             break
-    return {"steps": steps, "seconds": time.perf_counter() - t0, "wait_s": wait}
+    return {"steps": steps, "seconds": time.perf_counter() - t0, "wait_s": wait, "spin_s": acc.spin_s,
+            "sleep_s": acc.sleep_s}
 
 
 def run_pipeline(pipe: Pipeline, *, step_ms: list[float], host_ms: float, launch_us: float, warmup: int,
@@ -135,7 +142,12 @@ def run_pipeline(pipe: Pipeline, *, step_ms: list[float], host_ms: float, launch
         rows.append({"step_ms": ms, "steps": t["steps"], "seconds": round(t["seconds"], 3),
                      "ms_per_step": round(actual, 3), "ideal_ms": round(ideal, 3),
                      "steps_per_s": round(t["steps"] / t["seconds"], 3), "busy": round(ideal / actual, 4),
-                     "wait_share": round(t["wait_s"] / t["seconds"], 4)})
+                     "wait_share": round(t["wait_s"] / t["seconds"], 4),
+                     # the rest of the loss: launches taking longer in wall time than their CPU time (the
+                     # host's cores busy elsewhere) and sleeps overshooting; what is left is the loop itself
+                     "launch_excess_share": round((t["spin_s"] - t["steps"] * (host_ms + stage_ms) / 1e3)
+                                                  / t["seconds"], 4),
+                     "sleep_excess_share": round((t["sleep_s"] - t["steps"] * ms / 1e3) / t["seconds"], 4)})
     if count_epoch:
         while not pipe.epoch_clips:
             next(gen)
@@ -219,5 +231,6 @@ def sim_line(r: dict) -> str:
     if "error" in r:
         return f"  {r['pipeline']:<16} ERROR {r['error']}"
     return (f"  {r['pipeline']:<16} step {r['step_ms']:>5g} ms  {r['steps_per_s']:>7.2f} steps/s  busy "
-            f"{r['busy']:.3f}  wait {100 * r['wait_share']:5.1f} %  first batch {r['first_batch_s']:.2f} s  "
+            f"{r['busy']:.3f}  wait {100 * r['wait_share']:5.1f} %  launch +{100 * r['launch_excess_share']:.1f} %  "
+            f"sleep +{100 * r['sleep_excess_share']:.1f} %  first batch {r['first_batch_s']:.2f} s  "
             f"stage {r['stage_ops']} ops = {r['stage_host_ms']:.2f} ms host  ({r['steps']} steps)")

@@ -45,7 +45,8 @@ def sim_targets(doc: dict) -> list[dict]:
 
 
 def _table(doc: dict) -> str:
-    header = ["pipeline", "step ms", "steps/s", "busy", "waiting for data", "first batch s", "stage host ms"]
+    header = ["pipeline", "step ms", "steps/s", "busy", "waiting for data", "launches over their CPU time",
+              "sleep overshoot", "first batch s", "stage host ms"]
     rows = []
     for p in _pipelines(doc):
         errors = [r["error"] for run in doc["runs"] for r in run["results"] if r["pipeline"] == p and "error" in r]
@@ -57,6 +58,8 @@ def _table(doc: dict) -> str:
             rows.append([p, f"{ms:g}", _rng(field_range(doc, p, ms, "steps_per_s"), "{:.1f}"),
                          _rng(field_range(doc, p, ms, "busy"), "{:.3f}"),
                          _rng(field_range(doc, p, ms, "wait_share"), "{:.1f}", 100) + " %",
+                         _rng(field_range(doc, p, ms, "launch_excess_share"), "{:.1f}", 100) + " %",
+                         _rng(field_range(doc, p, ms, "sleep_excess_share"), "{:.1f}", 100) + " %",
                          _rng(field_range(doc, p, None, "first_batch_s"), "{:.2f}"),
                          _rng(field_range(doc, p, None, "stage_host_ms"), "{:.2f}")])
     return _md_table(header, rows)
