@@ -15,9 +15,12 @@ cannot be set up), and leaves it at the end.
 
 Before every cold run each file the method reads is written back (``os.sync``) and dropped from the
 page cache with ``posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED)``; the share still resident is
-checked with ``mincore`` and reported (``resident_before``). A run then reads for at most ``seconds``
-and at most 80 % of one pass over the data, so it never reaches bytes it read itself (the cache
-stays cold). Warm runs (the A/B of read-ahead on a warm page cache) read the files once first.
+checked with ``mincore`` and reported (``resident_before``). A run then reads for ``seconds``: ``cat``
+and shardkit drop the files again at each new pass or epoch (so a run can span several, and a shuffled
+reader's first and last shuffle window — read whole, used over the epoch — weigh as they do in a
+long epoch, not as in a fraction of one); the others stop at 80 % of one pass, so they never reach
+bytes they read themselves. Warm runs (the A/B of read-ahead on a warm page cache) read the files once
+first and time steady reading, after the first batch.
 
 Methods: ``cat`` (``readinto`` an 8 MiB buffer over the segment shards, front to back: the 1.00
 reference), shardkit segments and recordings + random crops, shuffled, each with the library's default
@@ -67,9 +70,10 @@ READAHEAD_LABELS = {"default": "default options", "off": "read-ahead off (the re
 # ------------------------------------------------------------------------------------ page cache
 
 
-def drop_cache(paths: Sequence[str | os.PathLike[str]]) -> None:
-    """Write dirty pages back, then drop every page of ``paths`` from the page cache."""
-    os.sync()
+def drop_cache(paths: Sequence[str | os.PathLike[str]], sync: bool = True) -> None:
+    """Write dirty pages back (``sync``), then drop every page of ``paths`` from the page cache."""
+    if sync:
+        os.sync()
     for p in paths:
         fd = os.open(p, os.O_RDONLY)
         try:
@@ -115,7 +119,8 @@ def resident_share(paths: Sequence[str | os.PathLike[str]]) -> float | None:
 # ------------------------------------------------------------------------------------ methods
 
 
-def shardkit_cold(path: Path, *, readahead: str, crops: int = 1, batch: int = BATCH) -> Iterator[float]:
+def shardkit_cold(path: Path, *, readahead: str, crops: int = 1, batch: int = BATCH,
+                  redrop: Sequence[str] = ()) -> Iterator[float]:
     """``ShardDataset`` (5 s crops, shuffled). ``readahead``: ``"default"`` (the path alone: the library's
     default options), ``"off"`` (no hints at all, the 0.3 reader), ``"fadvise"`` (``read_ahead=True``)."""
     from shardkit import ShardDataset
@@ -131,11 +136,25 @@ def shardkit_cold(path: Path, *, readahead: str, crops: int = 1, batch: int = BA
                       partial="drop" if crops > 1 else None, crops_per_recording=crops, **kw)
     try:
         for epoch in range(1 << 30):
+            if epoch and redrop:
+                drop_cache(redrop, sync=False)  # every epoch cold, so a run can last several
             ds.set_epoch(epoch)
             for b in ds:
                 yield float(b["valid"].sum())
     finally:
         ds.close()
+
+
+def cat_cold(paths: Sequence[str]) -> Iterator[float]:
+    """``cat`` over ``paths`` pass after pass, each pass after the first from a page cache dropped again."""
+    buf = memoryview(bytearray(8 << 20))
+    for n_pass in range(1 << 30):
+        if n_pass:
+            drop_cache(paths, sync=False)
+        for p in paths:
+            with open(p, "rb", buffering=0) as f:
+                while n := f.readinto(buf):
+                    yield n / CLIP_BYTES
 
 
 def write_presplit(segments: Path, out: Path) -> list[str]:
@@ -260,25 +279,23 @@ def methods(segments: Path, recordings: Path, presplit: list[str], batch: int) -
     seg_shards = sorted(str(p) for p in segments.glob("*.tar"))
     rec_shards = sorted(str(p) for p in recordings.glob("*.tar"))
     seg_clips = sum(os.path.getsize(p) for p in seg_shards) / CLIP_BYTES
-    from shardkit.read import ShardSet
-
-    with ShardSet.open(recordings) as ss:
-        rec_items = len(ss)
+    endless = float("inf")  # cat and shardkit drop the cache again each pass: time-bound runs
     rows = [("cat", "readinto() an 8 MiB buffer over the segment shards, front to back (the 1.00 reference)",
-             functools.partial(raw_read, seg_shards), seg_shards, seg_clips, False)]
+             functools.partial(cat_cold, seg_shards), seg_shards, endless, False)]
     for mode, what in READAHEAD_LABELS.items():
         rows.append((f"shardkit-segments-{mode}", f"ShardDataset, segments, shuffled; {what}",
-                     functools.partial(shardkit_cold, segments, readahead=mode, batch=batch), seg_shards, seg_clips,
+                     functools.partial(shardkit_cold, segments, readahead=mode, batch=batch), seg_shards, endless,
                      True))
     for mode, what in READAHEAD_LABELS.items():
         rows.append((f"shardkit-recordings-{mode}", f"ShardDataset, recordings + random 5 s crops, shuffled; {what}",
                      functools.partial(shardkit_cold, recordings, readahead=mode, batch=batch), rec_shards,
-                     rec_items, True))
+                     endless, True))
     rows.append(("presplit-wav", "one 16-bit WAV file per 5 s clip, random order, soundfile (the seed's path)",
                  functools.partial(presplit_stream, presplit, batch), presplit, len(presplit), False))
     rows.append(("webdataset", "WebDataset over the segment shards (shuffle(1000), soundfile .wav decode)",
                  functools.partial(webdataset_stream, seg_shards, 0, batch=batch), seg_shards, seg_clips, False))
-    return [{"method": n, "label": label, "make": make, "files": files, "pass_clips": clips, "warm": warm}
+    return [{"method": n, "label": label, "make": make, "files": files, "pass_clips": clips, "warm": warm,
+             "make_cold": functools.partial(make, redrop=files) if make.func is shardkit_cold else make}
             for n, label, make, files, clips, warm in rows]
 
 
@@ -299,7 +316,7 @@ def _round(table: list[dict[str, Any]], runs: dict[str, list[dict[str, Any]]], s
                 continue
             ref = _ref_of(m, by, cold)
             pair = [ref, m] if ref is not m else [m]
-            got = [timed_run(x["make"], x["files"], cold=cold, seconds=seconds,
+            got = [timed_run(x["make_cold" if cold else "make"], x["files"], cold=cold, seconds=seconds,
                              max_clips=MAX_PASS * x["pass_clips"] if cold else float("inf")) for x in pair]
             r = got[-1]
             r["ref_clips_per_s"], r["ref_cpu_us"] = got[0]["clips_per_s"], got[0]["cpu_us_per_clip"]
@@ -417,7 +434,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--segments", type=Path, help="a segments set (default: packed under OUT)")
     ap.add_argument("--recordings", type=Path, help="a recordings set (default: packed under OUT)")
     ap.add_argument("--out", type=Path, default=Path("bench-out"))
-    ap.add_argument("--seconds", type=float, default=3.0, help="timed seconds per run (default 3)")
+    ap.add_argument("--seconds", type=float, default=6.0, help="timed seconds per run (default 6)")
     ap.add_argument("--repeats", type=int, default=3, help="rounds (default 3)")
     ap.add_argument("--batch", type=int, default=BATCH)
     ap.add_argument("--no-throttle", action="store_true", help="read the disk as it is")
