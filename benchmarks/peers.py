@@ -118,6 +118,7 @@ def _lance_stream(mode: str, data: Path, workers: int, batch: int = BATCH) -> It
 def _hf_prepare(segments: Path, workdir: Path) -> Path:
     import datasets
 
+    datasets.disable_progress_bars()
     out = workdir / "hf-arrow-int16"
     if not (out / "dataset_info.json").exists():
         feats = datasets.Features({"audio": datasets.Sequence(datasets.Value("int16"), length=CLIP_FRAMES),
