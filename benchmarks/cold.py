@@ -125,7 +125,7 @@ def shardkit_cold(path: Path, *, readahead: str, crops: int = 1, batch: int = BA
     default options), ``"off"`` (no hints at all, the 0.3 reader), ``"fadvise"`` (``read_ahead=True``)."""
     from shardkit import ShardDataset
     from shardkit.read import ShardSet
-    from shardkit.read.storage import LocalStorage
+    from shardkit.storage.local import LocalStorage
 
     kw: dict[str, Any] = {}
     source: Any = str(path)

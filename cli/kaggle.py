@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import click
-from shardkit_cli.consoles import console, err
 
 from shardkit.units import format_size
+from shardkit_cli.consoles import console, err
 
 
 @click.group()

@@ -3,8 +3,9 @@
     CPU workers:  read int16 crops out of the shards (no decoding, no resampling, no STFT)
     device:       .to(device, non_blocking=True) → DevicePipeline (augment + log-mel) → CNN → BCEWithLogits
 
-It also trains on a mel-u8 shard set (``shardkit pack ... --format mel-u8``): the workers then read uint8
-log-mel crops and the device stage dequantises them and augments in the dB domain.
+It also trains on a mel-u8 shard set (``shardkit pack ... --format mel-u8``) unchanged: the workers then
+read uint8 log-mel crops and ``DevicePipeline.for_shard_set`` builds the front end that dequantises them
+and augments in the dB domain — the training loop never asks which codec the set has.
 
 Make a shard set first, e.g. the built-in synthetic demo (about 15 minutes of audio)::
 
@@ -24,8 +25,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from shardkit.device import AugmentConfig, DevicePipeline, MelConfig
-from shardkit.read import ShardDataset
+from shardkit.dataset import ShardDataset
+from shardkit.device import AugmentConfig, DevicePipeline
 
 
 class TinyCNN(nn.Module):
@@ -66,13 +67,8 @@ def run_epoch(model: nn.Module, frontend: DevicePipeline, batches: DataLoader, d
     t0 = time.perf_counter()
     with torch.set_grad_enabled(optimizer is not None):
         for batch in batches:
-            labels = batch["labels"].to(device, non_blocking=True)   # float32 (B, n_classes)
             valid = batch["valid"].to(device, non_blocking=True)     # bool (B,): False = padding
-            if "mel" in batch:                                       # mel-u8 set: uint8 (B, n_mels, frames)
-                mel, labels = frontend(batch["mel"].to(device, non_blocking=True), labels,
-                                       mel_range=batch["mel_range"].to(device, non_blocking=True))
-            else:                                                    # wav16 set: int16 (B, T)
-                mel, labels = frontend(batch["audio"].to(device, non_blocking=True), labels)
+            mel, labels = frontend.batch(batch)                      # float32 (B, n_mels, frames), (B, n_classes)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
                 logits = model(mel).float()
             per_clip = loss_fn(logits, labels).mean(dim=1)
@@ -115,14 +111,12 @@ def main() -> None:
     val_batches = loader(val_ds, args.workers, device)
 
     sample_rate = train_ds.shard_set.sample_rate
-    # a mel-u8 set fixes the front end it was packed with; a wav16 set can use any
-    mel_config = (MelConfig.from_dict(train_ds.shard_set.mel) if train_ds.shard_set.mel is not None
-                  else MelConfig.for_rate(sample_rate))
     augment = AugmentConfig(gain_p=0.5, shift_p=0.3, mixup_p=0.5, mixup_label_mode="max", spec_p=0.5)
-    frontend = DevicePipeline(mel_config, augment, seed=0).to(device)
+    # the front end the set's codec needs: log-mel of int16 audio (wav16), or dequantise (mel-u8)
+    frontend = DevicePipeline.for_shard_set(train_ds, augment, seed=0).to(device)
     model = TinyCNN(n_classes=len(train_ds.classes)).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr)
-    print(f"{len(train_ds.shards)} samples, {len(train_ds.classes)} classes, {len(train_ds)} batches/epoch, "
+    print(f"{len(train_ds.shard_set)} samples, {len(train_ds.classes)} classes, {len(train_ds)} batches/epoch, "
           f"{sample_rate} Hz, device {device}"
           + ("" if args.val_shards else "; validating on the training set (pass --val-shards)"))
 

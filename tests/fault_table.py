@@ -22,12 +22,12 @@ from pathlib import Path
 CLASSES: list[tuple[str, list[tuple[str, str]]]] = [
     ("forged shard sets: paths, sizes, bombs, FIFOs, devices, symlinks, traversal and symlink members, "
      "damaged members and indexes", [
-        ("tests/unit/read/test_read_storage_hostile.py", r"fifo|symlink|device|capped|ls_info"),
+        ("tests/unit/storage/test_local_storage_hostile.py", r"fifo|symlink|device|capped|ls_info"),
         ("tests/unit/format/test_untrusted.py", r""),
-        ("tests/unit/versions/test_verify_superset.py", r""),
-        ("tests/unit/versions/test_reindex.py", r""),
-        ("tests/unit/read/test_read_crc.py", r""),
-        ("tests/unit/read/test_read_meta_errors.py", r""),
+        ("tests/unit/check/test_verify_superset.py", r""),
+        ("tests/unit/check/test_reindex.py", r""),
+        ("tests/unit/dataset/test_crc.py", r""),
+        ("tests/unit/read/test_meta_errors.py", r""),
     ]),
     ("signals: SIGINT (process group), SIGTERM, SIGKILL at seeded points, 1 and 2 workers; a signal inside a "
      "finaliser", [
@@ -40,7 +40,7 @@ CLASSES: list[tuple[str, list[tuple[str, str]]]] = [
                                        ("tests/integration/test_pack_race.py", r"")]),
     ("live reader during a re-pack / a shard replaced under a reader", [
         ("tests/integration/test_live_reader_repack.py", r""),
-        ("tests/unit/read/test_read_storage_hostile.py", r"replaced|rewritten|unchanged"),
+        ("tests/unit/storage/test_local_storage_hostile.py", r"replaced|rewritten|unchanged"),
     ]),
     ("disk full", [("tests/integration/test_pack.py", r"disk_full")]),
     ("nothing lost by accident: --overwrite, empty packs, changed sources, budget stops", [

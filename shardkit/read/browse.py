@@ -11,7 +11,7 @@ from typing import Any
 
 from shardkit.errors import ManifestError, UsageError
 from shardkit.files import atomic_write
-from shardkit.format import Manifest, ShardIndex, manifest_root
+from shardkit.format import MANIFEST_NAME, Manifest, ShardIndex, manifest_root
 
 
 @dataclass(frozen=True)
@@ -53,15 +53,15 @@ class ShardSetInfo:
 def _open_manifest(path: str | os.PathLike[str], storage_options: dict[str, Any] | None) -> tuple[Manifest, Any]:
     """(manifest, storage) of a URL (read once, in a child process: see ``ObjectStorage``), or
     (manifest, None) of a local folder."""
-    from shardkit.read import locate
+    from shardkit.storage import location
 
-    if not locate.is_url(path):
+    if not location.is_url(path):
         if storage_options:
             raise UsageError(f"{path}: storage_options apply to object-store URLs, not to a local folder")
         return Manifest.load(path), None
-    from shardkit.read.remote import ObjectStorage
+    from shardkit.storage.object import ObjectStorage
 
-    root, name = locate.split_url(str(path))
+    root, name = location.split_url(str(path), MANIFEST_NAME)
     storage = ObjectStorage(root, storage_options)
     storage.load_metadata(name)
     where = storage.describe(name)
@@ -74,7 +74,7 @@ def _open_manifest(path: str | os.PathLike[str], storage_options: dict[str, Any]
 
 def info(path: str | os.PathLike[str], *, storage_options: dict[str, Any] | None = None) -> ShardSetInfo:
     """Summarise the shard set at ``path`` (folder, manifest.json, or an object-store URL)."""
-    from shardkit.read.checks import counted_totals
+    from shardkit.format.checks import counted_totals
 
     doc, _ = _open_manifest(path, storage_options)
     t, codec = doc.totals, doc.codec
@@ -109,9 +109,9 @@ class SampleEntry:
 
 
 def _root(path: str | os.PathLike[str]) -> Path | str:
-    from shardkit.read import locate
+    from shardkit.storage import location
 
-    return locate.split_url(str(path))[0] if locate.is_url(path) else manifest_root(path)
+    return location.split_url(str(path), MANIFEST_NAME)[0] if location.is_url(path) else manifest_root(path)
 
 
 def list_samples(path: str | os.PathLike[str], *, storage_options: dict[str, Any] | None = None
@@ -135,8 +135,8 @@ def list_samples(path: str | os.PathLike[str], *, storage_options: dict[str, Any
 def _list_derived(path: str | os.PathLike[str], storage_options: dict[str, Any] | None) -> Iterator[SampleEntry]:
     """:func:`list_samples` of a set made by ``shardkit update`` (format §5.1): its indexes read where
     the reader found them, with the overrides applied."""
+    from shardkit.format.overrides import apply_overrides
     from shardkit.read.shardset import ShardSet
-    from shardkit.versions.overrides import apply_overrides
 
     with ShardSet.open(path, storage_options=storage_options) as ss:
         doc, st = ss.manifest, ss.storage
@@ -167,11 +167,6 @@ class Sample:
     data: bytes
     meta: dict[str, Any]
     ext: str                #: extension of the data member (the codec's), e.g. "wav" or "npy"
-
-    @property
-    def wav(self) -> bytes:
-        """The 0.2 name of :attr:`data`."""
-        return self.data
 
 
 def read_sample(path: str | os.PathLike[str], key: str, *, storage_options: dict[str, Any] | None = None) -> Sample:
@@ -204,38 +199,3 @@ def extract_sample(path: str | os.PathLike[str], key: str, output: str | os.Path
     sample = read_sample(path, key, storage_options=storage_options)
     atomic_write(out, sample.data)
     return sample
-
-
-@dataclass(frozen=True)
-class SplitPlan:
-    """A dry run of how one epoch splits across ranks and DataLoader workers."""
-
-    items: int                       #: items per epoch (samples × crops per recording)
-    partial: str
-    ranks: list[dict[str, Any]]      #: per rank: samples, batches, padded, worker_batches, warnings
-    warnings: list[str]
-
-
-def plan_split(
-    path: str | os.PathLike[str],
-    *,
-    world_size: int = 1,
-    workers: int = 0,
-    batch_size: int = 64,
-    crops_per_recording: int = 1,
-    shuffle: bool = True,
-    partial: str | None = None,
-) -> SplitPlan:
-    """Per-rank sample and batch counts of an epoch of the shard set at ``path``, as
-    :class:`ShardDataset` would split it (the counts are the same for every epoch and seed)."""
-    from shardkit.read.plan import describe_plan, plan_warnings
-
-    for name, value, least in (("world_size", world_size, 1), ("workers", workers, 0), ("batch_size", batch_size, 1),
-                               ("crops_per_recording", crops_per_recording, 1)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < least:
-            raise UsageError(f"{name} must be an integer >= {least}, got {value!r}")
-    items = Manifest.load(path).samples * int(crops_per_recording)
-    policy = partial or ("pad" if shuffle else "keep")
-    rows = describe_plan(items, world_size=world_size, workers=max(1, workers), batch_size=batch_size,
-                         partial=policy)
-    return SplitPlan(items=items, partial=policy, ranks=rows, warnings=plan_warnings(rows))

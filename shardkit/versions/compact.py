@@ -23,8 +23,8 @@ import numpy as np
 from shardkit.encode import meta as meta_codec
 from shardkit.errors import UsageError
 from shardkit.format import LINEAGE_VERSION
+from shardkit.format.sources import load_table
 from shardkit.read.shardset import ShardSet
-from shardkit.versions.sources import load_table
 from shardkit.write.shards import EncodedSample
 from shardkit.write.shardset_writer import ShardSetWriter
 

@@ -1,7 +1,7 @@
 """``update``: a new version of a shard set that reuses its parent's unchanged shards (format §5.1).
 
 The sources under SRC (folder scan or metadata CSV, as for ``pack``) are compared with OLD's sources
-table (:mod:`shardkit.versions.sources`) by path, size, sha256, labels and other CSV columns:
+table (:mod:`shardkit.format.sources`) by path, size, sha256, labels and other CSV columns:
 
 - new or changed audio (or a source whose key stem a fresh pack would now give differently) is packed
   into new shards in NEW, numbered after the parent's highest shard;
@@ -24,9 +24,9 @@ from typing import Any
 
 from shardkit.errors import OutputConflictError, UsageError
 from shardkit.format import LINEAGE_VERSION, MANIFEST_NAME, PACK_STATE_NAME, Manifest, ShardEntry, is_shard_name
+from shardkit.format.sources import Table, fingerprints, labels_of, load_table, record, write_table
 from shardkit.ingest.sources import Reject, SourceItem, discover, vocabulary_of
 from shardkit.read.shardset import ShardSet
-from shardkit.versions.sources import Table, fingerprints, labels_of, load_table, record, write_table
 from shardkit.write.engines import Engine, make_engine
 from shardkit.write.options import PackOptions, fingerprint, options_doc
 
@@ -142,7 +142,7 @@ def update(
     ``workers``, ``engine``, ``client``: where the new sources are decoded, as for :func:`shardkit.pack`
     (``"local"`` processes, ``"dask"``, or an :class:`~shardkit.write.engines.Engine`; same bytes);
     ``note``: kept in the history;
-    ``search_path``: where OLD's own ancestors' shards are (:mod:`shardkit.versions.resolve`);
+    ``search_path``: where OLD's own ancestors' shards are (:mod:`shardkit.read.lineage`);
     ``progress(done, total)``: called after each source packed. Returns an :class:`UpdateResult`.
     """
     t0 = time.monotonic()

@@ -86,10 +86,6 @@ class PackOptions:
         if self.max_seconds is not None and not positive("max_seconds", self.max_seconds):
             raise UsageError(f"max_seconds must be positive (or None for whole recordings), got {self.max_seconds!r}")
 
-    def validated(self) -> PackOptions:
-        """These options (checked and normalised when made; kept for 0.2 callers)."""
-        return self
-
     def make_codec(self) -> Codec:
         """The codec object these options describe; :class:`UsageError` when they do not fit it."""
         try:

@@ -28,7 +28,7 @@ from shardkit.encode.base import Codec
 from shardkit.errors import PackError, ShardkitError, UsageError
 from shardkit.format import MANIFEST_NAME, PACK_STATE_NAME, SHARD_PREFIX, SHARD_SUFFIX, TMP_SUFFIX, Manifest
 from shardkit.ingest.sources import Reject, SourceItem, discover, vocabulary_of
-from shardkit.read.locate import is_url
+from shardkit.storage.location import is_url
 from shardkit.units import parse_size
 from shardkit.write.engines import Engine, engine_results, make_context, make_engine
 from shardkit.write.lock import PackLock
@@ -342,7 +342,7 @@ def _finish(out: Path, writer: ShardSetWriter, run: _Run, job: _Job, resumed: bo
     budget_doc = {"limit_bytes": job.budget, "exhausted": not complete, "more_bytes_needed": more}
     manifest = writer.finish(sources=len(job.items) + len(job.csv_rejects), budget_doc=budget_doc)
     if complete:  # the sources table that 'shardkit update' compares against (docs/format.md §5.2)
-        from shardkit.versions.sources import record_pack
+        from shardkit.format.sources import record_pack
 
         if remote is not None:
             remote.wait_uploads()  # the table reads the uploaded indexes

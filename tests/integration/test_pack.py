@@ -51,7 +51,7 @@ def test_round_trip_equals_independent_decode(grid_pack):
     by_source = {s.source: s for s in shardkit.list_samples(out)}
     for rel, path in files.items():
         sample = shardkit.read_sample(out, by_source[rel].key)
-        got, rate = sf.read(io.BytesIO(sample.wav), dtype="int16")
+        got, rate = sf.read(io.BytesIO(sample.data), dtype="int16")
         assert rate == 32000
         np.testing.assert_array_equal(got, independent_reference(path, 32000), err_msg=rel)
         assert sample.meta["source"] == rel
@@ -90,7 +90,7 @@ def test_webdataset_and_tar_read_the_shards_unchanged(grid_pack):
         assert s["mp"]["key"] == key
         audio, rate = sf.read(io.BytesIO(s["wav"]), dtype="int16")
         assert rate == 32000 and len(audio) == ours[key].frames
-        assert s["wav"] == shardkit.read_sample(out, key).wav
+        assert s["wav"] == shardkit.read_sample(out, key).data
     assert seen == set(ours)
     listing = subprocess.run(["tar", "tf", shards[0]], check=True, capture_output=True, text=True).stdout.split()
     with tarfile.open(shards[0]) as tf:
