@@ -36,10 +36,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
 import functools
 import json
-import mmap
 import os
 import sys
 import time
@@ -84,35 +82,16 @@ def drop_cache(paths: Sequence[str | os.PathLike[str]], sync: bool = True) -> No
 
 def resident_share(paths: Sequence[str | os.PathLike[str]]) -> float | None:
     """Share of the pages of ``paths`` in the page cache (``mincore``), or None where it cannot be asked."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.mmap.restype = ctypes.c_void_p
-        libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int,
-                              ctypes.c_long]
-        libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
-        libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
-    except (OSError, AttributeError):
-        return None
-    resident = total = 0
+    from shardkit.storage.local import page_cache_share
+
+    resident = total = 0.0
     for p in paths:
         size = os.path.getsize(p)
-        if not size:
-            continue
-        fd = os.open(p, os.O_RDONLY)
-        try:
-            addr = libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
-        finally:
-            os.close(fd)
-        if addr in (None, ctypes.c_void_p(-1).value):
+        share = page_cache_share(p)
+        if share is None:
             return None
-        pages = (size + mmap.PAGESIZE - 1) // mmap.PAGESIZE
-        vec = (ctypes.c_ubyte * pages)()
-        ok = libc.mincore(addr, size, vec) == 0
-        libc.munmap(addr, size)
-        if not ok:
-            return None
-        resident += int(np.frombuffer(vec, dtype=np.uint8).__and__(1).sum())
-        total += pages
+        resident += share * size
+        total += size
     return resident / total if total else 0.0
 
 

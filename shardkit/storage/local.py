@@ -24,7 +24,7 @@ from shardkit.storage import base
 from shardkit.storage.base import ByteRange, Extent, OpenFailed, RangeError, ShardChanged, ShortRead
 from shardkit.storage.safe_open import Identity, identity, open_regular, stat_regular
 
-__all__ = ["MAX_OPEN_SHARDS", "READAHEAD_MODES", "LocalStorage", "coalesce"]
+__all__ = ["MAX_OPEN_SHARDS", "READAHEAD_MODES", "LocalStorage", "coalesce", "page_cache_share"]
 
 #: Shard files a :class:`LocalStorage` keeps open per process; the least recently used idle one is
 #: closed beyond this.
@@ -374,13 +374,18 @@ class _Residency:
             return False
         return b"\0" not in vec.raw  # the low bit of each page's byte: resident
 
-    def share(self, probes: int) -> float | None:
+    def share(self, probes: int | None = None) -> float | None:
         """The share of ``probes`` pages spread evenly over the file that are in the page cache (one
-        ``mincore`` of one page each: microseconds, whatever the file's size), or None where it cannot be
-        asked."""
+        ``mincore`` of one page each: microseconds, whatever the file's size), of every page if None (one
+        ``mincore`` over the file: about 1 ms per GB), or None where it cannot be asked."""
         if self.addr is None:
             return None if self.size else 1.0
         pages = -(-self.size // mmap.PAGESIZE)
+        if probes is None:
+            vec = ctypes.create_string_buffer(pages)
+            if self.libc.mincore(self.addr, self.size, vec) != 0:
+                return None
+            return 1.0 - vec.raw.count(0) / pages
         picks = sorted({k * pages // probes for k in range(min(probes, pages))})
         vec = ctypes.create_string_buffer(1)
         resident = 0
@@ -394,6 +399,20 @@ class _Residency:
         if self.addr is not None:
             self.libc.munmap(self.addr, self.size)
             self.addr = None
+
+
+def page_cache_share(path: str | os.PathLike[str]) -> float | None:
+    """The share of the pages of the file at ``path`` that are in the page cache (``mincore`` over all of
+    them; nothing is read), or None where it cannot be asked."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        probe = _Residency(fd, os.fstat(fd).st_size)
+        try:
+            return probe.share()
+        finally:
+            probe.close()
+    finally:
+        os.close(fd)
 
 
 @functools.cache
