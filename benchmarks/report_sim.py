@@ -29,6 +29,21 @@ def _rng(x: tuple[float, float] | None, spec: str, scale: float = 1.0) -> str:
     return lo if lo == hi else f"{lo}–{hi}"
 
 
+def vs_ceiling(doc: dict, pipeline: str, step_ms: float) -> tuple[float, float] | None:
+    """(min, max) over the runs of ``pipeline``'s busy ÷ the ceiling's busy in the same run and step time:
+    what the input costs beyond what the loaded machine costs the simulator itself."""
+    vals = []
+    for run in doc["runs"]:
+        by = {r["pipeline"]: r for r in run["results"] if r.get("step_ms") == step_ms and "busy" in r}
+        if pipeline in by and "ceiling" in by:
+            vals.append(by[pipeline]["busy"] / by["ceiling"]["busy"])
+    return (min(vals), max(vals)) if vals else None
+
+
+def _pct(x: tuple[float, float] | None) -> str:
+    return "–" if x is None else _rng(x, "{:.1f}", 100) + " %"
+
+
 def sim_targets(doc: dict) -> list[dict]:
     """Each shardkit pipeline at each step time ≥ 10 ms: its lowest busy over the runs against 0.95."""
     out = []
@@ -45,8 +60,8 @@ def sim_targets(doc: dict) -> list[dict]:
 
 
 def _table(doc: dict) -> str:
-    header = ["pipeline", "step ms", "steps/s", "busy", "waiting for data", "launches over their CPU time",
-              "sleep overshoot", "first batch s", "stage host ms"]
+    header = ["pipeline", "step ms", "steps/s", "busy", "busy ÷ ceiling's", "waiting for data",
+              "launches over their CPU time", "sleep overshoot", "first batch s", "stage host ms"]
     rows = []
     for p in _pipelines(doc):
         errors = [r["error"] for run in doc["runs"] for r in run["results"] if r["pipeline"] == p and "error" in r]
@@ -56,19 +71,22 @@ def _table(doc: dict) -> str:
             if field_range(doc, p, ms, "busy") is None:
                 continue
             rows.append([p, f"{ms:g}", _rng(field_range(doc, p, ms, "steps_per_s"), "{:.1f}"),
-                         _rng(field_range(doc, p, ms, "busy"), "{:.3f}"),
-                         _rng(field_range(doc, p, ms, "wait_share"), "{:.1f}", 100) + " %",
-                         _rng(field_range(doc, p, ms, "launch_excess_share"), "{:.1f}", 100) + " %",
-                         _rng(field_range(doc, p, ms, "sleep_excess_share"), "{:.1f}", 100) + " %",
+                         _rng(field_range(doc, p, ms, "busy"), "{:.3f}"), _rng(vs_ceiling(doc, p, ms), "{:.2f}"),
+                         _pct(field_range(doc, p, ms, "wait_share")),
+                         _pct(field_range(doc, p, ms, "launch_excess_share")),
+                         _pct(field_range(doc, p, ms, "sleep_excess_share")),
                          _rng(field_range(doc, p, None, "first_batch_s"), "{:.2f}"),
                          _rng(field_range(doc, p, None, "stage_host_ms"), "{:.2f}")])
     return _md_table(header, rows)
 
 
 def _targets_table(doc: dict) -> str:
-    rows = [[t["pipeline"], f"{t['step_ms']:g}", _rng(t["busy"], "{:.3f}"), t["verdict"]]
+    rows = [[t["pipeline"], f"{t['step_ms']:g}", _rng(t["busy"], "{:.3f}"),
+             _rng(vs_ceiling(doc, t["pipeline"], t["step_ms"]), "{:.2f}"),
+             _pct(field_range(doc, t["pipeline"], t["step_ms"], "wait_share")), t["verdict"]]
             for t in doc.get("targets") or sim_targets(doc)]
-    return _md_table(["pipeline", "step ms", "busy (range)", f"≥ {TARGET}"], rows)
+    return _md_table(["pipeline", "step ms", "busy (range)", "÷ ceiling's", "waiting for data", f"≥ {TARGET}"],
+                     rows)
 
 
 def _title(doc: dict) -> str:
