@@ -78,3 +78,15 @@ def test_quick_sim_benchmark_same_epoch_for_every_pipeline(tmp_path):
     assert stages["seed-ogg"] == stages["ceiling"] == 0 < stages["seed-presplit"] < stages["shardkit-wav16"]
     assert {t["verdict"] for t in doc["targets"]} <= {"met", "missed"}
     assert "| shardkit-mel-u8 | 25 |" in proc.stdout
+
+
+def test_committed_sim_results_match_the_docs_page(tmp_path):
+    """The page's simulated-accelerator section is what benchmarks/results/sim-e2e*.json renders to."""
+    from benchmarks import report_sim
+
+    page = ROOT / "docs" / "benchmarks-e2e.md"
+    copy = tmp_path / "page.md"
+    copy.write_text(page.read_text())
+    report_sim.render_sim_docs(ROOT / "benchmarks" / "results", page=copy, png=tmp_path / "sim.png")
+    assert copy.read_text() == page.read_text()
+    assert report_sim.BEGIN in page.read_text() and "Why `--host-ms 3` by default" in page.read_text()
