@@ -70,7 +70,7 @@ def _table(doc: dict) -> str:
         for ms in doc["config"]["step_ms"]:
             if field_range(doc, p, ms, "busy") is None:
                 continue
-            rows.append([p, f"{ms:g}", _rng(field_range(doc, p, ms, "steps_per_s"), "{:.1f}"),
+            rows.append([p, f"{ms:g}", _rng(field_range(doc, p, ms, "steps_per_s"), "{:.2f}"),
                          _rng(field_range(doc, p, ms, "busy"), "{:.3f}"), _rng(vs_ceiling(doc, p, ms), "{:.2f}"),
                          _pct(field_range(doc, p, ms, "wait_share")),
                          _pct(field_range(doc, p, ms, "launch_excess_share")),
