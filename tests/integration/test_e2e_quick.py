@@ -87,6 +87,6 @@ def test_committed_sim_results_match_the_docs_page(tmp_path):
     page = ROOT / "docs" / "benchmarks-e2e.md"
     copy = tmp_path / "page.md"
     copy.write_text(page.read_text())
-    report_sim.render_sim_docs(ROOT / "benchmarks" / "results", page=copy, png=tmp_path / "sim.png")
+    report_sim.render_sim_docs(ROOT / "benchmarks" / "results", page=copy, png=tmp_path / "e2e-sim.png")
     assert copy.read_text() == page.read_text()
     assert report_sim.BEGIN in page.read_text() and "Why `--host-ms 3` by default" in page.read_text()
