@@ -34,6 +34,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,19 +51,21 @@ from benchmarks.methods import (
     CLIP_BYTES,
     OPTIONAL_PEERS,
     Method,
+    OptionalPeer,
     per_file_stream,
     probe_decoder,
     raw_read,
     shardkit_stream,
     webdataset_stream,
 )
+from benchmarks.peers import PEERS
 from benchmarks.report_read import bounds, hand_written, markdown, plot, ratios, reader_time, targets, text_table
 
 #: every method the JSON lists (skipped ones included, with the reason)
 METHOD_NAMES = (
     "cat", "shardkit-segments", "shardkit-recordings", "shardkit-segments-targets", "shardkit-recordings-targets",
     "webdataset", "webdataset-frombuffer",
-    "litdata", "mosaicml-streaming",
+    "litdata", "mosaicml-streaming", "lance-take", "lance-scan", "hf-arrow", "hf-webdataset",
     "baseline-whole-soundfile", "baseline-seek-soundfile", "baseline-whole-torchaudio",
     "baseline-seek-torchaudio", "baseline-whole-torchcodec", "baseline-seek-torchcodec",
 )
@@ -104,7 +107,7 @@ def build_methods(*, seg: Path, rec: Path, seg_shards: list[str], rec_shards: li
                    "peer", make=functools.partial(webdataset_stream, seg_shards, w, "frombuffer", batch=batch),
                    files=seg_shards),
         ]
-        for peer in OPTIONAL_PEERS:
+        for peer in OPTIONAL_PEERS + PEERS:
             data = peer_data.get(peer.name)
             if isinstance(data, Path):
                 what = f"{peer.name} over the same 5 s clips (converted once: {peer.layout})"
@@ -145,8 +148,13 @@ def _target_methods(layered: dict[str, Path] | None, w: int, batch: int, crops: 
 
 def prepare_peers(seg: Path, work: Path) -> dict[str, Path | str]:
     """Convert the clips for each installed optional peer; the value is its data, or why it does not run."""
+    return prepare_peers_from(OPTIONAL_PEERS + PEERS, seg, work)
+
+
+def prepare_peers_from(peers: Sequence[OptionalPeer], seg: Path, work: Path) -> dict[str, Path | str]:
+    """:func:`prepare_peers` for ``peers``."""
     out: dict[str, Path | str] = {}
-    for peer in OPTIONAL_PEERS:
+    for peer in peers:
         if importlib.util.find_spec(peer.package) is None:
             out[peer.name] = f"not installed (pip install {peer.pip}; kept out of shardkit's dependencies)"
             continue

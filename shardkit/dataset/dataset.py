@@ -35,6 +35,10 @@ from shardkit.storage.location import is_url
 
 log = logging.getLogger(__name__)
 
+#: an iteration over a local set with at least this share of its pages in the page cache (at its start)
+#: does not read ahead (``LocalStorage`` ``"auto"``): hints would only cost CPU
+WARM_SHARE = 0.98
+
 __all__ = ["ON_ERROR", "STATE_FORMAT", "ReadOptions", "ShardDataset", "SharedInt"]
 
 
@@ -93,10 +97,11 @@ class ShardDataset(IterableDataset):
     machine, 1 in DataLoader workers); the batch is the same for any number. ``read_ahead``: hint the
     storage a shuffle window ahead which members this process reads next (:meth:`Storage.prefetch`;
     an object store fetches them in large checked windows, a local folder asks the kernel to read them
-    ahead); the batches are the same either way. None (default): for object stores, not for local
-    folders (measured here, a warm page cache only pays for it); True turns local read-ahead on
-    (``fadvise``), for cold or network-attached disks. ``source`` may be an object-store URL
-    (``s3://bucket/prefix/``, ``gs://…``, ``az://…``, ``http(s)://…``) with ``storage_options`` for
+    ahead); the batches are the same either way. None (default): yes — object stores fetch windows,
+    local folders read ahead only what is not in the page cache already (``LocalStorage`` ``"auto"``:
+    cold shuffled reads at the disk's sequential speed, warm ones unchanged; docs/benchmarks.md);
+    False turns it off; True on a ``readahead="off"`` storage turns ``fadvise`` on. ``source`` may be
+    an object-store URL (``s3://bucket/prefix/``, ``gs://…``, ``az://…``, ``http(s)://…``) with ``storage_options`` for
     obstore (docs/reading.md, "Shard sets on object storage"); ``cache_dir`` keeps its downloaded shards
     on local disk for every process (DataLoader workers, later epochs and runs), at most ``cache_bytes``.
     ``search_path``: folders holding the ancestors of a set made by ``shardkit update`` (docs/versions.md;
@@ -284,10 +289,19 @@ class ShardDataset(IterableDataset):
 
     def _reads_ahead(self) -> bool:
         """``read_ahead``, or when None whether the storage reads ahead (object stores do; a local
-        folder does only with ``LocalStorage(readahead=...)``: on a warm page cache it only costs)."""
+        folder does by default, ``"auto"``: not in an iteration that starts with at least
+        :data:`WARM_SHARE` of the set in the page cache, and otherwise hinting only the ranges not
+        cached, so warm reads pay one ``mincore`` per epoch)."""
         if self.options.read_ahead is not None:
             return self.options.read_ahead
-        return self.shard_set.storage.capabilities.reads_ahead
+        storage = self.shard_set.storage
+        if not storage.capabilities.reads_ahead:
+            return False
+        try:
+            share = storage.resident_share(self.shard_set.shard_names)
+        except OSError:
+            share = None  # the reads report it
+        return share is None or share < WARM_SHARE
 
     def _read_ahead(self, epoch: int, rank_plan: plan.RankPlan, batches: range) -> Any:
         """The :class:`~shardkit.dataset.batch.ReadAhead` of this process's ``batches`` of ``epoch``."""

@@ -193,5 +193,11 @@ class Storage(ABC):
         """The path of object ``name`` on this machine, or None when it has none."""
         return None
 
+    def resident_share(self, names: Sequence[str]) -> float | None:
+        """About the share (0..1) of the bytes of ``names`` already in this machine's page cache, or None
+        where unknown (object stores; read-ahead modes that do not ask). A reader that finds a set cached
+        skips its read-ahead hints for the epoch."""
+        return None
+
     def close(self) -> None:  # noqa: B027 - nothing held by default
         """Release what this process holds open (reading again reopens)."""

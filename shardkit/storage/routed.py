@@ -3,6 +3,7 @@ ancestors' shards lie in (:func:`shardkit.read.lineage.resolve` finds them)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,10 @@ class RoutedStorage(Storage):
 
     def describe(self, name: str) -> str:
         return self._for(name).describe(name)
+
+    def resident_share(self, names: Sequence[str]) -> float | None:
+        """The base folder's answer when every one of ``names`` lives there; None (unknown) otherwise."""
+        return None if any(n in self.routes for n in names) else self.base.resident_share(names)
 
     def local_path(self, name: str) -> Path | None:
         folder = self.routes.get(name)
