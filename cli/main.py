@@ -186,9 +186,10 @@ def cat(shards: str, key: str, output: Path | None, meta: bool, force: bool) -> 
 @click.argument("shards", type=LOCATION)
 @click.argument("key")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="PNG to write [KEY.png].")
-def show(shards: str, key: str, output: Path | None) -> None:
+@click.option("--force", is_flag=True, help="Replace an existing -o file.")
+def show(shards: str, key: str, output: Path | None, force: bool) -> None:
     """Draw sample KEY's waveform and log-mel (labels, seconds, Hz) into a PNG."""
-    err.print(f"wrote {shardkit.show_sample(shards, key, output)}")
+    err.print(f"wrote {shardkit.show_sample(shards, key, output, force=force)}")
 
 
 @cli.command()

@@ -119,6 +119,25 @@ def test_cat_never_overwrites_by_accident(packed, tmp_path):
     assert target.read_bytes() == shardkit.read_sample(packed, key).data
 
 
+def test_cat_force_never_replaces_what_is_not_a_regular_file(packed, tmp_path):
+    """issue 22 item 2: --force may overwrite a regular file; a FIFO, a symlink or a device node is refused
+    by name and stays what it was."""
+    import os
+    import stat
+
+    key = next(iter(shardkit.list_samples(packed))).key
+    fifo, link, real = tmp_path / "fifo", tmp_path / "link.wav", tmp_path / "real.wav"
+    os.mkfifo(fifo)
+    real.write_bytes(b"mine")
+    link.symlink_to(real)
+    for target, kind in ((fifo, "FIFO"), (link, "symbolic link"), (Path("/dev/null"), "device")):
+        proc = run("cat", packed, key, "-o", target, "--force", ok=False)
+        assert proc.returncode == 2 and kind in proc.stderr and "not a regular file" in proc.stderr, proc.stderr
+        assert "Traceback" not in proc.stderr
+    assert stat.S_ISFIFO(fifo.lstat().st_mode) and link.is_symlink() and real.read_bytes() == b"mine"
+    assert stat.S_ISCHR(os.lstat("/dev/null").st_mode)
+
+
 def test_reindex_rebuilds_a_deleted_index_and_the_messages_point_at_it(packed, tmp_path):
     import shutil
 
