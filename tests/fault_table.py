@@ -69,8 +69,9 @@ CLASSES: list[tuple[str, list[tuple[str, str]]]] = [
         ("tests/unit/versions/test_update.py", r"missing|other_bytes|differ|named"),
         ("tests/integration/test_kaggle_delta.py", r""),
     ]),
-    ("a Dask worker or the driver killed mid-pack", [
-        ("tests/integration/test_pack_dask.py", r"kill|sigkill|driver|unreachable|cannot_import|import"),
+    ("a Dask worker, the driver or the scheduler killed mid-pack; scheduler files that name no scheduler", [
+        ("tests/integration/test_pack_dask.py", r"kill|sigkill|driver|unreachable|cannot_import|import|dying|"
+                                                r"scheduler_file_that"),
     ]),
     ("Kaggle uploads: a PUT answered 500, a failed create, 'still processing' refusals", [
         ("tests/integration/test_kaggle_publish.py", r"failed|resume|error|busy|no_folder"),
