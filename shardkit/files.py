@@ -61,3 +61,17 @@ def check_output(out: Path, *, force: bool, refuse_inside: Path | None = None) -
                          "(even with --force): choose another path")
     if not force:
         raise UsageError(f"{out}: exists; pass force=True (--force) to replace it")
+
+
+def make_folder(folder: Path, what: str = "output folder") -> None:
+    """``folder.mkdir(parents=True, exist_ok=True)``, or a :class:`UsageError` naming the folder and why
+    it cannot be made (a file in the way, no permission, a read-only or virtual file system)."""
+    from shardkit.errors import UsageError
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise UsageError(f"{folder}: exists and is not a folder; choose another {what}") from None
+    except OSError as exc:
+        raise UsageError(f"{folder}: cannot create the {what} ({exc.strerror or exc}); choose a folder you can "
+                         "write to") from None

@@ -24,7 +24,7 @@ from typing import Any
 
 from shardkit import format as fmt
 from shardkit.errors import UsageError
-from shardkit.files import atomic_write
+from shardkit.files import atomic_write, make_folder
 from shardkit.format import Manifest, ShardEntry
 from shardkit.format.manifest import PUBLISHED_SUFFIX  # not an archive extension Kaggle would unpack
 from shardkit.kaggle import rules
@@ -123,7 +123,7 @@ def prepare(set_dir: str | os.PathLike[str], dataset_id: str, title: str, licens
     if dry_run:
         return plan
     _check_folder(folder, files)
-    folder.mkdir(parents=True, exist_ok=True)
+    make_folder(folder, "upload folder")
     _write(root, manifest, plan, lineage)
     return plan
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from shardkit.errors import OutputConflictError, UsageError
+from shardkit.files import make_folder
 from shardkit.format import LINEAGE_VERSION, MANIFEST_NAME, PACK_STATE_NAME, Manifest, ShardEntry, is_shard_name
 from shardkit.ingest.sources import Reject, SourceItem, discover, vocabulary_of
 from shardkit.read.shardset import ShardSet
@@ -118,7 +119,7 @@ def _prepare_out(new: Path, old: Path) -> None:
             raise OutputConflictError(f"{new}: holds other files; choose an empty folder for the new version")
         for n in names:  # an interrupted update: start again
             (new / n).unlink()
-    new.mkdir(parents=True, exist_ok=True)
+    make_folder(new, "folder for the new version")
 
 
 def update(

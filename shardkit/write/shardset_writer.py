@@ -24,6 +24,7 @@ from shardkit.encode.base import Codec
 from shardkit.encode.mel_config import MelConfig
 from shardkit.encode.registry import DEFAULT_CODEC, codec_class
 from shardkit.errors import OutputConflictError, UsageError
+from shardkit.files import make_folder
 from shardkit.format import KEY_RE, MAX_KEY_LEN, Manifest, ShardEntry
 from shardkit.units import parse_size
 from shardkit.write.shards import EncodedSample, ShardWriter, encode_sample
@@ -92,7 +93,7 @@ class ShardSetWriter:
         self._shard: ShardWriter | None = None
         self._keys: set[str] = set()
         self.stopped = False  #: True once the budget refused a sample
-        self.out.mkdir(parents=True, exist_ok=True)
+        make_folder(self.out, "shard set folder")
 
     def _fresh_state(self, overwrite: bool) -> PackState:
         if open_state(self.out, "", overwrite=overwrite, resume=None) is not None:  # refuses a foreign OUT
