@@ -243,6 +243,9 @@ def plan_(shards: Path, world_size: int, workers: int, batch_size: int, crops_pe
                   " ".join(map(str, r["worker_batches"])))
     console.print(f"every epoch: {p.items} items, partial={p.partial}, batch {batch_size}")
     console.print(t)
+    if workers == 0:  # DataLoader(num_workers=0): valid, but say who the one "worker" is
+        console.print("workers 0: the training process reads every batch itself (DataLoader num_workers=0); "
+                      "the column above is that one process")
     for w in p.warnings:
         console.print(styled("warning:", "yellow", f" {w}"))
 

@@ -138,6 +138,21 @@ def test_cat_force_never_replaces_what_is_not_a_regular_file(packed, tmp_path):
     assert stat.S_ISCHR(os.lstat("/dev/null").st_mode)
 
 
+def test_odd_pack_and_plan_values_are_named(packed, corpus, tmp_path):
+    """issue 22 item 12 (CLI parts): --max-seconds 1e-9 is refused (was: no limit), --n-fft 1 is refused (was:
+    all-zero mels), plan --workers 0 says the training process reads itself (was: a table as for 1 worker)."""
+    src, csv = corpus
+    for argv, needle in ((["--max-seconds", "1e-9"], "max_seconds must be at least 0.01 s"),
+                         (["--format", "mel-u8", "--n-fft", "1"], "128 of the 128 mel bands all zero")):
+        proc = run("pack", src, tmp_path / "o", "--metadata", csv, *argv, ok=False)
+        assert proc.returncode == 2 and needle in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+        assert not (tmp_path / "o").exists()
+    with pytest.raises(shardkit.errors.UsageError, match="6 of the 128 mel bands"):
+        shardkit.PackOptions(codec="mel-u8", mel=shardkit.MelConfig(n_fft=512))
+    assert shardkit.MelConfig(n_fft=512).n_fft == 512  # sets packed so before stay readable
+    assert "the training process reads every batch itself" in run("plan", packed, "--workers", "0").stdout
+
+
 def test_reindex_rebuilds_a_deleted_index_and_the_messages_point_at_it(packed, tmp_path):
     import shutil
 
