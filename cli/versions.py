@@ -54,7 +54,9 @@ def update(src: Path, old: Path, new: Path, metadata: Path | None, workers: int,
 def compact(shards: Path, out: Path, overwrite: bool, search_path: tuple[str, ...]) -> None:
     """Write a self-contained copy of a set: overrides applied, no shard of an earlier version used."""
     r = shardkit.compact(shards, out, overwrite=overwrite, search_path=list(search_path))
-    console.print(f"{r.out}: version {r.version_id}, {r.samples} samples in {r.shards} shards, {format_size(r.bytes)}")
+    state = "already complete: " if r.already_complete else ""
+    console.print(f"{state}{r.out}: version {r.version_id}, {r.samples} samples in {r.shards} shards, "
+                  f"{format_size(r.bytes)}")
 
 
 @click.command(name="log")

@@ -35,6 +35,7 @@ CLASSES: list[tuple[str, list[tuple[str, str]]]] = [
         ("tests/unit/test_cli_signals.py", r""),
         ("tests/integration/test_pack_safety.py", r"sigterm"),
         ("tests/integration/test_pack.py", r"kill_9"),
+        ("tests/unit/versions/test_update.py", r"interrupted_compact"),
     ]),
     ("concurrent packs into one OUT", [("tests/integration/test_pack_safety.py", r"second_pack"),
                                        ("tests/integration/test_pack_race.py", r"")]),
