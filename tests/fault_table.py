@@ -74,8 +74,9 @@ CLASSES: list[tuple[str, list[tuple[str, str]]]] = [
         ("tests/integration/test_pack_dask.py", r"kill|sigkill|driver|unreachable|cannot_import|import|dying|"
                                                 r"scheduler_file_that"),
     ]),
-    ("Kaggle uploads: a PUT answered 500, a failed create, 'still processing' refusals", [
-        ("tests/integration/test_kaggle_publish.py", r"failed|resume|error|busy|no_folder"),
+    ("Kaggle uploads: a PUT answered 500, a failed create, 'still processing' refusals, an HTML answer, "
+     "control characters in a title", [
+        ("tests/integration/test_kaggle_publish.py", r"failed|resume|error|busy|no_folder|html|control"),
     ]),
     ("odd CLI inputs (every command)", [("tests/integration/test_cli_odd_inputs.py", r"")]),
     ("fuzzed parsers: manifest, index (zstd), .mp members, CSV", [("tests/fuzz", r"")]),
