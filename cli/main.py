@@ -82,6 +82,8 @@ def mel_options(command: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--workers", default=1, show_default=True,
               help="Decoding processes (--engine dask: of the local cluster; a scheduler brings its own).")
 @click.option("--strict", is_flag=True, help="Fail at the first bad source instead of recording it.")
+@click.option("--follow-symlinks", is_flag=True,
+              help="Read sources through symlinks that lead outside SRC (ln -s /kaggle/input/.../* src/).")
 @click.option("--resume", is_flag=True, help="Require an interrupted pack in OUT (re-running resumes anyway).")
 @click.option("--overwrite", is_flag=True, help="Delete the shard set in OUT first.")
 @click.option("--staging", type=click.Path(file_okay=False, path_type=Path),
@@ -93,7 +95,8 @@ def mel_options(command: Callable[..., Any]) -> Callable[..., Any]:
 @engine_options
 def pack(src: Path, out: str, metadata: Path | None, sample_rate: int, mode: str, segment_seconds: float,
          hop_seconds: float | None, tail: str, max_seconds: float, channels: int, shard_size: str,
-         budget: str | None, order: str, workers: int, strict: bool, resume: bool, overwrite: bool,
+         budget: str | None, order: str, workers: int, strict: bool, follow_symlinks: bool, resume: bool,
+         overwrite: bool,
          staging: Path | None, codec: str, mel: dict[str, float], device: str, engine: shardkit.write.Engine) -> None:
     """Pack the audio in SRC (and/or listed by --metadata) into a shard set in OUT: a folder, or a
     prefix s3://bucket/prefix/ (gs://, az://) that each shard is uploaded to as it finishes."""
@@ -104,7 +107,7 @@ def pack(src: Path, out: str, metadata: Path | None, sample_rate: int, mode: str
     with pack_progress(err) as progress:
         r = shardkit.pack(src, out, metadata=metadata, options=options, workers=workers, budget=budget,
                           strict=strict, resume=resume or None, overwrite=overwrite, progress=progress,
-                          device=device, staging=staging, engine=engine)
+                          device=device, staging=staging, engine=engine, follow_symlinks=follow_symlinks)
     _print_pack_result(r)
     if not r.complete:
         sys.exit(EXIT_INCOMPLETE)

@@ -50,8 +50,9 @@ CLASSES: list[tuple[str, list[tuple[str, str]]]] = [
         ("tests/integration/test_cli.py", r"never_overwrites|regular_file|odd_pack"),
         ("tests/integration/test_show.py", r"never_overwrites"),
     ]),
-    ("hostile CSV: escapes from SRC, encodings, pathological cells, odd file names", [
+    ("hostile CSV: escapes from SRC, encodings, pathological cells, odd file names, symlinked sources", [
         ("tests/unit/ingest/test_sources_hostile.py", r""),
+        ("tests/integration/test_pack_symlinks.py", r""),
     ]),
     ("broken and hostile audio, long recordings (bounded memory)", [
         ("tests/unit/ingest/test_decode.py", r""),

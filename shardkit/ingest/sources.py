@@ -68,6 +68,7 @@ def discover(
     *,
     order: Order = "shuffled",
     extensions: Sequence[str] = AUDIO_EXTENSIONS,
+    follow_symlinks: bool = False,
 ) -> tuple[list[SourceItem], list[Reject]]:
     """List the recordings under ``src`` (recursively) or those a metadata CSV names.
 
@@ -76,14 +77,19 @@ def discover(
     source per row, ``filename`` relative to ``src``. Returns the items in pack order (``order``:
     ``"shuffled"`` by a keyed hash of the path so shards mix labels, or ``"sorted"`` by path) and
     the rows that cannot be packed.
+
+    Symlinks, one rule for the scan and the CSV: one that stays inside ``src`` is followed; one that
+    leads outside (``ln -s /kaggle/input/<comp>/train_audio/* src/``) is a reject saying so, unless
+    ``follow_symlinks`` (then its files are read, each folder once, loops ignored). CSV rows with an
+    absolute path or ``..`` are refused either way.
     """
     root = Path(src)
     if not root.is_dir():
         raise SourceError(f"{root}: source folder not found (give the folder holding the audio files)")
     if metadata is not None:
-        items, rejects = _from_csv(root, Path(metadata))
+        items, rejects = _from_csv(root, Path(metadata), follow_symlinks)
     else:
-        items, rejects = _from_folder(root, extensions)
+        items, rejects = _from_folder(root, extensions, follow_symlinks)
         if not items and not rejects:
             raise SourceError(
                 f"{root}: no audio files ({', '.join(extensions)}) found; pass --metadata CSV or another folder"
@@ -108,11 +114,21 @@ def vocabulary_of(items: Iterable[SourceItem]) -> list[str]:
     return sorted(labels)
 
 
-def _from_folder(root: Path, extensions: Sequence[str]) -> tuple[list[SourceItem], list[Reject]]:
+def _from_folder(root: Path, extensions: Sequence[str], follow: bool) -> tuple[list[SourceItem], list[Reject]]:
     exts = {e.lower() for e in extensions}
     items, rejects = [], []
-    for dirpath, dirnames, filenames in os.walk(root):
+    walked: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=follow):
+        real = os.path.realpath(dirpath)
+        if real in walked:  # a folder reached twice through symlinks, or a loop
+            dirnames[:] = []
+            continue
+        walked.add(real)
         dirnames.sort()
+        for name in dirnames if not follow else ():
+            if os.path.islink(os.path.join(dirpath, name)) and not _inside(root, Path(dirpath) / name):
+                rel = (Path(dirpath) / name).relative_to(root).as_posix()
+                rejects.append(Reject(rel, None, symlink_reason(Path(dirpath) / name, "folder")))
         for name in sorted(filenames):
             if os.path.splitext(name)[1].lower() not in exts:
                 continue
@@ -122,9 +138,22 @@ def _from_folder(root: Path, extensions: Sequence[str]) -> tuple[list[SourceItem
                 shown = os.fsencode(rel).decode("utf-8", "backslashreplace")
                 rejects.append(Reject(shown, None, "bad file name: not valid UTF-8; rename the file"))
                 continue
+            if not follow and not _inside(root, path):
+                rejects.append(Reject(rel, None, symlink_reason(path, "file")))
+                continue
             parent = path.parent.name if path.parent != root else None
             items.append(SourceItem(str(path), rel, "", None, parent, (), {}))
     return items, rejects
+
+
+def symlink_reason(path: Path, what: str) -> str:
+    """The reject reason for a source reached through a symlink that leads outside SRC."""
+    try:
+        target = str(path.resolve())
+    except (OSError, RuntimeError, ValueError):
+        target = "a place that does not resolve"
+    return (f"symlink: this {what} leads outside SRC (to {target}); pass --follow-symlinks "
+            "(pack(follow_symlinks=True)) to read sources through symlinks")
 
 
 def _utf8(text: str) -> bool:
@@ -156,7 +185,7 @@ def _read_csv_text(metadata: Path) -> str:
             "save the CSV as UTF-8 and re-run") from None
 
 
-def _from_csv(root: Path, metadata: Path) -> tuple[list[SourceItem], list[Reject]]:
+def _from_csv(root: Path, metadata: Path, follow: bool) -> tuple[list[SourceItem], list[Reject]]:
     with io.StringIO(_read_csv_text(metadata), newline="") as fh:
         try:
             reader = csv.DictReader(fh)
@@ -179,9 +208,12 @@ def _from_csv(root: Path, metadata: Path) -> tuple[list[SourceItem], list[Reject
             rejects.append(Reject("", rowno, "bad metadata: empty filename"))
             continue
         rel = posixpath.normpath(fname)
-        if rel.startswith("/") or rel == ".." or rel.startswith("../") or not _inside(root, root / rel):
+        if rel.startswith("/") or rel == ".." or rel.startswith("../"):
             rejects.append(Reject(fname, rowno, "outside SRC: the filename must name a file inside the source "
                                                 "folder (no absolute paths, no '..')"))
+            continue
+        if not follow and not _inside(root, root / rel):
+            rejects.append(Reject(fname, rowno, symlink_reason(root / rel, "file")))
             continue
         if rel in seen:
             rejects.append(Reject(rel, rowno, "duplicate: the same filename is listed in an earlier row"))

@@ -136,15 +136,15 @@ def update(
     progress: Callable[[int, int], None] | None = None,
     engine: str | Engine = "local",
     client: Any = None,
+    follow_symlinks: bool = False,
 ) -> UpdateResult:
     """Write NEW, the next version of the shard set OLD, for the sources under ``src`` (and/or listed
     by ``metadata``), as the module docstring says. ``options`` must equal OLD's (default: OLD's; a
     dict: OLD's with those fields replaced, e.g. ``{"sample_rate": 32000}``);
     ``workers``, ``engine``, ``client``: where the new sources are decoded, as for :func:`shardkit.pack`
     (``"local"`` processes, ``"dask"``, or an :class:`~shardkit.write.engines.Engine`; same bytes);
-    ``note``: kept in the history;
-    ``search_path``: where OLD's own ancestors' shards are (:mod:`shardkit.versions.resolve`);
-    ``progress(done, total)``: called after each source packed. Returns an :class:`UpdateResult`.
+    ``note``: kept in the history; ``search_path``: where OLD's ancestors' shards are (``versions.resolve``);
+    ``progress(done, total)``: called after each source packed; ``follow_symlinks``: as for ``pack``.
     """
     t0 = time.monotonic()
     old_root, new_dir = Path(old), Path(new)
@@ -152,7 +152,7 @@ def update(
     old_m = Manifest.load(old_root)
     opts = options if isinstance(options, PackOptions) else options_of({**old_m.pack, **(options or {})})
     _check_options(opts, old_m, old_root)
-    items, csv_rejects = discover(src, metadata, order=opts.order)
+    items, csv_rejects = discover(src, metadata, order=opts.order, follow_symlinks=follow_symlinks)
     table = load_table(old_root, old_m)
     plan = _plan(items, table)
     with ShardSet.open(old_root, search_path=search_path) as old_set:

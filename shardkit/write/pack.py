@@ -111,6 +111,7 @@ def pack(
     staging: str | os.PathLike[str] | None = None,
     engine: str | Engine = "local",
     client: Any = None,
+    follow_symlinks: bool = False,
 ) -> PackResult:
     """Pack the audio under ``src`` (and/or listed by ``metadata``) into a shard set in ``out``.
 
@@ -125,20 +126,19 @@ def pack(
       local cluster of ``workers`` processes; ``pip install 'shardkit[dask]'``; docs/dask.md), or an
       :class:`~shardkit.write.engines.Engine` such as ``DaskEngine(scheduler="tcp://host:8786")``. The
       output bytes are the same for every engine.
-    - ``budget``: cap on shard + index bytes in ``out``; when the next sample would pass it the
-      pack finishes the current shard, writes a valid (incomplete) manifest and reports
-      ``more_bytes_needed``. Re-run with a larger budget to continue. With ``workers > 1`` the
+    - ``budget``: cap on shard + index bytes in ``out``; when the next sample would pass it the pack finishes
+      the shard, writes a valid (incomplete) manifest, reports ``more_bytes_needed``: re-run with more. With ``workers > 1`` the
       decoded samples of up to 8 sources per worker also pass through ``*.tmp`` spill files in ``out``
       on their way to the shards (deleted as they are consumed; at most ~8 × workers × the longest
       recording's PCM): leave that much room beyond the budget.
-    - ``strict``: raise :class:`PackError` at the first bad source instead of recording a reject
-      (shards already finished stay valid and resumable).
-    - ``resume``: None continues an interrupted pack in ``out`` if there is one; True requires one.
-    - ``overwrite``: delete a previous shard set in ``out`` first.
+    - ``strict``: raise :class:`PackError` at the first bad source instead of recording a reject.
+    - ``resume``: None continues an interrupted pack in ``out`` if there is one; True requires one;
+      ``overwrite``: delete a previous shard set in ``out`` first.
     - ``progress``: called with a :class:`PackProgress` after every source.
     - ``device``: where a spectrogram codec (mel-u8) computes (``"cpu"``, ``"cuda"``, ``"cuda:1"``); a GPU
       and the CPU can differ in the last float bits, so a value near a rounding boundary may land one
       quantisation step apart.
+    - ``follow_symlinks``: read sources through symlinks that lead outside ``src`` (else rejects; ``discover``).
     """
     t0 = time.monotonic()
     opts = options or PackOptions()
@@ -148,7 +148,7 @@ def pack(
     codec.check_device(str(device))  # before anything is written
     remote = _remote_out(out, storage_options, staging)
     out_dir = remote.staging if remote is not None else Path(out)
-    items, csv_rejects = discover(src, metadata, order=opts.order)
+    items, csv_rejects = discover(src, metadata, order=opts.order, follow_symlinks=follow_symlinks)
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"{out_dir}: exists and is not a folder; choose a folder for the shard set")
     job = _Job(opts, codec, items, csv_rejects, fingerprint(items, csv_rejects, opts), budget_bytes, eng,
