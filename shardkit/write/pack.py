@@ -127,10 +127,10 @@ def pack(
       :class:`~shardkit.write.engines.Engine` such as ``DaskEngine(scheduler="tcp://host:8786")``. The
       output bytes are the same for every engine.
     - ``budget``: cap on shard + index bytes in ``out``; when the next sample would pass it the pack finishes
-      the shard, writes a valid (incomplete) manifest, reports ``more_bytes_needed``: re-run with more. With ``workers > 1`` the
-      decoded samples of up to 8 sources per worker also pass through ``*.tmp`` spill files in ``out``
-      on their way to the shards (deleted as they are consumed; at most ~8 × workers × the longest
-      recording's PCM): leave that much room beyond the budget.
+      the shard, writes a valid (incomplete) manifest, reports ``more_bytes_needed``: re-run with more.
+      With ``workers > 1`` the decoded samples of up to 8 sources per worker also pass through ``*.tmp``
+      spill files in ``out`` (deleted as consumed; at most ~8 × workers × the longest recording's PCM):
+      leave that much room beyond the budget.
     - ``strict``: raise :class:`PackError` at the first bad source instead of recording a reject.
     - ``resume``: None continues an interrupted pack in ``out`` if there is one; True requires one;
       ``overwrite``: delete a previous shard set in ``out`` first.
