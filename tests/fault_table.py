@@ -53,6 +53,7 @@ CLASSES: list[tuple[str, list[tuple[str, str]]]] = [
     ("hostile CSV: escapes from SRC, encodings, pathological cells, odd file names, symlinked sources", [
         ("tests/unit/ingest/test_sources_hostile.py", r""),
         ("tests/integration/test_pack_symlinks.py", r""),
+        ("tests/unit/ingest/test_birdclef_layouts.py", r"2021"),
     ]),
     ("broken and hostile audio, long recordings (bounded memory)", [
         ("tests/unit/ingest/test_decode.py", r""),

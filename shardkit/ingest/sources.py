@@ -31,8 +31,8 @@ AUDIO_EXTENSIONS = (".ogg", ".oga", ".flac", ".mp3", ".wav", ".opus")
 MAX_LABEL_CELL = 10_000
 #: Columns with a meaning of their own; every other CSV column is kept as per-sample ``extra``.
 FILENAME_COL, PRIMARY_COL, SECONDARY_COL = "filename", "primary_label", "secondary_labels"
-#: BirdCLEF's CSV filenames are relative to this folder of the competition's data
-AUDIO_SUBFOLDER = "train_audio"
+#: BirdCLEF's CSV filenames are relative to one of these folders of the competition's data (2021: the second)
+AUDIO_SUBFOLDERS = ("train_audio", "train_short_audio")
 
 Order = Literal["shuffled", "sorted"]
 
@@ -186,6 +186,29 @@ def _read_csv_text(metadata: Path) -> str:
 
 
 def _from_csv(root: Path, metadata: Path, follow: bool) -> tuple[list[SourceItem], list[Reject]]:
+    rows = _read_rows(metadata)
+    root = _audio_root(root, rows)
+    items: list[SourceItem] = []
+    rejects: list[Reject] = []
+    seen: set[str] = set()
+    by_label = 0
+    for rowno, row in enumerate(rows, start=1):
+        got = _row_item(root, rowno, row, seen, follow)
+        if isinstance(got, Reject):
+            rejects.append(got)
+            continue
+        items.append(got)
+        by_label += got.rel != posixpath.normpath((row.get(FILENAME_COL) or "").strip().replace("\\", "/"))
+    if not items and not rejects:
+        raise MetadataError(f"{metadata}: the CSV has no data rows")
+    if by_label:
+        logger.warning("%s: %d rows name a file without its folder (BirdCLEF 2021 style); read from "
+                       "<primary_label>/<filename> under %s", metadata, by_label, root)
+    return items, rejects
+
+
+def _read_rows(metadata: Path) -> list[dict[str, Any]]:
+    """The CSV's data rows (header → cell); :class:`MetadataError` without a filename column."""
     with io.StringIO(_read_csv_text(metadata), newline="") as fh:
         try:
             reader = csv.DictReader(fh)
@@ -195,65 +218,68 @@ def _from_csv(root: Path, metadata: Path, follow: bool) -> tuple[list[SourceItem
                     f"{metadata}: no '{FILENAME_COL}' column (found: {', '.join(header) or 'none'}); "
                     "the CSV needs a filename column relative to SRC, as in BirdCLEF's train_metadata.csv"
                 )
-            rows = list(reader)
+            return list(reader)
         except csv.Error as exc:
             raise MetadataError(f"{metadata}: cannot parse CSV: {exc}") from exc
-    root = _audio_root(root, rows)
-    items: list[SourceItem] = []
-    rejects: list[Reject] = []
-    seen: set[str] = set()
-    for rowno, row in enumerate(rows, start=1):
-        fname = (row.get(FILENAME_COL) or "").strip().replace("\\", "/")
-        if not fname:
-            rejects.append(Reject("", rowno, "bad metadata: empty filename"))
-            continue
-        rel = posixpath.normpath(fname)
-        if rel.startswith("/") or rel == ".." or rel.startswith("../"):
-            rejects.append(Reject(fname, rowno, "outside SRC: the filename must name a file inside the source "
-                                                "folder (no absolute paths, no '..')"))
-            continue
-        if not follow and not _inside(root, root / rel):
-            rejects.append(Reject(fname, rowno, symlink_reason(root / rel, "file")))
-            continue
-        if rel in seen:
-            rejects.append(Reject(rel, rowno, "duplicate: the same filename is listed in an earlier row"))
-            continue
-        seen.add(rel)
-        path = root / rel
-        if not _is_file(path):
-            rejects.append(Reject(rel, rowno, f"missing: listed in the CSV but not found under {root}"))
-            continue
-        try:
-            secondary = _parse_label_list(row.get(SECONDARY_COL))
-        except ValueError as exc:
-            rejects.append(Reject(rel, rowno, f"bad metadata: {SECONDARY_COL} {exc}"))
-            continue
-        primary = (row.get(PRIMARY_COL) or "").strip() or None
-        if PRIMARY_COL not in row and path.parent != root:
-            primary = path.parent.name
-        extra = {
-            k: _typed(v) for k, v in row.items()
-            if k not in (FILENAME_COL, PRIMARY_COL, SECONDARY_COL) and k is not None
-        }
-        items.append(SourceItem(str(path), rel, "", rowno, primary, tuple(secondary), extra))
-    if not items and not rejects:
-        raise MetadataError(f"{metadata}: the CSV has no data rows")
-    return items, rejects
+
+
+def _row_item(root: Path, rowno: int, row: dict[str, Any], seen: set[str], follow: bool) -> SourceItem | Reject:
+    """CSV data row ``rowno`` as a source, or the reason it is none (``seen``: the files of earlier rows)."""
+    fname = (row.get(FILENAME_COL) or "").strip().replace("\\", "/")
+    if not fname:
+        return Reject("", rowno, "bad metadata: empty filename")
+    rel = posixpath.normpath(fname)
+    if rel.startswith("/") or rel == ".." or rel.startswith("../"):
+        return Reject(fname, rowno, "outside SRC: the filename must name a file inside the source folder (no "
+                                    "absolute paths, no '..')")
+    primary = (row.get(PRIMARY_COL) or "").strip() or None
+    if "/" not in rel and primary and _plain_name(primary) and not _is_file(root / rel) \
+            and _is_file(root / primary / rel):
+        rel = f"{primary}/{rel}"  # BirdCLEF 2021: train_short_audio/<primary_label>/<filename>
+    if not follow and not _inside(root, root / rel):
+        return Reject(fname, rowno, symlink_reason(root / rel, "file"))
+    if rel in seen:
+        return Reject(rel, rowno, "duplicate: the same filename is listed in an earlier row")
+    seen.add(rel)
+    path = root / rel
+    if not _is_file(path):
+        return Reject(rel, rowno, f"missing: listed in the CSV but not found under {root}")
+    try:
+        secondary = _parse_label_list(row.get(SECONDARY_COL))
+    except ValueError as exc:
+        return Reject(rel, rowno, f"bad metadata: {SECONDARY_COL} {exc}")
+    if PRIMARY_COL not in row and path.parent != root:
+        primary = path.parent.name
+    extra = {k: _typed(v) for k, v in row.items() if k not in (FILENAME_COL, PRIMARY_COL, SECONDARY_COL)
+             and k is not None}
+    return SourceItem(str(path), rel, "", rowno, primary, tuple(secondary), extra)
+
+
+def _plain_name(name: str) -> bool:
+    """Whether ``name`` is one path component (no separator, not ``.``/``..``): a label used as a folder."""
+    return "/" not in name and "\\" not in name and name not in (".", "..") and "\0" not in name
 
 
 def _audio_root(root: Path, rows: list[dict[str, Any]]) -> Path:
-    """``root/train_audio`` when the CSV's filenames are found there and not under ``root``: BirdCLEF's
-    filenames (``asbfly/XC134896.ogg``) are relative to ``train_audio/``, so SRC may be the competition
-    folder as Kaggle mounts it. Decided once from the first rows, so every row resolves the same way."""
-    sub = root / AUDIO_SUBFOLDER
-    if not sub.is_dir():
+    """``root/train_audio`` (``root/train_short_audio``, BirdCLEF 2021) when the CSV's filenames are found
+    there and not under ``root``: BirdCLEF's filenames (``asbfly/XC134896.ogg``; in 2021 ``XC109605.ogg``
+    under its ``primary_label`` folder) are relative to that folder, so SRC may be the competition folder as
+    Kaggle mounts it. Decided once from the first rows, so every row resolves the same way."""
+    names = []
+    for r in rows[:50]:
+        n = (r.get(FILENAME_COL) or "").strip().replace("\\", "/")
+        if n and not n.startswith(("/", "..")) and ".." not in n.split("/"):
+            names.append(n)
+            label = (r.get(PRIMARY_COL) or "").strip()
+            if "/" not in n and label and _plain_name(label):
+                names.append(f"{label}/{n}")
+    if any(_is_file(root / n) for n in names):
         return root
-    names = [n for r in rows[:50] if (n := (r.get(FILENAME_COL) or "").strip().replace("\\", "/"))
-             and not n.startswith(("/", "..")) and ".." not in n.split("/")]
-    if any((root / n).is_file() for n in names) or not any((sub / n).is_file() for n in names):
-        return root
-    logger.info("%s: the CSV's filenames are relative to %s/; reading them from there", root, AUDIO_SUBFOLDER)
-    return sub
+    for sub in (root / name for name in AUDIO_SUBFOLDERS):
+        if sub.is_dir() and any(_is_file(sub / n) for n in names):
+            logger.info("%s: the CSV's filenames are relative to %s/; reading them from there", root, sub.name)
+            return sub
+    return root
 
 
 def _is_file(path: Path) -> bool:
