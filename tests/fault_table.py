@@ -47,7 +47,7 @@ CLASSES: list[tuple[str, list[tuple[str, str]]]] = [
     ("nothing lost by accident: --overwrite, empty packs, changed sources, budget stops", [
         ("tests/integration/test_pack_safety.py", r"overwrite|packs_nothing|source_changed"),
         ("tests/integration/test_pack.py", r"budget|strict"),
-        ("tests/integration/test_cli.py", r"never_overwrites|regular_file|odd_pack"),
+        ("tests/integration/test_cli.py", r"never_overwrites|regular_file|odd_pack|progress_lines"),
         ("tests/integration/test_show.py", r"never_overwrites"),
     ]),
     ("hostile CSV: escapes from SRC, encodings, pathological cells, odd file names, symlinked sources", [

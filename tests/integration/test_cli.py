@@ -153,6 +153,29 @@ def test_odd_pack_and_plan_values_are_named(packed, corpus, tmp_path):
     assert "the training process reads every batch itself" in run("plan", packed, "--workers", "0").stdout
 
 
+def test_progress_lines_when_not_a_terminal(corpus, packed, tmp_path):
+    """issue 22 item 21: ``!shardkit pack`` in a notebook (stdout/stderr are pipes) prints plain progress lines
+    at a modest rate (SHARDKIT_PROGRESS_SECONDS, default 10; 0 here: every source), no bar codes; verify too."""
+    import os
+    import re
+
+    src, csv = corpus
+    env = {**os.environ, "SHARDKIT_PROGRESS_SECONDS": "0"}
+    proc = subprocess.run([sys.executable, "-m", "shardkit_cli", "pack", str(src), str(tmp_path / "o"), "--metadata",
+                           str(csv), "--shard-size", "300KB"], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    lines = [x for x in proc.stderr.splitlines() if x.startswith("pack: ")]
+    assert len(lines) in (12, 13) and lines[0].startswith("pack: 1/12 files") and "\x1b" not in proc.stderr, proc.stderr
+    assert re.fullmatch(r"pack: 12/12 files \(100%\), [0-9.]+ h audio, [0-9.]+ h/min, [0-9.]+ MB, \d+ shards, "
+                        r"0 rejects, [0-9]+ s elapsed", lines[-1]), lines[-1]
+    proc = subprocess.run([sys.executable, "-m", "shardkit_cli", "verify", str(packed)], capture_output=True,
+                          text=True, env=env)
+    assert proc.returncode == 0 and re.search(r"verify: [0-9.]+ of [0-9.]+ MB hashed \(100%\)", proc.stderr), proc.stderr
+    quiet = subprocess.run([sys.executable, "-m", "shardkit_cli", "verify", str(packed)], capture_output=True,
+                           text=True)  # the default rate: a quick run prints its first and last lines only
+    assert len([x for x in quiet.stderr.splitlines() if x.startswith("verify: ")]) == 2
+
+
 def test_reindex_rebuilds_a_deleted_index_and_the_messages_point_at_it(packed, tmp_path):
     import shutil
 
