@@ -176,6 +176,17 @@ def test_progress_lines_when_not_a_terminal(corpus, packed, tmp_path):
     assert len([x for x in quiet.stderr.splitlines() if x.startswith("verify: ")]) == 2
 
 
+def test_a_key_without_its_piece_number_or_with_an_extension_gets_a_hint(packed):
+    """issue 22 item 23: in recordings mode every key ends in -0000; ``cat SET label/XC1`` says "did you mean
+    …-0000?", and a key with ``.mp3`` says to drop '.mp3' (was: "drop the '.wav'/'.mp'")."""
+    key = next(k.key for k in shardkit.list_samples(packed) if k.key.endswith("-0000"))
+    stem = key.removesuffix("-0000")
+    for asked in (stem, stem + ".mp3"):
+        proc = run("cat", packed, asked, "-o", "/tmp/never-written.wav", ok=False)
+        assert proc.returncode != 0 and f"did you mean '{key}'" in proc.stderr, proc.stderr
+    assert "drop '.mp3'" in run("cat", packed, stem + ".mp3", "--meta", ok=False).stderr
+
+
 def test_reindex_rebuilds_a_deleted_index_and_the_messages_point_at_it(packed, tmp_path):
     import shutil
 
