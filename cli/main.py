@@ -139,11 +139,12 @@ def info(shards: str, top: int) -> None:
     t = Table(show_header=False, box=None)
     for k, v in [("shard set", str(i.root)), ("version", i.version_id), ("format", str(i.format_version)),
                  ("complete", "yes" if i.complete else f"no (about {format_size(i.more_bytes_needed)} more needed)"),
-                 ("audio", f"{i.codec}, {i.sample_rate} Hz, {i.channels} ch"
+                 ("stored as", f"{i.codec}, {i.sample_rate} Hz, {i.channels} ch"
                   + (", log-mel " + ", ".join(f"{k}={v}" for k, v in (i.mel or {}).items()) if i.mel else "")),
                  ("layout", ", ".join(f"{k}={v}" for k, v in i.layout.items())),
-                 ("samples", f"{i.samples}"), ("audio", f"{i.hours:.3f} h ({format_duration(i.seconds)})"),
-                 ("shards", f"{i.shards}, {format_size(i.bytes)}"), ("classes", str(i.classes)),
+                 ("samples", f"{i.samples}"), ("duration", f"{i.hours:.3f} h ({format_duration(i.seconds)})"),
+                 ("shards", f"{i.shards}, {format_size(i.bytes)}"),
+                 ("classes", f"{i.classes} in the vocabulary, {len(i.label_counts)} as a primary label"),
                  ("sources", f"{i.sources_packed} packed of {i.sources}, {len(i.rejects)} rejected")]:
         t.add_row(Text(k, style="bold"), v)
     if i.parent:  # a version made by 'shardkit update' (docs/versions.md)

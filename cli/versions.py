@@ -65,7 +65,7 @@ def compact(shards: Path, out: Path, overwrite: bool, search_path: tuple[str, ..
 def log_(shards: Path) -> None:
     """The chain of versions of a set, oldest first: samples, hours, classes, note."""
     for h in shardkit.log(shards):
-        classes = "" if h["classes"] is None else f"\t{h['classes']} classes"
+        classes = "" if h["classes"] is None else f"\t{h['classes']} classes as a primary label"
         click.echo(f"{h['version_id']}\t{h['samples']} samples\t{h['hours']:.3f} h{classes}\t{h.get('note', '')}")
 
 

@@ -187,6 +187,15 @@ def test_a_key_without_its_piece_number_or_with_an_extension_gets_a_hint(packed)
     assert "drop '.mp3'" in run("cat", packed, stem + ".mp3", "--meta", ok=False).stderr
 
 
+def test_info_names_each_row_once_and_says_which_classes_it_counts(packed):
+    """issue 22 item 23: ``info`` had two rows named ``audio`` and a class count that ``log`` contradicted."""
+    out = run("info", packed).stdout
+    names = [line.split()[0] for line in out.splitlines() if line.strip() and not line.startswith("top classes")]
+    assert names.count("audio") == 0 and "stored as" in out and "duration" in out
+    i = shardkit.info(packed)
+    assert f"{i.classes} in the vocabulary" in out and f"{len(i.label_counts)} as a primary label" in out
+
+
 def test_reindex_rebuilds_a_deleted_index_and_the_messages_point_at_it(packed, tmp_path):
     import shutil
 
