@@ -74,7 +74,10 @@ def mel_options(command: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--hop-seconds", type=float, help="Default: --segment-seconds.")
 @click.option("--tail", type=click.Choice(["pad", "keep", "drop"]), default="pad", show_default=True,
               help="Segments mode: the last partial window.")
-@click.option("--max-seconds", default=300.0, show_default=True, help="Recordings mode: longer ones are cut.")
+@click.option("--max-seconds", default=300.0, show_default=True,
+              help="Recordings mode: a longer recording is split into equal pieces of at most this length, "
+                   "each its own sample (a 30-min recording gives 6 at 300: it is drawn 6x as often); nothing "
+                   "is dropped.")
 @click.option("--channels", type=click.IntRange(1, 2), default=1, show_default=True)
 @click.option("--shard-size", default="1GB", show_default=True)
 @click.option("--budget", help="Stop cleanly before OUT holds more than this (e.g. 100GB).")
@@ -119,8 +122,14 @@ def _print_pack_result(r: shardkit.PackResult) -> None:
     console.print(f"{state}: {r.samples} samples, {r.hours:.2f} h of audio, {r.shards} shards, {format_size(r.bytes)} "
                   f"in {r.out}  ({r.version_id})")
     if not r.already_complete:
+        padding = f", {r.padded_seconds_this_run / 3600:.2f} h of it zero padding (--tail pad)" \
+            if r.padded_seconds_this_run else ""
         console.print(f"packed {r.seconds_this_run / 3600:.2f} h in {format_duration(r.elapsed)} "
-                      f"({rate:.1f} audio h/min)")
+                      f"({rate:.1f} audio h/min){padding}")
+    if r.layout.get("mode") == "recordings" and r.samples > r.sources_packed:
+        console.print(f"{r.samples - r.sources_packed} more samples than recordings: recordings longer than "
+                      f"--max-seconds {r.layout.get('max_seconds'):g} were split into equal pieces, each its own "
+                      "sample (drawn once per piece when training)")
     if r.rejects:
         console.print(styled(f"{len(r.rejects)} sources rejected", "yellow", " (listed in manifest.json):"))
         for rej in r.rejects[:20]:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from shardkit.encode import meta as meta_codec
 from shardkit.encode.base import Codec
 from shardkit.errors import PackError, ShardkitError, UsageError
 from shardkit.format import MANIFEST_NAME, PACK_STATE_NAME, SHARD_PREFIX, SHARD_SUFFIX, TMP_SUFFIX, Manifest
@@ -84,6 +85,8 @@ class PackResult:
     already_complete: bool = False
     more_bytes_needed: int = 0
     label_counts: dict[str, int] = field(default_factory=dict)
+    layout: dict[str, Any] = field(default_factory=dict)  #: the manifest's layout (mode, max_seconds, ...)
+    padded_seconds_this_run: float = 0.0  #: of ``seconds_this_run``, zero padding (segments mode, tail=pad)
 
     @property
     def hours(self) -> float:
@@ -289,6 +292,7 @@ class _Run:
         self.writer, self.items, self.progress, self.t0, self.strict = writer, items, progress, t0, strict
         self.files_done = writer.state.next_item
         self.seconds = 0.0            #: audio seconds packed by this run
+        self.padded = 0.0             #: of them, zero padding appended to last windows (tail=pad)
         self.stopped_at: tuple[int, int] | None = None
 
     def feed(self, results: Iterator[tuple[int, list[EncodedSample] | Reject]]) -> None:
@@ -304,10 +308,17 @@ class _Run:
                     self.stopped_at = (i, n)
                     return
                 self.seconds += result[n].frames * per_frame
+                self.padded += self.padding(result[n])
             state.sources_packed += 1
             self.files_done = i + 1
             self.report()
         self.writer.close_shard(len(self.items), 0)
+
+    def padding(self, sample: EncodedSample) -> float:
+        """Seconds of zero padding in ``sample`` (only segments mode with tail=pad pads)."""
+        if self.writer.layout.get("tail") != "pad":
+            return 0.0
+        return float(meta_codec.decode(sample.meta).get("padded_frames", 0)) / self.writer.codec.sample_rate
 
     def reject(self, r: Reject, i: int) -> None:
         if self.strict:
@@ -360,7 +371,7 @@ def _finish(out: Path, writer: ShardSetWriter, run: _Run, job: _Job, resumed: bo
     result = _result_from_manifest(out, job.t0, resumed=resumed)
     if remote is not None:
         result.out, result.manifest = remote.url, remote.url + MANIFEST_NAME
-    result.seconds_this_run = run.seconds
+    result.seconds_this_run, result.padded_seconds_this_run = run.seconds, run.padded
     if complete and result.samples == 0:
         first = "; ".join(f"{r.file or '(row ' + str(r.row) + ')'}: {r.reason}" for r in result.rejects[:3])
         raise PackError(f"{result.out}: no sample was packed: all {result.sources} sources were rejected ({first}"
@@ -405,5 +416,5 @@ def _result_from_doc(doc: Manifest, out: Path | str, manifest: Path | str, t0: f
         rejects=[Reject(r["file"], r["row"], r["reason"]) for r in doc.rejects],
         elapsed=time.monotonic() - t0, seconds_this_run=0.0, resumed=resumed,
         already_complete=already_complete, more_bytes_needed=doc.budget.get("more_bytes_needed", 0),
-        label_counts=doc.label_counts,
+        label_counts=doc.label_counts, layout=dict(doc.layout),
     )

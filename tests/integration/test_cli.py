@@ -196,6 +196,17 @@ def test_info_names_each_row_once_and_says_which_classes_it_counts(packed):
     assert f"{i.classes} in the vocabulary" in out and f"{len(i.label_counts)} as a primary label" in out
 
 
+def test_pack_summary_reports_split_recordings_and_padding(corpus, tmp_path):
+    """issue 22 item 23: --max-seconds splits long recordings into equal pieces (each its own sample): the help
+    and the summary say so; segments mode's summary says how much of the audio is zero padding."""
+    src, csv = corpus
+    assert "equal pieces" in run("pack", "--help").stdout
+    r = run("pack", src, tmp_path / "r", "--metadata", csv, "--max-seconds", "2")
+    assert "more samples than recordings" in r.stdout and "--max-seconds 2 were split" in r.stdout, r.stdout
+    r = run("pack", src, tmp_path / "s", "--metadata", csv, "--mode", "segments", "--segment-seconds", "5")
+    assert "h of it zero padding (--tail pad)" in r.stdout and "more samples than" not in r.stdout, r.stdout
+
+
 def test_reindex_rebuilds_a_deleted_index_and_the_messages_point_at_it(packed, tmp_path):
     import shutil
 
