@@ -264,15 +264,17 @@ def plan_(shards: Path, world_size: int, workers: int, batch_size: int, crops_pe
 
 
 @cli.command()
-@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=Path("shardkit-demo"),
-              show_default=True, help="Where the corpus and shards go.")
+@click.option("--out", "--workdir", "workdir", type=click.Path(file_okay=False, path_type=Path),
+              help="Where the corpus and shards go [demo/ in shardkit's cache folder, $SHARDKIT_CACHE_DIR].")
 @click.option("--workers", default=2, show_default=True)
 @click.option("--epochs", default=1, show_default=True)
-def demo(workdir: Path, workers: int, epochs: int) -> None:
+def demo(workdir: Path | None, workers: int, epochs: int) -> None:
     """Make a small labelled corpus of real ogg/flac/mp3/wav files, pack it, stream it through
     DataLoader workers and the mel stage, and print throughput."""
-    from shardkit.demo import run_demo
+    from shardkit.demo import default_workdir, run_demo
 
+    workdir = workdir if workdir is not None else default_workdir()
+    err.print(f"demo: working in {workdir} (--out to choose)", highlight=False)
     with pack_progress(err) as progress:
         r = run_demo(workdir, workers=workers, epochs=epochs, progress=progress)
     for line in r.lines():
