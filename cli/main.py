@@ -131,7 +131,7 @@ def _print_pack_result(r: shardkit.PackResult) -> None:
                       f"--max-seconds {r.layout.get('max_seconds'):g} were split into equal pieces, each its own "
                       "sample (drawn once per piece when training)")
     if r.rejects:
-        console.print(styled(f"{len(r.rejects)} sources rejected", "yellow", " (listed in manifest.json):"))
+        console.print(styled(f"{len(r.rejects)} sources rejected", "yellow", f" (listed in {r.rejects_in}):"))
         for rej in r.rejects[:20]:
             console.print(f"  {rej.file or '-'}{f' (row {rej.row})' if rej.row else ''}: {rej.reason}")
     if not r.complete:
@@ -154,7 +154,7 @@ def info(shards: str, top: int) -> None:
                  ("samples", f"{i.samples}"), ("duration", f"{i.hours:.3f} h ({format_duration(i.seconds)})"),
                  ("shards", f"{i.shards}, {format_size(i.bytes)}"),
                  ("classes", f"{i.classes} in the vocabulary, {len(i.label_counts)} as a primary label"),
-                 ("sources", f"{i.sources_packed} packed of {i.sources}, {len(i.rejects)} rejected")]:
+                 ("sources", f"{i.sources_packed} packed of {i.sources}, {i.reject_count} rejected")]:
         t.add_row(Text(k, style="bold"), v)
     if i.parent:  # a version made by 'shardkit update' (docs/versions.md)
         t.add_row(Text("parent", style="bold"), f"{i.parent} ({i.inherited_shards} of its shards used where they are)")

@@ -54,6 +54,7 @@ CLASSES: list[tuple[str, list[tuple[str, str]]]] = [
         ("tests/unit/ingest/test_sources_hostile.py", r""),
         ("tests/integration/test_pack_symlinks.py", r""),
         ("tests/unit/ingest/test_birdclef_layouts.py", r"2021"),
+        ("tests/integration/test_typed_columns.py", r""),
     ]),
     ("broken and hostile audio, long recordings (bounded memory)", [
         ("tests/unit/ingest/test_decode.py", r""),

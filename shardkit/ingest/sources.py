@@ -62,6 +62,17 @@ class SourceItem:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Sources:
+    """What :func:`discover_sources` found: the items in pack order, the rejects, and the metadata CSV's
+    extra columns typed one type per column (:func:`column_types`)."""
+
+    items: list[SourceItem]
+    rejects: list[Reject]
+    columns: dict[str, str] = field(default_factory=dict)  #: extra column → "int" | "float" | "str"
+    coerced: tuple[str, ...] = ()  #: columns whose cells were of mixed types before (each got one type)
+
+
 def discover(
     src: str | os.PathLike[str],
     metadata: str | os.PathLike[str] | None = None,
@@ -83,11 +94,21 @@ def discover(
     ``follow_symlinks`` (then its files are read, each folder once, loops ignored). CSV rows with an
     absolute path or ``..`` are refused either way.
     """
+    found = discover_sources(src, metadata, order=order, extensions=extensions, follow_symlinks=follow_symlinks)
+    return found.items, found.rejects
+
+
+def discover_sources(src: str | os.PathLike[str], metadata: str | os.PathLike[str] | None = None, *,
+                     order: Order = "shuffled", extensions: Sequence[str] = AUDIO_EXTENSIONS,
+                     follow_symlinks: bool = False) -> Sources:
+    """:func:`discover`, with the CSV's column types (:class:`Sources`)."""
     root = Path(src)
     if not root.is_dir():
         raise SourceError(f"{root}: source folder not found (give the folder holding the audio files)")
+    columns: dict[str, str] = {}
+    coerced: tuple[str, ...] = ()
     if metadata is not None:
-        items, rejects = _from_csv(root, Path(metadata), follow_symlinks)
+        items, rejects, columns, coerced = _from_csv(root, Path(metadata), follow_symlinks)
     else:
         items, rejects = _from_folder(root, extensions, follow_symlinks)
         if not items and not rejects:
@@ -101,7 +122,7 @@ def discover(
         items.sort(key=lambda it: (hashlib.blake2b(it.rel.encode(), digest_size=8, person=b"skorder").digest(), it.rel))
     else:
         raise SourceError(f"order must be 'shuffled' or 'sorted', got {order!r}")
-    return items, rejects
+    return Sources(items, rejects, columns, coerced)
 
 
 def vocabulary_of(items: Iterable[SourceItem]) -> list[str]:
@@ -185,15 +206,21 @@ def _read_csv_text(metadata: Path) -> str:
             "save the CSV as UTF-8 and re-run") from None
 
 
-def _from_csv(root: Path, metadata: Path, follow: bool) -> tuple[list[SourceItem], list[Reject]]:
+def _from_csv(root: Path, metadata: Path, follow: bool
+              ) -> tuple[list[SourceItem], list[Reject], dict[str, str], tuple[str, ...]]:
     rows = _read_rows(metadata)
     root = _audio_root(root, rows)
+    columns, coerced = column_types(rows)
+    if coerced:
+        logger.warning("%s: column(s) %s held cells of mixed types; each is stored as one type (%s), so that "
+                       "readers such as Hugging Face datasets load the set", metadata, ", ".join(coerced),
+                       ", ".join(f"{c}: {columns[c]}" for c in coerced))
     items: list[SourceItem] = []
     rejects: list[Reject] = []
     seen: set[str] = set()
     by_label = 0
     for rowno, row in enumerate(rows, start=1):
-        got = _row_item(root, rowno, row, seen, follow)
+        got = _row_item(root, rowno, row, seen, follow, columns)
         if isinstance(got, Reject):
             rejects.append(got)
             continue
@@ -204,7 +231,7 @@ def _from_csv(root: Path, metadata: Path, follow: bool) -> tuple[list[SourceItem
     if by_label:
         logger.warning("%s: %d rows name a file without its folder (BirdCLEF 2021 style); read from "
                        "<primary_label>/<filename> under %s", metadata, by_label, root)
-    return items, rejects
+    return items, rejects, columns, coerced
 
 
 def _read_rows(metadata: Path) -> list[dict[str, Any]]:
@@ -223,7 +250,8 @@ def _read_rows(metadata: Path) -> list[dict[str, Any]]:
             raise MetadataError(f"{metadata}: cannot parse CSV: {exc}") from exc
 
 
-def _row_item(root: Path, rowno: int, row: dict[str, Any], seen: set[str], follow: bool) -> SourceItem | Reject:
+def _row_item(root: Path, rowno: int, row: dict[str, Any], seen: set[str], follow: bool,
+              columns: dict[str, str]) -> SourceItem | Reject:
     """CSV data row ``rowno`` as a source, or the reason it is none (``seen``: the files of earlier rows)."""
     fname = (row.get(FILENAME_COL) or "").strip().replace("\\", "/")
     if not fname:
@@ -250,8 +278,7 @@ def _row_item(root: Path, rowno: int, row: dict[str, Any], seen: set[str], follo
         return Reject(rel, rowno, f"bad metadata: {SECONDARY_COL} {exc}")
     if PRIMARY_COL not in row and path.parent != root:
         primary = path.parent.name
-    extra = {k: _typed(v) for k, v in row.items() if k not in (FILENAME_COL, PRIMARY_COL, SECONDARY_COL)
-             and k is not None}
+    extra = {k: cell_value(columns[k], v) for k, v in row.items() if k in columns}
     return SourceItem(str(path), rel, "", rowno, primary, tuple(secondary), extra)
 
 
@@ -318,10 +345,62 @@ def _parse_label_list(value: str | None) -> list[str]:
 
 
 _INT_RE = re.compile(r"^[+-]?\d+$")
+#: cells that mean "no value" in a number column (BirdCLEF's ``rating`` holds a few "-")
+MISSING_CELLS = frozenset({"-", "?", "na", "n/a", "nan", "null", "none"})
+
+
+def column_types(rows: list[dict[str, Any]]) -> tuple[dict[str, str], tuple[str, ...]]:
+    """One type per extra CSV column (every column but filename and the labels), in header order: ``"int"``
+    when every cell with a value is a 64-bit integer, ``"float"`` when every one is a number, else
+    ``"str"``; empty cells, and in number columns the cells of :data:`MISSING_CELLS`, are nil. Also the
+    columns whose cells :func:`_typed` (each cell on its own, shardkit <= 0.x) would have given mixed types:
+    only their stored values change, so a set of clean columns keeps its bytes."""
+    names = [k for k in (rows[0] if rows else {}) if k is not None and k not in (FILENAME_COL, PRIMARY_COL,
+                                                                                  SECONDARY_COL)]
+    types: dict[str, str] = {}
+    coerced = []
+    for name in names:
+        cells = [row.get(name) for row in rows]
+        numbers = [t for c in cells if (t := (c or "").strip()) and t.lower() not in MISSING_CELLS]
+        if numbers and all(_INT_RE.match(t) and -(2**63) <= int(t) < 2**63 for t in numbers):
+            types[name] = "int"
+        elif numbers and all(_is_number(t) for t in numbers):
+            types[name] = "float"
+        else:
+            types[name] = "str"
+        if any(_kind(_typed(c)) != _kind(cell_value(types[name], c)) for c in cells):
+            coerced.append(name)
+    return types, tuple(coerced)
+
+
+def cell_value(kind: str, value: str | None) -> Any:
+    """A CSV cell as a value of its column's ``kind`` (:func:`column_types`); nil when empty or missing."""
+    text = (value or "").strip()
+    if not text or (kind != "str" and text.lower() in MISSING_CELLS):
+        return None
+    if kind == "int":
+        return int(text)
+    if kind == "float":
+        number = float(text)
+        return None if number != number else number  # NaN → nil
+    return value
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _kind(value: Any) -> tuple[type, Any]:
+    return type(value), value
 
 
 def _typed(value: str | None) -> Any:
-    """CSV text → int, float, None (empty) or the string itself."""
+    """CSV text → int, float, None (empty) or the string itself, each cell on its own (before one type per
+    column; kept to tell which columns :func:`column_types` changes)."""
     if value is None:
         return None
     text = value.strip()

@@ -157,6 +157,10 @@ def _plan_files(root: Path, manifest: Manifest, lineage: Lineage) -> list[Upload
                                 root / str(manifest.sources["name"]),
                                 "sources table: size, sha256, labels and sample keys of every source file "
                                 "(for shardkit diff / update)"))
+    if manifest.rejects_file and manifest.rejects:  # a version-4 set's rejects (format §5.3)
+        ref = manifest.rejects_file
+        files.append(UploadFile(str(ref["name"]), int(ref["bytes"]), root / str(ref["name"]),
+                                f"the {ref['count']} sources the pack rejected, with the reasons"))
     return files
 
 
@@ -269,6 +273,8 @@ def _write(root: Path, manifest: Manifest, plan: UploadPlan, lineage: Lineage) -
     if manifest.sources.get("name"):
         name = str(manifest.sources["name"])
         atomic_write(plan.folder / name, (root / name).read_bytes())
+    if manifest.rejects_file and manifest.rejects:
+        atomic_write(plan.folder / str(manifest.rejects_file["name"]), manifest.rejects_bytes())
     for f in plan.files:
         f.bytes = (plan.folder / f.name).stat().st_size
     atomic_write(plan.folder / METADATA_NAME, (json.dumps(plan.metadata, indent=2, ensure_ascii=False) + "\n").encode())

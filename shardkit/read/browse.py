@@ -40,6 +40,7 @@ class ShardSetInfo:
     shard_bytes: int = 0      #: bytes of the shard files alone (what :func:`shardkit.verify` hashes with progress)
     parent: str | None = None  #: version id of the set this one was updated from (docs/versions.md)
     inherited_shards: int = 0  #: shards of earlier versions it uses where they are (not copied)
+    reject_count: int = 0      #: sources not packed (a version-4 set read from a URL lists none in ``rejects``)
 
     @property
     def hours(self) -> float:
@@ -86,7 +87,7 @@ def info(path: str | os.PathLike[str], *, storage_options: dict[str, Any] | None
         seconds=counted["seconds"] if "seconds" in counted else t.get("seconds", 0.0), shards=len(doc.shards),
         bytes=int(counted["bytes"]),
         classes=len(doc.vocabulary), label_counts=dict(doc.label_counts), sources=t.get("sources", 0),
-        sources_packed=t.get("sources_packed", 0), rejects=list(doc.rejects),
+        sources_packed=t.get("sources_packed", 0), rejects=list(doc.rejects), reject_count=doc.reject_count,
         more_bytes_needed=doc.budget.get("more_bytes_needed", 0),
         mel=codec.mel.to_dict() if codec.mel is not None else None,
         shard_bytes=sum(s.bytes for s in doc.shards), parent=doc.parent,

@@ -15,6 +15,7 @@ bytes.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
@@ -27,8 +28,16 @@ from typing import Any
 from shardkit.encode import meta as meta_codec
 from shardkit.encode.base import Codec
 from shardkit.errors import PackError, ShardkitError, UsageError
-from shardkit.format import MANIFEST_NAME, PACK_STATE_NAME, SHARD_PREFIX, SHARD_SUFFIX, TMP_SUFFIX, Manifest
-from shardkit.ingest.sources import Reject, SourceItem, discover, vocabulary_of
+from shardkit.format import (
+    MANIFEST_NAME,
+    PACK_STATE_NAME,
+    REJECTS_NAME,
+    SHARD_PREFIX,
+    SHARD_SUFFIX,
+    TMP_SUFFIX,
+    Manifest,
+)
+from shardkit.ingest.sources import Reject, SourceItem, discover_sources, vocabulary_of
 from shardkit.read.locate import is_url
 from shardkit.units import parse_size
 from shardkit.write.engines import Engine, engine_results, make_context, make_engine
@@ -87,6 +96,7 @@ class PackResult:
     label_counts: dict[str, int] = field(default_factory=dict)
     layout: dict[str, Any] = field(default_factory=dict)  #: the manifest's layout (mode, max_seconds, ...)
     padded_seconds_this_run: float = 0.0  #: of ``seconds_this_run``, zero padding (segments mode, tail=pad)
+    rejects_in: str = MANIFEST_NAME  #: the file of the set that lists the rejects (``rejects.json`` since format 4)
 
     @property
     def hours(self) -> float:
@@ -151,11 +161,11 @@ def pack(
     codec.check_device(str(device))  # before anything is written
     remote = _remote_out(out, storage_options, staging)
     out_dir = remote.staging if remote is not None else Path(out)
-    items, csv_rejects = discover(src, metadata, order=opts.order, follow_symlinks=follow_symlinks)
+    found = discover_sources(src, metadata, order=opts.order, follow_symlinks=follow_symlinks)
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"{out_dir}: exists and is not a folder; choose a folder for the shard set")
-    job = _Job(opts, codec, items, csv_rejects, fingerprint(items, csv_rejects, opts), budget_bytes, eng,
-               strict, progress, str(device), t0)
+    job = _Job(opts, codec, found.items, found.rejects, fingerprint(found.items, found.rejects, opts), budget_bytes,
+               eng, strict, progress, str(device), t0, (found.columns, found.coerced))
     return _pack_at(job, out_dir, remote, overwrite=overwrite, resume=resume)
 
 
@@ -174,6 +184,7 @@ class _Job:
     progress: Callable[[PackProgress], None] | None
     device: str
     t0: float
+    columns: tuple[dict[str, str], tuple[str, ...]] = ({}, ())  #: the CSV's column types, the coerced ones
 
 
 def _remote_out(out: str | os.PathLike[str], storage_options: Mapping[str, Any] | None,
@@ -227,6 +238,7 @@ def _pack_locked(job: _Job, out_dir: Path, remote: RemoteOut | None, *, overwrit
     writer = ShardSetWriter(out_dir, codec=job.codec, shard_size=job.opts.shard_size, budget=job.budget,
                             vocabulary=vocabulary, layout=job.opts.layout, device=job.device, state=state,
                             on_shard=remote.shard_done if remote is not None else None)
+    writer.columns = job.columns
     ctx = make_context(job.opts, job.codec, vocabulary, job.device)
     run = _Run(writer, job.items, job.progress, job.t0, job.strict)
     with _pack_errors(writer, out_dir), engine_results(job.engine, job.items, state.next_item, ctx, out_dir) as rs:
@@ -352,6 +364,9 @@ def _finish(out: Path, writer: ShardSetWriter, run: _Run, job: _Job, resumed: bo
     complete = run.stopped_at is None
     budget_doc = {"limit_bytes": job.budget, "exhausted": not complete, "more_bytes_needed": more}
     manifest = writer.finish(sources=len(job.items) + len(job.csv_rejects), budget_doc=budget_doc)
+    if remote is not None and manifest.rejects_file:  # a version-4 set's rejects table, before its manifest
+        data = manifest.rejects_bytes()
+        remote.upload(REJECTS_NAME, len(data), hashlib.sha256(data).hexdigest())
     if complete:  # the sources table that 'shardkit update' compares against (docs/format.md §5.2)
         from shardkit.versions.sources import record_pack
 
@@ -375,7 +390,7 @@ def _finish(out: Path, writer: ShardSetWriter, run: _Run, job: _Job, resumed: bo
     if complete and result.samples == 0:
         first = "; ".join(f"{r.file or '(row ' + str(r.row) + ')'}: {r.reason}" for r in result.rejects[:3])
         raise PackError(f"{result.out}: no sample was packed: all {result.sources} sources were rejected ({first}"
-                        f"{'; ...' if len(result.rejects) > 3 else ''}); every reject is listed in manifest.json")
+                        f"{'; ...' if len(result.rejects) > 3 else ''}); every reject is listed in {result.rejects_in}")
     return result
 
 
@@ -417,4 +432,5 @@ def _result_from_doc(doc: Manifest, out: Path | str, manifest: Path | str, t0: f
         elapsed=time.monotonic() - t0, seconds_this_run=0.0, resumed=resumed,
         already_complete=already_complete, more_bytes_needed=doc.budget.get("more_bytes_needed", 0),
         label_counts=doc.label_counts, layout=dict(doc.layout),
+        rejects_in=REJECTS_NAME if doc.rejects_file else MANIFEST_NAME,
     )

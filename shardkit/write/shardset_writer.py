@@ -93,6 +93,9 @@ class ShardSetWriter:
         self._shard: ShardWriter | None = None
         self._keys: set[str] = set()
         self.stopped = False  #: True once the budget refused a sample
+        #: the metadata columns' types and the coerced ones: with rejects or a coerced column the manifest is
+        #: written as version 4 (format §5.3), else as before
+        self.columns: tuple[dict[str, str], tuple[str, ...]] = ({}, ())
         make_folder(self.out, "shard set folder")
 
     def _fresh_state(self, overwrite: bool) -> PackState:
@@ -196,7 +199,7 @@ class ShardSetWriter:
             sources=self.samples if sources is None else sources,
             sources_packed=self.state.sources_packed if sources is not None else self.samples, complete=complete,
             budget=budget_doc or {"limit_bytes": self.budget, "exhausted": not complete, "more_bytes_needed": 0},
-        )
+        ).with_columns(*self.columns)
         manifest.save(self.out)
         return manifest
 

@@ -1,7 +1,8 @@
 """Shard sets written by every released format version stay readable (tests/golden/vN/).
 
 v1: one wav16 recordings set (``expected.json``). v2 (made by ``tests/golden/make_v2.py``): a wav16
-segments set and a mel-u8 recordings set, each with ``expected-<set>.json``.
+segments set and a mel-u8 recordings set, each with ``expected-<set>.json``. v3 (``make_v3.py``): a
+parent and a derived set. v4 (``make_v4.py``): a set with typed metadata columns and a rejects file.
 """
 
 import hashlib
@@ -101,3 +102,14 @@ def test_an_unknown_codec_is_refused_with_a_named_error(tmp_path):
     (path / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ManifestError, match="flac24"):
         shardkit.ShardSet.open(path)
+
+
+def test_golden_v4_types_its_columns_and_lists_its_rejects():
+    path = GOLDEN / "v4" / "typed"
+    m = shardkit.Manifest.load(path)
+    assert m.format_version == 4 and m.columns == {"count": "float", "rating": "float"}
+    assert [r["file"] for r in m.rejects] == ["barswa/XC9.wav"] and m.reject_count == 1
+    expected = _expected(path)
+    for key, exp in expected.items():
+        assert shardkit.read_sample(path, key).meta["extra"] == exp["extra"]
+    assert shardkit.info(path).rejects and m.to_json() == (path / "manifest.json").read_bytes()
