@@ -151,7 +151,7 @@ def info(shards: str, top: int) -> None:
                  ("stored as", f"{i.codec}, {i.sample_rate} Hz, {i.channels} ch"
                   + (", log-mel " + ", ".join(f"{k}={v}" for k, v in (i.mel or {}).items()) if i.mel else "")),
                  ("layout", ", ".join(f"{k}={v}" for k, v in i.layout.items())),
-                 ("samples", f"{i.samples}"), ("duration", f"{i.hours:.3f} h ({format_duration(i.seconds)})"),
+                 ("samples", f"{i.samples}"), ("duration", f"{i.hours:.3f} h ({format_duration(i.seconds)})" + _padding_note(i.layout)),
                  ("shards", f"{i.shards}, {format_size(i.bytes)}"),
                  ("classes", f"{i.classes} in the vocabulary, {len(i.label_counts)} as a primary label"),
                  ("sources", f"{i.sources_packed} packed of {i.sources}, {i.reject_count} rejected")]:
@@ -161,6 +161,13 @@ def info(shards: str, top: int) -> None:
     console.print(t)
     if i.label_counts:
         console.print("top classes: " + ", ".join(f"{k} {v}" for k, v in i.top_classes(top)))
+
+
+def _padding_note(layout: dict) -> str:
+    """What the duration of a segments set with tail=pad includes (the manifest counts stored frames)."""
+    if layout.get("mode") == "segments" and layout.get("tail") == "pad":
+        return ", incl. the zero padding of each recording's last window (tail=pad)"
+    return ""
 
 
 @cli.command(name="ls")

@@ -205,6 +205,7 @@ def test_pack_summary_reports_split_recordings_and_padding(corpus, tmp_path):
     assert "more samples than recordings" in r.stdout and "--max-seconds 2 were split" in r.stdout, r.stdout
     r = run("pack", src, tmp_path / "s", "--metadata", csv, "--mode", "segments", "--segment-seconds", "5")
     assert "h of it zero padding (--tail pad)" in r.stdout and "more samples than" not in r.stdout, r.stdout
+    assert "incl. the zero padding" in run("info", tmp_path / "s").stdout
 
 
 def test_reindex_rebuilds_a_deleted_index_and_the_messages_point_at_it(packed, tmp_path):
