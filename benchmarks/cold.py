@@ -98,7 +98,7 @@ def shardkit_cold(path: Path, *, readahead: str, crops: int = 1, batch: int = BA
     no hints at all, the 0.3 reader)."""
     from shardkit import ShardDataset
     from shardkit.read import ShardSet
-    from shardkit.read.storage import LocalStorage
+    from shardkit.storage.local import LocalStorage
 
     ss = ShardSet.open(path, storage=LocalStorage(path, readahead="off" if readahead == "off" else readahead))
     ds = ShardDataset(ss, batch_size=batch, crop_seconds=CLIP_SECONDS, shuffle=True, seed=0,

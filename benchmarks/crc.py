@@ -21,7 +21,7 @@ import soundfile as sf
 
 import shardkit
 from shardkit import PackOptions
-from shardkit.read import ShardDataset
+from shardkit.dataset import ShardDataset
 
 
 def make_sources(root: Path, files: int, seconds: float) -> Path:

@@ -121,7 +121,7 @@ class Shardkit(Pipeline):
 
     def __init__(self, device: torch.device, batch: int, prep: Prepared, mel: MelConfig, noise: list,
                  codec: str) -> None:
-        from shardkit.read import ShardDataset
+        from shardkit.dataset import ShardDataset
 
         super().__init__(device, batch, prep.epoch_items)
         self.name = f"shardkit-{codec}"

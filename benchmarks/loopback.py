@@ -327,7 +327,7 @@ def raw_gets(url: str, options: dict[str, str] | None, names: list[tuple[str, in
     a forked child)."""
     import obstore
 
-    from shardkit.read.locate import make_store
+    from shardkit.storage.obstore import make_store
 
     store = make_store(url, options)
     ranges = [(n, s, min(s + window, size)) for n, size in names for s in range(0, size, window)]

@@ -82,9 +82,9 @@ def quantisation_error(wav: Path, mel: Path, max_samples: int) -> dict[str, Any]
     with torch.inference_mode():
         for start in range(0, n, BATCH):
             rows = range(start, min(n, start + BATCH))
-            audio = torch.from_numpy(np.stack([a.read_pcm(i) for i in rows]))
+            audio = torch.from_numpy(np.stack([a.read_frames(i) for i in rows]))
             exact = front(audio)                                              # (b, n_mels, frames)
-            q = torch.from_numpy(np.stack([m.read_pcm(i) for i in rows]))
+            q = torch.from_numpy(np.stack([m.read_frames(i) for i in rows]))
             back = dequantize(q, torch.from_numpy(m.q_range[list(rows)]))
             err = (back - exact).abs()
             sq += float(err.double().pow(2).sum())
@@ -115,7 +115,7 @@ def reader_rate(path: Path, seconds: float, repeats: int) -> float:
     best = 0.0
     for _ in range(repeats):
         ds = ShardDataset(path, batch_size=BATCH, crop_seconds=CLIP_SECONDS, seed=1)
-        packbench.warm([str(path / n) for n in ds.shards.shard_names])
+        packbench.warm([str(path / n) for n in ds.shard_set.shard_names])
         clips, epoch = 0, 0
         t0 = time.perf_counter()
         while time.perf_counter() - t0 < seconds:

@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch  # noqa: F401
     import webdataset  # noqa: F401
 
-    import shardkit.read.dataset  # noqa: F401
+    import shardkit.dataset.dataset  # noqa: F401
     from benchmarks import methods
 
     rss_imports = rss_kb()

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import click
-from shardkit_cli.consoles import err
 
 from shardkit.write.engines import ENGINES, Engine, LocalEngine
+from shardkit_cli.consoles import err
 
 
 def engine_options(command: Callable[..., Any]) -> Callable[..., Any]:

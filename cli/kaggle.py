@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import click
-from shardkit_cli.consoles import console, err
 
 from shardkit.units import format_size
+from shardkit_cli.consoles import console, err
 
 
 @click.group()
@@ -62,8 +62,10 @@ def prepare(shards: Path, dataset_id: str, title: str, license_name: str, subtit
 @click.option("--attempts", default=3, show_default=True, help="Client calls when an upload fails (each resumes).")
 @click.option("--wait-minutes", default=30.0, show_default=True, help="Wait this long while Kaggle is processing.")
 @click.option("--poll-seconds", default=30.0, show_default=True, help="How often to ask while it is processing.")
+@click.option("--timeout", default=60.0, show_default=True,
+              help="Seconds a request may wait for an answer before the upload is resumed.")
 def publish(shards: Path, notes: str | None, delta: bool, public: bool, attempts: int, wait_minutes: float,
-            poll_seconds: float) -> None:
+            poll_seconds: float, timeout: float) -> None:
     """Upload a prepared folder (or the SHARDS-kaggle folder of a set) as a new dataset or a new version."""
     from shardkit.kaggle import publish as run
 
@@ -77,7 +79,7 @@ def publish(shards: Path, notes: str | None, delta: bool, public: bool, attempts
             err.print(f"Kaggle is still processing ({info['status']}); waited {info['waited']:.0f} s")
 
     r = run(shards, notes, public=public, progress=progress, attempts=attempts, wait_timeout=wait_minutes * 60,
-            poll_seconds=poll_seconds, delta=delta)
+            poll_seconds=poll_seconds, delta=delta, timeout=timeout)
     console.print(f"{'created' if r.new else 'new version of'} {r.ref}: {r.files} files, {format_size(r.bytes)} "
                   f"({r.attempts} attempt{'s' if r.attempts > 1 else ''}, waited {r.waited:.0f} s) {r.url}")
     if not r.new:

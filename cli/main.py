@@ -15,13 +15,14 @@ from typing import Any
 import click
 from rich.table import Table
 from rich.text import Text
+
+import shardkit
+from shardkit.encode import codec_class, codec_ids, pack_options
+from shardkit.errors import ShardkitError
+from shardkit.units import format_duration, format_size
 from shardkit_cli.consoles import console, err, styled
 from shardkit_cli.engine import engine_options
 from shardkit_cli.progress import pack_progress, verify_progress
-
-import shardkit
-from shardkit.errors import ShardkitError
-from shardkit.units import format_duration, format_size
 
 #: a shard set's folder, manifest.json, or object-store URL (s3://bucket/prefix/, gs://, az://, http(s)://);
 #: credentials and endpoint come from the environment (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...)
@@ -39,29 +40,21 @@ def cli(verbose: bool) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s")
 
 
-#: the mel-u8 front end: option name → (type, help); defaults come from :meth:`shardkit.MelConfig.for_rate`
-MEL_OPTIONS: dict[str, tuple[type, str]] = {
-    "n_mels": (int, "mel-u8: mel bands [128]."),
-    "n_fft": (int, "mel-u8: FFT size in samples [2048]."),
-    "hop_length": (int, "mel-u8: samples between frames [512]."),
-    "f_min": (float, "mel-u8: lowest frequency, Hz [50]."),
-    "f_max": (float, "mel-u8: highest frequency, Hz [14000]."),
-    "top_db": (float, "mel-u8: dynamic range kept below each sample's peak, dB [80]."),
-}
-
-
-def mel_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Add ``--n-mels --n-fft --hop-length --f-min --f-max --top-db``; the command receives the ones
-    given as one ``mel`` dict (``MelConfig`` field → value), empty when none is."""
+def codec_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Add an option for each codec's own pack settings (:func:`shardkit.encode.pack_options`: mel-u8's
+    ``--n-mels --n-fft --hop-length --f-min --f-max --top-db``); the command receives the ones given as
+    one ``codec_options`` dict (name → value), empty when none is."""
+    declared = pack_options()
 
     @functools.wraps(command)
-    def with_mel(**kwargs: Any) -> Any:
-        mel = {name: value for name in MEL_OPTIONS if (value := kwargs.pop(name)) is not None}
-        return command(mel=mel, **kwargs)
+    def with_options(**kwargs: Any) -> Any:
+        given = {name: value for name in declared if (value := kwargs.pop(name)) is not None}
+        return command(codec_options=given, **kwargs)
 
-    for name, (kind, text) in reversed(MEL_OPTIONS.items()):
-        with_mel = click.option(f"--{name.replace('_', '-')}", name, type=kind, help=text)(with_mel)
-    return with_mel
+    for name, (kind, text, codecs) in reversed(declared.items()):
+        with_options = click.option(f"--{name.replace('_', '-')}", name, type=kind,
+                                    help=f"{', '.join(codecs)}: {text}")(with_options)
+    return with_options
 
 
 @cli.command()
@@ -91,22 +84,22 @@ def mel_options(command: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--overwrite", is_flag=True, help="Delete the shard set in OUT first.")
 @click.option("--staging", type=click.Path(file_okay=False, path_type=Path),
               help="OUT is a URL: the local folder shards are written to before upload [a temp folder].")
-@click.option("--format", "codec", type=click.Choice(["wav16", "mel-u8"]), default="wav16", show_default=True,
-              help="int16 PCM .wav members, or uint8 log-mel .npy members.")
-@mel_options
+@click.option("--format", "codec", type=click.Choice(codec_ids()), default="wav16", show_default=True,
+              help="The data members' codec: wav16 (int16 PCM .wav), mel-u8 (uint8 log-mel .npy).")
+@codec_options
 @click.option("--device", default="cpu", show_default=True, help="mel-u8: where spectrograms are computed (cuda).")
 @engine_options
 def pack(src: Path, out: str, metadata: Path | None, sample_rate: int, mode: str, segment_seconds: float,
          hop_seconds: float | None, tail: str, max_seconds: float, channels: int, shard_size: str,
          budget: str | None, order: str, workers: int, strict: bool, follow_symlinks: bool, resume: bool,
-         overwrite: bool,
-         staging: Path | None, codec: str, mel: dict[str, float], device: str, engine: shardkit.write.Engine) -> None:
+         overwrite: bool, staging: Path | None, codec: str, codec_options: dict[str, Any], device: str,
+         engine: shardkit.write.Engine) -> None:
     """Pack the audio in SRC (and/or listed by --metadata) into a shard set in OUT: a folder, or a
     prefix s3://bucket/prefix/ (gs://, az://) that each shard is uploaded to as it finishes."""
     options = shardkit.PackOptions(
         sample_rate=sample_rate, mode=mode, segment_seconds=segment_seconds, hop_seconds=hop_seconds,
         tail=tail, max_seconds=max_seconds, channels=channels, shard_size=shard_size, order=order, codec=codec,
-        mel=shardkit.MelConfig.for_rate(sample_rate, **mel) if codec == "mel-u8" or mel else None)
+        **codec_class(codec).pack_settings(sample_rate, codec_options))
     with pack_progress(err) as progress:
         r = shardkit.pack(src, out, metadata=metadata, options=options, workers=workers, budget=budget,
                           strict=strict, resume=resume or None, overwrite=overwrite, progress=progress,
@@ -151,13 +144,17 @@ def info(shards: str, top: int) -> None:
                  ("stored as", f"{i.codec}, {i.sample_rate} Hz, {i.channels} ch"
                   + (", log-mel " + ", ".join(f"{k}={v}" for k, v in (i.mel or {}).items()) if i.mel else "")),
                  ("layout", ", ".join(f"{k}={v}" for k, v in i.layout.items())),
-                 ("samples", f"{i.samples}"), ("duration", f"{i.hours:.3f} h ({format_duration(i.seconds)})" + _padding_note(i.layout)),
+                 ("samples", f"{i.samples}"),
+                 ("duration", f"{i.hours:.3f} h ({format_duration(i.seconds)})" + _padding_note(i.layout)),
                  ("shards", f"{i.shards}, {format_size(i.bytes)}"),
                  ("classes", f"{i.classes} in the vocabulary, {len(i.label_counts)} as a primary label"),
                  ("sources", f"{i.sources_packed} packed of {i.sources}, {i.reject_count} rejected")]:
         t.add_row(Text(k, style="bold"), v)
     if i.parent:  # a version made by 'shardkit update' (docs/versions.md)
-        t.add_row(Text("parent", style="bold"), f"{i.parent} ({i.inherited_shards} of its shards used where they are)")
+        t.add_row(Text("parent", style="bold"), f"{i.parent} ({i.inherited_shards} of its shards used where they are)"
+                  if not i.missing_shards else f"{i.parent} ({i.inherited_shards} of its shards used; not found: "
+                  f"{', '.join(i.missing_shards[:5])}{' …' if len(i.missing_shards) > 5 else ''}; pass --search-path "
+                  "to ls/verify, or put the parent set next to this one)")
     console.print(t)
     if i.label_counts:
         console.print("top classes: " + ", ".join(f"{k} {v}" for k, v in i.top_classes(top)))
@@ -199,7 +196,7 @@ def cat(shards: str, key: str, output: Path | None, meta: bool, force: bool) -> 
     elif sys.stdout.isatty():
         raise click.UsageError(f"refusing to write .{s.ext} bytes to a terminal; use -o FILE or a pipe")
     else:
-        sys.stdout.buffer.write(s.wav)
+        sys.stdout.buffer.write(s.data)
 
 
 @cli.command()
@@ -214,18 +211,21 @@ def show(shards: str, key: str, output: Path | None, force: bool) -> None:
 
 @cli.command()
 @click.argument("shards", type=LOCATION)
-def verify(shards: str) -> None:
+@click.option("--search-path", "search_path", multiple=True, type=click.Path(file_okay=False),
+              help="Folder holding the parent versions of a derived set (repeatable) [next to SHARDS].")
+def verify(shards: str, search_path: tuple[str, ...]) -> None:
     """Check every shard and index against the manifest and the format spec (hashes, tar headers, index
     offsets and labels, everything a reader checks); name damaged samples."""
     with verify_progress(err, shards) as progress:
-        report = shardkit.verify(shards, progress=progress)
+        report = shardkit.verify(shards, progress=progress, search_path=list(search_path))
     if report.ok:
         console.print(f"OK: {report.shards} shards, {report.samples} samples, "
                       f"{format_size(report.bytes_checked)} checked")
         return
     for p in report.problems:
         console.print(styled("BAD", "red", f" {p}"), highlight=False)
-    console.print(f"{len(report.problems)} problems in {report.shards} shards")
+    n = len(report.problems)
+    console.print(f"{n} problem{'s' if n != 1 else ''} in {report.shards} shard{'s' if report.shards != 1 else ''}")
     for line in report.advice:
         console.print(f"to fix: {line}", highlight=False)
     sys.exit(EXIT_PROBLEMS)

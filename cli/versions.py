@@ -7,11 +7,11 @@ import json
 from pathlib import Path
 
 import click
-from shardkit_cli.consoles import console, err
-from shardkit_cli.engine import engine_options
 
 import shardkit
 from shardkit.units import format_size
+from shardkit_cli.consoles import console, err
+from shardkit_cli.engine import engine_options
 
 SEARCH = click.option("--search-path", "search_path", multiple=True, type=click.Path(file_okay=False),
                       help="A folder holding ancestor sets (repeatable; also $SHARDKIT_SEARCH_PATH).")

@@ -3,8 +3,9 @@
     CPU workers:  read int16 crops out of the shards (no decoding, no resampling, no STFT)
     device:       .to(device, non_blocking=True) → DevicePipeline (augment + log-mel) → CNN → BCEWithLogits
 
-It also trains on a mel-u8 shard set (``shardkit pack ... --format mel-u8``): the workers then read uint8
-log-mel crops and the device stage dequantises them and augments in the dB domain.
+It also trains on a mel-u8 shard set (``shardkit pack ... --format mel-u8``) unchanged: the workers then
+read uint8 log-mel crops and ``DevicePipeline.for_shard_set`` builds the front end that dequantises them
+and augments in the dB domain — the training loop never asks which codec the set has.
 
 Make a shard set first, e.g. the built-in synthetic demo (about 15 minutes of audio)::
 
@@ -13,19 +14,27 @@ Make a shard set first, e.g. the built-in synthetic demo (about 15 minutes of au
 
 or pack a BirdCLEF folder (``shardkit pack train_audio/ shards/ --metadata train_metadata.csv``)
 and pass ``--val-shards`` a set packed from held-out recordings.
+
+Checkpoints (``--checkpoint ckpt.pt --save-every 50``): the model, the optimizer, the dataset's position
+in the epoch and the device pipeline's random state. Run the same command again after an interruption
+(a preempted notebook, Ctrl-C) and it resumes mid-epoch with the batches *and the augmentations* the
+uninterrupted run would have drawn.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from shardkit.device import AugmentConfig, DevicePipeline, MelConfig
-from shardkit.read import ShardDataset
+from shardkit.dataset import ShardDataset
+from shardkit.device import AugmentConfig, DevicePipeline
 
 
 class TinyCNN(nn.Module):
@@ -57,22 +66,20 @@ def loader(ds: ShardDataset, workers: int, device: torch.device) -> DataLoader:
 
 
 def run_epoch(model: nn.Module, frontend: DevicePipeline, batches: DataLoader, device: torch.device,
-              optimizer: torch.optim.Optimizer | None = None) -> tuple[float, float, int, float]:
-    """One pass; trains when ``optimizer`` is given. Returns (mean loss, top-1 hit rate, clips, seconds)."""
+              optimizer: torch.optim.Optimizer | None = None, after_step: Callable[[int], None] | None = None
+              ) -> tuple[float, float, int, float]:
+    """One pass; trains when ``optimizer`` is given, calling ``after_step(batches done)`` after each step.
+    Returns (mean loss, top-1 hit rate, clips, seconds)."""
     model.train(optimizer is not None)
     frontend.train(optimizer is not None)        # augmentations only while training
     loss_fn = nn.BCEWithLogitsLoss(reduction="none")
     total_loss = hits = clips = 0.0
+    steps = 0
     t0 = time.perf_counter()
     with torch.set_grad_enabled(optimizer is not None):
         for batch in batches:
-            labels = batch["labels"].to(device, non_blocking=True)   # float32 (B, n_classes)
             valid = batch["valid"].to(device, non_blocking=True)     # bool (B,): False = padding
-            if "mel" in batch:                                       # mel-u8 set: uint8 (B, n_mels, frames)
-                mel, labels = frontend(batch["mel"].to(device, non_blocking=True), labels,
-                                       mel_range=batch["mel_range"].to(device, non_blocking=True))
-            else:                                                    # wav16 set: int16 (B, T)
-                mel, labels = frontend(batch["audio"].to(device, non_blocking=True), labels)
+            mel, labels = frontend.batch(batch)                      # float32 (B, n_mels, frames), (B, n_classes)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
                 logits = model(mel).float()
             per_clip = loss_fn(logits, labels).mean(dim=1)
@@ -81,6 +88,9 @@ def run_epoch(model: nn.Module, frontend: DevicePipeline, batches: DataLoader, d
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
+            steps += 1
+            if after_step is not None:
+                after_step(steps)
             n = int(valid.sum())
             top1 = labels.gather(1, logits.argmax(dim=1, keepdim=True)).squeeze(1) > 0
             total_loss += loss.item() * n
@@ -89,6 +99,31 @@ def run_epoch(model: nn.Module, frontend: DevicePipeline, batches: DataLoader, d
     if device.type == "cuda":
         torch.cuda.synchronize()
     return total_loss / max(clips, 1), hits / max(clips, 1), int(clips), time.perf_counter() - t0
+
+
+def save_checkpoint(path: Path, epoch: int, batches_done: int, train_ds: ShardDataset, model: nn.Module,
+                    frontend: DevicePipeline, optimizer: torch.optim.Optimizer) -> None:
+    """Everything a resumed run needs, written to a temp file and renamed (a kill never leaves half of one)."""
+    state = {"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+             "data": train_ds.state_dict(batches_done),   # the position in the epoch (a few ints)
+             "frontend": frontend.state_dict()}            # the augmentations' random state
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def resume(path: Path, train_ds: ShardDataset, model: nn.Module, frontend: DevicePipeline,
+           optimizer: torch.optim.Optimizer) -> int:
+    """Load a checkpoint if there is one; returns the epoch to go on with (0 without one)."""
+    if not path.exists():
+        return 0
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    frontend.load_state_dict(state["frontend"])     # after .to(device): the generator lives there
+    train_ds.load_state_dict(state["data"])         # the next iteration of that epoch starts where it stopped
+    print(f"resumed from {path}: epoch {state['epoch']}, {state['data']['consumed']} samples done")
+    return int(state["epoch"])
 
 
 def main() -> None:
@@ -101,6 +136,8 @@ def main() -> None:
     parser.add_argument("--crop-seconds", type=float, default=5.0)
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    parser.add_argument("--checkpoint", type=Path, help="save here (and resume from here when it exists)")
+    parser.add_argument("--save-every", type=int, default=50, help="training steps between checkpoints")
     args = parser.parse_args()
 
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
@@ -115,20 +152,26 @@ def main() -> None:
     val_batches = loader(val_ds, args.workers, device)
 
     sample_rate = train_ds.shard_set.sample_rate
-    # a mel-u8 set fixes the front end it was packed with; a wav16 set can use any
-    mel_config = (MelConfig.from_dict(train_ds.shard_set.mel) if train_ds.shard_set.mel is not None
-                  else MelConfig.for_rate(sample_rate))
     augment = AugmentConfig(gain_p=0.5, shift_p=0.3, mixup_p=0.5, mixup_label_mode="max", spec_p=0.5)
-    frontend = DevicePipeline(mel_config, augment, seed=0).to(device)
+    # the front end the set's codec needs: log-mel of int16 audio (wav16), or dequantise (mel-u8)
+    frontend = DevicePipeline.for_shard_set(train_ds, augment, seed=0).to(device)
     model = TinyCNN(n_classes=len(train_ds.classes)).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr)
-    print(f"{len(train_ds.shards)} samples, {len(train_ds.classes)} classes, {len(train_ds)} batches/epoch, "
+    print(f"{len(train_ds.shard_set)} samples, {len(train_ds.classes)} classes, {len(train_ds)} batches/epoch, "
           f"{sample_rate} Hz, device {device}"
           + ("" if args.val_shards else "; validating on the training set (pass --val-shards)"))
 
-    for epoch in range(args.epochs):
-        train_ds.set_epoch(epoch)                 # new order and new random crops each epoch
-        loss, _, clips, seconds = run_epoch(model, frontend, train_batches, device, optimizer)
+    first = resume(args.checkpoint, train_ds, model, frontend, optimizer) if args.checkpoint else 0
+    for epoch in range(first, args.epochs):
+        train_ds.set_epoch(epoch)                 # new order and new random crops (keeps a restored position)
+
+        def after_step(done: int, epoch: int = epoch) -> None:
+            if args.checkpoint and done % args.save_every == 0:
+                save_checkpoint(args.checkpoint, epoch, done, train_ds, model, frontend, optimizer)
+
+        loss, _, clips, seconds = run_epoch(model, frontend, train_batches, device, optimizer, after_step)
+        if args.checkpoint:                       # the next epoch from its start
+            save_checkpoint(args.checkpoint, epoch + 1, 0, train_ds, model, frontend, optimizer)
         val_loss, val_top1, val_clips, val_seconds = run_epoch(model, frontend, val_batches, device)
         print(f"epoch {epoch}: train loss {loss:.4f} ({clips / seconds:.0f} clips/s)  "
               f"val loss {val_loss:.4f} top-1 {val_top1:.2f} ({val_clips / val_seconds:.0f} clips/s)")

@@ -15,7 +15,7 @@ what happened, names the file (and the sample, where there is one) and what to d
     │   ├── UnsupportedVersionError     written by a newer format version than this shardkit reads
     │   ├── UnknownCodecError(ValueError) a codec id this shardkit does not know
     │   ├── ManifestError               manifest.json is missing or malformed
-    │   ├── ShardIndexError             a shard index is missing or malformed (0.2 name: IndexError_)
+    │   ├── ShardIndexError             a shard index is missing or malformed
     │   └── UnsafeFileError(OSError)    a file of the set is no regular file inside it (FIFO, device,
     │                                   symlink out of the set) or too large for what it is
     ├── IntegrityError                  a hash or size check failed (a corrupt shard)
@@ -96,10 +96,6 @@ class UnsafeFileError(FormatError, OSError):
     symlink that leads out of the set) or is larger than such a file may be; it was not read."""
 
 
-#: The 0.2 name of :class:`ShardIndexError` (kept so that old ``except`` clauses still catch it).
-IndexError_ = ShardIndexError
-
-
 class IntegrityError(ShardkitError):
     """A size, sha256 or crc32 check failed: the shard set is corrupt."""
 
@@ -124,7 +120,6 @@ __all__ = [
     "BudgetExceededError",
     "DecodeError",
     "FormatError",
-    "IndexError_",
     "IntegrityError",
     "ManifestError",
     "MetadataError",

@@ -22,12 +22,12 @@ from pathlib import Path
 CLASSES: list[tuple[str, list[tuple[str, str]]]] = [
     ("forged shard sets: paths, sizes, bombs, FIFOs, devices, symlinks, traversal and symlink members, "
      "damaged members and indexes", [
-        ("tests/unit/read/test_read_storage_hostile.py", r"fifo|symlink|device|capped|ls_info"),
+        ("tests/unit/storage/test_local_storage_hostile.py", r"fifo|symlink|device|capped|ls_info"),
         ("tests/unit/format/test_untrusted.py", r""),
-        ("tests/unit/versions/test_verify_superset.py", r""),
-        ("tests/unit/versions/test_reindex.py", r""),
-        ("tests/unit/read/test_read_crc.py", r""),
-        ("tests/unit/read/test_read_meta_errors.py", r""),
+        ("tests/unit/check/test_verify_superset.py", r""),
+        ("tests/unit/check/test_reindex.py", r""),
+        ("tests/unit/dataset/test_crc.py", r""),
+        ("tests/unit/read/test_meta_errors.py", r""),
     ]),
     ("signals: SIGINT (process group), SIGTERM, SIGKILL at seeded points, 1 and 2 workers; a signal inside a "
      "finaliser", [
@@ -41,7 +41,7 @@ CLASSES: list[tuple[str, list[tuple[str, str]]]] = [
                                        ("tests/integration/test_pack_race.py", r"")]),
     ("live reader during a re-pack / a shard replaced under a reader", [
         ("tests/integration/test_live_reader_repack.py", r""),
-        ("tests/unit/read/test_read_storage_hostile.py", r"replaced|rewritten|unchanged"),
+        ("tests/unit/storage/test_local_storage_hostile.py", r"replaced|rewritten|unchanged"),
     ]),
     ("disk full", [("tests/integration/test_pack.py", r"disk_full")]),
     ("nothing lost by accident: --overwrite, empty packs, changed sources, budget stops", [
@@ -63,23 +63,33 @@ CLASSES: list[tuple[str, list[tuple[str, str]]]] = [
         ("tests/integration/test_pack.py", r"bad_input"),
     ]),
     ("object storage: cut bodies, HTTP 500s, refused credentials, unreachable endpoints, objects replaced "
-     "under a reader, size caps, kill -9 and failed uploads while packing into a bucket", [
+     "under a reader, size caps, kill -9 and failed uploads while packing into a bucket; redirects to another "
+     "host, trickling servers, ignored Range, files planted in or a full cache_dir", [
         ("tests/integration/test_remote.py", r"faults|crc|missing|not_a_shard|unreachable|refused|persistent"),
         ("tests/integration/test_remote_integrity.py", r""),
+        ("tests/integration/test_remote_hostile.py", r"credentials|trickling|ignores_range|planted|full_cache"),
+        ("tests/unit/storage/test_disk_cache.py", r"planted|unusable|lock_files"),
         ("tests/integration/test_remote_pack.py", r"kill_9|500s|cut_bodies|refused|foreign|different|missing|"
                                                      r"unreachable|changed_sources|failed_background|killed"),
     ]),
-    ("derived sets: a parent shard missing, with other bytes, or its Kaggle input not attached", [
+    ("derived sets: a parent shard missing, with other bytes, or its Kaggle input not attached; a look-alike "
+     "parent with a forged index, forged overrides", [
         ("tests/unit/versions/test_update.py", r"missing|other_bytes|differ|named"),
+        ("tests/unit/versions/test_lineage_messages.py", r"look_alike|forged|relabel|missing_keys"),
         ("tests/integration/test_kaggle_delta.py", r""),
     ]),
     ("a Dask worker, the driver or the scheduler killed mid-pack; scheduler files that name no scheduler", [
         ("tests/integration/test_pack_dask.py", r"kill|sigkill|driver|unreachable|cannot_import|import|dying|"
                                                 r"scheduler_file_that"),
     ]),
-    ("Kaggle uploads: a PUT answered 500, a failed create, 'still processing' refusals, an HTML answer, "
-     "control characters in a title", [
-        ("tests/integration/test_kaggle_publish.py", r"failed|resume|error|busy|no_folder|html|control"),
+    ("Kaggle uploads: a PUT answered 500, a failed create, 'still processing' refusals, an upload that never "
+     "answers, an HTML answer, control characters in a title", [
+        ("tests/integration/test_kaggle_publish.py", r"failed|resume|error|busy|no_folder|answer|html|control"),
+    ]),
+    ("forged resume states and odd reader arguments (NaN, strings, fractions, huge batches, epochs out of range)", [
+        ("tests/unit/dataset/test_resume.py", r"forged|refuses|too_big"),
+        ("tests/unit/dataset/test_options.py", r"bad_values"),
+        ("tests/unit/device/test_pipeline_state.py", r"forged"),
     ]),
     ("odd CLI inputs (every command)", [("tests/integration/test_cli_odd_inputs.py", r"")]),
     ("fuzzed parsers: manifest, index (zstd), .mp members, CSV", [("tests/fuzz", r"")]),

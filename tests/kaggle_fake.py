@@ -9,7 +9,9 @@ under ``store/OWNER/SLUG/vN/``. The client reaches it with ``KAGGLE_API_ENVIRONM
 Failure switches: ``fail_put`` (file name → HTTP status of the first PUT of that file, which keeps only
 half of the bytes), ``create_error`` (a CreateDataset/Version answered ``status: error``),
 ``busy_refusals`` (CreateDatasetVersion answered 403 "still processing" this many times),
-``processing_polls`` (GetDatasetStatus answers BLOBS_RECEIVED this many times after a create).
+``processing_polls`` (GetDatasetStatus answers BLOBS_RECEIVED this many times after a create),
+``hang_put`` (file name → how many PUTs of that file keep half of the bytes and never answer: the
+connection stays open, silent, until the fake shuts down).
 """
 
 from __future__ import annotations
@@ -57,6 +59,9 @@ class FakeKaggle:
         self.busy_refusals = 0
         self.html_answers = 0  #: answer this many API calls with a 200 HTML page (a proxy's or a login page)
         self.processing_polls = 0
+        self.hang_put: dict[str, int] = {}
+        self.hung = 0                                    # PUTs left unanswered so far
+        self.closing = threading.Event()
         self.auth: set[str] = set()
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
@@ -68,6 +73,7 @@ class FakeKaggle:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.closing.set()
         self.server.shutdown()
         self.server.server_close()
 
@@ -153,6 +159,11 @@ class FakeKaggle:
             up.data.extend(body)
         else:
             up.data[:] = body
+        if self.hang_put.get(up.name, 0) > 0:
+            self.hang_put[up.name] -= 1
+            self.hung += 1
+            del up.data[len(body) // 2:]
+            return 0, {}
         status = self.fail_put.pop(up.name, None)
         if status is not None:
             del up.data[len(body) // 2:]
@@ -208,6 +219,9 @@ def _handler(fake: FakeKaggle) -> type[BaseHTTPRequestHandler]:
                 fake.requests.append(("PUT", up.name if up else token,
                                       {"range": self.headers.get("Content-Range"), "bytes": len(body)}))
                 status, headers = fake.put(token, self.headers, body)
+            if status == 0:  # an upload that never answers
+                fake.closing.wait()
+                return
             self._send(status, {}, headers)
 
     return Handler

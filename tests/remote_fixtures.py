@@ -8,13 +8,26 @@ itself, or forked DataLoader workers started later by a test would hang (docs/re
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from benchmarks.loopback import CREDENTIALS, Faults, proxy, range_server, s3_client, serve, start_moto, upload, url_of
+from benchmarks.loopback import (
+    CREDENTIALS,
+    Faults,
+    Server,
+    _RangeFiles,
+    proxy,
+    range_server,
+    s3_client,
+    serve,
+    start_moto,
+    upload,
+    url_of,
+)
 
-__all__ = ["CREDENTIALS", "Faults", "moto_endpoint", "proxy", "range_server", "s3_client", "serve", "upload",
-           "url_of"]
+__all__ = ["CREDENTIALS", "Faults", "moto_endpoint", "no_range_server", "proxy", "range_server", "s3_client", "serve",
+           "upload", "url_of"]
 
 
 @contextmanager
@@ -25,3 +38,16 @@ def moto_endpoint() -> Iterator[str]:
         yield endpoint
     finally:
         server.stop()
+
+
+class _NoRanges(_RangeFiles):
+    """A server that ignores ``Range``: every GET is answered 200 with the whole file."""
+
+    def _answer(self) -> None:
+        del self.headers["Range"]
+        super()._answer()
+
+
+def no_range_server(root: str | os.PathLike[str]) -> Server:
+    """The files under ``root`` over HTTP on 127.0.0.1 from a server that ignores ``Range`` headers."""
+    return serve(_NoRanges, root=str(root), delay=0.0)

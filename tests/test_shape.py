@@ -1,7 +1,10 @@
 """The code keeps the shape the architecture asks for (docs/format.md, shared review):
 
-- no function or method in the library, the CLI or the benchmarks is longer than 60 lines, and no
-  module longer than 500 lines;
+- no function or method in the library, the CLI or the benchmarks is longer than 60 lines (ruff's C901
+  and PLR0915 guard their complexity), and no module longer than 800 lines. The module bound is a
+  backstop, not a target: a 500-line cap was met by splitting files into siblings, which is what made
+  ``read/`` three layers in one folder. A module that grows past ~500 lines asks for a sub-package with a
+  role; what degraded was the direction of imports, which ``tests/test_layers.py`` guards;
 - no codec id appears as a string constant outside the codec modules (``shardkit/encode/``) and the
   CLI's list of choices: every codec-specific decision is a method of the codec object.
 """
@@ -18,7 +21,7 @@ from shardkit.encode import codec_ids
 ROOT = Path(__file__).resolve().parents[1]
 CODE = sorted(p for d in ("shardkit", "cli", "benchmarks") for p in (ROOT / d).rglob("*.py"))
 MAX_FUNCTION_LINES = 60
-MAX_MODULE_LINES = 500
+MAX_MODULE_LINES = 800
 
 
 def _rel(path: Path) -> str:

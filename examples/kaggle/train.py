@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader
 
 import shardkit.kaggle
 from shardkit import ShardDataset
-from shardkit.device import AugmentConfig, DevicePipeline, MelConfig
+from shardkit.device import AugmentConfig, DevicePipeline
 
 
 def model(n_classes: int, width: int = 48) -> nn.Module:
@@ -60,9 +60,8 @@ def main() -> None:
     loader = DataLoader(ds, batch_size=None, num_workers=args.workers, pin_memory=args.device.startswith("cuda"),
                         persistent_workers=args.workers > 0)
     device = torch.device(args.device)
-    ss = ds.shard_set
-    mel = MelConfig.from_dict(ss.mel) if ss.mel is not None else MelConfig.for_rate(ss.sample_rate)
-    pipe = DevicePipeline(mel, AugmentConfig(gain_p=0.5, mixup_p=0.5, spec_p=0.5), seed=0).to(device)
+    # wav16 or mel-u8 alike: the pipeline's front end follows the set's codec
+    pipe = DevicePipeline.for_shard_set(ds, AugmentConfig(gain_p=0.5, mixup_p=0.5, spec_p=0.5), seed=0).to(device)
     net = model(len(ds.shard_set.vocabulary)).to(device)
     opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
     loss_fn = nn.BCEWithLogitsLoss()
@@ -74,12 +73,7 @@ def main() -> None:
         pipe.train()
         start, total, n = time.perf_counter(), 0.0, 0
         for batch in loader:
-            labels = batch["labels"].to(device, non_blocking=True)
-            if "mel" in batch:
-                x, y = pipe(batch["mel"].to(device, non_blocking=True), labels,
-                            mel_range=batch["mel_range"].to(device, non_blocking=True))
-            else:
-                x, y = pipe(batch["audio"].to(device, non_blocking=True), labels)
+            x, y = pipe.batch(batch)
             loss = loss_fn(net(x), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -21,8 +21,8 @@ from shardkit.errors import UsageError
 if TYPE_CHECKING:
     import torch
 
+    from shardkit.dataset import ShardDataset
     from shardkit.device import DevicePipeline
-    from shardkit.read import ShardDataset
     from shardkit.read.browse import ShardSetInfo
     from shardkit.write.pack import PackProgress, PackResult
 
@@ -160,7 +160,7 @@ def default_workdir() -> Path:
     """Where ``shardkit demo`` works when given no folder: ``demo/`` in shardkit's cache folder
     (``$SHARDKIT_CACHE_DIR``, else ``$XDG_CACHE_HOME/shardkit`` or ``~/.cache/shardkit``, else the temp
     folder) — never the current folder, which may be a clone of the repository."""
-    from shardkit.versions.resolve import cache_dir
+    from shardkit.read.lineage import cache_dir
 
     return cache_dir() / "demo"
 
@@ -264,8 +264,8 @@ def _build_stream(out: Path, batch_size: int, workers: int
     on CUDA when there is one, else the CPU."""
     import torch
 
+    from shardkit.dataset import ShardDataset
     from shardkit.device import AugmentConfig, DevicePipeline, MelConfig
-    from shardkit.read import ShardDataset
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     augment = AugmentConfig(gain_p=0.5, shift_p=0.5, mixup_p=0.5, mixup_label_mode="max", spec_p=0.5)

@@ -75,7 +75,7 @@ class LogMel(torch.nn.Module):
             ``frames = 1 + T // hop_length``; mean 0 / std 1 per example when
             ``config.normalize == "per_example"``.
         """
-        x = self._as_float_mono(audio)
+        x = self.to_float_mono(audio)
         with torch.autocast(device_type=x.device.type, enabled=False):
             step = CPU_CHUNK if x.device.type == "cpu" else x.shape[0]
             if x.shape[0] <= step:
@@ -98,7 +98,15 @@ class LogMel(torch.nn.Module):
             db = (db - mean) / (std + _EPS)
         return db
 
-    def _as_float_mono(self, audio: torch.Tensor) -> torch.Tensor:
+    @property
+    def device(self) -> torch.device:
+        """The device of the module's buffers (its mel filterbank): where it computes."""
+        return self.melspec.mel_scale.fb.device
+
+    def to_float_mono(self, audio: torch.Tensor) -> torch.Tensor:
+        """``(B, T)`` or ``(B, C, T)`` int16 PCM or float audio on the module's device → float32 ``(B, T)``
+        in [-1, 1): int16 as ``x / 32768``, channels downmixed by their mean. Raises
+        :class:`~shardkit.errors.UsageError` for another shape or device, ``TypeError`` for another dtype."""
         if not isinstance(audio, torch.Tensor):
             raise TypeError(f"LogMel expects a torch.Tensor, got {type(audio).__name__}")
         if audio.dim() not in (2, 3):
@@ -106,7 +114,7 @@ class LogMel(torch.nn.Module):
                 f"LogMel expects audio of shape (batch, samples) or (batch, channels, samples), "
                 f"got {tuple(audio.shape)}"
             )
-        module_device = self.melspec.mel_scale.fb.device
+        module_device = self.device
         if audio.device != module_device:
             raise UsageError(
                 f"LogMel is on {module_device} but the audio is on {audio.device}; move the batch with "

@@ -1,25 +1,40 @@
-"""The device stage as one module: int16 audio batch → augmented float log-mel + (mixed) labels.
+"""The device stage as one module: a batch of a shard set → augmented float log-mel + (mixed) labels.
 
 ::
 
-    pipe = DevicePipeline(MelConfig(), AugmentConfig(gain_p=0.5, mixup_p=0.5, spec_p=0.5),
-                          noise_bank=None, seed=0).to(device)
+    pipe = DevicePipeline.for_shard_set(dataset, AugmentConfig(gain_p=0.5, mixup_p=0.5, spec_p=0.5),
+                                        seed=0).to(device)
     for batch in loader:
-        audio = batch["audio"].to(device, non_blocking=True)      # int16 (B, T)
-        mel, y = pipe(audio, batch["labels"].to(device))           # float32 (B, n_mels, frames), (B, C)
-    pipe.eval()                                                    # validation: front end only
+        mel, y = pipe.batch(batch)          # float32 (B, n_mels, frames), (B, C), on pipe's device
+    pipe.eval()                             # validation: front end only
+
+:meth:`DevicePipeline.for_shard_set` builds the front end the set's codec needs, so training code is
+the same for every codec: a waveform codec (wav16: int16 ``batch["audio"]``) gets a log-mel front end
+(the set's sample rate, or the ``mel`` given); a spectrogram codec (mel-u8: uint8 ``batch["mel"]`` and
+``batch["mel_range"]``) gets the dequantiser and the front end settings it was packed with (only
+``normalize`` may differ). The pipeline picks its path from the codec's declared batch key and fields,
+never from a tensor's dtype. Built directly, ``DevicePipeline(MelConfig(...), AugmentConfig(...))`` is
+called as ``pipe(audio, labels)``, or ``pipe(mel_u8, labels, mel_range=...)`` for a mel-u8 batch.
 
 Order: int16 → float32 in [-1, 1) (downmix of ``(B, C, T)``) → gain → shift → noise → mixup →
 :class:`LogMel` → SpecAugment. All random draws come from one ``torch.Generator`` on the module's
 device, seeded with ``seed`` (re-created from the same seed when ``.to()`` changes the device).
 
-A mel-u8 batch (``pack --format mel-u8``) goes in as ``pipe(batch["mel"], labels, mel_range=batch["mel_range"])``:
-dequantise → gain (added in dB: exact) → shift (roll of whole frames) → mixup (in the power domain, see
-:class:`Mixup`) → per-example normalisation → SpecAugment. Not available on mel-u8: background noise
+Resume: the generator's state is part of ``pipe.state_dict()`` (torch's extra state, key
+``_extra_state``: ``{"format", "seed", "device", "generator"}``), so a checkpoint that saves
+``pipe.state_dict()`` beside ``dataset.state_dict(batches_done)`` and loads both continues with the
+augmentations the uninterrupted run draws. A CPU and a CUDA generator are different algorithms: a state
+saved on one device type is applied when the pipeline is on that type (``.to()`` before or after
+``load_state_dict``). An unseeded pipeline (``seed=None``) draws from torch's default generator, which
+``torch.get_rng_state`` / ``torch.cuda.get_rng_state`` save.
+
+A mel-u8 batch (``pack --format mel-u8``) goes: dequantise → gain (added in dB: exact) → shift (roll
+of whole frames) → mixup (in the power domain, see :class:`Mixup`) → per-example normalisation →
+SpecAugment. Not available on mel-u8: background noise
 (an SNR is defined on waveforms, and a stored log-mel has no phase to add noise to; mix it in before
 packing or pack wav16), and anything else that needs the waveform (pitch/time stretch, filters). The
-pipeline's :class:`MelConfig` must be the shard set's (``MelConfig.from_dict(ShardSet.mel)``; only
-``normalize`` may differ).
+pipeline's :class:`MelConfig` must be the shard set's (what :meth:`DevicePipeline.for_shard_set` takes;
+only ``normalize`` may differ).
 
 GPU memory (measured with ``python -m benchmarks.device --device cuda`` on an NVIDIA H100 80GB,
 torch 2.11, default MelConfig, 5 s clips at 32 kHz, every augmentation on): the peak
@@ -35,16 +50,26 @@ plus 160 KB of float32 per clip (≈ 13 MB at batch 64). Full tables: docs/bench
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from shardkit.device.augment import LABEL_MODES, Mixup, RandomGain, RandomShift, SpecAugment
 from shardkit.device.frontend import LogMel, dequantize
 from shardkit.device.noise import AddNoise, NoiseBank
+from shardkit.encode.base import Codec
 from shardkit.encode.mel_config import MelConfig
 from shardkit.errors import UsageError
+
+if TYPE_CHECKING:
+    from shardkit.dataset.dataset import ShardDataset
+    from shardkit.read.shardset import ShardSet
+
+#: the batch entries each front end reads, by the codec's batch key: waveform frames are turned into a
+#: log-mel; stored log-mel frames (mel-u8) are dequantised with their per-row dB range
+FRONT_ENDS: dict[str, tuple[str, ...]] = {"audio": (), "mel": ("mel_range",)}
 
 
 @dataclass(frozen=True)
@@ -119,7 +144,13 @@ class DevicePipeline(torch.nn.Module):
       mixup is on, else unchanged).
 
     ``train()`` (the default) applies the augmentations; ``eval()`` runs the front end only.
+    :meth:`for_shard_set` makes one for a shard set's batches, run with :meth:`batch`.
     """
+
+    #: the batch entry :meth:`batch` reads (the codec's ``batch_key``), and the codec's batch fields
+    #: passed along (``mel_range``); None for a pipeline not made by :meth:`for_shard_set`
+    batch_key: str | None = None
+    batch_fields: tuple[str, ...] = ()
 
     def __init__(
         self,
@@ -148,16 +179,61 @@ class DevicePipeline(torch.nn.Module):
         self.specaug = SpecAugment(a.freq_masks, a.freq_width, a.time_masks, a.time_width, p=a.spec_p,
                                    fill=a.spec_fill)
         self.seed = seed
+        self._pending: tuple[str, torch.Tensor] | None = None
         self.generator = self._make_generator()
+
+    @classmethod
+    def for_shard_set(cls, shards: ShardSet | ShardDataset | Codec, augment: AugmentConfig | None = None, *,
+                      mel: MelConfig | None = None, noise_bank: NoiseBank | None = None,
+                      seed: int | None = None) -> DevicePipeline:
+        """The pipeline for batches of ``shards`` (a :class:`~shardkit.ShardSet`, a
+        :class:`~shardkit.ShardDataset` or their codec), run with :meth:`batch`.
+
+        The front end follows the codec (see the module docstring): a waveform set takes ``mel`` (default
+        ``MelConfig.for_rate(sample_rate)``; its rate must be the set's); a set of stored log-mels uses
+        the front end it was packed with, ``mel`` only changing ``normalize``. Raises
+        :class:`~shardkit.errors.UsageError` for a ``mel`` that does not fit the set, or a codec whose
+        batches no front end here reads.
+        """
+        codec = _codec_of(shards)
+        fields = tuple(codec.batch_field_specs())
+        if FRONT_ENDS.get(codec.batch_key) != fields:
+            raise UsageError(f"the device stage has no front end for codec {codec.codec_id!r} (batch key "
+                             f"{codec.batch_key!r}, fields {list(fields)}); read its batches yourself")
+        pipe = cls(_front_end(codec, mel), augment, noise_bank=noise_bank, seed=seed)
+        pipe.batch_key, pipe.batch_fields = codec.batch_key, fields
+        return pipe
 
     @property
     def device(self) -> torch.device:
-        return self.frontend.melspec.mel_scale.fb.device
+        """Where the pipeline computes (its front end's device)."""
+        return self.frontend.device
 
     def _make_generator(self) -> torch.Generator | None:
         if self.seed is None:
             return None
-        return torch.Generator(device=self.device).manual_seed(int(self.seed))
+        g = torch.Generator(device=self.device).manual_seed(int(self.seed))
+        if self._pending is not None and self._pending[0] == self.device.type:
+            g.set_state(self._pending[1])
+            self._pending = None
+        return g
+
+    def get_extra_state(self) -> dict[str, Any]:
+        """The random state for ``state_dict()``: seed, device type and the generator's state (a uint8
+        tensor; ``None`` when unseeded)."""
+        g = self.generator
+        if self._pending is not None:  # loaded for another device type, not applied yet: saved as it came
+            return {"format": 1, "seed": self.seed, "device": self._pending[0], "generator": self._pending[1]}
+        return {"format": 1, "seed": self.seed, "device": self.device.type,
+                "generator": None if g is None else g.get_state()}
+
+    def set_extra_state(self, state: Any) -> None:
+        """Restore :meth:`get_extra_state` (from ``load_state_dict``); :class:`UsageError` for a state
+        that is not one."""
+        seed, device, gen = _checked_extra_state(state)
+        self.seed = seed
+        self._pending = None if gen is None else (device, gen)
+        self.generator = self._make_generator()
 
     def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> DevicePipeline:
         before = self.device
@@ -172,14 +248,34 @@ class DevicePipeline(torch.nn.Module):
             self.seed = seed
         self.generator = self._make_generator()
 
+    def batch(self, batch: Mapping[str, Any], *, non_blocking: bool = True
+              ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """One :class:`~shardkit.ShardDataset` batch → ``(logmel, labels)`` on :attr:`device`: the
+        codec's entry (``audio`` or ``mel``), its fields (``mel_range``) and ``labels`` (if any) are
+        moved there (``non_blocking``) and run through :meth:`forward`. Only for a pipeline made by
+        :meth:`for_shard_set`."""
+        if self.batch_key is None:
+            raise UsageError("DevicePipeline.batch() reads a batch by its shard set's codec: make the pipeline "
+                             "with DevicePipeline.for_shard_set(dataset, ...), or call pipe(audio, labels)")
+        missing = [k for k in (self.batch_key, *self.batch_fields) if k not in batch]
+        if missing:
+            raise UsageError(f"the batch has no {missing} entries (it has {sorted(batch)}); this pipeline was "
+                             "made for a shard set of another codec: make it with for_shard_set of this set")
+        dev = self.device
+        fields = {k: batch[k].to(dev, non_blocking=non_blocking) for k in self.batch_fields}
+        labels = batch.get("labels")
+        labels = labels.to(dev, non_blocking=non_blocking) if labels is not None else None
+        return self(batch[self.batch_key].to(dev, non_blocking=non_blocking), labels, **fields)
+
     def forward(
         self, audio: torch.Tensor, labels: torch.Tensor | None = None, *, mel_range: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        if isinstance(audio, torch.Tensor) and audio.dtype == torch.uint8:
+        if self.batch_key == "mel" or mel_range is not None:  # the stored log-mel's front end
             return self._forward_mel_u8(audio, labels, mel_range)
-        if mel_range is not None:
-            raise UsageError("mel_range is for uint8 mel-u8 batches; this batch is audio")
-        x = self.frontend._as_float_mono(audio)                    # float32 (B, T), checks the device
+        if isinstance(audio, torch.Tensor) and audio.dtype == torch.uint8:  # to name the fix, not to dispatch
+            raise UsageError("a uint8 batch is a mel-u8 batch: pass its dB ranges, pipe(batch['mel'], labels, "
+                             "mel_range=batch['mel_range']), or use DevicePipeline.for_shard_set(...).batch(batch)")
+        x = self.frontend.to_float_mono(audio)                     # float32 (B, T), checks the device
         g = self.generator
         if self.training:
             x = self.gain(x, g)
@@ -197,6 +293,8 @@ class DevicePipeline(torch.nn.Module):
         if mel_range is None:
             raise UsageError("a uint8 mel batch needs its dB ranges: pipe(batch['mel'], labels, "
                              "mel_range=batch['mel_range'])")
+        if mel_u8.dtype != torch.uint8:
+            raise UsageError(f"mel_range is for uint8 mel-u8 batches; this batch is {mel_u8.dtype} audio")
         n_mels = self.mel_config.n_mels
         if mel_u8.dim() != 3 or mel_u8.shape[1] != n_mels:
             raise UsageError(f"the pipeline computes {n_mels} mel bands but the batch has shape "
@@ -219,4 +317,66 @@ class DevicePipeline(torch.nn.Module):
         return db, labels
 
 
-__all__ = ["AugmentConfig", "DevicePipeline"]
+def _checked_extra_state(state: Any) -> tuple[int | None, str, torch.Tensor | None]:
+    """(seed, device type, generator state) of a pipeline's saved random state, or :class:`UsageError`."""
+    def bad(what: str) -> UsageError:
+        return UsageError(f"DevicePipeline.load_state_dict: the saved random state {what}; load a "
+                          "pipe.state_dict() saved by shardkit (or build the pipeline afresh with seed=)")
+
+    if not isinstance(state, dict) or state.get("format") != 1:
+        raise bad("is not format 1 of a DevicePipeline's state")
+    seed, device, gen = state.get("seed"), state.get("device"), state.get("generator")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise bad(f"has seed {seed!r}, not an integer or None")
+    if not isinstance(device, str) or device not in ("cpu", "cuda", "mps", "xpu"):
+        raise bad(f"names device {device!r}")
+    if gen is None:
+        return None, device, None
+    if seed is None:
+        raise bad("has a generator state but no seed")
+    if not isinstance(gen, torch.Tensor) or gen.dtype != torch.uint8 or gen.dim() != 1:
+        raise bad("holds no generator state (a 1-D uint8 tensor)")
+    if device == "cpu":
+        try:
+            torch.Generator().set_state(gen)
+        except RuntimeError as exc:
+            raise bad(f"is not a CPU generator's state ({exc})") from None
+    return seed, device, gen.clone()
+
+
+def _codec_of(shards: Any) -> Codec:
+    """The codec of a shard set, a dataset over one, or a codec itself."""
+    from shardkit.dataset.dataset import ShardDataset
+    from shardkit.read.shardset import ShardSet
+
+    if isinstance(shards, ShardDataset):
+        return shards.shard_set.codec
+    if isinstance(shards, ShardSet):
+        return shards.codec
+    if isinstance(shards, Codec):
+        return shards
+    raise UsageError(f"DevicePipeline.for_shard_set takes a ShardSet, a ShardDataset or a Codec, got "
+                     f"{type(shards).__name__}")
+
+
+def _front_end(codec: Codec, mel: MelConfig | None) -> MelConfig:
+    """The :class:`MelConfig` for ``codec``'s batches: the stored front end (``mel`` may only change its
+    ``normalize``), or ``mel`` / the defaults at the codec's sample rate for waveforms."""
+    if mel is not None and not isinstance(mel, MelConfig):
+        raise UsageError(f"mel must be a shardkit.MelConfig, got {type(mel).__name__}")
+    stored = codec.mel
+    if stored is not None:
+        if mel is not None and dataclasses.replace(mel, normalize=stored.normalize) != stored:
+            raise UsageError(f"this {codec.codec_id} set stores log-mels made with {stored}; the pipeline uses "
+                             "that front end: pass mel=None, or only change normalize "
+                             "(dataclasses.replace(ShardSet.codec.mel, normalize='per_example'))")
+        return mel if mel is not None else stored
+    if mel is None:
+        return MelConfig.for_rate(codec.sample_rate)
+    if mel.sample_rate != codec.sample_rate:
+        raise UsageError(f"mel is set for {mel.sample_rate} Hz but the shard set's audio is {codec.sample_rate} Hz; "
+                         f"use MelConfig.for_rate({codec.sample_rate}, ...)")
+    return mel
+
+
+__all__ = ["FRONT_ENDS", "AugmentConfig", "DevicePipeline"]

@@ -16,7 +16,7 @@ and shape ``(n_mels, frames)``: numpy and webdataset load it as ``(n_mels, frame
 frame by frame, so a crop of frames ``[a, b)`` is one contiguous byte range ``[a·n_mels, b·n_mels)``
 after the header.
 
-:class:`MelU8` is the codec object (:class:`shardkit.encode.Codec`). This module needs numpy only;
+:class:`MelU8` is the codec object (a :class:`shardkit.encode.FrameCodec`). This module needs numpy only;
 computing the log-mel itself is :class:`shardkit.device.LogMel`'s job, imported (with torch) by
 :meth:`MelU8.encode` on first use.
 """
@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from shardkit.encode.base import Codec, Encoded
+from shardkit.encode.base import Encoded, FrameCodec
 from shardkit.encode.mel_config import MelConfig
 from shardkit.errors import FormatError, UsageError
 
@@ -154,7 +154,7 @@ def _log_mel(config: MelConfig, pcm: np.ndarray, device: str) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class MelU8(Codec):
+class MelU8(FrameCodec):
     """uint8 log-mel frames (``n_mels`` values each) of mono audio, in a standard ``.npy`` member."""
 
     codec_id: ClassVar[str] = CODEC_ID
@@ -163,6 +163,15 @@ class MelU8(Codec):
     dtype: ClassVar[np.dtype] = np.dtype(np.uint8)
     batch_key: ClassVar[str] = "mel"
     index_columns: ClassVar[dict[str, str]] = {"q_lo": "float32", "q_hi": "float32"}
+    #: the front end's settings a pack may give (:class:`MelConfig` fields; the rest follow the sample rate)
+    pack_options: ClassVar[dict[str, tuple[type, str]]] = {
+        "n_mels": (int, "mel bands [128]."),
+        "n_fft": (int, "FFT size in samples [2048]."),
+        "hop_length": (int, "samples between frames [512]."),
+        "f_min": (float, "lowest frequency, Hz [50]."),
+        "f_max": (float, "highest frequency, Hz [14000]."),
+        "top_db": (float, "dynamic range kept below each sample's peak, dB [80]."),
+    }
 
     sample_rate: int
     front_end: MelConfig
@@ -182,6 +191,12 @@ class MelU8(Codec):
             raise UsageError("mel-u8 stores dB values: use MelConfig(normalize='none') for the pack and "
                              "normalise on the device (DevicePipeline with MelConfig(normalize='per_example'))")
         return cls(int(sample_rate), mel)
+
+    @classmethod
+    def pack_settings(cls, sample_rate: int, options: Mapping[str, Any]) -> dict[str, Any]:
+        """``mel``: ``MelConfig.for_rate(sample_rate, **options)`` when any option is given."""
+        super().pack_settings(sample_rate, options)
+        return {"mel": MelConfig.for_rate(sample_rate, **options)} if options else {}
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> MelU8:
@@ -221,9 +236,9 @@ class MelU8(Codec):
         return Encoded(encode(q), q.shape[1], (("q_lo", lo), ("q_hi", hi)),
                        (("mel_frames", q.shape[1]), ("q_lo", lo), ("q_hi", hi)))
 
-    def payload(self, data: bytes | memoryview, frames: int) -> np.ndarray:
-        """Payload bytes → uint8 ``(n_mels, frames)``, the shape numpy loads the member in."""
-        return super().payload(data, frames).T
+    def frames_view(self, values: np.ndarray) -> np.ndarray:
+        """Frame-major ``(frames, n_mels)`` → uint8 ``(n_mels, frames)``, the shape numpy loads the member in."""
+        return values.T
 
     def batch_fields(self, columns: Mapping[str, np.ndarray], rows: np.ndarray) -> dict[str, np.ndarray]:
         """``mel_range``: float32 ``(B, 2)``, each row's dB range ``[q_lo, q_hi]`` for dequantising."""

@@ -1,6 +1,6 @@
 """The ``wav16`` codec: canonical 44-byte RIFF/WAVE header + int16 little-endian PCM (format §3.1).
 
-:class:`Wav16` is the codec object (:class:`shardkit.encode.Codec`); the functions below are the
+:class:`Wav16` is the codec object (a :class:`shardkit.encode.FrameCodec`); the functions below are the
 byte-level pieces it uses, public for tools that read or write members on their own.
 """
 
@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from shardkit.encode.base import Codec, Encoded
+from shardkit.encode.base import Encoded, FrameCodec, WaveformCodec
 from shardkit.encode.mel_config import MelConfig
 from shardkit.errors import FormatError, UsageError
 
@@ -76,14 +76,13 @@ def decode(data: bytes | memoryview) -> tuple[np.ndarray, int]:
 
 
 @dataclass(frozen=True)
-class Wav16(Codec):
+class Wav16(WaveformCodec, FrameCodec):
     """int16 PCM, ``channels`` interleaved values per frame, in a standard ``.wav`` member."""
 
     codec_id: ClassVar[str] = CODEC_ID
     ext: ClassVar[str] = EXT
     header_bytes: ClassVar[int] = WAV_HEADER_BYTES
     dtype: ClassVar[np.dtype] = np.dtype("<i2")
-    batch_key: ClassVar[str] = "audio"
 
     sample_rate: int
     channels: int = 1
@@ -106,20 +105,6 @@ class Wav16(Codec):
 
     def config(self) -> dict[str, Any]:
         return codec_config(self.sample_rate, self.channels)
-
-    def audio_doc(self) -> dict[str, Any]:
-        return {"codec": CODEC_ID, "sample_rate": self.sample_rate, "channels": self.channels, "sample_width": 2}
-
-    @property
-    def lanes(self) -> int:
-        return self.channels
-
-    @property
-    def seconds_per_frame(self) -> float:
-        return 1.0 / self.sample_rate
-
-    def frames_for_samples(self, samples: int) -> int:
-        return int(samples)
 
     def encode(self, pcm: np.ndarray, *, device: str = "cpu") -> Encoded:
         """int16 ``(frames, channels)`` → a ``.wav`` member of ``frames`` frames."""

@@ -111,8 +111,8 @@ class ShardIndex:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> ShardIndex:
-        from shardkit.read.safe_open import read_regular
-        from shardkit.read.storage import MAX_OBJECT_BYTES
+        from shardkit.storage.base import MAX_OBJECT_BYTES
+        from shardkit.storage.safe_open import read_regular
 
         p = Path(path)
         try:

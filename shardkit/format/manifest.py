@@ -278,8 +278,8 @@ class Manifest:
         p = Path(path)
         if p.is_dir():
             p = p / fmt.MANIFEST_NAME
-        from shardkit.read.safe_open import read_regular
-        from shardkit.read.storage import MAX_OBJECT_BYTES
+        from shardkit.storage.base import MAX_OBJECT_BYTES
+        from shardkit.storage.safe_open import read_regular
 
         # a regular file, size-capped (§6)
         manifest = cls.fetch(lambda: read_regular(p.parent, p.name, MAX_OBJECT_BYTES), p)

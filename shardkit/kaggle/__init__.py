@@ -3,6 +3,10 @@
 ``/kaggle/input`` (:func:`locate`, also ``ShardDataset("kaggle://OWNER/SLUG")``), and gather wheels
 for notebooks without internet (:func:`wheelhouse`). docs/kaggle.md describes both flows.
 
+The reader knows nothing of Kaggle: ``shardkit/__init__.py`` registers ``kaggle://`` in the scheme table
+of :mod:`shardkit.storage.location` and the missing-parent advice in :mod:`shardkit.read.lineage`, both
+by ``"module:function"`` name, so this package is imported only when a ``kaggle://`` location is opened.
+
 The ``kaggle`` client is imported only by :func:`publish`.
 """
 

@@ -4,7 +4,7 @@ A set made by ``shardkit update`` lists shards that live in its ancestors' folde
 ``origin``). ``prepare`` lays it out one of two ways:
 
 - **full snapshot** (the default): the ancestors' shards are found where the reader would find them
-  (:func:`shardkit.versions.resolve.resolve`) and laid out with the set's own, so the dataset reads
+  (:func:`shardkit.read.lineage.resolve`) and laid out with the set's own, so the dataset reads
   alone. Entries keep their ``origin``; a reader finds those files in the set's own folder first.
 - **delta** (``delta=True``): only the set's own new shards and indexes, its manifest and its sources
   table are uploaded. The manifest's ancestor entries name the files as the ancestors' Kaggle datasets
@@ -77,7 +77,7 @@ def plan_lineage(root: Path, manifest: Manifest, *, delta: bool, search_path: Se
     if not manifest.derived:
         return Lineage(delta=delta)
     from shardkit.kaggle import rules
-    from shardkit.versions.resolve import resolve
+    from shardkit.read.lineage import resolve
 
     routes = resolve(root, manifest, search_path)
     ids = ["/".join(rules.split_id(p)) for p in parent_ids] or _prepared_ids(set(routes.values()))
@@ -124,8 +124,8 @@ def renamed_overrides(overrides: dict[str, Any], rename: Callable[[str], str]) -
 
 def find_version(root: Path, version: str, search_path: Sequence[str | os.PathLike[str]] | None) -> Path | None:
     """The folder of the set whose version id is ``version``, among the roots a reader searches
-    (:func:`~shardkit.versions.resolve.search_roots`) and one folder below each; None when none is."""
-    from shardkit.versions.resolve import search_roots
+    (:func:`~shardkit.read.lineage.search_roots`) and one folder below each; None when none is."""
+    from shardkit.read.lineage import search_roots
 
     for r in search_roots(root, search_path):
         try:

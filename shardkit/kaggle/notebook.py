@@ -65,9 +65,25 @@ def locate(dataset: str, input_root: str | os.PathLike[str] | None = None) -> Ka
                         "the notebook (Add Input) and check the id")
 
 
-def resolve_url(location: str) -> Path:
-    """The folder of a ``kaggle://OWNER/SLUG`` location (for ``ShardDataset`` / ``ShardSet.open``)."""
-    return locate(location).path
+def resolve_location(location: str) -> tuple[Path, list[Path]]:
+    """The resolver of ``kaggle://`` (:func:`shardkit.storage.location.register_scheme`; ``ShardDataset`` /
+    ``ShardSet.open``): the set's folder among the notebook's inputs, and every other attached input
+    holding a shard set (where a delta dataset's parents are found)."""
+    found = locate(location)
+    return found.path, found.search_path[1:]
+
+
+def missing_parent_hint(root: Path, origin: str) -> str | None:
+    """What to do when a shard of version ``origin`` of the derived set in ``root`` is not found: attach
+    its dataset, when ``root`` is among the notebook's inputs (:func:`shardkit.read.lineage.register_hint`)."""
+    try:
+        inside = Path(os.path.abspath(root)).is_relative_to(os.path.abspath(resolve_input_root()))
+    except (OSError, ValueError):
+        return None
+    if not inside:
+        return None
+    return (f"attach the Kaggle dataset holding version {origin} to the notebook (Add Input; the delta "
+            "dataset's description names it) and open the set again")
 
 
 def cache_dir() -> Path:

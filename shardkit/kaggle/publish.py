@@ -6,7 +6,10 @@ then ``CreateDataset`` or ``CreateDatasetVersion``. shardkit adds what the clien
 create (the client returns ``status: error``, and its CLI exits 0) is a :class:`KaggleError`; a new
 version refused while the last one is still processing (403) waits and tries again; a file whose upload
 failed is tried again, and the client's saved upload state (its temp folder) resumes it where the server
-says it stopped and skips files already uploaded — also when the whole command is run again.
+says it stopped and skips files already uploaded — also when the whole command is run again. The client
+sends its requests without a timeout, so a server that never answers would hold it forever: while
+shardkit calls it, every request it makes has a connect and read timeout, and a PUT whose answer times out
+is not sent again from the start (the client's resumable path asks the server where it stopped).
 """
 
 from __future__ import annotations
@@ -16,7 +19,10 @@ import io
 import json
 import logging
 import os
+import sys
 import time
+import types
+import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,7 +77,7 @@ def upload_folder(location: str | os.PathLike[str]) -> Path:
 
 def publish(location: str | os.PathLike[str], notes: str | None = None, *, public: bool = False,
             progress: Progress | None = None, attempts: int = 3, wait_timeout: float = 1800.0,
-            poll_seconds: float = 30.0, delta: bool = False) -> PublishResult:
+            poll_seconds: float = 30.0, delta: bool = False, timeout: float = 60.0) -> PublishResult:
     """Create the Kaggle dataset of a prepared folder, or a new version when it exists.
 
     ``notes``: version notes (default: for a set made by ``shardkit update``, its ``diff`` against the
@@ -80,7 +86,11 @@ def publish(location: str | os.PathLike[str], notes: str | None = None, *, publi
     long, and how often, to wait while Kaggle says the last version is still processing. Raises
     :class:`KaggleError` (server refusals, naming its message), :class:`UsageError` (no client, no
     prepared folder), :class:`~shardkit.errors.ManifestError`. ``delta``: the folder must be a delta
-    dataset (``prepare(..., delta=True)``; a :class:`UsageError` otherwise, before anything is sent)."""
+    dataset (``prepare(..., delta=True)``; a :class:`UsageError` otherwise, before anything is sent).
+    ``timeout``: seconds each request may wait for the server (to connect: at most 30 s) before it is
+    given up and the upload resumed; a failure after such timeouts names the endpoint that did not answer."""
+    if not (isinstance(timeout, int | float) and 0 < timeout < float("inf")):
+        raise UsageError(f"timeout={timeout!r}: give a positive number of seconds")
     folder = upload_folder(location)
     meta, manifest = _check_folder(folder)
     if delta and not _is_delta(meta):
@@ -90,13 +100,17 @@ def publish(location: str | os.PathLike[str], notes: str | None = None, *, publi
     rules.split_id(ref)
     api = _client()
     emit = progress or (lambda event, info: None)
-    new = not _exists(api, ref)
-    notes = notes or _planned_notes(meta) or (default_notes(manifest) if manifest is not None else "update")
-    names = [p for p in sorted(os.listdir(folder)) if p != METADATA_NAME and not p.endswith(fmt.TMP_SUFFIX)]
-    size = sum((folder / n).stat().st_size for n in names)
-    emit("start", {"ref": ref, "files": len(names), "bytes": size, "new": new})
-    result = PublishResult(ref, "", new, notes, len(names), size)
-    response = _create(api, folder, result, public, emit, attempts, wait_timeout, poll_seconds)
+    with _timeouts(timeout) as silent:
+        try:
+            new = not _exists(api, ref)
+            notes = notes or _planned_notes(meta) or (default_notes(manifest) if manifest is not None else "update")
+            names = [p for p in sorted(os.listdir(folder)) if p != METADATA_NAME and not p.endswith(fmt.TMP_SUFFIX)]
+            size = sum((folder / n).stat().st_size for n in names)
+            emit("start", {"ref": ref, "files": len(names), "bytes": size, "new": new})
+            result = PublishResult(ref, "", new, notes, len(names), size)
+            response = _create(api, folder, result, public, emit, attempts, wait_timeout, poll_seconds)
+        except KaggleError as exc:
+            raise KaggleError(f"{exc}{_silence_note(silent, timeout)}") from None
     result.url = response.url or ""
     result.invalid_tags = list(response.invalid_tags or [])
     if result.invalid_tags:
@@ -265,6 +279,60 @@ def server_message(exc: Any) -> str:
 def _status_code(exc: Any) -> int | None:
     response = getattr(exc, "response", None)
     return getattr(response, "status_code", None)
+
+
+def _silence_note(silent: dict[str, int], timeout: float) -> str:
+    """What a failure message adds when requests timed out: which endpoints gave no answer."""
+    if not silent:
+        return ""
+    where = ", ".join(f"{host} ({n}×)" for host, n in silent.items())
+    return (f" (no answer within {timeout:g} s from {where}; check the network, or give a longer timeout: "
+            "--timeout SECONDS)")
+
+
+@contextlib.contextmanager
+def _timeouts(timeout: float) -> Iterator[dict[str, int]]:
+    """While the kaggle client runs: every request it makes waits at most ``timeout`` seconds for an
+    answer, and a timed-out request is not re-sent by urllib3 (an upload's body is half consumed; the
+    client resumes it from the server's count). Yields endpoint → number of timeouts.
+
+    The client makes its sessions with ``requests.Session()`` of its own modules and offers no timeout;
+    shardkit gives exactly those module names a session class that has one, and puts them back after."""
+    import requests
+
+    silent: dict[str, int] = {}
+
+    class TimedSession(requests.Session):
+        def send(self, request: Any, **kwargs: Any) -> Any:
+            if kwargs.get("timeout") is None:
+                kwargs["timeout"] = (min(timeout, 30.0), timeout)
+            try:
+                return super().send(request, **kwargs)
+            except (requests.Timeout, requests.ConnectionError) as exc:
+                if isinstance(exc, requests.Timeout) or "timed out" in str(exc).lower():
+                    host = "{0.scheme}://{0.netloc}".format(urllib.parse.urlsplit(request.url))
+                    silent[host] = silent.get(host, 0) + 1
+                raise
+
+        def mount(self, prefix: str, adapter: Any) -> None:
+            retries = getattr(adapter, "max_retries", None)
+            if retries is not None and hasattr(retries, "new"):
+                adapter.max_retries = retries.new(read=0)
+            super().mount(prefix, adapter)
+
+    shim = types.ModuleType("requests")
+    shim.__dict__.update(vars(requests))
+    shim.Session = TimedSession  # type: ignore[attr-defined]
+    modules = [m for m in (sys.modules.get("kaggle.api.kaggle_api_extended"),
+                           sys.modules.get("kagglesdk.kaggle_http_client")) if m is not None]
+    saved = [(m, m.requests) for m in modules if getattr(m, "requests", None) is requests]
+    for m, _ in saved:
+        m.requests = shim
+    try:
+        yield silent
+    finally:
+        for m, original in saved:
+            m.requests = original
 
 
 class _LogWriter(io.TextIOBase):

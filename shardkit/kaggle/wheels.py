@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import shardkit
+from shardkit._version import __version__
 from shardkit.errors import UsageError
 from shardkit.files import make_folder
 from shardkit.kaggle import rules
@@ -62,11 +62,11 @@ def wheelhouse(out: str | os.PathLike[str], *, python: str = "3.11", platforms: 
     make_folder(folder, "wheel folder")
     ref = dataset_id or f"{os.environ.get('KAGGLE_USERNAME') or 'OWNER'}/shardkit-wheels"
     owner, slug = rules.split_id(ref)
-    tree = Path(source) if source is not None else Path(shardkit.__file__).resolve().parent.parent
+    tree = Path(source) if source is not None else Path(__file__).resolve().parents[2]
     if (tree / "pyproject.toml").is_file():
         _build_wheel(tree, folder, timeout)
     else:
-        _pip(["download", "--no-deps", "--dest", str(folder), f"shardkit=={shardkit.__version__}"], timeout)
+        _pip(["download", "--no-deps", "--dest", str(folder), f"shardkit=={__version__}"], timeout)
     if deps:
         version = python.replace(".", "")
         args = ["download", "--no-deps", "--only-binary=:all:", "--dest", str(folder), "--python-version", python,
@@ -78,7 +78,7 @@ def wheelhouse(out: str | os.PathLike[str], *, python: str = "3.11", platforms: 
     if len(wheels) > rules.MAX_FILES:
         raise UsageError(f"{folder}: {len(wheels)} wheels, more than the {rules.MAX_FILES} files a dataset takes")
     meta = {"id": f"{owner}/{slug}", "title": "shardkit wheels (offline install)", "licenses": [{"name": "apache-2.0"}],
-            "subtitle": f"shardkit {shardkit.__version__} and its dependencies for Python {python}",
+            "subtitle": f"shardkit {__version__} and its dependencies for Python {python}",
             "description": "Wheels for `pip install --no-index --find-links /kaggle/input/" + slug + " shardkit` "
                            "in notebooks without internet. torch, torchaudio and numpy come from the Kaggle image."}
     (folder / METADATA_NAME).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")

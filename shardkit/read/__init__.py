@@ -1,27 +1,8 @@
-"""The read stage: a shard set as index columns (:class:`ShardSet`) read through a
-:class:`Storage` (:class:`LocalStorage` for a folder), the epoch plan
-(:mod:`shardkit.read.plan`) and the torch dataset (:class:`ShardDataset`).
-
-``ShardDataset`` is imported lazily so that ``ShardSet`` and the plan work without importing torch.
-"""
-
-from __future__ import annotations
-
-from typing import TYPE_CHECKING, Any
+"""The shard-set model, without torch: a set as checked index columns (:class:`ShardSet`,
+:mod:`~shardkit.read.shardset`), the ancestors' shards of a derived set (:mod:`~shardkit.read.lineage`),
+and looking at a set without training on it (:mod:`~shardkit.read.browse`, :mod:`~shardkit.read.show`).
+Bytes come through :mod:`shardkit.storage`; the torch dataset is :mod:`shardkit.dataset`."""
 
 from shardkit.read.shardset import ShardSet
-from shardkit.read.storage import LocalStorage, Storage
-from shardkit.read.topology import Topology, detect_topology
 
-if TYPE_CHECKING:
-    from shardkit.read.dataset import ShardDataset
-
-__all__ = ["LocalStorage", "ShardDataset", "ShardSet", "Storage", "Topology", "detect_topology"]
-
-
-def __getattr__(name: str) -> Any:
-    if name == "ShardDataset":
-        from shardkit.read.dataset import ShardDataset
-
-        return ShardDataset
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__all__ = ["ShardSet"]

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from shardkit.errors import ManifestError, UsageError
 from shardkit.files import atomic_write, check_output
-from shardkit.format import Manifest, ShardIndex, manifest_root
+from shardkit.format import MANIFEST_NAME, Manifest, ShardIndex, manifest_root
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,7 @@ class ShardSetInfo:
     shard_bytes: int = 0      #: bytes of the shard files alone (what :func:`shardkit.verify` hashes with progress)
     parent: str | None = None  #: version id of the set this one was updated from (docs/versions.md)
     inherited_shards: int = 0  #: shards of earlier versions it uses where they are (not copied)
+    missing_shards: list[str] = field(default_factory=list)  #: of those, the ones not found (local sets)
     reject_count: int = 0      #: sources not packed (a version-4 set read from a URL lists none in ``rejects``)
 
     @property
@@ -54,15 +55,15 @@ class ShardSetInfo:
 def _open_manifest(path: str | os.PathLike[str], storage_options: dict[str, Any] | None) -> tuple[Manifest, Any]:
     """(manifest, storage) of a URL (read once, in a child process: see ``ObjectStorage``), or
     (manifest, None) of a local folder."""
-    from shardkit.read import locate
+    from shardkit.storage import location
 
-    if not locate.is_url(path):
+    if not location.is_url(path):
         if storage_options:
             raise UsageError(f"{path}: storage_options apply to object-store URLs, not to a local folder")
         return Manifest.load(path), None
-    from shardkit.read.remote import ObjectStorage
+    from shardkit.storage.object import ObjectStorage
 
-    root, name = locate.split_url(str(path))
+    root, name = location.split_url(str(path), MANIFEST_NAME)
     storage = ObjectStorage(root, storage_options)
     storage.load_metadata(name)
     where = storage.describe(name)
@@ -75,7 +76,7 @@ def _open_manifest(path: str | os.PathLike[str], storage_options: dict[str, Any]
 
 def info(path: str | os.PathLike[str], *, storage_options: dict[str, Any] | None = None) -> ShardSetInfo:
     """Summarise the shard set at ``path`` (folder, manifest.json, or an object-store URL)."""
-    from shardkit.read.checks import counted_totals
+    from shardkit.format.checks import counted_totals
 
     doc, _ = _open_manifest(path, storage_options)
     t, codec = doc.totals, doc.codec
@@ -92,7 +93,17 @@ def info(path: str | os.PathLike[str], *, storage_options: dict[str, Any] | None
         mel=codec.mel.to_dict() if codec.mel is not None else None,
         shard_bytes=sum(s.bytes for s in doc.shards), parent=doc.parent,
         inherited_shards=sum(s.origin is not None for s in doc.shards),
+        missing_shards=_missing_inherited(path, doc),
     )
+
+
+def _missing_inherited(path: str | os.PathLike[str], doc: Manifest) -> list[str]:
+    """The ancestors' shards a local derived set uses that are not where a reader looks."""
+    if not doc.derived or "://" in str(path):
+        return []
+    from shardkit.read.lineage import missing_inherited
+
+    return missing_inherited(manifest_root(path), doc)
 
 
 @dataclass(frozen=True)
@@ -110,9 +121,9 @@ class SampleEntry:
 
 
 def _root(path: str | os.PathLike[str]) -> Path | str:
-    from shardkit.read import locate
+    from shardkit.storage import location
 
-    return locate.split_url(str(path))[0] if locate.is_url(path) else manifest_root(path)
+    return location.split_url(str(path), MANIFEST_NAME)[0] if location.is_url(path) else manifest_root(path)
 
 
 def list_samples(path: str | os.PathLike[str], *, storage_options: dict[str, Any] | None = None
@@ -136,8 +147,8 @@ def list_samples(path: str | os.PathLike[str], *, storage_options: dict[str, Any
 def _list_derived(path: str | os.PathLike[str], storage_options: dict[str, Any] | None) -> Iterator[SampleEntry]:
     """:func:`list_samples` of a set made by ``shardkit update`` (format §5.1): its indexes read where
     the reader found them, with the overrides applied."""
+    from shardkit.format.overrides import apply_overrides
     from shardkit.read.shardset import ShardSet
-    from shardkit.versions.overrides import apply_overrides
 
     with ShardSet.open(path, storage_options=storage_options) as ss:
         doc, st = ss.manifest, ss.storage
@@ -169,11 +180,6 @@ class Sample:
     meta: dict[str, Any]
     ext: str                #: extension of the data member (the codec's), e.g. "wav" or "npy"
 
-    @property
-    def wav(self) -> bytes:
-        """The 0.2 name of :attr:`data`."""
-        return self.data
-
 
 def read_sample(path: str | os.PathLike[str], key: str, *, storage_options: dict[str, Any] | None = None) -> Sample:
     """The sample ``key`` of the shard set at ``path`` (folder or URL); :class:`SampleNotFoundError` if absent."""
@@ -201,38 +207,3 @@ def extract_sample(path: str | os.PathLike[str], key: str, output: str | os.Path
     sample = read_sample(path, key, storage_options=storage_options)
     atomic_write(out, sample.data)
     return sample
-
-
-@dataclass(frozen=True)
-class SplitPlan:
-    """A dry run of how one epoch splits across ranks and DataLoader workers."""
-
-    items: int                       #: items per epoch (samples × crops per recording)
-    partial: str
-    ranks: list[dict[str, Any]]      #: per rank: samples, batches, padded, worker_batches, warnings
-    warnings: list[str]
-
-
-def plan_split(
-    path: str | os.PathLike[str],
-    *,
-    world_size: int = 1,
-    workers: int = 0,
-    batch_size: int = 64,
-    crops_per_recording: int = 1,
-    shuffle: bool = True,
-    partial: str | None = None,
-) -> SplitPlan:
-    """Per-rank sample and batch counts of an epoch of the shard set at ``path``, as
-    :class:`ShardDataset` would split it (the counts are the same for every epoch and seed)."""
-    from shardkit.read.plan import describe_plan, plan_warnings
-
-    for name, value, least in (("world_size", world_size, 1), ("workers", workers, 0), ("batch_size", batch_size, 1),
-                               ("crops_per_recording", crops_per_recording, 1)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < least:
-            raise UsageError(f"{name} must be an integer >= {least}, got {value!r}")
-    items = Manifest.load(path).samples * int(crops_per_recording)
-    policy = partial or ("pad" if shuffle else "keep")
-    rows = describe_plan(items, world_size=world_size, workers=max(1, workers), batch_size=batch_size,
-                         partial=policy)
-    return SplitPlan(items=items, partial=policy, ranks=rows, warnings=plan_warnings(rows))

@@ -4,8 +4,8 @@
 keeps one row per sample in shard order. Sample ``i`` of the set is row ``i`` of every column.
 Audio is then read by byte offset; no tar header is parsed.
 
-Every byte is read through a :class:`~shardkit.read.storage.Storage` (by default
-:class:`~shardkit.read.storage.LocalStorage` on the set's folder): the one seam a remote store replaces.
+Every byte is read through a :class:`~shardkit.storage.base.Storage` (by default
+:class:`~shardkit.storage.local.LocalStorage` on the set's folder): the one seam a remote store replaces.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import numpy as np
 
 from shardkit import format as fmt
 from shardkit.encode import meta as meta_codec
-from shardkit.encode.base import Codec
+from shardkit.encode.base import Codec, FrameCodec
 from shardkit.errors import (
     FormatError,
     IntegrityError,
@@ -29,24 +29,20 @@ from shardkit.errors import (
     ShardIndexError,
     ShardkitError,
     ShardReadError,
+    StorageError,
     UnsupportedVersionError,
     UsageError,
 )
-from shardkit.format import Manifest
-from shardkit.read import checks, locate
-from shardkit.read.storage import (
-    MAX_OPEN_SHARDS,
-    LocalFiles,
-    LocalStorage,
-    OpenFailed,
-    ShardChanged,
-    ShortRead,
-    Storage,
-)
+from shardkit.format import Manifest, checks
+from shardkit.storage import location
+from shardkit.storage.base import OpenFailed, ShardChanged, ShortRead, Storage
+from shardkit.storage.local import LocalStorage
 
 log = logging.getLogger(__name__)
+#: the end of a read error's message: advice a reader that already skips (on_error="skip") leaves out
+SKIP_HINT = " (or pass on_error='skip' to skip such samples)"
 
-__all__ = ["MAX_OPEN_SHARDS", "LocalFiles", "LocalStorage", "ShardSet", "key_hashes"]
+__all__ = ["ShardSet", "key_hashes"]
 
 
 def key_hashes(keys: list[str]) -> np.ndarray:
@@ -63,9 +59,10 @@ class ShardSet:
     - ``shard_id`` int32 (N,): shard number of each sample; ``shard_ptr`` int64 (S+1,): first row of
       each shard (rows of shard s are ``shard_ptr[s]:shard_ptr[s+1]``)
     - ``wav_offset`` int64 (N,): byte offset of the data member (whatever its codec) in its shard;
-      ``payload_offset`` = ``wav_offset`` + the codec's header bytes; ``sample_bytes`` int64: bytes of
+      ``payload_offset`` = where its frames start (``wav_offset`` + the header bytes of a
+      :class:`~shardkit.encode.FrameCodec`; ``wav_offset`` for a codec read whole); ``sample_bytes`` int64: bytes of
       the data member (header + payload); ``wav_crc32`` uint32 (N,): zlib CRC-32 of that member (the
-      read-ahead hint's :class:`~shardkit.read.storage.Extent`)
+      read-ahead hint's :class:`~shardkit.storage.base.Extent`)
     - ``meta_offset``, ``meta_size`` int64 (N,): the ``.mp`` member (msgpack)
     - ``frames`` int64 (N,): stored frames (see :attr:`codec`: audio samples per channel for wav16,
       spectrogram frames for mel-u8)
@@ -79,16 +76,16 @@ class ShardSet:
     def __init__(self, root: Path | str, manifest: Manifest, columns: dict[str, Any],
                  storage: Storage | None = None) -> None:
         #: the set's folder (a ``Path``), or its URL (a ``str`` ending in ``/``) for a set on object storage
-        self.root: Path | str = root if locate.is_url(root) else Path(root)
+        self.root: Path | str = root if location.is_url(root) else Path(root)
         self.manifest = manifest
-        #: where the bytes come from (:class:`~shardkit.read.storage.Storage`)
+        #: where the bytes come from (:class:`~shardkit.storage.base.Storage`)
         self.storage: Storage = storage if storage is not None else LocalStorage(self.root)
         self.vocabulary: list[str] = list(manifest.vocabulary)
         #: the codec of the data members (:class:`shardkit.encode.Codec`)
         self.codec: Codec = manifest.codec
         self.sample_rate: int = self.codec.sample_rate
         self.channels: int = self.codec.channels
-        #: bytes of one stored frame (the codec's :attr:`~shardkit.encode.Codec.frame_bytes`)
+        #: bytes of one decoded frame (the codec's :attr:`~shardkit.encode.Codec.frame_bytes`)
         self.frame_bytes: int = self.codec.frame_bytes
         #: the log-mel front end's settings (``MelConfig.to_dict()``) of a set that stores spectrograms
         self.mel: dict[str, Any] | None = self.codec.mel.to_dict() if self.codec.mel is not None else None
@@ -101,8 +98,9 @@ class ShardSet:
         self.shard_id: np.ndarray = columns["shard_id"]
         self.shard_ptr: np.ndarray = columns["shard_ptr"]
         self.wav_offset: np.ndarray = columns["wav_offset"]
-        #: byte offset of each sample's payload (its first frame)
-        self.payload_offset: np.ndarray = self.wav_offset + self.codec.header_bytes
+        #: byte offset of each sample's payload (its first frame; the member for a codec read whole)
+        self.payload_offset: np.ndarray = self.wav_offset + (
+            self.codec.header_bytes if isinstance(self.codec, FrameCodec) else 0)
         self.sample_bytes: np.ndarray = columns["sample_bytes"]
         self.meta_offset: np.ndarray = columns["meta_offset"]
         self.meta_size: np.ndarray = columns["meta_size"]
@@ -121,16 +119,6 @@ class ShardSet:
         self._bind_storage()
 
     @property
-    def files(self) -> Storage:
-        """The 0.2 name of :attr:`storage`."""
-        return self.storage
-
-    @property
-    def pcm_offset(self) -> np.ndarray:
-        """The 0.2 name of :attr:`payload_offset`."""
-        return self.payload_offset
-
-    @property
     def q_range(self) -> np.ndarray | None:
         """float32 (N, 2): each sample's quantisation range ``[q_lo, q_hi]`` in dB for sets whose codec
         quantises (mel-u8; the batches' ``mel_range``), else None."""
@@ -146,8 +134,8 @@ class ShardSet:
         """Open the shard set at ``path``: its folder or its ``manifest.json``, or an object-store URL
         (``s3://bucket/prefix/``, ``gs://…``, ``az://…``, ``http(s)://…``; docs/reading.md).
 
-        ``storage``: where to read its files (default :func:`~shardkit.read.remote.open_storage` of the
-        location: :class:`LocalStorage` of a folder, :class:`~shardkit.read.remote.ObjectStorage` of a
+        ``storage``: where to read its files (default :func:`~shardkit.storage.object.open_storage` of the
+        location: :class:`LocalStorage` of a folder, :class:`~shardkit.storage.object.ObjectStorage` of a
         URL, with ``storage_options``); ``path`` then names the set in messages and the manifest's name.
         A URL's manifest and indexes are read once, in a child process (fork safety). Checks the manifest's and every
         index's format version, that each index belongs to the manifest (vocabulary, codec, sample
@@ -157,11 +145,11 @@ class ShardSet:
 
         A set made by ``shardkit update`` (format §5.1) reads its ancestors' shards where they are:
         next to it, or in a root of ``search_path`` or of ``$SHARDKIT_SEARCH_PATH``
-        (:mod:`shardkit.versions.resolve`: found by name, accepted by sha256), and its overrides are
+        (:mod:`shardkit.read.lineage`: found by name, accepted by sha256), and its overrides are
         applied: tombstoned samples are not there, relabelled ones carry their new labels. A
         ``kaggle://OWNER/SLUG`` location also searches every attached notebook input (a delta dataset's parents).
         """
-        path, search_path = kaggle_inputs(path, search_path)
+        path, search_path = location.resolve_location(path, search_path)
         root, name, storage = locate_set(path, storage, storage_options)
         manifest = load_manifest(storage, name)
         codec = manifest.codec
@@ -175,7 +163,7 @@ class ShardSet:
             _check_shard(storage, entry, index, codec, root)
             indexes.append(index)
         if manifest.derived:
-            from shardkit.versions.overrides import apply_overrides
+            from shardkit.format.overrides import apply_overrides
 
             indexes = apply_overrides(manifest, indexes)
         checks.raise_first(checks.set_findings(indexes, [e.index for e in manifest.shards], len(manifest.vocabulary)),
@@ -247,6 +235,8 @@ class ShardSet:
                                   f"the shard set, or run 'shardkit verify {self.root}'")
         if isinstance(err, ShortRead):
             return self.read_error(i, f"short read: {err.got} of {err.wanted} bytes at offset {err.offset}")
+        if isinstance(err, StorageError):  # the storage failed, not the shard: its own advice
+            return ShardReadError(f"sample {self.keys[i]!r}: {err}")
         return self.read_error(i, f"read failed ({err})")
 
     def read_error(self, i: int, what: str) -> ShardReadError:
@@ -255,7 +245,7 @@ class ShardSet:
         return ShardReadError(
             f"{self.storage.describe(name)}: sample {self.keys[i]!r}: {what}; the shard is truncated or "
             f"changed since it was indexed. Run 'shardkit verify {self.root}', then re-download or "
-            "re-pack the shard set (or pass on_error='skip' to skip such samples)")
+            f"re-pack the shard set{SKIP_HINT}")
 
     def read_data_member(self, i: int) -> bytes:
         """The whole data member of sample ``i`` (``KEY.<codec ext>``): a ``.wav`` file for wav16 sets,
@@ -275,12 +265,11 @@ class ShardSet:
             meta.update({k: new[k] for k in ("primary_label", "secondary_labels", "extra") if k in new})
         return meta
 
-    #: 0.2 names of :meth:`read_data_member` and :meth:`read_frames`
-    read_wav_bytes = read_data_member
-
     def read_frames(self, i: int, start: int = 0, stop: int | None = None) -> np.ndarray:
-        """Frames ``[start, stop)`` of sample ``i`` (clipped to the sample), as the codec's
-        :meth:`~shardkit.encode.Codec.payload` gives them; no header is parsed.
+        """Frames ``[start, stop)`` of sample ``i`` (clipped to the sample), in the codec's
+        :meth:`~shardkit.encode.Codec.frames_view` shape: the bytes the codec's
+        :meth:`~shardkit.encode.Codec.crop_ranges` names (just those frames for a frame codec, whose
+        header is not parsed; the whole member otherwise), cropped by :meth:`~shardkit.encode.Codec.crop`.
 
         wav16: int16 (frames,) for mono sets, (frames, channels) otherwise. mel-u8: uint8
         ``(n_mels, frames)`` of the quantised spectrogram (dequantise with :attr:`q_range`).
@@ -288,13 +277,13 @@ class ShardSet:
         frames = int(self.frames[i])
         stop = frames if stop is None else min(max(int(stop), 0), frames)
         start = min(max(int(start), 0), stop)
-        step = self.frame_bytes
-        data = self._pread(i, int(self.payload_offset[i]) + start * step, (stop - start) * step)
-        return self.codec.payload(data, stop - start)
-
-    def read_pcm(self, i: int, start: int = 0, stop: int | None = None) -> np.ndarray:
-        """The 0.2 name of :meth:`read_frames`."""
-        return self.read_frames(i, start, stop)
+        offset, nbytes = self.codec.crop_ranges(int(self.wav_offset[i]), int(self.sample_bytes[i]), start, stop - start)
+        data = self._pread(i, int(offset), int(nbytes))
+        try:
+            values = self.codec.crop(data, start, stop - start)
+        except FormatError as exc:
+            raise self.read_error(i, f"its {self.codec.codec_id} data member cannot be decoded ({exc})") from None
+        return self.codec.frames_view(values)
 
     # -- lifetime --------------------------------------------------------------------------------
 
@@ -347,13 +336,11 @@ class ShardSet:
 def locate_set(path: str | os.PathLike[str], storage: Storage | None, storage_options: dict[str, Any] | None
             ) -> tuple[Path | str, str, Storage]:
     """(root, manifest name, storage) of a location; a URL's metadata is loaded ahead in one go."""
-    from shardkit.read.remote import open_storage
+    from shardkit.storage.object import open_storage
 
-    if isinstance(path, str) and path.startswith("kaggle://"):  # a notebook input (shardkit.kaggle.locate)
-        from shardkit.kaggle.notebook import resolve_url
-        path = resolve_url(path)
-    if locate.is_url(path):
-        root, name = locate.split_url(str(path))
+    path, _ = location.resolve_location(path, None)  # kaggle://… and other registered schemes
+    if location.is_url(path):
+        root, name = location.split_url(str(path), fmt.MANIFEST_NAME)
     else:
         root, name = fmt.manifest_root(path), _manifest_name(path)
     if storage is None:
@@ -362,18 +349,6 @@ def locate_set(path: str | os.PathLike[str], storage: Storage | None, storage_op
     if preload is not None:
         preload(name)
     return root, name, storage
-
-
-def kaggle_inputs(path: str | os.PathLike[str], search_path: Sequence[str | os.PathLike[str]] | None
-                  ) -> tuple[str | os.PathLike[str], Sequence[str | os.PathLike[str]] | None]:
-    """A ``kaggle://OWNER/SLUG`` location: its folder among the notebook's inputs, with every attached
-    input holding a shard set added to ``search_path`` (where a delta dataset's parents are found)."""
-    if not (isinstance(path, str) and path.startswith("kaggle://")):
-        return path, search_path
-    from shardkit.kaggle.notebook import locate as locate_input
-
-    found = locate_input(path)
-    return found.path, [*(search_path or []), *found.search_path[1:]]
 
 
 def _manifest_name(path: str | os.PathLike[str]) -> str:
@@ -390,9 +365,10 @@ def load_manifest(storage: Storage, name: str) -> Manifest:
 def _lineage_storage(root: Path | str, manifest: Manifest, storage: Storage,
                      search_path: Sequence[str | os.PathLike[str]] | None) -> Storage:
     """The storage of a derived set: its own folder, and its ancestors' shards where they were found."""
-    from shardkit.versions.resolve import RoutedStorage, resolve
+    from shardkit.read.lineage import resolve
+    from shardkit.storage.routed import RoutedStorage
 
-    if locate.is_url(root):
+    if location.is_url(root):
         if any(e.origin is not None for e in manifest.shards):
             raise UsageError(f"{root}: uses shards of an earlier version ({manifest.parent}), which is not "
                              "supported on object storage; upload 'shardkit compact' of it instead")
@@ -441,7 +417,7 @@ def _int64(indexes: list[fmt.ShardIndex], name: str, dtype: Any = np.int64) -> n
 
 
 def _concat_columns(indexes: list[fmt.ShardIndex], codec: Codec) -> dict[str, Any]:
-    """The columns of :class:`ShardSet` from its shards' indexes (checked by :mod:`~shardkit.read.checks`)."""
+    """The columns of :class:`ShardSet` from its shards' indexes (checked by :mod:`~shardkit.format.checks`)."""
     keys = [k for ix in indexes for k in ix.columns["key"]]
     counts = np.asarray([len(ix) for ix in indexes], dtype=np.int64)
     shard_ptr = np.zeros(len(indexes) + 1, dtype=np.int64)

@@ -1,6 +1,3 @@
-"""Stage 6 — versions: check a shard set against its manifest (:func:`verify`); the manifest itself
-is part of the format (:class:`shardkit.format.Manifest`)."""
-
-from shardkit.versions.verify import Problem, VerifyReport, verify
-
-__all__ = ["Problem", "VerifyReport", "verify"]
+"""Producers of new versions of a shard set: :func:`~shardkit.versions.update.update` (a derived
+version that reuses its parent's shards), :func:`~shardkit.versions.compact.compact` (a standalone copy),
+and the history of a set (:mod:`~shardkit.versions.lineage`). Checking a set is :mod:`shardkit.check`."""

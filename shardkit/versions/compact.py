@@ -23,8 +23,8 @@ import numpy as np
 from shardkit.encode import meta as meta_codec
 from shardkit.errors import FormatError, OutputConflictError, UsageError
 from shardkit.format import LINEAGE_VERSION, MANIFEST_NAME, PACK_STATE_NAME, Manifest
+from shardkit.format.sources import load_table
 from shardkit.read.shardset import ShardSet
-from shardkit.versions.sources import load_table
 from shardkit.write.shards import EncodedSample
 from shardkit.write.shardset_writer import ShardSetWriter
 from shardkit.write.state import PackState, clean_unfinished, open_state

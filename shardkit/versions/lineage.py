@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from shardkit.format import Manifest
+from shardkit.format.sources import Table, labels_of, load_table
 from shardkit.read.shardset import ShardSet
-from shardkit.versions.sources import Table, labels_of, load_table
 
 
 def log(path: str | os.PathLike[str]) -> list[dict[str, Any]]:

@@ -1,7 +1,7 @@
 """``update``: a new version of a shard set that reuses its parent's unchanged shards (format §5.1).
 
 The sources under SRC (folder scan or metadata CSV, as for ``pack``) are compared with OLD's sources
-table (:mod:`shardkit.versions.sources`) by path, size, sha256, labels and other CSV columns:
+table (:mod:`shardkit.format.sources`) by path, size, sha256, labels and other CSV columns:
 
 - new or changed audio (or a source whose key stem a fresh pack would now give differently) is packed
   into new shards in NEW, numbered after the parent's highest shard;
@@ -25,9 +25,9 @@ from typing import Any
 from shardkit.errors import OutputConflictError, UsageError
 from shardkit.files import make_folder
 from shardkit.format import LINEAGE_VERSION, MANIFEST_NAME, PACK_STATE_NAME, Manifest, ShardEntry, is_shard_name
+from shardkit.format.sources import Table, fingerprints, labels_of, load_table, record, write_table
 from shardkit.ingest.sources import Reject, SourceItem, discover, vocabulary_of
 from shardkit.read.shardset import ShardSet
-from shardkit.versions.sources import Table, fingerprints, labels_of, load_table, record, write_table
 from shardkit.write.engines import Engine, make_engine
 from shardkit.write.options import PackOptions, fingerprint, options_doc
 
@@ -143,7 +143,7 @@ def update(
     dict: OLD's with those fields replaced, e.g. ``{"sample_rate": 32000}``);
     ``workers``, ``engine``, ``client``: where the new sources are decoded, as for :func:`shardkit.pack`
     (``"local"`` processes, ``"dask"``, or an :class:`~shardkit.write.engines.Engine`; same bytes);
-    ``note``: kept in the history; ``search_path``: where OLD's ancestors' shards are (``versions.resolve``);
+    ``note``: kept in the history; ``search_path``: where OLD's ancestors' shards are (``read.lineage``);
     ``progress(done, total)``: called after each source packed; ``follow_symlinks``: as for ``pack``.
     """
     t0 = time.monotonic()
@@ -164,12 +164,8 @@ def update(
     vocabulary = vocabulary_of(items)
     first = 1 + max((int(e.name[6:-4]) for e in old_m.shards if is_shard_name(e.name)), default=-1)
     written = write_new_shards(plan.todo, new_dir, opts, vocabulary, first, eng, device, progress)
-    result = UpdateResult(out=new_dir, version_id="", parent=old_m.version_id,
-                          added=sorted(it.rel for it in plan.todo if it.rel not in table),
-                          changed=sorted(it.rel for it in plan.todo if it.rel in table),
-                          removed=sorted(set(table) - {it.rel for it in items}),
-                          relabelled=sorted(plan.relabelled), unchanged=len(plan.keep) - len(plan.relabelled),
-                          rejects=written.rejects)
+    result = UpdateResult(out=new_dir, version_id="", parent=old_m.version_id, **_changes(plan, table, items, written),
+                          rejects=[*csv_rejects, *written.rejects])
     manifest = _manifest(old_m, plan, table, old_rows, written, items, csv_rejects, opts, vocabulary, note, new_dir)
     (new_dir / PACK_STATE_NAME).unlink(missing_ok=True)
     result.version_id, result.samples = manifest.version_id, manifest.samples
@@ -182,6 +178,16 @@ def update(
     result.elapsed = time.monotonic() - t0
     log.info("update %s → %s: %d new shards, %d reused", old_root, new_dir, result.new_shards, result.reused_shards)
     return result
+
+
+def _changes(plan: Any, table: Table, items: list[SourceItem], written: Any) -> dict[str, Any]:
+    """The sources added, changed, removed and relabelled, for :class:`UpdateResult`; a source that
+    failed to decode is among the rejects, neither added nor changed."""
+    refused = {j.file for j in written.rejects}
+    packed = [it.rel for it in plan.todo if it.rel not in refused]
+    return {"added": sorted(r for r in packed if r not in table), "changed": sorted(r for r in packed if r in table),
+            "removed": sorted(set(table) - {it.rel for it in items}), "relabelled": sorted(plan.relabelled),
+            "unchanged": len(plan.keep) - len(plan.relabelled)}
 
 
 def _manifest(old_m: Manifest, plan: _Plan, table: Table, old_rows: list[tuple[str, str, int]], written: Any,

@@ -159,7 +159,7 @@ def _check_workers(client: Any) -> None:
     """Every worker imports this shardkit version, or a PackError that says so. (A task whose function
     a worker cannot unpickle does not fail in Dask: the worker drops its connection and the pack would
     wait for ever; workers that join later are not checked.)"""
-    from shardkit import __version__
+    from shardkit._version import __version__
 
     try:
         versions = client.run(eval, _PROBE)

@@ -105,10 +105,6 @@ class PackOptions:
                          f"of the {mel.n_mels} mel bands all zero (too few FFT bins between f_min and f_max): "
                          "raise --n-fft (2048 is typical) or lower --n-mels")
 
-    def validated(self) -> PackOptions:
-        """These options (checked and normalised when made; kept for 0.2 callers)."""
-        return self
-
     def make_codec(self) -> Codec:
         """The codec object these options describe; :class:`UsageError` when they do not fit it."""
         try:

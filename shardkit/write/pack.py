@@ -38,7 +38,7 @@ from shardkit.format import (
     Manifest,
 )
 from shardkit.ingest.sources import Reject, SourceItem, discover_sources, vocabulary_of
-from shardkit.read.locate import is_url
+from shardkit.storage.location import is_url
 from shardkit.units import parse_size
 from shardkit.write.engines import Engine, engine_results, make_context, make_engine
 from shardkit.write.lock import PackLock
@@ -368,7 +368,7 @@ def _finish(out: Path, writer: ShardSetWriter, run: _Run, job: _Job, resumed: bo
         data = manifest.rejects_bytes()
         remote.upload(REJECTS_NAME, len(data), hashlib.sha256(data).hexdigest())
     if complete:  # the sources table that 'shardkit update' compares against (docs/format.md §5.2)
-        from shardkit.versions.sources import record_pack
+        from shardkit.format.sources import record_pack
 
         if remote is not None:
             remote.wait_uploads()  # the table reads the uploaded indexes

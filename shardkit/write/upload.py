@@ -49,7 +49,7 @@ from typing import Any
 
 from shardkit.errors import OutputConflictError, StorageError, UsageError
 from shardkit.format import MANIFEST_NAME, PACK_STATE_NAME, Manifest
-from shardkit.read import locate
+from shardkit.storage import obstore as locate
 from shardkit.write.lock import LOCK_NAME
 from shardkit.write.state import SOURCES_NAME, PackState, finished_pack, is_shard_set_file
 

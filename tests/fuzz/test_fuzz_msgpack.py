@@ -13,8 +13,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from read_fixtures import make_set
 
+from shardkit.dataset import ShardDataset
 from shardkit.encode import meta as meta_codec
-from shardkit.read import ShardDataset, ShardSet
+from shardkit.read import ShardSet
 
 
 @pytest.fixture(scope="module")

@@ -56,7 +56,7 @@ def main() -> None:
         for entry in shardkit.list_samples(out):
             s = shardkit.read_sample(out, entry.key)
             expected[entry.key] = {"frames": entry.frames, "label": entry.primary_label,
-                                   "data_sha256": hashlib.sha256(s.wav).hexdigest(), "ext": s.ext}
+                                   "data_sha256": hashlib.sha256(s.data).hexdigest(), "ext": s.ext}
         (HERE / f"expected-{name}.json").write_text(json.dumps(expected, indent=1, sort_keys=True) + "\n")
     shutil.rmtree(work)
 

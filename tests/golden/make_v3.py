@@ -46,7 +46,7 @@ def expected(out: Path) -> None:
     for entry in shardkit.list_samples(out):
         s = shardkit.read_sample(out, entry.key)
         doc[entry.key] = {"frames": entry.frames, "label": entry.primary_label,
-                          "data_sha256": hashlib.sha256(s.wav).hexdigest(), "ext": s.ext}
+                          "data_sha256": hashlib.sha256(s.data).hexdigest(), "ext": s.ext}
     (HERE / f"expected-{out.name}.json").write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
 
 

@@ -10,9 +10,9 @@ import pytest
 import soundfile as sf
 from audio_factory import make_file
 from rich.console import Console
-from shardkit_cli.progress import verify_progress, verify_total
 
 import shardkit
+from shardkit_cli.progress import verify_progress, verify_total
 
 ROOT = Path(__file__).resolve().parents[2]
 HINT = "shardkit: the command line needs click and rich: pip install 'shardkit[cli]'\n"
@@ -233,3 +233,11 @@ def test_brackets_in_names_and_messages_print_as_text(tmp_path):
     (src / "bad [plot].ogg").write_bytes(b"not audio at all")
     p = run("pack", src, tmp_path / "out")
     assert "1 sources rejected" in p.stdout and "bad [plot].ogg" in p.stdout
+
+
+def test_format_choices_and_codec_options_come_from_the_codecs(corpus, tmp_path):
+    help_text = run("pack", "--help").stdout
+    assert f"[{'|'.join(shardkit.codec_ids())}]" in help_text and "mel-u8: mel bands" in help_text
+    p = run("pack", corpus[0], tmp_path / "o", "--n-mels", "64", ok=False)  # a mel-u8 setting on a wav16 pack
+    assert p.returncode == 2 and "n_mels is not a setting of codec 'wav16'" in p.stderr and "Traceback" not in p.stderr
+    assert not (tmp_path / "o").exists()

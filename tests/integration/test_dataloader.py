@@ -8,7 +8,7 @@ import torch
 from read_fixtures import RECORDINGS, make_set
 from torch.utils.data import DataLoader
 
-from shardkit.read import ShardDataset
+from shardkit.dataset import ShardDataset
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +133,7 @@ def test_streamed_batches_stay_intact_while_slots_are_reused(segments, pin):
     """Workers reuse a few shared-memory slots; a batch must not change while the consumer holds it."""
     from collections import deque
 
-    from shardkit.read import transport
+    from shardkit.dataset import transport
 
     path, by_key = segments
     ds = ShardDataset(path, batch_size=2, seed=5, shuffle_window="20kB", with_metadata=True)
@@ -147,7 +147,7 @@ def test_streamed_batches_stay_intact_while_slots_are_reused(segments, pin):
                 old = held.popleft()
                 _check_audio(old, by_key)
                 assert [m["key"] for m in old["meta"]] == old["keys"]
-                assert old["index"].tolist() == [ds.shards.find(k) for k in old["keys"]]
+                assert old["index"].tolist() == [ds.shard_set.find(k) for k in old["keys"]]
                 for row, k in zip(old["labels"].tolist(), old["keys"]):
                     assert row[ds.classes.index(by_key[k].label)] == 1.0
                 checked += 1

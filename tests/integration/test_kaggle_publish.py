@@ -37,9 +37,10 @@ def upload(packed, tmp_path):
                    keywords=["audio", "birds"], out=tmp_path / "up").folder
 
 
-def publish(fake, home, *args, ok=True):
+def publish(fake, home, *args, ok=True, timeout=300):
     proc = subprocess.run([sys.executable, "-m", "shardkit_cli", "kaggle", "publish", *map(str, args),
-                           "--poll-seconds", "0.05"], capture_output=True, text=True, env=fake.env(home), timeout=300)
+                           "--poll-seconds", "0.05"], capture_output=True, text=True, env=fake.env(home),
+                          timeout=timeout)
     if ok:
         assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc
@@ -82,6 +83,25 @@ def test_failed_put_is_resumed_not_restarted(fake, upload, tmp_path):
     assert puts[2]["range"].startswith(f"bytes {shard.bytes // 2}-")          # and sent only the rest
     starts = [b["name"] for b in fake.calls("StartBlobUpload")]
     assert len(starts) == len(set(starts))  # no file was started twice: uploaded ones were kept
+
+
+def test_an_unanswered_put_times_out_and_resumes(fake, upload, tmp_path):
+    shard = shardkit.Manifest.load(upload).shards[0]
+    fake.hang_put[shard.name] = 1  # half of the bytes arrive, then the server never answers
+    p = publish(fake, tmp_path / "home", upload, "--timeout", "2", timeout=120)
+    assert fake.hung == 1 and "Traceback" not in p.stderr
+    assert sha(fake.files(REF) / shard.name) == shard.sha256
+    puts = [body["range"] for method, name, body in fake.requests if method == "PUT" and name == shard.name]
+    assert f"bytes */{shard.bytes}" in puts                                   # asked where it stopped
+    assert any(r and r.startswith(f"bytes {shard.bytes // 2}-") for r in puts)  # and sent only the rest
+
+
+def test_an_upload_that_never_answers_fails_by_name(fake, upload, tmp_path):
+    shard = shardkit.Manifest.load(upload).shards[0]
+    fake.hang_put[shard.name] = 10**6
+    p = publish(fake, tmp_path / "home", upload, "--timeout", "1", "--attempts", "1", ok=False, timeout=240)
+    assert p.returncode == 1 and "Traceback" not in p.stderr and REF not in fake.datasets
+    assert "no answer" in p.stderr and "run the same command again" in p.stderr, p.stderr
 
 
 def test_a_rerun_resumes_a_failed_upload(fake, upload, tmp_path):

@@ -12,8 +12,8 @@ import torch
 from audio_factory import make_corpus
 
 from shardkit import PackOptions, pack
+from shardkit.dataset import ShardDataset
 from shardkit.errors import ShardReadError
-from shardkit.read import ShardDataset
 
 OPTS = PackOptions(shard_size="300KB")
 

@@ -60,9 +60,9 @@ def test_quantisation_error_within_the_bound(sets):
     front = LogMel(MelConfig.from_dict(ss.mel))
     worst = 0.0
     for i in range(len(ss)):
-        audio = torch.from_numpy(ref.read_pcm(i).copy())[None]
+        audio = torch.from_numpy(ref.read_frames(i).copy())[None]
         exact = front(audio)[0]                                           # float dB (64, frames)
-        stored = torch.from_numpy(ss.read_pcm(i).copy())[None]            # uint8 (1, 64, frames)
+        stored = torch.from_numpy(ss.read_frames(i).copy())[None]            # uint8 (1, 64, frames)
         lo, hi = (float(v) for v in ss.q_range[i])
         back = dequantize(stored, torch.tensor([[lo, hi]]))[0]
         assert back.shape == exact.shape and int(ss.frames[i]) == exact.shape[1]
@@ -77,13 +77,13 @@ def test_dataloader_workers_stream_every_sample_once(sets):
     _, mel, _ = sets
     ds = shardkit.ShardDataset(mel, batch_size=4, shuffle=False)
     loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=2)
-    ss = ds.shards
+    ss = ds.shard_set
     seen = []
     for batch in loader:
         assert batch["mel"].dtype == torch.uint8 and batch["mel"].shape[1] == 64
         for row, i in enumerate(batch["index"].tolist()):
             n = int(ss.frames[i])
-            np.testing.assert_array_equal(batch["mel"][row, :, :n].numpy(), ss.read_pcm(i))
+            np.testing.assert_array_equal(batch["mel"][row, :, :n].numpy(), ss.read_frames(i))
             assert not batch["mel"][row, :, n:].any()
             np.testing.assert_array_equal(batch["mel_range"][row].numpy(), ss.q_range[i])
         seen += batch["keys"]
@@ -93,14 +93,16 @@ def test_dataloader_workers_stream_every_sample_once(sets):
 def test_random_crops_in_frames_and_the_device_stage(sets):
     _, _, rec = sets
     ds = shardkit.ShardDataset(rec, batch_size=4, crop_seconds=1.0, crops_per_recording=2, seed=3)
-    ss = ds.shards
+    ss = ds.shard_set
     frames = 1 + 32000 // 320
-    pipe = DevicePipeline(MelConfig.from_dict(ss.mel), AugmentConfig(gain_p=0.5, shift_p=0.5, mixup_p=0.5,
-                                                                      spec_p=0.5), seed=0)
+    augment = AugmentConfig(gain_p=0.5, shift_p=0.5, mixup_p=0.5, spec_p=0.5)
+    pipe = DevicePipeline(MelConfig.from_dict(ss.mel), augment, seed=0)
+    auto = DevicePipeline.for_shard_set(ds, augment, seed=0)  # the same pipeline, chosen by the codec
+    assert auto.mel_config == pipe.mel_config
     for batch in ds:
         assert batch["mel"].shape == (4, 64, frames)
         for row, i in enumerate(batch["index"].tolist()):
-            whole = ss.read_pcm(i)
+            whole = ss.read_frames(i)
             got = batch["mel"][row].numpy()
             n = min(frames, whole.shape[1])
             # the crop is a window of the stored spectrogram
@@ -108,6 +110,8 @@ def test_random_crops_in_frames_and_the_device_stage(sets):
             assert starts, ss.keys[i]
         out, labels = pipe(batch["mel"], batch["labels"], mel_range=batch["mel_range"])
         assert out.shape == (4, 64, frames) and torch.isfinite(out).all() and labels.shape == batch["labels"].shape
+        same, same_labels = auto.batch(batch)
+        assert torch.equal(same, out) and torch.equal(same_labels, labels)
 
 
 def test_webdataset_reads_the_npy_members(sets):
@@ -117,11 +121,11 @@ def test_webdataset_reads_the_npy_members(sets):
     count = 0
     for sample in wds.WebDataset(urls, shardshuffle=False, empty_check=False).decode():
         i = ss.find(sample["__key__"])
-        np.testing.assert_array_equal(sample["npy"], ss.read_pcm(i))
+        np.testing.assert_array_equal(sample["npy"], ss.read_frames(i))
         assert sample["mp"]["q_lo"] == pytest.approx(float(ss.q_range[i, 0]))
         count += 1
     assert count == len(ss)
-    np.testing.assert_array_equal(np.load(io.BytesIO(ss.read_wav_bytes(0))), ss.read_pcm(0))
+    np.testing.assert_array_equal(np.load(io.BytesIO(ss.read_data_member(0))), ss.read_frames(0))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -135,7 +139,7 @@ def test_pack_on_the_gpu_matches_the_cpu_within_one_step(corpus, sets, tmp_path)
     a, b = shardkit.ShardSet.open(mel), shardkit.ShardSet.open(gpu)
     assert a.keys == b.keys
     for i in range(len(a)):
-        qa, qb = a.read_pcm(i).astype(int), b.read_pcm(i).astype(int)
+        qa, qb = a.read_frames(i).astype(int), b.read_frames(i).astype(int)
         assert np.abs(qa - qb).max() <= 1, a.keys[i]           # float rounding may cross one boundary
         np.testing.assert_allclose(a.q_range[i], b.q_range[i], atol=1e-3)
 

@@ -51,7 +51,7 @@ def test_round_trip_equals_independent_decode(grid_pack):
     by_source = {s.source: s for s in shardkit.list_samples(out)}
     for rel, path in files.items():
         sample = shardkit.read_sample(out, by_source[rel].key)
-        got, rate = sf.read(io.BytesIO(sample.wav), dtype="int16")
+        got, rate = sf.read(io.BytesIO(sample.data), dtype="int16")
         assert rate == 32000
         np.testing.assert_array_equal(got, independent_reference(path, 32000), err_msg=rel)
         assert sample.meta["source"] == rel
@@ -62,7 +62,7 @@ def test_16bit_mono_wav_at_target_rate_is_bit_exact(tmp_path):
     p = make_file(tmp_path / "src" / "a.wav", 3.0, 32000, 1)
     pack(tmp_path / "src", tmp_path / "out")
     (entry,) = shardkit.list_samples(tmp_path / "out")
-    got, _ = sf.read(io.BytesIO(shardkit.read_sample(tmp_path / "out", entry.key).wav), dtype="int16")
+    got, _ = sf.read(io.BytesIO(shardkit.read_sample(tmp_path / "out", entry.key).data), dtype="int16")
     ref, _ = sf.read(p, dtype="int16")
     np.testing.assert_array_equal(got, ref)
 
@@ -72,7 +72,7 @@ def test_stereo_kept(tmp_path):
     make_file(tmp_path / "src" / "m.ogg", 1.0, 48000, 1)
     pack(tmp_path / "src", tmp_path / "out", options=PackOptions(channels=2))
     for e in shardkit.list_samples(tmp_path / "out"):
-        got, _ = sf.read(io.BytesIO(shardkit.read_sample(tmp_path / "out", e.key).wav), dtype="int16")
+        got, _ = sf.read(io.BytesIO(shardkit.read_sample(tmp_path / "out", e.key).data), dtype="int16")
         assert got.shape == (32000, 2)
 
 
@@ -90,7 +90,7 @@ def test_webdataset_and_tar_read_the_shards_unchanged(grid_pack):
         assert s["mp"]["key"] == key
         audio, rate = sf.read(io.BytesIO(s["wav"]), dtype="int16")
         assert rate == 32000 and len(audio) == ours[key].frames
-        assert s["wav"] == shardkit.read_sample(out, key).wav
+        assert s["wav"] == shardkit.read_sample(out, key).data
     assert seen == set(ours)
     listing = subprocess.run(["tar", "tf", shards[0]], check=True, capture_output=True, text=True).stdout.split()
     with tarfile.open(shards[0]) as tf:

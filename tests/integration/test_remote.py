@@ -14,10 +14,12 @@ import time
 import pytest
 from remote_fixtures import CREDENTIALS, Faults, moto_endpoint, proxy, range_server, upload, url_of
 
+from shardkit.dataset import ShardDataset
 from shardkit.errors import ManifestError, ShardReadError, StorageError, UsageError
-from shardkit.read import ShardDataset, ShardSet
-from shardkit.read.remote import ObjectStorage, open_storage
-from shardkit.read.storage import Extent, LocalStorage
+from shardkit.read import ShardSet
+from shardkit.storage.base import Extent
+from shardkit.storage.local import LocalStorage
+from shardkit.storage.object import ObjectStorage, open_storage
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -250,7 +252,7 @@ def test_cli_verify_names_the_damaged_sample_and_errors_are_one_line(s3_env, pac
 _LOADER = r"""
 import sys, pickle
 from torch.utils.data import DataLoader
-from shardkit.read import ShardDataset
+from shardkit.dataset import ShardDataset
 from shardkit.errors import UsageError
 url, local, mode = sys.argv[1], sys.argv[2], sys.argv[3]
 def epochs(src, workers, **kw):

@@ -19,8 +19,9 @@ from email.utils import formatdate
 import pytest
 
 from shardkit import PackOptions, pack
+from shardkit.dataset import ShardDataset
 from shardkit.errors import ShardReadError
-from shardkit.read import ShardDataset, ShardSet
+from shardkit.read import ShardSet
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -79,7 +80,7 @@ def _epoch(source, **kw):
 def test_pack_into_az_and_read_it_back(azurite, corpus, packed, tmp_path):
     import obstore
 
-    from shardkit.read.locate import make_store
+    from shardkit.storage.obstore import make_store
 
     url = "az://shards/set/"
     pack(corpus[0], url, metadata=corpus[1], options=PackOptions(shard_size="300KB"), storage_options=azurite,

@@ -1,4 +1,4 @@
-"""``cache_dir`` for sets on object storage (shardkit/read/cache.py) with real DataLoader workers (2, persistent)
+"""``cache_dir`` for sets on object storage (storage/disk_cache.py) with real DataLoader workers (2, persistent)
 reading from moto's S3 server through a proxy that counts the shard bytes it passes on: the second epoch
 fetches nothing, the batches are the local read's, the bound holds, no entry is ever torn."""
 
@@ -11,16 +11,17 @@ import sys
 import pytest
 from remote_fixtures import CREDENTIALS, Faults, moto_endpoint, proxy, upload, url_of
 
+from shardkit.dataset import ShardDataset
 from shardkit.errors import UsageError
-from shardkit.read import ShardDataset, ShardSet
-from shardkit.read.cache import ShardCache
+from shardkit.read import ShardSet
+from shardkit.storage.disk_cache import ShardCache
 
 pytestmark = pytest.mark.timeout(240)
 
 _EPOCHS = r"""
 import sys, pickle
 from torch.utils.data import DataLoader
-from shardkit.read import ShardDataset
+from shardkit.dataset import ShardDataset
 url, local, cache, limit = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 def loader(src, workers, **kw):
     ds = ShardDataset(src, batch_size=4, crop_seconds=1.0, seed=5, shuffle_window="400KB", **kw)

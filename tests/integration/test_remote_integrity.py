@@ -10,9 +10,12 @@ import shutil
 import pytest
 from remote_fixtures import CREDENTIALS, moto_endpoint, range_server, s3_client, upload, url_of
 
+from shardkit.dataset import ShardDataset
 from shardkit.errors import ShardReadError, UnsafeFileError
-from shardkit.read import ShardDataset, ShardSet, locate, storage
-from shardkit.read.remote import ObjectStorage
+from shardkit.read import ShardSet
+from shardkit.storage import base as storage_base
+from shardkit.storage import obstore as locate
+from shardkit.storage.object import ObjectStorage
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -114,7 +117,7 @@ def test_an_unchanged_set_reads_with_if_match_on_every_get(s3_env, packed):
 
 def test_a_manifest_or_index_over_the_cap_is_refused_before_its_body(s3_env, packed, monkeypatch):
     upload(s3_env, packed, "shards", "cap/")
-    monkeypatch.setattr(storage, "MAX_OBJECT_BYTES", 100)
+    monkeypatch.setattr(storage_base, "MAX_OBJECT_BYTES", 100)
     with pytest.raises(UnsafeFileError, match=r"s3://shards/cap/manifest.json: is \d+ bytes, more than the 100"):
         ObjectStorage("s3://shards/cap/").read_bytes("manifest.json")
     objects, _, _ = locate.read_metadata("s3://shards/cap/", None, "manifest.json")  # the metadata child's path

@@ -117,7 +117,7 @@ def test_pack_to_s3_equals_the_local_pack_and_reads_back(s3, corpus40, reference
     assert not any(staging.iterdir()), "staging keeps nothing once the pack is complete"
 
     # read back through the storage seam, in a child (this process stays free of obstore's runtime)
-    code = ("import sys, hashlib; from shardkit.read import ShardDataset\n"
+    code = ("import sys, hashlib; from shardkit.dataset import ShardDataset\n"
             "def h(src):\n"
             "    d = hashlib.sha256()\n"
             "    for b in ShardDataset(src, batch_size=4, crop_seconds=1.0, seed=5, shuffle_window='400KB'):\n"

@@ -18,7 +18,7 @@ import torch.multiprocessing as tmp
 from read_fixtures import make_set
 from torch.utils.data import DataLoader
 
-from shardkit.read import ShardDataset
+from shardkit.dataset import ShardDataset
 
 #: 7 shards (does not divide by 2 or 3), 25 samples of 32 frames (one short: 9 frames)
 LENGTHS = [[32] * 4, [32] * 3, [32] * 5, [32] * 2, [32] * 3 + [9], [32] * 3, [32] * 4]

@@ -8,6 +8,7 @@ import signal
 import time
 
 import pytest
+
 from shardkit_cli import main as cli_main
 
 

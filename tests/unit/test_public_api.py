@@ -41,7 +41,7 @@ def test_every_exception_of_the_tree_is_exported():
 
 def test_import_is_light_and_needs_no_cli_extras():
     # importing the package, the pack side, the synthesis and the demo must not pull in torch, click or rich
-    code = ("import sys, shardkit, shardkit.write.pack, shardkit.versions.verify, shardkit.synth, shardkit.demo;"
+    code = ("import sys, shardkit, shardkit.write.pack, shardkit.check.verify, shardkit.synth, shardkit.demo;"
             "bad=[m for m in ('torch','click','rich') if m in sys.modules]; assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
 

@@ -68,3 +68,38 @@ def test_mel_u8_batch_fields_and_pack_checks():
 def test_a_device_that_is_no_device_name_is_refused(codec, device):
     with pytest.raises(UsageError, match="device"):
         codec.check_device(device)
+
+
+@pytest.mark.parametrize("codec", CODEC_OBJECTS, ids=repr)
+def test_frame_codecs_crop_by_byte_range_and_check_sizes(codec):
+    """The geometry readers ask a frame codec for: the byte range of a crop, the frames in it, sizes that
+    fit, frames from a member's size (reindex), and the whole member decoded."""
+    pcm = np.random.default_rng(1).integers(-2000, 2000, size=(4000, codec.channels)).astype(np.int16)
+    enc = codec.encode(pcm)
+    offsets, nbytes = codec.crop_ranges(np.array([512, 4096]), np.array([len(enc.data)] * 2), np.array([2, 0]),
+                                        np.array([4, 3]))
+    assert offsets.tolist() == [512 + codec.header_bytes + 2 * codec.frame_bytes, 4096 + codec.header_bytes]
+    assert nbytes.tolist() == [4 * codec.frame_bytes, 3 * codec.frame_bytes]
+    whole = codec.decode(enc.data)
+    assert whole.shape == (enc.frames, codec.lanes) and whole.dtype == codec.dtype
+    start = codec.header_bytes + 2 * codec.frame_bytes
+    np.testing.assert_array_equal(codec.crop(enc.data[start:start + 4 * codec.frame_bytes], 2, 4), whole[2:6])
+    assert codec.frames_in_member(len(enc.data), {}) == enc.frames
+    with pytest.raises(FormatError, match="do not fit"):
+        codec.frames_in_member(len(enc.data) + 1, {})
+    fits = codec.member_fits(np.array([len(enc.data), len(enc.data) + 1]), np.array([enc.frames, enc.frames]))
+    assert fits.tolist() == [True, False] and str(codec.header_bytes) in codec.size_rule
+
+
+def test_codecs_declare_their_pack_settings():
+    from shardkit.encode import pack_options
+
+    declared = pack_options()
+    assert set(declared) == set(MelU8.pack_options) and declared["n_mels"][2] == ["mel-u8"]
+    assert MelU8.pack_settings(16000, {}) == {}
+    assert MelU8.pack_settings(16000, {"n_mels": 40}) == {"mel": MelConfig.for_rate(16000, n_mels=40)}
+    assert Wav16.pack_settings(16000, {}) == {}
+    with pytest.raises(UsageError, match="n_mels is not a setting of codec 'wav16'"):
+        Wav16.pack_settings(16000, {"n_mels": 40})
+    with pytest.raises(UsageError, match="are not settings of codec 'mel-u8'"):
+        MelU8.pack_settings(16000, {"level": 5, "bits": 3})

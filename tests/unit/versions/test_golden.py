@@ -39,25 +39,25 @@ def test_golden_set_reads(path):
     assert set(entries) == set(expected)
     for key, exp in expected.items():
         s = shardkit.read_sample(path, key)
-        assert hashlib.sha256(s.wav).hexdigest() == exp.get("data_sha256", exp.get("wav_sha256"))
+        assert hashlib.sha256(s.data).hexdigest() == exp.get("data_sha256", exp.get("wav_sha256"))
         assert s.ext == exp.get("ext", "wav")
         assert entries[key].frames == exp["frames"] and entries[key].primary_label == exp["label"]
     ds = shardkit.ShardDataset(path, batch_size=len(expected), crop_seconds=0.25, shuffle=False)
     (batch,) = list(ds)
-    mel = ds.shards.codec.codec_id == "mel-u8"
+    mel = ds.shard_set.codec.codec_id == "mel-u8"
     for row, key in enumerate(batch["keys"]):
         data = shardkit.read_sample(path, key)
         if mel:
-            ref = np.load(io.BytesIO(data.wav))               # uint8 (n_mels, frames)
+            ref = np.load(io.BytesIO(data.data))               # uint8 (n_mels, frames)
             got = batch["mel"][row].numpy()
             n = min(ref.shape[1], got.shape[1])
             np.testing.assert_array_equal(got[:, :n], ref[:, :n])
             np.testing.assert_allclose(batch["mel_range"][row].numpy(), [data.meta["q_lo"], data.meta["q_hi"]])
         else:
-            ref, _ = sf.read(io.BytesIO(data.wav), dtype="int16")
+            ref, _ = sf.read(io.BytesIO(data.data), dtype="int16")
             np.testing.assert_array_equal(batch["audio"][row].numpy(), ref[: batch["audio"].shape[1]])
     if mel:  # the device stage takes the batch as it comes
-        cfg = shardkit.MelConfig.from_dict(ds.shards.mel)
+        cfg = shardkit.MelConfig.from_dict(ds.shard_set.mel)
         from shardkit.device import DevicePipeline
 
         out, _ = DevicePipeline(cfg).eval()(batch["mel"], mel_range=batch["mel_range"])
@@ -70,7 +70,7 @@ def test_verify_names_a_damaged_npy_member(tmp_path):
     path = tmp_path / "mel"
     shutil.copytree(GOLDEN / "v2" / "mel-u8", path)
     ss = shardkit.ShardSet.open(path)
-    key, offset = ss.keys[1], int(ss.pcm_offset[1]) + 5
+    key, offset = ss.keys[1], int(ss.payload_offset[1]) + 5
     ss.close()
     shard = path / "shard-00000.tar"
     raw = bytearray(shard.read_bytes())

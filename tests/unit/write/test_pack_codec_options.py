@@ -9,7 +9,7 @@ from shardkit.errors import UsageError
 
 
 def test_mel_u8_defaults_to_the_default_front_end_at_the_pack_rate():
-    opts = PackOptions(codec="mel-u8", sample_rate=22050, shard_size="1MB").validated()
+    opts = PackOptions(codec="mel-u8", sample_rate=22050, shard_size="1MB")
     assert opts.mel == MelConfig(sample_rate=22050, f_max=11025.0)
     assert MelConfig.for_rate(32000) == MelConfig() and MelConfig.for_rate(16000, n_mels=40).f_max == 8000.0
     cfg = opts.codec_config()
@@ -27,4 +27,4 @@ def test_mel_u8_defaults_to_the_default_front_end_at_the_pack_rate():
 ])
 def test_bad_combinations_are_refused(kwargs, match):
     with pytest.raises(UsageError, match=match):
-        PackOptions(**kwargs).validated()
+        PackOptions(**kwargs)

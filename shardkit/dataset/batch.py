@@ -1,0 +1,433 @@
+"""The hot path of :class:`~shardkit.dataset.ShardDataset`: one batch from a list of items.
+
+:meth:`BatchReader.read` computes each item's frames (:meth:`~BatchReader._crop_plan`) and byte
+range in its shard (:meth:`~BatchReader._byte_ranges`), sorts the ranges by (shard, offset) and has
+the shard set's :class:`~shardkit.storage.base.Storage` fill them straight into the rows of one
+preallocated batch array (:meth:`~BatchReader.fill`: one ``preadv`` per item for local storage, in
+one or more threads). The array becomes the batch tensor without a copy; in DataLoader workers it
+lives in a reusable shared-memory slot (:mod:`shardkit.dataset.transport`). The codec says what a batch
+holds (``lanes``, ``dtype``, ``batch_key``, ``batch_fields``) and which bytes a crop needs
+(:meth:`~shardkit.encode.Codec.crop_ranges`); the one branch on it: a
+:class:`~shardkit.encode.FrameCodec`'s ranges are the frames and go straight into the rows, any other
+codec's whole members are read into a scratch buffer and :meth:`~shardkit.encode.Codec.crop` decodes
+each row's frames out of them (:meth:`~BatchReader._decode_rows`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+from torch.utils.data._utils.collate import collate, default_collate_fn_map
+
+from shardkit.dataset import plan, transport
+from shardkit.dataset.crc import CrcCheck
+from shardkit.dataset.labels import multi_hot
+from shardkit.dataset.options import ReadOptions
+from shardkit.encode.base import FrameCodec
+from shardkit.errors import FormatError, ShardReadError, UsageError
+from shardkit.read.shardset import SKIP_HINT, ShardSet
+from shardkit.storage.base import Extent, OpenFailed, RangeError, ShortRead
+from shardkit.units import format_size
+
+log = logging.getLogger(__name__)
+
+#: by default a batch gets a second reading thread only if each thread then copies at least this much
+_THREAD_MIN_BYTES = 4 << 20
+
+
+#: a member is hinted for read-ahead only if the epoch's items read at least this share of it (random
+#: 5 s crops of long recordings read a few % of each: reading those whole costs more than the crops)
+READAHEAD_MIN_USE = 0.5
+#: windows hinted beyond the one the next batch comes from
+READAHEAD_LEAD = 1
+
+_CPU_COUNT: list[int] = []
+
+
+def _cpus() -> int:
+    """``os.cpu_count()``, asked once per process (it reads /proc or sysfs: ~3 % of a small batch)."""
+    if not _CPU_COUNT:
+        _CPU_COUNT.append(os.cpu_count() or 1)
+    return _CPU_COUNT[0]
+
+
+class Read(NamedTuple):
+    """One item's read: ``nbytes`` bytes at ``offset`` of shard number ``shard`` into batch row ``row``."""
+
+    row: int
+    shard: int
+    offset: int
+    nbytes: int
+
+
+def crop_frames(ss: ShardSet, crop_seconds: float | None) -> tuple[int, bool]:
+    """Stored frames per batch row and whether crops start at random offsets: a ``crop_seconds``
+    clip in the codec's frames, or (None) the longest sample, read from its start."""
+    if crop_seconds is None:
+        return (int(ss.frames.max()) if len(ss) else 0), False
+    samples = round(float(crop_seconds) * ss.sample_rate)
+    if samples < 1:
+        raise UsageError(f"crop_seconds={crop_seconds} is less than one sample at {ss.sample_rate} Hz")
+    return ss.codec.frames_for_samples(samples), True
+
+
+class ShardBatch(dict):
+    """One batch as :class:`BatchReader` makes it: a dict (see :class:`~shardkit.read.ShardDataset`). Its own
+    type lets torch's ``default_collate`` recognise a batch of batches: ``DataLoader(ds, batch_size=16)``
+    without ``batch_size=None`` warns once per process (the batches are still collated, as torch does)."""
+
+
+_WARNED_BATCHING: set[int] = set()  # the processes (DataLoader workers are forks) that warned
+
+
+def _collate_batches(batch: Sequence[ShardBatch], *, collate_fn_map: dict[Any, Any] | None = None) -> Any:
+    if os.getpid() not in _WARNED_BATCHING:
+        _WARNED_BATCHING.add(os.getpid())
+        # explicit, with no registry: a forked worker inherits its parent's "already shown" memory
+        warnings.warn_explicit("the DataLoader batches ShardDataset's batches (each item is already a batch of "
+                               "batch_size rows): pass DataLoader(ds, batch_size=None, ...) and set the batch size "
+                               "on the dataset", UserWarning, __file__, 0, module=__name__)
+    return collate([dict(b) for b in batch], collate_fn_map=collate_fn_map)
+
+
+default_collate_fn_map[ShardBatch] = _collate_batches
+
+#: the most one batch (audio and labels) may take: ``batch_size=10**9`` or ``crop_seconds=1e9`` is refused by
+#: name, never allocated
+MAX_BATCH_BYTES = 4 << 30
+
+
+def check_batch_bytes(ss: ShardSet, opts: ReadOptions, t_len: int, n_classes: int) -> None:
+    """Raise :class:`UsageError` when one batch of ``opts.batch_size`` rows of ``t_len`` frames (and its
+    labels) would take more than :data:`MAX_BATCH_BYTES`."""
+    total = opts.batch_size * (t_len * ss.frame_bytes + 4 * n_classes + 9)
+    if total > MAX_BATCH_BYTES:
+        crop = f"crop_seconds={opts.crop_seconds:g}" if opts.crop_seconds is not None else "the longest segment"
+        raise UsageError(f"{ss.root}: one batch of batch_size={opts.batch_size} rows of {t_len} frames ({crop}) "
+                         f"would take {format_size(total)}, more than {format_size(MAX_BATCH_BYTES)}; lower "
+                         "batch_size or crop_seconds")
+
+
+def _new_batch(b: int, audio_shape: tuple[int, ...], n_classes: int, in_worker: bool,
+               dtype: Any = np.int16, fields: Sequence[tuple[tuple[int, ...], Any]] = ()) -> list[torch.Tensor]:
+    """Uninitialised [audio ``dtype`` (B, ...), labels float32 (B, n_classes), valid bool (B,),
+    index int64 (B,)] tensors to fill, then one per ``fields`` entry (shape without B, dtype): the
+    codec's own batch fields.
+
+    In a DataLoader worker they live in one reusable shared-memory slot (:mod:`.transport`), so
+    sending the batch to the main process copies nothing; elsewhere they are plain memory.
+    """
+    parts = [((b, *audio_shape), dtype), ((b, n_classes), np.float32), ((b,), np.bool_), ((b,), np.int64)]
+    parts += [((b, *shape), field_dtype) for shape, field_dtype in fields]
+    pool = transport.worker_pool() if in_worker else None
+    tensors = pool.batch(parts) if pool is not None else None
+    if tensors is None:
+        tensors = [torch.from_numpy(np.empty(shape, dtype=dtype)) for shape, dtype in parts]
+    return list(tensors)
+
+
+def _zero_tails(buf: np.ndarray, nread: np.ndarray, t_len: int, lanes: int) -> None:
+    """Zero each row of ``buf`` (B, T·lanes) after the ``nread`` (B,) frames read into it."""
+    for j in np.flatnonzero(nread < t_len).tolist():
+        buf[j, int(nread[j]) * lanes:] = 0
+
+
+class ReadAhead:
+    """Tells the storage which members this process reads next, a shuffle window ahead of use.
+
+    ``positions`` int64: every position of ``G`` (``order``) this process reads this iteration (its
+    batches: rank and DataLoader worker), ``bounds`` the windows (:func:`plan.window_bounds`). Before a
+    batch, :meth:`before` hints the windows it touches and :data:`READAHEAD_LEAD` more, each once:
+    one :meth:`Storage.prefetch` call per shard with the members (sorted by offset) that this
+    process's items of that window read (:func:`plan.window_extents`). Hints only: batches are the
+    same without them.
+    """
+
+    def __init__(self, ss: ShardSet, order: np.ndarray, bounds: np.ndarray, positions: np.ndarray,
+                 crops: int, read_bytes: np.ndarray | None) -> None:
+        self.ss, self.order, self.bounds, self.crops = ss, order, bounds, crops
+        self.read_bytes = read_bytes
+        self.windows = plan.window_items(positions, bounds)
+        self.hinted: set[int] = set()
+
+    def before(self, positions: np.ndarray) -> None:
+        """Hint the windows of a batch at ``positions`` (int64, into ``G``) and the next ones, once each."""
+        if not len(positions) or not self.windows:
+            return
+        win = np.searchsorted(self.bounds, positions, side="right") - 1
+        last = min(int(win.max()) + READAHEAD_LEAD, len(self.windows) - 1)
+        for w in range(int(win.min()), last + 1):
+            if w not in self.hinted:
+                self.hinted.add(w)
+                self.hint(w)
+
+    def hint(self, w: int) -> None:
+        """One :meth:`Storage.prefetch` per shard for this process's members of window ``w``."""
+        ss = self.ss
+        items = self.order[self.windows[w]]
+        for shard, rows in plan.window_extents(items, self.crops, ss.shard_id, ss.wav_offset, ss.sample_bytes,
+                                               read_bytes=self.read_bytes, min_use=READAHEAD_MIN_USE):
+            extents = list(map(Extent, ss.wav_offset[rows].tolist(), ss.sample_bytes[rows].tolist(),
+                               ss.wav_crc32[rows].tolist()))
+            ss.storage.prefetch(ss.shard_names[shard], extents)
+
+
+class BatchReader:
+    """Reads batches of items of ``ss`` as :class:`~shardkit.dataset.ShardDataset` describes them.
+
+    ``class_of``: the class of each vocabulary label (:func:`~shardkit.dataset.labels.map_classes`).
+    ``stats`` counts batches, items and skipped samples in this process.
+    """
+
+    def __init__(self, ss: ShardSet, opts: ReadOptions, n_classes: int, class_of: np.ndarray) -> None:
+        self.ss, self.opts = ss, opts
+        self.n_classes, self.class_of = n_classes, class_of
+        self.crop_frames, self.random_crop = crop_frames(ss, opts.crop_seconds)
+        check_batch_bytes(ss, opts, self.crop_frames, n_classes)
+        self.stats: dict[str, int] = {"batches": 0, "items": 0, "skipped": 0}
+        self.crc = CrcCheck(ss, self.stats) if opts.verify_crc else None
+        self._thread_pool: tuple[int, ThreadPoolExecutor] | None = None  # (pid, pool), made on first use
+        self._scratch_buf: np.ndarray | None = None
+        self._members_buf: np.ndarray | None = None
+
+    def read(self, items: np.ndarray, valid: np.ndarray, epoch: int, *, in_worker: bool = False
+             ) -> dict[str, Any]:
+        """Read the items (int64 (B,)) into one batch dict; ``valid`` bool (B,) marks padding."""
+        codec, t_len, b = self.ss.codec, self.crop_frames, len(items)
+        samples, offsets, nread = self._crop_plan(items, epoch)
+        reads = self._byte_ranges(samples, offsets, nread)
+        audio_shape = (t_len,) if codec.lanes == 1 else (codec.lanes, t_len)
+        tensors = _new_batch(b, audio_shape, self.n_classes, in_worker, codec.dtype,
+                             list(codec.batch_field_specs().values()))
+        audio = tensors[0]
+        if codec.lanes == 1:
+            buf = audio.numpy()
+        else:  # read interleaved (B, T·lanes) into a reused buffer, then transpose into (B, lanes, T)
+            buf = self._scratch(b * t_len * codec.lanes, codec.dtype).reshape(b, t_len * codec.lanes)
+        if isinstance(codec, FrameCodec):  # the crops' bytes are the frames: straight into the rows
+            flat, row_bytes = memoryview(buf.reshape(-1).view(np.uint8)), t_len * codec.frame_bytes
+        else:  # whole members, one per row of a scratch buffer, decoded into the rows below
+            row_bytes = max((r.nbytes for r in reads), default=0)
+            flat = memoryview(self._member_scratch(b * row_bytes))
+        errors = self.fill(reads, flat, row_bytes, in_worker=in_worker)
+        failed = self._apply_read_errors(errors, samples)
+        if self.crc is not None:
+            failed = sorted(failed + self._apply_errors(
+                self.crc.check(reads, samples, offsets, nread, flat, row_bytes, failed)))
+        if not isinstance(codec, FrameCodec):
+            failed = sorted(failed + self._apply_errors(
+                self._decode_rows(reads, flat, row_bytes, buf, samples, offsets, nread, failed)))
+        metas = self._metas(samples, failed) if self.opts.with_metadata else None
+        _zero_tails(buf, nread, t_len, codec.lanes)
+        return self._assemble(tensors, buf, samples, valid, failed, metas)
+
+    def read_ahead(self, order: np.ndarray, bounds: np.ndarray, positions: np.ndarray) -> ReadAhead:
+        """The :class:`ReadAhead` of an iteration that reads ``order[positions]`` (windows ``bounds``)."""
+        ss = self.ss
+        read_bytes = None
+        if self.random_crop:  # the bytes a crop fetches of each member (all of it for a codec read whole)
+            crop = np.minimum(ss.frames, self.crop_frames)
+            read_bytes = ss.codec.crop_ranges(ss.wav_offset, ss.sample_bytes, 0, crop)[1]
+        return ReadAhead(ss, order, bounds, positions, self.opts.crops_per_recording, read_bytes)
+
+    # -- steps of a batch ------------------------------------------------------------------------
+
+    def _crop_plan(self, items: np.ndarray, epoch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(samples, offsets, nread)`` int64 (B,): each item's sample row, first frame and frames to read."""
+        ss, opts, t_len = self.ss, self.opts, self.crop_frames
+        c = opts.crops_per_recording
+        samples = items // c if c > 1 else items
+        frames = ss.frames[samples]
+        if self.random_crop and int(frames.max(initial=0)) > t_len:  # else every offset is 0
+            offsets = plan.crop_offsets(ss.key_hash[samples], items % c, frames, t_len, seed=opts.seed,
+                                        epoch=epoch, shuffle=opts.shuffle, crops_per_recording=c)
+            return samples, offsets, np.clip(frames - offsets, 0, t_len)
+        return samples, np.zeros_like(frames), np.minimum(frames, t_len)
+
+    def _byte_ranges(self, samples: np.ndarray, offsets: np.ndarray, nread: np.ndarray) -> list[Read]:
+        """One :class:`Read` per item, sorted by (shard, offset): the order that reads a shard front to back."""
+        ss = self.ss
+        file_off, nbytes = ss.codec.crop_ranges(ss.wav_offset[samples], ss.sample_bytes[samples], offsets, nread)
+        shard = ss.shard_id[samples]
+        order = np.lexsort((file_off, shard))
+        return list(map(Read, order.tolist(), shard[order].tolist(), file_off[order].tolist(),
+                        nbytes[order].tolist()))
+
+    def fill(self, reads: list[Read], flat: memoryview, row_bytes: int, *, in_worker: bool = False
+             ) -> list[RangeError]:
+        """Read each :class:`Read` into bytes ``[row × row_bytes, + nbytes)`` of ``flat`` through the
+        shard set's storage; returns the failed ones as ``(row, storage error)``, sorted by row.
+
+        Uses :meth:`_threads` threads, each taking every n-th read (still in (shard, offset) order);
+        the batch is the same for any number.
+        """
+        threads = self._threads(in_worker, reads)
+        if threads > 1:
+            parts = [reads[k::threads] for k in range(threads)]
+            outcome = self._pool().map(lambda part: self._fill_part(part, flat, row_bytes), parts)
+            errors = [e for part in outcome for e in part]
+        else:
+            errors = self._fill_part(reads, flat, row_bytes)
+        errors.sort(key=lambda e: e[0])
+        return errors
+
+    def _fill_part(self, reads: list[Read], flat: memoryview, row_bytes: int) -> list[RangeError]:
+        """:meth:`fill` in one thread: one :meth:`Storage.read_into` call per run of one shard's reads."""
+        read_into, names = self.ss.storage.read_into, self.ss.shard_names
+        errors: list[RangeError] = []
+        first, shard, ranges = 0, -1, []
+        for i, (row, sh, offset, nbytes) in enumerate(reads):
+            if sh != shard:  # reads are sorted by shard: one call per shard's run of reads
+                if ranges:
+                    errors += [(reads[first + k].row, e) for k, e in read_into(names[shard], ranges)]
+                first, shard, ranges = i, sh, []
+            start = row * row_bytes
+            ranges.append((offset, nbytes, flat[start:start + nbytes]))
+        if ranges:
+            errors += [(reads[first + k].row, e) for k, e in read_into(names[shard], ranges)]
+        return errors
+
+    def _decode_rows(self, reads: list[Read], flat: memoryview, row_bytes: int, buf: np.ndarray,
+                     samples: np.ndarray, offsets: np.ndarray, nread: np.ndarray, skip_rows: Sequence[int]
+                     ) -> list[tuple[int, ShardReadError]]:
+        """Decode each read whole member (row ``r.row`` of ``flat``, ``row_bytes`` apart) and put frames
+        ``[offsets, offsets + nread)`` into its row of ``buf`` (B, T·lanes); the rows whose member does
+        not decode to the frames its index records, as ``(row, error)`` sorted by row."""
+        codec, skip, errors = self.ss.codec, set(skip_rows), []
+        for r in reads:
+            if r.row in skip:
+                continue
+            i, start, n = int(samples[r.row]), int(offsets[r.row]), int(nread[r.row])
+            member = flat[r.row * row_bytes:][:r.nbytes]
+            try:
+                frames = codec.crop(member, start, n)
+                if frames.shape != (n, codec.lanes):
+                    raise FormatError(f"frames [{start}, {start + n}) decode to shape {frames.shape}, not "
+                                      f"({n}, {codec.lanes}); the index says {int(self.ss.frames[i])} frames")
+            except FormatError as exc:
+                errors.append((r.row, self.ss.read_error(i, f"its {codec.codec_id} data member cannot be decoded "
+                                                            f"({exc})")))
+                continue
+            buf[r.row, :n * codec.lanes] = frames.reshape(-1)
+        errors.sort(key=lambda e: e[0])
+        return errors
+
+    def _apply_read_errors(self, errors: list[RangeError], samples: np.ndarray) -> list[int]:
+        """Raise the first failed read as a :class:`ShardReadError` (``on_error="raise"``), or log and
+        count each one; returns the failed rows."""
+        failed: list[int] = []
+        for j, err in errors:
+            exc = self.ss.range_error(int(samples[j]), err)
+            if self.opts.on_error == "raise":
+                raise exc from (None if isinstance(err, ShortRead | OpenFailed) else err)
+            self._skip(exc)
+            failed.append(j)
+        return failed
+
+    def _apply_errors(self, errors: list[tuple[int, ShardReadError]]) -> list[int]:
+        """Raise the first error (``on_error="raise"``), or log and count each; returns their rows."""
+        for _row, exc in errors[:1]:
+            if self.opts.on_error == "raise":
+                raise exc
+        for _row, exc in errors:
+            self._skip(exc)
+        return [row for row, _ in errors]
+
+    def _assemble(self, tensors: list[torch.Tensor], buf: np.ndarray, samples: np.ndarray,
+                  valid: np.ndarray, failed: list[int], metas: list[dict[str, Any]] | None) -> dict[str, Any]:
+        """The batch dict: audio (transposed for multi-lane codecs), the codec's fields, targets,
+        ``valid`` (False also for failed reads, whose rows are zeroed), keys, index and metadata."""
+        ss, codec, b = self.ss, self.ss.codec, len(samples)
+        audio, labels_t, valid_t, index_t, *field_t = tensors
+        labels = labels_t.numpy()
+        multi_hot(samples, ss.label, ss.sec_ptr, ss.sec_idx, self.class_of, self.opts.secondary_weight, labels)
+        valid_np = valid_t.numpy()
+        valid_np[:] = valid
+        if failed:
+            buf[failed] = 0
+            labels[failed] = 0.0
+            valid_np[failed] = False
+        if codec.lanes > 1:
+            np.copyto(audio.numpy(), buf.reshape(b, self.crop_frames, codec.lanes).transpose(0, 2, 1))
+        index_t.numpy()[:] = samples
+        self.stats["batches"] += 1
+        self.stats["items"] += b
+        out: dict[str, Any] = ShardBatch({codec.batch_key: audio})
+        for (name, values), tensor in zip(codec.batch_fields(ss.codec_columns, samples).items(), field_t):
+            arr = tensor.numpy()
+            arr[:] = values
+            if failed:
+                arr[failed] = 0
+            out[name] = tensor
+        out.update({"labels": labels_t, "valid": valid_t, "keys": [ss.keys[i] for i in samples.tolist()],
+                    "index": index_t})
+        if metas is not None:
+            out["meta"] = metas
+        return out
+
+    def _metas(self, samples: np.ndarray, failed: list[int]) -> list[dict[str, Any]]:
+        """Each row's ``.mp`` map ({} for a failed row). A member that cannot be read or decoded (or,
+        with ``verify_crc``, fails its CRC-32) is a read error of its sample under ``on_error``: with
+        "skip" its row joins ``failed`` (sorted, in place) and is zeroed like any skipped row."""
+        bad, metas, errors = set(failed), [], []
+        for j, i in enumerate(samples.tolist()):
+            meta: dict[str, Any] = {}
+            if j not in bad:
+                try:
+                    meta = self.crc.read_meta(i) if self.crc is not None else self.ss.read_meta(i)
+                except ShardReadError as exc:
+                    errors.append((j, exc))
+            metas.append(meta)
+        failed += self._apply_errors(errors)
+        failed.sort()
+        return metas
+
+    def _skip(self, exc: Exception) -> None:
+        self.stats["skipped"] += 1
+        log.warning("skipping a sample (on_error='skip'): %s", str(exc).replace(SKIP_HINT, ""))
+
+    # -- threads and buffers ---------------------------------------------------------------------
+
+    def _threads(self, in_worker: bool, reads: list[Read]) -> int:
+        """Reading threads for a batch of ``reads``: ``read_threads``, or by
+        default 2 in the training process itself (``num_workers=0``) on a machine with 2+ cores and 1 in
+        DataLoader workers (they already read in parallel). The page-cache copies run without the GIL, so
+        two threads copy a 64 × 5 s wav16 batch (20 MB) ~1.3× as fast as one here (docs/benchmarks.md);
+        a batch under 4 MB per thread (mel-u8: 2.6 MB) is faster read by one thread than handed out."""
+        if self.opts.read_threads is not None:
+            return max(1, min(self.opts.read_threads, len(reads)))
+        if in_worker or _cpus() < 2:
+            return 1
+        return max(1, min(2, len(reads) // 4, sum(r.nbytes for r in reads) // _THREAD_MIN_BYTES))
+
+    def _pool(self) -> ThreadPoolExecutor:
+        """This process's reading threads (a process forked from one that had them makes its own)."""
+        if self._thread_pool is None or self._thread_pool[0] != os.getpid():
+            n = self.opts.read_threads if self.opts.read_threads is not None else 2
+            self._thread_pool = (os.getpid(), ThreadPoolExecutor(n, thread_name_prefix="shardkit-read"))
+        return self._thread_pool[1]
+
+    def _scratch(self, n: int, dtype: Any = np.int16) -> np.ndarray:
+        """A reused buffer of at least ``n`` elements of ``dtype`` (multi-lane codecs only)."""
+        if self._scratch_buf is None or self._scratch_buf.size < n or self._scratch_buf.dtype != dtype:
+            self._scratch_buf = np.empty(n, dtype=dtype)
+        return self._scratch_buf[:n]
+
+    def _member_scratch(self, n: int) -> np.ndarray:
+        """A reused uint8 buffer of at least ``n`` bytes for whole members (non-frame codecs only)."""
+        if self._members_buf is None or self._members_buf.size < n:
+            self._members_buf = np.empty(n, dtype=np.uint8)
+        return self._members_buf[:n]
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_scratch_buf"] = state["_members_buf"] = None
+        state["_thread_pool"] = None
+        return state

@@ -1,0 +1,315 @@
+"""``ShardDataset``: exact, deterministic batches from a shard set for torch training.
+
+The dataset is the glue of the read stage's parts: :class:`~shardkit.dataset.options.ReadOptions`
+(its checked arguments), :mod:`shardkit.dataset.plan` (which items form a batch, per rank and
+worker), :class:`~shardkit.dataset.cursor.EpochCursor` (the epoch, resume position and
+``state_dict``), :class:`~shardkit.dataset.batch.BatchReader` (the hot path: byte ranges read
+through the shard set's :class:`~shardkit.storage.base.Storage` straight into the batch rows)
+and :mod:`shardkit.dataset.labels` (the targets). See docs/reading.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import IterableDataset
+
+from shardkit.dataset import plan
+from shardkit.dataset.batch import BatchReader
+from shardkit.dataset.cursor import STATE_FORMAT, EpochCursor, OrderKey, SharedInt
+from shardkit.dataset.labels import map_classes
+from shardkit.dataset.options import ON_ERROR, ReadOptions
+from shardkit.dataset.topology import detect_topology
+from shardkit.errors import UsageError
+from shardkit.read.shardset import ShardSet
+from shardkit.storage import obstore as locate
+
+log = logging.getLogger(__name__)
+
+__all__ = ["ON_ERROR", "STATE_FORMAT", "ReadOptions", "ShardDataset", "SharedInt"]
+
+
+def _option(name: str) -> property:
+    return property(lambda self: getattr(self.options, name), doc=f"The ``{name}`` of :attr:`options`.")
+
+
+class ShardDataset(IterableDataset):
+    """Batches of int16 audio and multi-hot labels from a shard set, split exactly across ranks.
+
+    Use with ``DataLoader(ds, batch_size=None, num_workers=K, pin_memory=True)``: the dataset
+    batches itself. Every batch is a dict:
+
+    - ``audio`` torch.int16 (B, T) for mono sets, (B, C, T) otherwise; T = ``crop_seconds`` ×
+      sample rate frames (or the longest segment when ``crop_seconds`` is None, segments mode).
+      Short samples are zero-padded at the end.
+    - mel-u8 sets (``pack --format mel-u8``) yield ``mel`` torch.uint8 (B, n_mels, T) instead, T =
+      ``1 + crop_samples // hop_length`` spectrogram frames (random crops in frames), and ``mel_range``
+      float32 (B, 2): each row's dB range ``[q_lo, q_hi]``; dequantise on the device with
+      :class:`shardkit.device.DevicePipeline` (or :func:`shardkit.device.dequantize`). Padding frames are 0.
+    - ``labels`` torch.float32 (B, n_classes): 1.0 for the primary label, ``secondary_weight`` for
+      secondary labels; classes are ``classes`` if given, else the shard set's vocabulary.
+    - ``valid`` torch.bool (B,): False for padding entries (``partial="pad"``) and skipped reads.
+    - ``keys`` list[str] (B), ``index`` torch.int64 (B,): sample rows of the :class:`ShardSet`.
+    - ``meta`` list[dict] (B): the msgpack metadata, only with ``with_metadata=True``.
+
+    The order of an epoch depends on (seed, epoch) only, never on the number of ranks or workers;
+    call :meth:`set_epoch` before each epoch (it reaches persistent workers). ``len(ds)`` is the
+    exact number of batches this rank yields per epoch. ``partial`` decides the last, incomplete
+    global step: ``"pad"`` (default when shuffling; every rank the same count), ``"drop"``, or
+    ``"keep"`` (default otherwise; every item exactly once, a rank may have one extra short batch).
+    ``rank``/``world_size`` default to :func:`detect_topology` at construction. ``read_threads``: threads
+    that copy a batch's items out of the page cache (default 2 in the training process on a 2+-core
+    machine, 1 in DataLoader workers); the batch is the same for any number. ``read_ahead``: hint the
+    storage a shuffle window ahead which members this process reads next (:meth:`Storage.prefetch`;
+    an object store fetches them in large checked windows, a local folder asks the kernel to read them
+    ahead); the batches are the same either way. None (default): for object stores, not for local
+    folders (measured here, a warm page cache only pays for it); True turns local read-ahead on
+    (``fadvise``), for cold or network-attached disks. ``source`` may be an object-store URL
+    (``s3://bucket/prefix/``, ``gs://…``, ``az://…``, ``http(s)://…``) with ``storage_options`` for
+    obstore (docs/reading.md, "Shard sets on object storage"); ``cache_dir`` keeps its downloaded shards
+    on local disk for every process (DataLoader workers, later epochs and runs), at most ``cache_bytes``.
+    ``search_path``: folders holding the ancestors of a set made by ``shardkit update`` (docs/versions.md;
+    also ``$SHARDKIT_SEARCH_PATH``).
+    ``verify_crc``: check each data member read against the CRC-32 in its index (:mod:`shardkit.dataset.crc`:
+    members read whole are checked on every read, a member read in crops is read whole and checked once per
+    process); a mismatch is a :class:`ShardReadError` naming shard and sample, under ``on_error`` like any read
+    error (cost: docs/reading.md).
+
+    The arguments are checked into :attr:`options` (:class:`ReadOptions`) and also readable as
+    attributes (``ds.batch_size``, ...). :attr:`shard_set` is the :class:`ShardSet` read,
+    :attr:`cursor` the :class:`~shardkit.dataset.cursor.EpochCursor`, :attr:`reader` the
+    :class:`~shardkit.dataset.batch.BatchReader`.
+    """
+
+    def __init__(
+        self,
+        source: str | os.PathLike[str] | ShardSet,
+        *,
+        batch_size: int = 64,
+        crop_seconds: float | None = None,
+        crops_per_recording: int = 1,
+        shuffle: bool = True,
+        seed: int = 0,
+        shuffle_window: int | str = "256MB",
+        partial: str | None = None,
+        secondary_weight: float = 1.0,
+        classes: Sequence[str] | None = None,
+        with_metadata: bool = False,
+        rank: int | None = None,
+        world_size: int | None = None,
+        on_error: str = "raise",
+        read_threads: int | None = None,
+        read_ahead: bool | None = None,
+        storage_options: dict[str, Any] | None = None,
+        search_path: Sequence[str | os.PathLike[str]] | None = None,
+        verify_crc: bool = False,
+        cache_dir: str | os.PathLike[str] | None = None,
+        cache_bytes: int | str | None = None,
+    ) -> None:
+        super().__init__()
+        _check_source(source)
+        storage_options = locate.cache_options(source, storage_options, cache_dir, cache_bytes)
+        opts = ReadOptions(batch_size=batch_size, crop_seconds=crop_seconds,
+                           crops_per_recording=crops_per_recording, shuffle=shuffle, seed=seed,
+                           shuffle_window=shuffle_window, partial=partial, secondary_weight=secondary_weight,
+                           classes=None if classes is None else tuple(classes), with_metadata=with_metadata,
+                           on_error=on_error, read_threads=read_threads, read_ahead=read_ahead,
+                           verify_crc=verify_crc)
+        self.shard_set = ss = (source if isinstance(source, ShardSet)
+                               else ShardSet.open(source, storage_options=storage_options, search_path=search_path))
+        opts.check_layout(ss.mode, ss.root)
+        if opts.read_ahead and getattr(ss.storage, "readahead", None) == "off":
+            ss.storage.readahead = "fadvise"  # read_ahead=True asked for it on a local folder
+        #: the checked arguments (:class:`ReadOptions`)
+        self.options = opts
+        topo = detect_topology(rank, world_size)
+        self.rank, self.world_size = topo.rank, topo.world_size
+        self.classes, class_of = map_classes(ss.vocabulary, ss.label, ss.sec_idx, opts.classes, ss.root)
+        self.reader = BatchReader(ss, opts, len(self.classes), class_of)
+        key = OrderKey(seed=opts.seed, version_id=ss.version_id, num_items=len(ss) * opts.crops_per_recording,
+                       shuffle=opts.shuffle, window_bytes=opts.window_bytes, root=ss.root)
+        self.cursor = EpochCursor(key, self.world_size * opts.batch_size)
+        self._order_cache: tuple[int, np.ndarray] | None = None
+        if len(self) == 0:
+            log.warning("%s: rank %d of %d gets no batch (%d items, batch_size %d, partial=%r)",
+                        ss.root, self.rank, self.world_size, self.num_items, self.batch_size, opts.partial)
+        _warn_about_the_set(ss, opts, self.reader.crop_frames)
+
+    batch_size = _option("batch_size")
+    crop_seconds = _option("crop_seconds")
+    crops_per_recording = _option("crops_per_recording")
+    shuffle = _option("shuffle")
+    seed = _option("seed")
+    window_bytes = _option("window_bytes")
+    partial = _option("partial")
+    secondary_weight = _option("secondary_weight")
+    with_metadata = _option("with_metadata")
+    on_error = _option("on_error")
+    read_threads = _option("read_threads")
+    read_ahead = _option("read_ahead")
+    verify_crc = _option("verify_crc")
+
+    @property
+    def crop_frames(self) -> int:
+        """Stored frames per batch row (T)."""
+        return self.reader.crop_frames
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """Batches, items and skipped samples read by this process (with ``verify_crc``, also
+        ``crc_checked``/``crc_failed``: members checked and failed)."""
+        return self.reader.stats
+
+    # -- epoch and plan --------------------------------------------------------------------------
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose order the next iteration uses (also in persistent workers).
+
+        A position restored by :meth:`load_state_dict` is kept for its own epoch and dropped for any
+        other one.
+        """
+        self.cursor.set_epoch(epoch)
+
+    @property
+    def epoch(self) -> int:
+        return self.cursor.epoch
+
+    @property
+    def num_items(self) -> int:
+        """Items per epoch over all ranks: samples × crops_per_recording."""
+        return self.cursor.key.num_items
+
+    def plan(self, start: int = 0) -> plan.RankPlan:
+        """This rank's batches over the epoch's items ``start:`` (see :func:`plan.plan_rank`)."""
+        return plan.plan_rank(self.num_items, world_size=self.world_size, rank=self.rank,
+                              batch_size=self.batch_size, partial=self.partial, start=start)
+
+    def order(self, epoch: int) -> np.ndarray:
+        """The global item order of ``epoch``: int64 (num_items,), ``item = sample × crops + crop_no``."""
+        if self._order_cache is None or self._order_cache[0] != epoch:
+            ss = self.shard_set
+            g = plan.epoch_order(ss.shard_ptr, ss.sample_bytes, seed=self.seed, epoch=epoch,
+                                 shuffle=self.shuffle, window_bytes=self.window_bytes,
+                                 crops_per_recording=self.crops_per_recording)
+            self._order_cache = (epoch, g)
+        return self._order_cache[1]
+
+    def __len__(self) -> int:
+        """Batches this rank yields in the next iteration (over all of its DataLoader workers):
+        the whole epoch, or its remainder after :meth:`load_state_dict`."""
+        return len(self.plan(self.cursor.pending_start()))
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        topo = detect_topology(self.rank, self.world_size)
+        epoch, start = self.cursor.begin_iteration()
+        return self.cursor.counted(self._iter_batches(epoch, start, topo.worker, topo.num_workers))
+
+    def _iter_batches(self, epoch: int, start: int, worker: int, num_workers: int
+                      ) -> Iterator[dict[str, Any]]:
+        """Batches of this rank for ``worker`` of ``num_workers``, over ``G[start:]`` of ``epoch``."""
+        rank_plan = self.plan(start)
+        order = self.order(epoch)
+        in_worker = torch.utils.data.get_worker_info() is not None
+        batches = rank_plan.worker_batches(worker, num_workers)
+        ahead = self._read_ahead(epoch, rank_plan, batches) if self._reads_ahead() else None
+        for t in batches:
+            positions, valid = rank_plan.positions(t)
+            if ahead is not None:
+                ahead.before(positions)
+            yield self.reader.read(order[positions], valid, epoch, in_worker=in_worker)
+
+    def _reads_ahead(self) -> bool:
+        """``read_ahead``, or when None whether the storage reads ahead (object stores do; a local
+        folder does only with ``LocalStorage(readahead=...)``: on a warm page cache it only costs)."""
+        if self.options.read_ahead is not None:
+            return self.options.read_ahead
+        return bool(getattr(self.shard_set.storage, "reads_ahead", True))
+
+    def _read_ahead(self, epoch: int, rank_plan: plan.RankPlan, batches: range) -> Any:
+        """The :class:`~shardkit.dataset.batch.ReadAhead` of this process's ``batches`` of ``epoch``."""
+        ss, opts = self.shard_set, self.options
+        bounds = plan.window_bounds(ss.shard_ptr, ss.sample_bytes, seed=opts.seed, epoch=epoch, shuffle=opts.shuffle,
+                                    window_bytes=opts.window_bytes, crops_per_recording=opts.crops_per_recording)
+        q = np.concatenate([np.zeros(0, np.int64)] + [np.arange(q0, q0 + n, dtype=np.int64)
+                                                      for q0, n in map(rank_plan.batch, batches)])
+        positions = rank_plan.start + q[q < rank_plan.remaining]  # padding re-reads the start: hinted there
+        return self.reader.read_ahead(self.order(epoch), bounds, positions)
+
+    # -- checkpoint state --------------------------------------------------------------------------
+
+    def state_dict(self, batches_done: int | None = None) -> dict[str, Any]:
+        """The position in the epoch, for a checkpoint: small (a few ints), independent of W and K.
+
+        ``batches_done``: the batches this rank's training loop has taken from the DataLoader in the
+        current epoch (since the last ``set_epoch`` or restore). The loader yields a rank's batches
+        in order 0, 1, 2, … whatever its ``num_workers``, so the loop knows this number. Every rank
+        has taken the same number in a synchronous DDP step, so the global position is
+        ``consumed = start + batches_done × world_size × batch_size`` (capped at the epoch's items).
+        Default: the batches this process's own iterator has yielded (right with ``num_workers=0``;
+        with DataLoader workers pass the count, the main process does not see the workers' reads).
+        """
+        return self.cursor.state_dict(batches_done)
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from ``state`` (:meth:`state_dict`): the next iteration of ``state["epoch"]``
+        starts at item ``consumed`` of its order ``G``; later epochs start at 0 again.
+
+        Costs no reads. The world size, number of workers and batch size may differ from the run that
+        saved it: the remaining items ``G[consumed:]`` are split among the ranks as usual. Reaches
+        DataLoader workers, persistent ones too (call it before the next iteration starts).
+        Raises :class:`UsageError` when ``state`` was saved with another seed, shard set, shuffle or
+        number of items.
+        """
+        self.cursor.restore(state)
+
+    # -- lifetime --------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the shard files this process opened."""
+        self.shard_set.close()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_order_cache"] = None
+        return state
+
+    def __repr__(self) -> str:
+        return (f"ShardDataset({str(self.shard_set.root)!r}, items={self.num_items}, "
+                f"batch_size={self.batch_size}, rank={self.rank}/{self.world_size}, "
+                f"shuffle={self.shuffle}, partial={self.partial!r}, batches={len(self)})")
+
+
+def _check_source(source: object) -> None:
+    """:class:`UsageError` unless ``source`` names one shard set (several sets, a list, a number)."""
+    one = isinstance(source, ShardSet) or (
+        isinstance(source, str | os.PathLike) and not ("," in os.fspath(source) and not locate.is_url(source)
+                                                     and not os.path.exists(source)))
+    if one:
+        return
+    import importlib.util
+
+    mixture = importlib.util.find_spec("shardkit.dataset.mixture") is not None  # the sampler of several sets
+    several = ("to read several sets together use shardkit.Mixture" if mixture else
+               "pass one set (to grow a set, 'shardkit update' makes a new version of it with the new audio)")
+    raise UsageError(f"ShardDataset reads one shard set (a folder, its manifest.json or an object-store URL), got "
+                     f"{source!r:.200}; {several}")
+
+
+def _warn_about_the_set(ss: ShardSet, opts: ReadOptions, crop_frames: int) -> None:
+    """Warn (once, here) about a set that trains silently wrong: a pack stopped at its budget, or crops
+    longer than every sample (every row zero-padded)."""
+    if not ss.manifest.complete:
+        log.warning("%s is incomplete: its pack stopped at its budget, so it holds only part of the sources "
+                    "(%d samples). Finish it by running the same 'shardkit pack' with a larger --budget",
+                    ss.root, len(ss))
+    longest = int(ss.frames.max()) if len(ss) else 0
+    if opts.crop_seconds is not None and len(ss) and crop_frames > longest:
+        seconds = longest * ss.seconds_per_frame
+        log.warning("%s: crop_seconds=%g is longer than every sample (the longest is %.3g s): each row is a whole "
+                    "sample zero-padded at the end (valid stays True); pass crop_seconds <= %.3g",
+                    ss.root, opts.crop_seconds, seconds, seconds)
