@@ -170,7 +170,8 @@ def test_progress_lines_when_not_a_terminal(corpus, packed, tmp_path):
                         r"0 rejects, [0-9]+ s elapsed", lines[-1]), lines[-1]
     proc = subprocess.run([sys.executable, "-m", "shardkit_cli", "verify", str(packed)], capture_output=True,
                           text=True, env=env)
-    assert proc.returncode == 0 and re.search(r"verify: [0-9.]+ of [0-9.]+ MB hashed \(100%\)", proc.stderr), proc.stderr
+    assert proc.returncode == 0, proc.stderr
+    assert re.search(r"verify: [0-9.]+ of [0-9.]+ MB hashed \(100%\)", proc.stderr), proc.stderr
     quiet = subprocess.run([sys.executable, "-m", "shardkit_cli", "verify", str(packed)], capture_output=True,
                            text=True)  # the default rate: a quick run prints its first and last lines only
     assert len([x for x in quiet.stderr.splitlines() if x.startswith("verify: ")]) == 2
