@@ -30,7 +30,7 @@ CLASSES: list[tuple[str, list[tuple[str, str]]]] = [
         ("tests/unit/read/test_meta_errors.py", r""),
     ]),
     ("signals: SIGINT (process group), SIGTERM, SIGKILL at seeded points, 1 and 2 workers; a signal inside a "
-     "finaliser", [
+     "finaliser; a compact interrupted", [
         ("tests/integration/test_pack_signals.py", r""),
         ("tests/unit/test_cli_signals.py", r""),
         ("tests/integration/test_pack_safety.py", r"sigterm"),
@@ -44,13 +44,15 @@ CLASSES: list[tuple[str, list[tuple[str, str]]]] = [
         ("tests/unit/storage/test_local_storage_hostile.py", r"replaced|rewritten|unchanged"),
     ]),
     ("disk full", [("tests/integration/test_pack.py", r"disk_full")]),
-    ("nothing lost by accident: --overwrite, empty packs, changed sources, budget stops", [
+    ("nothing lost by accident: --overwrite, empty packs, changed sources, budget stops; `cat`/`show -o` over files, "
+     "FIFOs, symlinks, devices; odd pack values; progress lines", [
         ("tests/integration/test_pack_safety.py", r"overwrite|packs_nothing|source_changed"),
         ("tests/integration/test_pack.py", r"budget|strict"),
         ("tests/integration/test_cli.py", r"never_overwrites|regular_file|odd_pack|progress_lines"),
         ("tests/integration/test_show.py", r"never_overwrites"),
     ]),
-    ("hostile CSV: escapes from SRC, encodings, pathological cells, odd file names, symlinked sources", [
+    ("hostile CSV: escapes from SRC, encodings, pathological cells, odd file names, symlinked sources, 2021-style "
+     "filenames, mixed-type columns", [
         ("tests/unit/ingest/test_sources_hostile.py", r""),
         ("tests/integration/test_pack_symlinks.py", r""),
         ("tests/unit/ingest/test_birdclef_layouts.py", r"2021"),
