@@ -22,7 +22,7 @@ import numpy as np
 
 from shardkit.encode import meta as meta_codec
 from shardkit.errors import FormatError, OutputConflictError, UsageError
-from shardkit.format import LINEAGE_VERSION, MANIFEST_NAME, PACK_STATE_NAME, Manifest
+from shardkit.format import COLUMNS_VERSION, LINEAGE_VERSION, MANIFEST_NAME, PACK_STATE_NAME, Manifest
 from shardkit.format.sources import load_table
 from shardkit.read.shardset import ShardSet
 from shardkit.write.shards import EncodedSample
@@ -76,9 +76,11 @@ def compact(path: str | os.PathLike[str], out: str | os.PathLike[str], *, shard_
         metas = [ss.read_meta(i) for i in range(len(ss))]
         _current_rows(ss, metas)
         if state is None:
-            state = PackState(mark, {**ss.manifest.pack, "compact_of": mark}, rejects=list(ss.manifest.rejects))
+            state = PackState(mark, {**ss.manifest.pack, "compact_of": mark}, rejects=_rejects(ss))
         writer = ShardSetWriter(out_dir, codec=ss.codec, shard_size=size, vocabulary=ss.vocabulary,
                                 layout=ss.manifest.layout, state=state)
+        typed = ss.manifest.format_version >= COLUMNS_VERSION  # keep a version-4 set's column types
+        writer.columns = (dict(ss.manifest.columns), tuple(ss.manifest.columns) if typed else ())
         state.save(out_dir)
         try:
             for i in _order(ss, metas)[state.samples:]:
@@ -109,6 +111,13 @@ def _start(out: Path, mark: str, overwrite: bool) -> tuple[PackState | None, Man
     if state is not None:
         clean_unfinished(out, len(state.shards))
     return state, None
+
+
+def _rejects(ss: ShardSet) -> list[dict[str, Any]]:
+    """The set's rejects: in its manifest, or (a local version-4 set) in its rejects file."""
+    if ss.manifest.rejects or not ss.manifest.rejects_file or isinstance(ss.root, str):
+        return list(ss.manifest.rejects)
+    return Manifest.load(ss.root).rejects
 
 
 def _result(out: Path, m: Manifest, *, already_complete: bool = False) -> CompactResult:

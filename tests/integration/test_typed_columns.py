@@ -102,3 +102,23 @@ def test_overwrite_knows_the_rejects_file_as_its_own(corpus, tmp_path):
     shardkit.pack(audio, tmp_path / "s", metadata=messy)
     r = shardkit.pack(audio, tmp_path / "s", metadata=csv_path, overwrite=True)
     assert r.complete and not (tmp_path / "s" / REJECTS_NAME).exists()
+
+
+def test_compact_keeps_the_column_types_and_the_rejects(corpus, tmp_path):
+    audio, _, messy = corpus
+    shardkit.pack(audio, tmp_path / "s", metadata=messy)
+    shardkit.compact(tmp_path / "s", tmp_path / "c")
+    m = shardkit.Manifest.load(tmp_path / "c")
+    assert m.format_version == COLUMNS_VERSION and m.columns == shardkit.Manifest.load(tmp_path / "s").columns
+    assert [r["file"] for r in m.rejects] == ["amecro/gone.ogg"]
+
+
+def test_kaggle_prepare_ships_the_rejects_file(corpus, tmp_path):
+    from shardkit.kaggle import prepare
+
+    audio, _, messy = corpus
+    shardkit.pack(audio, tmp_path / "s", metadata=messy)
+    plan = prepare(tmp_path / "s", "tester/typed-shards", "Typed shards v1", "CC0-1.0", out=tmp_path / "up")
+    assert REJECTS_NAME in [f.name for f in plan.files]
+    assert (tmp_path / "up" / REJECTS_NAME).read_bytes() == (tmp_path / "s" / REJECTS_NAME).read_bytes()
+    assert shardkit.Manifest.load(tmp_path / "up").reject_count == 1
