@@ -122,3 +122,13 @@ def test_kaggle_prepare_ships_the_rejects_file(corpus, tmp_path):
     assert REJECTS_NAME in [f.name for f in plan.files]
     assert (tmp_path / "up" / REJECTS_NAME).read_bytes() == (tmp_path / "s" / REJECTS_NAME).read_bytes()
     assert shardkit.Manifest.load(tmp_path / "up").reject_count == 1
+
+
+def test_verify_checks_the_rejects_file(corpus, tmp_path):
+    audio, _, messy = corpus
+    shardkit.pack(audio, tmp_path / "s", metadata=messy)
+    path = tmp_path / "s" / REJECTS_NAME
+    path.write_bytes(path.read_bytes().replace(b"gone", b"lost"))
+    report = shardkit.verify(tmp_path / "s")
+    assert not report.ok and any(REJECTS_NAME in str(p) and "sha256" in str(p) for p in report.problems)
+    assert len(shardkit.ShardDataset(tmp_path / "s", batch_size=2, crop_seconds=0.5)) > 0  # still reads
