@@ -134,7 +134,7 @@ class Manifest:
     sources: dict[str, Any] = field(default_factory=dict)
     #: version 4 (§5.3): the type of each metadata column (``extra``), and the rejects' own file
     #: (``rejects`` holds them in memory; a version-4 document names ``rejects.json`` instead)
-    columns: dict[str, str] = field(default_factory=dict)
+    columns: dict[str, str] | None = None  #: None: not recorded (versions 1-3, or a version-4 set without them)
     rejects_file: dict[str, Any] | None = None
     #: where it was read from, for messages (not part of the document)
     where: str = field(default=fmt.MANIFEST_NAME, compare=False, repr=False)
@@ -169,7 +169,7 @@ class Manifest:
             "vocabulary": self.vocabulary, "label_counts": self.label_counts,
             "shards": [s.to_dict() for s in self.shards], "totals": self.totals,
             "pack": self.pack, "budget": self.budget,
-            **({"rejects": self.rejects} if self.format_version < fmt.COLUMNS_VERSION else
+            **({"rejects": self.rejects} if not self.typed else
                {"columns": self.columns, "rejects_file": self.rejects_ref()}),
             **(self.lineage_doc() if self.format_version >= fmt.LINEAGE_VERSION else {}),
         }
@@ -185,6 +185,12 @@ class Manifest:
         data = self.rejects_bytes()
         return {"name": fmt.REJECTS_NAME, "count": len(self.rejects), "bytes": len(data),
                 "sha256": hashlib.sha256(data).hexdigest()}
+
+    @property
+    def typed(self) -> bool:
+        """Whether the document types its columns and keeps its rejects in their own file (§5.3): a
+        version-4 manifest with ``columns`` (version 4 also carries label layers, which need neither)."""
+        return self.format_version >= fmt.COLUMNS_VERSION and self.columns is not None
 
     @property
     def reject_count(self) -> int:
@@ -213,7 +219,7 @@ class Manifest:
 
     def save(self, out: Path) -> Path:
         """Write ``out/manifest.json`` crash-safely (a version-4 set's ``rejects.json`` first); return its path."""
-        if self.format_version >= fmt.COLUMNS_VERSION and self.rejects:
+        if self.typed and self.rejects:
             atomic_write(Path(out) / fmt.REJECTS_NAME, self.rejects_bytes())
         path = Path(out) / fmt.MANIFEST_NAME
         atomic_write(path, self.to_json())
@@ -223,7 +229,7 @@ class Manifest:
         """This manifest as a pack writes it given its CSV's column types: version 4 (§5.3) when it has
         rejects or ``coerced`` columns, else unchanged (version 2 bytes as before)."""
         if self.format_version != fmt.FORMAT_VERSION or not (self.rejects or coerced):
-            return self
+            return self  # a derived (version-3) set keeps its rejects inline, as before
         return dataclasses.replace(self, format_version=fmt.COLUMNS_VERSION, columns=dict(columns))
 
     # -- reading ------------------------------------------------------------------------------------
@@ -360,7 +366,9 @@ def _written_name(name: str) -> str:
 def _columns_from_doc(doc: dict[str, Any]) -> dict[str, Any]:
     """The version-4 keys (§5.3), type-checked: ``columns`` maps names to a known type, ``rejects_file`` is
     null or names a plain file with its count, size and sha256."""
-    columns, ref = doc.get("columns", {}), doc.get("rejects_file")
+    columns, ref = doc.get("columns"), doc.get("rejects_file")
+    if columns is None:  # a version-4 manifest of label layers only: rejects inline, as before
+        return {"rejects_file": ref} if ref is not None else {}
     if not isinstance(columns, dict) or not all(isinstance(k, str) and v in fmt.COLUMN_TYPES
                                                 for k, v in columns.items()):
         raise TypeError(f"'columns' must map column names to one of {', '.join(fmt.COLUMN_TYPES)}")

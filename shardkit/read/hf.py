@@ -13,7 +13,6 @@ import os
 from typing import Any
 
 from shardkit.errors import UsageError
-from shardkit.format import COLUMNS_VERSION
 
 #: the keys of every ``.mp`` member (format §3.2) and their arrow types; ``extra`` is added per set
 META_TYPES = {
@@ -41,7 +40,7 @@ def _describe(path: str | os.PathLike[str], storage_options: dict[str, Any] | No
 
     with ShardSet.open(path, storage_options=storage_options) as ss:
         ext, mel = ss.codec.ext, ss.codec.mel is not None
-        if ss.manifest.format_version >= COLUMNS_VERSION:
+        if ss.manifest.columns is not None:  # recorded by the pack (format §5.3)
             return dict(ss.manifest.columns), ext, mel
         seen: dict[str, set[type]] = {}
         for i in range(len(ss)):

@@ -22,7 +22,7 @@ import numpy as np
 
 from shardkit.encode import meta as meta_codec
 from shardkit.errors import FormatError, OutputConflictError, UsageError
-from shardkit.format import COLUMNS_VERSION, LINEAGE_VERSION, MANIFEST_NAME, PACK_STATE_NAME, Manifest
+from shardkit.format import LINEAGE_VERSION, MANIFEST_NAME, PACK_STATE_NAME, Manifest
 from shardkit.format.sources import load_table
 from shardkit.read.shardset import ShardSet
 from shardkit.write.shards import EncodedSample
@@ -79,8 +79,8 @@ def compact(path: str | os.PathLike[str], out: str | os.PathLike[str], *, shard_
             state = PackState(mark, {**ss.manifest.pack, "compact_of": mark}, rejects=_rejects(ss))
         writer = ShardSetWriter(out_dir, codec=ss.codec, shard_size=size, vocabulary=ss.vocabulary,
                                 layout=ss.manifest.layout, state=state)
-        typed = ss.manifest.format_version >= COLUMNS_VERSION  # keep a version-4 set's column types
-        writer.columns = (dict(ss.manifest.columns), tuple(ss.manifest.columns) if typed else ())
+        columns = ss.manifest.columns  # keep a version-4 set's column types
+        writer.columns = (dict(columns), tuple(columns)) if columns is not None else ({}, ())
         state.save(out_dir)
         try:
             for i in _order(ss, metas)[state.samples:]:

@@ -132,3 +132,16 @@ def test_verify_checks_the_rejects_file(corpus, tmp_path):
     report = shardkit.verify(tmp_path / "s")
     assert not report.ok and any(REJECTS_NAME in str(p) and "sha256" in str(p) for p in report.problems)
     assert len(shardkit.ShardDataset(tmp_path / "s", batch_size=2, crop_seconds=0.5)) > 0  # still reads
+
+
+def test_a_version_4_manifest_without_columns_keeps_its_rejects_inline(corpus, tmp_path):
+    """Version 4 also carries label layers (the labels work): a version-4 manifest without ``columns`` has its
+    rejects inline as before, and reads and writes them so."""
+    audio, csv_path, _ = corpus
+    shardkit.pack(audio, tmp_path / "s", metadata=csv_path)
+    doc = json.loads((tmp_path / "s" / "manifest.json").read_text())
+    doc.update(format_version=COLUMNS_VERSION, rejects=[{"file": "x.ogg", "row": 9, "reason": "missing"}])
+    m = shardkit.Manifest.from_json(json.dumps(doc).encode())
+    assert m.columns is None and not m.typed and m.reject_count == 1
+    again = json.loads(m.to_json())
+    assert again["rejects"] == doc["rejects"] and "columns" not in again and "rejects_file" not in again
