@@ -2,6 +2,12 @@
 
     python -m benchmarks.e2e [--device cuda|cpu|auto] [--quick] [--out DIR] [--save]
     python -m benchmarks.e2e --render        # only re-render docs/benchmarks-e2e.md and docs/e2e.png
+    python -m benchmarks.e2e --device sim --step-ms 10,25,50,100 [--host-ms 3] [--runs 3] [--quick] [--save]
+
+``--device sim`` feeds a simulated accelerator instead of training (no GPU needed; :mod:`benchmarks.e2e_sim`):
+per step a fixed host CPU time (kernel launches) and a sleep of the step time (the device computing);
+busy = ideal / measured step time, per pipeline and step time, ranges over ``--runs``; ``--save`` writes
+benchmarks/results/sim-e2e.json and re-renders its section of docs/benchmarks-e2e.md and docs/e2e-sim.png.
 
 The machine as Kaggle has it: the corpus and its packed forms are prepared with every core, then this
 process pins itself to the first 2 usable cores (``os.sched_setaffinity``; its DataLoader workers inherit
@@ -42,9 +48,11 @@ from benchmarks.common import ROOT, _log, machine
 from benchmarks.device import device_info, resolve_device
 from benchmarks.e2e_data import noise_list, prepare, prepared_dict
 from benchmarks.e2e_pipelines import LABELS, PIPELINES, make
+from benchmarks.e2e_sim import HOST_MS, LAUNCH_US, run_round, sim_config
 from benchmarks.e2e_train import Trainer, run_one
 from benchmarks.harness import load1
 from benchmarks.report_e2e import e2e_markdown, e2e_text, plot, render_docs, targets
+from benchmarks.report_sim import render_sim_docs, sim_targets, sim_text
 from shardkit.device import MelConfig
 
 RESULTS_DIR = ROOT / "benchmarks" / "results"
@@ -152,6 +160,48 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return doc
 
 
+def run_sim(args: argparse.Namespace) -> dict[str, Any]:
+    """Prepare the data (all cores), pin to 2 cores, feed the simulated accelerator ``--runs`` times."""
+    cfg = sim_config(args)
+    mach = machine()
+    prep = prepare(args.out, quick=cfg["quick"], clip_seconds=cfg["clip_seconds"],
+                   workers=max(1, len(os.sched_getaffinity(0))), log=_log)
+    pinning = pin_cores()
+    doc: dict[str, Any] = {
+        "schema": SCHEMA, "kind": "e2e-sim",
+        "created": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": "python -m benchmarks.e2e " + " ".join(args.argv), "config": cfg, "machine": mach,
+        "pinning": pinning, "device": device_info(torch.device("cpu")), "data": prepared_dict(prep),
+        "load": {"start": load1()}, "runs": [],
+    }
+    _log(f"e2e sim: pinned to cores {pinning['pinned_to']} of {pinning['machine_cores']}; batch {cfg['batch']} × "
+         f"{cfg['clip_seconds']:g} s, epoch {prep.epoch_items} clips; step {cfg['step_ms']} ms + host "
+         f"{cfg['host_ms']:g} ms; load {doc['load']['start']}")
+    noise = noise_list()
+    for k in range(cfg["runs"]):
+        _log(f"run {k + 1} of {cfg['runs']} (load {load1()})")
+        doc["runs"].append({"load_start": load1(), "results": run_round(prep, cfg, noise, _log)})
+        gc.collect()
+    doc["load"]["end"] = load1()
+    doc["targets"] = sim_targets(doc)
+    return doc
+
+
+def _sim_main(args: argparse.Namespace) -> int:
+    doc = run_sim(args)
+    args.out.mkdir(parents=True, exist_ok=True)
+    name = "sim-e2e" + ("-quick" if doc["config"]["quick"] else "") + ".json"
+    (args.out / name).write_text(json.dumps(doc, indent=1) + "\n")
+    _log("")
+    _log(sim_text(doc))
+    _log(f"results: {args.out / name}")
+    if args.save:
+        RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+        (RESULTS_DIR / name).write_text(json.dumps(doc, indent=1) + "\n")
+        _log(f"saved {RESULTS_DIR / name}; rendered {', '.join(map(str, render_sim_docs(RESULTS_DIR)))}")
+    return 0
+
+
 def _torchvision_version() -> str:
     try:
         import torchvision
@@ -174,7 +224,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     ap = argparse.ArgumentParser(prog="python -m benchmarks.e2e", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--device", default="auto", choices=("cpu", "cuda", "auto"), help="default auto (cuda if there)")
+    ap.add_argument("--device", default="auto", choices=("cpu", "cuda", "auto", "sim"),
+                    help="default auto (cuda if there); sim: the simulated accelerator")
     ap.add_argument("--quick", action="store_true", help="tiny corpus, 1 s clips, batch 4, 3 timed steps: a smoke run")
     ap.add_argument("--out", type=Path, default=Path("bench-out"), help="output folder (default bench-out/)")
     ap.add_argument("--batch", type=int, help="clips per batch (default 64; quick 4)")
@@ -185,14 +236,23 @@ def main(argv: list[str] | None = None) -> int:
                     "docs/benchmarks-e2e.md and docs/e2e.png")
     ap.add_argument("--render", action="store_true", help="measure nothing: re-render the docs from "
                     "benchmarks/results/e2e-*.json")
+    sim = ap.add_argument_group("--device sim")
+    sim.add_argument("--step-ms", default="10,25,50,100", help="device time per step, ms, comma separated")
+    sim.add_argument("--host-ms", type=float, default=HOST_MS, help=f"host CPU per model step (kernel launches), "
+                     f"ms (default {HOST_MS:g}: see docs/benchmarks-e2e.md)")
+    sim.add_argument("--launch-us", type=float, default=LAUNCH_US, help="host CPU per device-stage op, µs "
+                     f"(default {LAUNCH_US:g})")
+    sim.add_argument("--runs", type=int, default=3, help="runs (every pipeline, every step time; default 3)")
     args = ap.parse_args(argv)
     args.argv = argv
     if args.render:
-        _log(f"rendered {', '.join(map(str, render_docs(RESULTS_DIR)))}")
+        _log(f"rendered {', '.join(map(str, render_docs(RESULTS_DIR) + render_sim_docs(RESULTS_DIR)))}")
         return 0
     bad = sorted(set(args.pipelines.split(",")) - set(PIPELINES)) + sorted(set(args.cases.split(",")) - set(CASES))
     if bad:
         raise SystemExit(f"unknown pipeline or case: {', '.join(bad)}")
+    if args.device == "sim":
+        return _sim_main(args)
     doc = run(args)
     paths = save(doc, args.out)
     _log("")

@@ -257,8 +257,8 @@ def markdown(doc: dict, json_name: str, plot_name: str | None, notes: str | None
         plot_name: the plot's file name, or None when there is no plot.
         notes: the hand-written section (see :func:`hand_written`), placed after the targets; None: none.
     """
-    lines = [*_md_intro(doc), *_md_read(doc, plot_name), *_md_cold(doc), *_md_remote(doc), *_md_pack(doc),
-             *_md_memory(doc), *_md_targets(doc)]
+    lines = [*_md_intro(doc), *_md_read(doc, plot_name), *_md_cold(doc), *_md_recipes(doc), *_md_remote(doc),
+             *_md_pack(doc), *_md_memory(doc), *_md_targets(doc)]
     if notes:
         lines += [notes, ""]
     lines += [*_md_reader_time(doc), *_md_profile(doc), *_md_skipped(doc)]
@@ -378,6 +378,17 @@ def _md_cold(doc: dict) -> list[str]:
     return ["### Cold page cache", "", f"Each file's pages dropped (`os.sync()`, `POSIX_FADV_DONTNEED`) before every "
             f"run; a run reads ≤ {c['seconds']:g} s and ≤ {c['max_pass']:.0%} of one pass; best of {c['repeats']}.",
             "", cold_markdown(c), ""]
+
+
+def _md_recipes(doc: dict) -> list[str]:
+    if not doc.get("recipes"):
+        return []
+    from benchmarks.recipes import markdown as recipes_markdown
+
+    r = doc["recipes"]
+    return ["### Training recipes (docs/recipes.md)", "", f"Balanced and mixed epochs against a plain shuffled epoch "
+            f"of the segments set, {r['repeats']} rounds of ≤ {r['seconds']:g} s, ratios per round "
+            "(`python -m benchmarks.recipes`).", "", recipes_markdown(r), ""]
 
 
 def _md_remote(doc: dict) -> list[str]:

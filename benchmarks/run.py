@@ -14,7 +14,8 @@
 4. Peak RSS of the reader in a fresh process against its shuffle window.
    Object storage (``benchmarks/remote.py``, skipped with ``--no-remote``): the segments set from moto's S3
    server on loopback, straight and with 50 ms first-byte latency, against the local disk, and the
-   server's own ranged-GET ceiling.
+   server's own ranged-GET ceiling. Training recipes (``benchmarks/recipes.py``, skipped with
+   ``--no-recipes``): a class-balanced and a mixed epoch against a plain shuffled one, warm and cold.
 5. A table on stdout, OUT/results.json, OUT/benchmarks.md (+ docs/benchmarks.md for full runs),
    and OUT/clips_per_s.png when matplotlib is importable.
 
@@ -33,12 +34,14 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from benchmarks import cold as cold_mod
 from benchmarks import corpus as corpus_mod
 from benchmarks import packbench
+from benchmarks import recipes as recipes_mod
 from benchmarks import remote as remote_mod
 from benchmarks.common import ROOT, _log, machine
 from benchmarks.harness import load1, measure_all
@@ -48,18 +51,20 @@ from benchmarks.methods import (
     CLIP_BYTES,
     OPTIONAL_PEERS,
     Method,
+    OptionalPeer,
     per_file_stream,
     probe_decoder,
     raw_read,
     shardkit_stream,
     webdataset_stream,
 )
+from benchmarks.peers import PEERS
 from benchmarks.report_read import bounds, hand_written, markdown, plot, ratios, reader_time, targets, text_table
 
 #: every method the JSON lists (skipped ones included, with the reason)
 METHOD_NAMES = (
     "cat", "shardkit-segments", "shardkit-recordings", "webdataset", "webdataset-frombuffer",
-    "litdata", "mosaicml-streaming",
+    "litdata", "mosaicml-streaming", "lance-take", "lance-scan", "hf-arrow", "hf-webdataset",
     "baseline-whole-soundfile", "baseline-seek-soundfile", "baseline-whole-torchaudio",
     "baseline-seek-torchaudio", "baseline-whole-torchcodec", "baseline-seek-torchcodec",
 )
@@ -99,7 +104,7 @@ def build_methods(*, seg: Path, rec: Path, seg_shards: list[str], rec_shards: li
                    "peer", make=functools.partial(webdataset_stream, seg_shards, w, "frombuffer", batch=batch),
                    files=seg_shards),
         ]
-        for peer in OPTIONAL_PEERS:
+        for peer in OPTIONAL_PEERS + PEERS:
             data = peer_data.get(peer.name)
             if isinstance(data, Path):
                 what = f"{peer.name} over the same 5 s clips (converted once: {peer.layout})"
@@ -122,8 +127,13 @@ def build_methods(*, seg: Path, rec: Path, seg_shards: list[str], rec_shards: li
 
 def prepare_peers(seg: Path, work: Path) -> dict[str, Path | str]:
     """Convert the clips for each installed optional peer; the value is its data, or why it does not run."""
+    return prepare_peers_from(OPTIONAL_PEERS + PEERS, seg, work)
+
+
+def prepare_peers_from(peers: Sequence[OptionalPeer], seg: Path, work: Path) -> dict[str, Path | str]:
+    """:func:`prepare_peers` for ``peers``."""
     out: dict[str, Path | str] = {}
-    for peer in OPTIONAL_PEERS:
+    for peer in peers:
         if importlib.util.find_spec(peer.package) is None:
             out[peer.name] = f"not installed (pip install {peer.pip}; kept out of shardkit's dependencies)"
             continue
@@ -192,6 +202,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--no-cold", action="store_true", help="skip the cold page cache table")
     ap.add_argument("--no-profile", action="store_true", help="skip the cProfile pass over the shardkit reader")
     ap.add_argument("--no-remote", action="store_true", help="skip the object-storage rows (servers on loopback)")
+    ap.add_argument("--no-recipes", action="store_true", help="skip the balanced / mixed epoch rows")
     return ap.parse_args(argv)
 
 
@@ -310,6 +321,18 @@ def _cold_step(sets: dict[str, Path], out: Path, doc: dict[str, Any]) -> None:
                                         seconds=cfg["seconds"], repeats=cfg["repeats"])
 
 
+def _recipes_step(sets: dict[str, Path], doc: dict[str, Any]) -> None:
+    """Step 3d: balanced and mixed epochs against a plain shuffled one, warm and cold (benchmarks/recipes.py)."""
+    cfg = doc["config"]
+    _log("recipes: balanced and mixed epochs against a plain shuffled epoch of the segments set ...")
+    doc["recipes"] = recipes_mod.measure(sets["segments"], seconds=cfg["seconds"], repeats=cfg["repeats"],
+                                         workers=cfg["workers"], batch=cfg["batch"], cold=not cfg["quick"],
+                                         max_clips=cfg["max_clips"])
+    for case in doc["recipes"]["cases"]:
+        _log(f"  {case['case']}: " + "; ".join(f"{r['method']} {r['min']:.2f}–{r['max']:.2f}× plain"
+                                              for r in case["rows"] if r["method"] != "plain"))
+
+
 def _remote_step(sets: dict[str, Path], doc: dict[str, Any]) -> None:
     """Step 3c: clips/s of the segments set from object servers on loopback (benchmarks/remote.py)."""
     cfg = doc["config"]
@@ -387,6 +410,8 @@ def main(argv: list[str] | None = None) -> int:
     _read_step(corpus, sets, out, doc)
     if not args.no_cold:
         _cold_step(sets, out, doc)
+    if not args.no_recipes:
+        _recipes_step(sets, doc)
     if not args.no_remote:
         _remote_step(sets, doc)
     _rss_step(sets, out, doc)

@@ -332,6 +332,11 @@ from shardkit_cli.versions import COMMANDS as _VERSIONS  # noqa: E402 - register
 for _command in _VERSIONS:
     cli.add_command(_command)
 
+from shardkit_cli.recipes import COMMANDS as _RECIPES  # noqa: E402 - registered here, defined there
+
+for _command in _RECIPES:
+    cli.add_command(_command)
+
 
 def main() -> None:
     """Console-script entry point: run the CLI, turning shardkit errors into one line + exit code.

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 import shardkit
+from shardkit.encode import codec_ids
 from shardkit.units import format_size
 from shardkit_cli.consoles import console, err
 from shardkit_cli.engine import engine_options
@@ -29,7 +30,7 @@ SEARCH = click.option("--search-path", "search_path", multiple=True, type=click.
 @click.option("--sample-rate", type=int, help="Must be OLD's (default: OLD's; as every pack option).")
 @click.option("--mode", type=click.Choice(["recordings", "segments"]), help="Must be OLD's.")
 @click.option("--shard-size", help="Must be OLD's.")
-@click.option("--format", "codec", type=click.Choice(shardkit.codec_ids()), help="Must be OLD's.")
+@click.option("--format", "codec", type=click.Choice(codec_ids()), help="Must be OLD's.")
 @SEARCH
 @engine_options
 def update(src: Path, old: Path, new: Path, metadata: Path | None, workers: int, note: str, follow_symlinks: bool,
@@ -64,7 +65,7 @@ def compact(shards: Path, out: Path, overwrite: bool, search_path: tuple[str, ..
 @click.argument("shards", type=click.Path(file_okay=False, path_type=Path))
 def log_(shards: Path) -> None:
     """The chain of versions of a set, oldest first: samples, hours, classes, note."""
-    for h in shardkit.log(shards):
+    for h in shardkit.history(shards):
         classes = "" if h["classes"] is None else f"\t{h['classes']} classes as a primary label"
         click.echo(f"{h['version_id']}\t{h['samples']} samples\t{h['hours']:.3f} h{classes}\t{h.get('note', '')}")
 

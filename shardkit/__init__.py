@@ -45,59 +45,49 @@ from shardkit.storage.location import register_scheme
 register_scheme("kaggle", "shardkit.kaggle.notebook:resolve_location")
 register_hint("kaggle", "shardkit.kaggle.notebook:missing_parent_hint")
 
-_LAZY_MODULES = {
-    "shardkit.write.pack": ("pack", "PackResult", "PackProgress"),
-    "shardkit.write.options": ("PackOptions",),
-    "shardkit.write.shardset_writer": ("ShardSetWriter",),
-    "shardkit.read.shardset": ("ShardSet",),
-    "shardkit.dataset.dataset": ("ShardDataset",),
-    "shardkit.read.browse": ("info", "list_samples", "read_sample", "extract_sample",
-                             "ShardSetInfo", "SampleEntry", "Sample"),
-    "shardkit.dataset.plan": ("plan_split", "SplitPlan"),
-    "shardkit.check.verify": ("verify", "VerifyReport", "Problem"),
-    "shardkit.read.show": ("show_sample",),
-    "shardkit.check.reindex": ("reindex", "ReindexResult"),
-    "shardkit.versions.update": ("update", "UpdateResult"),
-    "shardkit.versions.compact": ("compact", "CompactResult"),
-    "shardkit.versions.lineage": ("log", "diff", "DiffReport"),
-    "shardkit.format": ("Manifest", "ShardEntry", "ShardIndex"),
-    "shardkit.encode": ("Codec", "Wav16", "MelU8", "MelConfig", "get_codec", "codec_ids"),
-    "shardkit.device.frontend": ("LogMel",),
-}
-_LAZY = {name: module for module, names in _LAZY_MODULES.items() for name in names}
-_ERRORS = [
-    "BudgetExceededError", "DecodeError", "FormatError", "IntegrityError", "ManifestError", "MetadataError",
-    "OutputConflictError", "PackError", "SampleNotFoundError", "ShardIndexError", "ShardReadError", "ShardkitError",
-    "SourceError", "StorageError", "UnknownCodecError", "UnsafeFileError", "UnsupportedVersionError", "UsageError",
-]
+#: the exception tree, as imported above
+_ERRORS = [name for name, value in list(globals().items())
+           if isinstance(value, type) and issubclass(value, ShardkitError)]
 
-__all__ = sorted(["FORMAT_VERSION", "__version__", *_ERRORS, *_LAZY])
-
+# What users call, imported on first use. This block is the one list of those names: type checkers read it,
+# and _lazy_names() reads it for __getattr__ and __all__ (tests/unit/test_public_api.py holds the contract).
+# Extension and format types live in their packages: shardkit.encode (Codec, Wav16, MelU8, get_codec,
+# codec_ids), shardkit.format (Manifest, ShardEntry, ShardIndex), shardkit.device (LogMel and the modules).
 if TYPE_CHECKING:
     from shardkit.check.reindex import ReindexResult, reindex
-    from shardkit.check.verify import Problem, VerifyReport, verify
+    from shardkit.check.verify import VerifyProblem, VerifyReport, verify
     from shardkit.dataset.dataset import ShardDataset
+    from shardkit.dataset.mixture import Mixture
     from shardkit.dataset.plan import SplitPlan, plan_split
-    from shardkit.device.frontend import LogMel
-    from shardkit.encode import Codec, MelConfig, MelU8, Wav16, codec_ids, get_codec
-    from shardkit.format import Manifest, ShardEntry, ShardIndex
-    from shardkit.read.browse import (
-        Sample,
-        SampleEntry,
-        ShardSetInfo,
-        extract_sample,
-        info,
-        list_samples,
-        read_sample,
-    )
+    from shardkit.device.pipeline import AugmentConfig, DevicePipeline
+    from shardkit.encode.mel_config import MelConfig
+    from shardkit.read.browse import Sample, SampleEntry, ShardSetInfo, extract_sample, info, list_samples, read_sample
+    from shardkit.read.columns import sample_columns
+    from shardkit.read.folds import Fold, folds, load_folds, write_folds
     from shardkit.read.shardset import ShardSet
     from shardkit.read.show import show_sample
     from shardkit.versions.compact import CompactResult, compact
-    from shardkit.versions.lineage import DiffReport, diff, log
+    from shardkit.versions.lineage import DiffReport, diff, history
     from shardkit.versions.update import UpdateResult, update
     from shardkit.write.options import PackOptions
     from shardkit.write.pack import PackProgress, PackResult, pack
     from shardkit.write.shardset_writer import ShardSetWriter
+
+
+def _lazy_names() -> dict[str, str]:
+    """name → module of every name of the ``TYPE_CHECKING`` block above (read from this file's source)."""
+    import ast
+    from pathlib import Path
+
+    tree = ast.parse(Path(__file__).read_text(encoding="utf-8"))
+    block = next(node for node in tree.body if isinstance(node, ast.If)
+                 and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING")
+    return {alias.name: str(node.module) for node in block.body if isinstance(node, ast.ImportFrom)
+            for alias in node.names}
+
+
+_LAZY = _lazy_names()
+__all__ = sorted(["FORMAT_VERSION", "__version__", *_ERRORS, *_LAZY])
 
 
 def __getattr__(name: str) -> Any:

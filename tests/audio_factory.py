@@ -34,7 +34,11 @@ def make_corpus(root: Path, n_files: int = 12, labels: tuple[str, ...] = ("amecr
         rows.append({"primary_label": label, "secondary_labels": repr(sec), "type": "['song']",
                      "latitude": f"{40 + i * 0.1:.4f}", "longitude": "-3.5", "author": f"A. Author{i}",
                      "rating": f"{(i % 5) + 0.5}", "filename": rel})
-    csv_path = root / "train_metadata.csv"
+    return write_metadata(root / "train_metadata.csv", rows)
+
+
+def write_metadata(csv_path: Path, rows: list[dict[str, str]]) -> Path:
+    """Write ``rows`` (the same keys each) as a metadata CSV with a header; returns its path."""
     with open(csv_path, "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=list(rows[0]))
         w.writeheader()

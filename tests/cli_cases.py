@@ -89,6 +89,16 @@ CASES: dict[str, list[str]] = {
     "reindex-empty": ["reindex", "{empty}"],
     "reindex-file": ["reindex", "{file}"],
     "reindex-bad-manifest": ["reindex", "{badjson}"],
+    # folds
+    "folds-missing-set": ["folds", "{missing}", "-o", "{tmp}/f.csv"],
+    "folds-k-one": ["folds", "{set}", "-k", "1", "-o", "{tmp}/f.csv"],
+    "folds-k-text": ["folds", "{set}", "-k", "x", "-o", "{tmp}/f.csv"],
+    "folds-k-too-many": ["folds", "{set}", "-k", "100000", "-o", "{tmp}/f.csv"],
+    "folds-no-such-column": ["folds", "{set}", "--group", "nosuchcolumn", "-o", "{tmp}/f.csv"],
+    "folds-over-a-file": ["folds", "{set}", "-o", "{file}"],
+    "folds-into-a-folder": ["folds", "{set}", "-o", "{empty}"],
+    "folds-into-missing-folder": ["folds", "{set}", "-o", "{tmp}/missing/f.csv"],
+    "folds-no-output": ["folds", "{set}"],
     # demo
     "demo-workdir-is-file": ["demo", "--workdir", "{file}"],
     "demo-workers-text": ["demo", "--workers", "x"],

@@ -20,6 +20,7 @@ import logging
 from pathlib import Path
 
 import shardkit
+import shardkit.encode
 import shardkit.kaggle
 from shardkit.units import format_size, parse_size
 
@@ -34,7 +35,7 @@ def main() -> None:
     ap.add_argument("--scratch", type=Path, default=Path("/kaggle/tmp"), help="staging disk (not kept)")
     ap.add_argument("--budget", default="90GB", help="stop packing before the shards take more than this")
     ap.add_argument("--sample-rate", type=int, default=32000)
-    ap.add_argument("--format", default="wav16", choices=shardkit.codec_ids())
+    ap.add_argument("--format", default="wav16", choices=shardkit.encode.codec_ids())
     ap.add_argument("--workers", type=int, default=4)
     ap.add_argument("--notes", default=None, help="version notes [the version id and totals]")
     ap.add_argument("--dry-run", action="store_true", help="pack and lay out, but do not upload")

@@ -3,6 +3,6 @@ indexes, :mod:`~shardkit.check.verify`), the tar walk it uses (:mod:`~shardkit.c
 :func:`~shardkit.check.reindex.reindex` (rebuild lost indexes from the shards). The rules of a single
 index or manifest are format rules (:mod:`shardkit.format.checks`)."""
 
-from shardkit.check.verify import Problem, VerifyReport, verify
+from shardkit.check.verify import VerifyProblem, VerifyReport, verify
 
-__all__ = ["Problem", "VerifyReport", "verify"]
+__all__ = ["VerifyProblem", "VerifyReport", "verify"]

@@ -53,13 +53,14 @@ def reindex(path: str | os.PathLike[str], *, force: bool = False) -> ReindexResu
     valid shard, :class:`~shardkit.errors.ManifestError` when the manifest is unusable. Nothing is
     written for a shard it refuses; indexes rebuilt before it are kept (and listed in the manifest).
     """
-    if location.is_url(path):
+    where, name = location.Location.of_set(path, fmt.MANIFEST_NAME)
+    if not where.is_local:
         raise UsageError(f"{path}: reindex works on a local folder; download the shard set first")
     from shardkit.read.shardset import load_manifest, locate_set
 
-    root, name, storage = locate_set(path, LocalStorage(fmt.manifest_root(path)), None)
+    root, name, storage = locate_set(path, LocalStorage(where.path), None)
     doc = load_manifest(storage, name)
-    result = ReindexResult(Path(root))
+    result = ReindexResult(root.path)
     try:
         for n, rec in enumerate(doc.shards):
             if rec.origin is not None:  # an ancestor's shard (format §5.1): reindex that set instead
@@ -69,13 +70,13 @@ def reindex(path: str | os.PathLike[str], *, force: bool = False) -> ReindexResu
                 result.kept.append(rec.index)
                 continue
             data = build_index(storage, rec, doc)
-            atomic_write(Path(root) / rec.index, data)
+            atomic_write(root.path / rec.index, data)
             doc.shards[n] = dataclasses.replace(rec, index_bytes=len(data),
                                                 index_sha256=hashlib.sha256(data).hexdigest())
             result.rebuilt.append(rec.index)
             log.info("rebuilt %s (%d samples)", rec.index, rec.samples)
             if doc.shards[n] != rec:  # after each index: a crash leaves the manifest matching what is on disk
-                _save(doc, Path(root), name)
+                _save(doc, root.path, name)
     finally:
         storage.close()
     return result

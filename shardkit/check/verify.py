@@ -47,7 +47,7 @@ PARALLEL = 4
 
 
 @dataclass(frozen=True)
-class Problem:
+class VerifyProblem:
     """One thing wrong: the file, the sample key where known, and what."""
 
     file: str
@@ -67,7 +67,7 @@ class VerifyReport:
     shards: int = 0
     samples: int = 0
     bytes_checked: int = 0
-    problems: list[Problem] = field(default_factory=list)
+    problems: list[VerifyProblem] = field(default_factory=list)
     advice: list[str] = field(default_factory=list)
     #: object name → the folder of the ancestor set it was read from (derived sets): its fixes go there
     homes: dict[str, Path] = field(default_factory=dict)
@@ -79,7 +79,7 @@ class VerifyReport:
     def add(self, findings: list[checks.Finding]) -> None:
         """Record reader findings as problems, with the advice that fixes them."""
         for f in findings:
-            self.problems.append(Problem(f.file, f.key, f.what))
+            self.problems.append(VerifyProblem(f.file, f.key, f.what))
             self._advise(f.fix, f.file)
 
     def _advise(self, fix: str, file: str = "") -> None:
@@ -88,7 +88,7 @@ class VerifyReport:
             self.advice.append(line)
 
     def problem(self, file: str, key: str | None, what: str, fix: str = checks.REFETCH) -> None:
-        self.problems.append(Problem(file, key, what))
+        self.problems.append(VerifyProblem(file, key, what))
         self._advise(fix, file)
 
 
@@ -109,11 +109,12 @@ def verify(path: str | os.PathLike[str], *, progress: Callable[[int], None] | No
     from shardkit.storage.location import resolve_location
 
     path, search_path = resolve_location(path, search_path)
-    root, name, storage = locate_set(path, None, storage_options)
+    where, name, storage = locate_set(path, None, storage_options)
+    root = where.native
     try:
         doc = load_manifest(storage, name)
         homes: dict[str, Path] = {}
-        if doc.derived and isinstance(root, Path):  # with the ancestors' shards it uses (format §5.1)
+        if doc.derived and where.is_local:  # with the ancestors' shards it uses (format §5.1)
             from shardkit.read.lineage import resolve
             from shardkit.storage.routed import RoutedStorage
 
@@ -343,7 +344,7 @@ def _read(storage: Storage, name: str, offset: int, size: int) -> bytes:
 
 
 def locate_damage(shard: str, idx: ShardIndex, read: Callable[[int, int], bytes],
-                  rows: list[int] | None = None) -> list[Problem]:
+                  rows: list[int] | None = None) -> list[VerifyProblem]:
     """Name the samples (``rows``, default all) whose members fail their CRC-32 or whose tar headers are
     damaged; ``read(offset, size)`` gives the shard's bytes (fewer at its end)."""
     found = []
@@ -364,9 +365,9 @@ def locate_damage(shard: str, idx: ShardIndex, read: Callable[[int, int], bytes]
                 if info.name != name or info.size != size:
                     raise tarfile.HeaderError(f"header names {info.name!r} of {info.size} bytes")
             except tarfile.HeaderError as exc:
-                found.append(Problem(shard, key, f"tar header of {name} is damaged ({exc})"))
+                found.append(VerifyProblem(shard, key, f"tar header of {name} is damaged ({exc})"))
             if len(data) != size:
-                found.append(Problem(shard, key, f"{name} is cut short"))
+                found.append(VerifyProblem(shard, key, f"{name} is cut short"))
             elif zlib.crc32(data) != c[crc_col][i]:
-                found.append(Problem(shard, key, f"{name} fails its CRC-32: its bytes changed"))
+                found.append(VerifyProblem(shard, key, f"{name} fails its CRC-32: its bytes changed"))
     return found

@@ -6,8 +6,10 @@ ranks and workers, crops; pure numpy), the batch reader (:mod:`~shardkit.dataset
 :mod:`~shardkit.dataset.crc` and :mod:`~shardkit.dataset.labels`), the resumable cursor
 (:mod:`~shardkit.dataset.cursor`), the options (:mod:`~shardkit.dataset.options`), where this process
 sits (:mod:`~shardkit.dataset.topology`) and the shared-memory batches (:mod:`~shardkit.dataset.transport`).
+Training recipes (docs/recipes.md): subsets and weighted epochs (:mod:`~shardkit.dataset.sampling`,
+:mod:`~shardkit.dataset.recipe`) and :class:`Mixture` of several sets (:mod:`~shardkit.dataset.mixture`).
 
-``ShardDataset`` is imported on first use, so the plan and the topology work without importing torch.
+``ShardDataset`` and ``Mixture`` are imported on first use, so the plan and the topology work without importing torch.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from shardkit.dataset.topology import Topology, detect_topology
 
 if TYPE_CHECKING:
     from shardkit.dataset.dataset import ShardDataset
+    from shardkit.dataset.mixture import Mixture
 
-__all__ = ["ShardDataset", "Topology", "detect_topology"]
+__all__ = ["Mixture", "ShardDataset", "Topology", "detect_topology"]
 
 
 def __getattr__(name: str) -> Any:
@@ -27,4 +30,8 @@ def __getattr__(name: str) -> Any:
         from shardkit.dataset.dataset import ShardDataset
 
         return ShardDataset
+    if name == "Mixture":
+        from shardkit.dataset.mixture import Mixture
+
+        return Mixture
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -197,15 +197,30 @@ class BatchReader:
         self._scratch_buf: np.ndarray | None = None
         self._members_buf: np.ndarray | None = None
 
-    def read(self, items: np.ndarray, valid: np.ndarray, epoch: int, *, in_worker: bool = False
-             ) -> dict[str, Any]:
-        """Read the items (int64 (B,)) into one batch dict; ``valid`` bool (B,) marks padding."""
-        codec, t_len, b = self.ss.codec, self.crop_frames, len(items)
-        samples, offsets, nread = self._crop_plan(items, epoch)
-        reads = self._byte_ranges(samples, offsets, nread)
+    def read(self, items: np.ndarray, valid: np.ndarray, epoch: int, *, in_worker: bool = False,
+             draws: np.ndarray | None = None) -> dict[str, Any]:
+        """Read the items (int64 (B,)) into one batch dict; ``valid`` bool (B,) marks padding;
+        ``draws`` int64 (B,): which copy of its item each entry is in a drawn epoch (each copy gets its
+        own random crop; None: all 0)."""
+        return self.read_rows(self.new_batch(len(items), in_worker), items, valid, epoch, in_worker=in_worker,
+                              draws=draws)
+
+    def new_batch(self, b: int, in_worker: bool, extra: Sequence[tuple[tuple[int, ...], Any]] = ()
+                  ) -> list[torch.Tensor]:
+        """Uninitialised tensors of a batch of ``b`` rows (:func:`_new_batch`) for :meth:`read_rows`, then
+        one per ``extra`` (shape without B, dtype) for the caller's own fields, in the same memory."""
+        codec, t_len = self.ss.codec, self.crop_frames
         audio_shape = (t_len,) if codec.lanes == 1 else (codec.lanes, t_len)
-        tensors = _new_batch(b, audio_shape, self.n_classes, in_worker, codec.dtype,
-                             list(codec.batch_field_specs().values()))
+        return _new_batch(b, audio_shape, self.n_classes, in_worker, codec.dtype,
+                          [*codec.batch_field_specs().values(), *extra])
+
+    def read_rows(self, tensors: list[torch.Tensor], items: np.ndarray, valid: np.ndarray, epoch: int, *,
+                  in_worker: bool = False, draws: np.ndarray | None = None) -> dict[str, Any]:
+        """:meth:`read` into ``tensors`` of :meth:`new_batch` (or row slices of them: a mixture's part
+        fills its rows of a shared batch)."""
+        codec, t_len, b = self.ss.codec, self.crop_frames, len(items)
+        samples, offsets, nread = self._crop_plan(items, epoch, draws)
+        reads = self._byte_ranges(samples, offsets, nread)
         audio = tensors[0]
         if codec.lanes == 1:
             buf = audio.numpy()
@@ -239,14 +254,17 @@ class BatchReader:
 
     # -- steps of a batch ------------------------------------------------------------------------
 
-    def _crop_plan(self, items: np.ndarray, epoch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(samples, offsets, nread)`` int64 (B,): each item's sample row, first frame and frames to read."""
+    def _crop_plan(self, items: np.ndarray, epoch: int, draws: np.ndarray | None = None
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(samples, offsets, nread)`` int64 (B,): each item's sample row, first frame and frames to read
+        (copy ``draws`` of an item crops at the position of crop number ``crop + crops × draws``)."""
         ss, opts, t_len = self.ss, self.opts, self.crop_frames
         c = opts.crops_per_recording
         samples = items // c if c > 1 else items
         frames = ss.frames[samples]
         if self.random_crop and int(frames.max(initial=0)) > t_len:  # else every offset is 0
-            offsets = plan.crop_offsets(ss.key_hash[samples], items % c, frames, t_len, seed=opts.seed,
+            crop_no = items % c if draws is None else items % c + c * np.asarray(draws, dtype=np.int64)
+            offsets = plan.crop_offsets(ss.key_hash[samples], crop_no, frames, t_len, seed=opts.seed,
                                         epoch=epoch, shuffle=opts.shuffle, crops_per_recording=c)
             return samples, offsets, np.clip(frames - offsets, 0, t_len)
         return samples, np.zeros_like(frames), np.minimum(frames, t_len)

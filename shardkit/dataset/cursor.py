@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from shardkit.dataset.options import MAX_EPOCH, whole_number
+from shardkit.dataset.plan import ORDER_VERSION
 from shardkit.errors import UsageError
 
 #: Version of the :meth:`EpochCursor.state_dict` layout.
@@ -67,6 +68,8 @@ class OrderKey:
     shuffle: bool
     window_bytes: int
     root: Path  #: for messages only
+    #: what else chose the epoch's items (a subset, weights, a mixture; :mod:`.sampling`): a digest, "" for none
+    recipe: str = ""
 
 
 class EpochCursor:
@@ -141,7 +144,8 @@ class EpochCursor:
         k = self.key
         return {"format": STATE_FORMAT, "seed": k.seed, "epoch": self.epoch,
                 "consumed": int(self.position(batches_done)), "num_items": k.num_items,
-                "version_id": k.version_id, "shuffle": k.shuffle, "window_bytes": k.window_bytes}
+                "version_id": k.version_id, "shuffle": k.shuffle, "window_bytes": k.window_bytes,
+                "order": ORDER_VERSION, "recipe": k.recipe}
 
     def restore(self, state: dict[str, Any]) -> None:
         """Check ``state`` against this cursor's :class:`OrderKey`, then make the next iteration of
@@ -173,6 +177,10 @@ def check_state(state: Any, key: OrderKey) -> int:
         raise UsageError(f"the checkpoint was saved on shard set version {state['version_id']}, "
                          f"{key.root} is version {key.version_id}: a different set "
                          "of samples has a different order; resume on the same shard set")
+    if str(state.get("recipe", "")) != key.recipe:
+        raise UsageError("the checkpoint was saved with another subset, weights, samples_per_epoch or mixture "
+                         "(keys=/where=/weights=/Mixture parts and proportions): the epoch's items would differ; "
+                         "build the dataset as the run that saved it did")
     if int(state["num_items"]) != key.num_items:
         raise UsageError(f"the checkpoint's epoch has {state['num_items']} items, this dataset "
                          f"{key.num_items} (crops_per_recording differs?)")
@@ -183,4 +191,16 @@ def check_state(state: Any, key: OrderKey) -> int:
     consumed = whole_number(state["consumed"], "the state's consumed")
     if not 0 <= consumed <= key.num_items:
         raise UsageError(f"consumed={consumed} is outside 0..{key.num_items}")
+    _check_order_version(state, key, consumed)
     return consumed
+
+
+def _check_order_version(state: dict[str, Any], key: OrderKey, consumed: int) -> None:
+    """A mid-epoch checkpoint of a shuffled epoch of an older order version cannot resume exactly."""
+    version = int(state.get("order", 1))
+    if key.shuffle and version != ORDER_VERSION and 0 < consumed < key.num_items:
+        raise UsageError(f"the checkpoint was saved by a shardkit whose shuffled order (version {version}) "
+                         f"differs from this one's (version {ORDER_VERSION}), {consumed} items into epoch "
+                         f"{state['epoch']}: the rest of that epoch cannot be resumed exactly. Start the epoch "
+                         f"over (ds.set_epoch({state['epoch']})) or go on with the next one "
+                         f"(ds.set_epoch({int(state['epoch']) + 1})); checkpoints saved from now on resume exactly")

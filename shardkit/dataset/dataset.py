@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -24,18 +24,35 @@ from shardkit.dataset.batch import BatchReader
 from shardkit.dataset.cursor import STATE_FORMAT, EpochCursor, OrderKey, SharedInt
 from shardkit.dataset.labels import map_classes
 from shardkit.dataset.options import ON_ERROR, ReadOptions
+from shardkit.dataset.recipe import Recipe, Weights, make_sampler
 from shardkit.dataset.topology import detect_topology
 from shardkit.errors import UsageError
+from shardkit.read.columns import Where
 from shardkit.read.shardset import ShardSet
 from shardkit.storage import obstore as locate
+from shardkit.storage.location import is_url
 
 log = logging.getLogger(__name__)
+
+#: an iteration over a local set with at least this share of its pages in the page cache (at its start)
+#: does not read ahead (``LocalStorage`` ``"auto"``): hints would only cost CPU
+WARM_SHARE = 0.98
 
 __all__ = ["ON_ERROR", "STATE_FORMAT", "ReadOptions", "ShardDataset", "SharedInt"]
 
 
 def _option(name: str) -> property:
     return property(lambda self: getattr(self.options, name), doc=f"The ``{name}`` of :attr:`options`.")
+
+
+def _open_set(source: Any, storage_options: dict[str, Any] | None, search_path: Any, cache_dir: Any,
+              cache_bytes: Any) -> ShardSet:
+    """The :class:`ShardSet` of a ``ShardDataset(source, ...)``; a list of sets is pointed to :class:`Mixture`."""
+    _check_source(source)
+    storage_options = locate.cache_options(source, storage_options, cache_dir, cache_bytes)
+    if isinstance(source, ShardSet):
+        return source
+    return ShardSet.open(source, storage_options=storage_options, search_path=search_path)
 
 
 class ShardDataset(IterableDataset):
@@ -67,10 +84,11 @@ class ShardDataset(IterableDataset):
     machine, 1 in DataLoader workers); the batch is the same for any number. ``read_ahead``: hint the
     storage a shuffle window ahead which members this process reads next (:meth:`Storage.prefetch`;
     an object store fetches them in large checked windows, a local folder asks the kernel to read them
-    ahead); the batches are the same either way. None (default): for object stores, not for local
-    folders (measured here, a warm page cache only pays for it); True turns local read-ahead on
-    (``fadvise``), for cold or network-attached disks. ``source`` may be an object-store URL
-    (``s3://bucket/prefix/``, ``gs://…``, ``az://…``, ``http(s)://…``) with ``storage_options`` for
+    ahead); the batches are the same either way. None (default): yes — object stores fetch windows,
+    local folders read ahead only what is not in the page cache already (``LocalStorage`` ``"auto"``:
+    cold shuffled reads at the disk's sequential speed, warm ones unchanged; docs/benchmarks.md);
+    False turns it off; True on a ``readahead="off"`` storage turns ``fadvise`` on. ``source`` may be
+    an object-store URL (``s3://bucket/prefix/``, ``gs://…``, ``az://…``, ``http(s)://…``) with ``storage_options`` for
     obstore (docs/reading.md, "Shard sets on object storage"); ``cache_dir`` keeps its downloaded shards
     on local disk for every process (DataLoader workers, later epochs and runs), at most ``cache_bytes``.
     ``search_path``: folders holding the ancestors of a set made by ``shardkit update`` (docs/versions.md;
@@ -79,6 +97,14 @@ class ShardDataset(IterableDataset):
     members read whole are checked on every read, a member read in crops is read whole and checked once per
     process); a mismatch is a :class:`ShardReadError` naming shard and sample, under ``on_error`` like any read
     error (cost: docs/reading.md).
+
+    Recipes (docs/recipes.md): ``keys`` (sample keys, or a file of one per line) and ``where`` (a function
+    of the set's columns, :func:`shardkit.sample_columns`, returning a bool mask) read a subset, with
+    order, split, resume and DDP as for a whole set. ``weights`` (``"balanced"``, a power p: weight ∝
+    count(primary_label)^-p, per-sample weights, or a function of the columns) draws
+    ``samples_per_epoch`` items per epoch (default: the subset's items), with replacement where the
+    weights demand it, window by window (:mod:`shardkit.dataset.sampling`); ``samples_per_epoch``
+    alone draws that many uniformly.
 
     The arguments are checked into :attr:`options` (:class:`ReadOptions`) and also readable as
     attributes (``ds.batch_size``, ...). :attr:`shard_set` is the :class:`ShardSet` read,
@@ -110,31 +136,35 @@ class ShardDataset(IterableDataset):
         verify_crc: bool = False,
         cache_dir: str | os.PathLike[str] | None = None,
         cache_bytes: int | str | None = None,
+        # recipes (docs/recipes.md)
+        keys: Iterable[str] | str | os.PathLike[str] | None = None,
+        where: Where | None = None,
+        weights: Weights | None = None,
+        samples_per_epoch: int | None = None,
     ) -> None:
         super().__init__()
-        _check_source(source)
-        storage_options = locate.cache_options(source, storage_options, cache_dir, cache_bytes)
         opts = ReadOptions(batch_size=batch_size, crop_seconds=crop_seconds,
                            crops_per_recording=crops_per_recording, shuffle=shuffle, seed=seed,
                            shuffle_window=shuffle_window, partial=partial, secondary_weight=secondary_weight,
                            classes=None if classes is None else tuple(classes), with_metadata=with_metadata,
                            on_error=on_error, read_threads=read_threads, read_ahead=read_ahead,
                            verify_crc=verify_crc)
-        self.shard_set = ss = (source if isinstance(source, ShardSet)
-                               else ShardSet.open(source, storage_options=storage_options, search_path=search_path))
+        self.shard_set = ss = _open_set(source, storage_options, search_path, cache_dir, cache_bytes)
         opts.check_layout(ss.mode, ss.root)
-        if opts.read_ahead and getattr(ss.storage, "readahead", None) == "off":
-            ss.storage.readahead = "fadvise"  # read_ahead=True asked for it on a local folder
+        if opts.read_ahead and not ss.storage.capabilities.reads_ahead:
+            ss.storage.set_readahead("fadvise")  # read_ahead=True asked for it on a local folder
         #: the checked arguments (:class:`ReadOptions`)
         self.options = opts
         topo = detect_topology(rank, world_size)
         self.rank, self.world_size = topo.rank, topo.world_size
         self.classes, class_of = map_classes(ss.vocabulary, ss.label, ss.sec_idx, opts.classes, ss.root)
         self.reader = BatchReader(ss, opts, len(self.classes), class_of)
-        key = OrderKey(seed=opts.seed, version_id=ss.version_id, num_items=len(ss) * opts.crops_per_recording,
-                       shuffle=opts.shuffle, window_bytes=opts.window_bytes, root=ss.root)
+        #: which items each epoch reads (:class:`~shardkit.dataset.sampling.EpochSampler`)
+        self.sampler = sampler = make_sampler(ss, opts, Recipe(keys, where, weights, samples_per_epoch))
+        key = OrderKey(seed=opts.seed, version_id=ss.version_id, num_items=sampler.num_items, shuffle=opts.shuffle,
+                       window_bytes=opts.window_bytes, root=ss.root, recipe=sampler.recipe())
         self.cursor = EpochCursor(key, self.world_size * opts.batch_size)
-        self._order_cache: tuple[int, np.ndarray] | None = None
+        self._order_cache: tuple[int, np.ndarray, np.ndarray] | None = None
         if len(self) == 0:
             log.warning("%s: rank %d of %d gets no batch (%d items, batch_size %d, partial=%r)",
                         ss.root, self.rank, self.world_size, self.num_items, self.batch_size, opts.partial)
@@ -181,7 +211,8 @@ class ShardDataset(IterableDataset):
 
     @property
     def num_items(self) -> int:
-        """Items per epoch over all ranks: samples × crops_per_recording."""
+        """Items per epoch over all ranks: samples (of the subset) × crops_per_recording, or
+        ``samples_per_epoch``."""
         return self.cursor.key.num_items
 
     def plan(self, start: int = 0) -> plan.RankPlan:
@@ -190,14 +221,16 @@ class ShardDataset(IterableDataset):
                               batch_size=self.batch_size, partial=self.partial, start=start)
 
     def order(self, epoch: int) -> np.ndarray:
-        """The global item order of ``epoch``: int64 (num_items,), ``item = sample × crops + crop_no``."""
+        """The global order of ``epoch``: int64 (num_items,) codes, ``item = code % (samples × crops)``
+        with ``item = sample × crops + crop_no`` (the code's quotient numbers repeated draws of an item;
+        0 unless weights draw it more than once)."""
+        return self._epoch(epoch)[1]
+
+    def _epoch(self, epoch: int) -> tuple[int, np.ndarray, np.ndarray]:
+        """(epoch, order, window bounds in the order) of ``epoch``, computed once per epoch."""
         if self._order_cache is None or self._order_cache[0] != epoch:
-            ss = self.shard_set
-            g = plan.epoch_order(ss.shard_ptr, ss.sample_bytes, seed=self.seed, epoch=epoch,
-                                 shuffle=self.shuffle, window_bytes=self.window_bytes,
-                                 crops_per_recording=self.crops_per_recording)
-            self._order_cache = (epoch, g)
-        return self._order_cache[1]
+            self._order_cache = (epoch, *self.sampler.order(epoch))
+        return self._order_cache
 
     def __len__(self) -> int:
         """Batches this rank yields in the next iteration (over all of its DataLoader workers):
@@ -217,28 +250,37 @@ class ShardDataset(IterableDataset):
         in_worker = torch.utils.data.get_worker_info() is not None
         batches = rank_plan.worker_batches(worker, num_workers)
         ahead = self._read_ahead(epoch, rank_plan, batches) if self._reads_ahead() else None
+        n_items, drawn = self.sampler.set_items, self.sampler.drawn
         for t in batches:
             positions, valid = rank_plan.positions(t)
             if ahead is not None:
                 ahead.before(positions)
-            yield self.reader.read(order[positions], valid, epoch, in_worker=in_worker)
+            draws, items = np.divmod(order[positions], max(n_items, 1))
+            yield self.reader.read(items, valid, epoch, in_worker=in_worker, draws=draws if drawn else None)
 
     def _reads_ahead(self) -> bool:
         """``read_ahead``, or when None whether the storage reads ahead (object stores do; a local
-        folder does only with ``LocalStorage(readahead=...)``: on a warm page cache it only costs)."""
+        folder does by default, ``"auto"``: not in an iteration that starts with at least
+        :data:`WARM_SHARE` of the set in the page cache, and otherwise hinting only the ranges not
+        cached, so warm reads pay one ``mincore`` per epoch)."""
         if self.options.read_ahead is not None:
             return self.options.read_ahead
-        return bool(getattr(self.shard_set.storage, "reads_ahead", True))
+        storage = self.shard_set.storage
+        if not storage.capabilities.reads_ahead:
+            return False
+        try:
+            share = storage.resident_share(self.shard_set.shard_names)
+        except OSError:
+            share = None  # the reads report it
+        return share is None or share < WARM_SHARE
 
     def _read_ahead(self, epoch: int, rank_plan: plan.RankPlan, batches: range) -> Any:
         """The :class:`~shardkit.dataset.batch.ReadAhead` of this process's ``batches`` of ``epoch``."""
-        ss, opts = self.shard_set, self.options
-        bounds = plan.window_bounds(ss.shard_ptr, ss.sample_bytes, seed=opts.seed, epoch=epoch, shuffle=opts.shuffle,
-                                    window_bytes=opts.window_bytes, crops_per_recording=opts.crops_per_recording)
+        _, order, bounds = self._epoch(epoch)
         q = np.concatenate([np.zeros(0, np.int64)] + [np.arange(q0, q0 + n, dtype=np.int64)
                                                       for q0, n in map(rank_plan.batch, batches)])
         positions = rank_plan.start + q[q < rank_plan.remaining]  # padding re-reads the start: hinted there
-        return self.reader.read_ahead(self.order(epoch), bounds, positions)
+        return self.reader.read_ahead(order % max(self.sampler.set_items, 1), bounds, positions)
 
     # -- checkpoint state --------------------------------------------------------------------------
 
@@ -287,17 +329,13 @@ class ShardDataset(IterableDataset):
 def _check_source(source: object) -> None:
     """:class:`UsageError` unless ``source`` names one shard set (several sets, a list, a number)."""
     one = isinstance(source, ShardSet) or (
-        isinstance(source, str | os.PathLike) and not ("," in os.fspath(source) and not locate.is_url(source)
+        isinstance(source, str | os.PathLike) and not ("," in os.fspath(source) and not is_url(source)
                                                      and not os.path.exists(source)))
     if one:
         return
-    import importlib.util
-
-    mixture = importlib.util.find_spec("shardkit.dataset.mixture") is not None  # the sampler of several sets
-    several = ("to read several sets together use shardkit.Mixture" if mixture else
-               "pass one set (to grow a set, 'shardkit update' makes a new version of it with the new audio)")
     raise UsageError(f"ShardDataset reads one shard set (a folder, its manifest.json or an object-store URL), got "
-                     f"{source!r:.200}; {several}")
+                     f"{source!r:.200}; to read several at once, mix them: shardkit.Mixture([ShardDataset(a, ...), "
+                     f"ShardDataset(b, ...)], proportions=[...]) (docs/recipes.md)")
 
 
 def _warn_about_the_set(ss: ShardSet, opts: ReadOptions, crop_frames: int) -> None:

@@ -28,6 +28,11 @@ MASK64 = (1 << 64) - 1
 TAG_SHARDS = 0x5348415244        # "SHARD"
 TAG_WINDOW = 0x57494E444F57      # "WINDOW"
 TAG_CROP = 0x43524F50            # "CROP"
+TAG_ROTATE = 0x524F54415445      # "ROTATE"
+TAG_WINDOWS = 0x57494E444F5753   # "WINDOWS"
+#: Version of the shuffled order: 2 re-cuts (a keyed rotation) and permutes the windows every epoch;
+#: 1 (shardkit ≤ 0.4) cut them at fixed places and read them in shard order. Checkpoints record it.
+ORDER_VERSION = 2
 PARTIAL_POLICIES = ("drop", "pad", "keep")
 
 _GAMMA = np.uint64(0x9E3779B97F4A7C15)
@@ -86,25 +91,48 @@ def shuffle_windows(nbytes: np.ndarray, window_bytes: int) -> np.ndarray:
     return np.asarray(bounds, dtype=np.int64)
 
 
-def _window_layout(shard_ptr: np.ndarray, sample_bytes: np.ndarray, *, seed: int, epoch: int, shuffle: bool,
+def _shuffled_sequence(shard_ptr: np.ndarray, *, seed: int, epoch: int) -> np.ndarray:
+    """The samples (int64 (N,)) of the shards in a permuted order, concatenated, then rotated by a
+    keyed number of samples: where the windows are cut moves every epoch, also for one shard."""
+    n = int(shard_ptr[-1]) if len(shard_ptr) else 0
+    counts = np.diff(shard_ptr).astype(np.int64)
+    perm = permutation(len(counts), seed, epoch, TAG_SHARDS)
+    lengths = counts[perm]
+    before = np.zeros(len(perm), dtype=np.int64)
+    np.cumsum(lengths[:-1], out=before[1:])
+    samples = np.repeat(shard_ptr[:-1][perm] - before, lengths) + np.arange(n, dtype=np.int64)
+    shift = int(hash64(seed, epoch, TAG_ROTATE) % np.uint64(max(n, 1)))
+    return np.roll(samples, -shift)
+
+
+def _permute_windows(samples: np.ndarray, bounds: np.ndarray, *, seed: int, epoch: int
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """``samples`` with its windows (``bounds``) read in a keyed order, and the new bounds."""
+    sizes = np.diff(bounds)
+    order = permutation(len(sizes), seed, epoch, TAG_WINDOWS)
+    new_bounds = np.zeros(len(sizes) + 1, dtype=np.int64)
+    np.cumsum(sizes[order], out=new_bounds[1:])
+    pick = np.concatenate([np.zeros(0, np.int64)] + [np.arange(bounds[w], bounds[w + 1]) for w in order.tolist()])
+    return samples[pick], new_bounds
+
+
+def window_layout(shard_ptr: np.ndarray, sample_bytes: np.ndarray, *, seed: int, epoch: int, shuffle: bool,
                    window_bytes: int) -> tuple[np.ndarray, np.ndarray]:
     """(samples int64 (N,) in the epoch's window sequence, window bounds int64 (windows + 1,) over it).
 
-    Shuffled: shards permuted by (seed, epoch), their samples concatenated. Not shuffled: natural
-    order. Either way the sequence is cut into windows of ≤ ``window_bytes`` (:func:`shuffle_windows`).
+    Shuffled: the shards' samples in a keyed sequence (:func:`_shuffled_sequence`), cut into the
+    fewest windows of ≤ ``window_bytes`` of about equal size (:func:`shuffle_windows` with the cap
+    ``ceil(total / ceil(total / window_bytes))``), read in a keyed order of windows. Not shuffled:
+    natural order cut greedily into windows of ≤ ``window_bytes`` (the read-ahead's unit).
     """
-    n = int(shard_ptr[-1]) if len(shard_ptr) else 0
-    if shuffle:
-        counts = np.diff(shard_ptr).astype(np.int64)
-        perm = permutation(len(counts), seed, epoch, TAG_SHARDS)
-        lengths = counts[perm]
-        before = np.zeros(len(perm), dtype=np.int64)
-        np.cumsum(lengths[:-1], out=before[1:])
-        samples = np.repeat(shard_ptr[:-1][perm] - before, lengths) + np.arange(n, dtype=np.int64)
-    else:
-        samples = np.arange(n, dtype=np.int64)
-    bounds = shuffle_windows(np.asarray(sample_bytes, dtype=np.int64)[samples], int(window_bytes))
-    return samples, bounds
+    nbytes = np.asarray(sample_bytes, dtype=np.int64)
+    if not shuffle:
+        return np.arange(len(nbytes), dtype=np.int64), shuffle_windows(nbytes, int(window_bytes))
+    samples = _shuffled_sequence(shard_ptr, seed=seed, epoch=epoch)
+    total = int(nbytes.sum())
+    k = max(1, -(-total // max(int(window_bytes), 1)))
+    bounds = shuffle_windows(nbytes[samples], -(-total // k))
+    return _permute_windows(samples, bounds, seed=seed, epoch=epoch)
 
 
 def epoch_order(
@@ -120,23 +148,30 @@ def epoch_order(
     """The order ``G`` of all items of an epoch: int64 item ids, shape (N × crops_per_recording,).
 
     ``shard_ptr`` int64 (S+1,): first sample of each shard; ``sample_bytes`` int64 (N,): stored
-    bytes of each sample. Without ``shuffle``: natural order (sample, then crop ascending). With it:
-    shards permuted by (seed, epoch); their samples concatenated; cut into windows of ≤
-    ``window_bytes`` stored bytes (:func:`shuffle_windows`); the items (all crops of the window's
+    bytes of each sample. Without ``shuffle``: natural order (sample, then crop ascending). With it
+    (:func:`window_layout`): shards permuted by (seed, epoch); their samples concatenated and rotated
+    by a keyed number of samples; cut into the fewest windows of ≤ ``window_bytes`` stored bytes,
+    of about equal size; the windows read in a keyed order; the items (all crops of the window's
     samples) permuted within each window by (seed, epoch, window number).
     """
     c = int(crops_per_recording)
     n = int(shard_ptr[-1]) if len(shard_ptr) else 0
     if not shuffle:
         return np.arange(n * c, dtype=np.int64)
-    samples, bounds = _window_layout(shard_ptr, sample_bytes, seed=seed, epoch=epoch, shuffle=True,
+    samples, bounds = window_layout(shard_ptr, sample_bytes, seed=seed, epoch=epoch, shuffle=True,
                                      window_bytes=window_bytes)
     items = (samples[:, None] * c + np.arange(c, dtype=np.int64)).reshape(-1)
-    bounds = bounds * c
+    return items[permute_within_windows(bounds * c, seed=seed, epoch=epoch)]
+
+
+def permute_within_windows(bounds: np.ndarray, *, seed: int, epoch: int) -> np.ndarray:
+    """Indices (int64 (bounds[-1],)) that permute each window ``[bounds[w], bounds[w+1])`` of a
+    sequence within itself, keyed by (seed, epoch, window number, position in the window)."""
+    total = int(bounds[-1]) if len(bounds) else 0
     window = np.repeat(np.arange(len(bounds) - 1, dtype=np.int64), np.diff(bounds))
-    local = np.arange(n * c, dtype=np.int64) - bounds[:-1][window]
+    local = np.arange(total, dtype=np.int64) - bounds[:-1][window]
     keys = hash64(seed, epoch, TAG_WINDOW, window.astype(np.uint64), local.astype(np.uint64))
-    return items[np.lexsort((keys, window))]
+    return np.lexsort((keys, window)).astype(np.int64)
 
 
 def window_bounds(
@@ -152,7 +187,7 @@ def window_bounds(
     """Where the windows of :func:`epoch_order` lie in ``G``: int64 (windows + 1,) positions; window
     w is ``G[bounds[w]:bounds[w+1]]``. Without ``shuffle`` the natural order is cut the same way
     (windows of ≤ ``window_bytes`` stored bytes): the read-ahead's unit, not a shuffle."""
-    _, bounds = _window_layout(shard_ptr, sample_bytes, seed=seed, epoch=epoch, shuffle=shuffle,
+    _, bounds = window_layout(shard_ptr, sample_bytes, seed=seed, epoch=epoch, shuffle=shuffle,
                                window_bytes=window_bytes)
     return bounds * int(crops_per_recording)
 

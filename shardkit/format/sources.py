@@ -102,15 +102,21 @@ def load_table(root: str | os.PathLike[str], manifest: Manifest) -> Table:
         raise UsageError(f"{path}: no sources table, so update cannot tell which sources changed; the set was "
                          "packed by an older shardkit or written by ShardSetWriter. Pack the sources once with "
                          "this 'shardkit pack' and update that set from then on") from None
+    return parse_table(data, ref, str(path))
+
+
+def parse_table(data: bytes, ref: dict[str, Any], where: str) -> Table:
+    """The sources table in ``data``, checked against the manifest's reference ``ref`` (its sha256, when
+    it names one); :class:`IntegrityError` naming ``where`` for a changed or unreadable table."""
     if "sha256" in ref and hashlib.sha256(data).hexdigest() != ref["sha256"]:
-        raise IntegrityError(f"{path}: sha256 differs from the manifest's; re-download the shard set")
+        raise IntegrityError(f"{where}: sha256 differs from the manifest's; re-download the shard set")
     try:
         doc = json.loads(data)
         table = doc["sources"]
         if doc.get("format") != "shardkit.sources" or not isinstance(table, dict):
             raise ValueError("not a sources table")
     except (ValueError, KeyError, TypeError) as exc:
-        raise IntegrityError(f"{path}: unreadable sources table ({exc}); re-download the shard set") from None
+        raise IntegrityError(f"{where}: unreadable sources table ({exc}); re-download the shard set") from None
     return table
 
 

@@ -55,17 +55,15 @@ class ShardSetInfo:
 def _open_manifest(path: str | os.PathLike[str], storage_options: dict[str, Any] | None) -> tuple[Manifest, Any]:
     """(manifest, storage) of a URL (read once, in a child process: see ``ObjectStorage``), or
     (manifest, None) of a local folder."""
-    from shardkit.storage import location
+    from shardkit.storage.location import Location, open_storage
 
-    if not location.is_url(path):
+    root, name = Location.of_set(path, MANIFEST_NAME)
+    if root.is_local:
         if storage_options:
             raise UsageError(f"{path}: storage_options apply to object-store URLs, not to a local folder")
         return Manifest.load(path), None
-    from shardkit.storage.object import ObjectStorage
-
-    root, name = location.split_url(str(path), MANIFEST_NAME)
-    storage = ObjectStorage(root, storage_options)
-    storage.load_metadata(name)
+    storage = open_storage(root, storage_options)
+    storage.open_set(name)
     where = storage.describe(name)
     try:
         data = storage.read_bytes(name)
@@ -121,9 +119,9 @@ class SampleEntry:
 
 
 def _root(path: str | os.PathLike[str]) -> Path | str:
-    from shardkit.storage import location
+    from shardkit.storage.location import Location
 
-    return location.split_url(str(path), MANIFEST_NAME)[0] if location.is_url(path) else manifest_root(path)
+    return Location.of_set(path, MANIFEST_NAME)[0].native
 
 
 def list_samples(path: str | os.PathLike[str], *, storage_options: dict[str, Any] | None = None

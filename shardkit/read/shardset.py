@@ -37,6 +37,7 @@ from shardkit.format import Manifest, checks
 from shardkit.storage import location
 from shardkit.storage.base import OpenFailed, ShardChanged, ShortRead, Storage
 from shardkit.storage.local import LocalStorage
+from shardkit.storage.location import Location
 
 log = logging.getLogger(__name__)
 #: the end of a read error's message: advice a reader that already skips (on_error="skip") leaves out
@@ -71,15 +72,18 @@ class ShardSet:
       ``sec_idx[sec_ptr[i]:sec_ptr[i+1]]``)
     - ``codec_columns``: the codec's own index columns (:attr:`Codec.index_columns`), name → (N,) array
     - ``keys`` list[str]; ``key_hash`` uint64 (N,): see :func:`key_hashes`
+    - ``source`` list[str] (N): the source file of each sample (relative to the pack's SRC); ``start``
+      int64 (N,): its first frame in the resampled source (audio frames at :attr:`sample_rate`)
     """
 
-    def __init__(self, root: Path | str, manifest: Manifest, columns: dict[str, Any],
+    def __init__(self, root: str | os.PathLike[str] | Location, manifest: Manifest, columns: dict[str, Any],
                  storage: Storage | None = None) -> None:
-        #: the set's folder (a ``Path``), or its URL (a ``str`` ending in ``/``) for a set on object storage
-        self.root: Path | str = root if location.is_url(root) else Path(root)
+        #: where the set lives (:class:`~shardkit.storage.location.Location`: ``str()`` is its folder or URL,
+        #: ``.path`` a local set's folder)
+        self.root: Location = Location.parse(root)
         self.manifest = manifest
         #: where the bytes come from (:class:`~shardkit.storage.base.Storage`)
-        self.storage: Storage = storage if storage is not None else LocalStorage(self.root)
+        self.storage: Storage = storage if storage is not None else LocalStorage(self.root.path)
         self.vocabulary: list[str] = list(manifest.vocabulary)
         #: the codec of the data members (:class:`shardkit.encode.Codec`)
         self.codec: Codec = manifest.codec
@@ -95,6 +99,8 @@ class ShardSet:
         self.version_id: str = manifest.version_id
         self.shard_names: list[str] = [e.name for e in manifest.shards]
         self.keys: list[str] = columns["keys"]
+        self.source: list[str] = columns["source"]
+        self.start: np.ndarray = columns["start"]
         self.shard_id: np.ndarray = columns["shard_id"]
         self.shard_ptr: np.ndarray = columns["shard_ptr"]
         self.wav_offset: np.ndarray = columns["wav_offset"]
@@ -311,9 +317,8 @@ class ShardSet:
 
     def _bind_storage(self) -> None:
         self._members: dict[str, Any] = {}
-        bind = getattr(self.storage, "bind_members", None)
-        if bind is not None:
-            bind(self.members)
+        if self.storage.capabilities.checks_members:
+            self.storage.bind_members(self.members)
 
     def members(self, shard: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """The members of ``shard`` (data and ``.mp``), sorted by offset: (starts int64, ends int64,
@@ -334,27 +339,15 @@ class ShardSet:
 
 
 def locate_set(path: str | os.PathLike[str], storage: Storage | None, storage_options: dict[str, Any] | None
-            ) -> tuple[Path | str, str, Storage]:
-    """(root, manifest name, storage) of a location; a URL's metadata is loaded ahead in one go."""
-    from shardkit.storage.object import open_storage
-
+               ) -> tuple[Location, str, Storage]:
+    """(location, manifest name, storage) of a set's folder, URL or manifest; a storage that preloads reads
+    the metadata ahead in one go."""
     path, _ = location.resolve_location(path, None)  # kaggle://… and other registered schemes
-    if location.is_url(path):
-        root, name = location.split_url(str(path), fmt.MANIFEST_NAME)
-    else:
-        root, name = fmt.manifest_root(path), _manifest_name(path)
+    root, name = Location.of_set(path, fmt.MANIFEST_NAME)
     if storage is None:
-        storage = open_storage(root, storage_options)
-    preload = getattr(storage, "load_metadata", None)
-    if preload is not None:
-        preload(name)
+        storage = location.open_storage(root, storage_options)
+    storage.open_set(name)
     return root, name, storage
-
-
-def _manifest_name(path: str | os.PathLike[str]) -> str:
-    """The manifest's file name for ``path``: its own name when it is a ``.json`` file."""
-    p = Path(path)
-    return p.name if fmt.manifest_root(p) != p else fmt.MANIFEST_NAME
 
 
 def load_manifest(storage: Storage, name: str) -> Manifest:
@@ -362,18 +355,18 @@ def load_manifest(storage: Storage, name: str) -> Manifest:
     return Manifest.fetch(lambda: storage.read_bytes(name), storage.describe(name))
 
 
-def _lineage_storage(root: Path | str, manifest: Manifest, storage: Storage,
+def _lineage_storage(root: Location, manifest: Manifest, storage: Storage,
                      search_path: Sequence[str | os.PathLike[str]] | None) -> Storage:
     """The storage of a derived set: its own folder, and its ancestors' shards where they were found."""
     from shardkit.read.lineage import resolve
     from shardkit.storage.routed import RoutedStorage
 
-    if location.is_url(root):
+    if not root.is_local:
         if any(e.origin is not None for e in manifest.shards):
             raise UsageError(f"{root}: uses shards of an earlier version ({manifest.parent}), which is not "
                              "supported on object storage; upload 'shardkit compact' of it instead")
         return storage
-    return RoutedStorage(storage, resolve(Path(root), manifest, search_path))
+    return RoutedStorage(storage, resolve(root.path, manifest, search_path))
 
 
 def _load_index(storage: Storage, entry: fmt.ShardEntry, root: Path) -> fmt.ShardIndex:
@@ -428,7 +421,8 @@ def _concat_columns(indexes: list[fmt.ShardIndex], codec: Codec) -> dict[str, An
         "sec_idx": sec_idx, "shard_id": np.repeat(np.arange(len(indexes), dtype=np.int32), counts),
         "wav_offset": _int64(indexes, "wav_offset"), "sample_bytes": _int64(indexes, "wav_size"),
         "meta_offset": _int64(indexes, "meta_offset"), "meta_size": _int64(indexes, "meta_size"),
-        "frames": _int64(indexes, "frames"),
+        "frames": _int64(indexes, "frames"), "start": _int64(indexes, "start"),
+        "source": [s for ix in indexes for s in ix.columns["source"]],
         "wav_crc32": _int64(indexes, "wav_crc32", np.uint32), "meta_crc32": _int64(indexes, "meta_crc32", np.uint32),
         "codec": {name: _int64(indexes, name, dtype) for name, dtype in codec.index_columns.items()},
     }

@@ -13,17 +13,31 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from shardkit.storage.base import MAX_OBJECT_BYTES, ByteRange, Extent, OpenFailed, ShardChanged, ShortRead, Storage
+from shardkit.storage.base import (
+    MAX_OBJECT_BYTES,
+    ByteRange,
+    Capabilities,
+    Extent,
+    OpenFailed,
+    ShardChanged,
+    ShortRead,
+    Storage,
+)
 from shardkit.storage.local import LocalStorage
 
 if TYPE_CHECKING:
-    from shardkit.storage.object import ObjectStorage, open_storage
+    from shardkit.storage.disk_cache import CachedStorage
+    from shardkit.storage.location import Location, open_storage, register_storage
+    from shardkit.storage.object import ObjectStorage
     from shardkit.storage.routed import RoutedStorage
 
-__all__ = ["MAX_OBJECT_BYTES", "ByteRange", "Extent", "LocalStorage", "ObjectStorage", "OpenFailed", "RoutedStorage",
-           "ShardChanged", "ShortRead", "Storage", "open_storage"]
+__all__ = ["MAX_OBJECT_BYTES", "ByteRange", "CachedStorage", "Capabilities", "Extent", "LocalStorage", "Location",
+           "ObjectStorage", "OpenFailed", "RoutedStorage", "ShardChanged", "ShortRead", "Storage", "open_storage",
+           "register_storage"]
 
-_LAZY = {"ObjectStorage": "shardkit.storage.object", "open_storage": "shardkit.storage.object",
+_LAZY = {"ObjectStorage": "shardkit.storage.object", "open_storage": "shardkit.storage.location",
+         "Location": "shardkit.storage.location", "register_storage": "shardkit.storage.location",
+         "CachedStorage": "shardkit.storage.disk_cache",
          "RoutedStorage": "shardkit.storage.routed"}
 
 

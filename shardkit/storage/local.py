@@ -8,20 +8,33 @@ replaced or rewritten since the set was opened (:class:`ShardChanged`).
 
 from __future__ import annotations
 
+import ctypes
+import functools
+import mmap
 import os
 import queue
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from shardkit.errors import UnsafeFileError
+from shardkit.errors import UnsafeFileError, UsageError
 from shardkit.storage import base
-from shardkit.storage.base import ByteRange, Extent, OpenFailed, RangeError, ShardChanged, ShortRead
+from shardkit.storage.base import (
+    ByteRange,
+    Capabilities,
+    Extent,
+    OpenFailed,
+    RangeError,
+    ShardChanged,
+    ShortRead,
+    Storage,
+)
+from shardkit.storage.location import Location
 from shardkit.storage.safe_open import Identity, identity, open_regular, stat_regular
 
-__all__ = ["MAX_OPEN_SHARDS", "READAHEAD_MODES", "LocalStorage", "coalesce"]
+__all__ = ["MAX_OPEN_SHARDS", "READAHEAD_MODES", "LocalStorage", "coalesce", "page_cache_share"]
 
 #: Shard files a :class:`LocalStorage` keeps open per process; the least recently used idle one is
 #: closed beyond this.
@@ -30,12 +43,17 @@ MAX_OPEN_SHARDS = 128
 _HAS_PREADV = hasattr(os, "preadv")
 _HAS_FADVISE = hasattr(os, "posix_fadvise")
 
-#: :class:`LocalStorage` read-ahead modes: ``"fadvise"`` (``POSIX_FADV_WILLNEED`` on coalesced ranges: the
-#: kernel reads them into the page cache), ``"read"`` (a thread reads them sequentially in
-#: :data:`READAHEAD_CHUNK` pieces into one reused buffer, which fills the page cache), ``"off"``
-READAHEAD_MODES = ("fadvise", "read", "off")
+#: :class:`LocalStorage` read-ahead modes: ``"auto"`` (the default: ``"fadvise"`` for the ranges whose pages
+#: are not all in the page cache already, asked with ``mincore``; nothing for a warm range),
+#: ``"fadvise"`` (``POSIX_FADV_WILLNEED`` on coalesced ranges: the kernel reads them into the page cache),
+#: ``"read"`` (a thread reads them sequentially in :data:`READAHEAD_CHUNK` pieces into one reused buffer,
+#: which fills the page cache), ``"off"``
+READAHEAD_MODES = ("auto", "fadvise", "read", "off")
 #: members closer than this are read ahead as one range (the tar headers and ``.mp`` members between)
 READAHEAD_GAP = 1 << 20
+#: pages :meth:`LocalStorage.resident_share` samples over a set (the page cache is filled and emptied in
+#: runs of pages, so a few hundred spread evenly tell a cached set from one that is not)
+RESIDENT_PROBES = 256
 #: largest single read-ahead request (and the ``"read"`` mode's buffer: its whole memory)
 READAHEAD_CHUNK = 8 << 20
 
@@ -51,7 +69,7 @@ class _Handle:
 
 
 
-class LocalStorage:
+class LocalStorage(Storage):
     """A shard set in a local folder: ``os.preadv`` on descriptors kept open per process.
 
     The descriptor table is thread-safe (a lock around it; the reads run outside the lock) and
@@ -67,7 +85,7 @@ class LocalStorage:
     """
 
     def __init__(self, root: str | os.PathLike[str], *, max_open: int | None = None,
-                 readahead: str = "off") -> None:
+                 readahead: str = "auto") -> None:
         if readahead not in READAHEAD_MODES:
             raise ValueError(f"readahead must be one of {READAHEAD_MODES}, got {readahead!r}")
         self.root = Path(root)
@@ -76,10 +94,23 @@ class LocalStorage:
         self._ids: dict[str, Identity] = {}
         self._reset()
 
+    @classmethod
+    def from_location(cls, location: Location, storage_options: Mapping[str, Any] | None = None) -> LocalStorage:
+        if storage_options:
+            raise UsageError(f"{location}: storage_options apply to object-store URLs (s3://, gs://, az://, "
+                             "http(s)://), not to a local folder")
+        return cls(location.path)
+
     @property
-    def reads_ahead(self) -> bool:
-        """Whether :meth:`prefetch` does anything (``readahead`` is not ``"off"``)."""
-        return self.readahead != "off"
+    def capabilities(self) -> Capabilities:
+        """Local files; :meth:`prefetch` does something unless ``readahead`` is ``"off"``."""
+        return Capabilities(reads_ahead=self.readahead != "off", local_files=True)
+
+    def set_readahead(self, mode: str) -> None:
+        """Read ahead in ``mode`` from now on (:data:`READAHEAD_MODES`)."""
+        if mode not in READAHEAD_MODES:
+            raise ValueError(f"readahead must be one of {READAHEAD_MODES}, got {mode!r}")
+        self.readahead = mode
 
     def _reset(self) -> None:
         self._lock = threading.Lock()
@@ -107,6 +138,9 @@ class LocalStorage:
         """The local path of object ``name``."""
         return self.root / name
 
+    def local_path(self, name: str) -> Path:
+        return self.path(name)
+
     def describe(self, name: str) -> str:
         return str(self.root / name)
 
@@ -116,7 +150,7 @@ class LocalStorage:
         the page cache holds them when :meth:`read_into` comes. The thread starts on first use (also
         in a forked child); it holds no data of its own beyond one :data:`READAHEAD_CHUNK` buffer
         (``"read"``). CRCs are not checked: the bytes are not served from here, only cached."""
-        if self.readahead == "off" or not extents or (self.readahead == "fadvise" and not _HAS_FADVISE):
+        if self.readahead == "off" or not extents or (self.readahead != "read" and not _HAS_FADVISE):
             return
         self._check_pid()
         with self._lock:
@@ -126,6 +160,29 @@ class LocalStorage:
                                                       name="shardkit-readahead", daemon=True)
                 self._ahead_thread.start()
             self._jobs.put((self._ahead_gen, name, coalesce(extents)))
+
+    def resident_share(self, names: Sequence[str]) -> float | None:
+        """In ``"auto"`` mode, about the share of the pages of ``names`` that are in the page cache: a
+        sample of :data:`RESIDENT_PROBES` pages spread over them (at least 4 per object), weighted by
+        size; None in the other modes or where it cannot be asked. A reader asks it once per epoch: when
+        all of a set is cached there is nothing to read ahead, and not even the hints are paid."""
+        if self.readahead != "auto":
+            return None
+        resident = total = 0.0
+        per = max(4, RESIDENT_PROBES // max(1, len(names)))
+        for name in names:
+            handle = self._acquire(name)
+            try:
+                probe = _Residency(handle.fd, handle.size)
+                share = probe.share(per)
+                probe.close()
+            finally:
+                self._release(handle)
+            if share is None:
+                return None
+            resident += share * handle.size
+            total += handle.size
+        return resident / total if total else 1.0
 
     def read_bytes(self, name: str) -> bytes:
         """The whole object ``name``: a regular file of at most :data:`MAX_OBJECT_BYTES` (checked before
@@ -205,17 +262,27 @@ class LocalStorage:
             except OSError:
                 continue  # read_into reports it when the batch comes
             try:
-                for offset, length in ranges:
-                    if gen != self._ahead_gen:
-                        break
-                    if buf is None:
-                        os.posix_fadvise(handle.fd, offset, length, os.POSIX_FADV_WILLNEED)
-                    else:
-                        _read_fully(handle.fd, buf[:length], offset)
+                self._ahead_job(handle, ranges, gen, buf)
             except OSError:
                 pass  # a hint: the batch's own read reports the error
             finally:
                 self._release(handle)
+
+    def _ahead_job(self, handle: _Handle, ranges: list[tuple[int, int]], gen: int, buf: memoryview | None) -> None:
+        """Read ahead one shard's ranges: read them (``"read"``), or ``fadvise(WILLNEED)`` them — in
+        ``"auto"`` only those not wholly in the page cache already (:class:`_Residency`)."""
+        resident = _Residency(handle.fd, handle.size) if self.readahead == "auto" else None
+        try:
+            for offset, length in ranges:
+                if gen != self._ahead_gen:
+                    break
+                if buf is not None:
+                    _read_fully(handle.fd, buf[:length], offset)
+                elif resident is None or not resident.all_in(offset, length):
+                    os.posix_fadvise(handle.fd, offset, length, os.POSIX_FADV_WILLNEED)
+        finally:
+            if resident is not None:
+                resident.close()
 
     # -- descriptors -----------------------------------------------------------------------------
 
@@ -307,6 +374,86 @@ class LocalStorage:
 _FORK_LOCK = [threading.Lock()]
 if hasattr(os, "register_at_fork"):  # a child must not inherit it held by one of the parent's threads
     os.register_at_fork(after_in_child=lambda: _FORK_LOCK.__setitem__(0, threading.Lock()))
+
+
+class _Residency:
+    """Whether byte ranges of an open file are in the page cache: ``mincore`` over a ``PROT_READ``
+    mapping of the file (address space only: nothing is read or touched). Where ``mincore`` cannot be
+    asked every range counts as not resident (read ahead, as ``"fadvise"`` does)."""
+
+    def __init__(self, fd: int, size: int) -> None:
+        self.libc, self.size, self.addr = _libc(), size, None
+        if self.libc is not None and size > 0:
+            addr = self.libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
+            self.addr = None if addr in (None, ctypes.c_void_p(-1).value) else addr
+
+    def all_in(self, offset: int, length: int) -> bool:
+        """Every page of ``[offset, offset + length)`` (clipped to the file) is in the page cache."""
+        if self.addr is None:
+            return False
+        start = offset - offset % mmap.PAGESIZE
+        end = min(offset + length, self.size)
+        if end <= start:
+            return True
+        vec = ctypes.create_string_buffer(-(-(end - start) // mmap.PAGESIZE))
+        if self.libc.mincore(self.addr + start, end - start, vec) != 0:
+            return False
+        return b"\0" not in vec.raw  # the low bit of each page's byte: resident
+
+    def share(self, probes: int | None = None) -> float | None:
+        """The share of ``probes`` pages spread evenly over the file that are in the page cache (one
+        ``mincore`` of one page each: microseconds, whatever the file's size), of every page if None (one
+        ``mincore`` over the file: about 1 ms per GB), or None where it cannot be asked."""
+        if self.addr is None:
+            return None if self.size else 1.0
+        pages = -(-self.size // mmap.PAGESIZE)
+        if probes is None:
+            vec = ctypes.create_string_buffer(pages)
+            if self.libc.mincore(self.addr, self.size, vec) != 0:
+                return None
+            return 1.0 - vec.raw.count(0) / pages
+        picks = sorted({k * pages // probes for k in range(min(probes, pages))})
+        vec = ctypes.create_string_buffer(1)
+        resident = 0
+        for page in picks:
+            if self.libc.mincore(self.addr + page * mmap.PAGESIZE, 1, vec) != 0:
+                return None
+            resident += vec.raw[0] & 1
+        return resident / len(picks)
+
+    def close(self) -> None:
+        if self.addr is not None:
+            self.libc.munmap(self.addr, self.size)
+            self.addr = None
+
+
+def page_cache_share(path: str | os.PathLike[str]) -> float | None:
+    """The share of the pages of the file at ``path`` that are in the page cache (``mincore`` over all of
+    them; nothing is read), or None where it cannot be asked."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        probe = _Residency(fd, os.fstat(fd).st_size)
+        try:
+            return probe.share()
+        finally:
+            probe.close()
+    finally:
+        os.close(fd)
+
+
+@functools.cache
+def _libc() -> Any:
+    """libc with ``mmap``/``munmap``/``mincore`` typed for ctypes, or None where there is none."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.mmap.restype = ctypes.c_void_p
+        libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int,
+                              ctypes.c_long]
+        libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+        libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p]
+    except (OSError, AttributeError):
+        return None
+    return libc
 
 
 def _fork_lock() -> threading.Lock:

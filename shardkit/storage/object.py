@@ -1,6 +1,6 @@
 """Shard sets on object storage: :class:`ObjectStorage`, the :class:`~shardkit.storage.base.Storage`
-of an ``s3://``, ``gs://``, ``az://`` or ``http(s)://`` URL, read with obstore; :func:`open_storage`
-picks it or :class:`LocalStorage` for a location.
+of an ``s3://``, ``gs://``, ``az://`` or ``http(s)://`` URL, read with obstore
+(:func:`shardkit.storage.location.open_storage` picks it for such a location).
 
 How reads hide latency (a small GET costs 30–100 ms before its first byte):
 
@@ -26,8 +26,9 @@ How reads hide latency (a small GET costs 30–100 ms before its first byte):
   read calls in progress.
 
 A range outside the known members is read with plain ranged GETs (coalesced), checked for length only.
-With ``storage_options["cache_dir"]`` whole shards are read from a shared disk cache instead
-(:mod:`shardkit.storage.disk_cache`).
+With ``storage_options["cache_dir"]``, :meth:`ObjectStorage.from_location` puts the machine-wide shard
+cache in front (:class:`~shardkit.storage.disk_cache.CachedStorage`): whole shards are then read from
+there instead.
 """
 
 from __future__ import annotations
@@ -47,16 +48,15 @@ import numpy as np
 from shardkit.errors import UsageError
 from shardkit.storage import obstore as locate
 from shardkit.storage import windows as win
-from shardkit.storage.base import ByteRange, Extent, RangeError, ShardChanged, ShortRead, Storage
-from shardkit.storage.disk_cache import DiskCached, ShardCache, shard_digests
-from shardkit.storage.local import LocalStorage
-from shardkit.storage.location import is_url
+from shardkit.storage.base import ByteRange, Capabilities, Extent, Members, RangeError, ShardChanged, ShortRead, Storage
+from shardkit.storage.disk_cache import CachedStorage, ShardCache
+from shardkit.storage.location import Location
 from shardkit.storage.windows import MB, CorruptMember, Failed, TagMismatch, Window, WindowCache, covers, serve
 from shardkit.units import parse_size
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CACHE_BYTES", "CorruptMember", "ObjectStorage", "open_storage"]
+__all__ = ["CACHE_BYTES", "CorruptMember", "ObjectStorage"]
 
 #: background window GETs in flight per process
 MAX_IN_FLIGHT = 16
@@ -67,20 +67,14 @@ DISK_CACHE_BYTES = 20_000_000_000
 #: a window that takes longer than this is logged at INFO
 SLOW_SECONDS = 1.0
 
-#: the members of a shard: (starts int64, ends int64, crc32s int64), sorted by start
-Members = tuple[np.ndarray, np.ndarray, np.ndarray]
-
-
-class ObjectStorage(DiskCached):
+class ObjectStorage(Storage):
     """A shard set at an object-store URL (``s3://bucket/prefix/``, ``gs://…``, ``az://…``,
     ``http(s)://…``), read with obstore. Thread-safe; pickles to its URL and options.
 
     ``storage_options``: obstore settings (see :func:`shardkit.storage.obstore.make_store`); credentials and
-    endpoint otherwise come from the standard environment. Two keys are shardkit's own: ``cache_dir`` (a
-    local folder that keeps whole downloaded shards for every process of the machine,
-    :class:`~shardkit.storage.disk_cache.ShardCache`) and ``cache_dir_bytes`` (its bound, int or a size string,
-    default :data:`DISK_CACHE_BYTES`). ``cache_bytes``: bound of the in-memory window cache per process
-    (int or a size string, default 512 MB). See the module docstring for how reads work.
+    endpoint otherwise come from the standard environment. ``cache_bytes``: bound of the in-memory window
+    cache per process (int or a size string, default 512 MB). See the module docstring for how reads work.
+    The disk cache (``cache_dir``) is a wrapper: :meth:`from_location`.
     """
 
     def __init__(self, url: str, storage_options: Mapping[str, Any] | None = None, *,
@@ -91,17 +85,16 @@ class ObjectStorage(DiskCached):
             raise UsageError(f"{url}: reading object storage needs obstore: pip install 'shardkit[remote]'")
         self.url = url.rstrip("/") + "/"
         self.storage_options = dict(storage_options or {})
+        if set(self.storage_options) & set(locate.LOCAL_KEYS):
+            raise UsageError(f"{url}: cache_dir is a wrapper around the storage: open it with "
+                             "shardkit.storage.open_storage(url, {..., 'cache_dir': DIR}) or "
+                             "CachedStorage(ObjectStorage(url), ShardCache(DIR, limit))")
         self.cache_bytes = parse_size(cache_bytes) if isinstance(cache_bytes, str) else int(cache_bytes)
         self.max_in_flight = int(max_in_flight)
         self._members: Callable[[str], Members | None] | None = None
         #: the ETag of each object when the set was opened (None: the server gives none)
         self._tags: dict[str, str | None] = {}
         #: (bytes, sha256) of each shard, from the manifest: the disk cache's keys
-        self._shards: dict[str, tuple[int, str]] = {}
-        cache_dir = self.storage_options.get("cache_dir")
-        limit = self.storage_options.get("cache_dir_bytes", DISK_CACHE_BYTES)
-        self._disk = None if cache_dir is None else ShardCache(
-            cache_dir, parse_size(limit) if isinstance(limit, str) else int(limit))
         self._reset()
 
     def _reset(self) -> None:
@@ -111,7 +104,6 @@ class ObjectStorage(DiskCached):
         self._pool: ThreadPoolExecutor | None = None
         self._getters: ThreadPoolExecutor | None = None
         self._changed: dict[str, ShardChanged] = {}
-        self._filling: dict[str, Future[None]] = {}
         self._cache = WindowCache(self.cache_bytes)
         self._inflight: dict[tuple[str, int, int], Future[Window]] = {}
         self._preloaded: dict[str, Any] = {}
@@ -121,9 +113,8 @@ class ObjectStorage(DiskCached):
         #: this process's counters: ranges served from the cache (``hits``) or not (``misses``), windows a
         #: read waited for because prefetch was already fetching them (``joined``), GETs and bytes fetched
         #: by prefetch (``prefetch_gets``, ``prefetch_bytes``) and by reads (``read_gets``, ``read_bytes``)
-        #: and whole shards downloaded into ``cache_dir`` (``disk_gets``, ``disk_bytes``)
         self.stats = dict.fromkeys(("hits", "misses", "joined", "prefetch_gets", "prefetch_bytes", "read_gets",
-                                    "read_bytes", "disk_gets", "disk_bytes"), 0)
+                                    "read_bytes"), 0)
 
     def _client(self) -> Any:
         """This process's obstore store (made on first use; refused after an unsafe fork)."""
@@ -144,7 +135,25 @@ class ObjectStorage(DiskCached):
 
     # -- metadata ----------------------------------------------------------------------------------
 
-    def load_metadata(self, manifest: str) -> None:
+    @classmethod
+    def from_location(cls, location: Location, storage_options: Mapping[str, Any] | None = None) -> Storage:
+        """The storage of ``location``; with ``storage_options["cache_dir"]`` (a local folder that keeps whole
+        downloaded shards for every process of the machine) and ``cache_dir_bytes`` (its bound, int or a size
+        string, default :data:`DISK_CACHE_BYTES`), wrapped in a :class:`~shardkit.storage.disk_cache.CachedStorage`."""
+        options = {k: v for k, v in (storage_options or {}).items() if k not in locate.LOCAL_KEYS}
+        store = cls(location.root, options)
+        cache_dir = (storage_options or {}).get("cache_dir")
+        if cache_dir is None:
+            return store
+        limit = (storage_options or {}).get("cache_dir_bytes", DISK_CACHE_BYTES)
+        return CachedStorage(store, ShardCache(cache_dir, parse_size(limit) if isinstance(limit, str) else int(limit)))
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """Reads ahead (CRC-checked windows), checks whole members, preloads the set's metadata."""
+        return Capabilities(reads_ahead=True, checks_members=True, preloads=True)
+
+    def open_set(self, manifest: str) -> None:
         """Read the manifest, the indexes it lists and the shard sizes at once, in a child process
         (:func:`shardkit.storage.obstore.fetch_metadata`) unless this process already uses obstore; the
         next :meth:`read_bytes` / :meth:`size` of them are served from memory."""
@@ -158,8 +167,6 @@ class ObjectStorage(DiskCached):
         with self._lock:
             for name, tag in tags.items():
                 self._tags.setdefault(name, tag)
-            if isinstance(objects.get(manifest), bytes):
-                self._shards.update(shard_digests(objects[manifest]))
 
     def bind_members(self, members: Callable[[str], Members | None] | None) -> None:
         """Where to find a shard's members and CRC-32s (the shard set's index columns); reads inside a
@@ -216,8 +223,6 @@ class ObjectStorage(DiskCached):
         changed = self._changed.get(name)
         if changed is not None:
             return [(k, changed) for k in range(len(ranges))]
-        if self._disk is not None and (done := self._read_cached(name, ranges)) is not None:
-            return done
         errors: dict[int, OSError] = {}
         misses: list[int] = []
         with self._lock:
@@ -244,8 +249,6 @@ class ObjectStorage(DiskCached):
             self._client()
         except UsageError:
             return  # read_into says so
-        if self._disk is not None and self._prefetch_shard(name):
-            return
         budget = self.cache_bytes
         for group in win.plan_windows(sorted(extents)):
             start, end = group[0].offset, group[-1].offset + group[-1].length
@@ -279,6 +282,13 @@ class ObjectStorage(DiskCached):
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.max_in_flight, thread_name_prefix="shardkit-prefetch")
         return self._pool
+
+    def stream(self, name: str, write: Callable[[memoryview], None]) -> int:
+        """The whole object in one streaming GET (pieces of about 8 MB) on the condition that it is still the
+        one whose ETag was recorded (``If-Match``): :class:`ShardChanged` otherwise."""
+        tag = self._tags.get(name)
+        with self._conditional(name, tag):
+            return win.stream_if_match(self._client(), name, tag, write)
 
     def _get(self, name: str, start: int, end: int) -> Any:
         """Bytes ``[start, end)`` of ``name`` (one ranged GET), on the condition that the object is still the one
@@ -474,27 +484,13 @@ class ObjectStorage(DiskCached):
 
     def __getstate__(self) -> dict[str, Any]:
         return {"url": self.url, "storage_options": self.storage_options, "cache_bytes": self.cache_bytes,
-                "max_in_flight": self.max_in_flight, "tags": dict(self._tags), "shards": dict(self._shards),
-                "disk": self._disk}
+                "max_in_flight": self.max_in_flight, "tags": dict(self._tags)}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self._tags = dict(state.pop("tags", {}))
-        self._shards = dict(state.pop("shards", {}))
-        self._disk = state.pop("disk", None)
         self.__dict__.update(state)
         self._members = None
         self._reset()
 
     def __repr__(self) -> str:
         return f"ObjectStorage({self.url!r})"
-
-
-def open_storage(location: str | os.PathLike[str], storage_options: Mapping[str, Any] | None = None) -> Storage:
-    """The :class:`Storage` of a shard set's root: :class:`ObjectStorage` for a URL (``s3://``, ``gs://``,
-    ``az://``, ``http(s)://``), :class:`LocalStorage` for a local folder."""
-    if is_url(location):
-        return ObjectStorage(str(location), storage_options)
-    if storage_options:
-        raise UsageError(f"{location}: storage_options apply to object-store URLs (s3://, gs://, az://, "
-                         "http(s)://), not to a local folder")
-    return LocalStorage(location)

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from shardkit.errors import StorageError, UnsafeFileError, UsageError
-from shardkit.storage.location import is_url
+from shardkit.storage.location import Location
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +47,8 @@ DEFAULT_CLIENT = {"connect_timeout": timedelta(seconds=5), "timeout": timedelta(
 #: after a request timed out, further reads of that storage fail at once for this long (:class:`Stall`)
 STALL_SECONDS = 30.0
 
-#: ``storage_options`` keys that are shardkit's own, not obstore's (the disk cache of
-#: :class:`~shardkit.storage.object.ObjectStorage`)
+#: ``storage_options`` keys that are shardkit's own, not obstore's (the disk cache that
+#: :meth:`~shardkit.storage.object.ObjectStorage.from_location` wraps around the store)
 LOCAL_KEYS = ("cache_dir", "cache_dir_bytes")
 
 _ENDPOINT_KEYS = ("endpoint", "aws_endpoint", "aws_endpoint_url", "endpoint_url")
@@ -129,13 +129,13 @@ def refuse_cross_host_redirect(url: str, endpoint: str) -> None:
 def cache_options(source: object, storage_options: Mapping[str, Any] | None, cache_dir: str | os.PathLike[str] | None,
                   cache_bytes: int | str | None) -> dict[str, Any] | None:
     """``storage_options`` with ``ShardDataset``'s ``cache_dir``/``cache_bytes`` in them (as ``cache_dir`` and
-    ``cache_dir_bytes``: :class:`~shardkit.storage.object.ObjectStorage`'s disk cache). A cache of a local folder, or a
-    bound without a folder, is a :class:`UsageError`."""
+    ``cache_dir_bytes``: the :class:`~shardkit.storage.disk_cache.CachedStorage` around the object store). A
+    cache of a local folder, or a bound without a folder, is a :class:`UsageError`."""
     if cache_dir is None and cache_bytes is None:
         return None if storage_options is None else dict(storage_options)
     if cache_dir is None:
         raise UsageError(f"{source}: cache_bytes bounds cache_dir; pass cache_dir=FOLDER too")
-    if not is_url(source):
+    if Location.parse(source).is_local:
         raise UsageError(f"{source}: cache_dir keeps the shards of a set on object storage (s3://, gs://, az://, "
                          "http(s)://); a local folder is read in place")
     out = {**(storage_options or {}), "cache_dir": os.fspath(cache_dir)}

@@ -66,7 +66,7 @@ def compact(path: str | os.PathLike[str], out: str | os.PathLike[str], *, shard_
     uninterrupted compact; called again once finished, it writes nothing (``already_complete``)."""
     out_dir = Path(out)
     with ShardSet.open(path, search_path=search_path) as ss:
-        if out_dir.exists() and out_dir.resolve() == Path(ss.root).resolve():
+        if out_dir.exists() and ss.root.is_local and out_dir.resolve() == ss.root.path.resolve():
             raise UsageError(f"{out_dir}: is the set itself; compact into another folder")
         size = shard_size if shard_size is not None else ss.manifest.pack.get("shard_size", "1GB")
         mark = f"compact of {ss.manifest.version_id}, shard_size {size}"
@@ -128,9 +128,9 @@ def _result(out: Path, m: Manifest, *, already_complete: bool = False) -> Compac
 def _current_rows(ss: ShardSet, metas: list[dict[str, Any]]) -> None:
     """Each sample's CSV ``row`` as the set's sources table has it (a reused sample's ``.mp`` holds the
     row of the version that packed it)."""
-    if ss.manifest.format_version < LINEAGE_VERSION or isinstance(ss.root, str):
+    if ss.manifest.format_version < LINEAGE_VERSION or not ss.root.is_local:
         return
-    table = load_table(ss.root, ss.manifest)
+    table = load_table(ss.root.path, ss.manifest)
     for md in metas:
         rec = table.get(str(md.get("source")))
         if rec is not None and "row" in md:

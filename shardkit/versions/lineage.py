@@ -14,7 +14,7 @@ from shardkit.format.sources import Table, labels_of, load_table
 from shardkit.read.shardset import ShardSet
 
 
-def log(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+def history(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """The versions of the set at ``path``, oldest first: ``{version_id, parent, samples, seconds, hours,
     classes, note}`` (a set without history is its own one-item chain)."""
     m = Manifest.load(path)

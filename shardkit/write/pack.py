@@ -38,7 +38,7 @@ from shardkit.format import (
     Manifest,
 )
 from shardkit.ingest.sources import Reject, SourceItem, discover_sources, vocabulary_of
-from shardkit.storage.location import is_url
+from shardkit.storage.location import Location
 from shardkit.units import parse_size
 from shardkit.write.engines import Engine, engine_results, make_context, make_engine
 from shardkit.write.lock import PackLock
@@ -190,7 +190,7 @@ class _Job:
 def _remote_out(out: str | os.PathLike[str], storage_options: Mapping[str, Any] | None,
                 staging: str | os.PathLike[str] | None) -> RemoteOut | None:
     """The object-store prefix ``out`` names, or None for a local folder."""
-    if is_url(out):
+    if not Location.parse(out).is_local:
         return RemoteOut(str(out), storage_options, staging)
     if re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", str(out)):  # not a folder named "ftp:" in the working directory
         raise UsageError(f"{out}: not a URL shardkit writes to; give a folder or an object-store prefix "

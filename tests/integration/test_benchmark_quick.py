@@ -47,6 +47,12 @@ def test_quick_benchmark_writes_its_results(tmp_path):
         "presplit-wav", "webdataset"}
     assert all(r["clips"] > 0 and r["vs_cat"] > 0 for r in cold["results"])
     assert cold["target"]["met"] in (True, False) and "### Cold page cache" in (out / "benchmarks.md").read_text()
+    recipes = doc["recipes"]  # balanced / mixed epochs against a plain shuffled one
+    assert [c["case"] for c in recipes["cases"]] == [
+        "warm, 1 process", "warm, 1 process, clips per CPU second", "warm, 2 DataLoader workers",
+        "warm, 2 DataLoader workers, clips per CPU second"]
+    assert all(r["runs"][0] > 0 for c in recipes["cases"] for r in c["rows"])
+    assert "### Training recipes" in (out / "benchmarks.md").read_text()
     remote = doc["remote"]  # object storage: rows from the HTTP range server on loopback, or skipped with the reason
     assert remote.get("skipped") or {(r["method"], r["status"]) for r in remote["results"]} == {
         (f"segments-{w}", "ok") for w in ("local", "http-0ms", "http-10ms", "http-50ms")}

@@ -12,6 +12,7 @@ from audio_factory import make_file
 from rich.console import Console
 
 import shardkit
+import shardkit.encode
 from shardkit_cli.progress import verify_progress, verify_total
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -238,7 +239,7 @@ def test_brackets_in_names_and_messages_print_as_text(tmp_path):
 
 def test_format_choices_and_codec_options_come_from_the_codecs(corpus, tmp_path):
     help_text = run("pack", "--help").stdout
-    assert f"[{'|'.join(shardkit.codec_ids())}]" in help_text and "mel-u8: mel bands" in help_text
+    assert f"[{'|'.join(shardkit.encode.codec_ids())}]" in help_text and "mel-u8: mel bands" in help_text
     p = run("pack", corpus[0], tmp_path / "o", "--n-mels", "64", ok=False)  # a mel-u8 setting on a wav16 pack
     assert p.returncode == 2 and "n_mels is not a setting of codec 'wav16'" in p.stderr and "Traceback" not in p.stderr
     assert not (tmp_path / "o").exists()

@@ -54,3 +54,39 @@ def test_committed_e2e_results_match_the_docs_page(tmp_path):
     assert copy.read_text() == page.read_text()
     assert "## Reading the numbers" in page.read_text()
     assert (tmp_path / "e2e.png").stat().st_size > 10_000
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_quick_sim_benchmark_same_epoch_for_every_pipeline(tmp_path):
+    """--device sim: every pipeline feeds the simulated accelerator, yields the same clips per epoch and the
+    same model-input shape; the device stages are counted (no speed is asserted)."""
+    out = tmp_path / "bench"
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.e2e", "--device", "sim", "--quick", "--step-ms", "10,25",
+                           "--runs", "1", "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=590)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+    doc = json.loads((out / "sim-e2e-quick.json").read_text())
+    rows = doc["runs"][0]["results"]
+    assert [r["pipeline"] for r in rows] == [p for p in PIPELINES for _ in (10, 25)]
+    for r in rows:
+        assert "error" not in r, r
+        assert r["steps"] >= 3 and 0 < r["busy"] and r["ideal_ms"] >= r["step_ms"] + doc["config"]["host_ms"]
+    assert len({r["epoch_clips_counted"] for r in rows}) == 1 == len({tuple(r["model_input"]) for r in rows})
+    assert {r["epoch_clips_counted"] for r in rows} == {rows[0]["clips_per_epoch"]}
+    stages = {r["pipeline"]: r["stage_ops"] for r in rows}
+    assert stages["seed-ogg"] == stages["ceiling"] == 0 < stages["seed-presplit"] < stages["shardkit-wav16"]
+    assert {t["verdict"] for t in doc["targets"]} <= {"met", "missed"}
+    assert "| shardkit-mel-u8 | 25 |" in proc.stdout
+
+
+def test_committed_sim_results_match_the_docs_page(tmp_path):
+    """The page's simulated-accelerator section is what benchmarks/results/sim-e2e*.json renders to."""
+    from benchmarks import report_sim
+
+    page = ROOT / "docs" / "benchmarks-e2e.md"
+    copy = tmp_path / "page.md"
+    copy.write_text(page.read_text())
+    report_sim.render_sim_docs(ROOT / "benchmarks" / "results", page=copy, png=tmp_path / "e2e-sim.png")
+    assert copy.read_text() == page.read_text()
+    assert report_sim.BEGIN in page.read_text() and "Why `--host-ms 3` by default" in page.read_text()

@@ -78,7 +78,7 @@ def test_delta_dataset_uploads_only_new_shards_and_reads_beside_its_parent(chain
         p = cli("kaggle", "prepare", v2, "--delta", "--id", DELTA, "--title", "Birds 2026 delta", env=env)
         assert f"attach {PARENT} too" in p.stdout
         up = v2.parent / "v2-kaggle"
-        local = shardkit.Manifest.load(v2)
+        local = shardkit.format.Manifest.load(v2)
         own = [e for e in local.shards if e.origin is None]
         assert own and len(own) < len(local.shards)
         expected = {f"{e.name[:-4]}.shard": e.bytes for e in own}
@@ -99,8 +99,8 @@ def _read_in_notebook(fake: FakeKaggle, v2: Path, inputs: Path) -> None:
     folders = [_mount(fake.files(PARENT), inputs, PARENT), _mount(fake.files(DELTA), inputs, DELTA)]
     lone = inputs.parent.parent / "lone" / "input"
     folders.append(_mount(fake.files(DELTA), lone, DELTA))
-    published = shardkit.Manifest.load(folders[1])
-    assert published.version_id == shardkit.Manifest.load(v2).version_id
+    published = shardkit.format.Manifest.load(folders[1])
+    assert published.version_id == shardkit.format.Manifest.load(v2).version_id
     assert all(e.name.endswith(".shard") for e in published.shards)
     assert all(k.endswith(".shard") for k in published.overrides.get("removed", {})) and published.overrides["removed"]
     try:

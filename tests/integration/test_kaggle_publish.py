@@ -19,6 +19,7 @@ from kaggle_fake import FakeKaggle
 from torch.utils.data import DataLoader
 
 import shardkit
+import shardkit.format
 from shardkit.kaggle import locate, prepare
 
 pytest.importorskip("kaggle")
@@ -69,11 +70,11 @@ def test_create_then_version_uploads_every_byte(fake, upload, tmp_path):
     assert [v["notes"] for v in fake.datasets[REF].versions] == [None, "second cut"]
     assert {n: sha(fake.files(REF) / n) for n in os.listdir(fake.files(REF))} == local
     p = publish(fake, tmp_path / "home", upload)  # default notes: the version id and totals
-    assert shardkit.Manifest.load(upload).version_id in fake.datasets[REF].versions[-1]["notes"]
+    assert shardkit.format.Manifest.load(upload).version_id in fake.datasets[REF].versions[-1]["notes"]
 
 
 def test_failed_put_is_resumed_not_restarted(fake, upload, tmp_path):
-    shard = shardkit.Manifest.load(upload).shards[0]
+    shard = shardkit.format.Manifest.load(upload).shards[0]
     fake.fail_put[shard.name] = 500
     p = publish(fake, tmp_path / "home", upload)
     assert "resuming, attempt 2" in p.stderr
@@ -86,7 +87,7 @@ def test_failed_put_is_resumed_not_restarted(fake, upload, tmp_path):
 
 
 def test_an_unanswered_put_times_out_and_resumes(fake, upload, tmp_path):
-    shard = shardkit.Manifest.load(upload).shards[0]
+    shard = shardkit.format.Manifest.load(upload).shards[0]
     fake.hang_put[shard.name] = 1  # half of the bytes arrive, then the server never answers
     p = publish(fake, tmp_path / "home", upload, "--timeout", "2", timeout=120)
     assert fake.hung == 1 and "Traceback" not in p.stderr
@@ -97,7 +98,7 @@ def test_an_unanswered_put_times_out_and_resumes(fake, upload, tmp_path):
 
 
 def test_an_upload_that_never_answers_fails_by_name(fake, upload, tmp_path):
-    shard = shardkit.Manifest.load(upload).shards[0]
+    shard = shardkit.format.Manifest.load(upload).shards[0]
     fake.hang_put[shard.name] = 10**6
     p = publish(fake, tmp_path / "home", upload, "--timeout", "1", "--attempts", "1", ok=False, timeout=240)
     assert p.returncode == 1 and "Traceback" not in p.stderr and REF not in fake.datasets
@@ -105,7 +106,7 @@ def test_an_upload_that_never_answers_fails_by_name(fake, upload, tmp_path):
 
 
 def test_a_rerun_resumes_a_failed_upload(fake, upload, tmp_path):
-    shard = shardkit.Manifest.load(upload).shards[-1]
+    shard = shardkit.format.Manifest.load(upload).shards[-1]
     fake.fail_put[shard.name] = 500
     p = publish(fake, tmp_path / "home", upload, "--attempts", "1", ok=False)
     assert p.returncode != 0 and "run the same command again" in p.stderr and REF not in fake.datasets

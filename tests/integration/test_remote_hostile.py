@@ -15,6 +15,7 @@ import pytest
 from remote_fixtures import no_range_server, serve, url_of
 
 import shardkit
+import shardkit.format
 from benchmarks.loopback import _RangeFiles
 from shardkit.errors import ShardReadError, StorageError
 from shardkit.read import ShardSet
@@ -140,7 +141,7 @@ def test_a_file_planted_in_cache_dir_is_not_served(packed, tmp_path):
     server = range_server(packed)
     cache = tmp_path / "cache"
     cache.mkdir()
-    for e in shardkit.Manifest.load(packed).shards:  # other audio under every entry's name, at the shard's size
+    for e in shardkit.format.Manifest.load(packed).shards:  # other audio under every entry's name, at the shard's size
         (cache / f"{e.sha256}.tar").write_bytes(b"\0" * e.bytes)
     try:
         assert _epoch(url_of(server) + "/", cache_dir=cache) == _epoch(packed)

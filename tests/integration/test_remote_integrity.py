@@ -109,7 +109,7 @@ def test_a_file_replaced_behind_an_http_set_is_named(packed, tmp_path):
 def test_an_unchanged_set_reads_with_if_match_on_every_get(s3_env, packed):
     upload(s3_env, packed, "shards", "same/")
     st = ObjectStorage("s3://shards/same/")
-    st.load_metadata("manifest.json")
+    st.open_set("manifest.json")
     ss = ShardSet.open("s3://shards/same/", storage=st)
     assert set(st._tags) >= set(ss.shard_names) and all(st._tags[n] for n in ss.shard_names)
     assert ss.read_data_member(0) == ShardSet.open(packed).read_data_member(0)

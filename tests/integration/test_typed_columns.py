@@ -13,7 +13,7 @@ import pytest
 from audio_factory import make_corpus
 
 import shardkit
-from shardkit.format import COLUMNS_VERSION, FORMAT_VERSION, REJECTS_NAME
+from shardkit.format import COLUMNS_VERSION, FORMAT_VERSION, REJECTS_NAME, Manifest
 
 
 def _rewrite(csv_path: Path, out: Path, change) -> Path:
@@ -50,7 +50,7 @@ def test_mixed_columns_get_one_type_recorded_in_a_version_4_manifest(corpus, tmp
     assert doc["columns"]["rating"] == "float" and doc["columns"]["count"] == "int"
     assert doc["rejects_file"]["name"] == REJECTS_NAME and doc["rejects_file"]["count"] == 1
     assert [x.file for x in r.rejects] == ["amecro/gone.ogg"]
-    m = shardkit.Manifest.load(tmp_path / "s")
+    m = Manifest.load(tmp_path / "s")
     assert m.rejects and m.rejects[0]["file"] == "amecro/gone.ogg" and m.reject_count == 1
     ratings = {type(shardkit.read_sample(tmp_path / "s", e.key).meta["extra"]["rating"])
                for e in shardkit.list_samples(tmp_path / "s")}
@@ -108,8 +108,8 @@ def test_compact_keeps_the_column_types_and_the_rejects(corpus, tmp_path):
     audio, _, messy = corpus
     shardkit.pack(audio, tmp_path / "s", metadata=messy)
     shardkit.compact(tmp_path / "s", tmp_path / "c")
-    m = shardkit.Manifest.load(tmp_path / "c")
-    assert m.format_version == COLUMNS_VERSION and m.columns == shardkit.Manifest.load(tmp_path / "s").columns
+    m = Manifest.load(tmp_path / "c")
+    assert m.format_version == COLUMNS_VERSION and m.columns == Manifest.load(tmp_path / "s").columns
     assert [r["file"] for r in m.rejects] == ["amecro/gone.ogg"]
 
 
@@ -121,7 +121,7 @@ def test_kaggle_prepare_ships_the_rejects_file(corpus, tmp_path):
     plan = prepare(tmp_path / "s", "tester/typed-shards", "Typed shards v1", "CC0-1.0", out=tmp_path / "up")
     assert REJECTS_NAME in [f.name for f in plan.files]
     assert (tmp_path / "up" / REJECTS_NAME).read_bytes() == (tmp_path / "s" / REJECTS_NAME).read_bytes()
-    assert shardkit.Manifest.load(tmp_path / "up").reject_count == 1
+    assert Manifest.load(tmp_path / "up").reject_count == 1
 
 
 def test_verify_checks_the_rejects_file(corpus, tmp_path):
@@ -141,7 +141,7 @@ def test_a_version_4_manifest_without_columns_keeps_its_rejects_inline(corpus, t
     shardkit.pack(audio, tmp_path / "s", metadata=csv_path)
     doc = json.loads((tmp_path / "s" / "manifest.json").read_text())
     doc.update(format_version=COLUMNS_VERSION, rejects=[{"file": "x.ogg", "row": 9, "reason": "missing"}])
-    m = shardkit.Manifest.from_json(json.dumps(doc).encode())
+    m = Manifest.from_json(json.dumps(doc).encode())
     assert m.columns is None and not m.typed and m.reject_count == 1
     again = json.loads(m.to_json())
     assert again["rejects"] == doc["rejects"] and "columns" not in again and "rejects_file" not in again

@@ -12,15 +12,17 @@ import shardkit
 
 def test_exported_names():
     assert set(shardkit.__all__) == {
-        "FORMAT_VERSION", "ShardkitError", "__version__", "LogMel", "MelConfig", "PackOptions", "PackProgress",
+        "FORMAT_VERSION", "ShardkitError", "__version__", "MelConfig", "PackOptions", "PackProgress",
         "PackResult", "ShardDataset", "ShardSet", "ShardSetWriter", "extract_sample", "info", "list_samples",
         "pack", "plan_split", "read_sample", "show_sample", "verify", "reindex",
+        # the device stage (imports torch on first use)
+        "DevicePipeline", "AugmentConfig",
         # dataset versions (docs/versions.md)
-        "update", "compact", "log", "diff", "UpdateResult", "CompactResult", "DiffReport",
+        "update", "compact", "history", "diff", "UpdateResult", "CompactResult", "DiffReport",
+        # training recipes (docs/recipes.md)
+        "Mixture", "sample_columns", "folds", "write_folds", "load_folds", "Fold",
         # result types
-        "ShardSetInfo", "SampleEntry", "Sample", "SplitPlan", "VerifyReport", "Problem", "ReindexResult",
-        # the format's documents and the codecs
-        "Manifest", "ShardEntry", "ShardIndex", "Codec", "Wav16", "MelU8", "get_codec", "codec_ids",
+        "ShardSetInfo", "SampleEntry", "Sample", "SplitPlan", "VerifyReport", "VerifyProblem", "ReindexResult",
         # the whole exception tree
         "BudgetExceededError", "DecodeError", "FormatError", "IntegrityError", "ManifestError", "MetadataError",
         "OutputConflictError", "PackError", "SampleNotFoundError", "ShardIndexError", "ShardReadError",
@@ -29,6 +31,17 @@ def test_exported_names():
     assert shardkit.__all__ == sorted(shardkit.__all__)
     for name in shardkit.__all__:
         assert getattr(shardkit, name) is not None
+
+
+def test_extension_and_format_types_live_in_their_packages():
+    import shardkit.device
+    import shardkit.encode
+    import shardkit.format
+
+    for module, names in ((shardkit.encode, ("Codec", "Wav16", "MelU8", "get_codec", "codec_ids")),
+                          (shardkit.format, ("Manifest", "ShardEntry", "ShardIndex")), (shardkit.device, ("LogMel",))):
+        assert set(names) <= set(module.__all__)
+        assert not set(names) & set(shardkit.__all__)
 
 
 def test_every_exception_of_the_tree_is_exported():

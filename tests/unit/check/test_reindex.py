@@ -106,7 +106,7 @@ def test_the_manifest_follows_a_rebuilt_index_of_another_encoding(packed):
     assert shardkit.reindex(packed).rebuilt == []
     shardkit.reindex(packed, force=True)
     assert (packed / "shard-00000.index").read_bytes() == idx.to_bytes()
-    entry = shardkit.Manifest.load(packed).shards[0]
+    entry = shardkit.format.Manifest.load(packed).shards[0]
     assert entry.index_sha256 == hashlib.sha256(idx.to_bytes()).hexdigest() and shardkit.verify(packed).ok
 
 

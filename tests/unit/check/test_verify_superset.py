@@ -42,13 +42,13 @@ def _copy_shard_as_second_entry(root):
     shutil.copy(root / "shard-00000.index", root / "shard-00009.index")
     edit_manifest(root, lambda d: d["shards"].append({**d["shards"][0], "name": "shard-00009.tar",
                                                       "index": "shard-00009.index"}))
-    n = len(shardkit.Manifest.load(root).shards) - 1
+    n = len(shardkit.format.Manifest.load(root).shards) - 1
     edit_index(root, n, lambda idx: setattr(idx, "shard", "shard-00009.tar"), name="shard-00009.index")
 
 
 def _drop_entries(root, keep):
     """The manifest lists only its first ``keep`` shards (the others' files deleted), totals left as they were."""
-    doc = shardkit.Manifest.load(root)
+    doc = shardkit.format.Manifest.load(root)
     for e in doc.shards[keep:]:
         (root / e.name).unlink()
         (root / e.index).unlink()
@@ -185,7 +185,7 @@ def test_verify_never_raises_on_damage_beyond_the_manifest(bad):
 def test_totals_must_be_what_the_shard_entries_hold(bad, keep):
     """A manifest listing no shard (or fewer) whose totals still count every sample: verify names the
     manifest and the totals, the reader refuses it, and info reports what the entries hold."""
-    stated = shardkit.Manifest.load(bad).totals["samples"]
+    stated = shardkit.format.Manifest.load(bad).totals["samples"]
     _drop_entries(bad, keep)
     report = shardkit.verify(bad)
     assert [p.file for p in report.problems] == ["manifest.json"] * len(report.problems)
@@ -193,7 +193,7 @@ def test_totals_must_be_what_the_shard_entries_hold(bad, keep):
     assert any("re-pack" in a for a in report.advice)
     with pytest.raises(ManifestError, match=r"totals\.samples"):
         ShardSet.open(bad)
-    held = sum(e.samples for e in shardkit.Manifest.load(bad).shards)
+    held = sum(e.samples for e in shardkit.format.Manifest.load(bad).shards)
     assert shardkit.info(bad).samples == held < stated
 
 
@@ -209,7 +209,7 @@ def test_a_derived_set_counts_its_totals_after_the_tombstones(tmp_path, monkeypa
     season(tmp_path, csv_path)
     shardkit.update(tmp_path / "audio", tmp_path / "v1", tmp_path / "v2", metadata=csv_path)
     v2 = tmp_path / "v2"
-    doc = shardkit.Manifest.load(v2)
+    doc = shardkit.format.Manifest.load(v2)
     assert doc.overrides.get("removed") and shardkit.verify(v2).ok
     with ShardSet.open(v2) as ss:
         assert (len(ss), int(np.sum(ss.frames))) == (doc.totals["samples"], doc.totals["frames"])

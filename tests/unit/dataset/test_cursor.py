@@ -26,7 +26,8 @@ def test_fresh_cursor_starts_epoch_0_at_0():
     c = _cursor()
     assert c.epoch == 0 and c.pending_start() == 0 and c.begin_iteration() == (0, 0)
     assert c.state_dict() == {"format": STATE_FORMAT, "seed": 3, "epoch": 0, "consumed": 0, "num_items": 100,
-                              "version_id": "v1", "shuffle": True, "window_bytes": 4096}
+                              "version_id": "v1", "shuffle": True, "window_bytes": 4096, "order": 2,
+                              "recipe": ""}
 
 
 def test_position_counts_yielded_batches_or_the_given_count():
@@ -71,6 +72,7 @@ def test_restore_is_seen_by_a_pickled_copy_made_before_it():
     ({"window_bytes": 1}, "window_bytes=1"),
     ({"consumed": 101}, "outside"),
     ({"consumed": -1}, "outside"),
+    ({"recipe": "abc"}, "another subset"),
 ])
 def test_restore_rejects_a_state_for_another_order(change, match):
     c = _cursor()
@@ -87,3 +89,14 @@ def test_restore_needs_the_keys():
         c.load_state_dict(state)
     with pytest.raises(UsageError):
         c.restore("not a dict")
+
+
+def test_an_old_mid_epoch_shuffled_checkpoint_is_refused_with_advice():
+    c = _cursor()
+    old = dict(c.state_dict(), epoch=3, consumed=40)
+    del old["order"], old["recipe"]  # as shardkit <= 0.4 saved it: order version 1
+    with pytest.raises(UsageError, match=r"version 1.*cannot be resumed exactly.*set_epoch\(3\)"):
+        c.restore(old)
+    for consumed in (0, 100):  # nothing or everything consumed: the same either way
+        c.restore(dict(old, consumed=consumed))
+        assert c.pending_start() == consumed

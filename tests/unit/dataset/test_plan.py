@@ -73,14 +73,21 @@ def test_epoch_order_is_a_permutation_within_windows(sizes, window, crops, seed,
     assert sorted(g.tolist()) == list(range(n * crops))
     assert np.array_equal(g, plan.epoch_order(ptr, nbytes, seed=seed, epoch=epoch, shuffle=True,
                                               window_bytes=window, crops_per_recording=crops))
-    # rebuild the unshuffled sequence: shards in keyed order, samples in order, windows over it
+    # every window is one stretch (cyclically: the cut rotates) of the shards in keyed order, all
+    # crops of its samples, of at most ``window`` stored bytes unless it is one larger sample
     perm = plan.permutation(len(sizes), seed, epoch, plan.TAG_SHARDS)
-    seq = [s for k in perm.tolist() for s in range(ptr[k], ptr[k + 1])]
-    bounds = plan.shuffle_windows(nbytes[seq], window)
+    seq = {s: i for i, s in enumerate(s for k in perm.tolist() for s in range(ptr[k], ptr[k + 1]))}
+    bounds = plan.window_bounds(ptr, nbytes, seed=seed, epoch=epoch, shuffle=True, window_bytes=window,
+                                crops_per_recording=crops)
+    assert bounds[0] == 0 and bounds[-1] == n * crops and np.all(np.diff(bounds) > 0 if n else True)
     for w in range(len(bounds) - 1):
-        a, b = int(bounds[w]), int(bounds[w + 1])
-        want = {s * crops + c for s in seq[a:b] for c in range(crops)}
-        assert set(g[a * crops:b * crops].tolist()) == want
+        items = g[bounds[w]:bounds[w + 1]]
+        samples = sorted(set((items // crops).tolist()))
+        assert sorted(items.tolist()) == [s * crops + c for s in samples for c in range(crops)]
+        assert len(samples) == 1 or int(nbytes[samples].sum()) <= window
+        pos = sorted(seq[s] for s in samples)
+        gaps = sum((b - a) % n != 1 for a, b in zip(pos, pos[1:] + pos[:1]))
+        assert gaps <= 1
 
 
 def test_epoch_order_natural_without_shuffle():

@@ -14,7 +14,7 @@ from shardkit.dataset import ShardDataset, plan
 from shardkit.dataset.batch import ReadAhead
 from shardkit.read import ShardSet
 from shardkit.storage import local as storage_mod
-from shardkit.storage.base import Extent
+from shardkit.storage.base import Capabilities, Extent
 from shardkit.storage.local import LocalStorage, coalesce
 
 
@@ -160,7 +160,7 @@ class _Recorder(LocalStorage):
         super().__init__(root, readahead="off")
         self.hints = []
 
-    reads_ahead = True  # a storage that wants hints (as an object store does)
+    capabilities = Capabilities(reads_ahead=True)  # a storage that wants hints (as an object store does)
 
     def prefetch(self, name, extents):
         self.hints.append((name, list(extents)))
@@ -218,10 +218,35 @@ def test_read_ahead_plan_follows_resume_and_ranks(tmp_path):
     assert isinstance(ReadAhead, type)
 
 
-def test_local_folders_get_no_hints_by_default_and_read_ahead_true_turns_fadvise_on(tmp_path):
+def test_local_folders_read_ahead_auto_by_default_and_read_ahead_false_turns_hints_off(tmp_path):
     root, _ = make_set(tmp_path / "s", [[160] * 6, [160] * 5])
     plain = ShardDataset(root, batch_size=4)
-    assert plain.shard_set.storage.readahead == "off" and not plain._reads_ahead()
-    on = ShardDataset(root, batch_size=4, read_ahead=True)
-    assert on.shard_set.storage.readahead == "fadvise" and on._reads_ahead()
-    assert [b["keys"] for b in plain] == [b["keys"] for b in on]
+    assert plain.shard_set.storage.readahead == "auto"
+    os.sync()                                                    # dirty pages are not dropped
+    for name in plain.shard_set.shard_names:                     # cold: read ahead
+        os.posix_fadvise(plain.shard_set.storage.fd(name), 0, 0, os.POSIX_FADV_DONTNEED)
+    assert plain.shard_set.storage.resident_share(plain.shard_set.shard_names) < 0.5 and plain._reads_ahead()
+    for name in plain.shard_set.shard_names:                     # all of it cached: not even the hints
+        os.pread(plain.shard_set.storage.fd(name), 1 << 24, 0)
+    assert plain.shard_set.storage.resident_share(plain.shard_set.shard_names) == 1.0
+    assert not plain._reads_ahead()
+    off = ShardDataset(root, batch_size=4, read_ahead=False)
+    assert not off._reads_ahead()
+    forced = ShardDataset(ShardSet.open(root, storage=LocalStorage(root, readahead="off")), batch_size=4,
+                          read_ahead=True)
+    assert forced.shard_set.storage.readahead == "fadvise" and forced._reads_ahead()
+    assert [b["keys"] for b in plain] == [b["keys"] for b in off] == [b["keys"] for b in forced]
+
+
+def test_auto_read_ahead_hints_only_ranges_not_in_the_page_cache(tmp_path, monkeypatch):
+    """``"auto"``: a range whose pages are all resident gets no ``fadvise``; a dropped one does."""
+    (tmp_path / "a.bin").write_bytes(os.urandom(4 << 20))
+    os.sync()
+    store = LocalStorage(tmp_path)
+    fd = store.fd("a.bin")
+    os.pread(fd, 1 << 20, 0)                                   # the first MiB resident
+    os.posix_fadvise(fd, 2 << 20, 2 << 20, os.POSIX_FADV_DONTNEED)
+    advised = []
+    monkeypatch.setattr(os, "posix_fadvise", lambda fd, off, n, advice: advised.append((off, n)))
+    store._ahead_job(store._acquire("a.bin"), [(0, 1 << 20), (2 << 20, 1 << 20)], store._ahead_gen, None)
+    assert advised == [(2 << 20, 1 << 20)]

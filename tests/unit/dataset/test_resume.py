@@ -100,7 +100,8 @@ def test_state_is_small_and_counts_global_items(small_set):
     ds.set_epoch(2)
     st0 = ds.state_dict()
     assert st0 == {"format": 1, "seed": 4, "epoch": 2, "consumed": 0, "num_items": 21,
-                   "version_id": ds.shard_set.version_id, "shuffle": True, "window_bytes": 3000}
+                   "version_id": ds.shard_set.version_id, "shuffle": True, "window_bytes": 3000, "order": 2,
+                   "recipe": ""}
     assert ds.state_dict(2)["consumed"] == 12 and ds.state_dict(99)["consumed"] == 21
     it = iter(ds)
     next(it)

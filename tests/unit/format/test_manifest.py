@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 import shardkit
-from shardkit import Manifest, ShardSetWriter
+from shardkit import ShardSetWriter
 from shardkit.errors import ManifestError, OutputConflictError, UnsupportedVersionError
+from shardkit.format import Manifest
 
 
 @pytest.fixture()

@@ -38,14 +38,14 @@ def _prep(path, ref, out, **kw):
 def test_delta_names_the_parents_published_shards(chain, tmp_path):
     parent = _prep(chain / "v1", "tester/birds-v1", tmp_path / "p")
     plan = _prep(chain / "v2", "tester/birds-v2-delta", tmp_path / "d", delta=True, parent_ids=["tester/birds-v1"])
-    local, published = shardkit.Manifest.load(chain / "v2"), shardkit.Manifest.load(plan.folder)
+    local, published = shardkit.format.Manifest.load(chain / "v2"), shardkit.format.Manifest.load(plan.folder)
     own = {e.name for e in local.shards if e.origin is None}
     assert {f.name for f in plan.files} == {n[:-4] + ".shard" for n in own} | {
         n[:-4] + ".index" for n in own} | {"manifest.json", "sources.json"}
     assert sorted(os.listdir(plan.folder)) == sorted([f.name for f in plan.files] + ["dataset-metadata.json"])
     assert published.version_id == published.content_id() == local.version_id
     assert published.overrides["removed"] and all(k.endswith(".shard") for k in published.overrides["removed"])
-    held = {e.name: e for e in shardkit.Manifest.load(parent.folder).shards}
+    held = {e.name: e for e in shardkit.format.Manifest.load(parent.folder).shards}
     for e in published.shards:
         assert e.name.endswith(".shard")
         if e.origin is not None:  # as the parent's dataset holds it: name, index bytes and sha256
@@ -65,7 +65,7 @@ def test_delta_names_the_parents_published_shards(chain, tmp_path):
 
 def test_full_snapshot_includes_the_parents_shards(chain, tmp_path):
     plan = _prep(chain / "v2", "tester/birds-v2", tmp_path / "full")
-    local = shardkit.Manifest.load(chain / "v2")
+    local = shardkit.format.Manifest.load(chain / "v2")
     assert len([f for f in plan.files if f.name.endswith(".shard")]) == len(local.shards)
     assert any("full snapshot" in n for n in plan.notes)
     alone = tmp_path / "alone" / "v2"  # nothing next to it: it reads by itself
@@ -73,7 +73,7 @@ def test_full_snapshot_includes_the_parents_shards(chain, tmp_path):
     os.rename(plan.folder, alone)
     assert shardkit.verify(alone).ok
     assert samples(alone) == samples(chain / "v2")
-    assert shardkit.Manifest.load(alone).version_id == local.version_id
+    assert shardkit.format.Manifest.load(alone).version_id == local.version_id
 
 
 def test_refusals(chain, tmp_path):

@@ -30,7 +30,7 @@ def test_layout_is_a_valid_shard_set_with_the_same_version(packed, tmp_path):
     names = sorted(os.listdir(up))
     assert "dataset-metadata.json" in names and not any(n.endswith(".tar") for n in names)
     assert len(plan.files) == len(names) - 1 <= MAX_FILES
-    original, published = shardkit.Manifest.load(packed), shardkit.Manifest.load(up)
+    original, published = shardkit.format.Manifest.load(packed), shardkit.format.Manifest.load(up)
     assert published.version_id == original.version_id
     assert [e.name for e in published.shards] == [published_name(e.name) for e in original.shards]
     for a, b in zip(original.shards, published.shards):
@@ -54,7 +54,7 @@ def test_layout_is_a_valid_shard_set_with_the_same_version(packed, tmp_path):
 def test_webdataset_reads_published_shards(packed, tmp_path):
     wds = pytest.importorskip("webdataset")
     up = _prepare(packed, tmp_path).folder
-    urls = [str(up / e.name) for e in shardkit.Manifest.load(up).shards]
+    urls = [str(up / e.name) for e in shardkit.format.Manifest.load(up).shards]
     keys = [s["__key__"] for s in wds.WebDataset(urls, shardshuffle=False)]
     assert sorted(keys) == sorted(shardkit.ShardSet.open(packed).keys)
 
@@ -78,7 +78,7 @@ def test_license_case_and_dry_run(packed, tmp_path):
     plan = _prepare(packed, tmp_path, license="cc0-1.0", dry_run=True)
     assert plan.metadata["licenses"] == [{"name": "CC0-1.0"}] and not plan.written
     assert not (tmp_path / "up").exists()
-    assert plan.total_bytes >= sum(e.bytes for e in shardkit.Manifest.load(packed).shards)
+    assert plan.total_bytes >= sum(e.bytes for e in shardkit.format.Manifest.load(packed).shards)
 
 
 def _write_set(out, shard_size):
@@ -92,7 +92,7 @@ def _write_set(out, shard_size):
 
 def test_too_many_shards_says_which_shard_size_fits(tmp_path):
     many = _write_set(tmp_path / "many", "64KB")
-    assert 2 * len(shardkit.Manifest.load(many).shards) + 1 > MAX_FILES
+    assert 2 * len(shardkit.format.Manifest.load(many).shards) + 1 > MAX_FILES
     with pytest.raises(UsageError, match=r"at most 50 per dataset; re-pack with --shard-size \d+MB") as exc:
         _prepare(many, tmp_path)
     size = str(exc.value).split("--shard-size ")[1].split()[0]

@@ -63,7 +63,7 @@ def test_locate_both_layouts_and_search_path(packed, tmp_path):
 def test_locate_refuses_an_unpacked_shard(packed, tmp_path):
     folder = tmp_path / "input" / "bird-shards"
     folder.mkdir(parents=True)
-    manifest = shardkit.Manifest.load(packed)
+    manifest = shardkit.format.Manifest.load(packed)
     (folder / "manifest.json").write_bytes((packed / "manifest.json").read_bytes())
     (folder / manifest.shards[0].name).mkdir()  # what Kaggle makes of a .tar it unpacks
     with pytest.raises(ManifestError, match="arrived as a folder"):

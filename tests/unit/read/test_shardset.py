@@ -50,7 +50,7 @@ def test_columns_span_the_whole_set(small):
     want = [int.from_bytes(hashlib.blake2b(k.encode()).digest()[:8], "little") for k in ss.keys]
     assert ss.key_hash.dtype == np.uint64 and ss.key_hash.tolist() == want
     assert (ss.sample_rate, ss.channels, ss.mode) == (16000, 1, "segments")
-    assert ss.version_id.startswith("sk1-") and ss.root == path
+    assert ss.version_id.startswith("sk1-") and ss.root.is_local and ss.root.path == path
 
 
 def test_reads_match_the_written_audio(small):

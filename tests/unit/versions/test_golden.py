@@ -16,7 +16,7 @@ import soundfile as sf
 import torch
 
 import shardkit
-from shardkit.format import READABLE_VERSIONS
+from shardkit.format import READABLE_VERSIONS, Manifest
 
 GOLDEN = Path(__file__).resolve().parents[2] / "golden"
 SETS = sorted(p for p in GOLDEN.glob("v*/*") if (p / "manifest.json").exists())
@@ -106,7 +106,7 @@ def test_an_unknown_codec_is_refused_with_a_named_error(tmp_path):
 
 def test_golden_v4_types_its_columns_and_lists_its_rejects():
     path = GOLDEN / "v4" / "typed"
-    m = shardkit.Manifest.load(path)
+    m = Manifest.load(path)
     assert m.format_version == 4 and m.columns == {"count": "float", "rating": "float"}
     assert [r["file"] for r in m.rejects] == ["barswa/XC9.wav"] and m.reject_count == 1
     expected = _expected(path)

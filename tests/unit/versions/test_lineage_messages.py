@@ -11,6 +11,7 @@ import pytest
 from versions_factory import corpus, options, rows, write_rows
 
 import shardkit
+import shardkit.format
 from shardkit.format import ShardIndex
 
 
@@ -27,7 +28,7 @@ def _cli(*args, env=None):
 
 
 def _inherited(v2):
-    return next(e for e in shardkit.Manifest.load(v2).shards if e.origin)
+    return next(e for e in shardkit.format.Manifest.load(v2).shards if e.origin)
 
 
 def test_a_forged_ancestor_index_is_fixed_where_it_lies(chain):
@@ -50,7 +51,7 @@ def test_verify_takes_search_path_and_counts_shards_it_could_not_find(chain):
     elsewhere.parent.mkdir()
     v1.rename(elsewhere)
     p = _cli("verify", v2)
-    n = len(shardkit.Manifest.load(v2).shards)
+    n = len(shardkit.format.Manifest.load(v2).shards)
     assert p.returncode != 0 and f"1 problem in {n} shards" in p.stdout and "0 shards" not in p.stdout, p.stdout
     p = _cli("verify", v2, "--search-path", root / "inputs")
     assert p.returncode == 0 and p.stdout.startswith("OK"), p.stdout + p.stderr
@@ -85,7 +86,7 @@ def test_a_relabel_outside_the_vocabulary_is_blamed_on_the_override(chain):
 
 def test_overrides_naming_missing_keys_fail_verify_and_counts_agree(chain):
     _, _, v2 = chain
-    entry = shardkit.Manifest.load(v2).shards[0]
+    entry = shardkit.format.Manifest.load(v2).shards[0]
 
     def forge(o):
         o.setdefault("removed", {}).setdefault(entry.name, []).append("nosuch/key-0000")
@@ -128,7 +129,7 @@ def test_a_look_alike_parent_found_first_is_skipped_for_the_genuine_one(chain, c
     want = samples(v2)
     fake = root / "a-look-alike"  # sorts before v1: found first
     fake.mkdir()
-    for e in shardkit.Manifest.load(v2).shards:
+    for e in shardkit.format.Manifest.load(v2).shards:
         if e.origin is None:
             continue
         shutil.copy(v1 / e.name, fake / e.name)

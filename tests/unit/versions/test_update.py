@@ -31,13 +31,14 @@ def test_update_packs_only_new_and_changed_sources_and_reads_like_a_fresh_pack(c
     root, csv_path, v1, v2, kinds, r = chain
     assert r.added == kinds["added"] and r.changed == kinds["changed"]
     assert r.removed == kinds["removed"] and r.relabelled == kinds["relabelled"]
-    m = shardkit.Manifest.load(v2)
+    m = shardkit.format.Manifest.load(v2)
     own = [e for e in m.shards if e.origin is None]
-    new_sources = {s for e in own for s in shardkit.ShardIndex.load(v2 / e.index).columns["source"]}
+    new_sources = {s for e in own for s in shardkit.format.ShardIndex.load(v2 / e.index).columns["source"]}
     assert new_sources == set(kinds["added"] + kinds["changed"])
-    assert {e.name for e in m.shards if e.origin} <= {e.name for e in shardkit.Manifest.load(v1).shards}
+    assert {e.name for e in m.shards if e.origin} <= {e.name for e in shardkit.format.Manifest.load(v1).shards}
     assert all(not (v2 / e.name).exists() for e in m.shards if e.origin)  # referenced, not copied
-    assert min(int(e.name[6:11]) for e in own) > max(int(e.name[6:11]) for e in shardkit.Manifest.load(v1).shards)
+    first = shardkit.format.Manifest.load(v1).shards
+    assert min(int(e.name[6:11]) for e in own) > max(int(e.name[6:11]) for e in first)
     fresh = root / "fresh"
     shardkit.pack(root / "audio", fresh, metadata=csv_path, options=options())
     got, want = samples(v2), samples(fresh)
@@ -72,20 +73,20 @@ def test_a_chain_of_three_compacts_to_a_fresh_pack(chain):
     season(root, csv_path, tag="XM", seed=300)
     v3 = root / "v3"
     r = shardkit.update(root / "audio", v2, v3, metadata=csv_path)
-    assert {e.origin for e in shardkit.Manifest.load(v3).shards} >= {shardkit.info(v1).version_id, None}
-    assert [h["version_id"] for h in shardkit.log(v3)] == [shardkit.info(v).version_id for v in (v1, v2, v3)]
+    assert {e.origin for e in shardkit.format.Manifest.load(v3).shards} >= {shardkit.info(v1).version_id, None}
+    assert [h["version_id"] for h in shardkit.history(v3)] == [shardkit.info(v).version_id for v in (v1, v2, v3)]
     fresh = root / "fresh3"
     shardkit.pack(root / "audio", fresh, metadata=csv_path, options=options())
     assert samples(v3) == samples(fresh)
     c = shardkit.compact(v3, root / "v3c")
     assert samples(root / "v3c") == samples(fresh)
     assert c.version_id == shardkit.info(fresh).version_id  # the same shard bytes as the fresh pack
-    assert not shardkit.Manifest.load(root / "v3c").derived and r.new_shards >= 1
+    assert not shardkit.format.Manifest.load(root / "v3c").derived and r.new_shards >= 1
 
 
 def test_a_missing_parent_shard_is_a_named_error(chain):
     _, _, v1, v2, _, _ = chain
-    name = next(e for e in shardkit.Manifest.load(v2).shards if e.origin).name
+    name = next(e for e in shardkit.format.Manifest.load(v2).shards if e.origin).name
     (v1 / name).rename(v1 / "moved.bak")
     with pytest.raises(ShardReadError, match=rf"{name} of version sk1-[0-9a-f]+ not found"):
         shardkit.ShardSet.open(v2)
@@ -94,7 +95,7 @@ def test_a_missing_parent_shard_is_a_named_error(chain):
 
 def test_a_parent_shard_with_other_bytes_is_a_named_error(chain):
     _, _, v1, v2, _, _ = chain
-    name = next(e for e in shardkit.Manifest.load(v2).shards if e.origin).name
+    name = next(e for e in shardkit.format.Manifest.load(v2).shards if e.origin).name
     raw = bytearray((v1 / name).read_bytes())
     raw[-2000] ^= 0xFF  # same size, other bytes
     (v1 / name).write_bytes(bytes(raw))
@@ -166,7 +167,7 @@ def test_parent_shards_are_hashed_once_per_file(chain, tmp_path):
     _, _, v1, v2, _, _ = chain
     shardkit.ShardSet.open(v2)
     known = json.loads((tmp_path / "cache" / "verified-shards.json").read_text())
-    used = [e for e in shardkit.Manifest.load(v2).shards if e.origin]
+    used = [e for e in shardkit.format.Manifest.load(v2).shards if e.origin]
     assert {e.sha256 for e in used} <= set(known.values())
     assert all(str(v1.resolve()) in ident for ident in known)
 
