@@ -160,7 +160,9 @@ def check_set(storage: Storage, doc: Manifest, root: Path | str,
     report.add(checks.set_findings(indexes, names, len(doc.vocabulary)))
     report.add(checks.totals_findings(doc, indexes if complete else None))
     if doc.sources:
-        _check_sources(storage, doc, report)
+        _check_named_file(storage, doc.sources, "sources table", report)
+    if doc.rejects_file:  # a version-4 set's rejects (format §5.4)
+        _check_named_file(storage, doc.rejects_file, "rejects file", report)
     if doc.layers:
         _check_layers(storage, doc, report, indexes if complete else None)
     if doc.derived:  # what a reader yields: overrides applied
@@ -232,16 +234,17 @@ def _check_index(storage: Storage, rec: ShardEntry, doc: Manifest, report: Verif
     return None if found else idx
 
 
-def _check_sources(storage: Storage, doc: Manifest, report: VerifyReport) -> None:
-    """The sources table a version-3 manifest names has its size and sha256."""
-    name = str(doc.sources.get("name"))
+def _check_named_file(storage: Storage, ref: dict[str, Any], what: str, report: VerifyReport) -> None:
+    """A file the manifest names with its size and sha256 (a version-3 sources table, a version-4 rejects
+    file) has them."""
+    name = str(ref.get("name"))
     try:
         raw = storage.read_bytes(name)
     except (ShardkitError, OSError) as exc:
-        report.problem(name, None, f"sources table cannot be read: {exc}")
+        report.problem(name, None, f"{what} cannot be read: {exc}")
         return
-    if len(raw) != doc.sources.get("bytes") or hashlib.sha256(raw).hexdigest() != doc.sources.get("sha256"):
-        report.problem(name, None, "sources table's size or sha256 differs from the manifest")
+    if len(raw) != ref.get("bytes") or hashlib.sha256(raw).hexdigest() != ref.get("sha256"):
+        report.problem(name, None, f"{what}'s size or sha256 differs from the manifest")
 
 
 def _check_layers(storage: Storage, doc: Manifest, report: VerifyReport, indexes: list[ShardIndex] | None) -> None:

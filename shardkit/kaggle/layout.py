@@ -24,7 +24,7 @@ from typing import Any
 
 from shardkit import format as fmt
 from shardkit.errors import UsageError
-from shardkit.files import atomic_write
+from shardkit.files import atomic_write, make_folder
 from shardkit.format import Manifest, ShardEntry
 from shardkit.format.manifest import PUBLISHED_SUFFIX  # not an archive extension Kaggle would unpack
 from shardkit.kaggle import rules
@@ -123,7 +123,7 @@ def prepare(set_dir: str | os.PathLike[str], dataset_id: str, title: str, licens
     if dry_run:
         return plan
     _check_folder(folder, files)
-    folder.mkdir(parents=True, exist_ok=True)
+    make_folder(folder, "upload folder")
     _write(root, manifest, plan, lineage)
     return plan
 
@@ -162,6 +162,10 @@ def _plan_files(root: Path, manifest: Manifest, lineage: Lineage) -> list[Upload
         files.append(UploadFile(layer.file, layer.bytes, root / layer.file,
                                 f"label layer {layer.name}: float16 targets of {len(layer.classes)} classes over "
                                 f"{layer.rows} {what} (zstd msgpack; ShardDataset(targets='{layer.name}'))"))
+    if manifest.rejects_file and manifest.rejects:  # a version-4 set's rejects (format §5.4)
+        ref = manifest.rejects_file
+        files.append(UploadFile(str(ref["name"]), int(ref["bytes"]), root / str(ref["name"]),
+                                f"the {ref['count']} sources the pack rejected, with the reasons"))
     return files
 
 
@@ -276,6 +280,8 @@ def _write(root: Path, manifest: Manifest, plan: UploadPlan, lineage: Lineage) -
         atomic_write(plan.folder / name, (root / name).read_bytes())
     for layer in manifest.layers:
         atomic_write(plan.folder / layer.file, (root / layer.file).read_bytes())
+    if manifest.rejects_file and manifest.rejects:
+        atomic_write(plan.folder / str(manifest.rejects_file["name"]), manifest.rejects_bytes())
     for f in plan.files:
         f.bytes = (plan.folder / f.name).stat().st_size
     atomic_write(plan.folder / METADATA_NAME, (json.dumps(plan.metadata, indent=2, ensure_ascii=False) + "\n").encode())

@@ -228,14 +228,26 @@ class ShardSet:
         try:
             return self._key_rows[key]
         except KeyError:
-            hint = ""
-            if "." in key:
-                hint = " (keys have no extension: drop the '.wav'/'.mp')"
             raise SampleNotFoundError(
-                f"{self.root}: no sample with key {key!r} among {len(self)} samples{hint}; "
-                f"keys look like {self.keys[0]!r}" if self.keys else
-                f"{self.root}: no sample with key {key!r}: the shard set is empty"
-            ) from None
+                f"{self.root}: no sample with key {key!r} among {len(self)} samples{self._key_hint(key)}"
+                if self.keys else f"{self.root}: no sample with key {key!r}: the shard set is empty") from None
+
+    def _key_hint(self, key: str) -> str:
+        """What the user may have meant by a key that is not in the set: the key without its file
+        extension, and with the ``-NNNN`` piece number every key ends in (``label/XC713870`` →
+        ``label/XC713870-0000``)."""
+        head, _, tail = key.rpartition("/")
+        stem, dot, ext = tail.partition(".")
+        stem = f"{head}/{stem}" if head else stem
+        hint = f" (keys have no extension: drop '.{ext}')" if dot else ""
+        if stem in self._key_rows:  # type: ignore[operator]
+            return f"{hint}; did you mean {stem!r}?"
+        pieces = [k for k in self.keys if k.startswith(stem + "-") and k[len(stem) + 1:].isdigit()]
+        if pieces:
+            more = f" (its recording has {len(pieces)} pieces: {pieces[0]!r} … {pieces[-1]!r})" \
+                if len(pieces) > 1 else ""
+            return f"{hint}; did you mean {pieces[0]!r}{more}? keys end in the piece number -NNNN"
+        return f"{hint}; keys look like {self.keys[0]!r}"
 
     # -- reading ---------------------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from shardkit.errors import OutputConflictError, UsageError
+from shardkit.files import make_folder
 from shardkit.format import LINEAGE_VERSION, MANIFEST_NAME, PACK_STATE_NAME, Manifest, ShardEntry, is_shard_name
 from shardkit.format.sources import Table, fingerprints, labels_of, load_table, record, write_table
 from shardkit.ingest.sources import Reject, SourceItem, discover, vocabulary_of
@@ -118,7 +119,7 @@ def _prepare_out(new: Path, old: Path) -> None:
             raise OutputConflictError(f"{new}: holds other files; choose an empty folder for the new version")
         for n in names:  # an interrupted update: start again
             (new / n).unlink()
-    new.mkdir(parents=True, exist_ok=True)
+    make_folder(new, "folder for the new version")
 
 
 def update(
@@ -135,15 +136,15 @@ def update(
     progress: Callable[[int, int], None] | None = None,
     engine: str | Engine = "local",
     client: Any = None,
+    follow_symlinks: bool = False,
 ) -> UpdateResult:
     """Write NEW, the next version of the shard set OLD, for the sources under ``src`` (and/or listed
     by ``metadata``), as the module docstring says. ``options`` must equal OLD's (default: OLD's; a
     dict: OLD's with those fields replaced, e.g. ``{"sample_rate": 32000}``);
     ``workers``, ``engine``, ``client``: where the new sources are decoded, as for :func:`shardkit.pack`
     (``"local"`` processes, ``"dask"``, or an :class:`~shardkit.write.engines.Engine`; same bytes);
-    ``note``: kept in the history;
-    ``search_path``: where OLD's own ancestors' shards are (:mod:`shardkit.read.lineage`);
-    ``progress(done, total)``: called after each source packed. Returns an :class:`UpdateResult`.
+    ``note``: kept in the history; ``search_path``: where OLD's ancestors' shards are (``read.lineage``);
+    ``progress(done, total)``: called after each source packed; ``follow_symlinks``: as for ``pack``.
     """
     t0 = time.monotonic()
     old_root, new_dir = Path(old), Path(new)
@@ -151,7 +152,7 @@ def update(
     old_m = Manifest.load(old_root)
     opts = options if isinstance(options, PackOptions) else options_of({**old_m.pack, **(options or {})})
     _check_options(opts, old_m, old_root)
-    items, csv_rejects = discover(src, metadata, order=opts.order)
+    items, csv_rejects = discover(src, metadata, order=opts.order, follow_symlinks=follow_symlinks)
     table = load_table(old_root, old_m)
     plan = _plan(items, table)
     with ShardSet.open(old_root, search_path=search_path) as old_set:

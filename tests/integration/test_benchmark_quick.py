@@ -14,6 +14,7 @@ METHODS = {
     "webdataset", "webdataset-frombuffer", "litdata", "mosaicml-streaming",
     "baseline-whole-soundfile", "baseline-seek-soundfile", "baseline-whole-torchaudio",
     "baseline-seek-torchaudio", "baseline-whole-torchcodec", "baseline-seek-torchcodec",
+    "lance-take", "lance-scan", "hf-arrow", "hf-webdataset",  # peers: skipped with the reason where not installed
 }
 #: run here whatever is installed (the others are reported as skipped, with the reason)
 ALWAYS_RUN = {"cat", "shardkit-segments", "shardkit-recordings", "shardkit-segments-targets",

@@ -1,7 +1,9 @@
 """Shard sets written by every released format version stay readable (tests/golden/vN/).
 
 v1: one wav16 recordings set (``expected.json``). v2 (made by ``tests/golden/make_v2.py``): a wav16
-segments set and a mel-u8 recordings set, each with ``expected-<set>.json``.
+segments set and a mel-u8 recordings set, each with ``expected-<set>.json``. v3 (``make_v3.py``): a
+parent and a derived set. v4: label layers (``make_v4.py``) and a set with typed metadata columns and a
+rejects file (``make_v4_typed.py``).
 """
 
 import hashlib
@@ -15,7 +17,7 @@ import soundfile as sf
 import torch
 
 import shardkit
-from shardkit.format import READABLE_VERSIONS
+from shardkit.format import READABLE_VERSIONS, Manifest
 
 GOLDEN = Path(__file__).resolve().parents[2] / "golden"
 SETS = sorted(p for p in GOLDEN.glob("v*/*") if (p / "manifest.json").exists())
@@ -125,3 +127,14 @@ def test_golden_label_layers_read(path):
     assert ds.classes == ["amecro", "barswa", "newbird"]
     for key, targets in zip(batch["keys"], batch["targets"].tolist()):
         assert targets == expected["pseudo"]["rows"][key]
+
+
+def test_golden_v4_types_its_columns_and_lists_its_rejects():
+    path = GOLDEN / "v4" / "typed"
+    m = Manifest.load(path)
+    assert m.format_version == 4 and m.columns == {"count": "float", "rating": "float"}
+    assert [r["file"] for r in m.rejects] == ["barswa/XC9.wav"] and m.reject_count == 1
+    expected = _expected(path)
+    for key, exp in expected.items():
+        assert shardkit.read_sample(path, key).meta["extra"] == exp["extra"]
+    assert shardkit.info(path).rejects and m.to_json() == (path / "manifest.json").read_bytes()
