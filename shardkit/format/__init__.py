@@ -28,14 +28,14 @@ LINEAGE_VERSION = 3
 #: Version of a manifest that lists label layers (``layers``, docs/format.md §5.3) and/or types its metadata
 #: columns (``columns``) and keeps its rejects in their own file (``rejects_file`` → ``rejects.json``, §5.4).
 #: One version, two optional parts: a reader accepts either or both. Sets with neither keep writing 2 or 3;
-#: a plain pack writes 4 only when it has rejects or a column it had to type (cells of mixed types).
+#: a plain pack writes 4 only when it has rejects or a column it had to type (cells of mixed types, lists).
 LAYERS_VERSION = COLUMNS_VERSION = 4
 #: Versions this code reads. Every version ever released stays here (golden fixtures test it).
 READABLE_VERSIONS = frozenset({1, 2, 3, 4})
 #: the rejects table of a version-4 set (§5.4)
 REJECTS_NAME = "rejects.json"
 #: the types a version-4 manifest's ``columns`` gives metadata columns (§5.4)
-COLUMN_TYPES = ("int", "float", "str")
+COLUMN_TYPES = ("int", "float", "str", "list")
 
 MANIFEST_NAME = "manifest.json"
 PACK_STATE_NAME = "pack-state.json"

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import ast
 import csv
+import functools
 import hashlib
 import io
+import json
 import logging
 import os
 import posixpath
@@ -69,8 +71,8 @@ class Sources:
 
     items: list[SourceItem]
     rejects: list[Reject]
-    columns: dict[str, str] = field(default_factory=dict)  #: extra column → "int" | "float" | "str"
-    coerced: tuple[str, ...] = ()  #: columns whose cells were of mixed types before (each got one type)
+    columns: dict[str, str] = field(default_factory=dict)  #: extra column → "int" | "float" | "str" | "list"
+    coerced: tuple[str, ...] = ()  #: columns stored otherwise than cell by cell before (mixed types; lists)
 
 
 def discover(
@@ -211,10 +213,14 @@ def _from_csv(root: Path, metadata: Path, follow: bool
     rows = _read_rows(metadata)
     root = _audio_root(root, rows)
     columns, coerced = column_types(rows)
-    if coerced:
+    mixed = [c for c in coerced if columns[c] != "list"]
+    if mixed:
         logger.warning("%s: column(s) %s held cells of mixed types; each is stored as one type (%s), so that "
-                       "readers such as Hugging Face datasets load the set", metadata, ", ".join(coerced),
-                       ", ".join(f"{c}: {columns[c]}" for c in coerced))
+                       "readers such as Hugging Face datasets load the set", metadata, ", ".join(mixed),
+                       ", ".join(f"{c}: {columns[c]}" for c in mixed))
+    if len(mixed) < len(coerced):
+        logger.info("%s: column(s) %s hold list literals; stored as lists of strings", metadata,
+                    ", ".join(c for c in coerced if columns[c] == "list"))
     items: list[SourceItem] = []
     rejects: list[Reject] = []
     seen: set[str] = set()
@@ -351,10 +357,12 @@ MISSING_CELLS = frozenset({"-", "?", "na", "n/a", "nan", "null", "none"})
 
 def column_types(rows: list[dict[str, Any]]) -> tuple[dict[str, str], tuple[str, ...]]:
     """One type per extra CSV column (every column but filename and the labels), in header order: ``"int"``
-    when every cell with a value is a 64-bit integer, ``"float"`` when every one is a number, else
-    ``"str"``; empty cells, and in number columns the cells of :data:`MISSING_CELLS`, are nil. Also the
-    columns whose cells :func:`_typed` (each cell on its own, shardkit <= 0.x) would have given mixed types:
-    only their stored values change, so a set of clean columns keeps its bytes."""
+    when every cell with a value is a 64-bit integer, ``"float"`` when every one is a number, ``"list"`` when
+    every one is a list literal of strings (BirdCLEF's ``type``: ``"['call', 'flight call']"``,
+    :func:`list_cell`), else ``"str"`` (so one malformed list cell makes the column text, not an error);
+    empty cells, and in number and list columns the cells of :data:`MISSING_CELLS`, are nil. Also the
+    columns whose cells :func:`_typed` (each cell on its own, shardkit <= 0.x) would have given other values
+    (mixed types, or lists): only their stored values change, so a set of clean columns keeps its bytes."""
     names = [k for k in (rows[0] if rows else {}) if k is not None and k not in (FILENAME_COL, PRIMARY_COL,
                                                                                   SECONDARY_COL)]
     types: dict[str, str] = {}
@@ -366,6 +374,8 @@ def column_types(rows: list[dict[str, Any]]) -> tuple[dict[str, str], tuple[str,
             types[name] = "int"
         elif numbers and all(_is_number(t) for t in numbers):
             types[name] = "float"
+        elif numbers and all(list_cell(t) is not None for t in numbers):
+            types[name] = "list"
         else:
             types[name] = "str"
         if any(_kind(_typed(c)) != _kind(cell_value(types[name], c)) for c in cells):
@@ -383,7 +393,29 @@ def cell_value(kind: str, value: str | None) -> Any:
     if kind == "float":
         number = float(text)
         return None if number != number else number  # NaN → nil
+    if kind == "list":
+        return list(list_cell(text) or ())
     return value
+
+
+@functools.lru_cache(maxsize=1024)  # a list column repeats a few cells ("['song']", "['call']") many times
+def list_cell(text: str) -> tuple[str, ...] | None:
+    """The strings of a list-literal cell (``"['call', 'flight call']"``, JSON's ``["call"]``, ``"[]"``), or
+    None when ``text`` is not one: parsed as JSON, else by :func:`ast.literal_eval` (literals only, never
+    evaluated as code), cells longer than :data:`MAX_LABEL_CELL` refused unread."""
+    text = text.strip()
+    if len(text) > MAX_LABEL_CELL or not (text.startswith("[") and text.endswith("]")):
+        return None
+    try:
+        parsed = json.loads(text)
+    except (ValueError, RecursionError):
+        try:
+            parsed = ast.literal_eval(text)
+        except (ValueError, SyntaxError, TypeError, RecursionError, MemoryError):
+            return None
+    if not isinstance(parsed, list) or not all(isinstance(x, str) for x in parsed):
+        return None
+    return tuple(parsed)
 
 
 def _is_number(text: str) -> bool:

@@ -28,9 +28,10 @@ _ARROW = {"int": "int64", "float": "float64", "str": "string"}
 
 def column_types_of(path: str | os.PathLike[str], *, storage_options: dict[str, Any] | None = None
                     ) -> dict[str, str]:
-    """The type (``"int"``, ``"float"``, ``"str"``) of each metadata column (``extra``) of the set at ``path``:
-    as its version-4 manifest records them, else read from every sample's metadata (a column holding
-    numbers and text is ``"str"``: such a set, packed before version 4, needs a re-pack for ``datasets``)."""
+    """The type (``"int"``, ``"float"``, ``"str"``, ``"list"`` of strings) of each metadata column (``extra``)
+    of the set at ``path``: as its version-4 manifest records them, else read from every sample's metadata
+    (a column holding numbers and text is ``"str"``: such a set, packed before version 4, needs a re-pack
+    for ``datasets``)."""
     return _describe(path, storage_options)[0]
 
 
@@ -54,14 +55,21 @@ def _kind(types: set[type]) -> str:
         return "int"
     if types and types <= {int, float}:
         return "float"
+    if types == {list}:
+        return "list"
     return "str"
+
+
+def _feature(datasets: Any, kind: str) -> Any:
+    """The ``datasets`` feature of a metadata column of ``kind`` (format §5.4): a list as a Sequence of strings."""
+    return datasets.Sequence(datasets.Value("string")) if kind == "list" else datasets.Value(_ARROW[kind])
 
 
 def hf_features(path: str | os.PathLike[str], *, storage_options: dict[str, Any] | None = None) -> Any:
     """``datasets.Features`` of the set at ``path`` for ``load_dataset("webdataset", data_files=TARS,
     features=...)``: ``__key__``, ``__url__``, the data member (``wav`` as bytes; a spectrogram set's
     ``npy`` as nested uint8 lists) and ``mp`` with every metadata key typed (``extra`` per
-    :func:`column_types_of`)."""
+    :func:`column_types_of`; a ``"list"`` column as a ``Sequence`` of strings)."""
     try:
         import datasets
     except ImportError:
@@ -71,7 +79,7 @@ def hf_features(path: str | os.PathLike[str], *, storage_options: dict[str, Any]
     if mel:
         meta.update({k: datasets.Value(v) for k, v in MEL_META_TYPES.items()})
     meta["secondary_labels"] = datasets.List(datasets.Value("string"))
-    meta["extra"] = {name: datasets.Value(_ARROW[kind]) for name, kind in sorted(columns.items())}
+    meta["extra"] = {name: _feature(datasets, kind) for name, kind in sorted(columns.items())}
     data = datasets.List(datasets.List(datasets.Value("uint8"))) if mel else datasets.Value("binary")
     return datasets.Features({"__key__": datasets.Value("string"), "__url__": datasets.Value("string"),
                               ext: data, "mp": meta})

@@ -33,22 +33,32 @@ def main() -> None:
     for rel, label, seconds, freq, rating, count in [
             ("amecro/XC1.wav", "amecro", 0.6, 700, "4.5", "3"), ("barswa/XC2.wav", "barswa", 0.5, 900, "-", "4.5"),
             ("barswa/XC3.wav", "barswa", 0.4, 1100, "3", "")]:
-        t = np.arange(int(seconds * 16000)) / 16000
-        x = 0.3 * np.sin(2 * np.pi * freq * t) + 0.05 * rng.standard_normal(t.size)
-        (work / "audio" / rel).parent.mkdir(parents=True, exist_ok=True)
-        sf.write(work / "audio" / rel, x.astype(np.float32), 16000, subtype="PCM_16")
+        write_tone(work / "audio" / rel, seconds, freq, rng)
         lines.append(f"{rel},{label},[],{rating},{count}")
     lines.append("barswa/XC9.wav,barswa,[],5,1")  # missing: the reject
     (work / "train.csv").write_text("\n".join(lines) + "\n")
-    shutil.rmtree(HERE / "typed", ignore_errors=True)
+    pack_and_record(work, "typed")
+
+
+def write_tone(path: Path, seconds: float, freq: float, rng: np.random.Generator) -> None:
+    """A 16 kHz 16-bit WAV source: a sine of ``freq`` Hz plus noise, ``seconds`` long."""
+    t = np.arange(int(seconds * 16000)) / 16000
+    x = 0.3 * np.sin(2 * np.pi * freq * t) + 0.05 * rng.standard_normal(t.size)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, x.astype(np.float32), 16000, subtype="PCM_16")
+
+
+def pack_and_record(work: Path, name: str) -> None:
+    """Pack ``work/audio`` with ``work/train.csv`` into ``v4/NAME`` and write ``expected-NAME.json``; remove ``work``."""
+    shutil.rmtree(HERE / name, ignore_errors=True)
     opts = PackOptions(sample_rate=16000, mode="recordings", order="sorted", shard_size="64KB")
-    shardkit.pack(work / "audio", HERE / "typed", metadata=work / "train.csv", options=opts)
+    shardkit.pack(work / "audio", HERE / name, metadata=work / "train.csv", options=opts)
     doc = {}
-    for entry in shardkit.list_samples(HERE / "typed"):
-        s = shardkit.read_sample(HERE / "typed", entry.key)
+    for entry in shardkit.list_samples(HERE / name):
+        s = shardkit.read_sample(HERE / name, entry.key)
         doc[entry.key] = {"frames": entry.frames, "label": entry.primary_label, "extra": s.meta["extra"],
-                          "data_sha256": hashlib.sha256(s.wav).hexdigest(), "ext": s.ext}
-    (HERE / "expected-typed.json").write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
+                          "data_sha256": hashlib.sha256(s.data).hexdigest(), "ext": s.ext}
+    (HERE / f"expected-{name}.json").write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
     shutil.rmtree(work)
 
 

@@ -1,7 +1,8 @@
 """Metadata columns typed one type per column, recorded in a version-4 manifest, and rejects in their own
 file (issue 22 items 20, 23; docs/format.md §5.4), on real Ogg Vorbis sources: a ``"-"`` in ``rating`` and a
-mix of ``4`` and ``4.5`` no longer make a set that Hugging Face ``datasets`` refuses; a set whose columns
-were clean and that has no rejects keeps its version-2 bytes."""
+mix of ``4`` and ``4.5`` no longer make a set that Hugging Face ``datasets`` refuses; list-looking columns
+(BirdCLEF's ``type``) are stored as lists of strings; a set whose columns were clean (no list column) and
+that has no rejects keeps its version-2 bytes."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from audio_factory import make_corpus
 
 import shardkit
 from shardkit.format import COLUMNS_VERSION, FORMAT_VERSION, REJECTS_NAME, Manifest
+from shardkit.read.columns import select_rows
 
 
 def _rewrite(csv_path: Path, out: Path, change) -> Path:
@@ -39,7 +42,11 @@ def corpus(tmp_path_factory):
         if n == 5:
             row["filename"] = "amecro/gone.ogg"
 
-    return root / "audio", csv_path, _rewrite(csv_path, root / "messy.csv", messy)
+    def plain(n, row):  # no list-looking column: BirdCLEF's `type` as plain text
+        row["type"] = "song"
+
+    messy_csv = _rewrite(csv_path, root / "messy.csv", messy)
+    return root / "audio", _rewrite(csv_path, root / "plain.csv", plain), messy_csv
 
 
 def test_mixed_columns_get_one_type_recorded_in_a_version_4_manifest(corpus, tmp_path):
@@ -145,3 +152,87 @@ def test_a_version_4_manifest_without_columns_keeps_its_rejects_inline(corpus, t
     assert m.columns is None and not m.typed and m.reject_count == 1
     again = json.loads(m.to_json())
     assert again["rejects"] == doc["rejects"] and "columns" not in again and "rejects_file" not in again
+
+
+# -- list columns (BirdCLEF's ``type``: "['call', 'flight call']") -------------------------------------------
+
+TYPES = ["['call', 'flight call']", "['song']", "[]", "", '["call"]', "['alarm call', 'song']", "['song']",
+         "['call']"]
+
+
+@pytest.fixture(scope="module")
+def birdclef(corpus, tmp_path_factory):
+    """The corpus's BirdCLEF-like CSV (make_corpus) with varied ``type`` cells, an empty one and JSON quotes."""
+    audio, plain, _ = corpus
+    root = tmp_path_factory.mktemp("lists")
+
+    def lists(n, row):
+        row["type"] = TYPES[n]
+
+    return audio, _rewrite(plain, root / "lists.csv", lists)
+
+
+def _type_of(folder: Path) -> dict[str, list[str] | None]:
+    return {e.source: shardkit.read_sample(folder, e.key).meta["extra"]["type"] for e in shardkit.list_samples(folder)}
+
+
+def test_a_list_looking_column_is_stored_as_lists_in_a_version_4_set(birdclef, tmp_path):
+    audio, lists = birdclef
+    r = shardkit.pack(audio, tmp_path / "s", metadata=lists)
+    assert r.complete and not r.rejects
+    doc = json.loads((tmp_path / "s" / "manifest.json").read_text())
+    assert doc["format_version"] == COLUMNS_VERSION and doc["columns"]["type"] == "list"
+    assert doc["columns"]["author"] == "str" and doc["rejects_file"] is None
+    assert not (tmp_path / "s" / REJECTS_NAME).exists()
+    got = _type_of(tmp_path / "s")
+    assert sorted(map(str, got.values())) == sorted(map(str, [["call", "flight call"], ["song"], [], None, ["call"],
+                                                             ["alarm call", "song"], ["song"], ["call"]]))
+    table = json.loads((tmp_path / "s" / "sources.json").read_text())["sources"]
+    assert {k: v["extra"]["type"] for k, v in table.items()} == got
+    assert shardkit.verify(tmp_path / "s").ok
+    again = shardkit.pack(audio, tmp_path / "t", metadata=lists)  # the same inputs, the same bytes
+    assert again.complete and all((tmp_path / "t" / p.name).read_bytes() == p.read_bytes()
+                                  for p in (tmp_path / "s").glob("shard-*"))
+
+
+def test_one_malformed_list_cell_makes_the_column_text(birdclef, tmp_path):
+    audio, lists = birdclef
+
+    def broken(n, row):
+        if n == 1:
+            row["type"] = "['song'"  # not a list literal: the column stays text, nothing is refused
+
+    bad = _rewrite(lists, tmp_path / "broken.csv", broken)
+    r = shardkit.pack(audio, tmp_path / "s", metadata=bad)
+    assert r.complete and not r.rejects and r.samples == len(TYPES)
+    doc = json.loads((tmp_path / "s" / "manifest.json").read_text())
+    assert doc["format_version"] == FORMAT_VERSION and "columns" not in doc  # text as before: version 2 bytes
+    assert set(_type_of(tmp_path / "s").values()) == {"['call', 'flight call']", "['song']", "['song'", "[]", None,
+                                                       '["call"]', "['alarm call', 'song']", "['call']"}
+
+
+def test_sample_columns_and_where_see_the_lists(birdclef, tmp_path):
+    audio, lists = birdclef
+    shardkit.pack(audio, tmp_path / "s", metadata=lists)
+    cols = shardkit.sample_columns(tmp_path / "s")
+    kinds = cols["type"]
+    assert kinds.dtype == object and all(isinstance(t, tuple) for t in kinds)
+    assert sorted(kinds.tolist()) == sorted([("call", "flight call"), ("song",), (), (), ("call",),
+                                             ("alarm call", "song"), ("song",), ("call",)])
+    ss = shardkit.ShardSet.open(tmp_path / "s")
+    rows = select_rows(ss, where=lambda c: np.array(["call" in t for t in c["type"]]))
+    assert sorted(kinds[rows].tolist()) == [("call",), ("call",), ("call", "flight call")]
+
+
+def test_hugging_face_datasets_loads_a_set_with_a_list_column(birdclef, tmp_path):
+    datasets = pytest.importorskip("datasets")
+    audio, lists = birdclef
+    shardkit.pack(audio, tmp_path / "s", metadata=lists, options=shardkit.PackOptions(shard_size="64KB"))
+    from shardkit.read.hf import hf_features
+
+    assert hf_features(tmp_path / "s")["mp"]["extra"]["type"] == datasets.Sequence(datasets.Value("string"))
+    ds = _load(datasets, tmp_path / "s", tmp_path)
+    assert len(ds) == len(TYPES)
+    got = sorted(map(str, (row["mp"]["extra"]["type"] for row in ds)))
+    assert got == sorted(map(str, _type_of(tmp_path / "s").values()))
+    assert ["alarm call", "song"] in [row["mp"]["extra"]["type"] for row in ds]

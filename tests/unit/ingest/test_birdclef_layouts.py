@@ -6,6 +6,7 @@ folder, with tiny real ogg files made here."""
 
 from __future__ import annotations
 
+import ast
 import csv
 import shutil
 from pathlib import Path
@@ -50,7 +51,7 @@ def test_pack_takes_each_year_as_it_is(tmp_path, year, from_root):
         assert ss.vocabulary[ss.label[i]] == row["primary_label"]
         assert "" not in m["secondary_labels"]
         extra = m["extra"]
-        assert extra["url"] == row["url"] and extra["type"] == row["type"]
+        assert extra["url"] == row["url"] and extra["type"] == ast.literal_eval(row["type"])  # a list column
         if "collection" in row:
             assert extra["collection"] == row["collection"]
         if "inat_taxon_id" in row:

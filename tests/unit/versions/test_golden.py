@@ -3,7 +3,7 @@
 v1: one wav16 recordings set (``expected.json``). v2 (made by ``tests/golden/make_v2.py``): a wav16
 segments set and a mel-u8 recordings set, each with ``expected-<set>.json``. v3 (``make_v3.py``): a
 parent and a derived set. v4: label layers (``make_v4.py``) and a set with typed metadata columns and a
-rejects file (``make_v4_typed.py``).
+rejects file (``make_v4_typed.py``), and one with a list column (``make_v4_lists.py``).
 """
 
 import hashlib
@@ -138,3 +138,17 @@ def test_golden_v4_types_its_columns_and_lists_its_rejects():
     for key, exp in expected.items():
         assert shardkit.read_sample(path, key).meta["extra"] == exp["extra"]
     assert shardkit.info(path).rejects and m.to_json() == (path / "manifest.json").read_bytes()
+
+
+def test_golden_v4_list_columns_read_as_lists():
+    """A list column (BirdCLEF's ``type``, docs/format.md §5.4): ``"list"`` in ``columns``, arrays of strings in
+    ``extra``; a column with one cell that is no list literal (``note``) stays text."""
+    path = GOLDEN / "v4" / "lists"
+    m = Manifest.load(path)
+    assert m.format_version == 4 and m.columns == {"note": "str", "type": "list"} and m.reject_count == 0
+    expected = _expected(path)
+    for key, exp in expected.items():
+        assert shardkit.read_sample(path, key).meta["extra"] == exp["extra"]
+    cols = shardkit.sample_columns(path)
+    assert dict(zip(cols["key"], cols["type"])) == {k: tuple(e["extra"]["type"]) for k, e in expected.items()}
+    assert m.to_json() == (path / "manifest.json").read_bytes()
