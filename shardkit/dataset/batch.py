@@ -256,7 +256,7 @@ class BatchReader:
         # seconds into the sample: a grid window's nominal start (k × crop_seconds), else the crop's first frame
         begin = (self.grid[2][items] * float(self.opts.crop_seconds or 0) if self.grid is not None
                  else offsets * self.ss.seconds_per_frame)
-        out.update(self._item_fields(tensors[4 + n_codec:], samples, begin, nread, failed))
+        out.update(self._item_fields(tensors[4 + n_codec:], samples, begin, nread, failed, valid))
         return out
 
     def _item_specs(self) -> list[tuple[tuple[int, ...], Any]]:
@@ -267,11 +267,11 @@ class BatchReader:
         return specs
 
     def _item_fields(self, tensors: list[torch.Tensor], samples: np.ndarray, begin: np.ndarray,
-                     nread: np.ndarray, failed: list[int]) -> dict[str, Any]:
+                     nread: np.ndarray, failed: list[int], valid: np.ndarray) -> dict[str, Any]:
         """Where each row's audio comes from (``source``; ``start_seconds``/``end_seconds`` float64 (B,) in
         the source: the crop's start (``begin`` seconds into its sample), and its start + ``crop_seconds``)
         and, with a label layer, its ``targets`` float32 (B, C) and ``targets_mask`` bool (B,)
-        (:mod:`shardkit.dataset.targets`)."""
+        (:mod:`shardkit.dataset.targets`; 0 and mask False also for padding, ``valid`` False, and failed reads)."""
         ss, spf = self.ss, self.ss.seconds_per_frame
         start = tensors[0].numpy()
         start[:] = ss.start_seconds[samples] + begin
@@ -285,8 +285,9 @@ class BatchReader:
             if self.opts.crop_seconds is not None:
                 seconds = np.minimum(seconds, float(self.opts.crop_seconds))
             self.targets.fill(samples, begin, seconds, targets, mask)
-            if failed:
-                targets[failed], mask[failed] = 0.0, False
+            off = ~np.asarray(valid, dtype=bool)
+            off[failed] = True
+            targets[off], mask[off] = 0.0, False
             out.update(targets=tensors[2], targets_mask=tensors[3])
         return out
 

@@ -25,6 +25,7 @@ from shardkit.dataset.batch import BatchReader
 from shardkit.dataset.cursor import EpochCursor, OrderKey
 from shardkit.dataset.dataset import ShardDataset
 from shardkit.dataset.sampling import interleave, split_counts
+from shardkit.dataset.targets import NoTargets
 from shardkit.dataset.topology import detect_topology
 from shardkit.errors import UsageError
 
@@ -48,10 +49,6 @@ def check_parts(parts: Sequence[ShardDataset]) -> None:
         if not part.shuffle:
             raise UsageError(f"Mixture part {i} ({part.shard_set.root}) has shuffle=False; a mixture draws its "
                              "parts' items at random: build the parts with shuffle=True")
-        if part.options.targets is not None:
-            raise UsageError(f"Mixture part {i} ({part.shard_set.root}) reads label layer targets "
-                             f"({part.options.targets!r}), which a mixture does not carry yet: train on that set "
-                             "alone, or mix the parts without targets=")
     first = parts[0]
     for i, part in enumerate(parts[1:], start=1):
         for what, a, b in (("codec, sample rate, channels, mel settings", _codec_of(first), _codec_of(part)),
@@ -76,6 +73,26 @@ def joined_classes(parts: Sequence[ShardDataset], classes: Sequence[str] | None)
     return names, maps
 
 
+def joined_targets(parts: Sequence[ShardDataset], classes: Sequence[str]) -> list[Any]:
+    """Per part, its label layer's targets in the joined ``classes`` (each of the part's classes to the
+    joined class of that name; joined classes the part lacks 0): a
+    :class:`~shardkit.dataset.targets.Targets`, or for a part without ``targets=`` a
+    :class:`~shardkit.dataset.targets.NoTargets` (every row masked). All None when no part reads targets."""
+    if all(p.reader.targets is None for p in parts):
+        return [None] * len(parts)
+    index = {c: i for i, c in enumerate(classes)}
+    out: list[Any] = []
+    for i, part in enumerate(parts):
+        if part.reader.targets is None:
+            log.info("Mixture part %d (%s) has no targets=: its rows get targets 0 with targets_mask False", i,
+                     part.shard_set.root)
+            out.append(NoTargets(len(classes)))
+            continue
+        class_to = np.asarray([index.get(c, -1) for c in part.classes], dtype=np.int64)
+        out.append(part.reader.targets.joined(class_to, len(classes)))
+    return out
+
+
 class Mixture(IterableDataset):
     """Several :class:`ShardDataset` parts as one dataset, each contributing its proportion of every epoch.
 
@@ -90,7 +107,11 @@ class Mixture(IterableDataset):
     for :class:`ShardDataset`.
 
     Batches are those of :class:`ShardDataset` (``audio`` or ``mel``, ``labels`` (B, len(classes)),
-    ``valid``, ``keys``, ``index``: rows of each item's own part's set) plus ``part`` int64 (B,): the
+    ``valid``, ``keys``, ``index``: rows of each item's own part's set; with parts built with
+    ``targets="NAME"``, ``targets`` float32 (B, len(classes)) and ``targets_mask`` bool (B,): each item's
+    row of its own part's layer, the layer's classes moved into ``classes`` by name — a class the part
+    lacks 0, a part's class the mixture lacks dropped — and False where that layer has no row; a part
+    without ``targets=`` gives its rows 0 with ``targets_mask`` False) plus ``part`` int64 (B,): the
     part each item came from (:attr:`part_names`). ``part`` rather than ``source``: ``source`` is
     already the source recording's column. Within a batch, items are grouped by part. ``len``,
     :meth:`set_epoch`, :meth:`state_dict` / :meth:`load_state_dict` work as for one set.
@@ -115,7 +136,8 @@ class Mixture(IterableDataset):
             raise UsageError(f"samples_per_epoch must be a positive integer, got {samples_per_epoch!r}")
         self.counts = split_counts(self.proportions, int(m))
         self.classes, maps = joined_classes(parts, classes)
-        self.readers = [BatchReader(p.shard_set, p.options, len(self.classes), cmap) for p, cmap in zip(parts, maps)]
+        self.readers = [BatchReader(p.shard_set, p.options, len(self.classes), cmap, targets)
+                        for p, cmap, targets in zip(parts, maps, joined_targets(parts, self.classes))]
         topo = detect_topology(rank, world_size)
         self.rank, self.world_size = topo.rank, topo.world_size
         key = OrderKey(seed=self.seed, version_id="+".join(p.shard_set.version_id for p in parts), num_items=int(m),
@@ -236,6 +258,8 @@ class Mixture(IterableDataset):
         out.update(zip(self.parts[0].shard_set.codec.batch_field_specs(), fields))
         out.update({"labels": labels, "valid": valid_t, "keys": keys, "index": index, "part": part_t,
                     "source": sources, "start_seconds": fields[n_codec], "end_seconds": fields[n_codec + 1]})
+        if self.readers[0].targets is not None:
+            out.update(targets=fields[n_codec + 2], targets_mask=fields[n_codec + 3])
         part_t.numpy()[:] = part
         if any(p.with_metadata for p in self.parts):
             out["meta"] = metas

@@ -17,6 +17,7 @@ mask True (logged once at construction). Pure numpy, no I/O after construction.
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Sequence
 
@@ -49,11 +50,9 @@ class Targets:
         used = [col[classes[i]] for i in dst]
         chosen = layer.values if used == list(range(len(layer.classes))) else layer.values[:, used]
         self.values = np.ascontiguousarray(chosen, dtype=np.float32)
-        #: the dataset's columns of ``values``: a slice where they are consecutive (a view: faster to write)
-        self.dst: slice | np.ndarray = (slice(dst[0], dst[-1] + 1) if dst and dst == list(range(dst[0], dst[-1] + 1))
-                                        else np.asarray(dst, dtype=np.int64))
-        #: whether ``values`` covers every class of the dataset, in order (no column left at 0)
-        self.whole = isinstance(self.dst, slice) and self.dst == slice(0, self.n_classes)
+        #: the dataset's columns of ``values`` (a slice where they are consecutive: a view, faster to write) and
+        #: whether they are every class of the dataset, in order (no column left at 0)
+        self.dst, self.whole = _columns(dst, self.n_classes)
         if not len(self.values):  # an empty layer: every row masked
             self.values = np.zeros((1, self.values.shape[1]), np.float32)
         _warn_classes(layer, classes, where)
@@ -69,6 +68,20 @@ class Targets:
         span = int(np.ceil((crop_seconds + self.window) / self.hop)) + 1
         #: window numbers a crop may overlap, after the first one before it
         self.steps = 1 + np.arange(span, dtype=np.int64)
+
+    def joined(self, class_to: np.ndarray, n_classes: int) -> Targets:
+        """These targets in another class list (a :class:`~shardkit.dataset.mixture.Mixture`'s joined one):
+        ``class_to`` int64 (len(classes),) gives the new column of each of this dataset's classes (−1:
+        dropped); the new list's classes that none maps to are 0 (the mask unchanged). Shares ``values``
+        where no column is dropped."""
+        to = np.asarray(class_to, dtype=np.int64)[np.arange(self.n_classes)[self.dst]]
+        keep = to >= 0
+        new = copy.copy(self)
+        new.n_classes = int(n_classes)
+        if not keep.all():
+            new.values = np.ascontiguousarray(self.values[:, keep])
+        new.dst, new.whole = _columns(to[keep].tolist(), new.n_classes)
+        return new
 
     def _dense(self, layer: Layer, source_id: np.ndarray, source_names: Sequence[str]) -> None:
         """Each source's windows as a dense run of slots (``base``, ``count`` per sample; ``slot_row`` −1
@@ -130,6 +143,31 @@ class Targets:
         rows = self.slot_row[slot]                         # slot −1: the trailing −1 sentinel
         overlap[(rows < 0) | (overlap < 0)] = 0.0
         return rows, overlap
+
+
+class NoTargets:
+    """The targets of a dataset without a label layer in a batch that has them (a
+    :class:`~shardkit.dataset.mixture.Mixture` of parts with and without ``targets=``): every row 0, with
+    ``targets_mask`` False."""
+
+    name = None
+
+    def __init__(self, n_classes: int) -> None:
+        self.n_classes = int(n_classes)
+
+    def fill(self, samples: np.ndarray, begin: np.ndarray, seconds: np.ndarray, out: np.ndarray,
+             mask: np.ndarray) -> None:
+        """:meth:`Targets.fill`: zeros and mask False for every row."""
+        out[:] = 0.0
+        mask[:] = False
+
+
+def _columns(dst: list[int], n_classes: int) -> tuple[slice | np.ndarray, bool]:
+    """(``dst`` as a slice where it is a run of consecutive columns, else int64; whether it is every one of
+    ``n_classes`` columns in order)."""
+    cols: slice | np.ndarray = (slice(dst[0], dst[-1] + 1) if dst and dst == list(range(dst[0], dst[-1] + 1))
+                                else np.asarray(dst, dtype=np.int64))
+    return cols, isinstance(cols, slice) and cols == slice(0, n_classes)
 
 
 def _warn_classes(layer: Layer, classes: Sequence[str], where: object) -> None:

@@ -1,5 +1,6 @@
 """``shardkit.Mixture`` of two packed ogg sets with different vocabularies: exact per-epoch counts,
-labels joined by name, resume, DataLoader workers and real DDP (gloo)."""
+labels joined by name, resume, DataLoader workers and real DDP (gloo); each part's label layer targets in the
+joined classes."""
 
 import json
 import os
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import torch.distributed as dist
 import torch.multiprocessing as tmp
 from procs import free_port
@@ -130,3 +132,96 @@ def test_read_ahead_changes_no_batch(two_sets, workers):
 
     with_hints = _rows(DataLoader(mix(True), batch_size=None, num_workers=workers))
     assert with_hints == _rows(DataLoader(mix(False), batch_size=None, num_workers=workers))
+
+
+# -- label layer targets in a mixture (issue 21): each part's layer, its classes joined by name --------------
+
+#: each part's layer classes: its own vocabulary in another order plus a name only it has
+LAYER_CLASSES = (["bbb", "zzz", "aaa"], ["ccc", "yyy", "bbb"])
+
+
+@pytest.fixture(scope="module")
+def layered(two_sets):
+    """Each set of ``two_sets`` with a samples layer "pl" over all its keys but the first two (sorted):
+    (paths of the new versions, per part {key: layer row as float32 after float16})."""
+    paths, tables = [], []
+    for n, (path, classes) in enumerate(zip(two_sets, LAYER_CLASSES)):
+        keys = sorted(shardkit.ShardSet.open(path).keys)[2:]
+        probs = np.random.default_rng(n).random((len(keys), len(classes))).round(3)
+        new = path.parent / "set-pl"
+        shardkit.add_labels(path, new, name="pl", keys=keys, probs=probs, classes=classes)
+        paths.append(new)
+        tables.append({k: p.astype(np.float16).astype(np.float32) for k, p in zip(keys, probs)})
+    return paths, tables
+
+
+def _layer_mix(paths, targets=("pl", "pl"), **kw):
+    parts = [ShardDataset(p, batch_size=4, seed=s, shuffle_window="40kB", crop_seconds=0.5, targets=t)
+             for p, s, t in zip(paths, (1, 2), targets)]
+    return Mixture(parts, proportions=[0.5, 0.5], samples_per_epoch=kw.pop("m", 37), seed=7, **kw)
+
+
+def _expected(mix, tables, part, key):
+    """The item's own layer row mapped into the mixture's classes by name (None: no row, masked)."""
+    if tables[part] is None or key not in tables[part]:
+        return None
+    row = dict(zip(LAYER_CLASSES[part], tables[part][key].tolist()))
+    return np.asarray([row.get(c, 0.0) for c in mix.classes], dtype=np.float32)
+
+
+def _check_targets(mix, batches, tables):
+    seen = {0: 0, 1: 0}
+    for b in batches:
+        assert b["targets"].dtype == torch.float32 and b["targets"].shape == (len(b["keys"]), len(mix.classes))
+        assert b["targets_mask"].dtype == torch.bool
+        for p, k, t, m, v in zip(b["part"].tolist(), b["keys"], b["targets"].numpy(), b["targets_mask"].tolist(),
+                                 b["valid"].tolist()):
+            want = _expected(mix, tables, p, k) if v else None
+            assert m == (want is not None), (p, k, v)
+            np.testing.assert_array_equal(t, np.zeros(len(mix.classes), np.float32) if want is None else want)
+            seen[p] += v
+    return seen
+
+
+def test_targets_of_each_part_in_the_joined_classes_through_workers(layered):
+    paths, tables = layered
+    mix = _layer_mix(paths)
+    # the joined classes: both vocabularies and both layers' own names, sorted
+    assert mix.classes == ["aaa", "bbb", "ccc", "yyy", "zzz"] and mix.counts == [19, 18]
+    batches = list(DataLoader(mix, batch_size=None, num_workers=2))
+    assert _check_targets(mix, batches, tables) == {0: 19, 1: 18}
+    assert any(not b["valid"].all() for b in batches)  # the padded last step is masked
+    masked = {(p, k) for b in batches for p, k, m, v in zip(b["part"].tolist(), b["keys"],
+                                                             b["targets_mask"].tolist(), b["valid"].tolist())
+              if v and not m}
+    assert masked and all(k not in tables[p] for p, k in masked)  # the keys each layer has no row for
+    # classes= narrows and reorders: a part's layer classes the mixture lacks are dropped
+    narrow = _layer_mix(paths, classes=["zzz", "bbb"])
+    _check_targets(narrow, DataLoader(narrow, batch_size=None, num_workers=2), tables)
+
+
+def test_targets_resume_half_way(layered):
+    paths, tables = layered
+    full = [(b["keys"], b["targets"].clone(), b["targets_mask"].clone()) for b in _layer_mix(paths)]
+    mix = _layer_mix(paths)
+    mix.load_state_dict(mix.state_dict(4))
+    rest = list(DataLoader(mix, batch_size=None, num_workers=2))
+    assert [b["keys"] for b in rest] == [k for k, _, _ in full[4:]]
+    for b, (_, t, m) in zip(rest, full[4:]):
+        assert torch.equal(b["targets"], t) and torch.equal(b["targets_mask"], m)
+    _check_targets(mix, rest, tables)
+
+
+def test_a_part_without_targets_gives_masked_rows(layered, two_sets):
+    paths, tables = layered
+    mix = _layer_mix([paths[0], two_sets[1]], targets=("pl", None))
+    assert mix.classes == ["aaa", "bbb", "ccc", "zzz"]
+    batches = list(DataLoader(mix, batch_size=None, num_workers=2))
+    assert _check_targets(mix, batches, [tables[0], None]) == {0: 19, 1: 18}
+    # the labels are still each part's own, by name
+    for b in batches:
+        for k, row, v in zip(b["keys"], b["labels"].numpy(), b["valid"].tolist()):
+            assert not v or mix.classes[int(row.argmax())] == k.split("/")[0]
+    # no part with targets: no targets fields, as before
+    plain = next(iter(_layer_mix(paths, targets=(None, None))))
+    assert "targets" not in plain and "targets_mask" not in plain

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from layer_reference import window_targets
 
 from shardkit.dataset.plan import grid_windows
-from shardkit.dataset.targets import Targets
+from shardkit.dataset.targets import NoTargets, Targets
 from shardkit.format.layers import Layer
 
 WINDOW, HOP = 5.0, 2.5
@@ -54,6 +54,33 @@ def test_a_source_the_layer_lacks_is_masked():
     out, mask = np.empty((1, 1), np.float32), np.empty(1, bool)
     t.fill(np.array([0]), np.zeros(1), np.full(1, 5.0), out, mask)
     assert not mask[0] and out[0, 0] == 0
+
+
+@pytest.mark.parametrize("reduce", ["mean", "max"])
+@pytest.mark.parametrize("joined", [["a", "b", "q", "c"], ["q", "c"], ["c", "x", "a", "b"], ["q"]])
+def test_targets_joined_equal_targets_made_for_those_classes(reduce, joined):
+    # a Mixture's part: its targets in its own classes, moved by name into the joined classes
+    layer, kw = _layer(np.random.default_rng(3)), dict(keys=["k0", "k1"], source_id=np.array([0, 0]),
+                                                      source_names=["s.ogg"], start_seconds=np.array([0.0, 10.0]),
+                                                      reduce=reduce, crop_seconds=6.0)
+    own = ["c", "x", "a", "b"]
+    moved = Targets(layer, own, **kw).joined(np.array([joined.index(c) if c in joined else -1 for c in own]),
+                                             len(joined))
+    direct = Targets(layer, joined, **kw)
+    samples, begin, seconds = np.array([0, 1, 1, 0]), np.array([0.0, 3.0, 14.0, 1.0]), np.array([6.0, 6.0, 6.0, 0.0])
+    got = [np.full((4, len(joined)), 9, np.float32), np.empty(4, bool)]
+    ref = [np.full((4, len(joined)), 7, np.float32), np.empty(4, bool)]
+    moved.fill(samples, begin, seconds, *got)
+    direct.fill(samples, begin, seconds, *ref)
+    np.testing.assert_array_equal(got[0], ref[0])
+    np.testing.assert_array_equal(got[1], ref[1])
+    assert got[1][:2].all() and not got[1][3]  # a crop of no audio overlaps no window
+
+
+def test_no_targets_are_masked_zeros():
+    out, mask = np.ones((2, 3), np.float32), np.ones(2, bool)
+    NoTargets(3).fill(np.array([0, 1]), np.zeros(2), np.ones(2), out, mask)
+    assert not out.any() and not mask.any()
 
 
 @pytest.mark.parametrize("tail, expected", [("pad", [(0, 0), (0, 4), (0, 8), (1, 0), (2, 0), (2, 4)]),
