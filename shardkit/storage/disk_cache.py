@@ -316,12 +316,13 @@ class CachedStorage(Storage):
     sha256, learnt in :meth:`open_set`) is read from its cache entry, downloaded whole first
     (:meth:`Storage.stream`: one conditional GET of an object store, memory one 8 MB piece) and verified;
     every other object, and a shard larger than the cache, is ``inner``'s. Sizes, metadata and read-ahead
-    hints for what is not cached go to ``inner``. Pickles to ``inner``, the cache and the shards' digests."""
+    hints for what is not cached go to ``inner``. ``shards``: ``{name: (bytes, sha256)}`` when the manifest
+    was read already (else learnt in :meth:`open_set`). Pickles to ``inner``, the cache and the shards' digests."""
 
-    def __init__(self, inner: Storage, cache: ShardCache) -> None:
+    def __init__(self, inner: Storage, cache: ShardCache, shards: dict[str, tuple[int, str]] | None = None) -> None:
         self.inner, self.cache = inner, cache
         #: (bytes, sha256) of each shard, from the manifest: the cache's keys
-        self._shards: dict[str, tuple[int, str]] = {}
+        self._shards: dict[str, tuple[int, str]] = dict(shards or {})
         self._opened: dict[str, bytes | BaseException] = {}
         self._reset()
 
