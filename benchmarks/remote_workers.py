@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import multiprocessing
 import os
 import sys
 import time
@@ -33,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import _log
+from benchmarks.harness import call_forked
 from benchmarks.loopback import SENT_PATH
 from benchmarks.methods import BATCH, CLIP_SECONDS, _loader
 from benchmarks.remote import start_servers
@@ -68,33 +68,6 @@ def read_epochs(location: str, server: str, method: str, workers: int, epochs: i
     return out
 
 
-def _child(send: Any, fn: Any) -> None:
-    try:
-        send.send(("ok", fn()))
-    except BaseException as exc:  # reported by the parent
-        send.send(("error", f"{type(exc).__name__}: {exc}"))
-
-
-def forked(fn: Any, timeout: float = 600) -> Any:
-    """``fn()`` in a forked child (its DataLoader forks its workers from there)."""
-    ctx = multiprocessing.get_context("fork")
-    recv, send = ctx.Pipe(duplex=False)
-    child = ctx.Process(target=_child, args=(send, fn))
-    child.start()
-    send.close()
-    try:
-        if not recv.poll(timeout):
-            raise RuntimeError(f"no result within {timeout:.0f} s")
-        status, value = recv.recv()
-    finally:
-        child.join(30)
-        if child.is_alive():
-            child.kill()
-    if status != "ok":
-        raise RuntimeError(value)
-    return value
-
-
 def measure(segments: Path, *, delay: float = DELAY, epochs: int = 3, repeats: int = 3, workers: int = 2
             ) -> dict[str, Any]:
     """Every method, round-robin, ``repeats`` rounds: per-epoch clips/s and fetched/set bytes."""
@@ -106,7 +79,8 @@ def measure(segments: Path, *, delay: float = DELAY, epochs: int = 3, repeats: i
         e = servers.endpoints[0]
         for r in range(repeats):
             for m in names:
-                got = forked(functools.partial(read_epochs, e.location("segments"), e.url, m, workers, epochs))
+                got = call_forked(functools.partial(read_epochs, e.location("segments"), e.url, m, workers, epochs),
+                                  daemon=False)
                 runs[m].append(got)
                 _log(f"  round {r + 1} {m:<14} " + "  ".join(
                     f"epoch {i}: {x['clips'] / x['seconds']:6,.0f} clips/s, fetched {x['fetched'] / set_bytes:.2f}× "
