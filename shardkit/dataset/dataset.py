@@ -354,7 +354,12 @@ def _worker_cache(owner: object, ss: ShardSet) -> ShardCache | None:
 
     if type(ss.storage) is not ObjectStorage:
         return None
-    return private_cache(owner)
+    try:
+        return private_cache(owner)
+    except (OSError, UsageError) as exc:  # not the set's fault: the workers fetch their own windows
+        log.warning("%s: no private shard cache for DataLoader workers (%s); each worker fetches its own windows. "
+                    "Set TMPDIR to a writable local folder, or pass cache_dir=FOLDER", ss.root, exc)
+        return None
 
 
 def _check_source(source: object) -> None:
