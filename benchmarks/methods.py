@@ -119,14 +119,14 @@ def raw_read(paths: Sequence[str | os.PathLike[str]], bufsize: int = RAW_BUFFER)
 
 def shardkit_stream(path: str | os.PathLike[str], workers: int, *, batch: int = BATCH, window: str = "256MB",
                     partial: str | None = None, crops_per_recording: int = 1,
-                    storage_options: dict[str, Any] | None = None) -> Iterator[float]:
+                    storage_options: dict[str, Any] | None = None, targets: str | None = None) -> Iterator[float]:
     """``ShardDataset`` (5 s crops, shuffled, a new epoch each pass): valid clips per batch. ``path`` may be an
-    object-store URL (``storage_options``: its endpoint and credentials)."""
+    object-store URL (``storage_options``: its endpoint and credentials); ``targets``: a label layer to read."""
     from shardkit import ShardDataset
 
     ds = ShardDataset(path, batch_size=batch, crop_seconds=CLIP_SECONDS, shuffle=True, seed=0,
                       shuffle_window=window, partial=partial, crops_per_recording=crops_per_recording,
-                      storage_options=storage_options)
+                      storage_options=storage_options, targets=targets)
     source = ds if workers == 0 else _loader(ds, workers, persistent_workers=True)
     try:
         yield from _epochs(source, ds.set_epoch, lambda b: float(b["valid"].sum()))

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.cold import MAX_PASS, cold_run
+from benchmarks.cold import MAX_PASS, timed_run
 from benchmarks.common import _log
 from benchmarks.harness import run_once
 from benchmarks.methods import BATCH, CLIP_BYTES, CLIP_SECONDS, _epochs, _loader
@@ -152,8 +152,8 @@ def measure(seg: Path, *, seconds: float, repeats: int, workers: int, batch: int
     if cold:
         def cold_one(m: str) -> dict[str, float]:
             limit = min(max_clips, MAX_PASS * pass_clips)
-            return {"clips/s": cold_run(functools.partial(stream, seg, m, 0, batch), shards, seconds=seconds,
-                                        max_clips=limit)["clips_per_s"]}
+            return {"clips/s": timed_run(functools.partial(stream, seg, m, 0, batch), shards, cold=True,
+                                         seconds=seconds, max_clips=limit)["clips_per_s"]}
 
         cases.append(_summary("cold, 1 process", _rounds(cold_one, repeats, "cold, 1 process")["clips/s"]))
     return {"target": TARGET, "seconds": seconds, "repeats": repeats, "batch": batch, "cases": cases}

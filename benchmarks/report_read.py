@@ -51,6 +51,8 @@ def ratios(results: list[dict]) -> dict[str, float | None]:
         out[f"best-baseline_{tag}"] = best["method"] if best else None  # type: ignore[assignment]
         for peer in ("litdata", "mosaicml-streaming"):
             out[f"segments/{peer}_{tag}"] = ratio(seg, _find(results, peer, w))
+        out[f"segments-targets/segments_{tag}"] = ratio(_find(results, "shardkit-segments-targets", w), seg)
+        out[f"recordings-targets/recordings_{tag}"] = ratio(_find(results, "shardkit-recordings-targets", w), rec)
     return out
 
 
@@ -74,6 +76,10 @@ def targets(doc: dict) -> list[dict[str, Any]]:
         "{:.0f}×", detail=f"best per-file path: {rat.get('best-baseline_1proc')}")
     add("recordings mode (fresh random crops) ≥ 80 % of segments mode (1 process)",
         rat.get("recordings/segments_1proc"), 0.80, "{:.0%}")
+    for mode in ("segments", "recordings"):
+        add(f"targets= costs ≤ 10 % of the shuffled read rate ({mode}, 1 process)",
+            rat.get(f"{mode}-targets/{mode}_1proc"), 0.90, "{:.0%}", detail="clips/s with a 206-class label layer "
+            "over without (benchmarks/labels.py)")
     rss = doc.get("rss", {}).get("shardkit-segments-256MB")
     if rss and "peak_kb" in rss:
         reader_mb = rss["reader_kb"] / 1024

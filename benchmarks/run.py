@@ -63,7 +63,8 @@ from benchmarks.report_read import bounds, hand_written, markdown, plot, ratios,
 
 #: every method the JSON lists (skipped ones included, with the reason)
 METHOD_NAMES = (
-    "cat", "shardkit-segments", "shardkit-recordings", "webdataset", "webdataset-frombuffer",
+    "cat", "shardkit-segments", "shardkit-recordings", "shardkit-segments-targets", "shardkit-recordings-targets",
+    "webdataset", "webdataset-frombuffer",
     "litdata", "mosaicml-streaming", "lance-take", "lance-scan", "hf-arrow", "hf-webdataset",
     "baseline-whole-soundfile", "baseline-seek-soundfile", "baseline-whole-torchaudio",
     "baseline-seek-torchaudio", "baseline-whole-torchcodec", "baseline-seek-torchcodec",
@@ -80,7 +81,8 @@ def rec_crops(rec_samples: int, batch: int) -> int:
 
 
 def build_methods(*, seg: Path, rec: Path, seg_shards: list[str], rec_shards: list[str], rec_samples: int,
-                  files: list, workers: int, batch: int, peer_data: dict[str, Path | str]) -> list[Method]:
+                  files: list, workers: int, batch: int, peer_data: dict[str, Path | str],
+                  layered: dict[str, Path] | None = None) -> list[Method]:
     crops = rec_crops(rec_samples, batch)
     rec_note = "partial='drop'" + (f", crops_per_recording={crops} ({rec_samples} recordings)" if crops > 1 else "")
     decoders = {d: probe_decoder(d, files[0]) for d in ("soundfile", "torchaudio", "torchcodec")}
@@ -96,6 +98,7 @@ def build_methods(*, seg: Path, rec: Path, seg_shards: list[str], rec_shards: li
                    make=functools.partial(shardkit_stream, rec, w, batch=batch, partial="drop",
                                           crops_per_recording=crops),
                    note=rec_note, files=rec_shards),
+            *_target_methods(layered, w, batch, crops, seg_shards, rec_shards),
             Method("webdataset", "WebDataset over the same segment shards: shard + sample shuffle(1000), "
                    ".decode() with soundfile for .wav → tensor, msgpack for .mp, .batched", w, "peer",
                    make=functools.partial(webdataset_stream, seg_shards, w, "soundfile", batch=batch),
@@ -123,6 +126,24 @@ def build_methods(*, seg: Path, rec: Path, seg_shards: list[str], rec_shards: li
                     methods.append(Method(f"baseline-{path}-{dec}", f"per-file {dec}: {what}", w, "baseline",
                                           skip=decoders[dec]))
     return methods
+
+
+def _target_methods(layered: dict[str, Path] | None, w: int, batch: int, crops: int, seg_shards: list[str],
+                    rec_shards: list[str]) -> list[Method]:
+    """The two readers with ``targets=`` (benchmarks/labels.py: label layers of 206 classes on the same sets)."""
+    if not layered:
+        return []
+    from benchmarks.labels import LAYER
+
+    return [
+        Method("shardkit-segments-targets", "shardkit-segments + targets= (a samples layer, 206 classes)", w,
+               "shardkit", make=functools.partial(shardkit_stream, layered["segments"], w, batch=batch, targets=LAYER),
+               files=seg_shards),
+        Method("shardkit-recordings-targets", "shardkit-recordings + targets= (5 s windows, overlap-weighted mean, "
+               "206 classes)", w, "shardkit", files=rec_shards,
+               make=functools.partial(shardkit_stream, layered["recordings"], w, batch=batch, partial="drop",
+                                      crops_per_recording=crops, targets=LAYER)),
+    ]
 
 
 def prepare_peers(seg: Path, work: Path) -> dict[str, Path | str]:
@@ -277,7 +298,10 @@ def _read_step(corpus: corpus_mod.Corpus, sets: dict[str, Path], out: Path, doc:
     """Step 3: clips/s of every method, round-robin from a warm page cache; the ratios."""
     cfg = doc["config"]
     peer_data = prepare_peers(sets["segments"], out / "peers")
-    methods = build_methods(seg=sets["segments"], rec=sets["recordings"],
+    from benchmarks.labels import add_bench_layers
+
+    layered = add_bench_layers(sets["segments"], sets["recordings"], out)
+    methods = build_methods(seg=sets["segments"], rec=sets["recordings"], layered=layered,
                             seg_shards=doc["pack"]["segments"]["shard_files"],
                             rec_shards=doc["pack"]["recordings"]["shard_files"],
                             rec_samples=doc["pack"]["recordings"]["samples"], files=corpus.files,

@@ -67,7 +67,10 @@ def codec_options(command: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--hop-seconds", type=float, help="Default: --segment-seconds.")
 @click.option("--tail", type=click.Choice(["pad", "keep", "drop"]), default="pad", show_default=True,
               help="Segments mode: the last partial window.")
-@click.option("--max-seconds", default=300.0, show_default=True, help="Recordings mode: longer ones are cut.")
+@click.option("--max-seconds", default=300.0, show_default=True,
+              help="Recordings mode: a longer recording is split into equal pieces of at most this length, "
+                   "each its own sample (a 30-min recording gives 6 at 300: it is drawn 6x as often); nothing "
+                   "is dropped.")
 @click.option("--channels", type=click.IntRange(1, 2), default=1, show_default=True)
 @click.option("--shard-size", default="1GB", show_default=True)
 @click.option("--budget", help="Stop cleanly before OUT holds more than this (e.g. 100GB).")
@@ -75,6 +78,8 @@ def codec_options(command: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--workers", default=1, show_default=True,
               help="Decoding processes (--engine dask: of the local cluster; a scheduler brings its own).")
 @click.option("--strict", is_flag=True, help="Fail at the first bad source instead of recording it.")
+@click.option("--follow-symlinks", is_flag=True,
+              help="Read sources through symlinks that lead outside SRC (ln -s /kaggle/input/.../* src/).")
 @click.option("--resume", is_flag=True, help="Require an interrupted pack in OUT (re-running resumes anyway).")
 @click.option("--overwrite", is_flag=True, help="Delete the shard set in OUT first.")
 @click.option("--staging", type=click.Path(file_okay=False, path_type=Path),
@@ -86,8 +91,8 @@ def codec_options(command: Callable[..., Any]) -> Callable[..., Any]:
 @engine_options
 def pack(src: Path, out: str, metadata: Path | None, sample_rate: int, mode: str, segment_seconds: float,
          hop_seconds: float | None, tail: str, max_seconds: float, channels: int, shard_size: str,
-         budget: str | None, order: str, workers: int, strict: bool, resume: bool, overwrite: bool,
-         staging: Path | None, codec: str, codec_options: dict[str, Any], device: str,
+         budget: str | None, order: str, workers: int, strict: bool, follow_symlinks: bool, resume: bool,
+         overwrite: bool, staging: Path | None, codec: str, codec_options: dict[str, Any], device: str,
          engine: shardkit.write.Engine) -> None:
     """Pack the audio in SRC (and/or listed by --metadata) into a shard set in OUT: a folder, or a
     prefix s3://bucket/prefix/ (gs://, az://) that each shard is uploaded to as it finishes."""
@@ -98,7 +103,7 @@ def pack(src: Path, out: str, metadata: Path | None, sample_rate: int, mode: str
     with pack_progress(err) as progress:
         r = shardkit.pack(src, out, metadata=metadata, options=options, workers=workers, budget=budget,
                           strict=strict, resume=resume or None, overwrite=overwrite, progress=progress,
-                          device=device, staging=staging, engine=engine)
+                          device=device, staging=staging, engine=engine, follow_symlinks=follow_symlinks)
     _print_pack_result(r)
     if not r.complete:
         sys.exit(EXIT_INCOMPLETE)
@@ -110,10 +115,16 @@ def _print_pack_result(r: shardkit.PackResult) -> None:
     console.print(f"{state}: {r.samples} samples, {r.hours:.2f} h of audio, {r.shards} shards, {format_size(r.bytes)} "
                   f"in {r.out}  ({r.version_id})")
     if not r.already_complete:
+        padding = f", {r.padded_seconds_this_run / 3600:.2f} h of it zero padding (--tail pad)" \
+            if r.padded_seconds_this_run else ""
         console.print(f"packed {r.seconds_this_run / 3600:.2f} h in {format_duration(r.elapsed)} "
-                      f"({rate:.1f} audio h/min)")
+                      f"({rate:.1f} audio h/min){padding}")
+    if r.layout.get("mode") == "recordings" and r.samples > r.sources_packed:
+        console.print(f"{r.samples - r.sources_packed} more samples than recordings: recordings longer than "
+                      f"--max-seconds {r.layout.get('max_seconds'):g} were split into equal pieces, each its own "
+                      "sample (drawn once per piece when training)")
     if r.rejects:
-        console.print(styled(f"{len(r.rejects)} sources rejected", "yellow", " (listed in manifest.json):"))
+        console.print(styled(f"{len(r.rejects)} sources rejected", "yellow", f" (listed in {r.rejects_in}):"))
         for rej in r.rejects[:20]:
             console.print(f"  {rej.file or '-'}{f' (row {rej.row})' if rej.row else ''}: {rej.reason}")
     if not r.complete:
@@ -130,12 +141,14 @@ def info(shards: str, top: int) -> None:
     t = Table(show_header=False, box=None)
     for k, v in [("shard set", str(i.root)), ("version", i.version_id), ("format", str(i.format_version)),
                  ("complete", "yes" if i.complete else f"no (about {format_size(i.more_bytes_needed)} more needed)"),
-                 ("audio", f"{i.codec}, {i.sample_rate} Hz, {i.channels} ch"
+                 ("stored as", f"{i.codec}, {i.sample_rate} Hz, {i.channels} ch"
                   + (", log-mel " + ", ".join(f"{k}={v}" for k, v in (i.mel or {}).items()) if i.mel else "")),
                  ("layout", ", ".join(f"{k}={v}" for k, v in i.layout.items())),
-                 ("samples", f"{i.samples}"), ("audio", f"{i.hours:.3f} h ({format_duration(i.seconds)})"),
-                 ("shards", f"{i.shards}, {format_size(i.bytes)}"), ("classes", str(i.classes)),
-                 ("sources", f"{i.sources_packed} packed of {i.sources}, {len(i.rejects)} rejected")]:
+                 ("samples", f"{i.samples}"),
+                 ("duration", f"{i.hours:.3f} h ({format_duration(i.seconds)})" + _padding_note(i.layout)),
+                 ("shards", f"{i.shards}, {format_size(i.bytes)}"),
+                 ("classes", f"{i.classes} in the vocabulary, {len(i.label_counts)} as a primary label"),
+                 ("sources", f"{i.sources_packed} packed of {i.sources}, {i.reject_count} rejected")]:
         t.add_row(Text(k, style="bold"), v)
     if i.parent:  # a version made by 'shardkit update' (docs/versions.md)
         t.add_row(Text("parent", style="bold"), f"{i.parent} ({i.inherited_shards} of its shards used where they are)"
@@ -145,6 +158,13 @@ def info(shards: str, top: int) -> None:
     console.print(t)
     if i.label_counts:
         console.print("top classes: " + ", ".join(f"{k} {v}" for k, v in i.top_classes(top)))
+
+
+def _padding_note(layout: dict) -> str:
+    """What the duration of a segments set with tail=pad includes (the manifest counts stored frames)."""
+    if layout.get("mode") == "segments" and layout.get("tail") == "pad":
+        return ", incl. the zero padding of each recording's last window (tail=pad)"
+    return ""
 
 
 @cli.command(name="ls")
@@ -183,9 +203,10 @@ def cat(shards: str, key: str, output: Path | None, meta: bool, force: bool) -> 
 @click.argument("shards", type=LOCATION)
 @click.argument("key")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="PNG to write [KEY.png].")
-def show(shards: str, key: str, output: Path | None) -> None:
+@click.option("--force", is_flag=True, help="Replace an existing -o file.")
+def show(shards: str, key: str, output: Path | None, force: bool) -> None:
     """Draw sample KEY's waveform and log-mel (labels, seconds, Hz) into a PNG."""
-    err.print(f"wrote {shardkit.show_sample(shards, key, output)}")
+    err.print(f"wrote {shardkit.show_sample(shards, key, output, force=force)}")
 
 
 @cli.command()
@@ -242,20 +263,25 @@ def plan_(shards: Path, world_size: int, workers: int, batch_size: int, crops_pe
                   " ".join(map(str, r["worker_batches"])))
     console.print(f"every epoch: {p.items} items, partial={p.partial}, batch {batch_size}")
     console.print(t)
+    if workers == 0:  # DataLoader(num_workers=0): valid, but say who the one "worker" is
+        console.print("workers 0: the training process reads every batch itself (DataLoader num_workers=0); "
+                      "the column above is that one process")
     for w in p.warnings:
         console.print(styled("warning:", "yellow", f" {w}"))
 
 
 @cli.command()
-@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=Path("shardkit-demo"),
-              show_default=True, help="Where the corpus and shards go.")
+@click.option("--out", "--workdir", "workdir", type=click.Path(file_okay=False, path_type=Path),
+              help="Where the corpus and shards go [demo/ in shardkit's cache folder, $SHARDKIT_CACHE_DIR].")
 @click.option("--workers", default=2, show_default=True)
 @click.option("--epochs", default=1, show_default=True)
-def demo(workdir: Path, workers: int, epochs: int) -> None:
+def demo(workdir: Path | None, workers: int, epochs: int) -> None:
     """Make a small labelled corpus of real ogg/flac/mp3/wav files, pack it, stream it through
     DataLoader workers and the mel stage, and print throughput."""
-    from shardkit.demo import run_demo
+    from shardkit.demo import default_workdir, run_demo
 
+    workdir = workdir if workdir is not None else default_workdir()
+    err.print(f"demo: working in {workdir} (--out to choose)", highlight=False)
     with pack_progress(err) as progress:
         r = run_demo(workdir, workers=workers, epochs=epochs, progress=progress)
     for line in r.lines():
@@ -336,8 +362,10 @@ def main() -> None:
 
 
 from shardkit_cli.kaggle import kaggle as _kaggle  # noqa: E402
+from shardkit_cli.labels import labels as _labels  # noqa: E402
 
 cli.add_command(_kaggle)
+cli.add_command(_labels)
 
 if __name__ == "__main__":
     main()

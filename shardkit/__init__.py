@@ -67,6 +67,7 @@ if TYPE_CHECKING:
     from shardkit.read.shardset import ShardSet
     from shardkit.read.show import show_sample
     from shardkit.versions.compact import CompactResult, compact
+    from shardkit.versions.layers import LabelsResult, add_labels, list_labels, remove_labels
     from shardkit.versions.lineage import DiffReport, diff, history
     from shardkit.versions.update import UpdateResult, update
     from shardkit.write.options import PackOptions

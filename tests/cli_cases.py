@@ -44,6 +44,9 @@ CASES: dict[str, list[str]] = {
     "pack-n-mels-zero": ["pack", "{audio}", "{tmp}/o", "--format", "mel-u8", "--n-mels", "0"],
     "pack-hop-length-negative": ["pack", "{audio}", "{tmp}/o", "--format", "mel-u8", "--hop-length", "-1"],
     "pack-f-min-above-nyquist": ["pack", "{audio}", "{tmp}/o", "--format", "mel-u8", "--f-min", "20000"],
+    "pack-max-seconds-tiny": ["pack", "{audio}", "{tmp}/o", "--max-seconds", "1e-9"],
+    "pack-segment-tiny": ["pack", "{audio}", "{tmp}/o", "--mode", "segments", "--segment-seconds", "1e-9"],
+    "pack-n-fft-one": ["pack", "{audio}", "{tmp}/o", "--format", "mel-u8", "--n-fft", "1"],
     "pack-top-db-nan": ["pack", "{audio}", "{tmp}/o", "--format", "mel-u8", "--top-db", "nan"],
     # reading commands on odd locations
     **{f"{cmd}-{name}": [cmd, where] for cmd in ("ls", "info", "verify") for name, where in (
@@ -59,6 +62,19 @@ CASES: dict[str, list[str]] = {
     "cat-zero-shards": ["cat", "{zero}", "{key}", "-o", "{tmp}/x.wav"],
     "cat-missing-set": ["cat", "{missing}", "{key}", "-o", "{tmp}/x.wav"],
     "show-no-such-key": ["show", "{set}", "nosuchkey", "-o", "{tmp}/x.png"],
+    "show-over-a-file": ["show", "{set}", "{key}", "-o", "{file}"],
+    "show-into-the-set": ["show", "{set}", "{key}", "-o", "{set}/x.png"],
+    "show-over-a-device": ["show", "{set}", "{key}", "-o", "/dev/null", "--force"],
+    "cat-over-a-device": ["cat", "{set}", "{key}", "-o", "/dev/null", "--force"],
+    # update / compact / kaggle into a folder that cannot be created
+    "update-new-under-a-file": ["update", "{audio}", "{set}", "{file}/new", "--metadata", "{csv}"],
+    "update-new-unwritable": ["update", "{audio}", "{set}", "/proc/shardkit-new", "--metadata", "{csv}"],
+    "compact-out-under-a-file": ["compact", "{set}", "{file}/c"],
+    "compact-out-unwritable": ["compact", "{set}", "/proc/shardkit-compact"],
+    "wheelhouse-under-a-file": ["kaggle", "wheelhouse", "{file}/w", "--no-deps"],
+    "wheelhouse-unwritable": ["kaggle", "wheelhouse", "/proc/shardkit-wheels", "--no-deps"],
+    "kaggle-prepare-out-under-a-file": ["kaggle", "prepare", "{set}", "--id", "someone/some-set", "--title",
+                                        "A shard set", "--out", "{file}/k"],
     "show-missing-set": ["show", "{missing}", "{key}", "-o", "{tmp}/x.png"],
     # plan
     "plan-world-size-zero": ["plan", "{set}", "--world-size", "0"],

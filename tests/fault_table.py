@@ -30,11 +30,12 @@ CLASSES: list[tuple[str, list[tuple[str, str]]]] = [
         ("tests/unit/read/test_meta_errors.py", r""),
     ]),
     ("signals: SIGINT (process group), SIGTERM, SIGKILL at seeded points, 1 and 2 workers; a signal inside a "
-     "finaliser", [
+     "finaliser; a compact interrupted", [
         ("tests/integration/test_pack_signals.py", r""),
         ("tests/unit/test_cli_signals.py", r""),
         ("tests/integration/test_pack_safety.py", r"sigterm"),
         ("tests/integration/test_pack.py", r"kill_9"),
+        ("tests/unit/versions/test_update.py", r"interrupted_compact"),
     ]),
     ("concurrent packs into one OUT", [("tests/integration/test_pack_safety.py", r"second_pack"),
                                        ("tests/integration/test_pack_race.py", r"")]),
@@ -43,12 +44,20 @@ CLASSES: list[tuple[str, list[tuple[str, str]]]] = [
         ("tests/unit/storage/test_local_storage_hostile.py", r"replaced|rewritten|unchanged"),
     ]),
     ("disk full", [("tests/integration/test_pack.py", r"disk_full")]),
-    ("nothing lost by accident: --overwrite, empty packs, changed sources, budget stops", [
+    ("nothing lost by accident: --overwrite, empty packs, changed sources, budget stops; `cat`/`show -o` over files, "
+     "FIFOs, symlinks, devices; odd pack values; progress lines", [
         ("tests/integration/test_pack_safety.py", r"overwrite|packs_nothing|source_changed"),
         ("tests/integration/test_pack.py", r"budget|strict"),
+        ("tests/integration/test_cli.py", r"never_overwrites|regular_file|odd_pack|progress_lines"),
+        ("tests/integration/test_show.py", r"never_overwrites"),
     ]),
-    ("hostile CSV: escapes from SRC, encodings, pathological cells, odd file names", [
+    ("hostile CSV: escapes from SRC, encodings, pathological cells, odd file names, symlinked sources, 2021-style "
+     "filenames, mixed-type columns, malformed list cells", [
         ("tests/unit/ingest/test_sources_hostile.py", r""),
+        ("tests/unit/ingest/test_list_columns.py", r"malformed"),
+        ("tests/integration/test_pack_symlinks.py", r""),
+        ("tests/unit/ingest/test_birdclef_layouts.py", r"2021"),
+        ("tests/integration/test_typed_columns.py", r""),
     ]),
     ("broken and hostile audio, long recordings (bounded memory)", [
         ("tests/unit/ingest/test_decode.py", r""),
@@ -72,12 +81,13 @@ CLASSES: list[tuple[str, list[tuple[str, str]]]] = [
         ("tests/unit/versions/test_lineage_messages.py", r"look_alike|forged|relabel|missing_keys"),
         ("tests/integration/test_kaggle_delta.py", r""),
     ]),
-    ("a Dask worker or the driver killed mid-pack", [
-        ("tests/integration/test_pack_dask.py", r"kill|sigkill|driver|unreachable|cannot_import|import"),
+    ("a Dask worker, the driver or the scheduler killed mid-pack; scheduler files that name no scheduler", [
+        ("tests/integration/test_pack_dask.py", r"kill|sigkill|driver|unreachable|cannot_import|import|dying|"
+                                                r"scheduler_file_that"),
     ]),
     ("Kaggle uploads: a PUT answered 500, a failed create, 'still processing' refusals, an upload that never "
-     "answers", [
-        ("tests/integration/test_kaggle_publish.py", r"failed|resume|error|busy|no_folder|answer"),
+     "answers, an HTML answer, control characters in a title", [
+        ("tests/integration/test_kaggle_publish.py", r"failed|resume|error|busy|no_folder|answer|html|control"),
     ]),
     ("forged resume states and odd reader arguments (NaN, strings, fractions, huge batches, epochs out of range)", [
         ("tests/unit/dataset/test_resume.py", r"forged|refuses|too_big"),

@@ -19,6 +19,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
+import stat
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -57,6 +59,7 @@ class FakeKaggle:
         self.fail_put: dict[str, int] = {}
         self.create_error: str | None = None
         self.busy_refusals = 0
+        self.html_answers = 0  #: answer this many API calls with a 200 HTML page (a proxy's or a login page)
         self.processing_polls = 0
         self.hang_put: dict[str, int] = {}
         self.hung = 0                                    # PUTs left unanswered so far
@@ -195,8 +198,20 @@ def _handler(fake: FakeKaggle) -> type[BaseHTTPRequestHandler]:
             with fake.lock:
                 fake.requests.append(("POST", name, body))
                 fake.auth.add(self.headers.get("Authorization", ""))
-                status, doc = fake.call(name, body)
+                html = fake.html_answers > 0
+                fake.html_answers -= html
+                status, doc = (200, None) if html else fake.call(name, body)
+            if html:
+                return self._send_html()
             self._send(status, doc)
+
+        def _send_html(self) -> None:
+            page = b"<!DOCTYPE html><html><head><title>Sign in</title></head><body>Please sign in</body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
 
         def do_PUT(self) -> None:
             token = urlsplit(self.path).path.rsplit("/", 1)[-1]
@@ -212,3 +227,20 @@ def _handler(fake: FakeKaggle) -> type[BaseHTTPRequestHandler]:
             self._send(status, {}, headers)
 
     return Handler
+
+
+def mount(stored: Path, inputs: Path, ref: str) -> Path:
+    """A copy of a dataset's stored files (``FakeKaggle.files``) where a notebook finds its input
+    (``INPUTS/datasets/OWNER/SLUG``), read-only like Kaggle's."""
+    folder = inputs / "datasets" / ref
+    shutil.copytree(stored, folder)
+    for p in [folder, *folder.iterdir()]:
+        p.chmod(stat.S_IRUSR | stat.S_IXUSR if p.is_dir() else stat.S_IRUSR)
+    return folder
+
+
+def unmount(folders: list[Path]) -> None:
+    """Make :func:`mount`'s folders writable again (so that pytest can delete them)."""
+    for folder in folders:
+        for p in [folder, *folder.iterdir()]:
+            p.chmod(0o755 if p.is_dir() else 0o644)

@@ -1,9 +1,11 @@
 """Train on a published shard set in a Kaggle GPU notebook (P100/T4, 4 vCPU): the set is an attached
 input, read-only; nothing is written next to it; checkpoints go to /kaggle/working.
 
-In the notebook (internet on, or shardkit installed from a wheel dataset, docs/kaggle.md)::
+In the notebook, shardkit installed from its wheel dataset (it is not on PyPI: ``shardkit kaggle wheelhouse
+wheels/ --id OWNER/shardkit-wheels`` + ``shardkit kaggle publish wheels/`` once, then attach that dataset;
+docs/kaggle.md, "Offline install")::
 
-    !pip install shardkit
+    !pip install --no-index --find-links /kaggle/input/shardkit-wheels shardkit
     !python train.py --dataset OWNER/SLUG --epochs 10
 
 ``--input-root`` (default ``/kaggle/input``) and ``--device cpu`` run it anywhere.

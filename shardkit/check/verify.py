@@ -38,6 +38,7 @@ from shardkit.format import (
     checks,
     is_shard_name,
 )
+from shardkit.format.layers import LAYER_PREFIX, LAYER_SUFFIX, layer_findings
 from shardkit.storage.base import Storage
 
 logger = logging.getLogger(__name__)
@@ -159,7 +160,11 @@ def check_set(storage: Storage, doc: Manifest, root: Path | str,
     report.add(checks.set_findings(indexes, names, len(doc.vocabulary)))
     report.add(checks.totals_findings(doc, indexes if complete else None))
     if doc.sources:
-        _check_sources(storage, doc, report)
+        _check_named_file(storage, doc.sources, "sources table", report)
+    if doc.rejects_file:  # a version-4 set's rejects (format §5.4)
+        _check_named_file(storage, doc.rejects_file, "rejects file", report)
+    if doc.layers:
+        _check_layers(storage, doc, report, indexes if complete else None)
     if doc.derived:  # what a reader yields: overrides applied
         report.samples = sum(len(ix) for ix in indexes) if complete else doc.samples
     if isinstance(root, Path):
@@ -167,6 +172,9 @@ def check_set(storage: Storage, doc: Manifest, root: Path | str,
         for name in sorted(os.listdir(root)):
             if is_shard_name(name) and name not in listed:
                 report.problem(name, None, "shard is not listed in the manifest")
+            elif name.startswith(LAYER_PREFIX) and name.endswith(LAYER_SUFFIX) and name not in \
+                    {e.file for e in doc.layers}:
+                report.problem(name, None, "label layer file is not listed in the manifest")
     return report
 
 
@@ -226,16 +234,32 @@ def _check_index(storage: Storage, rec: ShardEntry, doc: Manifest, report: Verif
     return None if found else idx
 
 
-def _check_sources(storage: Storage, doc: Manifest, report: VerifyReport) -> None:
-    """The sources table a version-3 manifest names has its size and sha256."""
-    name = str(doc.sources.get("name"))
+def _check_named_file(storage: Storage, ref: dict[str, Any], what: str, report: VerifyReport) -> None:
+    """A file the manifest names with its size and sha256 (a version-3 sources table, a version-4 rejects
+    file) has them."""
+    name = str(ref.get("name"))
     try:
         raw = storage.read_bytes(name)
     except (ShardkitError, OSError) as exc:
-        report.problem(name, None, f"sources table cannot be read: {exc}")
+        report.problem(name, None, f"{what} cannot be read: {exc}")
         return
-    if len(raw) != doc.sources.get("bytes") or hashlib.sha256(raw).hexdigest() != doc.sources.get("sha256"):
-        report.problem(name, None, "sources table's size or sha256 differs from the manifest")
+    if len(raw) != ref.get("bytes") or hashlib.sha256(raw).hexdigest() != ref.get("sha256"):
+        report.problem(name, None, f"{what}'s size or sha256 differs from the manifest")
+
+
+def _check_layers(storage: Storage, doc: Manifest, report: VerifyReport, indexes: list[ShardIndex] | None) -> None:
+    """Each label layer (format §5.3): readable, size and sha256, as its entry says, values in [0, 1],
+    rows naming samples (sources) of the set — the latter when every index could be read."""
+    keys = {k for ix in indexes for k in ix.columns["key"]} if indexes is not None else None
+    sources = {s for ix in indexes for s in ix.columns["source"]} if indexes is not None else None
+    for entry in doc.layers:
+        try:
+            data = storage.read_bytes(entry.file)
+        except (ShardkitError, OSError) as exc:
+            report.problem(entry.file, None, f"label layer {entry.name!r} cannot be read: {exc}")
+            continue
+        for what in layer_findings(data, entry, keys, sources, storage.describe(entry.file)):
+            report.problem(entry.file, None, f"label layer {entry.name!r}: {what}")
 
 
 def _check_shard(storage: Storage, rec: ShardEntry, idx: ShardIndex | None, report: VerifyReport,

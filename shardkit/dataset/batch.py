@@ -186,11 +186,21 @@ class BatchReader:
     ``stats`` counts batches, items and skipped samples in this process.
     """
 
-    def __init__(self, ss: ShardSet, opts: ReadOptions, n_classes: int, class_of: np.ndarray) -> None:
+    def __init__(self, ss: ShardSet, opts: ReadOptions, n_classes: int, class_of: np.ndarray,
+                 targets: Any = None) -> None:
         self.ss, self.opts = ss, opts
         self.n_classes, self.class_of = n_classes, class_of
         self.crop_frames, self.random_crop = crop_frames(ss, opts.crop_seconds)
         check_batch_bytes(ss, opts, self.crop_frames, n_classes)
+        #: a label layer's :class:`~shardkit.dataset.targets.Targets`, or None
+        self.targets = targets
+        #: ``crops="grid"``: (samples, first frames, window numbers) int64 (M,) of every window
+        #: (:func:`plan.grid_windows`)
+        self.grid: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        if opts.crops == "grid":
+            step = max(1.0, float(opts.crop_seconds or 0) / ss.seconds_per_frame)
+            self.grid = plan.grid_windows(ss.frames, step, opts.tail)
+            self.random_crop = False
         self.stats: dict[str, int] = {"batches": 0, "items": 0, "skipped": 0}
         self.crc = CrcCheck(ss, self.stats) if opts.verify_crc else None
         self._thread_pool: tuple[int, ThreadPoolExecutor] | None = None  # (pid, pool), made on first use
@@ -212,7 +222,7 @@ class BatchReader:
         codec, t_len = self.ss.codec, self.crop_frames
         audio_shape = (t_len,) if codec.lanes == 1 else (codec.lanes, t_len)
         return _new_batch(b, audio_shape, self.n_classes, in_worker, codec.dtype,
-                          [*codec.batch_field_specs().values(), *extra])
+                          [*codec.batch_field_specs().values(), *self._item_specs(), *extra])
 
     def read_rows(self, tensors: list[torch.Tensor], items: np.ndarray, valid: np.ndarray, epoch: int, *,
                   in_worker: bool = False, draws: np.ndarray | None = None) -> dict[str, Any]:
@@ -241,7 +251,44 @@ class BatchReader:
                 self._decode_rows(reads, flat, row_bytes, buf, samples, offsets, nread, failed)))
         metas = self._metas(samples, failed) if self.opts.with_metadata else None
         _zero_tails(buf, nread, t_len, codec.lanes)
-        return self._assemble(tensors, buf, samples, valid, failed, metas)
+        n_codec = len(codec.batch_field_specs())
+        out = self._assemble(tensors[:4 + n_codec], buf, samples, valid, failed, metas)
+        # seconds into the sample: a grid window's nominal start (k × crop_seconds), else the crop's first frame
+        begin = (self.grid[2][items] * float(self.opts.crop_seconds or 0) if self.grid is not None
+                 else offsets * self.ss.seconds_per_frame)
+        out.update(self._item_fields(tensors[4 + n_codec:], samples, begin, nread, failed))
+        return out
+
+    def _item_specs(self) -> list[tuple[tuple[int, ...], Any]]:
+        """(shape without B, dtype) of :meth:`_item_fields`' tensors, in its order."""
+        specs: list[tuple[tuple[int, ...], Any]] = [((), np.float64), ((), np.float64)]
+        if self.targets is not None:
+            specs += [((self.n_classes,), np.float32), ((), np.bool_)]
+        return specs
+
+    def _item_fields(self, tensors: list[torch.Tensor], samples: np.ndarray, begin: np.ndarray,
+                     nread: np.ndarray, failed: list[int]) -> dict[str, Any]:
+        """Where each row's audio comes from (``source``; ``start_seconds``/``end_seconds`` float64 (B,) in
+        the source: the crop's start (``begin`` seconds into its sample), and its start + ``crop_seconds``)
+        and, with a label layer, its ``targets`` float32 (B, C) and ``targets_mask`` bool (B,)
+        (:mod:`shardkit.dataset.targets`)."""
+        ss, spf = self.ss, self.ss.seconds_per_frame
+        start = tensors[0].numpy()
+        start[:] = ss.start_seconds[samples] + begin
+        span = self.opts.crop_seconds if self.opts.crop_seconds is not None else nread * spf
+        tensors[1].numpy()[:] = start + span
+        out: dict[str, Any] = {"source": [ss.source_names[s] for s in ss.source_id[samples].tolist()],
+                               "start_seconds": tensors[0], "end_seconds": tensors[1]}
+        if self.targets is not None:
+            targets, mask = tensors[2].numpy(), tensors[3].numpy()
+            seconds = nread * spf  # the crop's real audio, at most crop_seconds (a log-mel crop has a frame more)
+            if self.opts.crop_seconds is not None:
+                seconds = np.minimum(seconds, float(self.opts.crop_seconds))
+            self.targets.fill(samples, begin, seconds, targets, mask)
+            if failed:
+                targets[failed], mask[failed] = 0.0, False
+            out.update(targets=tensors[2], targets_mask=tensors[3])
+        return out
 
     def read_ahead(self, order: np.ndarray, bounds: np.ndarray, positions: np.ndarray) -> ReadAhead:
         """The :class:`ReadAhead` of an iteration that reads ``order[positions]`` (windows ``bounds``)."""
@@ -250,6 +297,8 @@ class BatchReader:
         if self.random_crop:  # the bytes a crop fetches of each member (all of it for a codec read whole)
             crop = np.minimum(ss.frames, self.crop_frames)
             read_bytes = ss.codec.crop_ranges(ss.wav_offset, ss.sample_bytes, 0, crop)[1]
+        if self.grid is not None:  # items are windows (bounds: plan.GridOrder's): hint their samples
+            return ReadAhead(ss, self.grid[0][order], bounds, positions, 1, None)
         return ReadAhead(ss, order, bounds, positions, self.opts.crops_per_recording, read_bytes)
 
     # -- steps of a batch ------------------------------------------------------------------------
@@ -259,6 +308,9 @@ class BatchReader:
         """``(samples, offsets, nread)`` int64 (B,): each item's sample row, first frame and frames to read
         (copy ``draws`` of an item crops at the position of crop number ``crop + crops × draws``)."""
         ss, opts, t_len = self.ss, self.opts, self.crop_frames
+        if self.grid is not None:
+            samples, offsets = self.grid[0][items], self.grid[1][items]
+            return samples, offsets, np.clip(ss.frames[samples] - offsets, 0, t_len)
         c = opts.crops_per_recording
         samples = items // c if c > 1 else items
         frames = ss.frames[samples]

@@ -25,6 +25,7 @@ from shardkit.dataset.cursor import STATE_FORMAT, EpochCursor, OrderKey, SharedI
 from shardkit.dataset.labels import map_classes
 from shardkit.dataset.options import ON_ERROR, ReadOptions
 from shardkit.dataset.recipe import Recipe, Weights, make_sampler
+from shardkit.dataset.targets import dataset_targets
 from shardkit.dataset.topology import detect_topology
 from shardkit.errors import UsageError
 from shardkit.read.columns import Where
@@ -75,6 +76,18 @@ class ShardDataset(IterableDataset):
     - ``valid`` torch.bool (B,): False for padding entries (``partial="pad"``) and skipped reads.
     - ``keys`` list[str] (B), ``index`` torch.int64 (B,): sample rows of the :class:`ShardSet`.
     - ``meta`` list[dict] (B): the msgpack metadata, only with ``with_metadata=True``.
+    - ``source`` list[str] (B), ``start_seconds`` and ``end_seconds`` torch.float64 (B,): the row's source
+      recording and where its crop starts in it (seconds), and that start + ``crop_seconds``.
+    - with ``targets="NAME"`` (a label layer of the set, docs/labels.md): ``targets`` torch.float32
+      (B, n_classes) in the dataset's class order — a crop of a recording gets the windows it overlaps
+      combined by ``targets_reduce`` (``"mean"``: weighted by overlap in seconds; ``"max"``) — and
+      ``targets_mask`` torch.bool (B,): False (targets 0) where the layer has no row for the item.
+      Without ``classes``, the classes are the vocabulary extended by the layer's other class names.
+
+    ``crops="grid"`` (with ``crop_seconds`` and ``shuffle=False``): the items are every consecutive
+    ``crop_seconds`` window of every sample, in order (evaluation and pseudo-labelling; ``tail="pad"``
+    zero-pads a last partial window, ``"drop"`` leaves it out); :func:`shardkit.labels.row_ids` names
+    them in the BirdCLEF submission format.
 
     The order of an epoch depends on (seed, epoch) only, never on the number of ranks or workers;
     call :meth:`set_epoch` before each epoch (it reaches persistent workers). ``len(ds)`` is the
@@ -146,6 +159,11 @@ class ShardDataset(IterableDataset):
         where: Where | None = None,
         weights: Weights | None = None,
         samples_per_epoch: int | None = None,
+        # label layers and evaluation windows (docs/labels.md)
+        crops: str = "random",
+        tail: str = "pad",
+        targets: str | None = None,
+        targets_reduce: str = "mean",
     ) -> None:
         super().__init__()
         opts = ReadOptions(batch_size=batch_size, crop_seconds=crop_seconds,
@@ -153,11 +171,9 @@ class ShardDataset(IterableDataset):
                            shuffle_window=shuffle_window, partial=partial, secondary_weight=secondary_weight,
                            classes=None if classes is None else tuple(classes), with_metadata=with_metadata,
                            on_error=on_error, read_threads=read_threads, read_ahead=read_ahead,
-                           verify_crc=verify_crc)
-        self.shard_set = ss = _open_set(source, storage_options, search_path, None if cache_dir is False else cache_dir,
-                                        cache_bytes)
-        #: the shard cache this process's DataLoader workers share (:mod:`shardkit.storage.worker_cache`)
-        self._worker_cache = None if cache_dir is False else _worker_cache(self, ss)
+                           verify_crc=verify_crc, crops=crops, tail=tail, targets=targets,
+                           targets_reduce=targets_reduce)
+        self.shard_set = ss = self._open(source, storage_options, search_path, cache_dir, cache_bytes)
         opts.check_layout(ss.mode, ss.root)
         if opts.read_ahead and not ss.storage.capabilities.reads_ahead:
             ss.storage.set_readahead("fadvise")  # read_ahead=True asked for it on a local folder
@@ -165,18 +181,28 @@ class ShardDataset(IterableDataset):
         self.options = opts
         topo = detect_topology(rank, world_size)
         self.rank, self.world_size = topo.rank, topo.world_size
-        self.classes, class_of = map_classes(ss.vocabulary, ss.label, ss.sec_idx, opts.classes, ss.root)
-        self.reader = BatchReader(ss, opts, len(self.classes), class_of)
-        #: which items each epoch reads (:class:`~shardkit.dataset.sampling.EpochSampler`)
-        self.sampler = sampler = make_sampler(ss, opts, Recipe(keys, where, weights, samples_per_epoch))
-        key = OrderKey(seed=opts.seed, version_id=ss.version_id, num_items=sampler.num_items, shuffle=opts.shuffle,
-                       window_bytes=opts.window_bytes, root=ss.root, recipe=sampler.recipe())
+        self.reader, self.sampler = self._reading(ss, opts, Recipe(keys, where, weights, samples_per_epoch))
+        key = OrderKey(seed=opts.seed, version_id=ss.version_id, num_items=self.sampler.num_items,
+                       shuffle=opts.shuffle, window_bytes=opts.window_bytes, root=ss.root, recipe=self.sampler.recipe())
         self.cursor = EpochCursor(key, self.world_size * opts.batch_size)
         self._order_cache: tuple[int, np.ndarray, np.ndarray] | None = None
         if len(self) == 0:
             log.warning("%s: rank %d of %d gets no batch (%d items, batch_size %d, partial=%r)",
                         ss.root, self.rank, self.world_size, self.num_items, self.batch_size, opts.partial)
         _warn_about_the_set(ss, opts, self.reader.crop_frames)
+
+    def _reading(self, ss: ShardSet, opts: ReadOptions, recipe: Recipe) -> tuple[BatchReader, Any]:
+        """Sets :attr:`classes` (with a label layer's: ``targets=``); returns the
+        :class:`~shardkit.dataset.batch.BatchReader` and the sampler of which items each epoch reads
+        (:class:`~shardkit.dataset.sampling.EpochSampler`; with ``crops="grid"`` every window of every
+        sample: :class:`~shardkit.dataset.plan.GridOrder`)."""
+        wanted, make_targets = dataset_targets(ss, opts.targets, opts.classes, opts.targets_reduce, opts.crop_seconds)
+        self.classes, class_of = map_classes(ss.vocabulary, ss.label, ss.sec_idx, wanted, ss.root)
+        reader = BatchReader(ss, opts, len(self.classes), class_of,
+                             make_targets(self.classes) if make_targets is not None else None)
+        if reader.grid is not None:
+            return reader, plan.GridOrder.of(ss, reader.grid[0], opts.window_bytes, recipe)
+        return reader, make_sampler(ss, opts, recipe)
 
     batch_size = _option("batch_size")
     crop_seconds = _option("crop_seconds")
@@ -267,6 +293,14 @@ class ShardDataset(IterableDataset):
                 ahead.before(positions)
             draws, items = np.divmod(order[positions], max(n_items, 1))
             yield self.reader.read(items, valid, epoch, in_worker=in_worker, draws=draws if drawn else None)
+
+    def _open(self, source: Any, storage_options: dict[str, Any] | None, search_path: Any, cache_dir: Any,
+              cache_bytes: Any) -> ShardSet:
+        """The set read (:func:`_open_set`); sets :attr:`_worker_cache`, the shard cache this process's DataLoader
+        workers share (:mod:`shardkit.storage.worker_cache`; None with ``cache_dir=False`` or a ``cache_dir``)."""
+        ss = _open_set(source, storage_options, search_path, None if cache_dir is False else cache_dir, cache_bytes)
+        self._worker_cache = None if cache_dir is False else _worker_cache(self, ss)
+        return ss
 
     def _share_downloads(self) -> None:
         """In one of several DataLoader workers: read whole shards through the private cache the workers share

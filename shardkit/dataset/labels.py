@@ -32,7 +32,7 @@ def map_classes(vocabulary: Sequence[str], label: np.ndarray, sec_idx: np.ndarra
         raise UsageError("classes has duplicate names")
     index = {c: i for i, c in enumerate(classes)}
     class_of = np.asarray([index.get(v, -1) for v in vocabulary], dtype=np.int64)
-    lost_primary = int(np.count_nonzero((label >= 0) & (class_of[np.maximum(label, 0)] < 0))) if label.size else 0
+    lost_primary = int(np.count_nonzero((label >= 0) & (class_at(class_of, label) < 0)))
     lost_secondary = int(np.count_nonzero(class_of[sec_idx] < 0)) if sec_idx.size else 0
     if lost_primary or lost_secondary:
         missing = [v for v, c in zip(vocabulary, class_of) if c < 0]
@@ -41,6 +41,14 @@ def map_classes(vocabulary: Sequence[str], label: np.ndarray, sec_idx: np.ndarra
                     "secondary labels", where, len(missing), ", ".join(missing[:5]),
                     ", ..." if len(missing) > 5 else "", lost_primary, lost_secondary)
     return classes, class_of
+
+
+def class_at(class_of: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """int64 with the shape of ``labels``: the class of each label number, −1 for none (−1) — also in a
+    set with an empty vocabulary (an unlabelled set: ``class_of`` is empty)."""
+    if not len(class_of):
+        return np.full(np.shape(labels), -1, dtype=np.int64)
+    return np.where(labels >= 0, class_of[np.clip(labels, 0, len(class_of) - 1)], -1)
 
 
 def multi_hot(samples: np.ndarray, label: np.ndarray, sec_ptr: np.ndarray, sec_idx: np.ndarray,
@@ -62,7 +70,6 @@ def multi_hot(samples: np.ndarray, label: np.ndarray, sec_ptr: np.ndarray, sec_i
         cls = class_of[sec_idx[idx]]
         keep = cls >= 0
         out[rows[keep], cls[keep]] = secondary_weight
-    primary = label[samples]
-    cls = np.where(primary >= 0, class_of[np.maximum(primary, 0)], -1)
+    cls = class_at(class_of, label[samples])
     keep = cls >= 0
     out[np.flatnonzero(keep), cls[keep]] = 1.0

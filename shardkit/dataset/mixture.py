@@ -48,6 +48,10 @@ def check_parts(parts: Sequence[ShardDataset]) -> None:
         if not part.shuffle:
             raise UsageError(f"Mixture part {i} ({part.shard_set.root}) has shuffle=False; a mixture draws its "
                              "parts' items at random: build the parts with shuffle=True")
+        if part.options.targets is not None:
+            raise UsageError(f"Mixture part {i} ({part.shard_set.root}) reads label layer targets "
+                             f"({part.options.targets!r}), which a mixture does not carry yet: train on that set "
+                             "alone, or mix the parts without targets=")
     first = parts[0]
     for i, part in enumerate(parts[1:], start=1):
         for what, a, b in (("codec, sample rate, channels, mel settings", _codec_of(first), _codec_of(part)),
@@ -218,6 +222,7 @@ class Mixture(IterableDataset):
         """One batch: each part's items (``part`` ascending) read into its rows of shared tensors."""
         *tensors, part_t = self.readers[0].new_batch(len(part), in_worker, extra=[((), np.int64)])
         keys: list[str] = []
+        sources: list[str] = []
         metas: list[dict[str, Any]] = []
         for p in np.unique(part).tolist():
             a, b = np.searchsorted(part, [p, p + 1])
@@ -226,12 +231,14 @@ class Mixture(IterableDataset):
             got = self.readers[p].read_rows([x[a:b] for x in tensors], items, valid[a:b], epoch,
                                             in_worker=in_worker, draws=draws)
             keys += got["keys"]
+            sources += got["source"]
             metas += got.get("meta", [{}] * (b - a))
         audio, labels, valid_t, index, *fields = tensors
         out: dict[str, Any] = {self.parts[0].shard_set.codec.batch_key: audio}
+        n_codec = len(self.parts[0].shard_set.codec.batch_field_specs())
         out.update(zip(self.parts[0].shard_set.codec.batch_field_specs(), fields))
-        out.update({"labels": labels, "valid": valid_t, "keys": keys, "index": index,
-                    "part": part_t})
+        out.update({"labels": labels, "valid": valid_t, "keys": keys, "index": index, "part": part_t,
+                    "source": sources, "start_seconds": fields[n_codec], "end_seconds": fields[n_codec + 1]})
         part_t.numpy()[:] = part
         if any(p.with_metadata for p in self.parts):
             out["meta"] = metas

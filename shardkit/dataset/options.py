@@ -13,6 +13,8 @@ from shardkit.errors import UsageError
 from shardkit.units import parse_size
 
 ON_ERROR = ("raise", "skip")
+#: ``"random"``: one crop per item (random offsets when shuffling, fixed otherwise); ``"grid"``: every window
+CROPS = ("random", "grid")
 
 
 #: the largest epoch number (an epoch is kept in a shared 32-bit counter)
@@ -75,6 +77,10 @@ class ReadOptions:
     read_threads: int | None = None
     read_ahead: bool | None = None
     verify_crc: bool = False
+    crops: str = "random"
+    tail: str = "pad"
+    targets: str | None = None
+    targets_reduce: str = "mean"
     #: ``shuffle_window`` in bytes
     window_bytes: int = field(init=False)
 
@@ -103,6 +109,22 @@ class ReadOptions:
             raise UsageError(f"verify_crc must be True or False, got {self.verify_crc!r}")
         if self.classes is not None:
             put("classes", tuple(str(c) for c in self.classes))
+        self._check_crops()
+
+    def _check_crops(self) -> None:
+        """``crops``, ``tail``, ``targets`` and ``targets_reduce``."""
+        if self.crops not in CROPS:
+            raise UsageError(f"crops must be one of {CROPS}, got {self.crops!r}")
+        if self.crops == "grid":
+            if self.crop_seconds is None or self.shuffle or self.crops_per_recording != 1:
+                raise UsageError("crops='grid' reads every window of crop_seconds of every sample in order: pass "
+                                 "crop_seconds=..., shuffle=False and leave crops_per_recording at 1")
+            if self.tail not in plan.GRID_TAILS:
+                raise UsageError(f"tail must be one of {plan.GRID_TAILS}, got {self.tail!r}")
+        if self.targets_reduce not in ("mean", "max"):
+            raise UsageError(f"targets_reduce must be 'mean' or 'max', got {self.targets_reduce!r}")
+        if self.targets is not None and not isinstance(self.targets, str):
+            raise UsageError(f"targets must name a label layer of the set (a str), got {self.targets!r}")
 
     def check_layout(self, mode: str, root: object) -> None:
         """Raise :class:`UsageError` unless these options suit a shard set of layout ``mode``."""

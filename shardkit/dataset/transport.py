@@ -34,7 +34,7 @@ import torch
 
 log = logging.getLogger(__name__)
 
-HEADER_BYTES = 64            # int64[0]: mapped by the receiver; int64[1 + p]: released gen of part p
+HEADER_BYTES = 128           # int64[0]: mapped by the receiver; int64[1 + p]: released gen of part p
 MAX_PARTS = HEADER_BYTES // 8 - 1
 ALIGN = 64
 MAX_SLOTS = 6                # per worker: prefetch_factor (2) + batches held by the consumer + slack

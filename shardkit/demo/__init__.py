@@ -21,7 +21,7 @@ from shardkit.demo.corpus import (
     plan_demo_corpus,
     read_demo_metadata,
 )
-from shardkit.demo.run import DemoReport, run_demo
+from shardkit.demo.run import DemoReport, default_workdir, run_demo
 from shardkit.synth import synth_recording
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "SPECIES",
     "DemoFile",
     "DemoReport",
+    "default_workdir",
     "label_names",
     "make_demo_corpus",
     "plan_demo_corpus",

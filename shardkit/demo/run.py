@@ -156,6 +156,15 @@ class _Streamed:
         return self.timed_clips / self.seconds if self.seconds > 0 else 0.0
 
 
+def default_workdir() -> Path:
+    """Where ``shardkit demo`` works when given no folder: ``demo/`` in shardkit's cache folder
+    (``$SHARDKIT_CACHE_DIR``, else ``$XDG_CACHE_HOME/shardkit`` or ``~/.cache/shardkit``, else the temp
+    folder) — never the current folder, which may be a clone of the repository."""
+    from shardkit.read.lineage import cache_dir
+
+    return cache_dir() / "demo"
+
+
 def run_demo(
     workdir: str | os.PathLike[str],
     *,

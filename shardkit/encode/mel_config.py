@@ -93,6 +93,18 @@ class MelConfig:
         """``win_length`` in samples, with ``None`` resolved to ``n_fft``."""
         return self.n_fft if self.win_length is None else self.win_length
 
+    def empty_bands(self) -> int:
+        """How many mel bands have no FFT bin strictly inside their triangle, so are all zero (as
+        torchaudio's ``melscale_fbanks`` builds them, which warns about it): too small an ``n_fft`` for
+        ``n_mels`` between ``f_min`` and ``f_max``."""
+        import numpy as np
+
+        freqs = np.linspace(0, self.sample_rate // 2, self.n_fft // 2 + 1)
+        lo, hi = (2595.0 * np.log10(1.0 + f / 700.0) for f in (self.f_min, self.resolved_f_max))
+        edges = 700.0 * (10.0 ** (np.linspace(lo, hi, self.n_mels + 2) / 2595.0) - 1.0)
+        inside = (freqs[None, :] > edges[:-2, None]) & (freqs[None, :] < edges[2:, None])
+        return int((~inside.any(axis=1)).sum())
+
     def frames_for(self, num_samples: int) -> int:
         """Spectrogram frames for ``num_samples`` samples of audio: ``1 + num_samples // hop_length``."""
         if num_samples < 0:

@@ -25,8 +25,17 @@ FORMAT_VERSION = 2
 #: Version of a manifest with lineage (a set made by ``shardkit update``: ``parent``, ``history``,
 #: shard entries held by an ancestor, ``overrides``; docs/format.md §5.1). Its indexes stay version 2.
 LINEAGE_VERSION = 3
+#: Version of a manifest that lists label layers (``layers``, docs/format.md §5.3) and/or types its metadata
+#: columns (``columns``) and keeps its rejects in their own file (``rejects_file`` → ``rejects.json``, §5.4).
+#: One version, two optional parts: a reader accepts either or both. Sets with neither keep writing 2 or 3;
+#: a plain pack writes 4 only when it has rejects or a column it had to type (cells of mixed types, lists).
+LAYERS_VERSION = COLUMNS_VERSION = 4
 #: Versions this code reads. Every version ever released stays here (golden fixtures test it).
-READABLE_VERSIONS = frozenset({1, 2, 3})
+READABLE_VERSIONS = frozenset({1, 2, 3, 4})
+#: the rejects table of a version-4 set (§5.4)
+REJECTS_NAME = "rejects.json"
+#: the types a version-4 manifest's ``columns`` gives metadata columns (§5.4)
+COLUMN_TYPES = ("int", "float", "str", "list")
 
 MANIFEST_NAME = "manifest.json"
 PACK_STATE_NAME = "pack-state.json"
@@ -108,16 +117,20 @@ from shardkit.format.index import ShardIndex  # noqa: E402
 from shardkit.format.manifest import Manifest, ShardEntry, load_manifest, version_id  # noqa: E402
 
 __all__ = [
+    "COLUMNS_VERSION",
+    "COLUMN_TYPES",
     "FORMAT_VERSION",
     "INDEX_COLUMNS",
     "INDEX_SUFFIX",
     "KEY_RE",
+    "LAYERS_VERSION",
     "LINEAGE_VERSION",
     "MANIFEST_NAME",
     "MAX_KEY_LEN",
     "META_EXT",
     "PACK_STATE_NAME",
     "READABLE_VERSIONS",
+    "REJECTS_NAME",
     "SHARD_DIGITS",
     "SHARD_PREFIX",
     "SHARD_SUFFIX",

@@ -10,9 +10,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from shardkit.encode.base import Codec
 from shardkit.encode.registry import get_codec
 from shardkit.errors import FormatError, ManifestError, ShardkitError
 from shardkit.files import atomic_write
+from shardkit.format.layers import LayerEntry
 
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]{0,254}")
 
@@ -32,6 +34,8 @@ def is_plain_name(name: str) -> bool:
     no folder, no ``..``, nothing that could name a file outside the shard set (format §5)."""
     return bool(_PLAIN_NAME.fullmatch(name))
 
+
+log = logging.getLogger(__name__)
 
 def version_id(audio: dict[str, Any], layout: dict[str, Any], vocabulary: list[str],
                shard_hashes: list[str], lineage: dict[str, Any] | None = None) -> str:
@@ -129,6 +133,12 @@ class Manifest:
     overrides: dict[str, Any] = field(default_factory=dict)
     vocabularies: dict[str, list[str]] = field(default_factory=dict)
     sources: dict[str, Any] = field(default_factory=dict)
+    #: label layers (format version 4, §5.3), in name order: their files lie next to the manifest
+    layers: list[LayerEntry] = field(default_factory=list)
+    #: version 4 (§5.4): the type of each metadata column (``extra``), and the rejects' own file
+    #: (``rejects`` holds them in memory; a version-4 document names ``rejects.json`` instead)
+    columns: dict[str, str] | None = None  #: None: not recorded (versions 1-3, or a version-4 set without them)
+    rejects_file: dict[str, Any] | None = None
     #: where it was read from, for messages (not part of the document)
     where: str = field(default=fmt.MANIFEST_NAME, compare=False, repr=False)
 
@@ -161,9 +171,35 @@ class Manifest:
             "complete": self.complete, "audio": self.audio, "layout": self.layout,
             "vocabulary": self.vocabulary, "label_counts": self.label_counts,
             "shards": [s.to_dict() for s in self.shards], "totals": self.totals,
-            "pack": self.pack, "rejects": self.rejects, "budget": self.budget,
+            "pack": self.pack, "budget": self.budget,
+            **({"rejects": self.rejects} if not self.typed else
+               {"columns": self.columns, "rejects_file": self.rejects_ref()}),
             **(self.lineage_doc() if self.format_version >= fmt.LINEAGE_VERSION else {}),
+            **({"layers": [e.to_dict() for e in self.layers]} if self.layers else {}),
         }
+
+    def rejects_bytes(self) -> bytes:
+        """The bytes of ``rejects.json`` (§5.4): the rejects of a version-4 set."""
+        return fmt.dumps_json({"format": "shardkit.rejects", "format_version": 1, "rejects": self.rejects})
+
+    def rejects_ref(self) -> dict[str, Any] | None:
+        """The ``rejects_file`` entry of a version-4 document: name, count, bytes, sha256 (null: none)."""
+        if not self.rejects:
+            return None if self.rejects_file is None or not self.rejects_file.get("count") else self.rejects_file
+        data = self.rejects_bytes()
+        return {"name": fmt.REJECTS_NAME, "count": len(self.rejects), "bytes": len(data),
+                "sha256": hashlib.sha256(data).hexdigest()}
+
+    @property
+    def typed(self) -> bool:
+        """Whether the document types its columns and keeps its rejects in their own file (§5.4): a
+        version-4 manifest with ``columns`` (version 4 also carries label layers, which need neither)."""
+        return self.format_version >= fmt.COLUMNS_VERSION and self.columns is not None
+
+    @property
+    def reject_count(self) -> int:
+        """Sources not packed: the rejects listed, or (a version-4 set read without its rejects file) counted."""
+        return len(self.rejects) or int((self.rejects_file or {}).get("count", 0))
 
     def lineage_doc(self) -> dict[str, Any]:
         """The keys format version 3 adds (§5.1)."""
@@ -178,18 +214,28 @@ class Manifest:
         overrides = {k: v for k, v in self.overrides.items() if v}
         if overrides.get("removed"):
             overrides["removed"] = {_written_name(k): v for k, v in overrides["removed"].items()}
+        layers = [[e.name, e.sha256] for e in sorted(self.layers, key=lambda e: e.name)]
         return version_id(self.audio, self.layout, self.vocabulary, [s.sha256 for s in self.shards],
-                          {"overrides": overrides, "vocabularies": ancestors})
+                          {"overrides": overrides, "vocabularies": ancestors, "layers": layers})
 
     def to_json(self) -> bytes:
         """Deterministic JSON bytes (sorted keys)."""
         return fmt.dumps_json(self.to_dict())
 
     def save(self, out: Path) -> Path:
-        """Write ``out/manifest.json`` crash-safely; return its path."""
+        """Write ``out/manifest.json`` crash-safely (a version-4 set's ``rejects.json`` first); return its path."""
+        if self.typed and self.rejects:
+            atomic_write(Path(out) / fmt.REJECTS_NAME, self.rejects_bytes())
         path = Path(out) / fmt.MANIFEST_NAME
         atomic_write(path, self.to_json())
         return path
+
+    def with_columns(self, columns: dict[str, str], coerced: Sequence[str]) -> Manifest:
+        """This manifest as a pack writes it given its CSV's column types: version 4 (§5.4) when it has
+        rejects or ``coerced`` columns, else unchanged (version 2 bytes as before)."""
+        if self.format_version != fmt.FORMAT_VERSION or not (self.rejects or coerced):
+            return self  # a derived (version-3) set keeps its rejects inline, as before
+        return dataclasses.replace(self, format_version=fmt.COLUMNS_VERSION, columns=dict(columns))
 
     # -- reading ------------------------------------------------------------------------------------
 
@@ -231,9 +277,13 @@ class Manifest:
         if len(set(names)) != len(names):
             raise ValueError("a shard or index file is listed twice")
         lineage = _lineage_from_doc(doc, shards) if version >= fmt.LINEAGE_VERSION else {}
+        if version >= fmt.LAYERS_VERSION and "layers" in doc:
+            lineage["layers"] = _layers_from_doc(doc, names)
+        typed = _columns_from_doc(doc) if version >= fmt.COLUMNS_VERSION else {}
         return cls(shards=shards, vocabulary=list(vocabulary),
                    version_id=str(doc["version_id"]), complete=bool(doc.get("complete", True)), rejects=rejects,
-                   format_version=version, shardkit_version=str(doc.get("shardkit_version", "")), **maps, **lineage)
+                   format_version=version, shardkit_version=str(doc.get("shardkit_version", "")), **maps, **lineage,
+                   **typed)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Manifest:
@@ -245,7 +295,27 @@ class Manifest:
         from shardkit.storage.safe_open import read_regular
 
         # a regular file, size-capped (§6)
-        return cls.fetch(lambda: read_regular(p.parent, p.name, MAX_OBJECT_BYTES), p)
+        manifest = cls.fetch(lambda: read_regular(p.parent, p.name, MAX_OBJECT_BYTES), p)
+        if manifest.rejects_file:
+            manifest.rejects = manifest.load_rejects(lambda name: read_regular(p.parent, name, MAX_OBJECT_BYTES))
+        return manifest
+
+    def load_rejects(self, read: Callable[[str], bytes]) -> list[dict[str, Any]]:
+        """The rejects a version-4 manifest keeps in ``rejects.json`` (``read(name)`` its bytes), checked by
+        size and sha256; ``[]`` with a warning when it is missing or differs (the set reads without it)."""
+        ref = self.rejects_file or {}
+        try:
+            data = read(str(ref["name"]))
+            if len(data) != ref["bytes"] or hashlib.sha256(data).hexdigest() != ref["sha256"]:
+                raise ValueError("its size or sha256 differs from the manifest's")
+            rejects = json.loads(data)["rejects"]
+            if not isinstance(rejects, list) or not all(isinstance(r, dict) for r in rejects):
+                raise ValueError("'rejects' is not a list of maps")
+        except (OSError, ValueError, KeyError, TypeError, ShardkitError) as exc:
+            log.warning("%s: cannot read the rejects file %s (%s); its %s rejects are not listed",
+                        self.where, ref.get("name"), exc, ref.get("count"))
+            return []
+        return rejects
 
     @classmethod
     def fetch(cls, read: Callable[[], bytes], where: str | os.PathLike[str]) -> Manifest:
@@ -300,6 +370,23 @@ def _written_name(name: str) -> str:
     return name[: -len(PUBLISHED_SUFFIX)] + fmt.SHARD_SUFFIX if name.endswith(PUBLISHED_SUFFIX) else name
 
 
+def _columns_from_doc(doc: dict[str, Any]) -> dict[str, Any]:
+    """The version-4 keys (§5.4), type-checked: ``columns`` maps names to a known type, ``rejects_file`` is
+    null or names a plain file with its count, size and sha256."""
+    columns, ref = doc.get("columns"), doc.get("rejects_file")
+    if columns is None:  # a version-4 manifest of label layers only: rejects inline, as before
+        return {"rejects_file": ref} if ref is not None else {}
+    if not isinstance(columns, dict) or not all(isinstance(k, str) and v in fmt.COLUMN_TYPES
+                                                for k, v in columns.items()):
+        raise TypeError(f"'columns' must map column names to one of {', '.join(fmt.COLUMN_TYPES)}")
+    if ref is not None and not (isinstance(ref, dict) and is_plain_name(str(ref.get("name", "")))
+                                and all(isinstance(ref.get(k), int) and not isinstance(ref.get(k), bool)
+                                        and ref[k] >= 0 for k in ("count", "bytes"))
+                                and isinstance(ref.get("sha256"), str)):
+        raise TypeError("'rejects_file' must be null or {name (a plain file name), count, bytes, sha256}")
+    return {"columns": dict(columns), "rejects_file": ref}
+
+
 def _str_list(value: Any, what: str) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise TypeError(f"{what} must be a list of strings")
@@ -340,6 +427,19 @@ def _lineage_from_doc(doc: dict[str, Any], shards: list[ShardEntry]) -> dict[str
         raise ValueError("'sources' must name a plain file in the set and its sha256")
     return {"parent": parent, "history": history, "overrides": overrides, "vocabularies": vocabularies,
             "sources": sources}
+
+
+def _layers_from_doc(doc: dict[str, Any], names: list[str]) -> list[LayerEntry]:
+    """The version-4 ``layers`` list (§5.3), checked: each a :class:`LayerEntry`, names unique, files not
+    those of a shard or the sources table."""
+    layers = doc.get("layers")
+    if not isinstance(layers, list):
+        raise TypeError("'layers' must be a list")
+    out = [LayerEntry.from_dict(e) for e in layers]
+    taken = {*names, str(doc.get("sources", {}).get("name", "")), fmt.MANIFEST_NAME}
+    if len({e.name for e in out}) != len(out) or any(e.file in taken for e in out):
+        raise ValueError("a layer is listed twice, or its file is another file of the set")
+    return out
 
 
 def load_manifest(path: str | os.PathLike[str]) -> Manifest:

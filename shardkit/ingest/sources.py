@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import ast
 import csv
+import functools
 import hashlib
 import io
+import json
 import logging
 import os
 import posixpath
@@ -31,8 +33,8 @@ AUDIO_EXTENSIONS = (".ogg", ".oga", ".flac", ".mp3", ".wav", ".opus")
 MAX_LABEL_CELL = 10_000
 #: Columns with a meaning of their own; every other CSV column is kept as per-sample ``extra``.
 FILENAME_COL, PRIMARY_COL, SECONDARY_COL = "filename", "primary_label", "secondary_labels"
-#: BirdCLEF's CSV filenames are relative to this folder of the competition's data
-AUDIO_SUBFOLDER = "train_audio"
+#: BirdCLEF's CSV filenames are relative to one of these folders of the competition's data (2021: the second)
+AUDIO_SUBFOLDERS = ("train_audio", "train_short_audio")
 
 Order = Literal["shuffled", "sorted"]
 
@@ -62,12 +64,24 @@ class SourceItem:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Sources:
+    """What :func:`discover_sources` found: the items in pack order, the rejects, and the metadata CSV's
+    extra columns typed one type per column (:func:`column_types`)."""
+
+    items: list[SourceItem]
+    rejects: list[Reject]
+    columns: dict[str, str] = field(default_factory=dict)  #: extra column → "int" | "float" | "str" | "list"
+    coerced: tuple[str, ...] = ()  #: columns stored otherwise than cell by cell before (mixed types; lists)
+
+
 def discover(
     src: str | os.PathLike[str],
     metadata: str | os.PathLike[str] | None = None,
     *,
     order: Order = "shuffled",
     extensions: Sequence[str] = AUDIO_EXTENSIONS,
+    follow_symlinks: bool = False,
 ) -> tuple[list[SourceItem], list[Reject]]:
     """List the recordings under ``src`` (recursively) or those a metadata CSV names.
 
@@ -76,14 +90,29 @@ def discover(
     source per row, ``filename`` relative to ``src``. Returns the items in pack order (``order``:
     ``"shuffled"`` by a keyed hash of the path so shards mix labels, or ``"sorted"`` by path) and
     the rows that cannot be packed.
+
+    Symlinks, one rule for the scan and the CSV: one that stays inside ``src`` is followed; one that
+    leads outside (``ln -s /kaggle/input/<comp>/train_audio/* src/``) is a reject saying so, unless
+    ``follow_symlinks`` (then its files are read, each folder once, loops ignored). CSV rows with an
+    absolute path or ``..`` are refused either way.
     """
+    found = discover_sources(src, metadata, order=order, extensions=extensions, follow_symlinks=follow_symlinks)
+    return found.items, found.rejects
+
+
+def discover_sources(src: str | os.PathLike[str], metadata: str | os.PathLike[str] | None = None, *,
+                     order: Order = "shuffled", extensions: Sequence[str] = AUDIO_EXTENSIONS,
+                     follow_symlinks: bool = False) -> Sources:
+    """:func:`discover`, with the CSV's column types (:class:`Sources`)."""
     root = Path(src)
     if not root.is_dir():
         raise SourceError(f"{root}: source folder not found (give the folder holding the audio files)")
+    columns: dict[str, str] = {}
+    coerced: tuple[str, ...] = ()
     if metadata is not None:
-        items, rejects = _from_csv(root, Path(metadata))
+        items, rejects, columns, coerced = _from_csv(root, Path(metadata), follow_symlinks)
     else:
-        items, rejects = _from_folder(root, extensions)
+        items, rejects = _from_folder(root, extensions, follow_symlinks)
         if not items and not rejects:
             raise SourceError(
                 f"{root}: no audio files ({', '.join(extensions)}) found; pass --metadata CSV or another folder"
@@ -95,7 +124,7 @@ def discover(
         items.sort(key=lambda it: (hashlib.blake2b(it.rel.encode(), digest_size=8, person=b"skorder").digest(), it.rel))
     else:
         raise SourceError(f"order must be 'shuffled' or 'sorted', got {order!r}")
-    return items, rejects
+    return Sources(items, rejects, columns, coerced)
 
 
 def vocabulary_of(items: Iterable[SourceItem]) -> list[str]:
@@ -108,11 +137,21 @@ def vocabulary_of(items: Iterable[SourceItem]) -> list[str]:
     return sorted(labels)
 
 
-def _from_folder(root: Path, extensions: Sequence[str]) -> tuple[list[SourceItem], list[Reject]]:
+def _from_folder(root: Path, extensions: Sequence[str], follow: bool) -> tuple[list[SourceItem], list[Reject]]:
     exts = {e.lower() for e in extensions}
     items, rejects = [], []
-    for dirpath, dirnames, filenames in os.walk(root):
+    walked: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=follow):
+        real = os.path.realpath(dirpath)
+        if real in walked:  # a folder reached twice through symlinks, or a loop
+            dirnames[:] = []
+            continue
+        walked.add(real)
         dirnames.sort()
+        for name in dirnames if not follow else ():
+            if os.path.islink(os.path.join(dirpath, name)) and not _inside(root, Path(dirpath) / name):
+                rel = (Path(dirpath) / name).relative_to(root).as_posix()
+                rejects.append(Reject(rel, None, symlink_reason(Path(dirpath) / name, "folder")))
         for name in sorted(filenames):
             if os.path.splitext(name)[1].lower() not in exts:
                 continue
@@ -122,9 +161,22 @@ def _from_folder(root: Path, extensions: Sequence[str]) -> tuple[list[SourceItem
                 shown = os.fsencode(rel).decode("utf-8", "backslashreplace")
                 rejects.append(Reject(shown, None, "bad file name: not valid UTF-8; rename the file"))
                 continue
+            if not follow and not _inside(root, path):
+                rejects.append(Reject(rel, None, symlink_reason(path, "file")))
+                continue
             parent = path.parent.name if path.parent != root else None
             items.append(SourceItem(str(path), rel, "", None, parent, (), {}))
     return items, rejects
+
+
+def symlink_reason(path: Path, what: str) -> str:
+    """The reject reason for a source reached through a symlink that leads outside SRC."""
+    try:
+        target = str(path.resolve())
+    except (OSError, RuntimeError, ValueError):
+        target = "a place that does not resolve"
+    return (f"symlink: this {what} leads outside SRC (to {target}); pass --follow-symlinks "
+            "(pack(follow_symlinks=True)) to read sources through symlinks")
 
 
 def _utf8(text: str) -> bool:
@@ -156,7 +208,40 @@ def _read_csv_text(metadata: Path) -> str:
             "save the CSV as UTF-8 and re-run") from None
 
 
-def _from_csv(root: Path, metadata: Path) -> tuple[list[SourceItem], list[Reject]]:
+def _from_csv(root: Path, metadata: Path, follow: bool
+              ) -> tuple[list[SourceItem], list[Reject], dict[str, str], tuple[str, ...]]:
+    rows = _read_rows(metadata)
+    root = _audio_root(root, rows)
+    columns, coerced = column_types(rows)
+    mixed = [c for c in coerced if columns[c] != "list"]
+    if mixed:
+        logger.warning("%s: column(s) %s held cells of mixed types; each is stored as one type (%s), so that "
+                       "readers such as Hugging Face datasets load the set", metadata, ", ".join(mixed),
+                       ", ".join(f"{c}: {columns[c]}" for c in mixed))
+    if len(mixed) < len(coerced):
+        logger.info("%s: column(s) %s hold list literals; stored as lists of strings", metadata,
+                    ", ".join(c for c in coerced if columns[c] == "list"))
+    items: list[SourceItem] = []
+    rejects: list[Reject] = []
+    seen: set[str] = set()
+    by_label = 0
+    for rowno, row in enumerate(rows, start=1):
+        got = _row_item(root, rowno, row, seen, follow, columns)
+        if isinstance(got, Reject):
+            rejects.append(got)
+            continue
+        items.append(got)
+        by_label += got.rel != posixpath.normpath((row.get(FILENAME_COL) or "").strip().replace("\\", "/"))
+    if not items and not rejects:
+        raise MetadataError(f"{metadata}: the CSV has no data rows")
+    if by_label:
+        logger.warning("%s: %d rows name a file without its folder (BirdCLEF 2021 style); read from "
+                       "<primary_label>/<filename> under %s", metadata, by_label, root)
+    return items, rejects, columns, coerced
+
+
+def _read_rows(metadata: Path) -> list[dict[str, Any]]:
+    """The CSV's data rows (header → cell); :class:`MetadataError` without a filename column."""
     with io.StringIO(_read_csv_text(metadata), newline="") as fh:
         try:
             reader = csv.DictReader(fh)
@@ -166,62 +251,68 @@ def _from_csv(root: Path, metadata: Path) -> tuple[list[SourceItem], list[Reject
                     f"{metadata}: no '{FILENAME_COL}' column (found: {', '.join(header) or 'none'}); "
                     "the CSV needs a filename column relative to SRC, as in BirdCLEF's train_metadata.csv"
                 )
-            rows = list(reader)
+            return list(reader)
         except csv.Error as exc:
             raise MetadataError(f"{metadata}: cannot parse CSV: {exc}") from exc
-    root = _audio_root(root, rows)
-    items: list[SourceItem] = []
-    rejects: list[Reject] = []
-    seen: set[str] = set()
-    for rowno, row in enumerate(rows, start=1):
-        fname = (row.get(FILENAME_COL) or "").strip().replace("\\", "/")
-        if not fname:
-            rejects.append(Reject("", rowno, "bad metadata: empty filename"))
-            continue
-        rel = posixpath.normpath(fname)
-        if rel.startswith("/") or rel == ".." or rel.startswith("../") or not _inside(root, root / rel):
-            rejects.append(Reject(fname, rowno, "outside SRC: the filename must name a file inside the source "
-                                                "folder (no absolute paths, no '..')"))
-            continue
-        if rel in seen:
-            rejects.append(Reject(rel, rowno, "duplicate: the same filename is listed in an earlier row"))
-            continue
-        seen.add(rel)
-        path = root / rel
-        if not _is_file(path):
-            rejects.append(Reject(rel, rowno, f"missing: listed in the CSV but not found under {root}"))
-            continue
-        try:
-            secondary = _parse_label_list(row.get(SECONDARY_COL))
-        except ValueError as exc:
-            rejects.append(Reject(rel, rowno, f"bad metadata: {SECONDARY_COL} {exc}"))
-            continue
-        primary = (row.get(PRIMARY_COL) or "").strip() or None
-        if PRIMARY_COL not in row and path.parent != root:
-            primary = path.parent.name
-        extra = {
-            k: _typed(v) for k, v in row.items()
-            if k not in (FILENAME_COL, PRIMARY_COL, SECONDARY_COL) and k is not None
-        }
-        items.append(SourceItem(str(path), rel, "", rowno, primary, tuple(secondary), extra))
-    if not items and not rejects:
-        raise MetadataError(f"{metadata}: the CSV has no data rows")
-    return items, rejects
+
+
+def _row_item(root: Path, rowno: int, row: dict[str, Any], seen: set[str], follow: bool,
+              columns: dict[str, str]) -> SourceItem | Reject:
+    """CSV data row ``rowno`` as a source, or the reason it is none (``seen``: the files of earlier rows)."""
+    fname = (row.get(FILENAME_COL) or "").strip().replace("\\", "/")
+    if not fname:
+        return Reject("", rowno, "bad metadata: empty filename")
+    rel = posixpath.normpath(fname)
+    if rel.startswith("/") or rel == ".." or rel.startswith("../"):
+        return Reject(fname, rowno, "outside SRC: the filename must name a file inside the source folder (no "
+                                    "absolute paths, no '..')")
+    primary = (row.get(PRIMARY_COL) or "").strip() or None
+    if "/" not in rel and primary and _plain_name(primary) and not _is_file(root / rel) \
+            and _is_file(root / primary / rel):
+        rel = f"{primary}/{rel}"  # BirdCLEF 2021: train_short_audio/<primary_label>/<filename>
+    if not follow and not _inside(root, root / rel):
+        return Reject(fname, rowno, symlink_reason(root / rel, "file"))
+    if rel in seen:
+        return Reject(rel, rowno, "duplicate: the same filename is listed in an earlier row")
+    seen.add(rel)
+    path = root / rel
+    if not _is_file(path):
+        return Reject(rel, rowno, f"missing: listed in the CSV but not found under {root}")
+    try:
+        secondary = _parse_label_list(row.get(SECONDARY_COL))
+    except ValueError as exc:
+        return Reject(rel, rowno, f"bad metadata: {SECONDARY_COL} {exc}")
+    if PRIMARY_COL not in row and path.parent != root:
+        primary = path.parent.name
+    extra = {k: cell_value(columns[k], v) for k, v in row.items() if k in columns}
+    return SourceItem(str(path), rel, "", rowno, primary, tuple(secondary), extra)
+
+
+def _plain_name(name: str) -> bool:
+    """Whether ``name`` is one path component (no separator, not ``.``/``..``): a label used as a folder."""
+    return "/" not in name and "\\" not in name and name not in (".", "..") and "\0" not in name
 
 
 def _audio_root(root: Path, rows: list[dict[str, Any]]) -> Path:
-    """``root/train_audio`` when the CSV's filenames are found there and not under ``root``: BirdCLEF's
-    filenames (``asbfly/XC134896.ogg``) are relative to ``train_audio/``, so SRC may be the competition
-    folder as Kaggle mounts it. Decided once from the first rows, so every row resolves the same way."""
-    sub = root / AUDIO_SUBFOLDER
-    if not sub.is_dir():
+    """``root/train_audio`` (``root/train_short_audio``, BirdCLEF 2021) when the CSV's filenames are found
+    there and not under ``root``: BirdCLEF's filenames (``asbfly/XC134896.ogg``; in 2021 ``XC109605.ogg``
+    under its ``primary_label`` folder) are relative to that folder, so SRC may be the competition folder as
+    Kaggle mounts it. Decided once from the first rows, so every row resolves the same way."""
+    names = []
+    for r in rows[:50]:
+        n = (r.get(FILENAME_COL) or "").strip().replace("\\", "/")
+        if n and not n.startswith(("/", "..")) and ".." not in n.split("/"):
+            names.append(n)
+            label = (r.get(PRIMARY_COL) or "").strip()
+            if "/" not in n and label and _plain_name(label):
+                names.append(f"{label}/{n}")
+    if any(_is_file(root / n) for n in names):
         return root
-    names = [n for r in rows[:50] if (n := (r.get(FILENAME_COL) or "").strip().replace("\\", "/"))
-             and not n.startswith(("/", "..")) and ".." not in n.split("/")]
-    if any((root / n).is_file() for n in names) or not any((sub / n).is_file() for n in names):
-        return root
-    logger.info("%s: the CSV's filenames are relative to %s/; reading them from there", root, AUDIO_SUBFOLDER)
-    return sub
+    for sub in (root / name for name in AUDIO_SUBFOLDERS):
+        if sub.is_dir() and any(_is_file(sub / n) for n in names):
+            logger.info("%s: the CSV's filenames are relative to %s/; reading them from there", root, sub.name)
+            return sub
+    return root
 
 
 def _is_file(path: Path) -> bool:
@@ -260,10 +351,88 @@ def _parse_label_list(value: str | None) -> list[str]:
 
 
 _INT_RE = re.compile(r"^[+-]?\d+$")
+#: cells that mean "no value" in a number column (BirdCLEF's ``rating`` holds a few "-")
+MISSING_CELLS = frozenset({"-", "?", "na", "n/a", "nan", "null", "none"})
+
+
+def column_types(rows: list[dict[str, Any]]) -> tuple[dict[str, str], tuple[str, ...]]:
+    """One type per extra CSV column (every column but filename and the labels), in header order: ``"int"``
+    when every cell with a value is a 64-bit integer, ``"float"`` when every one is a number, ``"list"`` when
+    every one is a list literal of strings (BirdCLEF's ``type``: ``"['call', 'flight call']"``,
+    :func:`list_cell`), else ``"str"`` (so one malformed list cell makes the column text, not an error);
+    empty cells, and in number and list columns the cells of :data:`MISSING_CELLS`, are nil. Also the
+    columns whose cells :func:`_typed` (each cell on its own, shardkit <= 0.x) would have given other values
+    (mixed types, or lists): only their stored values change, so a set of clean columns keeps its bytes."""
+    names = [k for k in (rows[0] if rows else {}) if k is not None and k not in (FILENAME_COL, PRIMARY_COL,
+                                                                                  SECONDARY_COL)]
+    types: dict[str, str] = {}
+    coerced = []
+    for name in names:
+        cells = [row.get(name) for row in rows]
+        numbers = [t for c in cells if (t := (c or "").strip()) and t.lower() not in MISSING_CELLS]
+        if numbers and all(_INT_RE.match(t) and -(2**63) <= int(t) < 2**63 for t in numbers):
+            types[name] = "int"
+        elif numbers and all(_is_number(t) for t in numbers):
+            types[name] = "float"
+        elif numbers and all(list_cell(t) is not None for t in numbers):
+            types[name] = "list"
+        else:
+            types[name] = "str"
+        if any(_kind(_typed(c)) != _kind(cell_value(types[name], c)) for c in cells):
+            coerced.append(name)
+    return types, tuple(coerced)
+
+
+def cell_value(kind: str, value: str | None) -> Any:
+    """A CSV cell as a value of its column's ``kind`` (:func:`column_types`); nil when empty or missing."""
+    text = (value or "").strip()
+    if not text or (kind != "str" and text.lower() in MISSING_CELLS):
+        return None
+    if kind == "int":
+        return int(text)
+    if kind == "float":
+        number = float(text)
+        return None if number != number else number  # NaN → nil
+    if kind == "list":
+        return list(list_cell(text) or ())
+    return value
+
+
+@functools.lru_cache(maxsize=1024)  # a list column repeats a few cells ("['song']", "['call']") many times
+def list_cell(text: str) -> tuple[str, ...] | None:
+    """The strings of a list-literal cell (``"['call', 'flight call']"``, JSON's ``["call"]``, ``"[]"``), or
+    None when ``text`` is not one: parsed as JSON, else by :func:`ast.literal_eval` (literals only, never
+    evaluated as code), cells longer than :data:`MAX_LABEL_CELL` refused unread."""
+    text = text.strip()
+    if len(text) > MAX_LABEL_CELL or not (text.startswith("[") and text.endswith("]")):
+        return None
+    try:
+        parsed = json.loads(text)
+    except (ValueError, RecursionError):
+        try:
+            parsed = ast.literal_eval(text)
+        except (ValueError, SyntaxError, TypeError, RecursionError, MemoryError):
+            return None
+    if not isinstance(parsed, list) or not all(isinstance(x, str) for x in parsed):
+        return None
+    return tuple(parsed)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _kind(value: Any) -> tuple[type, Any]:
+    return type(value), value
 
 
 def _typed(value: str | None) -> Any:
-    """CSV text → int, float, None (empty) or the string itself."""
+    """CSV text → int, float, None (empty) or the string itself, each cell on its own (before one type per
+    column; kept to tell which columns :func:`column_types` changes)."""
     if value is None:
         return None
     text = value.strip()

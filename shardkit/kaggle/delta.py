@@ -169,4 +169,6 @@ def diff_notes(root: Path, manifest: Manifest, search_path: Sequence[str | os.Pa
               ("relabelled", "relabelled"), ("moved", "moved")) if getattr(d, k).sources]
     classes = "".join(f"; classes {w}: {', '.join(c)}" for w, c in (("new", d.classes_new), ("gone", d.classes_gone))
                       if c)
+    classes += "".join(f"; label layers {w}: {', '.join(d.layers[w])}" for w in ("added", "changed", "removed")
+                       if d.layers.get(w))
     return f"{head}: {', '.join(parts) or 'no source changed'}, {d.unchanged.sources} unchanged; now {totals}{classes}"

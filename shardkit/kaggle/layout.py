@@ -24,7 +24,7 @@ from typing import Any
 
 from shardkit import format as fmt
 from shardkit.errors import UsageError
-from shardkit.files import atomic_write
+from shardkit.files import atomic_write, make_folder
 from shardkit.format import Manifest, ShardEntry
 from shardkit.format.manifest import PUBLISHED_SUFFIX  # not an archive extension Kaggle would unpack
 from shardkit.kaggle import rules
@@ -123,7 +123,7 @@ def prepare(set_dir: str | os.PathLike[str], dataset_id: str, title: str, licens
     if dry_run:
         return plan
     _check_folder(folder, files)
-    folder.mkdir(parents=True, exist_ok=True)
+    make_folder(folder, "upload folder")
     _write(root, manifest, plan, lineage)
     return plan
 
@@ -157,6 +157,15 @@ def _plan_files(root: Path, manifest: Manifest, lineage: Lineage) -> list[Upload
                                 root / str(manifest.sources["name"]),
                                 "sources table: size, sha256, labels and sample keys of every source file "
                                 "(for shardkit diff / update)"))
+    for layer in manifest.layers:  # always this version's own files (format §5.3), small
+        what = (f"{layer.window_seconds:g} s windows" if layer.kind == "windows" else "samples")
+        files.append(UploadFile(layer.file, layer.bytes, root / layer.file,
+                                f"label layer {layer.name}: float16 targets of {len(layer.classes)} classes over "
+                                f"{layer.rows} {what} (zstd msgpack; ShardDataset(targets='{layer.name}'))"))
+    if manifest.rejects_file and manifest.rejects:  # a version-4 set's rejects (format §5.4)
+        ref = manifest.rejects_file
+        files.append(UploadFile(str(ref["name"]), int(ref["bytes"]), root / str(ref["name"]),
+                                f"the {ref['count']} sources the pack rejected, with the reasons"))
     return files
 
 
@@ -170,7 +179,7 @@ def _manifest_text(manifest: Manifest) -> str:
 def _check_limits(root: Path, manifest: Manifest, files: list[UploadFile], lineage: Lineage) -> None:
     total = sum(f.bytes for f in files) + 100_000  # the manifest: small
     if len(files) > rules.MAX_FILES:
-        singles = 1 + bool(manifest.sources.get("name"))
+        singles = 1 + bool(manifest.sources.get("name")) + len(manifest.layers)
         most = (rules.MAX_FILES - singles) // 2
         size = -(-int(manifest.totals.get("bytes", total)) // most)
         other = (" (with its earlier versions' shards: publish with --delta to upload only the new ones)"
@@ -269,6 +278,10 @@ def _write(root: Path, manifest: Manifest, plan: UploadPlan, lineage: Lineage) -
     if manifest.sources.get("name"):
         name = str(manifest.sources["name"])
         atomic_write(plan.folder / name, (root / name).read_bytes())
+    for layer in manifest.layers:
+        atomic_write(plan.folder / layer.file, (root / layer.file).read_bytes())
+    if manifest.rejects_file and manifest.rejects:
+        atomic_write(plan.folder / str(manifest.rejects_file["name"]), manifest.rejects_bytes())
     for f in plan.files:
         f.bytes = (plan.folder / f.name).stat().st_size
     atomic_write(plan.folder / METADATA_NAME, (json.dumps(plan.metadata, indent=2, ensure_ascii=False) + "\n").encode())

@@ -156,6 +156,11 @@ def _check_folder(folder: Path) -> tuple[dict[str, Any], Manifest | None]:
             if not path.is_file() or path.stat().st_size != size:
                 raise UsageError(f"{path}: missing or not {size} bytes as the manifest says; run "
                                  "'shardkit kaggle prepare' again")
+    for layer in manifest.layers if manifest is not None else []:
+        path = folder / layer.file
+        if not path.is_file() or path.stat().st_size != layer.bytes:
+            raise UsageError(f"{path}: label layer missing or not {layer.bytes} bytes as the manifest says; run "
+                             "'shardkit kaggle prepare' again")
     if len(os.listdir(folder)) - 1 > rules.MAX_FILES:
         raise UsageError(f"{folder}: more than {rules.MAX_FILES} files to upload; run 'shardkit kaggle prepare' again")
     return meta, manifest
@@ -190,6 +195,8 @@ def _exists(api: Any, ref: str) -> bool:
             return False
         raise KaggleError(f"{ref}: Kaggle refused the status request (HTTP {_status_code(exc)}: "
                           f"{server_message(exc)}); check the credentials and the OWNER in the id") from None
+    except json.JSONDecodeError:  # before OSError: requests' JSONDecodeError is both
+        raise _not_api(ref) from None
     except OSError as exc:
         raise KaggleError(f"{ref}: cannot reach Kaggle ({exc}); check the network") from None
     return True
@@ -218,6 +225,8 @@ def _create(api: Any, folder: Path, result: PublishResult, public: bool, emit: P
             raise KaggleError(f"{result.ref}: Kaggle refused the {what} (HTTP {_status_code(exc)}: {message})"
                               ) from None
         except (ValueError, OSError) as exc:
+            if isinstance(exc, json.JSONDecodeError):
+                raise _not_api(result.ref) from None
             if isinstance(exc, ValueError) and "upload unsuccessful" not in str(exc).lower():
                 raise KaggleError(f"{result.ref}: the kaggle client refused the folder: {exc}") from None
             if result.attempts >= attempts:
@@ -237,11 +246,21 @@ def _wait_ready(api: Any, ref: str, emit: Progress, deadline: float, poll_second
     """Seconds waited until Kaggle reports the dataset's last version ready (or failed) or the deadline."""
     waited = 0.0
     while True:
-        with _quiet():
-            status = str(api.dataset_status(ref)).lower()
+        try:
+            with _quiet():
+                status = str(api.dataset_status(ref)).lower()
+        except json.JSONDecodeError:
+            raise _not_api(ref) from None
         if status in ("ready", "failed") or time.monotonic() >= deadline:
             return waited
         waited += _pause(emit, poll_seconds, {"waited": waited, "status": status})
+
+
+def _not_api(ref: str) -> KaggleError:
+    """The error for an answer that is not Kaggle's API JSON (Kaggle was reached, or something in between)."""
+    return KaggleError(f"{ref}: the answer was not Kaggle's API (not JSON: an HTML page from a proxy, a captive "
+                       "portal or a sign-in page?); check HTTP(S)_PROXY and KAGGLE_API_ENDPOINT, or try again later "
+                       "(a re-run resumes the upload)")
 
 
 def _pause(emit: Progress, seconds: float, info: dict[str, Any]) -> float:

@@ -9,6 +9,7 @@ optional subtitle of 20–80, exactly one license from Kaggle's list, at most 50
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from shardkit.errors import UsageError
 
@@ -44,7 +45,13 @@ def split_id(dataset_id: str) -> tuple[str, str]:
 
 
 def check_text(title: str, subtitle: str | None) -> None:
-    """Title 6–50 characters; subtitle (when given) 20–80."""
+    """Title 6–50 characters; subtitle (when given) 20–80; neither with a control character (a newline, a
+    tab, a NUL: Kaggle shows one line)."""
+    for name, text in (("title", title), ("subtitle", subtitle or "")):
+        bad = next((c for c in text if unicodedata.category(c) == "Cc"), None)
+        if bad is not None:
+            raise UsageError(f"{name} {text!r}: holds the control character {bad!r} (U+{ord(bad):04X}); a Kaggle "
+                             f"{name} is one line of plain text")
     if not 6 <= len(title.strip()) <= 50:
         raise UsageError(f"title {title!r}: must be 6-50 characters (it has {len(title.strip())}) — Kaggle's rule "
                          "for dataset titles")

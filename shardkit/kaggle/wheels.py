@@ -26,6 +26,7 @@ from pathlib import Path
 
 from shardkit._version import __version__
 from shardkit.errors import UsageError
+from shardkit.files import make_folder
 from shardkit.kaggle import rules
 from shardkit.kaggle.layout import METADATA_NAME
 
@@ -58,7 +59,7 @@ def wheelhouse(out: str | os.PathLike[str], *, python: str = "3.11", platforms: 
     package was imported from, when it has a ``pyproject.toml``; else shardkit is downloaded from PyPI).
     :class:`UsageError` when pip fails (its last line)."""
     folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
+    make_folder(folder, "wheel folder")
     ref = dataset_id or f"{os.environ.get('KAGGLE_USERNAME') or 'OWNER'}/shardkit-wheels"
     owner, slug = rules.split_id(ref)
     tree = Path(source) if source is not None else Path(__file__).resolve().parents[2]

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from shardkit.errors import ManifestError, UsageError
-from shardkit.files import atomic_write
+from shardkit.files import atomic_write, check_output
 from shardkit.format import MANIFEST_NAME, Manifest, ShardIndex, manifest_root
 
 
@@ -41,6 +41,7 @@ class ShardSetInfo:
     parent: str | None = None  #: version id of the set this one was updated from (docs/versions.md)
     inherited_shards: int = 0  #: shards of earlier versions it uses where they are (not copied)
     missing_shards: list[str] = field(default_factory=list)  #: of those, the ones not found (local sets)
+    reject_count: int = 0      #: sources not packed (a version-4 set read from a URL lists none in ``rejects``)
 
     @property
     def hours(self) -> float:
@@ -85,7 +86,7 @@ def info(path: str | os.PathLike[str], *, storage_options: dict[str, Any] | None
         seconds=counted["seconds"] if "seconds" in counted else t.get("seconds", 0.0), shards=len(doc.shards),
         bytes=int(counted["bytes"]),
         classes=len(doc.vocabulary), label_counts=dict(doc.label_counts), sources=t.get("sources", 0),
-        sources_packed=t.get("sources_packed", 0), rejects=list(doc.rejects),
+        sources_packed=t.get("sources_packed", 0), rejects=list(doc.rejects), reject_count=doc.reject_count,
         more_bytes_needed=doc.budget.get("more_bytes_needed", 0),
         mel=codec.mel.to_dict() if codec.mel is not None else None,
         shard_bytes=sum(s.bytes for s in doc.shards), parent=doc.parent,
@@ -194,17 +195,13 @@ def extract_sample(path: str | os.PathLike[str], key: str, output: str | os.Path
     returns the sample.
 
     Never overwrites by accident: an existing ``output`` needs ``force=True``, and a path inside the
-    shard set itself is always refused. The file appears whole or not at all (temp + rename).
+    shard set itself is always refused, and so is anything there that is not a regular file (a FIFO, a
+    symlink, a device), even with ``force``. The file appears whole or not at all (temp + rename).
     """
     out = Path(output)
-    if not out.parent.is_dir():
-        raise UsageError(f"{out}: the folder {out.parent} does not exist; create it or choose another path")
-    if "://" not in str(path) and out.resolve().is_relative_to(manifest_root(path).resolve()):
-        raise UsageError(f"{out}: is inside the shard set {manifest_root(path)}; write the sample elsewhere")
-    if out.is_dir():
+    if out.is_dir() and not out.is_symlink():
         raise UsageError(f"{out}: is a folder; give a file name, e.g. {out / (key.replace('/', '_') + '.wav')}")
-    if out.exists() and not force:
-        raise UsageError(f"{out}: exists; pass force=True (--force) to replace it")
+    check_output(out, force=force, refuse_inside=None if "://" in str(path) else manifest_root(path))
     sample = read_sample(path, key, storage_options=storage_options)
     atomic_write(out, sample.data)
     return sample

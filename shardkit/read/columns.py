@@ -40,7 +40,8 @@ def sample_columns(src: ShardSet | str | os.PathLike[str]) -> Columns:
     - ``primary_label`` str (N,) ("" for none); ``secondary_labels`` object (N,) of tuples of str;
     - every other column of the metadata CSV (the sources table, docs/format.md §5.2; a relabel of
       ``shardkit update`` applied): int64 for whole numbers, float64 for numbers (NaN where empty),
-      bool, str ("" where empty), or object for anything else. A set without a sources table
+      bool, str ("" where empty), object of tuples of str for a list column (``type``; ``()`` where
+      empty, as ``secondary_labels``), or object for anything else. A set without a sources table
       (written by :class:`~shardkit.ShardSetWriter`) has only the columns above.
     """
     ss = src if isinstance(src, ShardSet) else ShardSet.open(src)
@@ -101,9 +102,12 @@ def _csv_columns(ss: ShardSet) -> Columns:
 
 def typed_column(values: list[Any]) -> np.ndarray:
     """One type for a column of JSON values (None = empty): int64, float64 (NaN for empty), bool,
-    str ("" for empty) or, for mixed or nested values, object."""
+    str ("" for empty), object of tuples for lists of str (() for empty) or, for mixed or nested values,
+    object."""
     present = [v for v in values if v is not None]
     kinds = {type(v) for v in present}
+    if kinds == {list} and all(isinstance(x, str) for v in present for x in v):
+        values = [tuple(v or ()) for v in values]
     if kinds and kinds <= {bool} and len(present) == len(values):
         return np.asarray(values, dtype=bool)
     if kinds and kinds <= {int, float}:
@@ -113,7 +117,8 @@ def typed_column(values: list[Any]) -> np.ndarray:
     if kinds <= {str}:
         return np.asarray(["" if v is None else v for v in values], dtype=str)
     out = np.empty(len(values), dtype=object)
-    out[:] = values
+    for i, v in enumerate(values):  # one by one: a slice assignment would spread lists over rows
+        out[i] = v
     return out
 
 

@@ -74,6 +74,7 @@ class ShardSet:
     - ``keys`` list[str]; ``key_hash`` uint64 (N,): see :func:`key_hashes`
     - ``source`` list[str] (N): the source file of each sample (relative to the pack's SRC); ``start``
       int64 (N,): its first frame in the resampled source (audio frames at :attr:`sample_rate`)
+    - ``source_id`` int32 (N,): the same as an index into ``source_names`` (the distinct paths, sorted)
     """
 
     def __init__(self, root: str | os.PathLike[str] | Location, manifest: Manifest, columns: dict[str, Any],
@@ -119,10 +120,42 @@ class ShardSet:
         self.sec_idx: np.ndarray = columns["sec_idx"]
         self.codec_columns: dict[str, np.ndarray] = columns["codec"]
         self.key_hash: np.ndarray = key_hashes(self.keys)
+        names, ids = np.unique(np.asarray(self.source, dtype=object).astype(str), return_inverse=True)
+        self.source_names: list[str] = [str(x) for x in names]
+        self.source_id: np.ndarray = ids.astype(np.int32).reshape(-1)
         #: key → new labels and columns of samples relabelled by ``update`` (format §5.1)
         self.relabels: dict[str, dict[str, Any]] = dict(manifest.overrides.get("relabels", {}))
         self._key_rows: dict[str, int] | None = None
         self._bind_storage()
+
+    @property
+    def start_seconds(self) -> np.ndarray:
+        """float64 (N,): where each sample starts in its source recording, in seconds."""
+        return self.start / float(self.sample_rate)
+
+    def read_layer(self, name: str) -> Any:
+        """The label layer ``name`` of the set (format §5.3) as a :class:`shardkit.format.layers.Layer`,
+        its file checked against the manifest's size and sha256; :class:`UsageError` naming the layers
+        there are when the set has none of that name, :class:`IntegrityError` for a changed file."""
+        from shardkit.format.layers import Layer
+
+        entry = next((e for e in self.manifest.layers if e.name == name), None)
+        if entry is None:
+            have = ", ".join(e.name for e in self.manifest.layers) or "none"
+            raise UsageError(f"{self.root}: has no label layer {name!r} (layers: {have}); add one with "
+                             f"'shardkit labels add {self.root} NEW --name {name} TABLE'")
+        where = self.storage.describe(entry.file)
+        try:
+            data = self.storage.read_bytes(entry.file)
+        except FileNotFoundError:
+            raise ShardReadError(f"{where}: label layer file is missing; re-download the shard set") from None
+        if len(data) != entry.bytes or hashlib.sha256(data).hexdigest() != entry.sha256:
+            raise IntegrityError(f"{where}: size or sha256 differs from the manifest's; the layer file changed. "
+                                 f"Run 'shardkit verify {self.root}' and re-download the shard set")
+        try:
+            return Layer.from_bytes(data, where)
+        except FormatError as exc:
+            raise IntegrityError(str(exc)) from None
 
     @property
     def q_range(self) -> np.ndarray | None:
@@ -195,14 +228,26 @@ class ShardSet:
         try:
             return self._key_rows[key]
         except KeyError:
-            hint = ""
-            if "." in key:
-                hint = " (keys have no extension: drop the '.wav'/'.mp')"
             raise SampleNotFoundError(
-                f"{self.root}: no sample with key {key!r} among {len(self)} samples{hint}; "
-                f"keys look like {self.keys[0]!r}" if self.keys else
-                f"{self.root}: no sample with key {key!r}: the shard set is empty"
-            ) from None
+                f"{self.root}: no sample with key {key!r} among {len(self)} samples{self._key_hint(key)}"
+                if self.keys else f"{self.root}: no sample with key {key!r}: the shard set is empty") from None
+
+    def _key_hint(self, key: str) -> str:
+        """What the user may have meant by a key that is not in the set: the key without its file
+        extension, and with the ``-NNNN`` piece number every key ends in (``label/XC713870`` →
+        ``label/XC713870-0000``)."""
+        head, _, tail = key.rpartition("/")
+        stem, dot, ext = tail.partition(".")
+        stem = f"{head}/{stem}" if head else stem
+        hint = f" (keys have no extension: drop '.{ext}')" if dot else ""
+        if stem in self._key_rows:  # type: ignore[operator]
+            return f"{hint}; did you mean {stem!r}?"
+        pieces = [k for k in self.keys if k.startswith(stem + "-") and k[len(stem) + 1:].isdigit()]
+        if pieces:
+            more = f" (its recording has {len(pieces)} pieces: {pieces[0]!r} … {pieces[-1]!r})" \
+                if len(pieces) > 1 else ""
+            return f"{hint}; did you mean {pieces[0]!r}{more}? keys end in the piece number -NNNN"
+        return f"{hint}; keys look like {self.keys[0]!r}"
 
     # -- reading ---------------------------------------------------------------------------------
 

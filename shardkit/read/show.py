@@ -7,6 +7,7 @@ and the Agg canvas, so it never touches pyplot's global state or the user's back
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 from typing import Any
@@ -14,23 +15,27 @@ from typing import Any
 import numpy as np
 
 from shardkit.errors import UsageError
+from shardkit.files import atomic_write, check_output
+from shardkit.format import manifest_root
 
 
 def show_sample(path: str | os.PathLike[str], key: str, output: str | os.PathLike[str] | None = None, *,
-                storage_options: dict[str, Any] | None = None) -> Path:
+                force: bool = False, storage_options: dict[str, Any] | None = None) -> Path:
     """Draw sample ``key`` of the shard set at ``path`` into a PNG; returns its path.
 
     ``output`` defaults to ``<key>.png`` in the current folder (``/`` in keys becomes ``_``). For a
     waveform set: the waveform (amplitude in [-1, 1] against seconds) over the log-mel (dB, mel bands
     labelled in Hz against seconds) that the device stage's default front end computes at the set's rate.
     For a mel-u8 set: the stored spectrogram, dequantised to dB (no waveform is stored).
+
+    Never overwrites by accident, as :func:`extract_sample`: an existing ``output`` needs ``force=True``;
+    a path inside the set, or one that is not a regular file, is refused. The PNG appears whole or not at all.
     """
     from shardkit.read.shardset import ShardSet
 
     figure_cls, canvas_cls = _matplotlib()
     out = Path(output) if output is not None else Path(key.replace("/", "_") + ".png")
-    if not out.parent.is_dir():
-        raise UsageError(f"{out}: the folder {out.parent} does not exist; create it or choose another path")
+    check_output(out, force=force, refuse_inside=None if "://" in str(path) else manifest_root(path))
     with ShardSet.open(path, storage_options=storage_options) as ss:
         i = ss.find(key)
         meta, frames = ss.read_meta(i), ss.read_frames(i)
@@ -41,7 +46,9 @@ def show_sample(path: str | os.PathLike[str], key: str, output: str | os.PathLik
         _draw_waveform(axes[0], waveform, ss.sample_rate)
     _draw_mel(fig, axes[-1], db, mel)
     fig.suptitle(_title(key, meta))
-    canvas_cls(fig).print_png(str(out))
+    png = io.BytesIO()
+    canvas_cls(fig).print_png(png)
+    atomic_write(out, png.getvalue())
     return out
 
 

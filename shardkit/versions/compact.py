@@ -9,6 +9,7 @@ set of a chain holds the same samples, keys and shard layout as a fresh pack of 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import os
@@ -21,12 +22,14 @@ from typing import Any
 import numpy as np
 
 from shardkit.encode import meta as meta_codec
-from shardkit.errors import UsageError
-from shardkit.format import LINEAGE_VERSION
+from shardkit.errors import FormatError, OutputConflictError, UsageError
+from shardkit.files import atomic_write
+from shardkit.format import LAYERS_VERSION, LINEAGE_VERSION, MANIFEST_NAME, PACK_STATE_NAME, Manifest
 from shardkit.format.sources import load_table
 from shardkit.read.shardset import ShardSet
 from shardkit.write.shards import EncodedSample
 from shardkit.write.shardset_writer import ShardSetWriter
+from shardkit.write.state import PackState, clean_unfinished, open_state
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +43,7 @@ class CompactResult:
     samples: int
     shards: int
     bytes: int
+    already_complete: bool = False  #: ``out`` held this compact, finished: nothing was written
 
 
 def _order(ss: ShardSet, metas: list[dict[str, Any]]) -> list[int]:
@@ -57,29 +61,85 @@ def _order(ss: ShardSet, metas: list[dict[str, Any]]) -> list[int]:
 def compact(path: str | os.PathLike[str], out: str | os.PathLike[str], *, shard_size: int | str | None = None,
             search_path: Sequence[str | os.PathLike[str]] | None = None, overwrite: bool = False) -> CompactResult:
     """Write the samples of the set at ``path`` (resolving its ancestors like the reader) into a new,
-    self-contained set in ``out`` (``shard_size``: default the set's own). Returns a :class:`CompactResult`."""
+    self-contained set in ``out`` (``shard_size``: default the set's own). Returns a :class:`CompactResult`.
+
+    Crash-safe like a pack: the shards finished before an interruption (Ctrl-C, SIGTERM, a crash) are
+    recorded in ``pack-state.json``, and the same call again continues after them, to the bytes of an
+    uninterrupted compact; called again once finished, it writes nothing (``already_complete``)."""
     out_dir = Path(out)
     with ShardSet.open(path, search_path=search_path) as ss:
         if out_dir.exists() and ss.root.is_local and out_dir.resolve() == ss.root.path.resolve():
             raise UsageError(f"{out_dir}: is the set itself; compact into another folder")
+        size = shard_size if shard_size is not None else ss.manifest.pack.get("shard_size", "1GB")
+        mark = f"compact of {ss.manifest.version_id}, shard_size {size}"
+        state, done = _start(out_dir, mark, overwrite)
+        if done is not None:
+            return _result(out_dir, done, already_complete=True)
         metas = [ss.read_meta(i) for i in range(len(ss))]
         _current_rows(ss, metas)
-        size = shard_size if shard_size is not None else ss.manifest.pack.get("shard_size", "1GB")
+        if state is None:
+            state = PackState(mark, {**ss.manifest.pack, "compact_of": mark}, rejects=_rejects(ss))
         writer = ShardSetWriter(out_dir, codec=ss.codec, shard_size=size, vocabulary=ss.vocabulary,
-                                layout=ss.manifest.layout, overwrite=overwrite)
-        writer.state.pack = dict(ss.manifest.pack)
-        writer.state.rejects = list(ss.manifest.rejects)
+                                layout=ss.manifest.layout, state=state)
+        columns = ss.manifest.columns  # keep a version-4 set's column types
+        writer.columns = (dict(columns), tuple(columns)) if columns is not None else ({}, ())
+        state.save(out_dir)
         try:
-            for i in _order(ss, metas):
+            for i in _order(ss, metas)[state.samples:]:
                 writer.add(_sample(ss, i, metas[i]))
         except BaseException:
             writer.abort()
             raise
         writer.state.sources_packed = len({md.get("source") for md in metas})
         m = writer.finish(sources=ss.manifest.totals.get("sources", writer.state.sources_packed))
+        if ss.manifest.layers:
+            m = _keep_layers(ss, m, out_dir)
+        (out_dir / PACK_STATE_NAME).unlink(missing_ok=True)
     log.info("compact %s → %s: %d samples in %d shards", path, out_dir, m.samples, len(m.shards))
-    return CompactResult(out=out_dir, version_id=m.version_id, samples=m.samples, shards=len(m.shards),
-                         bytes=m.totals["bytes"])
+    return _result(out_dir, m)
+
+
+def _start(out: Path, mark: str, overwrite: bool) -> tuple[PackState | None, Manifest | None]:
+    """(the state of an interrupted compact ``mark`` in ``out`` to continue, or None to start), or the
+    manifest of that compact, finished; :class:`OutputConflictError` when ``out`` holds anything else."""
+    if not overwrite and (out / MANIFEST_NAME).is_file() and not (out / PACK_STATE_NAME).exists():
+        try:
+            doc = Manifest.load(out)
+        except FormatError as exc:
+            raise OutputConflictError(f"{exc}; choose another folder or pass --overwrite to replace it") from None
+        if doc.pack.get("compact_of") == mark:
+            return None, doc
+        raise OutputConflictError(f"{out}: holds another shard set, not a {mark}; choose another folder or "
+                                  "pass --overwrite to replace it")
+    state = open_state(out, mark, overwrite=overwrite, resume=None)
+    if state is not None:
+        clean_unfinished(out, len(state.shards))
+    return state, None
+
+
+def _rejects(ss: ShardSet) -> list[dict[str, Any]]:
+    """The set's rejects: in its manifest, or (a local version-4 set) in its rejects file."""
+    if ss.manifest.rejects or not ss.manifest.rejects_file or isinstance(ss.root, str):
+        return list(ss.manifest.rejects)
+    return Manifest.load(ss.root).rejects
+
+
+def _result(out: Path, m: Manifest, *, already_complete: bool = False) -> CompactResult:
+    return CompactResult(out=out, version_id=m.version_id, samples=m.samples, shards=len(m.shards),
+                         bytes=m.totals["bytes"], already_complete=already_complete)
+
+
+def _keep_layers(ss: ShardSet, m: Manifest, out: Path) -> Manifest:
+    """Copy the set's label layers (format §5.3) into ``out`` and list them in its manifest, which becomes
+    a version-4 manifest without a parent (the layers' rows name the same keys and sources)."""
+    for entry in ss.manifest.layers:
+        ss.read_layer(entry.name)  # checks the file against its entry
+        atomic_write(out / entry.file, ss.storage.read_bytes(entry.file))
+    m = dataclasses.replace(m, format_version=LAYERS_VERSION, layers=list(ss.manifest.layers), parent=None,
+                            history=[], overrides={}, vocabularies={}, sources={})
+    m.version_id = m.content_id()
+    m.save(out)
+    return m
 
 
 def _current_rows(ss: ShardSet, metas: list[dict[str, Any]]) -> None:

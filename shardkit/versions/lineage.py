@@ -9,7 +9,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from shardkit.format import Manifest
+from shardkit.format.layers import MAX_LAYER_BYTES, Layer
 from shardkit.format.sources import Table, labels_of, load_table
 from shardkit.read.shardset import ShardSet
 
@@ -21,12 +24,14 @@ def history(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     chain = [dict(h) for h in m.history] or [{"version_id": m.version_id, "parent": m.parent, "samples": m.samples,
                                                "seconds": m.totals.get("seconds", 0.0), "note": ""}]
     chain[-1]["classes"] = len(m.label_counts)
+    chain[-1]["layers"] = [e.name for e in m.layers]
     for h in chain:
         seconds = h.get("seconds")
         h["hours"] = round(seconds / 3600, 6) if isinstance(seconds, int | float) else 0.0
         h.setdefault("classes", None)
         h.setdefault("samples", None)
         h.setdefault("note", "")
+        h.setdefault("layers", [])
     return chain
 
 
@@ -60,6 +65,9 @@ class DiffReport:
     per_class: dict[str, dict[str, Change]] = field(default_factory=dict)
     classes_new: list[str] = field(default_factory=list)
     classes_gone: list[str] = field(default_factory=list)
+    #: label layers (format §5.3): names ``added``, ``removed``, ``unchanged``, and ``changed``: name →
+    #: {"rows_added", "rows_removed", "rows_common", "mean_change": {class: mean |B − A| over common rows}}
+    layers: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -108,7 +116,46 @@ def diff(a: str | os.PathLike[str], b: str | os.PathLike[str], *,
             rep.unchanged.add(len(rb["keys"]), sb[src])
     rep.classes_new = sorted(set(mb.label_counts) - set(ma.label_counts))
     rep.classes_gone = sorted(set(ma.label_counts) - set(mb.label_counts))
+    rep.layers = layer_changes(Path(a), ma, Path(b), mb)
     return rep
+
+
+def layer_changes(a: Path, ma: Manifest, b: Path, mb: Manifest) -> dict[str, Any]:
+    """The label layers added, removed, unchanged and changed from set ``a`` to set ``b`` (see
+    :attr:`DiffReport.layers`); a changed layer's rows are matched by sample key or (source, window)."""
+    la, lb = {e.name: e for e in ma.layers}, {e.name: e for e in mb.layers}
+    out: dict[str, Any] = {"added": sorted(set(lb) - set(la)), "removed": sorted(set(la) - set(lb)),
+                           "unchanged": sorted(n for n in set(la) & set(lb) if la[n].sha256 == lb[n].sha256),
+                           "changed": {}}
+    for name in sorted(n for n in set(la) & set(lb) if la[n].sha256 != lb[n].sha256):
+        out["changed"][name] = _layer_change(_read_layer(a, la[name]), _read_layer(b, lb[name]))
+    return out
+
+
+def _read_layer(root: Path, entry: Any) -> Layer:
+    from shardkit.storage.safe_open import read_regular
+
+    return Layer.from_bytes(read_regular(root, entry.file, MAX_LAYER_BYTES), str(root / entry.file))
+
+
+def _layer_change(la: Layer, lb: Layer) -> dict[str, Any]:
+    """Rows added and removed, and per class the mean absolute change over the rows both hold."""
+    def ids(layer: Layer) -> dict[Any, int]:
+        if layer.kind == "samples":
+            return {k: i for i, k in enumerate(layer.keys)}
+        src = np.repeat(np.arange(len(layer.sources)), np.diff(layer.source_ptr))
+        return {(layer.sources[s], int(w)): i for i, (s, w) in enumerate(zip(src.tolist(), layer.window.tolist()))}
+
+    ia, ib = ids(la), ids(lb)
+    common = [k for k in ia if k in ib]
+    ra, rb = [ia[k] for k in common], [ib[k] for k in common]
+    change = {}
+    for c in [c for c in lb.classes if c in la.classes]:
+        va = la.values[ra, la.classes.index(c)].astype(np.float64)
+        vb = lb.values[rb, lb.classes.index(c)].astype(np.float64)
+        change[c] = round(float(np.abs(vb - va).mean()), 6) if common else 0.0
+    return {"rows_added": len(set(ib) - set(ia)), "rows_removed": len(set(ia) - set(ib)),
+            "rows_common": len(common), "mean_change": change}
 
 
 def _moved(ta: Table, tb: Table) -> set[str]:

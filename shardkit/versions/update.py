@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from shardkit.errors import OutputConflictError, UsageError
+from shardkit.files import make_folder
 from shardkit.format import LINEAGE_VERSION, MANIFEST_NAME, PACK_STATE_NAME, Manifest, ShardEntry, is_shard_name
 from shardkit.format.sources import Table, fingerprints, labels_of, load_table, record, write_table
 from shardkit.ingest.sources import Reject, SourceItem, discover, vocabulary_of
@@ -118,7 +119,7 @@ def _prepare_out(new: Path, old: Path) -> None:
             raise OutputConflictError(f"{new}: holds other files; choose an empty folder for the new version")
         for n in names:  # an interrupted update: start again
             (new / n).unlink()
-    new.mkdir(parents=True, exist_ok=True)
+    make_folder(new, "folder for the new version")
 
 
 def update(
@@ -135,15 +136,15 @@ def update(
     progress: Callable[[int, int], None] | None = None,
     engine: str | Engine = "local",
     client: Any = None,
+    follow_symlinks: bool = False,
 ) -> UpdateResult:
     """Write NEW, the next version of the shard set OLD, for the sources under ``src`` (and/or listed
     by ``metadata``), as the module docstring says. ``options`` must equal OLD's (default: OLD's; a
     dict: OLD's with those fields replaced, e.g. ``{"sample_rate": 32000}``);
     ``workers``, ``engine``, ``client``: where the new sources are decoded, as for :func:`shardkit.pack`
     (``"local"`` processes, ``"dask"``, or an :class:`~shardkit.write.engines.Engine`; same bytes);
-    ``note``: kept in the history;
-    ``search_path``: where OLD's own ancestors' shards are (:mod:`shardkit.read.lineage`);
-    ``progress(done, total)``: called after each source packed. Returns an :class:`UpdateResult`.
+    ``note``: kept in the history; ``search_path``: where OLD's ancestors' shards are (``read.lineage``);
+    ``progress(done, total)``: called after each source packed; ``follow_symlinks``: as for ``pack``.
     """
     t0 = time.monotonic()
     old_root, new_dir = Path(old), Path(new)
@@ -151,7 +152,7 @@ def update(
     old_m = Manifest.load(old_root)
     opts = options if isinstance(options, PackOptions) else options_of({**old_m.pack, **(options or {})})
     _check_options(opts, old_m, old_root)
-    items, csv_rejects = discover(src, metadata, order=opts.order)
+    items, csv_rejects = discover(src, metadata, order=opts.order, follow_symlinks=follow_symlinks)
     table = load_table(old_root, old_m)
     plan = _plan(items, table)
     with ShardSet.open(old_root, search_path=search_path) as old_set:
@@ -223,12 +224,12 @@ def _manifest(old_m: Manifest, plan: _Plan, table: Table, old_rows: list[tuple[s
     overrides = {k: v for k, v in {"removed": {s: sorted(removed[s]) for s in sorted(removed) if s in used},
                                    "relabels": {k: relabels[k] for k in sorted(relabels)}}.items() if v}
     return _save(old_m, reused + written.entries, vocabularies, overrides, new_table, items, csv_rejects, opts,
-                 vocabulary, frames, written.rejects, note, new_dir)
+                 vocabulary, frames, written.rejects, note, new_dir, {it.rel for it in plan.keep})
 
 
 def _save(old_m: Manifest, shards: list[ShardEntry], vocabularies: dict[str, list[str]], overrides: dict[str, Any],
           table: Table, items: list[SourceItem], csv_rejects: list[Reject], opts: PackOptions, vocabulary: list[str],
-          frames: int, rejects: list[Reject], note: str, new_dir: Path) -> Manifest:
+          frames: int, rejects: list[Reject], note: str, new_dir: Path, kept: set[str] | None = None) -> Manifest:
     codec = old_m.codec
     samples = sum(len(r["keys"]) for r in table.values())
     seconds = frames * codec.seconds_per_frame
@@ -246,6 +247,14 @@ def _save(old_m: Manifest, shards: list[ShardEntry], vocabularies: dict[str, lis
                  budget={"limit_bytes": None, "exhausted": False, "more_bytes_needed": 0},
                  format_version=LINEAGE_VERSION, parent=old_m.version_id, overrides=overrides,
                  vocabularies=vocabularies)
+    if old_m.layers:  # label layers: their rows of unchanged audio (format §5.3)
+        from shardkit.format import LAYERS_VERSION
+        from shardkit.versions.layers import carry_layers
+
+        kept = kept or set()
+        m.layers = carry_layers(Path(old_m.where).parent, old_m, new_dir,
+                                {k for src in kept for k in table[src]["keys"]}, kept)
+        m.format_version = LAYERS_VERSION if m.layers else m.format_version
     m.version_id = m.content_id()
     history = list(old_m.history) or [history_entry(old_m, "")]
     m.history = [*history, history_entry(m, note)][-MAX_HISTORY:]

@@ -19,9 +19,11 @@ How (docs/dask.md says why, and what it costs):
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import uuid
+from asyncio import CancelledError
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -79,9 +81,8 @@ class DaskEngine(Engine):
             raise UsageError(f"client must be a distributed.Client, got {type(client).__name__}")
         if scheduler is not None and "://" not in str(scheduler):
             raise UsageError(f"--scheduler {scheduler!r}: give the scheduler's address, e.g. tcp://10.0.0.5:8786")
-        if scheduler_file is not None and not Path(scheduler_file).is_file():
-            raise UsageError(f"{scheduler_file}: no such scheduler file (dask scheduler --scheduler-file FILE "
-                             "writes it)")
+        if scheduler_file is not None:
+            scheduler_address(scheduler_file)  # refused now, by name, not after Dask's 60 s wait
         if dashboard and client is None and scheduler is None and scheduler_file is None:
             _require_bokeh()
         self.client, self.scheduler, self.scheduler_file = client, scheduler, scheduler_file
@@ -122,8 +123,8 @@ class DaskEngine(Engine):
             return
         where = self.scheduler or f"the scheduler file {self.scheduler_file}"
         try:
-            client = Client(self.scheduler, scheduler_file=None if self.scheduler_file is None
-                            else str(self.scheduler_file), set_as_default=False)
+            address = self.scheduler if self.scheduler_file is None else scheduler_address(self.scheduler_file)
+            client = Client(address, set_as_default=False)
         except (OSError, TimeoutError) as exc:
             raise PackError(f"cannot reach the Dask scheduler at {where} ({exc}): start it (dask scheduler) or "
                             "fix --scheduler / --scheduler-file, then re-run the same command") from None
@@ -173,6 +174,29 @@ def _check_workers(client: Any) -> None:
                         "version everywhere (the bytes of a shard set are only promised for one version)")
 
 
+def scheduler_address(scheduler_file: str | Path) -> str:
+    """The ``address`` in the JSON file ``dask scheduler --scheduler-file FILE`` writes, or a
+    :class:`UsageError` naming the file and what is wrong with it (missing, empty, not JSON, no address)."""
+    hint = "start the scheduler with 'dask scheduler --scheduler-file FILE' and pass that FILE"
+    try:
+        text = Path(scheduler_file).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"{scheduler_file}: no such scheduler file; {hint}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{scheduler_file}: cannot read the scheduler file ({exc}); {hint}") from None
+    if not text.strip():
+        raise UsageError(f"{scheduler_file}: the scheduler file is empty (is the scheduler still starting?); {hint}")
+    try:
+        doc = json.loads(text)
+    except ValueError as exc:
+        raise UsageError(f"{scheduler_file}: the scheduler file is not JSON ({exc}); {hint}") from None
+    address = doc.get("address") if isinstance(doc, dict) else None
+    if not isinstance(address, str) or "://" not in address:
+        raise UsageError(f"{scheduler_file}: the scheduler file names no scheduler address (want "
+                         f'{{"address": "tcp://HOST:PORT", ...}}); {hint}')
+    return address
+
+
 def _require_bokeh() -> None:
     import importlib.util
 
@@ -220,9 +244,7 @@ def _window(client: Any) -> int:
 
 
 def _result(fut: Any, item: SourceItem) -> list[EncodedSample] | Reject:
-    """A task's result, or a PackError naming the source and what to do."""
-    from distributed import KilledWorker
-
+    """A task's result, or a PackError naming the source (or the lost scheduler) and what to do."""
     try:
         return fut.result()
     except ShardkitError:
@@ -230,12 +252,30 @@ def _result(fut: Any, item: SourceItem) -> list[EncodedSample] | Reject:
     except ModuleNotFoundError as exc:  # a module process_source needs (numpy, soundfile, soxr, torch …)
         raise PackError(f"{item.rel}: a Dask worker cannot import {exc.name} ({exc}): install shardkit with its "
                         "dependencies on every worker, then re-run the same command") from None
-    except KilledWorker:
-        raise PackError(f"{item.rel}: the Dask workers decoding it died again and again (out of memory? see the "
-                        "worker logs); finished shards are kept: fix the cause and re-run the same command") from None
-    except Exception as exc:
-        raise PackError(f"{item.rel}: its Dask task failed ({type(exc).__name__}: {exc}); finished shards are kept: "
-                        "re-run the same command to continue") from None
+    except (Exception, CancelledError) as exc:  # CancelledError: a BaseException
+        if _scheduler_lost(fut, exc):
+            raise PackError(f"lost the Dask scheduler while packing ({type(exc).__name__}: {exc}); finished shards "
+                            "are kept: restart the scheduler and its workers, then re-run the same command") from None
+        raise _task_failed(exc, item) from None  # type: ignore[arg-type]
+
+
+def _scheduler_lost(fut: Any, exc: BaseException) -> bool:
+    """Whether ``exc`` from a task's result means the client lost its scheduler (the task itself did not fail)."""
+    from distributed.comm import CommClosedError
+
+    status = str(getattr(getattr(fut, "client", None), "status", "running"))
+    return isinstance(exc, (CancelledError, CommClosedError)) or status != "running"
+
+
+def _task_failed(exc: Exception, item: SourceItem) -> PackError:
+    """A PackError for a task that failed on a live cluster, naming the source."""
+    from distributed import KilledWorker
+
+    if isinstance(exc, KilledWorker):
+        return PackError(f"{item.rel}: the Dask workers decoding it died again and again (out of memory? see the "
+                         "worker logs); finished shards are kept: fix the cause and re-run the same command")
+    return PackError(f"{item.rel}: its Dask task failed ({type(exc).__name__}: {exc}); finished shards are kept: "
+                     "re-run the same command to continue")
 
 
 _prepared: set[str] = set()

@@ -20,6 +20,9 @@ from shardkit.units import parse_size
 
 Mode = Literal["recordings", "segments"]
 
+#: the shortest segment, hop or chunk a pack makes, seconds (1e-9 s rounded to 0 frames and meant no cut)
+MIN_SECONDS = 0.01
+
 
 @dataclass(frozen=True)
 class PackOptions:
@@ -61,8 +64,10 @@ class PackOptions:
         if size < 64_000:
             raise UsageError(f"shard_size {self.shard_size!r} is too small; use at least 64KB (1GB is typical)")
         hop = self.hop_seconds if self.hop_seconds is not None else self.segment_seconds
+        mel = self.make_codec().mel
+        self._check_mel(mel)
         for name, value in (("segment_seconds", float(self.segment_seconds)), ("hop_seconds", float(hop)),
-                            ("shard_size", size), ("mel", self.make_codec().mel)):
+                            ("shard_size", size), ("mel", mel)):
             object.__setattr__(self, name, value)
 
     def _check_choices(self) -> None:
@@ -85,6 +90,20 @@ class PackOptions:
             raise UsageError(f"hop_seconds must be a positive number of seconds, got {self.hop_seconds!r}")
         if self.max_seconds is not None and not positive("max_seconds", self.max_seconds):
             raise UsageError(f"max_seconds must be positive (or None for whole recordings), got {self.max_seconds!r}")
+        for name in ("segment_seconds", "hop_seconds", "max_seconds"):
+            value = getattr(self, name)
+            if value is not None and value < MIN_SECONDS:  # 1e-9 s rounds to 0 frames: no cut at all, or none
+                raise UsageError(f"{name} must be at least {MIN_SECONDS} s, got {value!r}")
+
+    @staticmethod
+    def _check_mel(mel: MelConfig | None) -> None:
+        """A new pack's spectrograms have no all-zero mel band (``--n-fft 1`` gave all-zero mels). Checked
+        here, not in :class:`MelConfig`, so that sets packed before with such settings stay readable."""
+        if mel is None or not (empty := mel.empty_bands()):
+            return
+        raise UsageError(f"mel settings n_fft={mel.n_fft}, n_mels={mel.n_mels} at {mel.sample_rate} Hz leave {empty} "
+                         f"of the {mel.n_mels} mel bands all zero (too few FFT bins between f_min and f_max): "
+                         "raise --n-fft (2048 is typical) or lower --n-mels")
 
     def make_codec(self) -> Codec:
         """The codec object these options describe; :class:`UsageError` when they do not fit it."""

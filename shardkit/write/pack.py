@@ -15,6 +15,7 @@ bytes.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
@@ -24,10 +25,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from shardkit.encode import meta as meta_codec
 from shardkit.encode.base import Codec
 from shardkit.errors import PackError, ShardkitError, UsageError
-from shardkit.format import MANIFEST_NAME, PACK_STATE_NAME, SHARD_PREFIX, SHARD_SUFFIX, TMP_SUFFIX, Manifest
-from shardkit.ingest.sources import Reject, SourceItem, discover, vocabulary_of
+from shardkit.format import (
+    MANIFEST_NAME,
+    PACK_STATE_NAME,
+    REJECTS_NAME,
+    SHARD_PREFIX,
+    SHARD_SUFFIX,
+    TMP_SUFFIX,
+    Manifest,
+)
+from shardkit.ingest.sources import Reject, SourceItem, discover_sources, vocabulary_of
 from shardkit.storage.location import Location
 from shardkit.units import parse_size
 from shardkit.write.engines import Engine, engine_results, make_context, make_engine
@@ -84,6 +94,9 @@ class PackResult:
     already_complete: bool = False
     more_bytes_needed: int = 0
     label_counts: dict[str, int] = field(default_factory=dict)
+    layout: dict[str, Any] = field(default_factory=dict)  #: the manifest's layout (mode, max_seconds, ...)
+    padded_seconds_this_run: float = 0.0  #: of ``seconds_this_run``, zero padding (segments mode, tail=pad)
+    rejects_in: str = MANIFEST_NAME  #: the file of the set that lists the rejects (``rejects.json`` since format 4)
 
     @property
     def hours(self) -> float:
@@ -111,6 +124,7 @@ def pack(
     staging: str | os.PathLike[str] | None = None,
     engine: str | Engine = "local",
     client: Any = None,
+    follow_symlinks: bool = False,
 ) -> PackResult:
     """Pack the audio under ``src`` (and/or listed by ``metadata``) into a shard set in ``out``.
 
@@ -125,20 +139,19 @@ def pack(
       local cluster of ``workers`` processes; ``pip install 'shardkit[dask]'``; docs/dask.md), or an
       :class:`~shardkit.write.engines.Engine` such as ``DaskEngine(scheduler="tcp://host:8786")``. The
       output bytes are the same for every engine.
-    - ``budget``: cap on shard + index bytes in ``out``; when the next sample would pass it the
-      pack finishes the current shard, writes a valid (incomplete) manifest and reports
-      ``more_bytes_needed``. Re-run with a larger budget to continue. With ``workers > 1`` the
-      decoded samples of up to 8 sources per worker also pass through ``*.tmp`` spill files in ``out``
-      on their way to the shards (deleted as they are consumed; at most ~8 × workers × the longest
-      recording's PCM): leave that much room beyond the budget.
-    - ``strict``: raise :class:`PackError` at the first bad source instead of recording a reject
-      (shards already finished stay valid and resumable).
-    - ``resume``: None continues an interrupted pack in ``out`` if there is one; True requires one.
-    - ``overwrite``: delete a previous shard set in ``out`` first.
+    - ``budget``: cap on shard + index bytes in ``out``; when the next sample would pass it the pack finishes
+      the shard, writes a valid (incomplete) manifest, reports ``more_bytes_needed``: re-run with more.
+      With ``workers > 1`` the decoded samples of up to 8 sources per worker also pass through ``*.tmp``
+      spill files in ``out`` (deleted as consumed; at most ~8 × workers × the longest recording's PCM):
+      leave that much room beyond the budget.
+    - ``strict``: raise :class:`PackError` at the first bad source instead of recording a reject.
+    - ``resume``: None continues an interrupted pack in ``out`` if there is one; True requires one;
+      ``overwrite``: delete a previous shard set in ``out`` first.
     - ``progress``: called with a :class:`PackProgress` after every source.
     - ``device``: where a spectrogram codec (mel-u8) computes (``"cpu"``, ``"cuda"``, ``"cuda:1"``); a GPU
       and the CPU can differ in the last float bits, so a value near a rounding boundary may land one
       quantisation step apart.
+    - ``follow_symlinks``: read sources through symlinks that lead outside ``src`` (else rejects; ``discover``).
     """
     t0 = time.monotonic()
     opts = options or PackOptions()
@@ -148,11 +161,11 @@ def pack(
     codec.check_device(str(device))  # before anything is written
     remote = _remote_out(out, storage_options, staging)
     out_dir = remote.staging if remote is not None else Path(out)
-    items, csv_rejects = discover(src, metadata, order=opts.order)
+    found = discover_sources(src, metadata, order=opts.order, follow_symlinks=follow_symlinks)
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"{out_dir}: exists and is not a folder; choose a folder for the shard set")
-    job = _Job(opts, codec, items, csv_rejects, fingerprint(items, csv_rejects, opts), budget_bytes, eng,
-               strict, progress, str(device), t0)
+    job = _Job(opts, codec, found.items, found.rejects, fingerprint(found.items, found.rejects, opts), budget_bytes,
+               eng, strict, progress, str(device), t0, (found.columns, found.coerced))
     return _pack_at(job, out_dir, remote, overwrite=overwrite, resume=resume)
 
 
@@ -171,6 +184,7 @@ class _Job:
     progress: Callable[[PackProgress], None] | None
     device: str
     t0: float
+    columns: tuple[dict[str, str], tuple[str, ...]] = ({}, ())  #: the CSV's column types, the coerced ones
 
 
 def _remote_out(out: str | os.PathLike[str], storage_options: Mapping[str, Any] | None,
@@ -224,6 +238,7 @@ def _pack_locked(job: _Job, out_dir: Path, remote: RemoteOut | None, *, overwrit
     writer = ShardSetWriter(out_dir, codec=job.codec, shard_size=job.opts.shard_size, budget=job.budget,
                             vocabulary=vocabulary, layout=job.opts.layout, device=job.device, state=state,
                             on_shard=remote.shard_done if remote is not None else None)
+    writer.columns = job.columns
     ctx = make_context(job.opts, job.codec, vocabulary, job.device)
     run = _Run(writer, job.items, job.progress, job.t0, job.strict)
     with _pack_errors(writer, out_dir), engine_results(job.engine, job.items, state.next_item, ctx, out_dir) as rs:
@@ -289,6 +304,7 @@ class _Run:
         self.writer, self.items, self.progress, self.t0, self.strict = writer, items, progress, t0, strict
         self.files_done = writer.state.next_item
         self.seconds = 0.0            #: audio seconds packed by this run
+        self.padded = 0.0             #: of them, zero padding appended to last windows (tail=pad)
         self.stopped_at: tuple[int, int] | None = None
 
     def feed(self, results: Iterator[tuple[int, list[EncodedSample] | Reject]]) -> None:
@@ -304,10 +320,17 @@ class _Run:
                     self.stopped_at = (i, n)
                     return
                 self.seconds += result[n].frames * per_frame
+                self.padded += self.padding(result[n])
             state.sources_packed += 1
             self.files_done = i + 1
             self.report()
         self.writer.close_shard(len(self.items), 0)
+
+    def padding(self, sample: EncodedSample) -> float:
+        """Seconds of zero padding in ``sample`` (only segments mode with tail=pad pads)."""
+        if self.writer.layout.get("tail") != "pad":
+            return 0.0
+        return float(meta_codec.decode(sample.meta).get("padded_frames", 0)) / self.writer.codec.sample_rate
 
     def reject(self, r: Reject, i: int) -> None:
         if self.strict:
@@ -341,6 +364,9 @@ def _finish(out: Path, writer: ShardSetWriter, run: _Run, job: _Job, resumed: bo
     complete = run.stopped_at is None
     budget_doc = {"limit_bytes": job.budget, "exhausted": not complete, "more_bytes_needed": more}
     manifest = writer.finish(sources=len(job.items) + len(job.csv_rejects), budget_doc=budget_doc)
+    if remote is not None and manifest.rejects_file:  # a version-4 set's rejects table, before its manifest
+        data = manifest.rejects_bytes()
+        remote.upload(REJECTS_NAME, len(data), hashlib.sha256(data).hexdigest())
     if complete:  # the sources table that 'shardkit update' compares against (docs/format.md §5.2)
         from shardkit.format.sources import record_pack
 
@@ -360,11 +386,11 @@ def _finish(out: Path, writer: ShardSetWriter, run: _Run, job: _Job, resumed: bo
     result = _result_from_manifest(out, job.t0, resumed=resumed)
     if remote is not None:
         result.out, result.manifest = remote.url, remote.url + MANIFEST_NAME
-    result.seconds_this_run = run.seconds
+    result.seconds_this_run, result.padded_seconds_this_run = run.seconds, run.padded
     if complete and result.samples == 0:
         first = "; ".join(f"{r.file or '(row ' + str(r.row) + ')'}: {r.reason}" for r in result.rejects[:3])
         raise PackError(f"{result.out}: no sample was packed: all {result.sources} sources were rejected ({first}"
-                        f"{'; ...' if len(result.rejects) > 3 else ''}); every reject is listed in manifest.json")
+                        f"{'; ...' if len(result.rejects) > 3 else ''}); every reject is listed in {result.rejects_in}")
     return result
 
 
@@ -405,5 +431,6 @@ def _result_from_doc(doc: Manifest, out: Path | str, manifest: Path | str, t0: f
         rejects=[Reject(r["file"], r["row"], r["reason"]) for r in doc.rejects],
         elapsed=time.monotonic() - t0, seconds_this_run=0.0, resumed=resumed,
         already_complete=already_complete, more_bytes_needed=doc.budget.get("more_bytes_needed", 0),
-        label_counts=doc.label_counts,
+        label_counts=doc.label_counts, layout=dict(doc.layout),
+        rejects_in=REJECTS_NAME if doc.rejects_file else MANIFEST_NAME,
     )

@@ -24,6 +24,7 @@ from shardkit.encode.base import Codec
 from shardkit.encode.mel_config import MelConfig
 from shardkit.encode.registry import DEFAULT_CODEC, codec_class
 from shardkit.errors import OutputConflictError, UsageError
+from shardkit.files import make_folder
 from shardkit.format import KEY_RE, MAX_KEY_LEN, Manifest, ShardEntry
 from shardkit.units import parse_size
 from shardkit.write.shards import EncodedSample, ShardWriter, encode_sample
@@ -92,7 +93,10 @@ class ShardSetWriter:
         self._shard: ShardWriter | None = None
         self._keys: set[str] = set()
         self.stopped = False  #: True once the budget refused a sample
-        self.out.mkdir(parents=True, exist_ok=True)
+        #: the metadata columns' types and the coerced ones: with rejects or a coerced column the manifest is
+        #: written as version 4 (format §5.4), else as before
+        self.columns: tuple[dict[str, str], tuple[str, ...]] = ({}, ())
+        make_folder(self.out, "shard set folder")
 
     def _fresh_state(self, overwrite: bool) -> PackState:
         if open_state(self.out, "", overwrite=overwrite, resume=None) is not None:  # refuses a foreign OUT
@@ -195,7 +199,7 @@ class ShardSetWriter:
             sources=self.samples if sources is None else sources,
             sources_packed=self.state.sources_packed if sources is not None else self.samples, complete=complete,
             budget=budget_doc or {"limit_bytes": self.budget, "exhausted": not complete, "more_bytes_needed": 0},
-        )
+        ).with_columns(*self.columns)
         manifest.save(self.out)
         return manifest
 

@@ -24,6 +24,7 @@ from shardkit.format import (
     INDEX_SUFFIX,
     MANIFEST_NAME,
     PACK_STATE_NAME,
+    REJECTS_NAME,
     SHARD_PREFIX,
     SHARD_SUFFIX,
     TMP_SUFFIX,
@@ -99,7 +100,8 @@ def is_shard_set_file(name: str) -> bool:
     manifest, state, lock) — by exact pattern, so a user's ``shard-backup.tar`` is not one."""
     return bool(_OURS.fullmatch(name)) or name in (
         MANIFEST_NAME, PACK_STATE_NAME, MANIFEST_NAME + TMP_SUFFIX, PACK_STATE_NAME + TMP_SUFFIX, LOCK_NAME,
-        SOURCES_NAME, SOURCES_NAME + TMP_SUFFIX, "sources.json", "sources.json" + TMP_SUFFIX)
+        SOURCES_NAME, SOURCES_NAME + TMP_SUFFIX, "sources.json", "sources.json" + TMP_SUFFIX, REJECTS_NAME,
+        REJECTS_NAME + TMP_SUFFIX)
 
 
 def open_state(out: Path, fingerprint: str, *, overwrite: bool, resume: bool | None) -> PackState | None:

@@ -120,6 +120,96 @@ def test_cat_never_overwrites_by_accident(packed, tmp_path):
     assert target.read_bytes() == shardkit.read_sample(packed, key).data
 
 
+def test_cat_force_never_replaces_what_is_not_a_regular_file(packed, tmp_path):
+    """issue 22 item 2: --force may overwrite a regular file; a FIFO, a symlink or a device node is refused
+    by name and stays what it was."""
+    import os
+    import stat
+
+    key = next(iter(shardkit.list_samples(packed))).key
+    fifo, link, real = tmp_path / "fifo", tmp_path / "link.wav", tmp_path / "real.wav"
+    os.mkfifo(fifo)
+    real.write_bytes(b"mine")
+    link.symlink_to(real)
+    for target, kind in ((fifo, "FIFO"), (link, "symbolic link"), (Path("/dev/null"), "device")):
+        proc = run("cat", packed, key, "-o", target, "--force", ok=False)
+        assert proc.returncode == 2 and kind in proc.stderr and "not a regular file" in proc.stderr, proc.stderr
+        assert "Traceback" not in proc.stderr
+    assert stat.S_ISFIFO(fifo.lstat().st_mode) and link.is_symlink() and real.read_bytes() == b"mine"
+    assert stat.S_ISCHR(os.lstat("/dev/null").st_mode)
+
+
+def test_odd_pack_and_plan_values_are_named(packed, corpus, tmp_path):
+    """issue 22 item 12 (CLI parts): --max-seconds 1e-9 is refused (was: no limit), --n-fft 1 is refused (was:
+    all-zero mels), plan --workers 0 says the training process reads itself (was: a table as for 1 worker)."""
+    src, csv = corpus
+    for argv, needle in ((["--max-seconds", "1e-9"], "max_seconds must be at least 0.01 s"),
+                         (["--format", "mel-u8", "--n-fft", "1"], "128 of the 128 mel bands all zero")):
+        proc = run("pack", src, tmp_path / "o", "--metadata", csv, *argv, ok=False)
+        assert proc.returncode == 2 and needle in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+        assert not (tmp_path / "o").exists()
+    with pytest.raises(shardkit.errors.UsageError, match="6 of the 128 mel bands"):
+        shardkit.PackOptions(codec="mel-u8", mel=shardkit.MelConfig(n_fft=512))
+    assert shardkit.MelConfig(n_fft=512).n_fft == 512  # sets packed so before stay readable
+    assert "the training process reads every batch itself" in run("plan", packed, "--workers", "0").stdout
+
+
+def test_progress_lines_when_not_a_terminal(corpus, packed, tmp_path):
+    """issue 22 item 21: ``!shardkit pack`` in a notebook (stdout/stderr are pipes) prints plain progress lines
+    at a modest rate (SHARDKIT_PROGRESS_SECONDS, default 10; 0 here: every source), no bar codes; verify too."""
+    import os
+    import re
+
+    src, csv = corpus
+    env = {**os.environ, "SHARDKIT_PROGRESS_SECONDS": "0"}
+    proc = subprocess.run([sys.executable, "-m", "shardkit_cli", "pack", str(src), str(tmp_path / "o"), "--metadata",
+                           str(csv), "--shard-size", "300KB"], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    lines = [x for x in proc.stderr.splitlines() if x.startswith("pack: ")]
+    assert len(lines) in (12, 13) and lines[0].startswith("pack: 1/12 files") and "\x1b" not in proc.stderr, proc.stderr
+    assert re.fullmatch(r"pack: 12/12 files \(100%\), [0-9.]+ h audio, [0-9.]+ h/min, [0-9.]+ MB, \d+ shards, "
+                        r"0 rejects, [0-9]+ s elapsed", lines[-1]), lines[-1]
+    proc = subprocess.run([sys.executable, "-m", "shardkit_cli", "verify", str(packed)], capture_output=True,
+                          text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert re.search(r"verify: [0-9.]+ of [0-9.]+ MB hashed \(100%\)", proc.stderr), proc.stderr
+    quiet = subprocess.run([sys.executable, "-m", "shardkit_cli", "verify", str(packed)], capture_output=True,
+                           text=True)  # the default rate: a quick run prints its first and last lines only
+    assert len([x for x in quiet.stderr.splitlines() if x.startswith("verify: ")]) == 2
+
+
+def test_a_key_without_its_piece_number_or_with_an_extension_gets_a_hint(packed):
+    """issue 22 item 23: in recordings mode every key ends in -0000; ``cat SET label/XC1`` says "did you mean
+    …-0000?", and a key with ``.mp3`` says to drop '.mp3' (was: "drop the '.wav'/'.mp'")."""
+    key = next(k.key for k in shardkit.list_samples(packed) if k.key.endswith("-0000"))
+    stem = key.removesuffix("-0000")
+    for asked in (stem, stem + ".mp3"):
+        proc = run("cat", packed, asked, "-o", "/tmp/never-written.wav", ok=False)
+        assert proc.returncode != 0 and f"did you mean '{key}'" in proc.stderr, proc.stderr
+    assert "drop '.mp3'" in run("cat", packed, stem + ".mp3", "--meta", ok=False).stderr
+
+
+def test_info_names_each_row_once_and_says_which_classes_it_counts(packed):
+    """issue 22 item 23: ``info`` had two rows named ``audio`` and a class count that ``log`` contradicted."""
+    out = run("info", packed).stdout
+    names = [line.split()[0] for line in out.splitlines() if line.strip() and not line.startswith("top classes")]
+    assert names.count("audio") == 0 and "stored as" in out and "duration" in out
+    i = shardkit.info(packed)
+    assert f"{i.classes} in the vocabulary" in out and f"{len(i.label_counts)} as a primary label" in out
+
+
+def test_pack_summary_reports_split_recordings_and_padding(corpus, tmp_path):
+    """issue 22 item 23: --max-seconds splits long recordings into equal pieces (each its own sample): the help
+    and the summary say so; segments mode's summary says how much of the audio is zero padding."""
+    src, csv = corpus
+    assert "equal pieces" in run("pack", "--help").stdout
+    r = run("pack", src, tmp_path / "r", "--metadata", csv, "--max-seconds", "2")
+    assert "more samples than recordings" in r.stdout and "--max-seconds 2 were split" in r.stdout, r.stdout
+    r = run("pack", src, tmp_path / "s", "--metadata", csv, "--mode", "segments", "--segment-seconds", "5")
+    assert "h of it zero padding (--tail pad)" in r.stdout and "more samples than" not in r.stdout, r.stdout
+    assert "incl. the zero padding" in run("info", tmp_path / "s").stdout
+
+
 def test_reindex_rebuilds_a_deleted_index_and_the_messages_point_at_it(packed, tmp_path):
     import shutil
 

@@ -40,3 +40,21 @@ def test_demo_refuses_a_shard_set_it_did_not_make(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="did not make"):
         run_demo(tmp_path)
     assert (tmp_path / "shards" / "manifest.json").read_text() == "{}"
+
+
+def test_the_cli_demo_works_in_the_cache_folder_not_the_current_one(tmp_path: Path, monkeypatch) -> None:
+    """issue 22 item 23: ``shardkit demo`` wrote ``shardkit-demo/`` into the current folder (the repository when
+    run from a clone); without --out it works in shardkit's cache folder."""
+    from shardkit.demo import default_workdir
+
+    monkeypatch.setenv("SHARDKIT_CACHE_DIR", str(tmp_path / "cache"))
+    assert default_workdir() == tmp_path / "cache" / "demo"
+    monkeypatch.delenv("SHARDKIT_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.chdir(tmp_path)
+    assert default_workdir() == tmp_path / "xdg" / "shardkit" / "demo"
+    import subprocess
+    import sys
+
+    shown = subprocess.run([sys.executable, "-m", "shardkit_cli", "demo", "--help"], capture_output=True, text=True)
+    assert "--out" in shown.stdout and "cache folder" in shown.stdout and "shardkit-demo" not in shown.stdout

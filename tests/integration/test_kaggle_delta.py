@@ -8,15 +8,13 @@ DataLoader with 2 workers give the local derived set's batches; without the pare
 from __future__ import annotations
 
 import os
-import shutil
-import stat
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
-from kaggle_fake import FakeKaggle
+from kaggle_fake import FakeKaggle, mount, unmount
 from torch.utils.data import DataLoader
 from versions_factory import OPTIONS, corpus, season
 
@@ -46,20 +44,6 @@ def chain(tmp_path_factory):
     season(root, csv_path)
     cli("update", root / "audio", root / "v1", root / "v2", "--metadata", csv_path, "--note", "season 2")
     return root
-
-
-def _mount(stored: Path, root: Path, ref: str) -> Path:
-    folder = root / "datasets" / ref
-    shutil.copytree(stored, folder)
-    for p in [folder, *folder.iterdir()]:
-        p.chmod(stat.S_IRUSR | stat.S_IXUSR if p.is_dir() else stat.S_IRUSR)
-    return folder
-
-
-def _unmount(folders: list[Path]) -> None:
-    for folder in folders:
-        for p in [folder, *folder.iterdir()]:
-            p.chmod(0o755 if p.is_dir() else 0o644)
 
 
 def _batches(source) -> list:
@@ -96,9 +80,9 @@ def test_delta_dataset_uploads_only_new_shards_and_reads_beside_its_parent(chain
 
 
 def _read_in_notebook(fake: FakeKaggle, v2: Path, inputs: Path) -> None:
-    folders = [_mount(fake.files(PARENT), inputs, PARENT), _mount(fake.files(DELTA), inputs, DELTA)]
+    folders = [mount(fake.files(PARENT), inputs, PARENT), mount(fake.files(DELTA), inputs, DELTA)]
     lone = inputs.parent.parent / "lone" / "input"
-    folders.append(_mount(fake.files(DELTA), lone, DELTA))
+    folders.append(mount(fake.files(DELTA), lone, DELTA))
     published = shardkit.format.Manifest.load(folders[1])
     assert published.version_id == shardkit.format.Manifest.load(v2).version_id
     assert all(e.name.endswith(".shard") for e in published.shards)
@@ -120,4 +104,4 @@ def _read_in_notebook(fake: FakeKaggle, v2: Path, inputs: Path) -> None:
         assert "\n" not in message and published.parent in message and "attach the Kaggle dataset" in message
     finally:
         os.environ.pop("KAGGLE_CACHE_MOUNT_FOLDER", None)
-        _unmount(folders)
+        unmount(folders)

@@ -132,6 +132,29 @@ def test_create_error_and_busy_refusal(fake, upload, tmp_path):
     assert p.returncode != 0 and "HTTP 403" in p.stderr and "still processing" in p.stderr
 
 
+def test_an_html_answer_is_named_not_the_network(fake, upload, tmp_path):
+    """issue 22 item 17: an HTML page where Kaggle's JSON should be (a proxy, a login page) is said to be one
+    (was: "cannot reach Kaggle … check the network")."""
+    fake.html_answers = 10
+    p = publish(fake, tmp_path / "home", upload, ok=False)
+    assert p.returncode != 0 and "Traceback" not in p.stderr, p.stderr
+    assert "not Kaggle's API" in p.stderr and "HTML" in p.stderr and "check the network" not in p.stderr, p.stderr
+    assert not fake.datasets
+
+
+@pytest.mark.parametrize("title", ["Bird shards\nv1", "Bird\x00shards v1", "Bird shards\tv1"])
+def test_a_title_with_a_control_character_is_refused(packed, tmp_path, title):
+    """issue 22 item 17: a newline, NUL or tab in a title (or subtitle) is refused by name before anything is
+    written (was accepted)."""
+    title = title.encode().decode("unicode_escape")
+    with pytest.raises(shardkit.errors.UsageError, match="control character"):
+        prepare(packed, REF, title, "CC-BY-4.0", out=tmp_path / "up")
+    with pytest.raises(shardkit.errors.UsageError, match="control character"):
+        prepare(packed, REF, "Bird shards v1", "CC-BY-4.0", subtitle=f"A subtitle long enough {title}",
+                out=tmp_path / "up")
+    assert not (tmp_path / "up").exists()
+
+
 def test_no_folder_no_credentials_no_client(fake, packed, upload, tmp_path):
     env = fake.env(tmp_path / "home")
     del env["KAGGLE_KEY"]

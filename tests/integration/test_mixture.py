@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch.distributed as dist
 import torch.multiprocessing as tmp
+from procs import free_port
 from recipe_fixtures import pack_corpus
 from test_recipes import _rows
-from test_resume_ddp import _free_port
 from torch.utils.data import DataLoader
 
 import shardkit
@@ -110,7 +110,7 @@ def _ddp_rank(rank, world, port, paths, outdir):
 @pytest.mark.timeout(120)
 def test_real_ddp_equal_counts(two_sets, tmp_path):
     paths = tuple(map(str, two_sets))
-    tmp.spawn(_ddp_rank, args=(2, _free_port(), paths, str(tmp_path)), nprocs=2, join=True)
+    tmp.spawn(_ddp_rank, args=(2, free_port(), paths, str(tmp_path)), nprocs=2, join=True)
     results = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
     assert {(s, n) for s, n, _ in results} == {(6, 6)}  # ceil(41 / 8)
     got = sorted(tuple(x) for _, _, g in results for x in g)

@@ -213,7 +213,7 @@ def test_each_bad_input_gets_its_named_reject(tmp_path):
     assert reasons["bad/empty.ogg"].startswith("empty")
     assert reasons["bad/text.flac"].startswith("not audio")
     assert reasons["bad/gone.ogg"].startswith("missing")
-    doc = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    doc = json.loads((tmp_path / "out" / "rejects.json").read_text())  # format 4: rejects in their own file
     assert {r["file"] for r in doc["rejects"]} == set(reasons)
     assert {r["row"] for r in doc["rejects"]} == {2, 3, 4, 5, 6, 7, 8}
     with pytest.raises(PackError, match="--strict"):

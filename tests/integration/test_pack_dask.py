@@ -287,3 +287,58 @@ def test_a_pack_into_the_s3_test_server_holds_the_local_bytes(corpus, reference,
         got = {o["Key"][4:]: hashlib.sha256(client.get_object(Bucket="dask", Key=o["Key"])["Body"].read()).hexdigest()
                for o in objects}
         assert got == reference
+
+
+# -- issue 22: scheduler files that lead nowhere, a scheduler that dies ---------------------------------
+
+
+@pytest.mark.parametrize("text", ["not json {", "{}", "", "[1, 2]", '{"address": 5}'])
+def test_a_scheduler_file_that_names_no_scheduler_is_one_line_at_once(corpus, tmp_path, text):
+    """issue 22 item 9: not JSON, ``{}``, empty: a one-line error naming the file, at once (was a traceback
+    after 60 s)."""
+    sched_file = tmp_path / "scheduler.json"
+    sched_file.write_text(text)
+    started = time.monotonic()
+    r = subprocess.run(_cli("pack", corpus[0], tmp_path / "o", "--engine", "dask", "--scheduler-file", sched_file),
+                       capture_output=True, text=True, env=_env(), timeout=120)
+    lines = [x for x in r.stderr.strip().splitlines() if x.strip()]
+    assert r.returncode == 2 and len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert str(sched_file) in lines[0] and "dask scheduler --scheduler-file" in lines[0], lines[0]
+    assert time.monotonic() - started < 30 and not (tmp_path / "o" / "manifest.json").exists()
+
+
+def test_the_scheduler_dying_mid_pack_is_named_not_a_source(corpus, tmp_path):
+    from shardkit.write.dask_engine import DaskEngine
+
+    """issue 22 item 17: the scheduler SIGKILLed mid-pack is a PackError about the scheduler (was: blamed on
+    the source whose task was awaited); finished shards are kept."""
+    sched_file = tmp_path / "scheduler.json"
+    sched = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--scheduler-file",
+                              str(sched_file), "--host", "127.0.0.1", "--port", "0", "--no-dashboard"],
+                             env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    worker = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", "--scheduler-file",
+                               str(sched_file), "--host", "127.0.0.1", "--nworkers", "1", "--nthreads", "1",
+                               "--no-dashboard"], env=_env(), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not sched_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.5)
+
+        def progress(p):
+            if p.files_done == 3 and sched.poll() is None:
+                os.killpg(sched.pid, signal.SIGKILL)
+                sched.wait()
+
+        with pytest.raises(PackError) as caught:
+            pack(corpus[0], tmp_path / "o", metadata=corpus[1], options=OPTS,
+                 engine=DaskEngine(scheduler_file=sched_file), progress=progress)
+        message = str(caught.value)
+        assert "scheduler" in message and "re-run the same command" in message, message
+        assert message.startswith("lost the Dask scheduler") and ".ogg" not in message.split("(")[0], message
+    finally:
+        for p in (worker, sched):
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+            p.wait()

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch.distributed as dist
 import torch.multiprocessing as tmp
+from procs import free_port
 from recipe_fixtures import pack_corpus
-from test_resume_ddp import _free_port
 from torch.utils.data import DataLoader
 
 import shardkit
@@ -152,7 +152,7 @@ def _ddp_rank(rank, world, port, path, outdir):
 
 @pytest.mark.timeout(120)
 def test_real_ddp_weighted_subset(packed, tmp_path):
-    tmp.spawn(_ddp_rank, args=(2, _free_port(), str(packed), str(tmp_path)), nprocs=2, join=True)
+    tmp.spawn(_ddp_rank, args=(2, free_port(), str(packed), str(tmp_path)), nprocs=2, join=True)
     results = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
     ref = ShardDataset(packed, batch_size=4, seed=3, shuffle_window="40kB", where=_rated, weights="balanced",
                        samples_per_epoch=50, rank=0, world_size=1)

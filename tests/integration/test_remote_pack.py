@@ -98,8 +98,8 @@ def _stamps(endpoint: str, prefix: str) -> dict[str, tuple]:
 
 def _one_line_error(r: subprocess.CompletedProcess, *needles: str) -> str:
     assert r.returncode not in (0, 3), r.stdout
-    lines = [line for line in r.stderr.strip().splitlines() if line.strip()]
-    assert len(lines) == 1, r.stderr
+    lines = [line for line in r.stderr.strip().splitlines() if line.strip() and not line.startswith("pack: ")]
+    assert len(lines) == 1, r.stderr  # besides the plain progress lines of a run whose stderr is no terminal
     for n in needles:
         assert n in lines[0], lines[0]
     return lines[0]

@@ -6,7 +6,6 @@ rank through ``torch.distributed``.
 
 import json
 import os
-import socket
 from datetime import timedelta
 from itertools import islice
 from pathlib import Path
@@ -15,6 +14,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as tmp
+from procs import free_port
 from read_fixtures import make_set
 from torch.utils.data import DataLoader
 
@@ -123,12 +123,6 @@ def test_restore_reaches_persistent_workers(shards, context):
 # -- real DDP -------------------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _ddp_rank(rank, world, port, path, outdir):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=world, timeout=timedelta(seconds=60))
@@ -171,7 +165,7 @@ def _ddp_rank(rank, world, port, path, outdir):
 @pytest.mark.parametrize("world", [2, 3])
 def test_real_ddp_equal_steps_and_exact_validation(shards, tmp_path, world):
     path, by_key = shards
-    tmp.spawn(_ddp_rank, args=(world, _free_port(), str(path), str(tmp_path)), nprocs=world, join=True)
+    tmp.spawn(_ddp_rank, args=(world, free_port(), str(path), str(tmp_path)), nprocs=world, join=True)
     results = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(world)]
     steps = -(-N // (3 * world))
     for epoch in (0, 1):

@@ -47,3 +47,21 @@ def test_the_cli_draws_and_names_errors(packed, tmp_path):
         shardkit.show_sample(packed, "nope", tmp_path / "x.png")
     with pytest.raises(UsageError):
         shardkit.show_sample(packed, key, tmp_path / "missing" / "x.png")
+
+
+def test_show_never_overwrites_by_accident(packed, tmp_path):
+    """issue 22 item 1: ``show -o`` refuses an existing file without --force and a path inside the set,
+    as ``cat -o`` does."""
+    key = next(iter(shardkit.list_samples(packed))).key
+    argv = [sys.executable, "-m", "shardkit_cli", "show", str(packed), key]
+    target = tmp_path / "mine.png"
+    target.write_bytes(b"mine")
+    shard = packed / "shard-00000.tar"
+    before = shard.read_bytes()
+    for extra, needle in ((["-o", str(target)], "exists; pass force=True (--force)"),
+                          (["-o", str(shard), "--force"], "inside the shard set")):
+        bad = subprocess.run([*argv, *extra], capture_output=True, text=True)
+        assert bad.returncode == 2 and needle in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
+    assert target.read_bytes() == b"mine" and shard.read_bytes() == before
+    done = subprocess.run([*argv, "-o", str(target), "--force"], capture_output=True, text=True)
+    assert done.returncode == 0 and target.read_bytes()[:4] == b"\x89PNG", done.stderr

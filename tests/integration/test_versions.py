@@ -44,6 +44,8 @@ def test_cli_log_diff_ls_compact(sets):
     assert len(ls.stdout.splitlines()) == len(samples(root / "v2"))
     assert run("verify", str(root / "v2"), env=env).returncode == 0
     assert run("compact", str(root / "v2"), str(root / "v2c"), env=env).returncode == 0
+    again = run("compact", str(root / "v2"), str(root / "v2c"), env=env)  # issue 22 item 16
+    assert again.returncode == 0 and again.stdout.startswith("already complete: "), again.stdout + again.stderr
     assert samples(root / "v2c") == samples(root / "v2")
 
 

@@ -19,6 +19,8 @@ def test_exported_names():
         "DevicePipeline", "AugmentConfig",
         # dataset versions (docs/versions.md)
         "update", "compact", "history", "diff", "UpdateResult", "CompactResult", "DiffReport",
+        # label layers (docs/labels.md)
+        "add_labels", "remove_labels", "list_labels", "LabelsResult",
         # training recipes (docs/recipes.md)
         "Mixture", "sample_columns", "folds", "write_folds", "load_folds", "Fold",
         # result types

@@ -6,6 +6,7 @@ folder, with tiny real ogg files made here."""
 
 from __future__ import annotations
 
+import ast
 import csv
 import shutil
 from pathlib import Path
@@ -50,11 +51,35 @@ def test_pack_takes_each_year_as_it_is(tmp_path, year, from_root):
         assert ss.vocabulary[ss.label[i]] == row["primary_label"]
         assert "" not in m["secondary_labels"]
         extra = m["extra"]
-        assert extra["url"] == row["url"] and extra["type"] == row["type"]
+        assert extra["url"] == row["url"] and extra["type"] == ast.literal_eval(row["type"])  # a list column
         if "collection" in row:
             assert extra["collection"] == row["collection"]
         if "inat_taxon_id" in row:
             assert extra["inat_taxon_id"] == int(row["inat_taxon_id"]) and extra["class_name"] == row["class_name"]
+
+
+@pytest.mark.parametrize("from_root", [False, True])
+def test_2021_filenames_without_their_folder_are_found_under_the_primary_label(tmp_path, from_root, caplog):
+    """issue 22 item 19: BirdCLEF 2021's ``filename`` is ``XC109605.ogg``, the file at
+    ``train_short_audio/<primary_label>/XC109605.ogg``: found there, and the pack says so (was: every row
+    rejected as missing)."""
+    comp = tmp_path / "birdclef-2021"
+    comp.mkdir()
+    meta = comp / "train_metadata.csv"
+    shutil.copy(FIXTURES / "2021" / "train_metadata.csv", meta)
+    with open(meta, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    for n, row in enumerate(rows):
+        make_file(comp / "train_short_audio" / row["primary_label"] / row["filename"], 0.5, 32000, 1, seed=n)
+    src = comp if from_root else comp / "train_short_audio"
+    with caplog.at_level("WARNING"):
+        r = shardkit.pack(src, tmp_path / "shards", metadata=meta)
+    assert r.complete and r.samples == len(rows) and not r.rejects
+    said = [rec.getMessage() for rec in caplog.records if "<primary_label>/<filename>" in rec.getMessage()]
+    assert len(said) == 1 and "3 rows" in said[0], [rec.getMessage() for rec in caplog.records]
+    ss = shardkit.ShardSet.open(tmp_path / "shards")
+    sources = {ss.read_meta(i)["source"]: ss.vocabulary[ss.label[i]] for i in range(len(ss))}
+    assert sources == {f"{row['primary_label']}/{row['filename']}": row["primary_label"] for row in rows}
 
 
 def test_numeric_labels_and_secondary_lists(tmp_path):

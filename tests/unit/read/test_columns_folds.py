@@ -40,6 +40,10 @@ def test_typed_column_picks_one_type():
     assert typed_column(["a", None]).tolist() == ["a", ""]
     assert typed_column([True, False]).dtype == bool
     assert typed_column([1, "a"]).dtype == object
+    lists = typed_column([["call", "song"], None, [], ["call"]])  # a "list" column (docs/format.md §5.4)
+    assert lists.dtype == object and lists.shape == (4,)
+    assert lists.tolist() == [("call", "song"), (), (), ("call",)]
+    assert typed_column([["a"], ["b"]]).tolist() == [("a",), ("b",)]  # equal lengths stay one row each
 
 
 def test_select_rows_by_keys_file_and_where(packed, tmp_path):

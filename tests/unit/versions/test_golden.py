@@ -1,7 +1,9 @@
 """Shard sets written by every released format version stay readable (tests/golden/vN/).
 
 v1: one wav16 recordings set (``expected.json``). v2 (made by ``tests/golden/make_v2.py``): a wav16
-segments set and a mel-u8 recordings set, each with ``expected-<set>.json``.
+segments set and a mel-u8 recordings set, each with ``expected-<set>.json``. v3 (``make_v3.py``): a
+parent and a derived set. v4: label layers (``make_v4.py``) and a set with typed metadata columns and a
+rejects file (``make_v4_typed.py``), and one with a list column (``make_v4_lists.py``).
 """
 
 import hashlib
@@ -15,7 +17,7 @@ import soundfile as sf
 import torch
 
 import shardkit
-from shardkit.format import READABLE_VERSIONS
+from shardkit.format import READABLE_VERSIONS, Manifest
 
 GOLDEN = Path(__file__).resolve().parents[2] / "golden"
 SETS = sorted(p for p in GOLDEN.glob("v*/*") if (p / "manifest.json").exists())
@@ -101,3 +103,52 @@ def test_an_unknown_codec_is_refused_with_a_named_error(tmp_path):
     (path / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ManifestError, match="flac24"):
         shardkit.ShardSet.open(path)
+
+
+LAYERED = sorted(GOLDEN.glob("v*/layers-*.json"))
+
+
+@pytest.mark.parametrize("path", LAYERED, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_golden_label_layers_read(path):
+    """Version 4 (tests/golden/make_v4.py): every layer's rows as written, and a samples layer's targets."""
+    root = path.parent / path.stem[len("layers-"):]
+    expected = json.loads(path.read_text())
+    with shardkit.ShardSet.open(root) as ss:
+        assert sorted(e.name for e in ss.manifest.layers) == sorted(expected)
+        for name, exp in expected.items():
+            layer = ss.read_layer(name)
+            assert layer.classes == exp["classes"] and layer.findings() == []
+            rows = layer.keys if layer.kind == "samples" else [
+                f"{s}@{int(w)}" for k, s in enumerate(layer.sources)
+                for w in layer.window[layer.source_ptr[k]:layer.source_ptr[k + 1]]]
+            assert dict(zip(rows, layer.values.astype(float).tolist())) == exp["rows"]
+    ds = shardkit.ShardDataset(root, targets="pseudo", batch_size=8, crop_seconds=0.25, shuffle=False)
+    (batch,) = list(ds)
+    assert ds.classes == ["amecro", "barswa", "newbird"]
+    for key, targets in zip(batch["keys"], batch["targets"].tolist()):
+        assert targets == expected["pseudo"]["rows"][key]
+
+
+def test_golden_v4_types_its_columns_and_lists_its_rejects():
+    path = GOLDEN / "v4" / "typed"
+    m = Manifest.load(path)
+    assert m.format_version == 4 and m.columns == {"count": "float", "rating": "float"}
+    assert [r["file"] for r in m.rejects] == ["barswa/XC9.wav"] and m.reject_count == 1
+    expected = _expected(path)
+    for key, exp in expected.items():
+        assert shardkit.read_sample(path, key).meta["extra"] == exp["extra"]
+    assert shardkit.info(path).rejects and m.to_json() == (path / "manifest.json").read_bytes()
+
+
+def test_golden_v4_list_columns_read_as_lists():
+    """A list column (BirdCLEF's ``type``, docs/format.md §5.4): ``"list"`` in ``columns``, arrays of strings in
+    ``extra``; a column with one cell that is no list literal (``note``) stays text."""
+    path = GOLDEN / "v4" / "lists"
+    m = Manifest.load(path)
+    assert m.format_version == 4 and m.columns == {"note": "str", "type": "list"} and m.reject_count == 0
+    expected = _expected(path)
+    for key, exp in expected.items():
+        assert shardkit.read_sample(path, key).meta["extra"] == exp["extra"]
+    cols = shardkit.sample_columns(path)
+    assert dict(zip(cols["key"], cols["type"])) == {k: tuple(e["extra"]["type"]) for k, e in expected.items()}
+    assert m.to_json() == (path / "manifest.json").read_bytes()

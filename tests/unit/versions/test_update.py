@@ -185,3 +185,39 @@ def test_diff_of_unrelated_sets_matches_sources_by_fingerprint(tmp_path):
                   options=shardkit.PackOptions(sample_rate=22050, shard_size="1MB"))
     d = shardkit.diff(tmp_path / "a", tmp_path / "b")
     assert (d.moved.sources, d.unchanged.sources, d.added.sources, d.removed.sources) == (1, 3, 0, 0)
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.name != ".shardkit.lock"}
+
+
+def test_an_interrupted_compact_continues_and_a_finished_one_is_kept(chain, monkeypatch):
+    """issue 22 item 16: after Ctrl-C (here between a shard's rename and the state that records it) the same
+    compact continues to the bytes of an uninterrupted one (was: refused); re-running a finished compact says
+    it is already complete (was: "packed from other sources or options")."""
+    from shardkit.write import shardset_writer
+
+    root, _, _, v2, _, _ = chain
+    whole = shardkit.compact(v2, root / "whole")
+    assert whole.shards >= 3 and not whole.already_complete
+    finish, calls = shardset_writer.ShardWriter.finish, []
+
+    def interrupted(self):
+        record = finish(self)
+        calls.append(record)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return record
+
+    monkeypatch.setattr(shardset_writer.ShardWriter, "finish", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        shardkit.compact(v2, root / "again")
+    monkeypatch.undo()
+    assert not (root / "again" / "manifest.json").exists()
+    r = shardkit.compact(v2, root / "again")
+    assert not r.already_complete and _files(root / "again") == _files(root / "whole")
+    again = shardkit.compact(v2, root / "again")
+    assert again.already_complete and again.version_id == whole.version_id
+    assert _files(root / "again") == _files(root / "whole")
+    with pytest.raises(shardkit.errors.OutputConflictError, match="not a compact of"):
+        shardkit.compact(v2, root / "again", shard_size="128KB")
