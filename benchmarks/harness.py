@@ -15,6 +15,7 @@ system share is the kernel copying page-cache pages into the batch.
 
 from __future__ import annotations
 
+import functools
 import gc
 import os
 import resource
@@ -90,11 +91,18 @@ def run_forked(make: Callable[[], Iterator[float]], seconds: float, max_clips: f
                timeout: float = 600) -> dict[str, float]:
     """:func:`run_once` in a forked child of this process (its CPU times are the child's); an exception in the
     child is raised here as a ``RuntimeError`` with its text."""
+    return call_forked(functools.partial(run_once, make, seconds, max_clips, warmup), timeout=timeout)
+
+
+def call_forked(fn: Callable[[], Any], *, timeout: float = 600, daemon: bool = True) -> Any:
+    """``fn()`` in a forked child of this process, its result sent back; an exception in the child is raised
+    here as a ``RuntimeError`` with its text. ``daemon=False``: the child may start processes of its own
+    (DataLoader workers)."""
     import multiprocessing
 
     ctx = multiprocessing.get_context("fork")
     recv, send = ctx.Pipe(duplex=False)
-    child = ctx.Process(target=_forked_child, args=(send, make, seconds, max_clips, warmup), daemon=True)
+    child = ctx.Process(target=_forked_child, args=(send, fn), daemon=daemon)
     child.start()
     send.close()
     try:
@@ -113,10 +121,9 @@ def run_forked(make: Callable[[], Iterator[float]], seconds: float, max_clips: f
     return value
 
 
-def _forked_child(send: Any, make: Callable[[], Iterator[float]], seconds: float, max_clips: float,
-                  warmup: float) -> None:
+def _forked_child(send: Any, fn: Callable[[], Any]) -> None:
     try:
-        send.send(("ok", run_once(make, seconds, max_clips, warmup)))
+        send.send(("ok", fn()))
     except BaseException as exc:  # reported to the parent, which raises it
         send.send(("error", f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"))
     finally:

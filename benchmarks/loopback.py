@@ -39,6 +39,9 @@ CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing
 
 #: bytes a proxy moves per read/write of a body
 CHUNK = 1 << 20
+#: the path at which :func:`range_server` answers the body bytes it has sent so far (a decimal number)
+SENT_PATH = "/.bytes-sent"
+_SENT = threading.Lock()
 
 
 class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
@@ -263,6 +266,13 @@ class _RangeFiles(http.server.BaseHTTPRequestHandler):
         self.end_headers()
 
     def _answer(self) -> None:
+        if self.path == SENT_PATH:
+            body = str(getattr(self.server, "sent", 0)).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return None
         if self.server.delay:
             time.sleep(self.server.delay)
         path = self._path()
@@ -307,6 +317,8 @@ class _RangeFiles(http.server.BaseHTTPRequestHandler):
                 break
             offset += n
             count -= n
+            with _SENT:
+                self.server.sent = getattr(self.server, "sent", 0) + n
 
     do_GET = do_HEAD = _answer
 

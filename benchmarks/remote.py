@@ -22,8 +22,10 @@
 2. Each set is read with ``ShardDataset`` (5 s crops, shuffled, **default settings**: the object store is
    hinted a shuffle window ahead, 512 MB window cache per process) from the local folder (warm page
    cache: the baseline of issue 10) and from every endpoint; in 1 process and through a ``DataLoader``
-   with 2 workers. Methods run round-robin, best of ``repeats``. The measuring process never starts
-   obstore itself (its forked DataLoader workers could not use it): 1-process runs read in a forked child.
+   with 2 workers (which share a private shard cache on disk: a run of several epochs reads the later
+   ones from there; ``benchmarks.remote_workers`` gives each epoch apart, with the bytes fetched).
+   Methods run round-robin, best of ``repeats``. The measuring process never starts obstore itself (its
+   forked DataLoader workers could not use it): 1-process runs read in a forked child.
 3. Each server's own ceiling: ranged GETs of 16 MB over the segment shards with obstore, 1, 4 and 16 at
    a time, with no shardkit code in the loop.
 
@@ -390,8 +392,9 @@ def markdown(remote: dict[str, Any]) -> str:
              "",
              _md_table(["endpoint", "GETs in flight", "MB/s", "clips/s equivalent"], raw),
              "",
-             "`× raw GET ceiling`: the row's MB/s over the fastest raw GET run against the same endpoint (DataLoader "
-             "workers each fetch whole windows, so they move more bytes than they deliver).",
+             "`× raw GET ceiling`: the row's MB/s over the fastest raw GET run against the same endpoint. DataLoader "
+             "workers share a private shard cache on disk: they download each shard once, and the epochs after the "
+             "first read it from there (per-epoch figures: `python -m benchmarks.remote_workers`).",
              ""]
     lines += [f"Target: {t['target']}: {t['shown']} — {'met' if t['met'] else 'n/a' if t['met'] is None else 'missed'}"
               f" ({t['detail']})." for t in remote["targets"]]

@@ -31,7 +31,9 @@ from shardkit.errors import UsageError
 from shardkit.read.columns import Where
 from shardkit.read.shardset import ShardSet
 from shardkit.storage import obstore as locate
+from shardkit.storage.disk_cache import CachedStorage, ShardCache
 from shardkit.storage.location import is_url
+from shardkit.storage.worker_cache import private_cache
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +105,10 @@ class ShardDataset(IterableDataset):
     False turns it off; True on a ``readahead="off"`` storage turns ``fadvise`` on. ``source`` may be
     an object-store URL (``s3://bucket/prefix/``, ``gs://…``, ``az://…``, ``http(s)://…``) with ``storage_options`` for
     obstore (docs/reading.md, "Shard sets on object storage"); ``cache_dir`` keeps its downloaded shards
-    on local disk for every process (DataLoader workers, later epochs and runs), at most ``cache_bytes``.
+    on local disk for every process (DataLoader workers, later epochs and runs), at most ``cache_bytes``;
+    without it, the DataLoader workers of a set on object storage share a private shard cache in
+    ``$TMPDIR`` (each shard fetched once per process, not once per worker; removed at exit;
+    :mod:`shardkit.storage.worker_cache`), which ``cache_dir=False`` turns off.
     ``search_path``: folders holding the ancestors of a set made by ``shardkit update`` (docs/versions.md;
     also ``$SHARDKIT_SEARCH_PATH``).
     ``verify_crc``: check each data member read against the CRC-32 in its index (:mod:`shardkit.dataset.crc`:
@@ -147,7 +152,7 @@ class ShardDataset(IterableDataset):
         storage_options: dict[str, Any] | None = None,
         search_path: Sequence[str | os.PathLike[str]] | None = None,
         verify_crc: bool = False,
-        cache_dir: str | os.PathLike[str] | None = None,
+        cache_dir: str | os.PathLike[str] | bool | None = None,
         cache_bytes: int | str | None = None,
         # recipes (docs/recipes.md)
         keys: Iterable[str] | str | os.PathLike[str] | None = None,
@@ -168,7 +173,7 @@ class ShardDataset(IterableDataset):
                            on_error=on_error, read_threads=read_threads, read_ahead=read_ahead,
                            verify_crc=verify_crc, crops=crops, tail=tail, targets=targets,
                            targets_reduce=targets_reduce)
-        self.shard_set = ss = _open_set(source, storage_options, search_path, cache_dir, cache_bytes)
+        self.shard_set = ss = self._open(source, storage_options, search_path, cache_dir, cache_bytes)
         opts.check_layout(ss.mode, ss.root)
         if opts.read_ahead and not ss.storage.capabilities.reads_ahead:
             ss.storage.set_readahead("fadvise")  # read_ahead=True asked for it on a local folder
@@ -277,6 +282,8 @@ class ShardDataset(IterableDataset):
         rank_plan = self.plan(start)
         order = self.order(epoch)
         in_worker = torch.utils.data.get_worker_info() is not None
+        if in_worker and num_workers > 1:
+            self._share_downloads()
         batches = rank_plan.worker_batches(worker, num_workers)
         ahead = self._read_ahead(epoch, rank_plan, batches) if self._reads_ahead() else None
         n_items, drawn = self.sampler.set_items, self.sampler.drawn
@@ -286,6 +293,23 @@ class ShardDataset(IterableDataset):
                 ahead.before(positions)
             draws, items = np.divmod(order[positions], max(n_items, 1))
             yield self.reader.read(items, valid, epoch, in_worker=in_worker, draws=draws if drawn else None)
+
+    def _open(self, source: Any, storage_options: dict[str, Any] | None, search_path: Any, cache_dir: Any,
+              cache_bytes: Any) -> ShardSet:
+        """The set read (:func:`_open_set`); sets :attr:`_worker_cache`, the shard cache this process's DataLoader
+        workers share (:mod:`shardkit.storage.worker_cache`; None with ``cache_dir=False`` or a ``cache_dir``)."""
+        ss = _open_set(source, storage_options, search_path, None if cache_dir is False else cache_dir, cache_bytes)
+        self._worker_cache = None if cache_dir is False else _worker_cache(self, ss)
+        return ss
+
+    def _share_downloads(self) -> None:
+        """In one of several DataLoader workers: read whole shards through the private cache the workers share
+        (one download per shard for all of them; each worker's windows would span the others' members)."""
+        ss, cache = self.shard_set, self._worker_cache
+        if cache is None or isinstance(ss.storage, CachedStorage):
+            return
+        shards = {e.name: (e.bytes, e.sha256) for e in ss.manifest.shards}
+        ss.use_storage(CachedStorage(ss.storage, cache, shards))
 
     def _reads_ahead(self) -> bool:
         """``read_ahead``, or when None whether the storage reads ahead (object stores do; a local
@@ -353,6 +377,23 @@ class ShardDataset(IterableDataset):
         return (f"ShardDataset({str(self.shard_set.root)!r}, items={self.num_items}, "
                 f"batch_size={self.batch_size}, rank={self.rank}/{self.world_size}, "
                 f"shuffle={self.shuffle}, partial={self.partial!r}, batches={len(self)})")
+
+
+def _worker_cache(owner: object, ss: ShardSet) -> ShardCache | None:
+    """A private shard cache for the DataLoader workers of a set read from object storage with no shard cache
+    of its own (removed when ``owner`` goes); None for any other set."""
+    if ss.root.is_local:
+        return None
+    from shardkit.storage.object import ObjectStorage
+
+    if type(ss.storage) is not ObjectStorage:
+        return None
+    try:
+        return private_cache(owner)
+    except (OSError, UsageError) as exc:  # not the set's fault: the workers fetch their own windows
+        log.warning("%s: no private shard cache for DataLoader workers (%s); each worker fetches its own windows. "
+                    "Set TMPDIR to a writable local folder, or pass cache_dir=FOLDER", ss.root, exc)
+        return None
 
 
 def _check_source(source: object) -> None:

@@ -209,6 +209,9 @@ class Mixture(IterableDataset):
         rank_plan = self.plan(start)
         _, part_of, k, codes, _ = self._epoch(epoch)
         in_worker = torch.utils.data.get_worker_info() is not None
+        if in_worker and num_workers > 1:
+            for part in self.parts:
+                part._share_downloads()  # sets on object storage: one download per shard for all workers
         batches = rank_plan.worker_batches(worker, num_workers)
         aheads = self._read_aheads(epoch, rank_plan, batches)
         for t in batches:

@@ -346,6 +346,12 @@ class ShardSet:
         self.__dict__.update(state)
         self._bind_storage()
 
+    def use_storage(self, storage: Storage) -> None:
+        """Read this process's bytes through ``storage`` from now on (e.g. the same store behind a shard
+        cache: :class:`~shardkit.storage.disk_cache.CachedStorage`)."""
+        self.storage = storage
+        self._bind_storage()
+
     # -- members, for storages that fetch and check whole members ------------------------------------
 
     def _bind_storage(self) -> None:

@@ -79,11 +79,17 @@ class CacheDiskError(OSError):
 
 class ShardCache:
     """Whole verified shards under ``root``, at most ``limit`` bytes (see the module docstring).
-    Thread- and process-safe; pickles to its root and limit."""
+    Thread- and process-safe; pickles to its root, limit and ``private``.
 
-    def __init__(self, root: str | os.PathLike[str], limit: int) -> None:
+    ``private``: ``root`` is a folder only this user's processes can write, made for one reader (mode 0700:
+    :mod:`shardkit.storage.worker_cache`): an entry there was put by a download that verified it, so a process
+    does not hash it again on first use (sizes are still checked), and entries are not ``fsync``-ed (the
+    folder is removed with its process: no crash to survive)."""
+
+    def __init__(self, root: str | os.PathLike[str], limit: int, *, private: bool = False) -> None:
         self.root = Path(root)
         self.limit = int(limit)
+        self.private = private
         try:
             (self.root / "tmp").mkdir(parents=True, exist_ok=True)
             if not os.access(self.root / "tmp", os.W_OK):
@@ -118,7 +124,7 @@ class ShardCache:
                 return self._drop(path, fd, "not a regular file" if not stat.S_ISREG(st.st_mode)
                                   else f"{st.st_size} bytes, not {size}")
             fcntl.flock(fd, fcntl.LOCK_SH)
-            if (sha256, st.st_dev, st.st_ino) not in self._verified:
+            if not self.private and (sha256, st.st_dev, st.st_ino) not in self._verified:
                 if _sha256_of(fd) != sha256:
                     return self._drop(path, fd, "other bytes than the manifest's sha256")
                 self._verified.add((sha256, st.st_dev, st.st_ino))
@@ -201,7 +207,8 @@ class ShardCache:
 
                 download(write)
                 fh.flush()
-                os.fsync(fh.fileno())
+                if not self.private:  # a private cache never outlives its process: no crash to survive
+                    os.fsync(fh.fileno())
             if got != size or digest.hexdigest() != sha256:
                 raise CorruptShard(f"{where}: downloaded {got} bytes with sha256 {digest.hexdigest()[:16]}…, the "
                                    f"manifest says {size} bytes and {sha256[:16]}…; not cached nor read (run "
@@ -217,7 +224,8 @@ class ShardCache:
                     exc.errno in _DISK_ERRNOS:
                 raise CacheDiskError(exc.errno, f"{self.root}: {exc.strerror} while caching {where}") from None
             raise
-        _fsync_dir(self.root)
+        if not self.private:
+            _fsync_dir(self.root)
         log.info("cached %s (%.1f MB in %.2f s) as %s", where, size / 1e6, time.monotonic() - t0, self.path(sha256))
         return fd
 
@@ -260,10 +268,10 @@ class ShardCache:
             os.close(lock)
 
     def __getstate__(self) -> dict[str, object]:
-        return {"root": str(self.root), "limit": self.limit}
+        return {"root": str(self.root), "limit": self.limit, "private": self.private}
 
     def __setstate__(self, state: dict[str, object]) -> None:
-        self.__init__(state["root"], state["limit"])  # type: ignore[misc, arg-type]
+        self.__init__(state["root"], state["limit"], private=bool(state.get("private")))  # type: ignore[misc]
 
     def __repr__(self) -> str:
         return f"ShardCache({str(self.root)!r}, limit={self.limit})"
@@ -316,12 +324,13 @@ class CachedStorage(Storage):
     sha256, learnt in :meth:`open_set`) is read from its cache entry, downloaded whole first
     (:meth:`Storage.stream`: one conditional GET of an object store, memory one 8 MB piece) and verified;
     every other object, and a shard larger than the cache, is ``inner``'s. Sizes, metadata and read-ahead
-    hints for what is not cached go to ``inner``. Pickles to ``inner``, the cache and the shards' digests."""
+    hints for what is not cached go to ``inner``. ``shards``: ``{name: (bytes, sha256)}`` when the manifest
+    was read already (else learnt in :meth:`open_set`). Pickles to ``inner``, the cache and the shards' digests."""
 
-    def __init__(self, inner: Storage, cache: ShardCache) -> None:
+    def __init__(self, inner: Storage, cache: ShardCache, shards: dict[str, tuple[int, str]] | None = None) -> None:
         self.inner, self.cache = inner, cache
         #: (bytes, sha256) of each shard, from the manifest: the cache's keys
-        self._shards: dict[str, tuple[int, str]] = {}
+        self._shards: dict[str, tuple[int, str]] = dict(shards or {})
         self._opened: dict[str, bytes | BaseException] = {}
         self._reset()
 

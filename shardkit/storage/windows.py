@@ -5,8 +5,11 @@ out of a CRC-checked window (:func:`serve`)."""
 from __future__ import annotations
 
 import bisect
+import queue
+import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, NamedTuple
 
 from shardkit.storage.base import Extent, ShortRead
@@ -20,6 +23,8 @@ MB = 1 << 20
 GAP = 1 * MB
 #: a window (one GET) grows to at most this many bytes
 WINDOW_MAX = 16 * MB
+#: pieces of a streamed object that wait for ``write`` while the next ones arrive (:func:`stream_if_match`)
+STREAM_DEPTH = 2
 
 class CorruptMember(OSError):
     """A fetched member's bytes fail the CRC-32 of the index: not served."""
@@ -200,11 +205,46 @@ def fill_spans(ranges: Sequence[Any], ks: Sequence[int], spans: Sequence[tuple[i
 
 def stream_if_match(store: Any, name: str, tag: str | None, write: Callable[[Any], None]) -> int:
     """GET the whole object ``name`` on the condition ``If-Match: tag`` (when known), handing its body to
-    ``write`` in pieces of about 8 MB (memory: one piece); returns the bytes streamed. :class:`TagMismatch`
-    as :func:`get_if_match`."""
+    ``write`` in pieces of about 8 MB, in order, from a thread of their own while the next pieces arrive
+    (memory: at most ``STREAM_DEPTH`` + 2 pieces); returns the bytes streamed. :class:`TagMismatch` as
+    :func:`get_if_match`; an error of ``write`` is raised here."""
     got, _ = _get_checked(store, name, {}, tag)
     total = 0
-    for chunk in got.stream(min_chunk_size=8 * MB):
-        write(chunk)
-        total += len(chunk)
+    with _handed_on(write) as put:
+        for chunk in got.stream(min_chunk_size=8 * MB):
+            put(chunk)
+            total += len(chunk)
     return total
+
+
+@contextmanager
+def _handed_on(write: Callable[[Any], None]) -> Iterator[Callable[[Any], None]]:
+    """``put(piece)``: ``write(piece)`` in one other thread, in order, at most :data:`STREAM_DEPTH` waiting —
+    so a slow ``write`` (sha256, the disk) no longer stalls the transfer. The first error of ``write`` is
+    raised by the next ``put`` or on the way out; the pieces after it are dropped."""
+    pieces: queue.Queue[Any] = queue.Queue(STREAM_DEPTH)
+    failed: list[BaseException] = []
+
+    def drain() -> None:
+        while (piece := pieces.get()) is not None:
+            if not failed:
+                try:
+                    write(piece)
+                except BaseException as exc:  # raised in the streaming thread
+                    failed.append(exc)
+
+    worker = threading.Thread(target=drain, name="shardkit-stream-write", daemon=True)
+    worker.start()
+
+    def put(piece: Any) -> None:
+        if failed:
+            raise failed[0]
+        pieces.put(piece)
+
+    try:
+        yield put
+    finally:
+        pieces.put(None)
+        worker.join()
+    if failed:
+        raise failed[0]
