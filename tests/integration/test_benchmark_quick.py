@@ -44,9 +44,9 @@ def test_quick_benchmark_writes_its_results(tmp_path):
     assert {"decode_floor", "recordings", "segments"} <= set(doc["pack"])
     assert "shardkit-segments-256MB" in doc["rss"]
     cold = doc["cold"]
-    assert {r["method"] for r in cold["results"]} == {
-        "cat", "shardkit-segments-off", "shardkit-segments-fadvise", "shardkit-segments-read", "shardkit-recordings",
-        "presplit-wav", "webdataset"}
+    shardkit_cold = {f"shardkit-{s}-{m}" for s in ("segments", "recordings") for m in ("default", "off", "fadvise")}
+    assert {r["method"] for r in cold["results"]} == {   # cold, and warm (":warm", the read-ahead A/B)
+        "cat", "presplit-wav", "webdataset", *shardkit_cold, *(f"{m}:warm" for m in shardkit_cold)}
     assert all(r["clips"] > 0 and r["vs_cat"] > 0 for r in cold["results"])
     assert cold["target"]["met"] in (True, False) and "### Cold page cache" in (out / "benchmarks.md").read_text()
     recipes = doc["recipes"]  # balanced / mixed epochs against a plain shuffled one

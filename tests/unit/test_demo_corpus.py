@@ -141,6 +141,6 @@ def test_demo_package_keeps_its_public_names() -> None:
 
     assert set(shardkit.demo.__all__) == {
         "CSV_COLUMNS", "SPECIES", "DemoFile", "DemoReport", "label_names", "make_demo_corpus", "plan_demo_corpus",
-        "read_demo_metadata", "run_demo", "synth_recording",
+        "read_demo_metadata", "run_demo", "synth_recording", "default_workdir",
     }
     assert shardkit.demo.synth_recording is shardkit.synth.synth_recording
