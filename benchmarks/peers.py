@@ -108,7 +108,11 @@ class LanceBatches(IterableDataset):
 
 def _lance_stream(mode: str, data: Path, workers: int, batch: int = BATCH) -> Iterator[float]:
     ds = LanceBatches(data, batch, mode)
-    loader = DataLoader(ds, batch_size=None, num_workers=workers) if workers else ds
+    # Lance's runtime threads start in this process when it opens the dataset: a DataLoader worker forked
+    # after that can hang for ever (seen: a quick benchmark run stuck in a worker), so workers start from a
+    # forkserver, as for the other threaded peers
+    loader = DataLoader(ds, batch_size=None, num_workers=workers, multiprocessing_context="forkserver") \
+        if workers else ds
     yield from _epochs(loader, ds.set_epoch, lambda b: float(len(b["label"])))
 
 
@@ -139,7 +143,8 @@ def _hf_arrow_stream(data: Path, workers: int, batch: int = BATCH) -> Iterator[f
 
     ds = datasets.load_from_disk(str(data)).with_format("torch")
     loader = DataLoader(ds, batch_size=batch, shuffle=True, num_workers=workers, drop_last=True,
-                        generator=torch.Generator().manual_seed(0))
+                        generator=torch.Generator().manual_seed(0),
+                        multiprocessing_context="forkserver" if workers else None)
     yield from _epochs(loader, None, lambda b: float(len(b["label"])))
 
 
@@ -175,7 +180,8 @@ class HfWebDataset(IterableDataset):
 
 def _hf_wds_stream(data: Path, workers: int, batch: int = BATCH) -> Iterator[float]:
     ds = HfWebDataset(sorted(str(p) for p in Path(data).glob("*.tar")), batch)
-    loader = DataLoader(ds, batch_size=None, num_workers=workers) if workers else ds
+    loader = DataLoader(ds, batch_size=None, num_workers=workers, multiprocessing_context="forkserver") \
+        if workers else ds
     yield from _epochs(loader, ds.set_epoch, lambda b: float(len(b["label"])))
 
 
