@@ -210,9 +210,7 @@ class ShardCache:
                 if not self.private:  # a private cache never outlives its process: no crash to survive
                     os.fsync(fh.fileno())
             if got != size or digest.hexdigest() != sha256:
-                raise CorruptShard(f"{where}: downloaded {got} bytes with sha256 {digest.hexdigest()[:16]}…, the "
-                                   f"manifest says {size} bytes and {sha256[:16]}…; not cached nor read (run "
-                                   "'shardkit verify' on the set)")
+                raise _corrupt(where, got, digest.hexdigest(), size, sha256)
             fd = os.open(part, os.O_RDONLY)
             fcntl.flock(fd, fcntl.LOCK_SH)  # pinned before anyone can see it
             os.rename(part, self.path(sha256))
@@ -228,6 +226,33 @@ class ShardCache:
             _fsync_dir(self.root)
         log.info("cached %s (%.1f MB in %.2f s) as %s", where, size / 1e6, time.monotonic() - t0, self.path(sha256))
         return fd
+
+    def adopt(self, sha256: str, size: int, path: Path, where: str = "") -> bool:
+        """Make ``path`` — a file under this cache's ``tmp/`` holding a whole shard written piece by piece
+        (:mod:`shardkit.storage.block_fill`) — the entry ``sha256`` if its size and sha256 match: True; False
+        when there is an entry already or ``path`` is gone. A file that does not match is removed and
+        :class:`CorruptShard` raised. Runs under the shard's download lock, like a whole download."""
+        with self._download_lock(sha256):
+            if self.path(sha256).exists():
+                return False
+            try:
+                fd = os.open(path, _OPEN_ENTRY)
+            except FileNotFoundError:
+                return False
+            try:
+                got, digest = os.fstat(fd).st_size, _sha256_of(fd)
+                if not self.private:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            if got != size or digest != sha256:
+                path.unlink(missing_ok=True)
+                raise _corrupt(where, got, digest, size, sha256)
+            os.rename(path, self.path(sha256))
+        if not self.private:
+            _fsync_dir(self.root)
+        self.evict()
+        return True
 
     def entries(self) -> list[tuple[float, int, Path]]:
         """``(last use, bytes, path)`` of every entry, oldest use first."""
@@ -275,6 +300,11 @@ class ShardCache:
 
     def __repr__(self) -> str:
         return f"ShardCache({str(self.root)!r}, limit={self.limit})"
+
+
+def _corrupt(where: str, got: int, digest: str, size: int, sha256: str) -> CorruptShard:
+    return CorruptShard(f"{where}: downloaded {got} bytes with sha256 {digest[:16]}…, the manifest says {size} "
+                        f"bytes and {sha256[:16]}…; not cached nor read (run 'shardkit verify' on the set)")
 
 
 def _sha256_of(fd: int) -> str:
@@ -332,6 +362,7 @@ class CachedStorage(Storage):
         #: (bytes, sha256) of each shard, from the manifest: the cache's keys
         self._shards: dict[str, tuple[int, str]] = dict(shards or {})
         self._opened: dict[str, bytes | BaseException] = {}
+        self._members: Callable[[str], Any] | None = None
         self._reset()
 
     def _reset(self) -> None:
@@ -341,7 +372,8 @@ class CachedStorage(Storage):
         #: the cache's disk failed (full) in this process: every read goes to ``inner``
         self._off = False
         self._pool: ThreadPoolExecutor | None = None
-        #: this process's whole shards downloaded into the cache (``disk_gets``, ``disk_bytes``)
+        self._blocks: Any = None  # a private cache's BlockFill, made on first use
+        #: this process's downloads into the cache, whole shards or blocks (``disk_gets``, ``disk_bytes``)
         self.stats = {"disk_gets": 0, "disk_bytes": 0}
 
     def _here(self) -> None:
@@ -383,10 +415,17 @@ class CachedStorage(Storage):
         return self.inner.read_into(name, ranges) if done is None else done
 
     def prefetch(self, name: str, extents: Sequence[Any]) -> None:
-        """The shard's entry, downloaded in the background (once at a time); ``inner``'s hint otherwise."""
+        """The shard's entry, downloaded in the background (once at a time) — in a private cache the blocks
+        holding these members (:mod:`shardkit.storage.block_fill`); ``inner``'s hint otherwise."""
         self._here()
         if self._off or name not in self._shards or self._shards[name][0] > self.cache.limit:
             self.inner.prefetch(name, extents)
+            return
+        blocks = self._block_fill(name)
+        if blocks is not None:
+            size, sha = self._shards[name]
+            if not self.cache.path(sha).exists():
+                blocks.prefetch((name, size, sha), extents)
             return
         with self._lock:
             if name not in self._filling:
@@ -398,12 +437,18 @@ class CachedStorage(Storage):
         self.inner.set_readahead(mode)
 
     def bind_members(self, members: Any) -> None:
+        """``inner``'s, and kept: a private cache serves a shard's members while its blocks arrive, each checked
+        against its CRC-32."""
+        self._members = members
         self.inner.bind_members(members)
 
     def stream(self, name: str, write: Callable[[memoryview], None], start: int = 0, end: int | None = None) -> int:
         return self.inner.stream(name, write, start, end)
 
     def close(self) -> None:
+        if self._blocks is not None and self._pid == os.getpid():
+            self._blocks.close()
+            self._blocks = None
         self.inner.close()
 
     def __getstate__(self) -> dict[str, Any]:
@@ -411,7 +456,7 @@ class CachedStorage(Storage):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.inner, self.cache, self._shards = state["inner"], state["cache"], state["shards"]
-        self._opened = {}
+        self._opened, self._members = {}, None
         self._reset()
 
     def __repr__(self) -> str:
@@ -420,10 +465,14 @@ class CachedStorage(Storage):
     # -- the cache ---------------------------------------------------------------------------------
 
     def _read_cached(self, name: str, ranges: Sequence[Any]) -> list[tuple[int, OSError]] | None:
-        """:meth:`read_into` from the shard's entry (downloaded first if needed); None when the shard is too
-        large for the cache."""
+        """:meth:`read_into` from the shard's entry (downloaded first if needed; in a private cache, filled in
+        blocks and served as they arrive); None when the shard is too large for the cache."""
         try:
-            fd = self._cached(name)
+            blocks = self._block_fill(name)
+            if blocks is None:
+                fd = self._cached(name)
+            elif (fd := self.cache.open(self._shards[name][1], self._shards[name][0])) is None:
+                return blocks.read((name, *self._shards[name]), ranges, self._members(name))
         except CacheDiskError as exc:
             log.warning("%s; reading without the cache from now on in this process", exc)
             self._off = True
@@ -436,6 +485,21 @@ class CachedStorage(Storage):
             return read_ranges(fd, ranges, self.describe(name))
         finally:
             os.close(fd)  # unpins the entry
+
+    def _block_fill(self, name: str) -> Any:
+        """The :class:`~shardkit.storage.block_fill.BlockFill` that fills shard ``name`` when the cache is private
+        and the shard's members are known (their CRC-32s check what is served before the shard is whole); None:
+        the shard is downloaded whole."""
+        if not self.cache.private or self._members is None or self._shards[name][0] > self.cache.limit or \
+                self._members(name) is None:
+            return None
+        if self._blocks is None:
+            from shardkit.storage.block_fill import BlockFill
+
+            with self._lock:
+                if self._blocks is None:
+                    self._blocks = BlockFill(self.cache, self.inner.stream, self.describe, self.stats, self._lock)
+        return self._blocks
 
     def _cached(self, name: str) -> int | None:
         """A pinned descriptor of shard ``name`` in the cache, downloaded (verified) first if needed; None
