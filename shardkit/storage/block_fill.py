@@ -162,14 +162,19 @@ class BlockFill:
         """The task fetching block ``k`` of ``shard`` in this process: the one under way, or a new one. A read
         (``patient``) takes over a read-ahead task not started yet; ``again``: a new one whatever is under way."""
         key = (shard[2], k)
-        with self._lock:
-            got = self._inflight.get(key)
-            if got is not None and not again and (got[1] or not patient or not got[0].cancel()):
+        while True:
+            with self._lock:
+                got = self._inflight.get(key)
+                if got is None or again:
+                    if patient not in self._pools:
+                        self._pools[patient] = ThreadPoolExecutor(MAX_IN_FLIGHT, thread_name_prefix="shardkit-block")
+                    future = self._pools[patient].submit(self._fetch, shard, k, patient)
+                    self._inflight[key] = (future, patient)
+                    break
+                if got[1] or not patient:
+                    return got
+            if not got[0].cancel():  # under way already (cancel runs the callbacks: never under the lock)
                 return got
-            if patient not in self._pools:
-                self._pools[patient] = ThreadPoolExecutor(MAX_IN_FLIGHT, thread_name_prefix="shardkit-block")
-            future = self._pools[patient].submit(self._fetch, shard, k, patient)
-            self._inflight[key] = (future, patient)
         future.add_done_callback(lambda f: self._done(key, f))
         return future, patient
 
