@@ -88,6 +88,8 @@ class BlockFill:
         self._pools: dict[bool, ThreadPoolExecutor] = {}
         #: shards whose whole-file sha256 failed in this process: their reads fail with it
         self._bad: dict[str, OSError] = {}
+        #: shards being hashed and made entries by this process (set when done)
+        self._finishing: dict[str, threading.Event] = {}
 
     # -- where things are ------------------------------------------------------------------------
 
@@ -141,6 +143,9 @@ class BlockFill:
         spans = _member_spans(ranges, members)
         failed = self._ensure(shard, sorted({k for a, b, _ in spans for k in self._span_blocks(shard[1], a, b)}))
         fd = self._open(shard)
+        if fd is None and (finishing := self._finishing.get(name)) is not None:
+            finishing.wait()  # its data became the entry, or failed its sha256, just now
+            fd = self._open(shard)
         if fd is None:  # gone between (its sha256 failed, or evicted): the read fails, the next one fetches
             err = self._bad.get(name) or OSError(errno.ENOENT, f"{self._describe(name)}: left the workers' "
                                                  "shard cache while being read; read it again")
@@ -269,6 +274,9 @@ class BlockFill:
 
     def _submit_finish(self, shard: Shard) -> None:
         with self._lock:
+            if shard[0] in self._finishing:
+                return
+            self._finishing[shard[0]] = threading.Event()
             if False not in self._pools:
                 self._pools[False] = ThreadPoolExecutor(MAX_IN_FLIGHT, thread_name_prefix="shardkit-block")
             self._pools[False].submit(self._finish, shard)
@@ -288,6 +296,8 @@ class BlockFill:
         finally:
             if self.cache.path(sha).exists() or name in self._bad:
                 shutil.rmtree(folder, ignore_errors=True)
+            with self._lock:
+                self._finishing.pop(name).set()
 
     # -- serving ---------------------------------------------------------------------------------
 

@@ -201,3 +201,38 @@ def test_a_read_takes_over_read_ahead_not_started_yet(served, tmp_path, monkeypa
     assert ss.storage.read_into(name, last) == []
     assert bytes(last[0][2]) == (copy / name).read_bytes()[last[0][0]:last[0][0] + last[0][1]]
     ss.close()
+
+
+_REPLACED = r"""
+import sys
+from pathlib import Path
+from torch.utils.data import DataLoader
+from shardkit.dataset import ShardDataset
+from shardkit.errors import ShardReadError
+url, served = sys.argv[1], Path(sys.argv[2])
+ds = ShardDataset(url, batch_size=1, crop_seconds=1.0, shuffle=False, read_ahead=False)
+victim = served / ds.shard_set.shard_names[-1]
+it = iter(DataLoader(ds, batch_size=None, num_workers=2))
+next(it)
+data = bytearray(victim.read_bytes())
+data[0] ^= 1
+(served / "new").write_bytes(bytes(data))
+(served / "new").replace(victim)
+try:
+    for _ in it:
+        pass
+except ShardReadError as exc:
+    print("RAISED", exc, flush=True)
+"""
+
+
+def test_dataloader_workers_name_a_shard_replaced_mid_epoch(served, tmp_path):
+    """Two DataLoader workers sharing the private cache: the shard replaced after the first batch is named."""
+    copy, url, _ = served
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    r = subprocess.run([sys.executable, "-c", _REPLACED, url, str(copy)], capture_output=True, text=True, env=env,
+                       timeout=120)
+    victim = ShardSet.open(copy).shard_names[-1]
+    assert "RAISED" in r.stdout and victim in r.stdout, r.stderr[-3000:]
+    assert "the shard changed since the set was opened" in r.stdout
+    assert not list(tmp_path.glob("shardkit-shards-*"))  # the private cache went with its process
