@@ -17,7 +17,7 @@ Rules:
 
 - **One fetch per block.** A process takes a block's lock without waiting, checks ``have`` again and fetches.
   Read-ahead (:meth:`BlockFill.prefetch`) skips a block another process is fetching; a read waits for its
-  ``have`` byte, polling every :data:`POLL_SECONDS`.
+  ``have`` byte, polling from every :data:`POLL_SECONDS` to every :data:`POLL_MAX_SECONDS`.
 - **A dead or stalled fetcher.** The kernel drops the lock of a process that died: a waiter then takes the
   lock, finds the block unmarked and fetches it itself, over whatever half was written. A fetcher alive but
   stuck for :data:`WAIT_SECONDS` is named in a warning and the waiter fetches the block too (the same bytes:
@@ -62,8 +62,10 @@ __all__ = ["BLOCK", "BlockFill"]
 
 #: bytes of one block (the last block of a shard may be shorter)
 BLOCK = 8 * MB
-#: a read waiting for a block another process fetches looks again this often (seconds)
+#: a read waiting for a block another process fetches looks again after this long (seconds), then twice as
+#: long each time up to ``POLL_MAX_SECONDS`` (16 waiting threads polling every 5 ms cost ~15 % of a core)
 POLL_SECONDS = 0.005
+POLL_MAX_SECONDS = 0.04
 #: after this long (seconds) waiting for another process's block, a read fetches it itself (an object
 #: store request gives up within about 60 s: :mod:`shardkit.storage.obstore`)
 WAIT_SECONDS = 120.0
@@ -213,7 +215,7 @@ class BlockFill:
     def _fetch(self, shard: Shard, k: int, patient: bool) -> bool:
         """Block ``k`` in ``data`` (fetched here unless another process does); False when another process
         fetches it and this task is read-ahead (not ``patient``)."""
-        deadline = time.monotonic() + WAIT_SECONDS
+        deadline, pause = time.monotonic() + WAIT_SECONDS, POLL_SECONDS
         while not self._have(shard)[k]:
             lock = self._try_lock(shard[2], k)
             if lock is not None:
@@ -230,7 +232,8 @@ class BlockFill:
                             "too", self._describe(shard[0]), *self._bounds(shard[1], k), WAIT_SECONDS)
                 self._download(shard, k)
                 break
-            time.sleep(POLL_SECONDS)
+            time.sleep(pause)
+            pause = min(2 * pause, POLL_MAX_SECONDS)
         return True
 
     def _try_lock(self, sha: str, k: int) -> int | None:

@@ -353,9 +353,12 @@ class CachedStorage(Storage):
     """``inner`` with the machine-wide shard cache in front: a shard its manifest lists (with size and
     sha256, learnt in :meth:`open_set`) is read from its cache entry, downloaded whole first
     (:meth:`Storage.stream`: one conditional GET of an object store, memory one 8 MB piece) and verified;
-    every other object, and a shard larger than the cache, is ``inner``'s. Sizes, metadata and read-ahead
-    hints for what is not cached go to ``inner``. ``shards``: ``{name: (bytes, sha256)}`` when the manifest
-    was read already (else learnt in :meth:`open_set`). Pickles to ``inner``, the cache and the shards' digests."""
+    every other object, and a shard larger than the cache, is ``inner``'s. A private cache (the DataLoader
+    workers') is filled in blocks served as they arrive instead (:mod:`shardkit.storage.block_fill`), once the
+    shard set bound the members (their CRC-32s check what is served before a shard is whole). Sizes,
+    metadata and read-ahead hints for what is not cached go to ``inner``. ``shards``: ``{name: (bytes,
+    sha256)}`` when the manifest was read already (else learnt in :meth:`open_set`). Pickles to ``inner``, the
+    cache and the shards' digests."""
 
     def __init__(self, inner: Storage, cache: ShardCache, shards: dict[str, tuple[int, str]] | None = None) -> None:
         self.inner, self.cache = inner, cache
