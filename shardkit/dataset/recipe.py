@@ -1,8 +1,8 @@
 """The recipe options of a :class:`~shardkit.ShardDataset`: which samples an epoch reads, and how often.
 
 ``keys=`` / ``where=`` choose a subset at read time (:func:`shardkit.read.columns.select_rows`);
-``weights=`` / ``samples_per_epoch=`` draw each epoch by weight (:mod:`.sampling`). :func:`make_sampler`
-turns them into the :class:`~.sampling.EpochSampler` the dataset asks for each epoch's order.
+``weights=`` / ``samples_per_epoch=`` draw each epoch by weight (:mod:`.order.sampling`). :func:`make_sampler`
+turns them into the :class:`~.order.sampling.EpochSampler` the dataset asks for each epoch's order.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from shardkit.dataset.options import ReadOptions
-from shardkit.dataset.sampling import EpochSampler, check_weights, label_weights
+from shardkit.dataset.order.sampling import EpochSampler, check_weights, label_weights
 from shardkit.errors import UsageError
 from shardkit.read.columns import Columns, Where, sample_columns, select_rows
 from shardkit.read.shardset import ShardSet

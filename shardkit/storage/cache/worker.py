@@ -4,7 +4,7 @@ read without ``cache_dir`` (docs/reading.md, "DataLoader workers on object stora
 Why: each worker reads its own members of every shuffle window, and those lie a member apart from the
 other workers', so each worker's windows (:mod:`shardkit.storage.windows`) span the others' members too: K
 workers fetched K× the set's bytes per epoch. The machine-wide shard cache
-(:class:`~shardkit.storage.disk_cache.ShardCache`) already downloads each shard once for every process
+(:class:`~shardkit.storage.cache.store.ShardCache`) already downloads each shard once for every process
 that reads it (a lock per shard; the others wait and read the verified entry), so the workers of a
 process share one of those, made for the process:
 
@@ -35,7 +35,7 @@ import tempfile
 import weakref
 from pathlib import Path
 
-from shardkit.storage.disk_cache import ShardCache
+from shardkit.storage.cache.store import ShardCache
 
 log = logging.getLogger(__name__)
 
