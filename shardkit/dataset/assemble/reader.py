@@ -26,7 +26,7 @@ import torch
 
 from shardkit.dataset.assemble.members import WholeMembers
 from shardkit.dataset.assemble.readahead import ReadAhead
-from shardkit.dataset.assemble.tensors import ShardBatch, check_batch_bytes, new_batch, zero_tails
+from shardkit.dataset.assemble.tensors import ShardBatch, check_batch_bytes, new_batch, transpose_lanes, zero_tails
 from shardkit.dataset.crc import CrcCheck
 from shardkit.dataset.labels import multi_hot
 from shardkit.dataset.options import ReadOptions
@@ -295,7 +295,7 @@ class BatchReader:
             labels[failed] = 0.0
             valid_np[failed] = False
         if codec.lanes > 1:
-            np.copyto(audio.numpy(), buf.reshape(b, self.crop_frames, codec.lanes).transpose(0, 2, 1))
+            transpose_lanes(audio.numpy(), buf.reshape(b, self.crop_frames, codec.lanes))
         index_t.numpy()[:] = samples
         self.stats["batches"] += 1
         self.stats["items"] += b

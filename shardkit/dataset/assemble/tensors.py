@@ -78,3 +78,24 @@ def zero_tails(buf: np.ndarray, nread: np.ndarray, t_len: int, lanes: int) -> No
     """Zero each row of ``buf`` (B, T·lanes) after the ``nread`` (B,) frames read into it."""
     for j in np.flatnonzero(nread < t_len).tolist():
         buf[j, int(nread[j]) * lanes:] = 0
+
+
+#: frames per block of :func:`transpose_lanes` (best of 128/256/512 for 64 × 501 × 128 uint8 here)
+TRANSPOSE_FRAMES = 128
+#: bytes per frame from which :func:`transpose_lanes` goes block by block (a mel-u8 frame: 128)
+WIDE_FRAME_BYTES = 64
+
+
+def transpose_lanes(dst: np.ndarray, src: np.ndarray) -> None:
+    """``dst`` (B, lanes, T) ← ``src`` (B, T, lanes): interleaved frames into one row per lane.
+
+    Wide frames (mel-u8: 128 bins of 1 byte) are copied :data:`TRANSPOSE_FRAMES` frames at a time: one
+    strided copy of the whole batch reads each source cache line once per lane it holds and misses the
+    cache on every write row; by blocks the source block stays cached (64 × 501 × 128 uint8: 1.3 ms
+    instead of 2.6 ms here). Narrow frames (stereo int16) are faster in one copy."""
+    frames = src.shape[1]
+    if src.shape[2] * src.itemsize < WIDE_FRAME_BYTES or frames <= TRANSPOSE_FRAMES:
+        np.copyto(dst, src.transpose(0, 2, 1))
+        return
+    for k in range(0, frames, TRANSPOSE_FRAMES):
+        np.copyto(dst[:, :, k:k + TRANSPOSE_FRAMES], src[:, k:k + TRANSPOSE_FRAMES, :].transpose(0, 2, 1))
