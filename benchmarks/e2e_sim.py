@@ -6,8 +6,9 @@ The same pipelines, corpus and epochs as the real end-to-end benchmark (:mod:`be
 :mod:`benchmarks.e2e_data`), pinned to 2 cores, but the model is replaced by :class:`SimAccelerator`.
 Per training step the main process
 
-1. takes the next batch (``next(loader)``: the *wait*; everything the DataLoader workers and the main
-   process's unpickling do is real host work on the 2 cores),
+1. takes the next batch from a :class:`PinThread` (the *wait*): as ``DataLoader(pin_memory=True)`` on
+   CUDA, a thread of the main process receives each batch from the workers (unpickling it) and copies
+   it into new host memory; everything the workers and that thread do is real host work on the 2 cores,
 2. spends ``stage_host_ms`` of its own CPU time: the kernel launches of the pipeline's device stage
    (the mel of the seed's cures, shardkit's ``DevicePipeline``), counted as the stage's aten ops on the
    first real batch × ``--launch-us`` (default 10 µs, what a small op costs here on the host),
