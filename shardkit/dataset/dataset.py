@@ -23,11 +23,9 @@ from torch.utils.data import IterableDataset
 from shardkit.dataset import plan
 from shardkit.dataset.assemble.reader import BatchReader
 from shardkit.dataset.cursor import STATE_FORMAT, EpochCursor, OrderKey, SharedInt
-from shardkit.dataset.labels import map_classes
 from shardkit.dataset.options import ON_ERROR, ReadOptions
-from shardkit.dataset.order.grid import GridOrder
-from shardkit.dataset.recipe import Recipe, Weights, make_sampler
-from shardkit.dataset.targets import dataset_targets
+from shardkit.dataset.recipe import Recipe, Weights, epoch_sampler
+from shardkit.dataset.targets import dataset_classes
 from shardkit.dataset.topology import detect_topology
 from shardkit.errors import UsageError
 from shardkit.read.columns import Where
@@ -198,13 +196,10 @@ class ShardDataset(IterableDataset):
         :class:`~shardkit.dataset.assemble.reader.BatchReader` and the sampler of which items each epoch reads
         (:class:`~shardkit.dataset.order.sampling.EpochSampler`; with ``crops="grid"`` every window of every
         sample: :class:`~shardkit.dataset.order.grid.GridOrder`)."""
-        wanted, make_targets = dataset_targets(ss, opts.targets, opts.classes, opts.targets_reduce, opts.crop_seconds)
-        self.classes, class_of = map_classes(ss.vocabulary, ss.label, ss.sec_idx, wanted, ss.root)
-        reader = BatchReader(ss, opts, len(self.classes), class_of,
-                             make_targets(self.classes) if make_targets is not None else None)
-        if reader.grid is not None:
-            return reader, GridOrder.of(ss, reader.grid[0], opts.window_bytes, recipe)
-        return reader, make_sampler(ss, opts, recipe)
+        self.classes, class_of, targets = dataset_classes(ss, opts.targets, opts.classes, opts.targets_reduce,
+                                                          opts.crop_seconds)
+        reader = BatchReader(ss, opts, len(self.classes), class_of, targets)
+        return reader, epoch_sampler(ss, opts, recipe, None if reader.grid is None else reader.grid[0])
 
     batch_size = _option("batch_size")
     crop_seconds = _option("crop_seconds")
