@@ -117,7 +117,8 @@ class ShardDataset(IterableDataset):
     error (cost: docs/reading.md).
 
     Recipes (docs/recipes.md): ``keys`` (sample keys, or a file of one per line) and ``where`` (a function
-    of the set's columns, :func:`shardkit.sample_columns`, returning a bool mask) read a subset, with
+    of the set's columns, :func:`shardkit.sample_columns`, returning a bool mask; or an expression over them as
+    text, ``"rating >= 3"``: :mod:`shardkit.read.where`) read a subset, with
     order, split, resume and DDP as for a whole set. ``weights`` (``"balanced"``, a power p: weight ∝
     count(primary_label)^-p, per-sample weights, or a function of the columns) draws
     ``samples_per_epoch`` items per epoch (default: the subset's items), with replacement where the
