@@ -10,6 +10,7 @@ and bad options raise the dataset's errors.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -122,8 +123,8 @@ def _plan(ss: ShardSet, opts: ReadOptions, recipe: Recipe, world_size: int, work
                   drawn=sampler.drawn, per_sample=None if grid else _per_sample(sampler),
                   classes=len(names), targets=opts.targets,
                   targets_samples=None if targets is None else int(targets.covers()[chosen].sum()))
-    p.warnings.extend(w for w in recipe_warnings(p, recipe, getattr(sampler, "weights", None)) if w not in p.warnings)
-    return p
+    more = [w for w in recipe_warnings(p, recipe, getattr(sampler, "weights", None)) if w not in p.warnings]
+    return dataclasses.replace(p, warnings=p.warnings + more)
 
 
 def _per_sample(sampler: Any) -> tuple[float, float]:
