@@ -23,11 +23,9 @@ from torch.utils.data import IterableDataset
 from shardkit.dataset import plan
 from shardkit.dataset.assemble.reader import BatchReader
 from shardkit.dataset.cursor import STATE_FORMAT, EpochCursor, OrderKey, SharedInt
-from shardkit.dataset.labels import map_classes
 from shardkit.dataset.options import ON_ERROR, ReadOptions
-from shardkit.dataset.order.grid import GridOrder
-from shardkit.dataset.recipe import Recipe, Weights, make_sampler
-from shardkit.dataset.targets import dataset_targets
+from shardkit.dataset.recipe import Recipe, Weights, epoch_sampler
+from shardkit.dataset.targets import dataset_classes
 from shardkit.dataset.topology import detect_topology
 from shardkit.errors import UsageError
 from shardkit.read.columns import Where
@@ -119,7 +117,8 @@ class ShardDataset(IterableDataset):
     error (cost: docs/reading.md).
 
     Recipes (docs/recipes.md): ``keys`` (sample keys, or a file of one per line) and ``where`` (a function
-    of the set's columns, :func:`shardkit.sample_columns`, returning a bool mask) read a subset, with
+    of the set's columns, :func:`shardkit.sample_columns`, returning a bool mask; or an expression over them as
+    text, ``"rating >= 3"``: :mod:`shardkit.read.where`) read a subset, with
     order, split, resume and DDP as for a whole set. ``weights`` (``"balanced"``, a power p: weight ∝
     count(primary_label)^-p, per-sample weights, or a function of the columns) draws
     ``samples_per_epoch`` items per epoch (default: the subset's items), with replacement where the
@@ -198,13 +197,10 @@ class ShardDataset(IterableDataset):
         :class:`~shardkit.dataset.assemble.reader.BatchReader` and the sampler of which items each epoch reads
         (:class:`~shardkit.dataset.order.sampling.EpochSampler`; with ``crops="grid"`` every window of every
         sample: :class:`~shardkit.dataset.order.grid.GridOrder`)."""
-        wanted, make_targets = dataset_targets(ss, opts.targets, opts.classes, opts.targets_reduce, opts.crop_seconds)
-        self.classes, class_of = map_classes(ss.vocabulary, ss.label, ss.sec_idx, wanted, ss.root)
-        reader = BatchReader(ss, opts, len(self.classes), class_of,
-                             make_targets(self.classes) if make_targets is not None else None)
-        if reader.grid is not None:
-            return reader, GridOrder.of(ss, reader.grid[0], opts.window_bytes, recipe)
-        return reader, make_sampler(ss, opts, recipe)
+        self.classes, class_of, targets = dataset_classes(ss, opts.targets, opts.classes, opts.targets_reduce,
+                                                          opts.crop_seconds)
+        reader = BatchReader(ss, opts, len(self.classes), class_of, targets)
+        return reader, epoch_sampler(ss, opts, recipe, None if reader.grid is None else reader.grid[0])
 
     batch_size = _option("batch_size")
     crop_seconds = _option("crop_seconds")

@@ -5,22 +5,20 @@ holds, and which worker reads it (pure functions, no I/O, no torch; docs/determi
   a function of the seed, the epoch and the set only) from ``start`` on into global steps of
   ``world_size × batch_size`` items; rank r takes the r-th batch of each step; batch t of a rank goes to
   DataLoader worker t % K.
-- :func:`describe_plan`, :func:`plan_warnings`, :func:`plan_split`: the same split as a dry run, with what
-  would go wrong (an empty rank, ranks with different batch counts, idle workers).
+- :func:`describe_plan`, :func:`plan_warnings`: the same split as a dry run, with what would go wrong (an
+  empty rank, ranks with different batch counts, idle workers); :func:`shardkit.plan_split`
+  (:mod:`shardkit.dataset.dryrun`) runs it for a shard set read with a dataset's options.
 
 Which items ``G`` holds, in which order, is :mod:`shardkit.dataset.order`.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from shardkit.errors import UsageError
-from shardkit.format import Manifest
 
 PARTIAL_POLICIES = ("drop", "pad", "keep")
 
@@ -178,36 +176,3 @@ def plan_warnings(rows: list[dict]) -> list[str]:
             if w not in out:
                 out.append(w)
     return out
-
-
-@dataclass(frozen=True)
-class SplitPlan:
-    """A dry run of how one epoch splits across ranks and DataLoader workers."""
-
-    items: int                       #: items per epoch (samples × crops per recording)
-    partial: str
-    ranks: list[dict[str, Any]]      #: per rank: samples, batches, padded, worker_batches, warnings
-    warnings: list[str]
-
-
-def plan_split(
-    path: str | os.PathLike[str],
-    *,
-    world_size: int = 1,
-    workers: int = 0,
-    batch_size: int = 64,
-    crops_per_recording: int = 1,
-    shuffle: bool = True,
-    partial: str | None = None,
-) -> SplitPlan:
-    """Per-rank sample and batch counts of an epoch of the shard set at ``path``, as
-    :class:`ShardDataset` would split it (the counts are the same for every epoch and seed)."""
-    for name, value, least in (("world_size", world_size, 1), ("workers", workers, 0), ("batch_size", batch_size, 1),
-                               ("crops_per_recording", crops_per_recording, 1)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < least:
-            raise UsageError(f"{name} must be an integer >= {least}, got {value!r}")
-    items = Manifest.load(path).samples * int(crops_per_recording)
-    policy = partial or ("pad" if shuffle else "keep")
-    rows = describe_plan(items, world_size=world_size, workers=max(1, workers), batch_size=batch_size,
-                         partial=policy)
-    return SplitPlan(items=items, partial=policy, ranks=rows, warnings=plan_warnings(rows))

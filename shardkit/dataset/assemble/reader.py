@@ -30,10 +30,10 @@ from shardkit.dataset.assemble.tensors import ShardBatch, check_batch_bytes, new
 from shardkit.dataset.crc import CrcCheck
 from shardkit.dataset.labels import multi_hot
 from shardkit.dataset.options import ReadOptions
-from shardkit.dataset.order.crops import crop_offsets
-from shardkit.dataset.order.grid import grid_windows
+from shardkit.dataset.order.crops import crop_frames, crop_offsets
+from shardkit.dataset.order.grid import set_grid
 from shardkit.encode.base import FrameCodec
-from shardkit.errors import ShardReadError, UsageError
+from shardkit.errors import ShardReadError
 from shardkit.read.shardset import SKIP_HINT, ShardSet
 from shardkit.storage.base import OpenFailed, RangeError, ShortRead
 
@@ -62,17 +62,6 @@ class Read(NamedTuple):
     nbytes: int
 
 
-def crop_frames(ss: ShardSet, crop_seconds: float | None) -> tuple[int, bool]:
-    """Stored frames per batch row and whether crops start at random offsets: a ``crop_seconds``
-    clip in the codec's frames, or (None) the longest sample, read from its start."""
-    if crop_seconds is None:
-        return (int(ss.frames.max()) if len(ss) else 0), False
-    samples = round(float(crop_seconds) * ss.sample_rate)
-    if samples < 1:
-        raise UsageError(f"crop_seconds={crop_seconds} is less than one sample at {ss.sample_rate} Hz")
-    return ss.codec.frames_for_samples(samples), True
-
-
 class BatchReader:
     """Reads batches of items of ``ss`` as :class:`~shardkit.dataset.ShardDataset` describes them.
 
@@ -89,11 +78,10 @@ class BatchReader:
         #: a label layer's :class:`~shardkit.dataset.targets.Targets`, or None
         self.targets = targets
         #: ``crops="grid"``: (samples, first frames, window numbers) int64 (M,) of every window
-        #: (:func:`~shardkit.dataset.order.grid.grid_windows`)
+        #: (:func:`~shardkit.dataset.order.grid.set_grid`)
         self.grid: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         if opts.crops == "grid":
-            step = max(1.0, float(opts.crop_seconds or 0) / ss.seconds_per_frame)
-            self.grid = grid_windows(ss.frames, step, opts.tail)
+            self.grid = set_grid(ss, opts.crop_seconds or 0, opts.tail)
             self.random_crop = False
         self.stats: dict[str, int] = {"batches": 0, "items": 0, "skipped": 0}
         self.crc = CrcCheck(ss, self.stats) if opts.verify_crc else None

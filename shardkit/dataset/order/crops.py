@@ -3,9 +3,26 @@ evaluation. A copy drawn more than once in an epoch is its own crop number (:mod
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from shardkit.dataset.order.keyed import TAG_CROP, hash64
+from shardkit.errors import UsageError
+
+if TYPE_CHECKING:
+    from shardkit.read.shardset import ShardSet
+
+
+def crop_frames(ss: ShardSet, crop_seconds: float | None) -> tuple[int, bool]:
+    """Stored frames per batch row and whether crops start at random offsets: a ``crop_seconds``
+    clip in the codec's frames, or (None) the longest sample, read from its start."""
+    if crop_seconds is None:
+        return (int(ss.frames.max()) if len(ss) else 0), False
+    samples = round(float(crop_seconds) * ss.sample_rate)
+    if samples < 1:
+        raise UsageError(f"crop_seconds={crop_seconds} is less than one sample at {ss.sample_rate} Hz")
+    return ss.codec.frames_for_samples(samples), True
 
 
 def crop_offsets(

@@ -35,6 +35,13 @@ def grid_windows(frames: np.ndarray, step: float, tail: str) -> tuple[np.ndarray
     return samples, np.round(k * float(step)).astype(np.int64), k
 
 
+def set_grid(ss: object, crop_seconds: float, tail: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`grid_windows` of every sample of shard set ``ss``, windows of ``crop_seconds`` (at least one stored
+    frame): what ``crops="grid"`` reads (the batch reader and the dry run, :func:`shardkit.plan_split`)."""
+    step = max(1.0, float(crop_seconds) / ss.seconds_per_frame)  # type: ignore[attr-defined]
+    return grid_windows(ss.frames, step, tail)  # type: ignore[attr-defined]
+
+
 @dataclass(frozen=True)
 class GridOrder:
     """The epochs of ``crops="grid"``: every window (:func:`grid_windows`) once, in order, every epoch. The
