@@ -6,8 +6,9 @@ The same pipelines, corpus and epochs as the real end-to-end benchmark (:mod:`be
 :mod:`benchmarks.e2e_data`), pinned to 2 cores, but the model is replaced by :class:`SimAccelerator`.
 Per training step the main process
 
-1. takes the next batch (``next(loader)``: the *wait*; everything the DataLoader workers and the main
-   process's unpickling do is real host work on the 2 cores),
+1. takes the next batch from a :class:`PinThread` (the *wait*): as ``DataLoader(pin_memory=True)`` on
+   CUDA, a thread of the main process receives each batch from the workers (unpickling it) and copies
+   it into new host memory; everything the workers and that thread do is real host work on the 2 cores,
 2. spends ``stage_host_ms`` of its own CPU time: the kernel launches of the pipeline's device stage
    (the mel of the seed's cures, shardkit's ``DevicePipeline``), counted as the stage's aten ops on the
    first real batch × ``--launch-us`` (default 10 µs, what a small op costs here on the host),
@@ -29,7 +30,11 @@ what the simulator itself loses (sleep overshoot, the machine's load).
 
 from __future__ import annotations
 
+import contextlib
+import queue
+import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -79,6 +84,73 @@ class SimAccelerator:
         self.sleep_s += time.perf_counter() - t1
 
 
+def _pinned(batch: Any) -> Any:
+    """A batch's tensors copied into fresh host memory (what ``Tensor.pin_memory()`` does, but pageable)."""
+    if isinstance(batch, torch.Tensor):
+        return torch.empty_like(batch).copy_(batch)
+    if isinstance(batch, dict):
+        return {k: _pinned(v) for k, v in batch.items()}
+    if isinstance(batch, list | tuple):
+        return type(batch)(_pinned(v) for v in batch)
+    return batch
+
+
+class PinThread:
+    """``DataLoader(pin_memory=True)`` as it runs on a CUDA machine, without CUDA: a thread takes each
+    batch from the workers (the unpickling and slot mapping happen there, as in torch's ``pt_data_pin``
+    thread) and copies its tensors into new host memory (the pinning copy); the training thread takes
+    the batch from a queue. torch's pin thread holds no more batches than the workers sent; this one
+    holds at most :data:`DEPTH` beyond them (torch cannot pin here: it asks for the NVIDIA driver)."""
+
+    DEPTH = 3
+
+    def __init__(self, gen: Iterator[Any]) -> None:
+        self.q: queue.Queue[Any] = queue.Queue(maxsize=self.DEPTH)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, args=(gen,), name="sim_pin", daemon=True)
+        self.thread.start()
+
+    def _run(self, gen: Iterator[Any]) -> None:
+        torch.set_num_threads(1)  # as torch's pin thread: the copy must not take every core
+        try:
+            for batch in gen:
+                item = _pinned(batch)
+                del batch
+                while not self.stop.is_set():
+                    try:
+                        self.q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if self.stop.is_set():
+                    return
+            self.q.put(StopIteration())
+        except Exception as exc:  # handed to the training thread
+            self.q.put(exc)
+
+    def __iter__(self) -> PinThread:
+        return self
+
+    def __next__(self) -> Any:
+        item = self.q.get()
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def close(self) -> None:
+        self.stop.set()
+        with contextlib.suppress(queue.Empty):
+            self.q.get_nowait()
+        self.thread.join(timeout=5)
+
+
+def host_batches(pipe: Pipeline) -> Iterator[Any]:
+    """``pipe``'s batches as the training thread gets them: through a :class:`PinThread` when it has a
+    DataLoader (the ceiling's batches are already on the device)."""
+    gen = pipe.batches()
+    return gen if pipe.name == "ceiling" else PinThread(gen)
+
+
 def stage_ops(pipe: Pipeline, host_batch: Any) -> tuple[int, list[int]]:
     """Run ``pipe``'s device stage once for real on the CPU: (aten ops it dispatched, model input shape).
     The mel front end's CPU-only chunking (a few clips at a time, for the caches) is off while counting:
@@ -124,7 +196,7 @@ def run_pipeline(pipe: Pipeline, *, step_ms: list[float], host_ms: float, launch
     queue a span starts with is never fuller than a steady state at that step time leaves it.
     ``count_epoch``: if no epoch finished, the rest of epoch 0 is read so its clips are counted.
     """
-    gen = pipe.batches()
+    gen = host_batches(pipe)
     t0 = time.perf_counter()
     first = next(gen)
     first_batch = time.perf_counter() - t0

@@ -11,7 +11,7 @@ never starts obstore itself):
 
 - ``1 proc``: the dataset iterated in that process (the window cache, 512 MB);
 - ``DL×K``: ``DataLoader(num_workers=K, persistent_workers=True)`` with default settings: the workers share
-  a private shard cache (:mod:`shardkit.storage.worker_cache`);
+  a private shard cache (:mod:`shardkit.storage.cache.worker`);
 - ``DL×K windows``: the same with ``cache_dir=False``: each worker fetches its own windows (before issue 23).
 
 Per epoch: clips/s (from ``iter()`` to the last batch: the first epoch includes starting the workers and the

@@ -28,6 +28,10 @@ from shardkit_cli.progress import pack_progress, verify_progress
 #: credentials and endpoint come from the environment (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...)
 LOCATION = click.STRING
 
+#: ``--search-path``: where the ancestors of a derived set are (docs/versions.md)
+SEARCH_PATH = click.option("--search-path", "search_path", multiple=True, type=click.Path(file_okay=False),
+                           help="Folder holding the parent versions of a derived set (repeatable) [next to SHARDS].")
+
 #: exit code when pack stopped at its budget, or verify found problems
 EXIT_INCOMPLETE, EXIT_PROBLEMS = 3, 4
 
@@ -211,8 +215,7 @@ def show(shards: str, key: str, output: Path | None, force: bool) -> None:
 
 @cli.command()
 @click.argument("shards", type=LOCATION)
-@click.option("--search-path", "search_path", multiple=True, type=click.Path(file_okay=False),
-              help="Folder holding the parent versions of a derived set (repeatable) [next to SHARDS].")
+@SEARCH_PATH
 def verify(shards: str, search_path: tuple[str, ...]) -> None:
     """Check every shard and index against the manifest and the format spec (hashes, tar headers, index
     offsets and labels, everything a reader checks); name damaged samples."""
@@ -243,31 +246,71 @@ def reindex(shards: Path, force: bool) -> None:
 
 
 @cli.command(name="plan")
-@click.argument("shards", type=click.Path(path_type=Path))
+@click.argument("shards", type=LOCATION)
 @click.option("--world-size", default=1, show_default=True, help="DDP ranks.")
 @click.option("--workers", default=2, show_default=True, help="DataLoader workers per rank.")
 @click.option("--batch-size", default=64, show_default=True)
+@click.option("--crop-seconds", type=float, help="The crops' length (a recordings set's reads need it; --grid too).")
 @click.option("--crops-per-recording", default=1, show_default=True)
 @click.option("--validation", is_flag=True, help="shuffle=False: every sample once (partial=keep).")
 @click.option("--partial", type=click.Choice(["pad", "drop", "keep"]), help="Default: pad, keep with --validation.")
-def plan_(shards: Path, world_size: int, workers: int, batch_size: int, crops_per_recording: int,
-          validation: bool, partial: str | None) -> None:
-    """Dry run: per-rank samples and batches of an epoch; warns about imbalance or empty ranks.
+@click.option("--keys", "keys", help="Read only these samples: a file of one key per line (e.g. a fold's).")
+@click.option("--where", help="Read only the samples this expression over the set's columns keeps, e.g. "
+              "\"rating >= 3 and primary_label != 'noise'\" (docs/recipes.md).")
+@click.option("--weights", help="Draw by weight: 'balanced', or a power p (weight ∝ count(primary_label)^-p).")
+@click.option("--samples-per-epoch", type=int, help="Items drawn per epoch (default: the subset's items).")
+@click.option("--targets", help="A label layer of the set to train on (docs/labels.md): how many samples it covers.")
+@click.option("--grid", is_flag=True, help="crops='grid': every --crop-seconds window of every sample, in order.")
+@click.option("--tail", type=click.Choice(["pad", "drop"]), default="pad", show_default=True,
+              help="--grid: a sample's last, partial window.")
+@SEARCH_PATH
+def plan_(shards: str, world_size: int, workers: int, batch_size: int, validation: bool, weights: str | None,
+          grid: bool, search_path: tuple[str, ...], **options: Any) -> None:
+    """Dry run of a read: per-rank and per-worker batches, padding and draws of an epoch of a ShardDataset
+    with these options (subsets, weighted draws, label layers too); warns about what would go wrong.
 
     The counts are the same for every epoch and seed, so there is no --epoch option."""
     p = shardkit.plan_split(shards, world_size=world_size, workers=workers, batch_size=batch_size,
-                            crops_per_recording=crops_per_recording, shuffle=not validation, partial=partial)
+                            shuffle=not (validation or grid), weights=_weights(weights),
+                            crops="grid" if grid else "random", search_path=list(search_path) or None, **options)
     t = Table("rank", "samples", "batches", "padded", "batches per worker", box=None)
     for r in p.ranks:
         t.add_row(str(r["rank"]), str(r["samples"]), str(r["batches"]), str(r["padded"]),
                   " ".join(map(str, r["worker_batches"])))
-    console.print(f"every epoch: {p.items} items, partial={p.partial}, batch {batch_size}")
+    console.print(f"every epoch: {p.items} items, partial={p.partial}, batch {batch_size}", highlight=False)
+    for line in _plan_lines(p):
+        console.print(line, highlight=False)
     console.print(t)
     if workers == 0:  # DataLoader(num_workers=0): valid, but say who the one "worker" is
         console.print("workers 0: the training process reads every batch itself (DataLoader num_workers=0); "
                       "the column above is that one process")
     for w in p.warnings:
         console.print(styled("warning:", "yellow", f" {w}"))
+
+
+def _weights(text: str | None) -> str | float | None:
+    """``--weights``: a number is a power; anything else goes to the library as it is ('balanced', or refused)."""
+    try:
+        return None if text is None else float(text)
+    except ValueError:
+        return text
+
+
+def _plan_lines(p: shardkit.SplitPlan) -> list[str]:
+    """What the recipe chose: the subset, the draws, the label layer."""
+    lines = []
+    if p.samples != p.set_samples:
+        lines.append(f"subset: {p.samples} of the set's {p.set_samples} samples ({p.subset_items} items)")
+    if p.per_sample is None:
+        lines.append(f"windows: {p.items} of --crop-seconds each over {p.samples} samples (--grid)")
+    elif p.drawn:
+        lo, hi = p.per_sample
+        lines.append(f"draws: {p.items} per epoch from {p.subset_items} items; a sample gets {lo:.3g} to {hi:.3g} "
+                     "of them (expected)")
+    if p.targets is not None:
+        lines.append(f"targets {p.targets!r}: rows for {p.targets_samples} of the {p.samples} samples read "
+                     f"(the others: targets_mask False); {p.classes} classes")
+    return lines
 
 
 @cli.command()

@@ -57,8 +57,8 @@ if TYPE_CHECKING:
     from shardkit.check.reindex import ReindexResult, reindex
     from shardkit.check.verify import VerifyProblem, VerifyReport, verify
     from shardkit.dataset.dataset import ShardDataset
+    from shardkit.dataset.dryrun import SplitPlan, plan_split
     from shardkit.dataset.mixture import Mixture
-    from shardkit.dataset.plan import SplitPlan, plan_split
     from shardkit.device.pipeline import AugmentConfig, DevicePipeline
     from shardkit.encode.mel_config import MelConfig
     from shardkit.read.browse import Sample, SampleEntry, ShardSetInfo, extract_sample, info, list_samples, read_sample

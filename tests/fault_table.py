@@ -71,7 +71,7 @@ CLASSES: list[tuple[str, list[tuple[str, str]]]] = [
         ("tests/integration/test_remote.py", r"faults|crc|missing|not_a_shard|unreachable|refused|persistent"),
         ("tests/integration/test_remote_integrity.py", r""),
         ("tests/integration/test_remote_hostile.py", r"credentials|trickling|ignores_range|planted|full_cache"),
-        ("tests/unit/storage/test_disk_cache.py", r"planted|unusable|lock_files"),
+        ("tests/unit/storage/cache/test_cache_store.py", r"planted|unusable|lock_files"),
         ("tests/integration/test_remote_pack.py", r"kill_9|500s|cut_bodies|refused|foreign|different|missing|"
                                                      r"unreachable|changed_sources|failed_background|killed"),
     ]),

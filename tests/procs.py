@@ -1,9 +1,12 @@
-"""Processes as Linux's /proc shows them, for the tests that check no decoding process outlives a pack."""
+"""Processes as Linux's /proc shows them, for the tests that check no decoding process outlives a pack; the
+CLI run as a child process."""
 
 from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 
@@ -39,3 +42,13 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def cli(*args: object, env: dict[str, str] | None = None, ok: bool = True) -> subprocess.CompletedProcess:
+    """``shardkit ARGS`` in a child process (``python -m shardkit_cli``), output captured; with ``ok``, its exit
+    code must be 0 (the assertion shows what it printed)."""
+    proc = subprocess.run([sys.executable, "-m", "shardkit_cli", *map(str, args)], capture_output=True, text=True,
+                          env=env, timeout=300)
+    if ok:
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc

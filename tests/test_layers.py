@@ -146,7 +146,7 @@ def test_checker_fails_on_an_upward_import(module: str, source: str) -> None:
     ("shardkit.read.shardset", "from shardkit.storage.local import LocalStorage\n"),
     ("shardkit.versions.update", "def f():\n    from shardkit.write.pack import pack\n"),
     ("shardkit.encode.mel_u8", "def f():\n    import torch\n    from shardkit.device.frontend import LogMel\n"),
-    ("shardkit.dataset.batch", "import torch\n"),
+    ("shardkit.dataset.assemble.reader", "import torch\n"),
     ("shardkit", "from shardkit.demo import run_demo\n"),
     ("shardkit.check.verify", "from . import tarscan\n"),
 ])

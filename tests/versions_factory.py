@@ -1,5 +1,6 @@
 """A small real corpus (Ogg Vorbis), its first pack, and the season's change the versions tests use:
-add 3 sources, remove 1, relabel 1, change the audio of 1."""
+add 3 sources, remove 1, relabel 1, change the audio of 1; :func:`update_chain`, the two versions most
+versions and Kaggle delta tests start from."""
 
 from __future__ import annotations
 
@@ -52,6 +53,24 @@ def season(root: Path, csv_path: Path, tag: str = "XN", seed: int = 200) -> dict
     write_rows(csv_path, data)
     (root / "audio" / removed).unlink()
     return {"added": added, "removed": [removed], "relabelled": [relabelled], "changed": [changed]}
+
+
+def first_pack_and_season(root: Path, shard_size: str | None = None) -> tuple[Path, dict[str, list[str]]]:
+    """``root/v1``: the corpus (:func:`corpus`) packed with :data:`OPTIONS` (``shard_size``: larger shards, of
+    several sources, so that an update leaves tombstones), then the season's change (:func:`season`) applied to
+    the sources. Returns (metadata CSV, the sources of each kind); the update is the caller's."""
+    csv_path = corpus(root)
+    opts = {**OPTIONS, "shard_size": shard_size} if shard_size else OPTIONS
+    shardkit.pack(root / "audio", root / "v1", metadata=csv_path, options=shardkit.PackOptions(**opts))
+    return csv_path, season(root, csv_path)
+
+
+def update_chain(root: Path, shard_size: str | None = None) -> tuple[Path, dict[str, list[str]], shardkit.UpdateResult]:
+    """:func:`first_pack_and_season`, then ``root/v2``: the update of ``root/v1`` to the changed sources (note
+    "season 2"). Returns (metadata CSV, the sources of each kind, the update's result)."""
+    csv_path, kinds = first_pack_and_season(root, shard_size)
+    result = shardkit.update(root / "audio", root / "v1", root / "v2", metadata=csv_path, note="season 2")
+    return csv_path, kinds, result
 
 
 def samples(path: Path, **kw) -> dict[str, tuple[str | None, tuple[str, ...], bytes]]:

@@ -1,13 +1,18 @@
 """The torch layer of reading: everything a DataLoader worker runs.
 
 :class:`ShardDataset` (:mod:`~shardkit.dataset.dataset`) streams batches of a
-:class:`~shardkit.read.ShardSet`: the epoch plan (:mod:`~shardkit.dataset.plan`: order, split across
-ranks and workers, crops; pure numpy), the batch reader (:mod:`~shardkit.dataset.batch`, with
-:mod:`~shardkit.dataset.crc` and :mod:`~shardkit.dataset.labels`), the resumable cursor
-(:mod:`~shardkit.dataset.cursor`), the options (:mod:`~shardkit.dataset.options`), where this process
-sits (:mod:`~shardkit.dataset.topology`) and the shared-memory batches (:mod:`~shardkit.dataset.transport`).
-Training recipes (docs/recipes.md): subsets and weighted epochs (:mod:`~shardkit.dataset.sampling`,
-:mod:`~shardkit.dataset.recipe`) and :class:`Mixture` of several sets (:mod:`~shardkit.dataset.mixture`).
+:class:`~shardkit.read.ShardSet`. Where each part lives:
+
+- which items an epoch reads, in which order, with which crops (the shuffle, subsets and weighted draws):
+  :mod:`~shardkit.dataset.order` (pure numpy);
+- how the epoch splits across ranks and DataLoader workers: :mod:`~shardkit.dataset.plan` (pure numpy);
+- one batch from a list of items: :mod:`~shardkit.dataset.assemble` (with :mod:`~shardkit.dataset.crc`,
+  :mod:`~shardkit.dataset.labels`, :mod:`~shardkit.dataset.targets` and the shared-memory batches of
+  :mod:`~shardkit.dataset.transport`);
+- the resumable cursor (:mod:`~shardkit.dataset.cursor`), the options (:mod:`~shardkit.dataset.options`),
+  where this process sits (:mod:`~shardkit.dataset.topology`);
+- training recipes (docs/recipes.md): :mod:`~shardkit.dataset.recipe` and :class:`Mixture` of several sets
+  (:mod:`~shardkit.dataset.mixture`).
 
 ``ShardDataset`` and ``Mixture`` are imported on first use, so the plan and the topology work without importing torch.
 """

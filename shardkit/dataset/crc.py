@@ -43,7 +43,7 @@ class CrcCheck:
     def check(self, reads: Sequence[Any], samples: np.ndarray, offsets: np.ndarray, nread: np.ndarray,
               flat: memoryview, row_bytes: int, skip_rows: Sequence[int] = ()) -> list[tuple[int, ShardReadError]]:
         """The rows whose member fails its CRC, as ``(row, error)`` sorted by row. ``reads``: the
-        batch's :class:`~shardkit.dataset.batch.Read` list (row, shard, offset, nbytes), whose bytes are
+        batch's :class:`~shardkit.dataset.assemble.reader.Read` list (row, shard, offset, nbytes), whose bytes are
         in ``flat[row × row_bytes:][:nbytes]``; ``samples``/``offsets``/``nread`` int64 (B,): each row's
         sample, first frame and frames read; ``skip_rows``: rows whose read failed already."""
         ss, skip = self.ss, set(skip_rows)

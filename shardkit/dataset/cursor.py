@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from shardkit.dataset.options import MAX_EPOCH, whole_number
-from shardkit.dataset.plan import ORDER_VERSION
+from shardkit.dataset.order.shuffle import ORDER_VERSION
 from shardkit.errors import UsageError
 
 #: Version of the :meth:`EpochCursor.state_dict` layout.
@@ -68,7 +68,7 @@ class OrderKey:
     shuffle: bool
     window_bytes: int
     root: Path  #: for messages only
-    #: what else chose the epoch's items (a subset, weights, a mixture; :mod:`.sampling`): a digest, "" for none
+    #: what else chose the epoch's items (a subset, weights, a mixture; :mod:`.order.sampling`): a digest, "" for none
     recipe: str = ""
 
 

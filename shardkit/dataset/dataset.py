@@ -1,9 +1,10 @@
 """``ShardDataset``: exact, deterministic batches from a shard set for torch training.
 
 The dataset is the glue of the read stage's parts: :class:`~shardkit.dataset.options.ReadOptions`
-(its checked arguments), :mod:`shardkit.dataset.plan` (which items form a batch, per rank and
-worker), :class:`~shardkit.dataset.cursor.EpochCursor` (the epoch, resume position and
-``state_dict``), :class:`~shardkit.dataset.batch.BatchReader` (the hot path: byte ranges read
+(its checked arguments), :mod:`shardkit.dataset.order` (which items an epoch reads, in which order)
+and :mod:`shardkit.dataset.plan` (which of them form a batch, per rank and worker),
+:class:`~shardkit.dataset.cursor.EpochCursor` (the epoch, resume position and ``state_dict``),
+:class:`~shardkit.dataset.assemble.reader.BatchReader` (the hot path: byte ranges read
 through the shard set's :class:`~shardkit.storage.base.Storage` straight into the batch rows)
 and :mod:`shardkit.dataset.labels` (the targets). See docs/reading.md.
 """
@@ -20,20 +21,19 @@ import torch
 from torch.utils.data import IterableDataset
 
 from shardkit.dataset import plan
-from shardkit.dataset.batch import BatchReader
+from shardkit.dataset.assemble.reader import BatchReader
 from shardkit.dataset.cursor import STATE_FORMAT, EpochCursor, OrderKey, SharedInt
-from shardkit.dataset.labels import map_classes
 from shardkit.dataset.options import ON_ERROR, ReadOptions
-from shardkit.dataset.recipe import Recipe, Weights, make_sampler
-from shardkit.dataset.targets import dataset_targets
+from shardkit.dataset.recipe import Recipe, Weights, epoch_sampler
+from shardkit.dataset.targets import dataset_classes
 from shardkit.dataset.topology import detect_topology
 from shardkit.errors import UsageError
 from shardkit.read.columns import Where
 from shardkit.read.shardset import ShardSet
 from shardkit.storage import obstore as locate
-from shardkit.storage.disk_cache import CachedStorage, ShardCache
+from shardkit.storage.cache import CachedStorage, ShardCache
+from shardkit.storage.cache.worker import private_cache
 from shardkit.storage.location import is_url
-from shardkit.storage.worker_cache import private_cache
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ class ShardDataset(IterableDataset):
     on local disk for every process (DataLoader workers, later epochs and runs), at most ``cache_bytes``;
     without it, the DataLoader workers of a set on object storage share a private shard cache in
     ``$TMPDIR`` (each shard fetched once per process, not once per worker; removed at exit;
-    :mod:`shardkit.storage.worker_cache`), which ``cache_dir=False`` turns off.
+    :mod:`shardkit.storage.cache.worker`), which ``cache_dir=False`` turns off.
     ``search_path``: folders holding the ancestors of a set made by ``shardkit update`` (docs/versions.md;
     also ``$SHARDKIT_SEARCH_PATH``).
     ``verify_crc``: check each data member read against the CRC-32 in its index (:mod:`shardkit.dataset.crc`:
@@ -117,17 +117,18 @@ class ShardDataset(IterableDataset):
     error (cost: docs/reading.md).
 
     Recipes (docs/recipes.md): ``keys`` (sample keys, or a file of one per line) and ``where`` (a function
-    of the set's columns, :func:`shardkit.sample_columns`, returning a bool mask) read a subset, with
+    of the set's columns, :func:`shardkit.sample_columns`, returning a bool mask; or an expression over them as
+    text, ``"rating >= 3"``: :mod:`shardkit.read.where`) read a subset, with
     order, split, resume and DDP as for a whole set. ``weights`` (``"balanced"``, a power p: weight ∝
     count(primary_label)^-p, per-sample weights, or a function of the columns) draws
     ``samples_per_epoch`` items per epoch (default: the subset's items), with replacement where the
-    weights demand it, window by window (:mod:`shardkit.dataset.sampling`); ``samples_per_epoch``
+    weights demand it, window by window (:mod:`shardkit.dataset.order.sampling`); ``samples_per_epoch``
     alone draws that many uniformly.
 
     The arguments are checked into :attr:`options` (:class:`ReadOptions`) and also readable as
     attributes (``ds.batch_size``, ...). :attr:`shard_set` is the :class:`ShardSet` read,
     :attr:`cursor` the :class:`~shardkit.dataset.cursor.EpochCursor`, :attr:`reader` the
-    :class:`~shardkit.dataset.batch.BatchReader`.
+    :class:`~shardkit.dataset.assemble.reader.BatchReader`.
     """
 
     def __init__(
@@ -193,16 +194,13 @@ class ShardDataset(IterableDataset):
 
     def _reading(self, ss: ShardSet, opts: ReadOptions, recipe: Recipe) -> tuple[BatchReader, Any]:
         """Sets :attr:`classes` (with a label layer's: ``targets=``); returns the
-        :class:`~shardkit.dataset.batch.BatchReader` and the sampler of which items each epoch reads
-        (:class:`~shardkit.dataset.sampling.EpochSampler`; with ``crops="grid"`` every window of every
-        sample: :class:`~shardkit.dataset.plan.GridOrder`)."""
-        wanted, make_targets = dataset_targets(ss, opts.targets, opts.classes, opts.targets_reduce, opts.crop_seconds)
-        self.classes, class_of = map_classes(ss.vocabulary, ss.label, ss.sec_idx, wanted, ss.root)
-        reader = BatchReader(ss, opts, len(self.classes), class_of,
-                             make_targets(self.classes) if make_targets is not None else None)
-        if reader.grid is not None:
-            return reader, plan.GridOrder.of(ss, reader.grid[0], opts.window_bytes, recipe)
-        return reader, make_sampler(ss, opts, recipe)
+        :class:`~shardkit.dataset.assemble.reader.BatchReader` and the sampler of which items each epoch reads
+        (:class:`~shardkit.dataset.order.sampling.EpochSampler`; with ``crops="grid"`` every window of every
+        sample: :class:`~shardkit.dataset.order.grid.GridOrder`)."""
+        self.classes, class_of, targets = dataset_classes(ss, opts.targets, opts.classes, opts.targets_reduce,
+                                                          opts.crop_seconds)
+        reader = BatchReader(ss, opts, len(self.classes), class_of, targets)
+        return reader, epoch_sampler(ss, opts, recipe, None if reader.grid is None else reader.grid[0])
 
     batch_size = _option("batch_size")
     crop_seconds = _option("crop_seconds")
@@ -297,7 +295,7 @@ class ShardDataset(IterableDataset):
     def _open(self, source: Any, storage_options: dict[str, Any] | None, search_path: Any, cache_dir: Any,
               cache_bytes: Any) -> ShardSet:
         """The set read (:func:`_open_set`); sets :attr:`_worker_cache`, the shard cache this process's DataLoader
-        workers share (:mod:`shardkit.storage.worker_cache`; None with ``cache_dir=False`` or a ``cache_dir``)."""
+        workers share (:mod:`shardkit.storage.cache.worker`; None with ``cache_dir=False`` or a ``cache_dir``)."""
         ss = _open_set(source, storage_options, search_path, None if cache_dir is False else cache_dir, cache_bytes)
         self._worker_cache = None if cache_dir is False else _worker_cache(self, ss)
         return ss
@@ -328,7 +326,7 @@ class ShardDataset(IterableDataset):
         return share is None or share < WARM_SHARE
 
     def _read_ahead(self, epoch: int, rank_plan: plan.RankPlan, batches: range) -> Any:
-        """The :class:`~shardkit.dataset.batch.ReadAhead` of this process's ``batches`` of ``epoch``."""
+        """The :class:`~shardkit.dataset.assemble.readahead.ReadAhead` of this process's ``batches`` of ``epoch``."""
         _, order, bounds = self._epoch(epoch)
         q = np.concatenate([np.zeros(0, np.int64)] + [np.arange(q0, q0 + n, dtype=np.int64)
                                                       for q0, n in map(rank_plan.batch, batches)])

@@ -2,11 +2,11 @@
 dataset, in chosen proportions, with the same exact epochs, splits and resume as one set.
 
 Each epoch, part p contributes ``split_counts(proportions, samples_per_epoch)[p]`` items, drawn by
-its own recipe (subset, weights; :meth:`EpochSampler.order <shardkit.dataset.sampling.EpochSampler.order>`
+its own recipe (subset, weights; :meth:`EpochSampler.order <shardkit.dataset.order.sampling.EpochSampler.order>`
 with that many items: window by window, as its own shuffle), and the parts' items are interleaved
-evenly (:func:`~shardkit.dataset.sampling.interleave`). A batch reads each part's items into its
+evenly (:func:`~shardkit.dataset.order.sampling.interleave`). A batch reads each part's items into its
 rows of one set of tensors (parts grouped within the batch) through that part's
-:class:`~shardkit.dataset.batch.BatchReader`, its targets in the joined class vocabulary.
+:class:`~shardkit.dataset.assemble.reader.BatchReader`, its targets in the joined class vocabulary.
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ import torch
 from torch.utils.data import IterableDataset
 
 from shardkit.dataset import plan
-from shardkit.dataset.batch import BatchReader
+from shardkit.dataset.assemble.reader import BatchReader
 from shardkit.dataset.cursor import EpochCursor, OrderKey
 from shardkit.dataset.dataset import ShardDataset
-from shardkit.dataset.sampling import interleave, split_counts
+from shardkit.dataset.order.sampling import interleave, split_counts
 from shardkit.dataset.targets import NoTargets
 from shardkit.dataset.topology import detect_topology
 from shardkit.errors import UsageError
@@ -224,7 +224,8 @@ class Mixture(IterableDataset):
 
     def _read_aheads(self, epoch: int, rank_plan: plan.RankPlan, batches: range) -> dict[int, Any]:
         """Per part that reads ahead (see ``ShardDataset(read_ahead=)``), the
-        :class:`~shardkit.dataset.batch.ReadAhead` of this process's items of it, in the part's own order."""
+        :class:`~shardkit.dataset.assemble.readahead.ReadAhead` of this process's items of it, in the part's own
+        order."""
         _, part_of, k, _, orders = self._epoch(epoch)
         wanted = [p for p, part in enumerate(self.parts) if self.counts[p] and part._reads_ahead()]
         if not wanted:

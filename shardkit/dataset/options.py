@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from shardkit.dataset import plan
+from shardkit.dataset.order.grid import GRID_TAILS
 from shardkit.errors import UsageError
 from shardkit.units import parse_size
 
@@ -119,8 +120,8 @@ class ReadOptions:
             if self.crop_seconds is None or self.shuffle or self.crops_per_recording != 1:
                 raise UsageError("crops='grid' reads every window of crop_seconds of every sample in order: pass "
                                  "crop_seconds=..., shuffle=False and leave crops_per_recording at 1")
-            if self.tail not in plan.GRID_TAILS:
-                raise UsageError(f"tail must be one of {plan.GRID_TAILS}, got {self.tail!r}")
+            if self.tail not in GRID_TAILS:
+                raise UsageError(f"tail must be one of {GRID_TAILS}, got {self.tail!r}")
         if self.targets_reduce not in ("mean", "max"):
             raise UsageError(f"targets_reduce must be 'mean' or 'max', got {self.targets_reduce!r}")
         if self.targets is not None and not isinstance(self.targets, str):

@@ -1,8 +1,8 @@
 """The recipe options of a :class:`~shardkit.ShardDataset`: which samples an epoch reads, and how often.
 
 ``keys=`` / ``where=`` choose a subset at read time (:func:`shardkit.read.columns.select_rows`);
-``weights=`` / ``samples_per_epoch=`` draw each epoch by weight (:mod:`.sampling`). :func:`make_sampler`
-turns them into the :class:`~.sampling.EpochSampler` the dataset asks for each epoch's order.
+``weights=`` / ``samples_per_epoch=`` draw each epoch by weight (:mod:`.order.sampling`). :func:`make_sampler`
+turns them into the :class:`~.order.sampling.EpochSampler` the dataset asks for each epoch's order.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 
 from shardkit.dataset.options import ReadOptions
-from shardkit.dataset.sampling import EpochSampler, check_weights, label_weights
+from shardkit.dataset.order.grid import GridOrder, set_grid
+from shardkit.dataset.order.sampling import EpochSampler, check_weights, label_weights
 from shardkit.errors import UsageError
 from shardkit.read.columns import Columns, Where, sample_columns, select_rows
 from shardkit.read.shardset import ShardSet
@@ -37,6 +38,18 @@ class Recipe:
     @property
     def needs_columns(self) -> bool:
         return self.where is not None or callable(self.weights)
+
+
+def epoch_sampler(ss: ShardSet, opts: ReadOptions, recipe: Recipe,
+                  grid_samples: np.ndarray | None = None) -> EpochSampler | GridOrder:
+    """Which items each epoch of ``ss`` read with ``opts`` and ``recipe`` holds, in which order: with
+    ``crops="grid"`` every window of every sample (:class:`GridOrder`; ``grid_samples``: the windows' sample rows
+    when already made), else :func:`make_sampler`'s :class:`EpochSampler`. The one place
+    :class:`~shardkit.ShardDataset` and its dry run (:func:`shardkit.plan_split`) get it from."""
+    if opts.crops == "grid":
+        samples = grid_samples if grid_samples is not None else set_grid(ss, opts.crop_seconds or 0, opts.tail)[0]
+        return GridOrder.of(ss, samples, opts.window_bytes, recipe)
+    return make_sampler(ss, opts, recipe)
 
 
 def make_sampler(ss: ShardSet, opts: ReadOptions, recipe: Recipe) -> EpochSampler:

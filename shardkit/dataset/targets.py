@@ -23,6 +23,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from shardkit.dataset.labels import map_classes
 from shardkit.errors import UsageError
 from shardkit.format.layers import Layer
 
@@ -68,6 +69,11 @@ class Targets:
         span = int(np.ceil((crop_seconds + self.window) / self.hop)) + 1
         #: window numbers a crop may overlap, after the first one before it
         self.steps = 1 + np.arange(span, dtype=np.int64)
+
+    def covers(self) -> np.ndarray:
+        """bool (N,) per sample of the set: whether the layer has rows for it (a samples layer: its row; a windows
+        layer: windows of its source — a crop between them still gets ``targets_mask`` False)."""
+        return self.row_of >= 0 if self.kind == "samples" else self.count > 0
 
     def joined(self, class_to: np.ndarray, n_classes: int) -> Targets:
         """These targets in another class list (a :class:`~shardkit.dataset.mixture.Mixture`'s joined one):
@@ -202,3 +208,13 @@ def dataset_targets(ss: object, name: str | None, classes: Sequence[str] | None,
                        reduce=reduce, crop_seconds=span, where=ss.root)  # type: ignore[attr-defined]
 
     return wanted, make
+
+
+def dataset_classes(ss: object, name: str | None, classes: Sequence[str] | None, reduce: str,
+                    crop_seconds: float | None) -> tuple[list[str], np.ndarray, Targets | None]:
+    """The classes a :class:`~shardkit.ShardDataset` over ``ss`` trains on, ``class_of`` (each vocabulary label's
+    class, :func:`~shardkit.dataset.labels.map_classes`) and its :class:`Targets` (None without ``targets=``):
+    the one place the dataset and its dry run (:func:`shardkit.plan_split`) get them from."""
+    wanted, make = dataset_targets(ss, name, classes, reduce, crop_seconds)
+    final, class_of = map_classes(ss.vocabulary, ss.label, ss.sec_idx, wanted, ss.root)  # type: ignore[attr-defined]
+    return final, class_of, (make(final) if make is not None else None)  # type: ignore[operator]

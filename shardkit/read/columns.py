@@ -3,7 +3,8 @@
 :func:`sample_columns` builds one numpy array per column, one row per sample in the set's row order
 (the rows of :class:`~shardkit.read.shardset.ShardSet`): the index's own columns and every column of
 the metadata CSV the set was packed from (the sources table, docs/format.md §5.2), joined by source.
-:func:`select_rows` turns ``keys=`` / ``where=`` into the sorted rows of a subset. No torch, no audio
+:func:`select_rows` turns ``keys=`` / ``where=`` (a function, or an expression as text: :mod:`.where`) into the
+sorted rows of a subset. No torch, no audio
 is read: the indexes are already in memory, the sources table is one small JSON file.
 """
 
@@ -20,6 +21,7 @@ import numpy as np
 from shardkit.errors import SampleNotFoundError, UsageError
 from shardkit.format.sources import SOURCES_TABLE, parse_table
 from shardkit.read.shardset import ShardSet
+from shardkit.read.where import where_expression
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +30,9 @@ log = logging.getLogger(__name__)
 BASE_COLUMNS = ("key", "source", "start_seconds", "seconds", "primary_label", "secondary_labels")
 
 Columns = dict[str, np.ndarray]
-#: ``where=``: a function of the columns returning a bool mask (N,)
-Where = Callable[[Columns], Any]
+#: ``where=``: a function of the columns returning a bool mask (N,), or an expression over them as text
+#: (:func:`shardkit.read.where.where_expression`: ``"rating >= 3 and primary_label != 'noise'"``)
+Where = Callable[[Columns], Any] | str
 
 
 def sample_columns(src: ShardSet | str | os.PathLike[str]) -> Columns:
@@ -154,6 +157,8 @@ def select_rows(ss: ShardSet, keys: Iterable[str] | str | os.PathLike[str] | Non
                                       f"(e.g. {', '.join(map(repr, missing[:3]))}); keys look like {ss.keys[0]!r}"
                                       if ss.keys else f"{ss.root}: the shard set is empty")
         keep &= got
+    if isinstance(where, str):
+        where = where_expression(where)
     if where is not None:
         keep &= _mask(where(columns if columns is not None else sample_columns(ss)), len(ss))
     rows = np.flatnonzero(keep).astype(np.int64)

@@ -348,7 +348,7 @@ class ShardSet:
 
     def use_storage(self, storage: Storage) -> None:
         """Read this process's bytes through ``storage`` from now on (e.g. the same store behind a shard
-        cache: :class:`~shardkit.storage.disk_cache.CachedStorage`)."""
+        cache: :class:`~shardkit.storage.cache.wrapper.CachedStorage`)."""
         self.storage = storage
         self._bind_storage()
 

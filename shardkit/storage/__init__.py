@@ -3,7 +3,7 @@
 :class:`Storage` (:mod:`shardkit.storage.base`) is the one seam every byte is read through;
 :class:`LocalStorage` reads a folder (:mod:`~shardkit.storage.local`), :class:`ObjectStorage` an
 ``s3://``/``gs://``/``az://``/``http(s)://`` URL through obstore (:mod:`~shardkit.storage.object`, with
-:mod:`~shardkit.storage.windows` and the disk cache of :mod:`~shardkit.storage.disk_cache`),
+:mod:`~shardkit.storage.windows` and the disk cache of :mod:`~shardkit.storage.cache`),
 :class:`RoutedStorage` each object where it was found (:mod:`~shardkit.storage.routed`). URL syntax lives
 in :mod:`~shardkit.storage.location`, obstore's plumbing in :mod:`~shardkit.storage.obstore`.
 ``ObjectStorage`` and ``RoutedStorage`` are imported on first use.
@@ -26,7 +26,7 @@ from shardkit.storage.base import (
 from shardkit.storage.local import LocalStorage
 
 if TYPE_CHECKING:
-    from shardkit.storage.disk_cache import CachedStorage
+    from shardkit.storage.cache.wrapper import CachedStorage
     from shardkit.storage.location import Location, open_storage, register_storage
     from shardkit.storage.object import ObjectStorage
     from shardkit.storage.routed import RoutedStorage
@@ -37,7 +37,7 @@ __all__ = ["MAX_OBJECT_BYTES", "ByteRange", "CachedStorage", "Capabilities", "Ex
 
 _LAZY = {"ObjectStorage": "shardkit.storage.object", "open_storage": "shardkit.storage.location",
          "Location": "shardkit.storage.location", "register_storage": "shardkit.storage.location",
-         "CachedStorage": "shardkit.storage.disk_cache",
+         "CachedStorage": "shardkit.storage.cache.wrapper",
          "RoutedStorage": "shardkit.storage.routed"}
 
 

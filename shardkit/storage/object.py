@@ -27,7 +27,7 @@ How reads hide latency (a small GET costs 30–100 ms before its first byte):
 
 A range outside the known members is read with plain ranged GETs (coalesced), checked for length only.
 With ``storage_options["cache_dir"]``, :meth:`ObjectStorage.from_location` puts the machine-wide shard
-cache in front (:class:`~shardkit.storage.disk_cache.CachedStorage`): whole shards are then read from
+cache in front (:class:`~shardkit.storage.cache.wrapper.CachedStorage`): whole shards are then read from
 there instead.
 """
 
@@ -49,7 +49,7 @@ from shardkit.errors import UsageError
 from shardkit.storage import obstore as locate
 from shardkit.storage import windows as win
 from shardkit.storage.base import ByteRange, Capabilities, Extent, Members, RangeError, ShardChanged, ShortRead, Storage
-from shardkit.storage.disk_cache import CachedStorage, ShardCache
+from shardkit.storage.cache import CachedStorage, ShardCache
 from shardkit.storage.location import Location
 from shardkit.storage.windows import MB, CorruptMember, Failed, TagMismatch, Window, WindowCache, covers, serve
 from shardkit.units import parse_size
@@ -139,7 +139,8 @@ class ObjectStorage(Storage):
     def from_location(cls, location: Location, storage_options: Mapping[str, Any] | None = None) -> Storage:
         """The storage of ``location``; with ``storage_options["cache_dir"]`` (a local folder that keeps whole
         downloaded shards for every process of the machine) and ``cache_dir_bytes`` (its bound, int or a size
-        string, default :data:`DISK_CACHE_BYTES`), wrapped in a :class:`~shardkit.storage.disk_cache.CachedStorage`."""
+        string, default :data:`DISK_CACHE_BYTES`), wrapped in a
+        :class:`~shardkit.storage.cache.wrapper.CachedStorage`."""
         options = {k: v for k, v in (storage_options or {}).items() if k not in locate.LOCAL_KEYS}
         store = cls(location.root, options)
         cache_dir = (storage_options or {}).get("cache_dir")

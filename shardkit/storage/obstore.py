@@ -129,7 +129,7 @@ def refuse_cross_host_redirect(url: str, endpoint: str) -> None:
 def cache_options(source: object, storage_options: Mapping[str, Any] | None, cache_dir: str | os.PathLike[str] | None,
                   cache_bytes: int | str | None) -> dict[str, Any] | None:
     """``storage_options`` with ``ShardDataset``'s ``cache_dir``/``cache_bytes`` in them (as ``cache_dir`` and
-    ``cache_dir_bytes``: the :class:`~shardkit.storage.disk_cache.CachedStorage` around the object store). A
+    ``cache_dir_bytes``: the :class:`~shardkit.storage.cache.wrapper.CachedStorage` around the object store). A
     cache of a local folder, or a bound without a folder, is a :class:`UsageError`."""
     if cache_dir is None and cache_bytes is None:
         return None if storage_options is None else dict(storage_options)

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import soundfile as sf
 from audio_factory import make_file
@@ -243,3 +244,36 @@ def test_format_choices_and_codec_options_come_from_the_codecs(corpus, tmp_path)
     p = run("pack", corpus[0], tmp_path / "o", "--n-mels", "64", ok=False)  # a mel-u8 setting on a wav16 pack
     assert p.returncode == 2 and "n_mels is not a setting of codec 'wav16'" in p.stderr and "Traceback" not in p.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_plan_takes_the_datasets_recipe_options(packed, tmp_path):
+    """``shardkit plan`` with a subset (--keys, --where), weighted draws and a label layer prints what
+    ``shardkit.plan_split`` says, which is what a ShardDataset with those options reads (tests/integration/
+    test_dryrun.py): the epoch's items, the subset, the draws, each rank's row and the recipe's warnings."""
+    keys = sorted(shardkit.ShardSet.open(packed).keys)
+    (tmp_path / "keys.txt").write_text("\n".join(keys[::2]) + "\n")
+    layered = tmp_path / "pl"
+    shardkit.add_labels(packed, layered, name="pl", keys=keys[1:], probs=np.full((len(keys) - 1, 1), 0.5),
+                        classes=["amecro"])  # no row for keys[0]
+    argv = ["--world-size", "2", "--workers", "2", "--batch-size", "2", "--crop-seconds", "1", "--keys",
+            tmp_path / "keys.txt", "--where", "rating >= 1.5", "--weights", "balanced", "--samples-per-epoch", "7",
+            "--targets", "pl", "--search-path", packed.parent]
+    out = run("plan", layered, *argv).stdout
+    p = shardkit.plan_split(layered, world_size=2, workers=2, batch_size=2, crop_seconds=1.0,
+                            keys=tmp_path / "keys.txt", where="rating >= 1.5",
+                            weights="balanced", samples_per_epoch=7, targets="pl", search_path=[packed.parent])
+    cols = shardkit.sample_columns(packed)
+    subset = set(keys[::2]) & set(cols["key"][cols["rating"] >= 1.5].tolist())
+    assert p.items == 7 and p.drawn and p.samples == len(subset) and p.targets_samples == len(subset - {keys[0]})
+    assert "every epoch: 7 items, partial=pad, batch 2" in out
+    assert f"subset: {p.samples} of the set's {len(keys)} samples ({p.samples} items)" in out
+    assert f"draws: 7 per epoch from {p.samples} items; a sample gets" in out
+    assert f"targets 'pl': rows for {p.targets_samples} of the {p.samples} samples read" in out
+    for r in p.ranks:
+        cells = [str(r[k]) for k in ("rank", "samples", "batches", "padded")] + list(map(str, r["worker_batches"]))
+        assert cells in [line.split() for line in out.splitlines()], out
+    assert ("warning: samples_per_epoch=7 is not a multiple of one step (2 rank(s) × batch_size 2 = 4 items): the "
+            "last step is padded with 1 filler items; samples_per_epoch=4 or 8 fills every step") in out
+    # what the dataset refuses, the plan refuses with the same one-line message
+    bad = run("plan", packed, "--crop-seconds", "1", "--where", "rating > 99", ok=False)
+    assert bad.returncode == 2 and "keys=/where= select no sample of the set's 12" in bad.stderr

@@ -8,15 +8,14 @@ DataLoader with 2 workers give the local derived set's batches; without the pare
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from kaggle_fake import FakeKaggle, mount, unmount
+from procs import cli
 from torch.utils.data import DataLoader
-from versions_factory import OPTIONS, corpus, season
+from versions_factory import first_pack_and_season
 
 import shardkit
 from shardkit.errors import ShardReadError
@@ -26,22 +25,11 @@ pytest.importorskip("kaggle")
 PARENT, DELTA = "tester/birds-2025", "tester/birds-2026-delta"
 
 
-def cli(*args, env=None, ok=True) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "shardkit_cli", *map(str, args)], capture_output=True, text=True,
-                          env=env, timeout=300)
-    if ok:
-        assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc
-
-
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory):
     """v1 packed (shards of several sources, so the update leaves tombstones), v2 = its update."""
     root = tmp_path_factory.mktemp("kdelta")
-    csv_path = corpus(root)
-    shardkit.pack(root / "audio", root / "v1", metadata=csv_path,
-                  options=shardkit.PackOptions(**{**OPTIONS, "shard_size": "160KB"}))
-    season(root, csv_path)
+    csv_path, _ = first_pack_and_season(root, shard_size="160KB")
     cli("update", root / "audio", root / "v1", root / "v2", "--metadata", csv_path, "--note", "season 2")
     return root
 

@@ -7,8 +7,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import subprocess
-import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,7 +17,7 @@ import torch.distributed as dist
 import torch.multiprocessing as tmp
 from audio_factory import make_file
 from layer_reference import window_targets
-from procs import free_port
+from procs import cli, free_port
 from torch.utils.data import DataLoader
 
 import shardkit
@@ -29,14 +27,6 @@ from shardkit.errors import MetadataError
 #: (file, seconds) of the unlabelled soundscapes
 SCAPES = [("S01_a.ogg", 17.0), ("S02_b.flac", 11.5), ("S03_c.ogg", 4.0), ("S04_d.ogg", 23.2)]
 CLASSES = ["amecro", "barswa", "grewar3"]
-
-
-def cli(*args, ok=True) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "shardkit_cli", *map(str, args)], capture_output=True, text=True,
-                          timeout=300)
-    if ok:
-        assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc
 
 
 @pytest.fixture(scope="module")

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
 from kaggle_fake import FakeKaggle, mount, unmount
+from procs import cli
 from torch.utils.data import DataLoader
 from versions_factory import OPTIONS, corpus
 
@@ -21,13 +20,6 @@ import shardkit
 
 pytest.importorskip("kaggle")
 PARENT, DELTA = "tester/birds-audio", "tester/birds-pl"
-
-
-def cli(*args, env=None) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "shardkit_cli", *map(str, args)], capture_output=True, text=True,
-                          env=env, timeout=300)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc
 
 
 def _batches(source) -> list:

@@ -4,6 +4,7 @@ joined classes."""
 
 import json
 import os
+from collections import Counter
 from datetime import timedelta
 from itertools import islice
 from pathlib import Path
@@ -225,3 +226,72 @@ def test_a_part_without_targets_gives_masked_rows(layered, two_sets):
     # no part with targets: no targets fields, as before
     plain = next(iter(_layer_mix(paths, targets=(None, None))))
     assert "targets" not in plain and "targets_mask" not in plain
+
+
+def _batch_rows(batches):
+    """[(parts, keys, valid, targets, targets_mask)] per batch, as plain lists (JSON-able)."""
+    return [(b["part"].tolist(), list(b["keys"]), b["valid"].tolist(), b["targets"].tolist(),
+             b["targets_mask"].tolist()) for b in batches]
+
+
+def _ddp_layer_rank(rank, world, port, paths, outdir, done):
+    """One gloo rank of a mixture whose parts read ``targets="pl"``: the whole epoch through 2 DataLoader workers,
+    then ``done`` batches of it, a checkpoint, and a fresh mixture that resumes from it."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world, timeout=timedelta(seconds=90))
+    try:
+        mix = _layer_mix([Path(p) for p in paths])
+        assert (mix.rank, mix.world_size) == (rank, world)
+        full = []
+        for batch in DataLoader(mix, batch_size=None, num_workers=2):
+            dist.all_reduce(batch["targets_mask"].sum().reshape(1).float())  # a rank short of a step would hang
+            full += _batch_rows([batch])
+        first = _layer_mix([Path(p) for p in paths])
+        head = _batch_rows(islice(iter(DataLoader(first, batch_size=None, num_workers=2)), done))
+        state = first.state_dict(done)
+        states = [None] * world
+        dist.all_gather_object(states, state)
+        again = _layer_mix([Path(p) for p in paths])
+        again.load_state_dict(state)
+        rest = []
+        for batch in DataLoader(again, batch_size=None, num_workers=2):
+            dist.all_reduce(batch["valid"].sum().reshape(1).float())
+            rest += _batch_rows([batch])
+        same_state = all(s == states[0] for s in states)
+        Path(outdir, f"rank{rank}.json").write_text(json.dumps([len(mix), mix.classes, full, head, rest, same_state]))
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.timeout(240)
+def test_targets_on_two_gloo_ranks_equal_counts_disjoint_draws_and_resume(layered, tmp_path):
+    """issue 21's follow-up: a mixture whose parts read label layers on 2 real gloo ranks × 2 DataLoader workers."""
+    paths, tables = layered
+    done = 2
+    tmp.spawn(_ddp_layer_rank, args=(2, free_port(), tuple(map(str, paths)), str(tmp_path), done), nprocs=2,
+              join=True)
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    one = _layer_mix(paths)  # the same mixture in one process: the draws the ranks share out
+    # equal batch counts: ceil(37 items / (2 ranks × 4)) = 5 each, as len() says
+    assert [(n, len(full)) for n, _, full, _, _, _ in ranks] == [(5, 5), (5, 5)]
+    # targets and targets_mask in the mixture's joined class order, each part's own layer row by name
+    joined = ["aaa", "bbb", "ccc", "yyy", "zzz"]
+    seen = Counter()
+    for _, classes, full, _, _, _ in ranks:
+        assert classes == joined
+        for parts, keys, valid, targets, mask in full:
+            for p, k, v, t, m in zip(parts, keys, valid, targets, mask):
+                want = _expected(one, tables, p, k) if v else None
+                assert m == (want is not None), (p, k, v)
+                np.testing.assert_array_equal(np.float32(t), np.zeros(len(joined), np.float32) if want is None
+                                              else want)
+                seen[(p, k)] += v
+    # disjoint draws: the two ranks' valid items together are the one-process epoch's draws, each once
+    ref = Counter((p, k) for b in DataLoader(one, batch_size=None) for p, k, v in
+                  zip(b["part"].tolist(), b["keys"], b["valid"].tolist()) if v)
+    assert seen == ref and sum(ref.values()) == 37
+    assert np.bincount([p for (p, _), c in ref.items() for _ in range(c)]).tolist() == one.counts == [19, 18]
+    # resume mid-epoch: the checkpoint is the same on both ranks, and each rank's head + rest is its uninterrupted
+    # batches (targets and masks too)
+    for _, _, full, head, rest, same_state in ranks:
+        assert same_state and head == full[:done] and head + rest == full

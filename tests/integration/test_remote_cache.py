@@ -1,4 +1,4 @@
-"""``cache_dir`` for sets on object storage (storage/disk_cache.py) with real DataLoader workers (2, persistent)
+"""``cache_dir`` for sets on object storage (storage/cache/) with real DataLoader workers (2, persistent)
 reading from moto's S3 server through a proxy that counts the shard bytes it passes on: the second epoch
 fetches nothing, the batches are the local read's, the bound holds, no entry is ever torn."""
 
@@ -14,7 +14,7 @@ from remote_fixtures import CREDENTIALS, Faults, moto_endpoint, proxy, upload, u
 from shardkit.dataset import ShardDataset
 from shardkit.errors import UsageError
 from shardkit.read import ShardSet
-from shardkit.storage.disk_cache import ShardCache
+from shardkit.storage.cache import ShardCache
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -145,7 +145,7 @@ def test_a_mixture_of_sets_on_object_storage_shares_the_downloads(s3_endpoint, p
 
 
 def test_a_stale_private_cache_is_swept(tmp_path, monkeypatch):
-    from shardkit.storage import worker_cache
+    from shardkit.storage.cache import worker as worker_cache
 
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     stale = tmp_path / f"{worker_cache.PREFIX}{int(dead.stdout)}-abc"

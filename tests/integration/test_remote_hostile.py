@@ -155,7 +155,7 @@ def test_a_full_cache_disk_falls_back_to_uncached_reads(packed, tmp_path, monkey
 
     from remote_fixtures import range_server
 
-    from shardkit.storage import disk_cache as cache_mod
+    from shardkit.storage.cache import store as cache_mod
 
     def full(fd):
         raise OSError(errno.ENOSPC, "No space left on device")

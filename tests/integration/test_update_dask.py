@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from versions_factory import corpus, options, season
+from versions_factory import first_pack_and_season
 
 import shardkit
 
@@ -31,10 +31,8 @@ def _cache(tmp_path, monkeypatch):
 @pytest.fixture()
 def changed(tmp_path):
     """(audio, csv, v1, local v2's hashes): a first pack, the season's change, and its local update."""
-    csv_path = corpus(tmp_path)
+    csv_path, _ = first_pack_and_season(tmp_path)
     v1 = tmp_path / "v1"
-    shardkit.pack(tmp_path / "audio", v1, metadata=csv_path, options=options())
-    season(tmp_path, csv_path)
     local = shardkit.update(tmp_path / "audio", v1, tmp_path / "v2-local", metadata=csv_path, workers=2)
     assert local.new_shards >= 1 and local.reused_shards >= 1
     return tmp_path / "audio", csv_path, v1, _hashes(tmp_path / "v2-local")

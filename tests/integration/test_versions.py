@@ -10,7 +10,7 @@ import sys
 
 import pytest
 import torch
-from versions_factory import corpus, options, samples, season
+from versions_factory import first_pack_and_season, samples
 
 import shardkit
 
@@ -23,9 +23,7 @@ def run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
 def sets(tmp_path_factory):
     root = tmp_path_factory.mktemp("versions")
     env = {**os.environ, "SHARDKIT_CACHE_DIR": str(root / "cache")}
-    csv_path = corpus(root)
-    shardkit.pack(root / "audio", root / "v1", metadata=csv_path, options=options())
-    season(root, csv_path)
+    csv_path, _ = first_pack_and_season(root)
     r = run("update", str(root / "audio"), str(root / "v1"), str(root / "v2"), "--metadata", str(csv_path),
             "--note", "season 2", env=env)
     assert r.returncode == 0, r.stderr

@@ -17,7 +17,7 @@ from remote_fixtures import moto_endpoint, range_server, s3_client, url_of
 from storage_contract import StorageContract
 from test_contract_local import put_file
 
-from shardkit.storage.disk_cache import CachedStorage
+from shardkit.storage.cache import CachedStorage
 from shardkit.storage.location import open_storage
 from shardkit.storage.object import ObjectStorage
 

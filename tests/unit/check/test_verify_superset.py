@@ -200,14 +200,10 @@ def test_totals_must_be_what_the_shard_entries_hold(bad, keep):
 def test_a_derived_set_counts_its_totals_after_the_tombstones(tmp_path, monkeypatch):
     """Format §5.1: a derived set's totals are what readers see (tombstoned samples and their frames left
     out; bytes of every listed shard, the parent's included). Counting the tombstoned frames is reported."""
-    from versions_factory import OPTIONS, corpus, season
+    from versions_factory import update_chain
 
     monkeypatch.setenv("SHARDKIT_CACHE_DIR", str(tmp_path / "cache"))
-    csv_path = corpus(tmp_path)
-    opts = shardkit.PackOptions(**{**OPTIONS, "shard_size": "1MB"})  # shards of several sources: tombstones
-    shardkit.pack(tmp_path / "audio", tmp_path / "v1", metadata=csv_path, options=opts)
-    season(tmp_path, csv_path)
-    shardkit.update(tmp_path / "audio", tmp_path / "v1", tmp_path / "v2", metadata=csv_path)
+    update_chain(tmp_path, shard_size="1MB")  # shards of several sources: tombstones
     v2 = tmp_path / "v2"
     doc = shardkit.format.Manifest.load(v2)
     assert doc.overrides.get("removed") and shardkit.verify(v2).ok

@@ -8,6 +8,7 @@ from read_fixtures import make_set
 
 from shardkit.dataset import ShardDataset, plan
 from shardkit.dataset import dataset as dataset_mod
+from shardkit.dataset.order.shuffle import OrderSpec, epoch_order
 from shardkit.errors import UsageError
 
 # -- the split of G[start:] is a partition (hypothesis) ---------------------------------------------
@@ -26,7 +27,7 @@ from shardkit.errors import UsageError
 def test_split_of_the_remainder_is_a_partition(sizes, seed, world, workers, batch, partial, start_frac, window):
     ptr = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
     n = int(ptr[-1])
-    g = plan.epoch_order(ptr, np.ones(n, dtype=np.int64), seed=seed, epoch=1, shuffle=True, window_bytes=window)
+    g = epoch_order(OrderSpec(ptr, np.ones(n, dtype=np.int64), seed=seed, epoch=1, shuffle=True, window_bytes=window))
     start = int(round(start_frac * n))
     plans = [plan.plan_rank(n, world_size=world, rank=r, batch_size=batch, partial=partial, start=start)
              for r in range(world)]

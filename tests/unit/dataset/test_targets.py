@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from layer_reference import window_targets
 
-from shardkit.dataset.plan import grid_windows
+from shardkit.dataset.order.grid import grid_windows
 from shardkit.dataset.targets import NoTargets, Targets
 from shardkit.format.layers import Layer
 

@@ -1,4 +1,4 @@
-"""When the dataset makes the private shard cache its DataLoader workers share (shardkit.storage.worker_cache):
+"""When the dataset makes the private shard cache its DataLoader workers share (shardkit.storage.cache.worker):
 only for a plain ObjectStorage, and a temp folder that cannot be used is a warning, never a failed dataset."""
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ import subprocess
 import sys
 
 import pytest
-from versions_factory import OPTIONS, corpus, samples, season
+from versions_factory import samples, update_chain
 
 import shardkit
 from shardkit.errors import ShardReadError, UsageError
@@ -23,11 +23,7 @@ from shardkit.read import lineage as resolve
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory):
     root = tmp_path_factory.mktemp("chain")
-    csv_path = corpus(root)
-    shardkit.pack(root / "audio", root / "v1", metadata=csv_path,
-                  options=shardkit.PackOptions(**{**OPTIONS, "shard_size": "160KB"}))
-    season(root, csv_path)
-    shardkit.update(root / "audio", root / "v1", root / "v2", metadata=csv_path, note="season 2")
+    update_chain(root, shard_size="160KB")
     return root
 
 

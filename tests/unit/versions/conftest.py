@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from versions_factory import corpus, options, season
-
-import shardkit
+from versions_factory import update_chain
 
 
 @pytest.fixture(autouse=True)
@@ -16,10 +14,5 @@ def _cache(tmp_path, monkeypatch):
 @pytest.fixture()
 def chain(tmp_path):
     """(root, csv, v1, v2, kinds, result): a first pack, the season's change, and its update."""
-    csv_path = corpus(tmp_path)
-    v1 = tmp_path / "v1"
-    shardkit.pack(tmp_path / "audio", v1, metadata=csv_path, options=options())
-    kinds = season(tmp_path, csv_path)
-    v2 = tmp_path / "v2"
-    result = shardkit.update(tmp_path / "audio", v1, v2, metadata=csv_path, note="season 2")
-    return tmp_path, csv_path, v1, v2, kinds, result
+    csv_path, kinds, result = update_chain(tmp_path)
+    return tmp_path, csv_path, tmp_path / "v1", tmp_path / "v2", kinds, result

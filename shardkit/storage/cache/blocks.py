@@ -1,4 +1,4 @@
-"""Shards of the DataLoader workers' private cache (:mod:`shardkit.storage.worker_cache`) fetched in blocks and
+"""Shards of the DataLoader workers' private cache (:mod:`shardkit.storage.cache.worker`) fetched in blocks and
 served while they arrive.
 
 Why: fetched whole, a shard kept every worker's first batches waiting until its last byte was in and hashed
@@ -53,7 +53,7 @@ from typing import Any
 import numpy as np
 
 from shardkit.storage.base import Extent, Members, RangeError, ShortRead
-from shardkit.storage.disk_cache import _DISK_ERRNOS, CacheDiskError, CorruptShard, ShardCache
+from shardkit.storage.cache.store import DISK_ERRNOS, CacheDiskError, CorruptShard, ShardCache
 from shardkit.storage.windows import MB, CorruptMember
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ class BlockFill:
     """This process's side of the shards of ``cache`` being filled block by block (module docstring).
     ``stream``: the storage's :meth:`Storage.stream`; ``describe``: its names for messages; ``stats``: a dict
     counting ``disk_gets`` and ``disk_bytes`` (blocks fetched here), under ``lock``. Not picklable: made per
-    process by :class:`~shardkit.storage.disk_cache.CachedStorage`."""
+    process by :class:`~shardkit.storage.cache.wrapper.CachedStorage`."""
 
     def __init__(self, cache: ShardCache, stream: Callable[..., int], describe: Callable[[str], str],
                  stats: dict[str, int], lock: threading.Lock, block: int | None = None) -> None:
@@ -265,7 +265,7 @@ class BlockFill:
             _mark(folder / "have", k)
         except OSError as exc:
             first = disk[0] if disk else exc
-            if first.errno in _DISK_ERRNOS and not isinstance(first, CorruptShard):
+            if first.errno in DISK_ERRNOS and not isinstance(first, CorruptShard):
                 raise CacheDiskError(first.errno, f"{self.cache.root}: {first.strerror} while caching "
                                      f"{self._describe(name)}") from None
             raise

@@ -5,48 +5,43 @@ range in its shard (:meth:`~BatchReader._byte_ranges`), sorts the ranges by (sha
 the shard set's :class:`~shardkit.storage.base.Storage` fill them straight into the rows of one
 preallocated batch array (:meth:`~BatchReader.fill`: one ``preadv`` per item for local storage, in
 one or more threads). The array becomes the batch tensor without a copy; in DataLoader workers it
-lives in a reusable shared-memory slot (:mod:`shardkit.dataset.transport`). The codec says what a batch
+lives in a reusable shared-memory slot (:mod:`.tensors`). The codec says what a batch
 holds (``lanes``, ``dtype``, ``batch_key``, ``batch_fields``) and which bytes a crop needs
 (:meth:`~shardkit.encode.Codec.crop_ranges`); the one branch on it: a
 :class:`~shardkit.encode.FrameCodec`'s ranges are the frames and go straight into the rows, any other
 codec's whole members are read into a scratch buffer and :meth:`~shardkit.encode.Codec.crop` decodes
-each row's frames out of them (:meth:`~BatchReader._decode_rows`).
+each row's frames out of them (:mod:`.members`).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
 import numpy as np
 import torch
-from torch.utils.data._utils.collate import collate, default_collate_fn_map
 
-from shardkit.dataset import plan, transport
+from shardkit.dataset.assemble.members import WholeMembers
+from shardkit.dataset.assemble.readahead import ReadAhead
+from shardkit.dataset.assemble.tensors import ShardBatch, check_batch_bytes, new_batch, transpose_lanes, zero_tails
 from shardkit.dataset.crc import CrcCheck
 from shardkit.dataset.labels import multi_hot
 from shardkit.dataset.options import ReadOptions
+from shardkit.dataset.order.crops import crop_frames, crop_offsets
+from shardkit.dataset.order.grid import set_grid
 from shardkit.encode.base import FrameCodec
-from shardkit.errors import FormatError, ShardReadError, UsageError
+from shardkit.errors import ShardReadError
 from shardkit.read.shardset import SKIP_HINT, ShardSet
-from shardkit.storage.base import Extent, OpenFailed, RangeError, ShortRead
-from shardkit.units import format_size
+from shardkit.storage.base import OpenFailed, RangeError, ShortRead
 
 log = logging.getLogger(__name__)
 
 #: by default a batch gets a second reading thread only if each thread then copies at least this much
 _THREAD_MIN_BYTES = 4 << 20
 
-
-#: a member is hinted for read-ahead only if the epoch's items read at least this share of it (random
-#: 5 s crops of long recordings read a few % of each: reading those whole costs more than the crops)
-READAHEAD_MIN_USE = 0.5
-#: windows hinted beyond the one the next batch comes from
-READAHEAD_LEAD = 1
 
 _CPU_COUNT: list[int] = []
 
@@ -67,118 +62,6 @@ class Read(NamedTuple):
     nbytes: int
 
 
-def crop_frames(ss: ShardSet, crop_seconds: float | None) -> tuple[int, bool]:
-    """Stored frames per batch row and whether crops start at random offsets: a ``crop_seconds``
-    clip in the codec's frames, or (None) the longest sample, read from its start."""
-    if crop_seconds is None:
-        return (int(ss.frames.max()) if len(ss) else 0), False
-    samples = round(float(crop_seconds) * ss.sample_rate)
-    if samples < 1:
-        raise UsageError(f"crop_seconds={crop_seconds} is less than one sample at {ss.sample_rate} Hz")
-    return ss.codec.frames_for_samples(samples), True
-
-
-class ShardBatch(dict):
-    """One batch as :class:`BatchReader` makes it: a dict (see :class:`~shardkit.read.ShardDataset`). Its own
-    type lets torch's ``default_collate`` recognise a batch of batches: ``DataLoader(ds, batch_size=16)``
-    without ``batch_size=None`` warns once per process (the batches are still collated, as torch does)."""
-
-
-_WARNED_BATCHING: set[int] = set()  # the processes (DataLoader workers are forks) that warned
-
-
-def _collate_batches(batch: Sequence[ShardBatch], *, collate_fn_map: dict[Any, Any] | None = None) -> Any:
-    if os.getpid() not in _WARNED_BATCHING:
-        _WARNED_BATCHING.add(os.getpid())
-        # explicit, with no registry: a forked worker inherits its parent's "already shown" memory
-        warnings.warn_explicit("the DataLoader batches ShardDataset's batches (each item is already a batch of "
-                               "batch_size rows): pass DataLoader(ds, batch_size=None, ...) and set the batch size "
-                               "on the dataset", UserWarning, __file__, 0, module=__name__)
-    return collate([dict(b) for b in batch], collate_fn_map=collate_fn_map)
-
-
-default_collate_fn_map[ShardBatch] = _collate_batches
-
-#: the most one batch (audio and labels) may take: ``batch_size=10**9`` or ``crop_seconds=1e9`` is refused by
-#: name, never allocated
-MAX_BATCH_BYTES = 4 << 30
-
-
-def check_batch_bytes(ss: ShardSet, opts: ReadOptions, t_len: int, n_classes: int) -> None:
-    """Raise :class:`UsageError` when one batch of ``opts.batch_size`` rows of ``t_len`` frames (and its
-    labels) would take more than :data:`MAX_BATCH_BYTES`."""
-    total = opts.batch_size * (t_len * ss.frame_bytes + 4 * n_classes + 9)
-    if total > MAX_BATCH_BYTES:
-        crop = f"crop_seconds={opts.crop_seconds:g}" if opts.crop_seconds is not None else "the longest segment"
-        raise UsageError(f"{ss.root}: one batch of batch_size={opts.batch_size} rows of {t_len} frames ({crop}) "
-                         f"would take {format_size(total)}, more than {format_size(MAX_BATCH_BYTES)}; lower "
-                         "batch_size or crop_seconds")
-
-
-def _new_batch(b: int, audio_shape: tuple[int, ...], n_classes: int, in_worker: bool,
-               dtype: Any = np.int16, fields: Sequence[tuple[tuple[int, ...], Any]] = ()) -> list[torch.Tensor]:
-    """Uninitialised [audio ``dtype`` (B, ...), labels float32 (B, n_classes), valid bool (B,),
-    index int64 (B,)] tensors to fill, then one per ``fields`` entry (shape without B, dtype): the
-    codec's own batch fields.
-
-    In a DataLoader worker they live in one reusable shared-memory slot (:mod:`.transport`), so
-    sending the batch to the main process copies nothing; elsewhere they are plain memory.
-    """
-    parts = [((b, *audio_shape), dtype), ((b, n_classes), np.float32), ((b,), np.bool_), ((b,), np.int64)]
-    parts += [((b, *shape), field_dtype) for shape, field_dtype in fields]
-    pool = transport.worker_pool() if in_worker else None
-    tensors = pool.batch(parts) if pool is not None else None
-    if tensors is None:
-        tensors = [torch.from_numpy(np.empty(shape, dtype=dtype)) for shape, dtype in parts]
-    return list(tensors)
-
-
-def _zero_tails(buf: np.ndarray, nread: np.ndarray, t_len: int, lanes: int) -> None:
-    """Zero each row of ``buf`` (B, T·lanes) after the ``nread`` (B,) frames read into it."""
-    for j in np.flatnonzero(nread < t_len).tolist():
-        buf[j, int(nread[j]) * lanes:] = 0
-
-
-class ReadAhead:
-    """Tells the storage which members this process reads next, a shuffle window ahead of use.
-
-    ``positions`` int64: every position of ``G`` (``order``) this process reads this iteration (its
-    batches: rank and DataLoader worker), ``bounds`` the windows (:func:`plan.window_bounds`). Before a
-    batch, :meth:`before` hints the windows it touches and :data:`READAHEAD_LEAD` more, each once:
-    one :meth:`Storage.prefetch` call per shard with the members (sorted by offset) that this
-    process's items of that window read (:func:`plan.window_extents`). Hints only: batches are the
-    same without them.
-    """
-
-    def __init__(self, ss: ShardSet, order: np.ndarray, bounds: np.ndarray, positions: np.ndarray,
-                 crops: int, read_bytes: np.ndarray | None) -> None:
-        self.ss, self.order, self.bounds, self.crops = ss, order, bounds, crops
-        self.read_bytes = read_bytes
-        self.windows = plan.window_items(positions, bounds)
-        self.hinted: set[int] = set()
-
-    def before(self, positions: np.ndarray) -> None:
-        """Hint the windows of a batch at ``positions`` (int64, into ``G``) and the next ones, once each."""
-        if not len(positions) or not self.windows:
-            return
-        win = np.searchsorted(self.bounds, positions, side="right") - 1
-        last = min(int(win.max()) + READAHEAD_LEAD, len(self.windows) - 1)
-        for w in range(int(win.min()), last + 1):
-            if w not in self.hinted:
-                self.hinted.add(w)
-                self.hint(w)
-
-    def hint(self, w: int) -> None:
-        """One :meth:`Storage.prefetch` per shard for this process's members of window ``w``."""
-        ss = self.ss
-        items = self.order[self.windows[w]]
-        for shard, rows in plan.window_extents(items, self.crops, ss.shard_id, ss.wav_offset, ss.sample_bytes,
-                                               read_bytes=self.read_bytes, min_use=READAHEAD_MIN_USE):
-            extents = list(map(Extent, ss.wav_offset[rows].tolist(), ss.sample_bytes[rows].tolist(),
-                               ss.wav_crc32[rows].tolist()))
-            ss.storage.prefetch(ss.shard_names[shard], extents)
-
-
 class BatchReader:
     """Reads batches of items of ``ss`` as :class:`~shardkit.dataset.ShardDataset` describes them.
 
@@ -195,17 +78,17 @@ class BatchReader:
         #: a label layer's :class:`~shardkit.dataset.targets.Targets`, or None
         self.targets = targets
         #: ``crops="grid"``: (samples, first frames, window numbers) int64 (M,) of every window
-        #: (:func:`plan.grid_windows`)
+        #: (:func:`~shardkit.dataset.order.grid.set_grid`)
         self.grid: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         if opts.crops == "grid":
-            step = max(1.0, float(opts.crop_seconds or 0) / ss.seconds_per_frame)
-            self.grid = plan.grid_windows(ss.frames, step, opts.tail)
+            self.grid = set_grid(ss, opts.crop_seconds or 0, opts.tail)
             self.random_crop = False
         self.stats: dict[str, int] = {"batches": 0, "items": 0, "skipped": 0}
         self.crc = CrcCheck(ss, self.stats) if opts.verify_crc else None
         self._thread_pool: tuple[int, ThreadPoolExecutor] | None = None  # (pid, pool), made on first use
         self._scratch_buf: np.ndarray | None = None
-        self._members_buf: np.ndarray | None = None
+        #: the whole-member path of a codec that is not a frame codec, else None
+        self.members = None if isinstance(ss.codec, FrameCodec) else WholeMembers()
 
     def read(self, items: np.ndarray, valid: np.ndarray, epoch: int, *, in_worker: bool = False,
              draws: np.ndarray | None = None) -> dict[str, Any]:
@@ -217,11 +100,11 @@ class BatchReader:
 
     def new_batch(self, b: int, in_worker: bool, extra: Sequence[tuple[tuple[int, ...], Any]] = ()
                   ) -> list[torch.Tensor]:
-        """Uninitialised tensors of a batch of ``b`` rows (:func:`_new_batch`) for :meth:`read_rows`, then
+        """Uninitialised tensors of a batch of ``b`` rows (:func:`.tensors.new_batch`) for :meth:`read_rows`, then
         one per ``extra`` (shape without B, dtype) for the caller's own fields, in the same memory."""
         codec, t_len = self.ss.codec, self.crop_frames
         audio_shape = (t_len,) if codec.lanes == 1 else (codec.lanes, t_len)
-        return _new_batch(b, audio_shape, self.n_classes, in_worker, codec.dtype,
+        return new_batch(b, audio_shape, self.n_classes, in_worker, codec.dtype,
                           [*codec.batch_field_specs().values(), *self._item_specs(), *extra])
 
     def read_rows(self, tensors: list[torch.Tensor], items: np.ndarray, valid: np.ndarray, epoch: int, *,
@@ -236,21 +119,20 @@ class BatchReader:
             buf = audio.numpy()
         else:  # read interleaved (B, T·lanes) into a reused buffer, then transpose into (B, lanes, T)
             buf = self._scratch(b * t_len * codec.lanes, codec.dtype).reshape(b, t_len * codec.lanes)
-        if isinstance(codec, FrameCodec):  # the crops' bytes are the frames: straight into the rows
+        if self.members is None:  # the crops' bytes are the frames: straight into the rows
             flat, row_bytes = memoryview(buf.reshape(-1).view(np.uint8)), t_len * codec.frame_bytes
         else:  # whole members, one per row of a scratch buffer, decoded into the rows below
-            row_bytes = max((r.nbytes for r in reads), default=0)
-            flat = memoryview(self._member_scratch(b * row_bytes))
+            flat, row_bytes = self.members.buffer(b, reads)
         errors = self.fill(reads, flat, row_bytes, in_worker=in_worker)
         failed = self._apply_read_errors(errors, samples)
         if self.crc is not None:
             failed = sorted(failed + self._apply_errors(
                 self.crc.check(reads, samples, offsets, nread, flat, row_bytes, failed)))
-        if not isinstance(codec, FrameCodec):
+        if self.members is not None:
             failed = sorted(failed + self._apply_errors(
-                self._decode_rows(reads, flat, row_bytes, buf, samples, offsets, nread, failed)))
+                self.members.decode(self.ss, reads, flat, row_bytes, buf, samples, offsets, nread, failed)))
         metas = self._metas(samples, failed) if self.opts.with_metadata else None
-        _zero_tails(buf, nread, t_len, codec.lanes)
+        zero_tails(buf, nread, t_len, codec.lanes)
         n_codec = len(codec.batch_field_specs())
         out = self._assemble(tensors[:4 + n_codec], buf, samples, valid, failed, metas)
         # seconds into the sample: a grid window's nominal start (k × crop_seconds), else the crop's first frame
@@ -298,7 +180,7 @@ class BatchReader:
         if self.random_crop:  # the bytes a crop fetches of each member (all of it for a codec read whole)
             crop = np.minimum(ss.frames, self.crop_frames)
             read_bytes = ss.codec.crop_ranges(ss.wav_offset, ss.sample_bytes, 0, crop)[1]
-        if self.grid is not None:  # items are windows (bounds: plan.GridOrder's): hint their samples
+        if self.grid is not None:  # items are windows (bounds: GridOrder's): hint their samples
             return ReadAhead(ss, self.grid[0][order], bounds, positions, 1, None)
         return ReadAhead(ss, order, bounds, positions, self.opts.crops_per_recording, read_bytes)
 
@@ -317,8 +199,8 @@ class BatchReader:
         frames = ss.frames[samples]
         if self.random_crop and int(frames.max(initial=0)) > t_len:  # else every offset is 0
             crop_no = items % c if draws is None else items % c + c * np.asarray(draws, dtype=np.int64)
-            offsets = plan.crop_offsets(ss.key_hash[samples], crop_no, frames, t_len, seed=opts.seed,
-                                        epoch=epoch, shuffle=opts.shuffle, crops_per_recording=c)
+            offsets = crop_offsets(ss.key_hash[samples], crop_no, frames, t_len, seed=opts.seed,
+                                   epoch=epoch, shuffle=opts.shuffle, crops_per_recording=c)
             return samples, offsets, np.clip(frames - offsets, 0, t_len)
         return samples, np.zeros_like(frames), np.minimum(frames, t_len)
 
@@ -365,31 +247,6 @@ class BatchReader:
             errors += [(reads[first + k].row, e) for k, e in read_into(names[shard], ranges)]
         return errors
 
-    def _decode_rows(self, reads: list[Read], flat: memoryview, row_bytes: int, buf: np.ndarray,
-                     samples: np.ndarray, offsets: np.ndarray, nread: np.ndarray, skip_rows: Sequence[int]
-                     ) -> list[tuple[int, ShardReadError]]:
-        """Decode each read whole member (row ``r.row`` of ``flat``, ``row_bytes`` apart) and put frames
-        ``[offsets, offsets + nread)`` into its row of ``buf`` (B, T·lanes); the rows whose member does
-        not decode to the frames its index records, as ``(row, error)`` sorted by row."""
-        codec, skip, errors = self.ss.codec, set(skip_rows), []
-        for r in reads:
-            if r.row in skip:
-                continue
-            i, start, n = int(samples[r.row]), int(offsets[r.row]), int(nread[r.row])
-            member = flat[r.row * row_bytes:][:r.nbytes]
-            try:
-                frames = codec.crop(member, start, n)
-                if frames.shape != (n, codec.lanes):
-                    raise FormatError(f"frames [{start}, {start + n}) decode to shape {frames.shape}, not "
-                                      f"({n}, {codec.lanes}); the index says {int(self.ss.frames[i])} frames")
-            except FormatError as exc:
-                errors.append((r.row, self.ss.read_error(i, f"its {codec.codec_id} data member cannot be decoded "
-                                                            f"({exc})")))
-                continue
-            buf[r.row, :n * codec.lanes] = frames.reshape(-1)
-        errors.sort(key=lambda e: e[0])
-        return errors
-
     def _apply_read_errors(self, errors: list[RangeError], samples: np.ndarray) -> list[int]:
         """Raise the first failed read as a :class:`ShardReadError` (``on_error="raise"``), or log and
         count each one; returns the failed rows."""
@@ -426,7 +283,7 @@ class BatchReader:
             labels[failed] = 0.0
             valid_np[failed] = False
         if codec.lanes > 1:
-            np.copyto(audio.numpy(), buf.reshape(b, self.crop_frames, codec.lanes).transpose(0, 2, 1))
+            transpose_lanes(audio.numpy(), buf.reshape(b, self.crop_frames, codec.lanes))
         index_t.numpy()[:] = samples
         self.stats["batches"] += 1
         self.stats["items"] += b
@@ -491,14 +348,8 @@ class BatchReader:
             self._scratch_buf = np.empty(n, dtype=dtype)
         return self._scratch_buf[:n]
 
-    def _member_scratch(self, n: int) -> np.ndarray:
-        """A reused uint8 buffer of at least ``n`` bytes for whole members (non-frame codecs only)."""
-        if self._members_buf is None or self._members_buf.size < n:
-            self._members_buf = np.empty(n, dtype=np.uint8)
-        return self._members_buf[:n]
-
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state["_scratch_buf"] = state["_members_buf"] = None
+        state["_scratch_buf"] = None
         state["_thread_pool"] = None
         return state

@@ -1,5 +1,6 @@
-"""The shard cache of object-storage sets (shardkit/storage/disk_cache.py): verified before it is used, one download per
-shard across processes, a byte bound with LRU eviction that never evicts an entry in use, nothing torn."""
+"""The shard cache of object-storage sets (shardkit/storage/cache/store.py): verified before it is used, one
+download per shard across processes, a byte bound with LRU eviction that never evicts an entry in use, nothing
+torn."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import time
 import pytest
 
 from shardkit.errors import UsageError
-from shardkit.storage.disk_cache import CorruptShard, ShardCache
+from shardkit.storage.cache.store import CorruptShard, ShardCache
 
 
 def _blob(n: int, seed: int = 0) -> tuple[bytes, str]:

@@ -5,8 +5,8 @@ permutation (0.5 and 1/3). Prints the figures (pytest -s)."""
 import numpy as np
 import pytest
 
-from shardkit.dataset import plan
-from shardkit.dataset.sampling import first_half_overlap, position_change
+from shardkit.dataset.order.sampling import first_half_overlap, position_change
+from shardkit.dataset.order.shuffle import OrderSpec, epoch_order
 
 #: 5 s of 32 kHz mono wav16 per sample: 1,347 samples are the issue's 431 MB set
 SAMPLE_BYTES = 320_044
@@ -25,7 +25,7 @@ def _sizes(n, shards):
 @pytest.mark.parametrize("shards", [1, 8, 64])
 def test_consecutive_epochs_are_as_unrelated_as_uniform_shuffles(n, shards):
     ptr, nbytes = _sizes(n, shards)
-    orders = [plan.epoch_order(ptr, nbytes, seed=0, epoch=e, shuffle=True, window_bytes=256_000_000)
+    orders = [epoch_order(OrderSpec(ptr, nbytes, seed=0, epoch=e, shuffle=True, window_bytes=256_000_000))
               for e in range(PAIRS + 1)]
     overlap = np.mean([first_half_overlap(orders[e], orders[e + 1]) for e in range(PAIRS)])
     change = np.mean([position_change(orders[e], orders[e + 1]) for e in range(PAIRS)])

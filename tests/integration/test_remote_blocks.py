@@ -1,5 +1,5 @@
 """The DataLoader workers' private shard cache fills a shard in blocks and serves members as they arrive
-(shardkit/storage/block_fill.py): each block fetched once by the processes sharing the cache, every member
+(shardkit/storage/cache/blocks.py): each block fetched once by the processes sharing the cache, every member
 CRC-checked before it is served, a fetcher killed mid-block costs nothing but its block, a shard replaced on the
 server is named, a whole-shard sha256 mismatch is caught. Real processes and a real HTTP server on 127.0.0.1
 (through the byte-counting proxy); blocks of 16 KB so that each small shard of the test set has several."""
@@ -20,8 +20,8 @@ import pytest
 from remote_fixtures import Faults, proxy, range_server, url_of
 
 from shardkit.read import ShardSet
-from shardkit.storage import block_fill
-from shardkit.storage.disk_cache import CachedStorage, CorruptShard, ShardCache
+from shardkit.storage.cache import CachedStorage, CorruptShard, ShardCache
+from shardkit.storage.cache import blocks as cache_blocks
 
 pytest.importorskip("obstore")
 pytestmark = pytest.mark.timeout(180)
@@ -33,16 +33,16 @@ BLOCK = 16 << 10
 _READER = r"""
 import os, signal, sys
 sys.path[:0] = {paths!r}
-from test_remote_block_fill import read_all, storage
-from shardkit.storage import block_fill
-block_fill.BLOCK = {block}
+from test_remote_blocks import read_all, storage
+from shardkit.storage.cache import blocks as cache_blocks
+cache_blocks.BLOCK = {block}
 if sys.argv[3] == "die":
     def dying(fd, offset, disk):
         def write(piece):
             os.pwrite(fd, bytes(len(piece) // 2), offset)
             os.kill(os.getpid(), signal.SIGKILL)
         return write
-    block_fill._writer = dying
+    cache_blocks._writer = dying
 ss = storage(sys.argv[1], sys.argv[2])
 got = read_all(ss)
 print("READ", sum(len(v) for v in got.values()), flush=True)
@@ -136,7 +136,7 @@ def test_a_fetcher_killed_mid_block_leaves_the_others_reading_and_nothing_torn(s
     killed = _readers(url, cache, ["die"])[0]
     assert killed.returncode == -9  # killed in its first block write, holding that block's lock
     assert list((cache / "tmp").glob("*.fill/data"))  # half a block of zeros in, not marked
-    monkeypatch.setattr(block_fill, "BLOCK", BLOCK)
+    monkeypatch.setattr(cache_blocks, "BLOCK", BLOCK)
     ss = storage(url, cache)
     assert read_all(ss) == _want(copy, ShardSet.open(copy))
     _settled(cache, ss)  # each shard's sha256 matched: the zeros were fetched over
@@ -150,7 +150,7 @@ def _member(ss: ShardSet, name: str, m: int) -> list[tuple[int, int, memoryview]
 
 def test_a_shard_replaced_on_the_server_mid_read_is_named(served, tmp_path, monkeypatch):
     copy, url, _ = served
-    monkeypatch.setattr(block_fill, "BLOCK", BLOCK)
+    monkeypatch.setattr(cache_blocks, "BLOCK", BLOCK)
     ss = storage(url, tmp_path / "cache")
     name = ss.shard_names[-1]
     last, first = _member(ss, name, -1), _member(ss, name, 0)  # the .mp at the end; the audio from the start
@@ -170,7 +170,7 @@ def test_a_shard_replaced_on_the_server_mid_read_is_named(served, tmp_path, monk
 
 def test_a_shard_whose_sha256_fails_is_dropped_and_its_reads_fail(served, tmp_path, monkeypatch):
     _, url, _ = served
-    monkeypatch.setattr(block_fill, "BLOCK", BLOCK)
+    monkeypatch.setattr(cache_blocks, "BLOCK", BLOCK)
     ss = ShardSet.open(url)
     shards = {e.name: (e.bytes, e.sha256) for e in ss.manifest.shards}
     name = ss.shard_names[0]
@@ -191,12 +191,12 @@ def test_a_read_takes_over_read_ahead_not_started_yet(served, tmp_path, monkeypa
     """One read-ahead thread, every block hinted: the read of the last member takes its block over from the
     queue (cancelling that task runs its callbacks: never under the fill's lock) and gets the bytes."""
     copy, url, _ = served
-    monkeypatch.setattr(block_fill, "BLOCK", BLOCK)
-    monkeypatch.setattr(block_fill, "MAX_IN_FLIGHT", 1)
+    monkeypatch.setattr(cache_blocks, "BLOCK", BLOCK)
+    monkeypatch.setattr(cache_blocks, "MAX_IN_FLIGHT", 1)
     ss = storage(url, tmp_path / "cache")
     name = ss.shard_names[0]
     starts, ends, crcs = ss.members(name)
-    ss.storage.prefetch(name, [block_fill.Extent(int(a), int(b - a), int(c)) for a, b, c in zip(starts, ends, crcs)])
+    ss.storage.prefetch(name, [cache_blocks.Extent(int(a), int(b - a), int(c)) for a, b, c in zip(starts, ends, crcs)])
     last = _member(ss, name, -1)
     assert ss.storage.read_into(name, last) == []
     assert bytes(last[0][2]) == (copy / name).read_bytes()[last[0][0]:last[0][0] + last[0][1]]

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from read_fixtures import make_set
 
 from shardkit.dataset import ShardDataset, plan
-from shardkit.dataset.batch import ReadAhead
+from shardkit.dataset.assemble.readahead import ReadAhead
+from shardkit.dataset.order.shuffle import OrderSpec, epoch_order, window_bounds, window_extents, window_items
 from shardkit.read import ShardSet
 from shardkit.storage import local as storage_mod
 from shardkit.storage.base import Capabilities, Extent
@@ -32,22 +33,22 @@ def _layout(sizes):
        world=st.integers(1, 3), workers=st.integers(1, 3), batch=st.integers(1, 7))
 def test_hinted_members_cover_every_read_of_an_epoch(sizes, window, crops, seed, shuffle, world, workers, batch):
     shard_ptr, shard_id, offsets, nbytes = _layout(sizes)
-    kw = dict(seed=seed, epoch=1, shuffle=shuffle, window_bytes=window, crops_per_recording=crops)
-    order = plan.epoch_order(shard_ptr, nbytes, **kw)
-    bounds = plan.window_bounds(shard_ptr, nbytes, **kw)
+    spec = OrderSpec(shard_ptr, nbytes, seed=seed, epoch=1, shuffle=shuffle, window_bytes=window,
+                     crops_per_recording=crops)
+    order, bounds = epoch_order(spec), window_bounds(spec)
     assert bounds[0] == 0 and bounds[-1] == len(order) and np.all(np.diff(bounds) > 0)
     for rank in range(world):
         rp = plan.plan_rank(len(order), world_size=world, rank=rank, batch_size=batch, partial="keep")
         for w in range(workers):
             pos = np.concatenate([np.zeros(0, np.int64)] + [rp.positions(t)[0] for t in rp.worker_batches(w, workers)])
-            parts = plan.window_items(pos, bounds)
+            parts = window_items(pos, bounds)
             assert sorted(np.concatenate([np.zeros(0, np.int64), *parts]).tolist()) == sorted(pos.tolist())
             hinted = set()
             for k, part in enumerate(parts):
                 assert np.all((part >= bounds[k]) & (part < bounds[k + 1]))
-                shards = [s for s, _ in plan.window_extents(order[part], crops, shard_id, offsets, nbytes)]
+                shards = [s for s, _ in window_extents(order[part], crops, shard_id, offsets, nbytes)]
                 assert shards == sorted(set(shards))
-                for s, rows in plan.window_extents(order[part], crops, shard_id, offsets, nbytes):
+                for s, rows in window_extents(order[part], crops, shard_id, offsets, nbytes):
                     assert np.all(shard_id[rows] == s) and np.all(np.diff(offsets[rows]) > 0)
                     hinted.update((int(s), int(offsets[r]), int(nbytes[r])) for r in rows)
             # every item read (its whole member, so any crop of it) lies inside a hinted member
@@ -58,7 +59,7 @@ def test_hinted_members_cover_every_read_of_an_epoch(sizes, window, crops, seed,
 def test_rarely_used_members_are_not_hinted():
     shard_id, offsets = np.zeros(3, np.int32), np.array([0, 10_000, 20_000])
     nbytes, used = np.array([1000, 1000, 1000]), np.array([900, 100, 400])
-    rows = plan.window_extents(np.array([0, 1, 2, 2]), 1, shard_id, offsets, nbytes, read_bytes=used, min_use=0.5)
+    rows = window_extents(np.array([0, 1, 2, 2]), 1, shard_id, offsets, nbytes, read_bytes=used, min_use=0.5)
     assert [r.tolist() for _, r in rows] == [[0, 2]]   # sample 2 is read twice: 800 of 1000 bytes
 
 

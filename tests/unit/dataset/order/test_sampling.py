@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shardkit.dataset import plan, sampling
+from shardkit.dataset.order import sampling
+from shardkit.dataset.order.shuffle import OrderSpec, window_layout
 from shardkit.errors import UsageError
 
 
@@ -37,10 +38,9 @@ def test_weighted_order_draws_within_windows(sizes, window, crops, m, epoch):
     if n == 0:
         return
     w = np.arange(1, n + 1, dtype=np.float64)
-    codes, bounds = sampling.weighted_order(ptr, nbytes, w, m, seed=1, epoch=epoch, window_bytes=window,
-                                            crops_per_recording=crops)
-    again = sampling.weighted_order(ptr, nbytes, w, m, seed=1, epoch=epoch, window_bytes=window,
-                                    crops_per_recording=crops)
+    spec = OrderSpec(ptr, nbytes, seed=1, epoch=epoch, shuffle=True, window_bytes=window, crops_per_recording=crops)
+    codes, bounds = sampling.weighted_order(spec, w, m)
+    again = sampling.weighted_order(spec, w, m)
     assert np.array_equal(codes, again[0]) and np.array_equal(bounds, again[1])
     assert len(codes) == m and bounds[0] == 0 and bounds[-1] == m
     items, draws = codes % (n * crops), codes // (n * crops)
@@ -48,7 +48,7 @@ def test_weighted_order_draws_within_windows(sizes, window, crops, m, epoch):
     for item in set(items.tolist()):
         assert sorted(draws[items == item].tolist()) == list(range(int((items == item).sum())))
     # each window draws only from the samples of the plain shuffle's window
-    samples, sbounds = plan.window_layout(ptr, nbytes, seed=1, epoch=epoch, shuffle=True, window_bytes=window)
+    samples, sbounds = window_layout(spec)
     for k in range(len(bounds) - 1):
         got = set((items[bounds[k]:bounds[k + 1]] // crops).tolist())
         assert got <= set(samples[sbounds[k]:sbounds[k + 1]].tolist())
@@ -61,7 +61,8 @@ def test_balanced_draws_are_balanced_and_change_per_epoch():
     per_class = np.zeros(3)
     orders = []
     for epoch in range(20):
-        codes, _ = sampling.weighted_order(ptr, nbytes, w, 122, seed=0, epoch=epoch, window_bytes=300)
+        spec = OrderSpec(ptr, nbytes, seed=0, epoch=epoch, shuffle=True, window_bytes=300)
+        codes, _ = sampling.weighted_order(spec, w, 122)
         orders.append(codes)
         per_class += [np.isin(codes % 122, np.flatnonzero(labels == c)).sum() for c in ("rare", "mid", "common")]
     assert np.all(np.abs(per_class / per_class.mean() - 1) < 0.10)

@@ -1,6 +1,6 @@
 """Which items an epoch reads when it is not every item once: subsets, weighted draws, mixtures.
 
-Pure functions of (seed, epoch, sizes, weights) over numpy arrays, like :mod:`.plan` (no I/O, no
+Pure functions of (seed, epoch, sizes, weights) over numpy arrays, like :mod:`.shuffle` (no I/O, no
 torch), in small named pieces:
 
 - :func:`subset_ptr`: the shard structure of a subset of rows (a subset is read like a smaller set);
@@ -12,7 +12,7 @@ torch), in small named pieces:
 - :func:`first_half_overlap`, :func:`position_change`: how unrelated two epochs' orders are.
 
 **Draws stay in windows.** A weighted epoch of M items is drawn by systematic sampling over the
-epoch's window sequence (:func:`.plan.window_layout`: the same rotated, re-cut, permuted windows as a
+epoch's window sequence (:func:`.shuffle.window_layout`: the same rotated, re-cut, permuted windows as a
 plain shuffle): the items in window order get cumulative weights, and M equally spaced points with a
 keyed offset pick the draws. So each window gets its share of M by its total weight (±1), each item
 is drawn ⌊M·w/W⌋ or ⌈M·w/W⌉ times (with replacement where weights demand it), and the draws of a
@@ -27,13 +27,21 @@ in the epoch (0 for the first), so that each copy gets its own random crop.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from shardkit.dataset import plan
+from shardkit.dataset.order.keyed import hash64
+from shardkit.dataset.order.shuffle import (
+    OrderSpec,
+    epoch_order,
+    permute_within_windows,
+    window_bounds,
+    window_layout,
+)
 from shardkit.errors import UsageError
 
 TAG_DRAW = 0x44524157            # "DRAW"
@@ -69,7 +77,7 @@ def check_weights(w: np.ndarray, n: int) -> np.ndarray:
 
 def unit_offset(*key: int) -> float:
     """A keyed number in [0, 1)."""
-    return float(plan.hash64(*key) >> np.uint64(11)) / float(1 << 53)
+    return float(hash64(*key) >> np.uint64(11)) / float(1 << 53)
 
 
 def systematic_counts(weights: np.ndarray, m: int, u: float) -> np.ndarray:
@@ -85,20 +93,18 @@ def systematic_counts(weights: np.ndarray, m: int, u: float) -> np.ndarray:
     return np.diff(np.floor(cum + u)).astype(np.int64)
 
 
-def weighted_order(shard_ptr: np.ndarray, sample_bytes: np.ndarray, weights: np.ndarray, m: int, *, seed: int,
-                   epoch: int, window_bytes: int, crops_per_recording: int = 1) -> tuple[np.ndarray, np.ndarray]:
+def weighted_order(spec: OrderSpec, weights: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
     """The order of an epoch of ``m`` items drawn by ``weights`` (float64 (N,), per sample; each crop
     of a sample gets ``weight / crops``): codes int64 (m,) (``draw × N·crops + item``) and their window
-    bounds int64 (windows + 1,) in ``G``.
+    bounds int64 (windows + 1,) in ``G``. A drawn epoch is shuffled whatever ``spec.shuffle`` says.
 
-    The items in the epoch's window order (:func:`.plan.window_layout`) are drawn by
+    The items in the epoch's window order (:func:`.shuffle.window_layout`) are drawn by
     :func:`systematic_counts` with a keyed offset, then shuffled within each window
-    (:func:`.plan.permute_within_windows`).
+    (:func:`.shuffle.permute_within_windows`).
     """
-    c = int(crops_per_recording)
-    n_items = (int(shard_ptr[-1]) if len(shard_ptr) else 0) * c
-    samples, bounds = plan.window_layout(shard_ptr, sample_bytes, seed=seed, epoch=epoch, shuffle=True,
-                                         window_bytes=window_bytes)
+    c, seed, epoch = int(spec.crops_per_recording), spec.seed, spec.epoch
+    n_items = (int(spec.shard_ptr[-1]) if len(spec.shard_ptr) else 0) * c
+    samples, bounds = window_layout(dataclasses.replace(spec, shuffle=True))
     items = (samples[:, None] * c + np.arange(c, dtype=np.int64)).reshape(-1)
     counts = systematic_counts(np.repeat(np.asarray(weights, dtype=np.float64)[samples], c), int(m),
                                unit_offset(seed, epoch, TAG_DRAW))
@@ -108,7 +114,7 @@ def weighted_order(shard_ptr: np.ndarray, sample_bytes: np.ndarray, weights: np.
     ends = np.zeros(len(counts) + 1, dtype=np.int64)
     np.cumsum(counts, out=ends[1:])
     g_bounds = ends[bounds * c]
-    return codes[plan.permute_within_windows(g_bounds, seed=seed, epoch=epoch)], g_bounds
+    return codes[permute_within_windows(g_bounds, seed=seed, epoch=epoch)], g_bounds
 
 
 def split_counts(proportions: Sequence[float], m: int) -> list[int]:
@@ -132,7 +138,7 @@ def interleave(counts: Sequence[int], *, seed: int, epoch: int) -> tuple[np.ndar
     parts = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
     k = np.concatenate([np.zeros(0, np.int64)] + [np.arange(n, dtype=np.int64) for n in counts])
     n = np.repeat(np.asarray(counts, dtype=np.float64), counts)
-    u = (plan.hash64(seed, epoch, TAG_MIX, parts.astype(np.uint64), k.astype(np.uint64)) >> np.uint64(11))
+    u = (hash64(seed, epoch, TAG_MIX, parts.astype(np.uint64), k.astype(np.uint64)) >> np.uint64(11))
     t = (k + u.astype(np.float64) / float(1 << 53)) / np.maximum(n, 1)
     order = np.lexsort((parts, t))
     return parts[order], k[order]
@@ -191,16 +197,13 @@ class EpochSampler:
         """(codes int64 (m,), window bounds int64 in ``G``) of ``epoch``; ``m`` (default
         :attr:`num_items`) other than the subset's items draws that many (a mixture's part)."""
         m = self.num_items if m is None else int(m)
+        spec = OrderSpec(self._sub_ptr, self._bytes(), seed=self.seed, epoch=epoch, shuffle=self.shuffle,
+                         window_bytes=self.window_bytes, crops_per_recording=self.crops)
         if self.drawn or m != self.subset_items:
             w = self.weights if self.weights is not None else np.ones(int(self._sub_ptr[-1]))
-            codes, bounds = weighted_order(self._sub_ptr, self._bytes(), w, m, seed=self.seed, epoch=epoch,
-                                           window_bytes=self.window_bytes, crops_per_recording=self.crops)
+            codes, bounds = weighted_order(spec, w, m)
         else:
-            codes = plan.epoch_order(self._sub_ptr, self._bytes(), seed=self.seed, epoch=epoch, shuffle=self.shuffle,
-                                     window_bytes=self.window_bytes, crops_per_recording=self.crops)
-            bounds = plan.window_bounds(self._sub_ptr, self._bytes(), seed=self.seed, epoch=epoch,
-                                        shuffle=self.shuffle, window_bytes=self.window_bytes,
-                                        crops_per_recording=self.crops)
+            codes, bounds = epoch_order(spec), window_bounds(spec)
         return self._to_set(codes), bounds
 
     def _to_set(self, codes: np.ndarray) -> np.ndarray:
@@ -214,7 +217,7 @@ class EpochSampler:
 
     def recipe(self) -> str:
         """A digest of what chose the items (subset, weights, samples per epoch); "" for a plain epoch
-        of the whole set. Checkpoints carry it (:class:`~.cursor.OrderKey`)."""
+        of the whole set. Checkpoints carry it (:class:`~shardkit.dataset.cursor.OrderKey`)."""
         if self.rows is None and not self.drawn:
             return ""
         h = hashlib.blake2b(digest_size=12)

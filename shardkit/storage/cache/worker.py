@@ -4,7 +4,7 @@ read without ``cache_dir`` (docs/reading.md, "DataLoader workers on object stora
 Why: each worker reads its own members of every shuffle window, and those lie a member apart from the
 other workers', so each worker's windows (:mod:`shardkit.storage.windows`) span the others' members too: K
 workers fetched K× the set's bytes per epoch. The machine-wide shard cache
-(:class:`~shardkit.storage.disk_cache.ShardCache`) already downloads each shard once for every process
+(:class:`~shardkit.storage.cache.store.ShardCache`) already downloads each shard once for every process
 that reads it (a lock per shard; the others wait and read the verified entry), so the workers of a
 process share one of those, made for the process:
 
@@ -16,7 +16,7 @@ process share one of those, made for the process:
 - removed when that process exits (or the object that owns it is collected) — only by that process,
   never by a worker; a folder left by a process that was killed is removed by the next one that makes its
   own (:func:`sweep_stale`);
-- filled in blocks that are served as they arrive (:mod:`shardkit.storage.block_fill`: one conditional
+- filled in blocks that are served as they arrive (:mod:`shardkit.storage.cache.blocks`: one conditional
   GET per 8 MB block for all the workers, each member CRC-checked until its shard is whole), not one
   download per shard: a worker's first batch no longer waits for whole shards;
 - the integrity checks of ``cache_dir``: sha256 and size of each downloaded shard against the manifest
@@ -38,7 +38,7 @@ import tempfile
 import weakref
 from pathlib import Path
 
-from shardkit.storage.disk_cache import ShardCache
+from shardkit.storage.cache.store import ShardCache
 
 log = logging.getLogger(__name__)
 
