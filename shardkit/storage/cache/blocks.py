@@ -16,12 +16,12 @@ On disk, under ``<cache>/tmp/<sha256>.fill/``:
 Rules:
 
 - **One fetch per block.** A process takes a block's lock without waiting, checks ``have`` again and fetches.
-  Read-ahead (:meth:`BlockFill.prefetch`) skips a block another process is fetching; a read waits for its
-  ``have`` byte, polling from every :data:`POLL_SECONDS` to every :data:`POLL_MAX_SECONDS`.
+  Read-ahead (:meth:`BlockFill.prefetch`) skips a block another process is fetching; a read waits on the
+  block's lock (a shared ``flock``: woken by the kernel when the fetcher lets go, no polling) and looks again.
 - **A dead or stalled fetcher.** The kernel drops the lock of a process that died: a waiter then takes the
-  lock, finds the block unmarked and fetches it itself, over whatever half was written. A fetcher alive but
-  stuck for :data:`WAIT_SECONDS` is named in a warning and the waiter fetches the block too (the same bytes:
-  the same conditional GET).
+  lock, finds the block unmarked and fetches it itself, over whatever half was written. A read that waited
+  :data:`WAIT_SECONDS` for a fetcher alive but stuck names the shard and bytes in a warning and fetches the
+  block too (the same bytes: the same conditional GET).
 - **Checked before served.** Every range inside a member (known from :meth:`Storage.bind_members`) is served
   only after the whole member was read back and matched its CRC-32 (:class:`CorruptMember` otherwise), as
   the object store's windows are; a range outside every member is checked for length only.
@@ -54,6 +54,7 @@ import numpy as np
 
 from shardkit.storage.base import Extent, Members, RangeError, ShortRead
 from shardkit.storage.cache.store import DISK_ERRNOS, CacheDiskError, CorruptShard, ShardCache
+from shardkit.storage.local import _read_fully
 from shardkit.storage.windows import MB, CorruptMember
 
 log = logging.getLogger(__name__)
@@ -62,10 +63,6 @@ __all__ = ["BLOCK", "BlockFill"]
 
 #: bytes of one block (the last block of a shard may be shorter)
 BLOCK = 8 * MB
-#: a read waiting for a block another process fetches looks again after this long (seconds), then twice as
-#: long each time up to ``POLL_MAX_SECONDS`` (16 waiting threads polling every 5 ms cost ~15 % of a core)
-POLL_SECONDS = 0.005
-POLL_MAX_SECONDS = 0.04
 #: after this long (seconds) waiting for another process's block, a read fetches it itself (an object
 #: store request gives up within about 60 s: :mod:`shardkit.storage.obstore`)
 WAIT_SECONDS = 120.0
@@ -195,11 +192,15 @@ class BlockFill:
         have = self._have(shard)
         tasks = {k: self._submit(shard, k, patient=True) for k in blocks if k < len(have) and not have[k]}
         failed: dict[int, OSError] = {}
+        deadline = time.monotonic() + WAIT_SECONDS
         for k, (future, patient) in tasks.items():
             for _ in range(2):
                 try:
-                    if future.result():
+                    if future.result(timeout=max(0.0, deadline - time.monotonic())):
                         break
+                except TimeoutError:
+                    self._overdue(shard, k, failed)
+                    break
                 except CancelledError:  # a read of another thread took this read-ahead task over
                     pass
                 except OSError as exc:
@@ -212,10 +213,21 @@ class BlockFill:
                 future, patient = self._submit(shard, k, patient=True, again=True)
         return failed
 
+    def _overdue(self, shard: Shard, k: int, failed: dict[int, OSError]) -> None:
+        """Block ``k`` waited for :data:`WAIT_SECONDS` (its fetcher is alive but stuck): fetched here too."""
+        log.warning("%s: bytes %d-%d have been fetched by another worker for %.0f s; fetching them here too",
+                    self._describe(shard[0]), *self._bounds(shard[1], k), WAIT_SECONDS)
+        try:
+            if not self._have(shard)[k]:
+                self._download(shard, k)
+        except OSError as exc:
+            if isinstance(exc, CacheDiskError):
+                raise
+            failed[k] = exc
+
     def _fetch(self, shard: Shard, k: int, patient: bool) -> bool:
         """Block ``k`` in ``data`` (fetched here unless another process does); False when another process
-        fetches it and this task is read-ahead (not ``patient``)."""
-        deadline, pause = time.monotonic() + WAIT_SECONDS, POLL_SECONDS
+        fetches it and this task is read-ahead (not ``patient``), which a read waits for on the block's lock."""
         while not self._have(shard)[k]:
             lock = self._try_lock(shard[2], k)
             if lock is not None:
@@ -227,14 +239,20 @@ class BlockFill:
                 break
             if not patient:
                 return False
-            if time.monotonic() > deadline:
-                log.warning("%s: bytes %d-%d have been fetched by another process for %.0f s; fetching them here "
-                            "too", self._describe(shard[0]), *self._bounds(shard[1], k), WAIT_SECONDS)
-                self._download(shard, k)
-                break
-            time.sleep(pause)
-            pause = min(2 * pause, POLL_MAX_SECONDS)
+            self._wait_unlocked(shard[2], k)
         return True
+
+    def _wait_unlocked(self, sha: str, k: int) -> None:
+        """Until the task holding block ``k``'s lock lets go (a shared ``flock``: the kernel wakes this thread;
+        no polling). A holder that dies lets go at once; one that hangs is left behind by :meth:`_ensure`."""
+        try:
+            fd = os.open(self._folder(sha) / f"{k}.lock", os.O_RDONLY | os.O_NOFOLLOW)
+        except FileNotFoundError:  # the shard became an entry meanwhile
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)
+        finally:
+            os.close(fd)
 
     def _try_lock(self, sha: str, k: int) -> int | None:
         """The lock of block ``k`` held (a descriptor to close), or None when another task holds it."""
@@ -313,19 +331,22 @@ class BlockFill:
 
     def _serve(self, fd: int, size: int, ranges: Sequence[Any], spans: list[tuple[int, int, int | None]],
                failed: dict[int, OSError], where: str) -> list[RangeError]:
-        """Copy each range out of ``fd``, each member whole and CRC-checked first (read once per call)."""
+        """Copy each range out of ``fd``, each member whole and CRC-checked first (once for neighbouring ranges
+        of one member)."""
         errors: list[RangeError] = []
-        members: dict[tuple[int, int], bytes | OSError] = {}
+        last: tuple[tuple[int, int], memoryview | OSError] | None = None
         for k, ((offset, length, dest), (a, b, crc)) in enumerate(zip(ranges, spans)):
-            bad = next((failed[j] for j in self._span_blocks(size, a, b) if j in failed), None)
-            if bad is None and (a, b) not in members:
-                members[a, b] = _checked(fd, a, b, crc, where)
-            got = bad if bad is not None else members[a, b]
+            got: memoryview | OSError | None = next((failed[j] for j in self._span_blocks(size, a, b) if j in failed),
+                                                     None)
+            if got is None:
+                if last is None or last[0] != (a, b):
+                    last = ((a, b), _checked(fd, a, b, crc, where))
+                got = last[1]
             if isinstance(got, OSError):
                 errors.append((k, got))
                 continue
             view = dest if len(dest) == length else dest[:length]
-            view[:] = memoryview(got)[offset - a:offset - a + length]
+            view[:] = got[offset - a:offset - a + length]
         return errors
 
 
@@ -345,14 +366,27 @@ def _member_spans(ranges: Sequence[Any], members: Members) -> list[tuple[int, in
     return out
 
 
-def _checked(fd: int, a: int, b: int, crc: int | None, where: str) -> bytes | OSError:
-    """Bytes ``[a, b)`` of ``fd``; :class:`ShortRead`, or :class:`CorruptMember` when ``crc`` does not match."""
+_LOCAL = threading.local()
+#: the largest buffer a reading thread keeps for the members it checks (bytes)
+_KEEP_BYTES = 8 * MB
+
+
+def _checked(fd: int, a: int, b: int, crc: int | None, where: str) -> memoryview | OSError:
+    """Bytes ``[a, b)`` of ``fd``, in this thread's buffer (valid until its next call: a fresh allocation per
+    member cost page faults on every byte); :class:`ShortRead`, or :class:`CorruptMember` when ``crc`` does
+    not match."""
+    buf = getattr(_LOCAL, "buf", None)
+    if buf is None or len(buf) < b - a:
+        buf = bytearray(max(b - a, 1 << 20))
+        if len(buf) <= _KEEP_BYTES:  # a larger member gets a buffer of its own, not kept
+            _LOCAL.buf = buf
+    data = memoryview(buf)[:b - a]
     try:
-        data = os.pread(fd, b - a, a)
+        got = _read_fully(fd, data, a)
     except OSError as exc:
         return exc
-    if len(data) != b - a:
-        return ShortRead(where, len(data), b - a, a)
+    if got != b - a:
+        return ShortRead(where, got, b - a, a)
     if crc is not None and zlib.crc32(data) != crc:
         return CorruptMember(where, a, b - a)
     return data
