@@ -206,7 +206,9 @@ class ShardCache:
                 if not self.private:  # a private cache never outlives its process: no crash to survive
                     os.fsync(fh.fileno())
             if got != size or digest.hexdigest() != sha256:
-                raise _corrupt(where, got, digest.hexdigest(), size, sha256)
+                raise CorruptShard(f"{where}: downloaded {got} bytes with sha256 {digest.hexdigest()[:16]}…, the "
+                                   f"manifest says {size} bytes and {sha256[:16]}…; not cached nor read (run "
+                                   "'shardkit verify' on the set)")
             fd = os.open(part, os.O_RDONLY)
             fcntl.flock(fd, fcntl.LOCK_SH)  # pinned before anyone can see it
             os.rename(part, self.path(sha256))
@@ -222,33 +224,6 @@ class ShardCache:
             _fsync_dir(self.root)
         log.info("cached %s (%.1f MB in %.2f s) as %s", where, size / 1e6, time.monotonic() - t0, self.path(sha256))
         return fd
-
-    def adopt(self, sha256: str, size: int, path: Path, where: str = "") -> bool:
-        """Make ``path`` — a file under this cache's ``tmp/`` holding a whole shard written piece by piece
-        (:mod:`shardkit.storage.cache.blocks`) — the entry ``sha256`` if its size and sha256 match: True; False
-        when there is an entry already or ``path`` is gone. A file that does not match is removed and
-        :class:`CorruptShard` raised. Runs under the shard's download lock, like a whole download."""
-        with self._download_lock(sha256):
-            if self.path(sha256).exists():
-                return False
-            try:
-                fd = os.open(path, _OPEN_ENTRY)
-            except FileNotFoundError:
-                return False
-            try:
-                got, digest = os.fstat(fd).st_size, _sha256_of(fd)
-                if not self.private:
-                    os.fsync(fd)
-            finally:
-                os.close(fd)
-            if got != size or digest != sha256:
-                path.unlink(missing_ok=True)
-                raise _corrupt(where, got, digest, size, sha256)
-            os.rename(path, self.path(sha256))
-        if not self.private:
-            _fsync_dir(self.root)
-        self.evict()
-        return True
 
     def entries(self) -> list[tuple[float, int, Path]]:
         """``(last use, bytes, path)`` of every entry, oldest use first."""
@@ -296,11 +271,6 @@ class ShardCache:
 
     def __repr__(self) -> str:
         return f"ShardCache({str(self.root)!r}, limit={self.limit})"
-
-
-def _corrupt(where: str, got: int, digest: str, size: int, sha256: str) -> CorruptShard:
-    return CorruptShard(f"{where}: downloaded {got} bytes with sha256 {digest[:16]}…, the manifest says {size} "
-                        f"bytes and {sha256[:16]}…; not cached nor read (run 'shardkit verify' on the set)")
 
 
 def _sha256_of(fd: int) -> str:

@@ -16,9 +16,6 @@ process share one of those, made for the process:
 - removed when that process exits (or the object that owns it is collected) — only by that process,
   never by a worker; a folder left by a process that was killed is removed by the next one that makes its
   own (:func:`sweep_stale`);
-- filled in blocks that are served as they arrive (:mod:`shardkit.storage.cache.blocks`: one conditional
-  GET per 8 MB block for all the workers, each member CRC-checked until its shard is whole), not one
-  download per shard: a worker's first batch no longer waits for whole shards;
 - the integrity checks of ``cache_dir``: sha256 and size of each downloaded shard against the manifest
   before the entry exists (an entry that exists is complete and verified), conditional GETs on the ETag
   recorded when the set was opened, sizes checked on every open. What it skips: hashing an entry again

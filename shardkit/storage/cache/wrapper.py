@@ -28,19 +28,15 @@ class CachedStorage(Storage):
     """``inner`` with the machine-wide shard cache in front: a shard its manifest lists (with size and
     sha256, learnt in :meth:`open_set`) is read from its cache entry, downloaded whole first
     (:meth:`Storage.stream`: one conditional GET of an object store, memory one 8 MB piece) and verified;
-    every other object, and a shard larger than the cache, is ``inner``'s. A private cache (the DataLoader
-    workers') is filled in blocks served as they arrive instead (:mod:`shardkit.storage.cache.blocks`), once
-    the shard set bound the members (their CRC-32s check what is served before a shard is whole). Sizes,
-    metadata and read-ahead hints for what is not cached go to ``inner``. ``shards``: ``{name: (bytes,
-    sha256)}`` when the manifest was read already (else learnt in :meth:`open_set`). Pickles to ``inner``, the
-    cache and the shards' digests."""
+    every other object, and a shard larger than the cache, is ``inner``'s. Sizes, metadata and read-ahead
+    hints for what is not cached go to ``inner``. ``shards``: ``{name: (bytes, sha256)}`` when the manifest
+    was read already (else learnt in :meth:`open_set`). Pickles to ``inner``, the cache and the shards' digests."""
 
     def __init__(self, inner: Storage, cache: ShardCache, shards: dict[str, tuple[int, str]] | None = None) -> None:
         self.inner, self.cache = inner, cache
         #: (bytes, sha256) of each shard, from the manifest: the cache's keys
         self._shards: dict[str, tuple[int, str]] = dict(shards or {})
         self._opened: dict[str, bytes | BaseException] = {}
-        self._members: Callable[[str], Any] | None = None
         self._reset()
 
     def _reset(self) -> None:
@@ -50,8 +46,7 @@ class CachedStorage(Storage):
         #: the cache's disk failed (full) in this process: every read goes to ``inner``
         self._off = False
         self._pool: ThreadPoolExecutor | None = None
-        self._blocks: Any = None  # a private cache's BlockFill, made on first use
-        #: this process's downloads into the cache, whole shards or blocks (``disk_gets``, ``disk_bytes``)
+        #: this process's whole shards downloaded into the cache (``disk_gets``, ``disk_bytes``)
         self.stats = {"disk_gets": 0, "disk_bytes": 0}
 
     def _here(self) -> None:
@@ -93,17 +88,10 @@ class CachedStorage(Storage):
         return self.inner.read_into(name, ranges) if done is None else done
 
     def prefetch(self, name: str, extents: Sequence[Any]) -> None:
-        """The shard's entry, downloaded in the background (once at a time) — in a private cache the blocks
-        holding these members (:mod:`shardkit.storage.cache.blocks`); ``inner``'s hint otherwise."""
+        """The shard's entry, downloaded in the background (once at a time); ``inner``'s hint otherwise."""
         self._here()
         if self._off or name not in self._shards or self._shards[name][0] > self.cache.limit:
             self.inner.prefetch(name, extents)
-            return
-        blocks = self._block_fill(name)
-        if blocks is not None:
-            size, sha = self._shards[name]
-            if not self.cache.path(sha).exists():
-                blocks.prefetch((name, size, sha), extents)
             return
         with self._lock:
             if name not in self._filling:
@@ -115,18 +103,12 @@ class CachedStorage(Storage):
         self.inner.set_readahead(mode)
 
     def bind_members(self, members: Any) -> None:
-        """``inner``'s, and kept: a private cache serves a shard's members while its blocks arrive, each checked
-        against its CRC-32."""
-        self._members = members
         self.inner.bind_members(members)
 
     def stream(self, name: str, write: Callable[[memoryview], None], start: int = 0, end: int | None = None) -> int:
         return self.inner.stream(name, write, start, end)
 
     def close(self) -> None:
-        if self._blocks is not None and self._pid == os.getpid():
-            self._blocks.close()
-            self._blocks = None
         self.inner.close()
 
     def __getstate__(self) -> dict[str, Any]:
@@ -134,7 +116,7 @@ class CachedStorage(Storage):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.inner, self.cache, self._shards = state["inner"], state["cache"], state["shards"]
-        self._opened, self._members = {}, None
+        self._opened = {}
         self._reset()
 
     def __repr__(self) -> str:
@@ -143,14 +125,10 @@ class CachedStorage(Storage):
     # -- the cache ---------------------------------------------------------------------------------
 
     def _read_cached(self, name: str, ranges: Sequence[Any]) -> list[tuple[int, OSError]] | None:
-        """:meth:`read_into` from the shard's entry (downloaded first if needed; in a private cache, filled in
-        blocks and served as they arrive); None when the shard is too large for the cache."""
+        """:meth:`read_into` from the shard's entry (downloaded first if needed); None when the shard is too
+        large for the cache."""
         try:
-            blocks = self._block_fill(name)
-            if blocks is None:
-                fd = self._cached(name)
-            elif (fd := self.cache.open(self._shards[name][1], self._shards[name][0])) is None:
-                return blocks.read((name, *self._shards[name]), ranges, self._members(name))
+            fd = self._cached(name)
         except CacheDiskError as exc:
             log.warning("%s; reading without the cache from now on in this process", exc)
             self._off = True
@@ -163,21 +141,6 @@ class CachedStorage(Storage):
             return read_ranges(fd, ranges, self.describe(name))
         finally:
             os.close(fd)  # unpins the entry
-
-    def _block_fill(self, name: str) -> Any:
-        """The :class:`~shardkit.storage.cache.blocks.BlockFill` that fills shard ``name`` when the cache is
-        private and the shard's members are known (their CRC-32s check what is served before the shard is
-        whole); None: the shard is downloaded whole."""
-        if not self.cache.private or self._members is None or self._shards[name][0] > self.cache.limit or \
-                self._members(name) is None:
-            return None
-        if self._blocks is None:
-            from shardkit.storage.cache.blocks import BlockFill
-
-            with self._lock:
-                if self._blocks is None:
-                    self._blocks = BlockFill(self.cache, self.inner.stream, self.describe, self.stats, self._lock)
-        return self._blocks
 
     def _cached(self, name: str) -> int | None:
         """A pinned descriptor of shard ``name`` in the cache, downloaded (verified) first if needed; None
