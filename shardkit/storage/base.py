@@ -173,23 +173,21 @@ class Storage(ABC):
         ``(starts, ends, crc32s)`` sorted by start, or None): a storage that ``checks_members`` then
         fetches whole members and checks them. Not pickled: the shard set binds again."""
 
-    def stream(self, name: str, write: Callable[[memoryview], None], start: int = 0, end: int | None = None) -> int:
-        """Bytes ``[start, end)`` of object ``name`` (default: all of it), handed to ``write`` in order in pieces of
-        at most 8 MB, as the object whose identity was recorded (:class:`ShardChanged` otherwise); returns the
-        bytes written. Raises what a failed read gives (``FileNotFoundError``, :class:`OpenFailed`,
-        :class:`ShortRead` — also for an ``end`` past the object's end, …). The default reads it with
-        :meth:`read_into`; an object store overrides it with one streaming GET."""
-        end = self.size(name) if end is None else end
-        done = start
-        buf = memoryview(bytearray(max(1, min(end - start, STREAM_PIECE))))
-        while done < end:
-            view = buf[:min(len(buf), end - done)]
+    def stream(self, name: str, write: Callable[[memoryview], None]) -> int:
+        """The whole object ``name``, handed to ``write`` in pieces of at most 8 MB, as the object whose
+        identity was recorded (:class:`ShardChanged` otherwise); returns the bytes written. Raises what a
+        failed read gives (``FileNotFoundError``, :class:`OpenFailed`, :class:`ShortRead`, …). The default
+        reads it with :meth:`read_into`; an object store overrides it with one streaming GET."""
+        size, done = self.size(name), 0
+        buf = memoryview(bytearray(max(1, min(size, STREAM_PIECE))))
+        while done < size:
+            view = buf[:min(len(buf), size - done)]
             errors = self.read_into(name, [(done, len(view), view)])
             if errors:
                 raise errors[0][1]
             write(view)
             done += len(view)
-        return done - start
+        return done
 
     def local_path(self, name: str) -> Path | None:
         """The path of object ``name`` on this machine, or None when it has none."""

@@ -284,17 +284,12 @@ class ObjectStorage(Storage):
             self._pool = ThreadPoolExecutor(self.max_in_flight, thread_name_prefix="shardkit-prefetch")
         return self._pool
 
-    def stream(self, name: str, write: Callable[[memoryview], None], start: int = 0, end: int | None = None) -> int:
-        """Bytes ``[start, end)`` (default: the whole object) in one streaming GET (pieces of about 8 MB) on the
-        condition that it is still the one whose ETag was recorded (``If-Match``): :class:`ShardChanged`
-        otherwise; :class:`ShortRead` when the object ends before ``end``."""
+    def stream(self, name: str, write: Callable[[memoryview], None]) -> int:
+        """The whole object in one streaming GET (pieces of about 8 MB) on the condition that it is still the
+        one whose ETag was recorded (``If-Match``): :class:`ShardChanged` otherwise."""
         tag = self._tags.get(name)
-        self._stall.check()
         with self._conditional(name, tag):
-            got = win.stream_if_match(self._client(), name, tag, write, start, end)
-        if end is not None and got != end - start:
-            raise ShortRead(self.describe(name), got, end - start, start)
-        return got
+            return win.stream_if_match(self._client(), name, tag, write)
 
     def _get(self, name: str, start: int, end: int) -> Any:
         """Bytes ``[start, end)`` of ``name`` (one ranged GET), on the condition that the object is still the one

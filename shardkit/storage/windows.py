@@ -203,15 +203,12 @@ def fill_spans(ranges: Sequence[Any], ks: Sequence[int], spans: Sequence[tuple[i
     return errors
 
 
-def stream_if_match(store: Any, name: str, tag: str | None, write: Callable[[Any], None], start: int = 0,
-                    end: int | None = None) -> int:
-    """GET the object ``name`` (bytes ``[start, end)``; default all of it) on the condition ``If-Match: tag``
-    (when known), handing its body to ``write`` in pieces of about 8 MB, in order, from a thread of their own
-    while the next pieces arrive (memory: at most ``STREAM_DEPTH`` + 2 pieces); returns the bytes streamed.
-    :class:`TagMismatch` as :func:`get_if_match`; an error of ``write`` is raised here."""
-    whole = start == 0 and end is None
-    got, _ = _get_checked(store, name, {} if whole else {"range": (start, end) if end is not None else
-                                                          {"offset": start}}, tag)
+def stream_if_match(store: Any, name: str, tag: str | None, write: Callable[[Any], None]) -> int:
+    """GET the whole object ``name`` on the condition ``If-Match: tag`` (when known), handing its body to
+    ``write`` in pieces of about 8 MB, in order, from a thread of their own while the next pieces arrive
+    (memory: at most ``STREAM_DEPTH`` + 2 pieces); returns the bytes streamed. :class:`TagMismatch` as
+    :func:`get_if_match`; an error of ``write`` is raised here."""
+    got, _ = _get_checked(store, name, {}, tag)
     total = 0
     with _handed_on(write) as put:
         for chunk in got.stream(min_chunk_size=8 * MB):

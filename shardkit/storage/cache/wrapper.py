@@ -105,8 +105,8 @@ class CachedStorage(Storage):
     def bind_members(self, members: Any) -> None:
         self.inner.bind_members(members)
 
-    def stream(self, name: str, write: Callable[[memoryview], None], start: int = 0, end: int | None = None) -> int:
-        return self.inner.stream(name, write, start, end)
+    def stream(self, name: str, write: Callable[[memoryview], None]) -> int:
+        return self.inner.stream(name, write)
 
     def close(self) -> None:
         self.inner.close()
