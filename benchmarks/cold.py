@@ -15,11 +15,13 @@ cannot be set up), and leaves it at the end.
 
 Before every cold run each file the method reads is written back (``os.sync``) and dropped from the
 page cache with ``posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED)``; the share still resident is
-checked with ``mincore`` and reported (``resident_before``). A run then reads for ``seconds``: ``cat``
-and shardkit drop the files again at each new pass or epoch (so a run can span several, and a shuffled
-reader's first and last shuffle window — read whole, used over the epoch — weigh as they do in a
-long epoch, not as in a fraction of one); the others stop at 80 % of one pass, so they never reach
-bytes they read themselves. Warm runs (the A/B of read-ahead on a warm page cache) read the files once
+checked with ``mincore`` and reported (``resident_before``). ``cat`` and shardkit then read **whole
+passes / epochs** until ``seconds`` have passed, dropping the files again at each new one: a run cut
+at a time would end inside an epoch whose next shuffle window the read-ahead has already started
+fetching, charging the reader for bytes no batch of the run took (up to a window — ~200 MB, 0.8 s of
+this disk — per run), which a training run that reads its epochs to the end never pays. The others
+stop at ``seconds`` or 80 % of one pass, so they never reach bytes they read themselves.
+Warm runs (the A/B of read-ahead on a warm page cache) read the files once
 first and time steady reading, after the first batch.
 
 Methods: ``cat`` (``readinto`` an 8 MiB buffer over the segment shards, front to back: the 1.00
@@ -53,6 +55,8 @@ from benchmarks.rss import peak_kb, reset_peak, rss_kb
 
 #: share of one pass over a method's data a cold run may read (beyond it the bytes could be cached)
 MAX_PASS = 0.8
+#: what ``cat`` and shardkit's streams yield at the end of each pass / epoch (a cold run ends on one)
+PASS_END = None
 #: target of issue 10: shuffled shardkit ≥ this × the cold sequential read
 COLD_TARGET = 0.9
 #: the throttled disk: a cloud persistent disk's read limits (bytes/s, reads/s)
@@ -120,6 +124,7 @@ def shardkit_cold(path: Path, *, readahead: str, crops: int = 1, batch: int = BA
             ds.set_epoch(epoch)
             for b in ds:
                 yield float(b["valid"].sum())
+            yield PASS_END
     finally:
         ds.close()
 
@@ -134,6 +139,7 @@ def cat_cold(paths: Sequence[str]) -> Iterator[float]:
             with open(p, "rb", buffering=0) as f:
                 while n := f.readinto(buf):
                     yield n / CLIP_BYTES
+        yield PASS_END
 
 
 def write_presplit(segments: Path, out: Path) -> list[str]:
@@ -212,10 +218,11 @@ def throttled(path: Path, *, bps: int = THROTTLE_BPS, iops: int = THROTTLE_IOPS,
 # ------------------------------------------------------------------------------------ runs
 
 
-def timed_run(make: Callable[[], Iterator[float]], files: Sequence[str], *, cold: bool, seconds: float,
-              max_clips: float) -> dict[str, Any]:
+def timed_run(make: Callable[[], Iterator[float | None]], files: Sequence[str], *, cold: bool, seconds: float,
+              max_clips: float, whole: bool = False) -> dict[str, Any]:
     """Drop ``files`` from the cache (``cold``) or read them once (warm), then time ``make()``'s clips
-    (cold: the first step included; warm: after the first step)."""
+    (cold: the first step included; warm: after the first step). ``whole``: stop at the first
+    :data:`PASS_END` after ``seconds`` (whole passes), else at the first step after ``seconds``."""
     if cold:
         drop_cache(files)
     else:
@@ -228,15 +235,24 @@ def timed_run(make: Callable[[], Iterator[float]], files: Sequence[str], *, cold
     if not cold:
         next(it)  # warm: the A/B is of steady reading, not of opening the set
     t0, cpu0 = time.perf_counter(), time.process_time()
-    clips, elapsed = 0.0, 0.0
+    clips, elapsed, passes = 0.0, 0.0, 0
     try:
-        while elapsed < seconds and clips < max_clips:
-            clips += next(it)
+        while clips < max_clips:
+            got = next(it)
             elapsed = time.perf_counter() - t0
+            if got is PASS_END:
+                passes += 1
+                if elapsed >= seconds:
+                    break
+                continue
+            clips += got
+            if elapsed >= seconds and not whole:
+                break
     finally:
         it.close()  # type: ignore[attr-defined]
     cpu = time.process_time() - cpu0
-    return {"clips": clips, "seconds": elapsed, "clips_per_s": clips / elapsed if elapsed else 0.0,
+    return {"clips": clips, "seconds": elapsed, "passes": passes,
+            "clips_per_s": clips / elapsed if elapsed else 0.0,
             "cpu_us_per_clip": round(1e6 * cpu / clips, 1) if clips else 0.0,
             "resident_before": None if resident is None else round(resident, 4),
             "rss_added_kb": max(0, peak_kb() - rss0) if reset else None}
@@ -296,7 +312,8 @@ def _round(table: list[dict[str, Any]], runs: dict[str, list[dict[str, Any]]], s
             ref = _ref_of(m, by, cold)
             pair = [ref, m] if ref is not m else [m]
             got = [timed_run(x["make_cold" if cold else "make"], x["files"], cold=cold, seconds=seconds,
-                             max_clips=MAX_PASS * x["pass_clips"] if cold else float("inf")) for x in pair]
+                             max_clips=MAX_PASS * x["pass_clips"] if cold else float("inf"),
+                             whole=cold and x["pass_clips"] == float("inf")) for x in pair]
             r = got[-1]
             r["ref_clips_per_s"], r["ref_cpu_us"] = got[0]["clips_per_s"], got[0]["cpu_us_per_clip"]
             runs.setdefault(m["method"] + ("" if cold else ":warm"), []).append(r)
