@@ -68,12 +68,13 @@ def read_epochs(location: str, server: str, method: str, workers: int, epochs: i
     return out
 
 
-def measure(segments: Path, *, delay: float = DELAY, epochs: int = 3, repeats: int = 3, workers: int = 2
-            ) -> dict[str, Any]:
-    """Every method, round-robin, ``repeats`` rounds: per-epoch clips/s and fetched/set bytes."""
+def measure(segments: Path, *, delay: float = DELAY, epochs: int = 3, repeats: int = 3, workers: int = 2,
+            windows: bool = True) -> dict[str, Any]:
+    """Every method (``windows``: with ``DL×K windows``), round-robin, ``repeats`` rounds: per-epoch clips/s and
+    fetched/set bytes."""
     set_bytes = sum(p.stat().st_size for p in Path(segments).glob("*.tar"))
     servers = start_servers({"segments": segments}, ("http",), (delay,))
-    names = [m.format(k=workers) for m in METHODS]
+    names = [m.format(k=workers) for m in METHODS if windows or not m.endswith("windows")]
     runs: dict[str, list[list[dict[str, float]]]] = {m: [] for m in names}
     try:
         e = servers.endpoints[0]
@@ -109,6 +110,12 @@ def summary(doc: dict[str, Any]) -> str:
                  _range([x["fetched"] / doc["set_bytes"] for x in first], ".2f"),
                  _range([x["fetched"] / doc["set_bytes"] for x in later], ".2f") if later else "–"]
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    one = doc["runs"].get("1 proc")
+    for m, rounds in doc["runs"].items():
+        if one and m != "1 proc":  # each round's ratio: the same round's 1-process epoch 0 as baseline
+            ratios = [(r[0]["clips"] / r[0]["seconds"]) / (b[0]["clips"] / b[0]["seconds"])
+                      for r, b in zip(rounds, one)]
+            lines.append(f"\nEpoch 0, {m} over 1 proc of the same round: {_range(ratios, '.2f')}")
     return "\n".join(lines) + "\n"
 
 
@@ -120,11 +127,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--no-windows", action="store_true", help="leave out DL×K windows (cache_dir=False)")
     ap.add_argument("--out", type=Path, default=Path("bench-out"))
     args = ap.parse_args(argv)
     if not args.segments.is_dir():
         ap.error(f"{args.segments}: no shard set; run python -m benchmarks.run first or pass --segments")
-    doc = measure(args.segments, delay=args.delay, epochs=args.epochs, repeats=args.repeats, workers=args.workers)
+    doc = measure(args.segments, delay=args.delay, epochs=args.epochs, repeats=args.repeats, workers=args.workers,
+                  windows=not args.no_windows)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "remote_workers.json").write_text(json.dumps(doc, indent=1) + "\n")
     _log(summary(doc))

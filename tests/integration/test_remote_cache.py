@@ -5,11 +5,12 @@ fetches nothing, the batches are the local read's, the bound holds, no entry is 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 
 import pytest
-from remote_fixtures import CREDENTIALS, Faults, moto_endpoint, proxy, upload, url_of
+from remote_fixtures import CREDENTIALS, Faults, moto_endpoint, proxy, range_server, upload, url_of
 
 from shardkit.dataset import ShardDataset
 from shardkit.errors import UsageError
@@ -171,3 +172,46 @@ def test_cache_dir_is_for_object_storage(packed, tmp_path):
     with pytest.raises(UsageError, match="pass cache_dir=FOLDER too"):
         ShardDataset("s3://b/x/", cache_bytes="1GB")
     assert ShardSet.open(packed)  # the folder itself is fine
+
+
+_REPLACED = r"""
+import sys
+from pathlib import Path
+from torch.utils.data import DataLoader
+from shardkit.dataset import ShardDataset
+from shardkit.errors import ShardReadError
+url, served = sys.argv[1], Path(sys.argv[2])
+ds = ShardDataset(url, batch_size=1, crop_seconds=1.0, shuffle=False, read_ahead=False)
+victim = served / ds.shard_set.shard_names[-1]
+it = iter(DataLoader(ds, batch_size=None, num_workers=2))
+next(it)
+data = bytearray(victim.read_bytes())
+data[0] ^= 1  # one byte of a tar header: every member's CRC-32 still right, only the ETag tells
+(served / "new").write_bytes(bytes(data))
+(served / "new").replace(victim)
+try:
+    for _ in it:
+        pass
+except ShardReadError as exc:
+    print("RAISED", exc, flush=True)
+"""
+
+
+def test_workers_sharing_the_private_cache_name_a_shard_replaced_mid_epoch(packed, tmp_path):
+    """Two DataLoader workers over HTTP without cache_dir: the shard replaced after the first batch is named
+    (its download's If-Match fails), and the private cache goes with the process even though a worker was
+    still fetching when it exited."""
+    copy = tmp_path / "served"
+    shutil.copytree(packed, copy)
+    server = range_server(copy)
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    try:
+        r = subprocess.run([sys.executable, "-c", _REPLACED, url_of(server) + "/", str(copy)], capture_output=True,
+                           text=True, env={**os.environ, "TMPDIR": str(tmpdir)}, timeout=120)
+    finally:
+        server.shutdown()
+    victim = ShardSet.open(copy).shard_names[-1]
+    assert "RAISED" in r.stdout and victim in r.stdout, r.stderr[-3000:]
+    assert "the shard changed since the set was opened" in r.stdout
+    assert not list(tmpdir.glob("shardkit-shards-*"))

@@ -68,9 +68,18 @@ def private_cache(owner: object, limit: int | None = None) -> ShardCache:
 
 def _remove(root: str, pid: int) -> None:
     """Remove the private cache ``root`` — in the process that made it only (a forked worker that inherited
-    the finalizer leaves it to the others)."""
-    if os.getpid() == pid:
-        shutil.rmtree(root, ignore_errors=True)
+    the finalizer leaves it to the others). It is renamed first: at exit this runs before the DataLoader's
+    workers are stopped, and a worker still fetching would otherwise create files in it while it is being
+    removed (the folder stayed); under the new name (swept like ``root`` if anything is left) it is out of
+    their way."""
+    if os.getpid() != pid:
+        return
+    gone = f"{root}.gone"
+    try:
+        os.rename(root, gone)
+    except OSError:
+        gone = root
+    shutil.rmtree(gone, ignore_errors=True)
 
 
 def sweep_stale(base: str | os.PathLike[str]) -> None:
