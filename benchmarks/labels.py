@@ -44,10 +44,13 @@ def add_bench_layers(seg: Path, rec: Path, out: Path) -> dict[str, Path]:
     shardkit.add_labels(seg, made["segments"], name=LAYER, keys=keys, classes=CLASSES,
                         probs=rng.random((len(keys), len(CLASSES))))
     with shardkit.ShardSet.open(rec) as ss:
-        ends = ss.start_seconds + ss.frames * ss.seconds_per_frame
+        # a recording longer than the pack's max_seconds is several samples of one source: one window grid
+        # per source, up to the end of its last sample
+        ends = np.zeros(len(ss.source_names))
+        np.maximum.at(ends, ss.source_id, ss.start_seconds + ss.frames * ss.seconds_per_frame)
         sources, starts = [], []
-        for i, s in enumerate(ss.source_id.tolist()):
-            for w in range(int(np.ceil(ends[i] / 5.0))):
+        for s in np.unique(ss.source_id).tolist():
+            for w in range(int(np.ceil(ends[s] / 5.0))):
                 sources.append(ss.source_names[s])
                 starts.append(w * 5.0)
     made["recordings"] = out / f"{rec.name}-labels"
