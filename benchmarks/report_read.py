@@ -382,7 +382,9 @@ def _md_cold(doc: dict) -> list[str]:
 
     c = doc["cold"]
     return ["### Cold page cache", "", f"Each file's pages dropped (`os.sync()`, `POSIX_FADV_DONTNEED`) before every "
-            f"run; a run reads ≤ {c['seconds']:g} s and ≤ {c['max_pass']:.0%} of one pass; best of {c['repeats']}.",
+            f"run; `cat` and shardkit read whole passes / epochs until ≥ {c['seconds']:g} s have passed (the files "
+            f"dropped again at each), the others ≤ {c['seconds']:g} s and ≤ {c['max_pass']:.0%} of one pass; "
+            f"ranges over {c['repeats']} rounds (`python -m benchmarks.cold`).",
             "", cold_markdown(c), ""]
 
 
