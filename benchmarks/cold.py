@@ -376,8 +376,7 @@ def measure_cold(segments: Path, recordings: Path, work: Path, *, seconds: float
                                 *warm["cpu_vs_range"], *warm["vs_range"]),
                             "met": warm["cpu_vs_range"][1] <= 1.03})
     return {"results": results, "seconds": seconds, "repeats": repeats, "max_pass": MAX_PASS,
-            "targets": targets, "target": {"target": targets[0]["target"], "shown": targets[0]["shown"],
-                                           "met": all(t["met"] for t in targets)}}
+            "targets": targets, "target": targets[0]}  # the headline: shuffled segments, as its text says
 
 
 def markdown(cold: dict[str, Any]) -> str:
